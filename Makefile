@@ -1,0 +1,36 @@
+# forestream — the two commands a user types: `make quickstart` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: quickstart test lint bench nab clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(STAMP): $(VENV)/bin/python pyproject.toml
+	$(PIP) install --quiet -e '.[test,sklearn,plot]'
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/forestream quickstart
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(PY) -m pytest -n 2 --dist loadfile src tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+
+bench: $(STAMP)
+	$(PIP) install --quiet -e '.[bench]'
+	$(PY) benchmarks/rcf_speed.py
+
+nab: $(STAMP)
+	$(VENV)/bin/forestream rcf nab --data ../shared/datasets/nab --out .nab-results
+
+clean:
+	rm -rf $(VENV) .nab-results .pytest_cache build src/*.egg-info

@@ -1,0 +1,11 @@
+"""forestream.rcf — streaming Random Cut Forest anomaly detection.
+
+The core is :class:`RandomCutForest` (score, learn, attribute, impute, forecast,
+serialize); :class:`ThresholdedDetector` turns its scores into anomaly grades with
+explanations; :class:`RandomCutForestEstimator` is the scikit-learn face.
+"""
+
+from .forest import RandomCutForest
+from .results import Attribution, Forecast, Neighbour
+
+__all__ = ["Attribution", "Forecast", "Neighbour", "RandomCutForest"]

@@ -1,0 +1,193 @@
+"""Forest-level numba kernels: the batch fast path, the sampler and the query walks.
+
+Trees are independent, so every kernel loops over trees in parallel (``prange``) and,
+inside one tree, over the points of a batch in order. Scoring point i and then learning
+it in tree t never depends on another tree, which makes this loop order equivalent to
+the textbook "for each point, for each tree" while keeping one tree's arrays hot in
+cache and using every core.
+
+The sampler of each tree is a time-decayed weighted reservoir (AWS's compact sampler):
+point number ``seq`` gets the key ``log(-log(u)) - λ·seq`` for u uniform in (0, 1), and
+the tree keeps the ``S`` points with the smallest keys in a max-heap. With λ = 0 this is
+a uniform reservoir sample; with λ > 0 recent points are favoured, the weight of a point
+decaying as ``exp(-λ·age)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._rng import next_uniform
+from ._tree import (
+    EMPTY,
+    HEAP_SIZE,
+    attribute_point,
+    delete_leaf,
+    descend,
+    insert_point,
+    score_point,
+)
+
+
+@njit(cache=True)
+def _sample_and_insert(t, p, seq, time_decay, nodes, cut_values, boxes, leaves, leaf_point,
+                       free_nodes, free_leaves, trees, heap_keys, heap_leaves, rng):
+    capacity = heap_keys.shape[1]
+    u = next_uniform(rng, t)
+    if u <= 0.0:
+        u = 1e-300
+    key = math.log(-math.log(u)) - time_decay * seq
+    size = trees[t, HEAP_SIZE]
+    if size < capacity:
+        leaf = insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
+                            free_leaves, trees, rng)
+        _heap_push(heap_keys, heap_leaves, t, size, key, leaf)
+        trees[t, HEAP_SIZE] = size + 1
+        return
+    if key >= heap_keys[t, 0]:
+        return
+    delete_leaf(t, heap_leaves[t, 0], nodes, cut_values, boxes, leaves, leaf_point,
+                free_nodes, free_leaves, trees)
+    leaf = insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
+                        free_leaves, trees, rng)
+    _heap_replace_top(heap_keys, heap_leaves, t, size, key, leaf)
+
+
+@njit(cache=True, parallel=True)
+def score_and_update(points, first_seq, time_decay, want_scores, want_update, tree_scores,
+                     nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
+                     trees, heap_keys, heap_leaves, rng):
+    """Score each row of ``points`` in every tree (into ``tree_scores[t, i]``), then learn it."""
+    n_trees = trees.shape[0]
+    n_points = points.shape[0]
+    depth_limit = heap_keys.shape[1] + 1
+    for t in prange(n_trees):
+        path = np.empty(depth_limit, dtype=np.int32)
+        for i in range(n_points):
+            p = points[i]
+            if want_scores:
+                tree_scores[t, i] = score_point(t, p, nodes, cut_values, boxes, leaves,
+                                                leaf_point, trees, path)
+            if want_update:
+                _sample_and_insert(t, p, first_seq + i, time_decay, nodes, cut_values, boxes,
+                                   leaves, leaf_point, free_nodes, free_leaves, trees,
+                                   heap_keys, heap_leaves, rng)
+
+
+@njit(cache=True, parallel=True)
+def attribution_batch(points, out, nodes, cut_values, boxes, leaves, leaf_point, trees):
+    """Per-tree attribution of each point: ``out[t, i, 0:D]`` high, ``out[t, i, D:2D]`` low."""
+    n_trees = trees.shape[0]
+    depth_limit = leaves.shape[1] + 1
+    for t in prange(n_trees):
+        path = np.empty(depth_limit, dtype=np.int32)
+        for i in range(points.shape[0]):
+            attribute_point(t, points[i], nodes, cut_values, boxes, leaves, leaf_point, trees,
+                            path, out[t, i])
+
+
+@njit(cache=True, parallel=True)
+def neighbours(point, out_points, out_distance, nodes, cut_values, leaf_point, trees):
+    """For each tree, the sampled point in the leaf that ``point`` falls into."""
+    n_trees = trees.shape[0]
+    dims = point.shape[0]
+    depth_limit = leaf_point.shape[1] + 1
+    for t in prange(n_trees):
+        if trees[t, 0] == EMPTY:
+            out_distance[t] = np.inf
+            continue
+        path = np.empty(depth_limit, dtype=np.int32)
+        leaf, _ = descend(t, point, nodes, cut_values, trees, path)
+        dist = 0.0
+        for d in range(dims):
+            out_points[t, d] = leaf_point[t, leaf, d]
+            diff = leaf_point[t, leaf, d] - point[d]
+            dist += diff * diff
+        out_distance[t] = math.sqrt(dist)
+
+
+@njit(cache=True, parallel=True)
+def impute(point, missing, max_leaves, out, nodes, cut_values, boxes, leaves, leaf_point,
+           trees):
+    """Per tree, the completion of ``point`` (missing dims taken from a sampled point)
+    that this tree finds least anomalous. Explores both sides of every cut on a missing
+    dimension, visiting at most ``max_leaves`` leaves per tree."""
+    n_trees = trees.shape[0]
+    dims = point.shape[0]
+    capacity = leaf_point.shape[1]
+    for t in prange(n_trees):
+        path = np.empty(capacity + 1, dtype=np.int32)
+        stack = np.empty(2 * capacity + 2, dtype=np.int32)
+        candidate = point.copy()
+        best = np.inf
+        for d in range(dims):
+            out[t, d] = point[d]
+        root = trees[t, 0]
+        if root == EMPTY:
+            continue
+        top = 0
+        stack[top] = root
+        top += 1
+        visited = 0
+        while top > 0 and visited < max_leaves:
+            top -= 1
+            ref = stack[top]
+            if ref < 0:
+                leaf = -ref - 1
+                for d in range(dims):
+                    if missing[d]:
+                        candidate[d] = leaf_point[t, leaf, d]
+                s = score_point(t, candidate, nodes, cut_values, boxes, leaves, leaf_point,
+                                trees, path)
+                if s < best:
+                    best = s
+                    for d in range(dims):
+                        out[t, d] = candidate[d]
+                visited += 1
+                continue
+            d = nodes[t, ref, 3]
+            if missing[d]:
+                stack[top] = nodes[t, ref, 0]
+                stack[top + 1] = nodes[t, ref, 1]
+                top += 2
+            elif point[d] <= cut_values[t, ref]:
+                stack[top] = nodes[t, ref, 0]
+                top += 1
+            else:
+                stack[top] = nodes[t, ref, 1]
+                top += 1
+
+
+@njit(cache=True, inline="always")
+def _heap_push(keys, leaf_ids, t, size, key, leaf):
+    i = size
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[t, parent] >= key:
+            break
+        keys[t, i] = keys[t, parent]
+        leaf_ids[t, i] = leaf_ids[t, parent]
+        i = parent
+    keys[t, i] = key
+    leaf_ids[t, i] = leaf
+
+
+@njit(cache=True, inline="always")
+def _heap_replace_top(keys, leaf_ids, t, size, key, leaf):
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        if child + 1 < size and keys[t, child + 1] > keys[t, child]:
+            child += 1
+        if keys[t, child] <= key:
+            break
+        keys[t, i] = keys[t, child]
+        leaf_ids[t, i] = leaf_ids[t, child]
+        i = child
+    keys[t, i] = key
+    leaf_ids[t, i] = leaf

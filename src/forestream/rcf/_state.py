@@ -1,0 +1,93 @@
+"""The struct-of-arrays state of a forest, and its exact byte serialization."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from ._rng import seed_states
+from ._tree import EMPTY, LEAF_FIELDS, NODE_FIELDS, ROOT, TREE_FIELDS
+
+MAGIC = b"FSRCF\x01"
+
+
+@dataclass
+class ForestState:
+    """All arrays of a forest of ``T`` trees, sample size ``S``, point width ``D``.
+
+    Attributes are ordered as the kernels take them (see :meth:`kernel_args`).
+    """
+
+    nodes: np.ndarray  # int32[T, S, NODE_FIELDS]: left, right, parent, cut dim, mass
+    cut_values: np.ndarray  # float64[T, S]
+    boxes: np.ndarray  # float64[T, S, 2, D]: low and high corner of each node's box
+    leaves: np.ndarray  # int32[T, S, LEAF_FIELDS]: mass, parent
+    leaf_point: np.ndarray  # float64[T, S, D]
+    free_nodes: np.ndarray  # int32[T, S]: stack of unused internal node ids
+    free_leaves: np.ndarray  # int32[T, S]: stack of unused leaf ids
+    trees: np.ndarray  # int32[T, TREE_FIELDS]: root, free-node count, free-leaf count, heap size
+    heap_keys: np.ndarray  # float64[T, S]: sampler keys, a max-heap per tree
+    heap_leaves: np.ndarray  # int32[T, S]: the leaf holding each sampled point
+    rng: np.ndarray  # uint64[T]: one generator state per tree
+
+    @classmethod
+    def empty(cls, num_trees: int, sample_size: int, point_dims: int, seed: int) -> ForestState:
+        t, s, d = num_trees, sample_size, point_dims
+        ids = np.arange(s - 1, -1, -1, dtype=np.int32)
+        trees = np.zeros((t, TREE_FIELDS), dtype=np.int32)
+        trees[:, ROOT] = EMPTY
+        trees[:, 1] = s
+        trees[:, 2] = s
+        return cls(
+            nodes=np.zeros((t, s, NODE_FIELDS), dtype=np.int32),
+            cut_values=np.zeros((t, s), dtype=np.float64),
+            boxes=np.zeros((t, s, 2, d), dtype=np.float64),
+            leaves=np.zeros((t, s, LEAF_FIELDS), dtype=np.int32),
+            leaf_point=np.zeros((t, s, d), dtype=np.float64),
+            free_nodes=np.tile(ids, (t, 1)),
+            free_leaves=np.tile(ids, (t, 1)),
+            trees=trees,
+            heap_keys=np.zeros((t, s), dtype=np.float64),
+            heap_leaves=np.zeros((t, s), dtype=np.int32),
+            rng=seed_states(seed, t),
+        )
+
+    def kernel_args(self) -> tuple[np.ndarray, ...]:
+        """The arrays in the order the update kernel takes them."""
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def copy(self) -> ForestState:
+        return ForestState(*(a.copy() for a in self.kernel_args()))
+
+
+def pack(config: dict, state: ForestState, extra: dict[str, np.ndarray]) -> bytes:
+    """Serialize a JSON-able ``config``, the forest arrays and ``extra`` arrays to bytes."""
+    buffer = io.BytesIO()
+    arrays = {f"state.{f.name}": getattr(state, f.name) for f in fields(state)}
+    arrays.update({f"extra.{k}": v for k, v in extra.items()})
+    np.savez_compressed(buffer, **arrays)
+    header = json.dumps(config, sort_keys=True).encode()
+    return MAGIC + len(header).to_bytes(4, "little") + header + buffer.getvalue()
+
+
+def unpack(blob: bytes) -> tuple[dict, ForestState, dict[str, np.ndarray]]:
+    """Inverse of :func:`pack`; raises ``ValueError`` on anything that is not a forest."""
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes from RandomCutForest.to_bytes(), got {type(blob)!r}")
+    blob = bytes(blob)
+    if not blob.startswith(MAGIC):
+        raise ValueError("not a serialized forestream RandomCutForest (bad magic header)")
+    n = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 4], "little")
+    start = len(MAGIC) + 4
+    try:
+        config = json.loads(blob[start : start + n])
+        with np.load(io.BytesIO(blob[start + n :]), allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+        state = ForestState(**{f.name: arrays[f"state.{f.name}"] for f in fields(ForestState)})
+    except (KeyError, ValueError, OSError) as exc:
+        raise ValueError(f"corrupt serialized RandomCutForest: {exc}") from exc
+    extra = {k[len("extra.") :]: v for k, v in arrays.items() if k.startswith("extra.")}
+    return config, state, extra
