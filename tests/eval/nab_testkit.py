@@ -80,5 +80,5 @@ def naive_file_score(
             total -= fp_w
         else:
             a, b = before[-1]
-            total += fp_w * sigmoid_scaled(abs(b - i) / (b - a))
+            total += fp_w * sigmoid_scaled(abs(b - i) / max(b - a, 1))  # NAB: w - 1
     return total
