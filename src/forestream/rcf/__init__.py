@@ -5,7 +5,15 @@ serialize); :class:`ThresholdedDetector` turns its scores into anomaly grades wi
 explanations; :class:`RandomCutForestEstimator` is the scikit-learn face.
 """
 
+from .detector import AnomalyDescriptor, ThresholdedDetector
 from .forest import RandomCutForest
 from .results import Attribution, Forecast, Neighbour
 
-__all__ = ["Attribution", "Forecast", "Neighbour", "RandomCutForest"]
+__all__ = [
+    "AnomalyDescriptor",
+    "Attribution",
+    "Forecast",
+    "Neighbour",
+    "RandomCutForest",
+    "ThresholdedDetector",
+]

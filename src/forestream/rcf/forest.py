@@ -273,6 +273,17 @@ class RandomCutForest:
                 f"{self.sample_size}, time_decay={self.time_decay:g}, output_after="
                 f"{self.output_after}, points_seen={self._points_seen})")
 
+    def _snapshot(self) -> tuple:
+        """Everything that learning changes, for an exact in-memory rewind."""
+        return (self._state.copy(), self._shingle.copy(), self._inputs_seen, self._points_seen)
+
+    def _restore(self, snapshot: tuple) -> None:
+        state, shingle, inputs_seen, points_seen = snapshot
+        self._state = state
+        self._shingle = shingle
+        self._inputs_seen = inputs_seen
+        self._points_seen = points_seen
+
     def tree_sizes(self) -> np.ndarray:
         """Number of sampled points (with multiplicity) held by each tree."""
         return self._state.trees[:, 3].copy()
