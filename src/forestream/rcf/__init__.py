@@ -9,11 +9,22 @@ from .detector import AnomalyDescriptor, ThresholdedDetector
 from .forest import RandomCutForest
 from .results import Attribution, Forecast, Neighbour
 
+
+def __getattr__(name: str):
+    # scikit-learn is an optional extra: import the estimator only when asked for.
+    if name == "RandomCutForestEstimator":
+        from .estimator import RandomCutForestEstimator
+
+        return RandomCutForestEstimator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AnomalyDescriptor",
     "Attribution",
     "Forecast",
     "Neighbour",
     "RandomCutForest",
+    "RandomCutForestEstimator",
     "ThresholdedDetector",
 ]

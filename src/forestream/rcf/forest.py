@@ -141,6 +141,10 @@ class RandomCutForest:
         """Learn input ``x`` (one row of ``dimensions`` values)."""
         self._stream(self._check_rows(x, single=True), want_scores=False)
 
+    def update_many(self, X) -> None:
+        """Learn every row of ``X`` in order, without scoring (faster than scoring too)."""
+        self._stream(self._check_rows(X, single=False), want_scores=False)
+
     def score_and_update(self, X) -> np.ndarray:
         """Score each row of ``X``, then learn it; the batch fast path.
 
@@ -164,6 +168,23 @@ class RandomCutForest:
         mean = out[:, 0, :].mean(axis=0)
         return Attribution(high=mean[: self.point_dimensions],
                            low=mean[self.point_dimensions :])
+
+    def score_points(self, points) -> np.ndarray:
+        """Scores of whole (already shingled) points, ``(n, point_dimensions)``; learns nothing.
+
+        The batch path for a fitted forest, e.g. scoring a data set after training.
+        """
+        arr = np.asarray(points, dtype=np.float64)
+        if arr.ndim == 1 and self.point_dimensions == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[1] != self.point_dimensions or len(arr) == 0:
+            raise ValueError(f"expected points of shape (n >= 1, {self.point_dimensions}), "
+                             f"got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError("points contain NaN or infinite values")
+        if not self.is_ready:
+            return np.zeros(len(arr))
+        return self._run(np.ascontiguousarray(arr), want_scores=True, want_update=False)
 
     # ------------------------------------------------------------------------- queries
     def near_neighbours(self, x, k: int = 5) -> list[Neighbour]:
@@ -266,6 +287,10 @@ class RandomCutForest:
                                                                        forest.dimensions):
             raise ValueError("corrupt serialized RandomCutForest: array shapes disagree")
         return forest
+
+    def __reduce__(self):
+        # pickling goes through the same exact byte format as checkpoints
+        return (RandomCutForest.from_bytes, (self.to_bytes(),))
 
     def __repr__(self) -> str:
         return (f"RandomCutForest(dimensions={self.dimensions}, shingle_size="
