@@ -13,6 +13,7 @@ normalisation against the null and perfect detectors); see :mod:`forestream.eval
 """
 
 from .corpus import NabFile, load_corpus, read_nab_csv
+from .detectors import DETECTORS
 from .nab import (
     NO_DETECTION_THRESHOLD,
     PROBATION_PERCENT,
@@ -27,6 +28,7 @@ from .report import NabReport, ProfileResult
 from .runner import read_results, results_path, run_detector, write_results
 
 __all__ = [
+    "DETECTORS",
     "NO_DETECTION_THRESHOLD",
     "PROBATION_PERCENT",
     "PROFILES",
