@@ -61,20 +61,51 @@ def score_and_update(points, first_seq, time_decay, want_scores, want_update, tr
                      nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
                      trees, heap_keys, heap_leaves, rng):
     """Score each row of ``points`` in every tree (into ``tree_scores[t, i]``), then learn it."""
-    n_trees = trees.shape[0]
-    n_points = points.shape[0]
-    depth_limit = heap_keys.shape[1] + 1
-    for t in prange(n_trees):
-        path = np.empty(depth_limit, dtype=np.int32)
-        for i in range(n_points):
-            p = points[i]
-            if want_scores:
-                tree_scores[t, i] = score_point(t, p, nodes, cut_values, boxes, leaves,
-                                                leaf_point, trees, path)
-            if want_update:
-                _sample_and_insert(t, p, first_seq + i, time_decay, nodes, cut_values, boxes,
-                                   leaves, leaf_point, free_nodes, free_leaves, trees,
-                                   heap_keys, heap_leaves, rng)
+    for t in prange(trees.shape[0]):
+        _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tree_scores,
+                     nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
+                     trees, heap_keys, heap_leaves, rng)
+
+
+@njit(cache=True)
+def score_and_update_serial(points, first_seq, time_decay, want_scores, want_update,
+                            tree_scores, nodes, cut_values, boxes, leaves, leaf_point,
+                            free_nodes, free_leaves, trees, heap_keys, heap_leaves, rng):
+    """:func:`score_and_update` on the calling thread: for a record or a few at a time,
+    where starting worker threads costs more than it saves (and, on a busy machine,
+    waits for a free core)."""
+    for t in range(trees.shape[0]):
+        _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tree_scores,
+                     nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
+                     trees, heap_keys, heap_leaves, rng)
+
+
+@njit(cache=True)
+def mean_over_trees(tree_scores, out):
+    """``out[i]`` = mean of ``tree_scores[:, i]``, summed in tree order (one rounding for
+    every path, so batch and per-record scores are bit-identical)."""
+    n_trees = tree_scores.shape[0]
+    for i in range(tree_scores.shape[1]):
+        total = 0.0
+        for t in range(n_trees):
+            total += tree_scores[t, i]
+        out[i] = total / n_trees
+
+
+@njit(cache=True)
+def _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tree_scores,
+                 nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves, trees,
+                 heap_keys, heap_leaves, rng):
+    path = np.empty(heap_keys.shape[1] + 1, dtype=np.int32)
+    for i in range(points.shape[0]):
+        p = points[i]
+        if want_scores:
+            tree_scores[t, i] = score_point(t, p, nodes, cut_values, boxes, leaves, leaf_point,
+                                            trees, path)
+        if want_update:
+            _sample_and_insert(t, p, first_seq + i, time_decay, nodes, cut_values, boxes,
+                               leaves, leaf_point, free_nodes, free_leaves, trees, heap_keys,
+                               heap_leaves, rng)
 
 
 @njit(cache=True, parallel=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -87,7 +89,8 @@ def unpack(blob: bytes) -> tuple[dict, ForestState, dict[str, np.ndarray]]:
         with np.load(io.BytesIO(blob[start + n :]), allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in archive.files}
         state = ForestState(**{f.name: arrays[f"state.{f.name}"] for f in fields(ForestState)})
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile,
+            zlib.error, TypeError) as exc:
         raise ValueError(f"corrupt serialized RandomCutForest: {exc}") from exc
     extra = {k[len("extra.") :]: v for k, v in arrays.items() if k.startswith("extra.")}
     return config, state, extra

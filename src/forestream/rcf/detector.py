@@ -223,9 +223,20 @@ class ThresholdedDetector:
     @classmethod
     def from_bytes(cls, blob: bytes) -> ThresholdedDetector:
         """Restore a detector written by :meth:`to_bytes`."""
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise TypeError(f"expected bytes from ThresholdedDetector.to_bytes(), got "
+                            f"{type(blob)!r}")
         blob = bytes(blob)
         if not blob.startswith(_MAGIC):
             raise ValueError("not a serialized forestream ThresholdedDetector")
+        try:
+            return cls._parse(blob)
+        except (KeyError, IndexError, TypeError, EOFError, OSError, json.JSONDecodeError,
+                UnicodeDecodeError) as exc:
+            raise ValueError(f"corrupt serialized ThresholdedDetector: {exc}") from exc
+
+    @classmethod
+    def _parse(cls, blob: bytes) -> ThresholdedDetector:
         pos = len(_MAGIC)
         n = int.from_bytes(blob[pos : pos + 4], "little")
         config = json.loads(blob[pos + 4 : pos + 4 + n])

@@ -12,6 +12,8 @@ from ._state import ForestState, pack, unpack
 from .results import Attribution, Forecast, Neighbour
 
 _CHUNK = 8192  # rows per kernel call: bounds the per-tree score buffer
+_PARALLEL_FROM = 4  # fewer rows than this run on the calling thread (no thread start-up)
+_MAX_ABS_VALUE = 1e300  # beyond this, sums of ranges could overflow float64
 _FORMAT_VERSION = 1
 
 
@@ -90,7 +92,8 @@ class RandomCutForest:
             )
         if time_decay is None:
             time_decay = 1.0 / (10 * self.sample_size)
-        if not isinstance(time_decay, (int, float)) or not (0.0 <= float(time_decay) < math.inf):
+        if isinstance(time_decay, bool) or not isinstance(time_decay, (int, float, np.number)) \
+                or not (0.0 <= float(time_decay) < math.inf):
             raise ValueError(f"time_decay must be a finite number >= 0, got {time_decay!r}")
         self.time_decay = float(time_decay)
         if output_after is None:
@@ -180,8 +183,8 @@ class RandomCutForest:
         if arr.ndim != 2 or arr.shape[1] != self.point_dimensions or len(arr) == 0:
             raise ValueError(f"expected points of shape (n >= 1, {self.point_dimensions}), "
                              f"got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError("points contain NaN or infinite values")
+        if not (np.abs(arr) <= _MAX_ABS_VALUE).all():
+            raise ValueError(f"points must hold finite numbers within ±{_MAX_ABS_VALUE:g}")
         if not self.is_ready:
             return np.zeros(len(arr))
         return self._run(np.ascontiguousarray(arr), want_scores=True, want_update=False)
@@ -315,12 +318,15 @@ class RandomCutForest:
 
     # ------------------------------------------------------------------------ helpers
     def _check_rows(self, X, single: bool) -> np.ndarray:
-        if single and self.dimensions == 1 and isinstance(X, (float, int)) and \
-                not isinstance(X, bool) and math.isfinite(X):
+        if single and self.dimensions == 1 and type(X) is float and \
+                abs(X) <= _MAX_ABS_VALUE:
             return np.array([[X]], dtype=np.float64)
         try:
-            arr = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+            raw = np.asarray(X)
+            if raw.dtype.kind not in "biuf":
+                raise TypeError(f"dtype {raw.dtype}")
+            arr = raw.astype(np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"input must be numeric, got {X!r:.80}") from exc
         d = self.dimensions
         if single:
@@ -337,11 +343,12 @@ class RandomCutForest:
                     f"expected a batch of shape (n, {d}), got shape {arr.shape}")
             if arr.shape[0] == 0:
                 raise ValueError("empty batch: score_and_update needs at least one row")
-        if not np.isfinite(arr).all():
-            bad = np.argwhere(~np.isfinite(arr))[0]
+        bad_mask = ~(np.abs(arr) <= _MAX_ABS_VALUE)
+        if bad_mask.any():
+            bad = np.argwhere(bad_mask)[0]
             raise ValueError(
-                f"non-finite value {arr[tuple(bad)]} at row {bad[0]}, column {bad[-1]}; "
-                "use impute() to fill missing values")
+                f"value {arr[tuple(bad)]} at row {bad[0]}, column {bad[-1]} is not a finite "
+                f"number within ±{_MAX_ABS_VALUE:g}; use impute() to fill missing values")
         return arr
 
     def _peek_point(self, row: np.ndarray) -> np.ndarray | None:
@@ -382,22 +389,18 @@ class RandomCutForest:
     def _run(self, points: np.ndarray, want_scores: bool, want_update: bool) -> np.ndarray:
         args = self._kernel_args
         n = len(points)
-        if n == 1:
-            tree_scores = self._one_point_scores
-            _kernels.score_and_update(points, self._points_seen, self.time_decay, want_scores,
-                                      want_update, tree_scores, *args)
-            self._points_seen += want_update
-            return np.array([tree_scores.sum() / self.num_trees])
         out = np.zeros(n)
         for start in range(0, n, _CHUNK):
             chunk = points[start : start + _CHUNK]
             tree_scores = np.zeros((self.num_trees, len(chunk)))
-            _kernels.score_and_update(chunk, self._points_seen, self.time_decay, want_scores,
-                                      want_update, tree_scores, *args)
+            kernel = _kernels.score_and_update if len(chunk) >= _PARALLEL_FROM else \
+                _kernels.score_and_update_serial
+            kernel(chunk, self._points_seen, self.time_decay, want_scores, want_update,
+                   tree_scores, *args)
             if want_update:
                 self._points_seen += len(chunk)
             if want_scores:
-                out[start : start + len(chunk)] = tree_scores.mean(axis=0)
+                _kernels.mean_over_trees(tree_scores, out[start : start + len(chunk)])
         return out
 
     @property
@@ -408,9 +411,9 @@ class RandomCutForest:
     def _state(self, state: ForestState) -> None:
         self.__state = state
         self._kernel_args = state.kernel_args()
-        self._one_point_scores = np.zeros((self.num_trees, 1))
 
     def _impute_per_tree(self, x, max_leaves: int):
+        _check_int("max_leaves", max_leaves, 1, 1_000_000)
         arr = np.asarray(x, dtype=np.float64).reshape(-1)
         width = arr.shape[0]
         if width == self.dimensions:
@@ -423,8 +426,9 @@ class RandomCutForest:
             raise ValueError(f"impute expects {self.dimensions} or {self.point_dimensions} "
                              f"values, got {width}")
         missing = np.isnan(point)
-        if np.isinf(point).any():
-            raise ValueError("impute accepts NaN for missing values, not infinities")
+        if (np.abs(point[~missing]) > _MAX_ABS_VALUE).any():
+            raise ValueError("impute accepts NaN for missing values; the known values must "
+                             f"be finite numbers within ±{_MAX_ABS_VALUE:g}")
         if self._points_seen == 0:
             raise ValueError("impute needs a forest that has learned at least one point")
         s = self._state
