@@ -27,6 +27,53 @@ def main() -> None:
     """
 
 
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [env FORESTREAM_HOST; "
+              "default 127.0.0.1].")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port [env FORESTREAM_PORT; default 4567].")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where all state lives [env FORESTREAM_DATA_DIR; default ./.forestream].")
+@click.option("--no-fsync", is_flag=True,
+              help="Acknowledge writes before they reach the disk (faster, not crash-safe).")
+@click.option("--throughput-limits", is_flag=True,
+              help="Enforce Kinesis per-shard limits (1 MiB/s, 1,000 records/s in; 2 MiB/s "
+                   "out) to exercise producers' retry logic.")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
+    """Run the forestream server: Kinesis Data Streams API on POST /, /health, /metrics.
+
+    Any Kinesis client works unchanged; point it at the server's URL:
+
+    \b
+      forestream server --port 4567 &
+      aws kinesis create-stream --stream-name demo --shard-count 2 \\
+          --endpoint-url http://127.0.0.1:4567
+      python -c "import boto3; k = boto3.client('kinesis', endpoint_url='http://127.0.0.1:4567',
+          region_name='us-east-1'); print(k.list_streams())"
+
+    Set FORESTREAM_ACCESS_KEY_ID and FORESTREAM_SECRET_ACCESS_KEY to require requests
+    signed (AWS Signature V4) with those credentials.
+    """
+    import uvicorn
+
+    from forestream.config import Settings
+    from forestream.server import create_app
+
+    settings = Settings()
+    settings.host = host or settings.host
+    settings.port = port or settings.port
+    settings.data_dir = data_dir or settings.data_dir
+    settings.fsync = settings.fsync and not no_fsync
+    settings.throughput_limits = settings.throughput_limits or throughput_limits
+    console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
+                  f"(data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
+                  f"auth {'on' if settings.auth_enabled else 'off'})")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=log_level, access_log=False)
+
+
 @main.group()
 def rcf() -> None:
     """Random Cut Forest anomaly detection: score files, run benchmarks."""

@@ -1,0 +1,86 @@
+"""Prometheus metrics for the server: request counts, latency, bytes, per-shard writes."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests: dict[str, int] = defaultdict(int)
+        self.errors: dict[tuple[str, str], int] = defaultdict(int)
+        self.latency_sum: dict[str, float] = defaultdict(float)
+        self.latency_buckets: dict[str, list[int]] = defaultdict(
+            lambda: [0] * len(LATENCY_BUCKETS))
+        self.records_in = 0
+        self.bytes_in = 0
+        self.records_out = 0
+        self.bytes_out = 0
+        self.shard_records_in: dict[tuple[str, str], int] = defaultdict(int)
+
+    def observe(self, operation: str, args: dict, result: dict, seconds: float) -> None:
+        with self._lock:
+            self.requests[operation] += 1
+            self.latency_sum[operation] += seconds
+            buckets = self.latency_buckets[operation]
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    buckets[i] += 1
+            stream = args.get("StreamName") or (args.get("StreamARN") or "").rsplit("/", 1)[-1]
+            if operation == "PutRecord":
+                self.records_in += 1
+                self.bytes_in += len(args["Data"])
+                self.shard_records_in[(stream, result["ShardId"])] += 1
+            elif operation == "PutRecords":
+                for record, out in zip(args["Records"], result["Records"], strict=True):
+                    if "ShardId" in out:
+                        self.records_in += 1
+                        self.bytes_in += len(record["Data"])
+                        self.shard_records_in[(stream, out["ShardId"])] += 1
+            elif operation == "GetRecords":
+                self.records_out += len(result["Records"])
+                self.bytes_out += sum(len(r["Data"]) for r in result["Records"])
+
+    def error(self, operation: str, code: str) -> None:
+        with self._lock:
+            self.errors[(operation, code)] += 1
+
+    def render(self, store) -> str:
+        lines = ["# TYPE forestream_requests_total counter"]
+        with self._lock:
+            for op, n in sorted(self.requests.items()):
+                lines.append(f'forestream_requests_total{{operation="{op}"}} {n}')
+            lines.append("# TYPE forestream_request_errors_total counter")
+            for (op, code), n in sorted(self.errors.items()):
+                lines.append(f'forestream_request_errors_total{{operation="{op}",'
+                             f'code="{code}"}} {n}')
+            lines.append("# TYPE forestream_request_seconds histogram")
+            for op, buckets in sorted(self.latency_buckets.items()):
+                for bound, n in zip(LATENCY_BUCKETS, buckets, strict=True):
+                    lines.append(f'forestream_request_seconds_bucket{{operation="{op}",'
+                                 f'le="{bound}"}} {n}')
+                count = self.requests[op]
+                lines.append(f'forestream_request_seconds_bucket{{operation="{op}",le="+Inf"}} '
+                             f'{count}')
+                lines.append(f'forestream_request_seconds_sum{{operation="{op}"}} '
+                             f'{self.latency_sum[op]:.6f}')
+                lines.append(f'forestream_request_seconds_count{{operation="{op}"}} {count}')
+            lines += ["# TYPE forestream_records_in_total counter",
+                      f"forestream_records_in_total {self.records_in}",
+                      "# TYPE forestream_bytes_in_total counter",
+                      f"forestream_bytes_in_total {self.bytes_in}",
+                      "# TYPE forestream_records_out_total counter",
+                      f"forestream_records_out_total {self.records_out}",
+                      "# TYPE forestream_bytes_out_total counter",
+                      f"forestream_bytes_out_total {self.bytes_out}",
+                      "# TYPE forestream_shard_records_in_total counter"]
+            for (stream, shard), n in sorted(self.shard_records_in.items()):
+                lines.append(f'forestream_shard_records_in_total{{stream="{stream}",'
+                             f'shard="{shard}"}} {n}')
+        lines += ["# TYPE forestream_open_shards gauge",
+                  f"forestream_open_shards {store.open_shard_count()}"]
+        return "\n".join(lines) + "\n"

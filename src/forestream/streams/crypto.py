@@ -1,0 +1,59 @@
+"""Encryption at rest: AES-256-GCM with one key per stream, kept under the data directory.
+
+Stored record values carry a one-byte marker so a stream can switch encryption on and
+off: ``0x00`` + plaintext, or ``0x01`` + 12-byte nonce + ciphertext-and-tag. Keys are
+files readable only by the owner and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+PLAIN = 0
+ENCRYPTED = 1
+
+
+class KeyStore:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cache: dict[str, AESGCM] = {}
+
+    def key_for(self, stream: str, create: bool = False) -> AESGCM | None:
+        cipher = self._cache.get(stream)
+        if cipher is not None:
+            return cipher
+        path = self.directory / f"{stream}.key"
+        if not path.exists():
+            if not create:
+                return None
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(AESGCM.generate_key(bit_length=256))
+        cipher = AESGCM(path.read_bytes())
+        self._cache[stream] = cipher
+        return cipher
+
+    def forget(self, stream: str) -> None:
+        """Drop a deleted stream's key (its records are gone too)."""
+        self._cache.pop(stream, None)
+        (self.directory / f"{stream}.key").unlink(missing_ok=True)
+
+
+def seal(data: bytes, cipher: AESGCM | None, associated: bytes) -> bytes:
+    if cipher is None:
+        return bytes([PLAIN]) + data
+    nonce = os.urandom(12)
+    return bytes([ENCRYPTED]) + nonce + cipher.encrypt(nonce, data, associated)
+
+
+def unseal(stored: bytes, cipher: AESGCM | None, associated: bytes) -> tuple[bytes, bool]:
+    """Return (data, was_encrypted)."""
+    if stored[0] == PLAIN:
+        return stored[1:], False
+    if cipher is None:
+        raise ValueError("record is encrypted but the stream's key is missing")
+    return cipher.decrypt(stored[1:13], stored[13:], associated), True

@@ -1,0 +1,571 @@
+"""The stream store: Kinesis Data Streams operations as a Python library.
+
+Every public method is one Kinesis API operation, takes the operation's members as
+snake_case keyword arguments and returns the same dictionary that boto3 returns for
+it, so in-process code and HTTP clients see one API. Streams may be named by
+``stream_name`` or ``stream_arn`` wherever the API allows either.
+
+Records are written by :mod:`forestream.streams.records` and resharding lives in
+:mod:`forestream.streams.resharding`; this module holds the streams themselves, their
+metadata, tags, consumers and settings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from pathlib import Path
+
+from .crypto import KeyStore
+from .errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    ResourceInUseError,
+    ResourceNotFoundError,
+)
+from .hashing import sequence_number, shard_id, uniform_ranges
+from .metadata import MetadataDB, ShardInfo, StreamInfo
+from .records import RecordOperations
+from .resharding import ReshardOperations
+from .rwlock import ReadWriteLock
+from .segment_log import SegmentLog
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+ON_DEMAND_SHARDS = 4
+METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
+           "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded",
+           "IteratorAgeMilliseconds"]
+
+
+class StreamStore(RecordOperations, ReshardOperations):
+    """Durable Kinesis-style streams under ``data_dir``.
+
+    Parameters
+    ----------
+    data_dir
+        Where metadata (``streams.db``), segment logs and encryption keys live.
+    fsync
+        Flush every acknowledged write to disk before acknowledging it.
+    status_delay
+        Seconds a stream stays CREATING / UPDATING after a change (AWS shows these
+        states briefly; clients such as boto3's waiters poll through them).
+    shard_limit
+        Open shards allowed across all streams (DescribeLimits' ShardLimit).
+    throughput_limits
+        Enforce per-shard write limits (1 MiB/s and 1,000 records/s) and read limits,
+        answering ProvisionedThroughputExceededException, for testing producers' retries.
+    """
+
+    def __init__(self, data_dir: str | Path, *, fsync: bool = True, status_delay: float = 0.3,
+                 shard_limit: int = 500, on_demand_stream_limit: int = 50,
+                 throughput_limits: bool = False, region: str = DEFAULT_REGION,
+                 account: str = DEFAULT_ACCOUNT) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.fsync = fsync
+        self.status_delay_ms = int(status_delay * 1000)
+        self.shard_limit = shard_limit
+        self.on_demand_stream_limit = on_demand_stream_limit
+        self.throughput_limits = throughput_limits
+        self.region = region
+        self.account = account
+        self._db = MetadataDB(self.data_dir / "streams.db")
+        self._streams: dict[str, StreamInfo] = self._db.load_streams()
+        self._logs: dict[tuple[str, int], SegmentLog] = {}
+        self._logs_lock = threading.Lock()
+        self._stream_locks: dict[str, ReadWriteLock] = {}
+        self._keys = KeyStore(self.data_dir / "keys")
+        self._iterator_secret = _load_secret(self.data_dir / "iterator.key")
+        self._init_records()
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Close every open log (idempotent)."""
+        with self._logs_lock:
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+        if not self._closed:
+            self._db.close()
+            self._closed = True
+
+    def __enter__(self) -> StreamStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- streams
+    def create_stream(self, stream_name: str, shard_count: int | None = None,
+                      stream_mode_details: dict | None = None, tags: dict | None = None,
+                      warm_throughput_mi_bps: int | None = None,
+                      max_record_size_in_ki_b: int | None = None) -> dict:
+        mode = (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
+        if mode == "PROVISIONED" and shard_count is None:
+            raise InvalidArgumentError("ShardCount is required for a PROVISIONED stream")
+        count = shard_count if shard_count is not None else ON_DEMAND_SHARDS
+        if count < 1:
+            raise InvalidArgumentError(f"ShardCount {count} must be at least 1")
+        with self._db.transaction():
+            if stream_name in self._streams:
+                raise ResourceInUseError(f"Stream {stream_name} under account {self.account} "
+                                         "already exists.")
+            if self.open_shard_count() + count > self.shard_limit:
+                raise LimitExceededError(
+                    f"creating {count} shards would exceed the shard limit of "
+                    f"{self.shard_limit} (open now: {self.open_shard_count()})")
+            on_demand = sum(s.mode == "ON_DEMAND" for s in self._streams.values())
+            if mode == "ON_DEMAND" and on_demand >= self.on_demand_stream_limit:
+                raise LimitExceededError(f"at most {self.on_demand_stream_limit} ON_DEMAND "
+                                         "streams are allowed")
+            now = _now_ms()
+            info = StreamInfo(stream_name, now, "CREATING", now + self.status_delay_ms, mode,
+                              24, count, "NONE", None, max_record_size_in_ki_b or 1024, [])
+            for number, (lo, hi) in enumerate(uniform_ranges(count)):
+                info.shards.append(ShardInfo(number, None, None, lo, hi, now))
+            self._db.insert_stream(info)
+            for shard in info.shards:
+                self._db.insert_shard(stream_name, shard)
+            if tags:
+                self._db.set_tags(stream_name, tags)
+            self._streams[stream_name] = info
+        return {}
+
+    def delete_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
+                      enforce_consumer_deletion: bool = False) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        if self._db.consumers(info.name) and not enforce_consumer_deletion:
+            raise ResourceInUseError(f"Stream {info.name} has registered consumers; pass "
+                                     "EnforceConsumerDeletion=true to delete it with them")
+        with self._stream_lock(info.name).write():
+            with self._db.transaction():
+                self._db.delete_stream(info.name)
+                del self._streams[info.name]
+            with self._logs_lock:
+                for shard in info.shards:
+                    log = self._logs.pop((info.name, shard.number), None)
+                    if log is None:
+                        log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
+                    log.delete()
+            self._keys.forget(info.name)
+            self._stream_locks.pop(info.name, None)
+        return {}
+
+    def describe_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
+                        limit: int | None = None,
+                        exclusive_start_shard_id: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        shards = self._visible_shards(info)
+        if exclusive_start_shard_id is not None:
+            after = _shard_number_or_invalid(exclusive_start_shard_id)
+            shards = [s for s in shards if s.number > after]
+        limit = limit or 100
+        page = shards[:limit]
+        description = self._summary(info)
+        description.pop("OpenShardCount")
+        description.pop("ConsumerCount", None)
+        description["Shards"] = [self._describe_shard(info, s) for s in page]
+        description["HasMoreShards"] = len(shards) > limit
+        return {"StreamDescription": description}
+
+    def describe_stream_summary(self, stream_name: str | None = None,
+                                stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        return {"StreamDescriptionSummary": self._summary(info)}
+
+    def list_streams(self, limit: int | None = None,
+                     exclusive_start_stream_name: str | None = None,
+                     next_token: str | None = None) -> dict:
+        names = sorted(self._streams)
+        start = exclusive_start_stream_name
+        if next_token is not None:
+            if start is not None:
+                raise InvalidArgumentError("NextToken and ExclusiveStartStreamName cannot both "
+                                           "be given")
+            start = _decode_token(next_token, "streams")
+        if start is not None:
+            names = [n for n in names if n > start]
+        limit = limit or 100
+        page = names[:limit]
+        out = {"StreamNames": page, "HasMoreStreams": len(names) > limit,
+               "StreamSummaries": [self._list_summary(self._streams[n]) for n in page]}
+        if len(names) > limit:
+            out["NextToken"] = _encode_token("streams", page[-1])
+        return out
+
+    def list_shards(self, stream_name: str | None = None, stream_arn: str | None = None,
+                    next_token: str | None = None, exclusive_start_shard_id: str | None = None,
+                    max_results: int | None = None, stream_creation_timestamp: float | None = None,
+                    shard_filter: dict | None = None) -> dict:
+        if next_token is not None:
+            if stream_name or stream_arn or exclusive_start_shard_id or shard_filter:
+                raise InvalidArgumentError("NextToken cannot be combined with StreamName, "
+                                           "StreamARN, ExclusiveStartShardId or ShardFilter")
+            name, after, filter_type, filter_value = _decode_token(next_token, "shards")
+            info = self._resolve(name, None)
+        else:
+            info = self._resolve(stream_name, stream_arn)
+            after = _shard_number_or_invalid(exclusive_start_shard_id) \
+                if exclusive_start_shard_id else -1
+            filter_type, filter_value = _parse_shard_filter(shard_filter)
+            if filter_type == "AFTER_SHARD_ID":
+                after = max(after, filter_value)
+        shards = [s for s in self._filter_shards(info, filter_type, filter_value)
+                  if s.number > after]
+        limit = max_results or 1000
+        page = shards[:limit]
+        out = {"Shards": [self._describe_shard(info, s) for s in page]}
+        if len(shards) > limit:
+            out["NextToken"] = _encode_token("shards", [info.name, page[-1].number, filter_type,
+                                                        filter_value])
+        return out
+
+    # -------------------------------------------------------------------- settings
+    def increase_stream_retention_period(self, retention_period_hours: int,
+                                         stream_name: str | None = None,
+                                         stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        if retention_period_hours < info.retention_hours:
+            raise InvalidArgumentError(
+                f"Requested retention period ({retention_period_hours} hours) for stream "
+                f"{info.name} can not be shorter than existing retention period "
+                f"({info.retention_hours} hours). Use DecreaseRetentionPeriod API.")
+        return self._set_retention(info, retention_period_hours)
+
+    def decrease_stream_retention_period(self, retention_period_hours: int,
+                                         stream_name: str | None = None,
+                                         stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        if retention_period_hours > info.retention_hours:
+            raise InvalidArgumentError(
+                f"Requested retention period ({retention_period_hours} hours) for stream "
+                f"{info.name} can not be longer than existing retention period "
+                f"({info.retention_hours} hours). Use IncreaseRetentionPeriod API.")
+        return self._set_retention(info, retention_period_hours)
+
+    def update_stream_mode(self, stream_arn: str, stream_mode_details: dict,
+                           warm_throughput_mi_bps: int | None = None) -> dict:
+        info = self._resolve(None, stream_arn)
+        self._require_active(info)
+        info.mode = stream_mode_details["StreamMode"]
+        self._mark_updating(info)
+        return {}
+
+    def update_max_record_size(self, max_record_size_in_ki_b: int,
+                               stream_arn: str | None = None) -> dict:
+        info = self._resolve(None, stream_arn)
+        info.max_record_kib = max_record_size_in_ki_b
+        self._db.update_stream(info)
+        return {}
+
+    def enable_enhanced_monitoring(self, shard_level_metrics: list[str],
+                                   stream_name: str | None = None,
+                                   stream_arn: str | None = None) -> dict:
+        return self._set_metrics(stream_name, stream_arn, shard_level_metrics, enable=True)
+
+    def disable_enhanced_monitoring(self, shard_level_metrics: list[str],
+                                    stream_name: str | None = None,
+                                    stream_arn: str | None = None) -> dict:
+        return self._set_metrics(stream_name, stream_arn, shard_level_metrics, enable=False)
+
+    def describe_limits(self) -> dict:
+        return {"ShardLimit": self.shard_limit, "OpenShardCount": self.open_shard_count(),
+                "OnDemandStreamCount": sum(s.mode == "ON_DEMAND" for s in self._streams.values()),
+                "OnDemandStreamCountLimit": self.on_demand_stream_limit}
+
+    def start_stream_encryption(self, encryption_type: str, key_id: str,
+                                stream_name: str | None = None,
+                                stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        self._require_active(info)
+        self._keys.key_for(info.name, create=True)
+        info.encryption, info.key_id = encryption_type, key_id
+        self._mark_updating(info)
+        return {}
+
+    def stop_stream_encryption(self, encryption_type: str, key_id: str,
+                               stream_name: str | None = None,
+                               stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        self._require_active(info)
+        info.encryption, info.key_id = "NONE", None
+        self._mark_updating(info)
+        return {}
+
+    # ------------------------------------------------------------------------ tags
+    def add_tags_to_stream(self, tags: dict[str, str], stream_name: str | None = None,
+                           stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        merged = {**self._db.tags(info.name), **tags}
+        if len(merged) > 50:
+            raise LimitExceededError(f"a stream can have at most 50 tags; this would make "
+                                     f"{len(merged)}")
+        self._db.set_tags(info.name, tags)
+        return {}
+
+    def remove_tags_from_stream(self, tag_keys: list[str], stream_name: str | None = None,
+                                stream_arn: str | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        self._db.remove_tags(info.name, tag_keys)
+        return {}
+
+    def list_tags_for_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
+                             exclusive_start_tag_key: str | None = None,
+                             limit: int | None = None) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        tags = sorted(self._db.tags(info.name).items())
+        if exclusive_start_tag_key is not None:
+            tags = [t for t in tags if t[0] > exclusive_start_tag_key]
+        limit = limit or 50
+        return {"Tags": [{"Key": k, "Value": v} for k, v in tags[:limit]],
+                "HasMoreTags": len(tags) > limit}
+
+    def tag_resource(self, tags: dict[str, str], resource_arn: str) -> dict:
+        return self.add_tags_to_stream(tags, stream_arn=resource_arn)
+
+    def untag_resource(self, tag_keys: list[str], resource_arn: str) -> dict:
+        return self.remove_tags_from_stream(tag_keys, stream_arn=resource_arn)
+
+    def list_tags_for_resource(self, resource_arn: str) -> dict:
+        info = self._resolve(None, resource_arn)
+        return {"Tags": [{"Key": k, "Value": v} for k, v in self._db.tags(info.name).items()]}
+
+    # ------------------------------------------------------------------- consumers
+    def register_stream_consumer(self, stream_arn: str, consumer_name: str,
+                                 tags: dict | None = None) -> dict:
+        info = self._resolve(None, stream_arn)
+        existing = self._db.consumers(info.name)
+        if any(name == consumer_name for name, _, _ in existing):
+            raise ResourceInUseError(f"Consumer {consumer_name} already exists for stream "
+                                     f"{info.name}")
+        if len(existing) >= 20:
+            raise LimitExceededError("a stream can have at most 20 registered consumers")
+        now = _now_ms()
+        self._db.insert_consumer(info.name, consumer_name, now, now + self.status_delay_ms)
+        return {"Consumer": self._consumer(info, consumer_name, now, now + self.status_delay_ms)}
+
+    def describe_stream_consumer(self, stream_arn: str | None = None,
+                                 consumer_name: str | None = None,
+                                 consumer_arn: str | None = None) -> dict:
+        info, name, created, ready = self._find_consumer(stream_arn, consumer_name, consumer_arn)
+        out = self._consumer(info, name, created, ready)
+        out["StreamARN"] = self.stream_arn(info.name)
+        return {"ConsumerDescription": out}
+
+    def list_stream_consumers(self, stream_arn: str, next_token: str | None = None,
+                              max_results: int | None = None,
+                              stream_creation_timestamp: float | None = None) -> dict:
+        info = self._resolve(None, stream_arn)
+        consumers = self._db.consumers(info.name)
+        start = int(_decode_token(next_token, "consumers")) if next_token else 0
+        limit = max_results or 100
+        page = consumers[start : start + limit]
+        out = {"Consumers": [self._consumer(info, *c) for c in page]}
+        if start + limit < len(consumers):
+            out["NextToken"] = _encode_token("consumers", str(start + limit))
+        return out
+
+    def deregister_stream_consumer(self, stream_arn: str | None = None,
+                                   consumer_name: str | None = None,
+                                   consumer_arn: str | None = None) -> dict:
+        info, name, _, _ = self._find_consumer(stream_arn, consumer_name, consumer_arn)
+        self._db.delete_consumer(info.name, name)
+        return {}
+
+    # ----------------------------------------------------------------- helpers
+    def stream_arn(self, name: str) -> str:
+        return f"arn:aws:kinesis:{self.region}:{self.account}:stream/{name}"
+
+    def open_shard_count(self) -> int:
+        return sum(len(s.open_shards()) for s in self._streams.values())
+
+    def stream_names(self) -> list[str]:
+        return sorted(self._streams)
+
+    def _resolve(self, stream_name: str | None, stream_arn: str | None) -> StreamInfo:
+        if stream_name is None and stream_arn is None:
+            raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
+        if stream_arn is not None:
+            prefix = f"arn:aws:kinesis:{self.region}:{self.account}:stream/"
+            arn_name = stream_arn[len(prefix):].split("/")[0] \
+                if stream_arn.startswith(prefix) else None
+            if arn_name is None:
+                raise ResourceNotFoundError(f"Stream {stream_arn} not found: ARNs here start "
+                                            f"with {prefix}")
+            if stream_name is not None and stream_name != arn_name:
+                raise InvalidArgumentError(f"StreamName {stream_name} and StreamARN "
+                                           f"{stream_arn} name different streams")
+            stream_name = arn_name
+        info = self._streams.get(stream_name)
+        if info is None:
+            raise ResourceNotFoundError(f"Stream {stream_name} under account {self.account} "
+                                        "not found.")
+        self._settle(info)
+        return info
+
+    def _settle(self, info: StreamInfo) -> None:
+        if info.status != "ACTIVE" and _now_ms() >= info.ready_ms:
+            info.status = "ACTIVE"
+            self._db.update_stream(info)
+
+    def _require_active(self, info: StreamInfo) -> None:
+        if info.status != "ACTIVE":
+            raise ResourceInUseError(f"Stream {info.name} under account {self.account} not "
+                                     f"ACTIVE, instead in state {info.status}")
+
+    def _mark_updating(self, info: StreamInfo) -> None:
+        info.status, info.ready_ms = "UPDATING", _now_ms() + self.status_delay_ms
+        self._db.update_stream(info)
+        self._settle(info)
+
+    def _set_retention(self, info: StreamInfo, hours: int) -> dict:
+        info.retention_hours = hours
+        self._db.update_stream(info)
+        return {}
+
+    def _set_metrics(self, stream_name, stream_arn, metrics, enable) -> dict:
+        info = self._resolve(stream_name, stream_arn)
+        wanted = set(METRICS) if "ALL" in metrics else set(metrics)
+        current = list(info.metrics)
+        desired = sorted(set(current) | wanted) if enable else sorted(set(current) - wanted)
+        info.metrics = desired
+        self._db.update_stream(info)
+        return {"StreamName": info.name, "CurrentShardLevelMetrics": current,
+                "DesiredShardLevelMetrics": desired, "StreamARN": self.stream_arn(info.name)}
+
+    def _summary(self, info: StreamInfo) -> dict:
+        out = {
+            "StreamName": info.name, "StreamARN": self.stream_arn(info.name),
+            "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
+            "RetentionPeriodHours": info.retention_hours,
+            "StreamCreationTimestamp": info.created_ms / 1000.0,
+            "EnhancedMonitoring": [{"ShardLevelMetrics": list(info.metrics)}],
+            "EncryptionType": info.encryption,
+            "OpenShardCount": len(info.open_shards()),
+            "ConsumerCount": len(self._db.consumers(info.name)),
+            "MaxRecordSizeInKiB": info.max_record_kib,
+        }
+        if info.key_id:
+            out["KeyId"] = info.key_id
+        return out
+
+    def _list_summary(self, info: StreamInfo) -> dict:
+        self._settle(info)
+        return {"StreamName": info.name, "StreamARN": self.stream_arn(info.name),
+                "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
+                "StreamCreationTimestamp": info.created_ms / 1000.0}
+
+    def _describe_shard(self, info: StreamInfo, shard: ShardInfo) -> dict:
+        out = {"ShardId": shard_id(shard.number),
+               "HashKeyRange": {"StartingHashKey": str(shard.start_hash),
+                                "EndingHashKey": str(shard.end_hash)},
+               "SequenceNumberRange": {
+                   "StartingSequenceNumber": sequence_number(shard.number, 0)}}
+        if shard.parent is not None:
+            out["ParentShardId"] = shard_id(shard.parent)
+        if shard.adjacent_parent is not None:
+            out["AdjacentParentShardId"] = shard_id(shard.adjacent_parent)
+        if not shard.is_open:
+            out["SequenceNumberRange"]["EndingSequenceNumber"] = sequence_number(
+                shard.number, max(shard.ending_offset, 0))
+        return out
+
+    def _consumer(self, info: StreamInfo, name: str, created: int, ready: int) -> dict:
+        status = "ACTIVE" if _now_ms() >= ready else "CREATING"
+        return {"ConsumerName": name,
+                "ConsumerARN": f"{self.stream_arn(info.name)}/consumer/{name}:{created // 1000}",
+                "ConsumerStatus": status, "ConsumerCreationTimestamp": created / 1000.0}
+
+    def _find_consumer(self, stream_arn, consumer_name, consumer_arn):
+        if consumer_arn is not None:
+            stream_part, _, rest = consumer_arn.partition("/consumer/")
+            stream_arn, consumer_name = stream_part, rest.rsplit(":", 1)[0]
+        elif stream_arn is None or consumer_name is None:
+            raise InvalidArgumentError("give ConsumerARN, or StreamARN and ConsumerName")
+        info = self._resolve(None, stream_arn)
+        for name, created, ready in self._db.consumers(info.name):
+            if name == consumer_name and (consumer_arn is None or consumer_arn ==
+                                          self._consumer(info, name, created, ready)
+                                          ["ConsumerARN"]):
+                return info, name, created, ready
+        raise ResourceNotFoundError(f"Consumer {consumer_arn or consumer_name} not found")
+
+    def _shard_dir(self, stream: str, number: int) -> Path:
+        return self.data_dir / "streams" / stream / shard_id(number)
+
+    def _log(self, stream: str, number: int) -> SegmentLog:
+        key = (stream, number)
+        log = self._logs.get(key)
+        if log is None:
+            with self._logs_lock:
+                log = self._logs.get(key)
+                if log is None:
+                    log = SegmentLog(self._shard_dir(stream, number), fsync=self.fsync)
+                    self._logs[key] = log
+        return log
+
+    def _stream_lock(self, name: str) -> ReadWriteLock:
+        lock = self._stream_locks.get(name)
+        if lock is None:
+            lock = self._stream_locks.setdefault(name, ReadWriteLock())
+        return lock
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _load_secret(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret
+
+
+def _shard_number_or_invalid(value: str) -> int:
+    from .hashing import shard_number
+
+    return shard_number(value)
+
+
+def _parse_shard_filter(shard_filter: dict | None) -> tuple[str | None, object]:
+    if not shard_filter:
+        return None, None
+    kind = shard_filter["Type"]
+    if kind == "AFTER_SHARD_ID":
+        if "ShardId" not in shard_filter:
+            raise InvalidArgumentError("ShardFilter AFTER_SHARD_ID needs ShardId")
+        return kind, _shard_number_or_invalid(shard_filter["ShardId"])
+    if kind in ("AT_TIMESTAMP", "FROM_TIMESTAMP"):
+        if "Timestamp" not in shard_filter:
+            raise InvalidArgumentError(f"ShardFilter {kind} needs Timestamp")
+        return kind, int(shard_filter["Timestamp"] * 1000)
+    return kind, None
+
+
+def _encode_token(kind: str, value) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps([kind, value]).encode()).decode()
+
+
+def _decode_token(token: str, kind: str):
+    import base64
+    import binascii
+    import json
+
+    try:
+        found, value = json.loads(base64.urlsafe_b64decode(token.encode()))
+    except (ValueError, binascii.Error, TypeError) as exc:
+        raise InvalidArgumentError(f"invalid NextToken {token!r}") from exc
+    if found != kind:
+        raise InvalidArgumentError(f"NextToken {token!r} is not a {kind} token")
+    return value
