@@ -35,6 +35,8 @@ from .segment_log import SegmentLog
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 ON_DEMAND_SHARDS = 4
+MIN_RETENTION_HOURS = 24
+MAX_RETENTION_HOURS = 8760
 METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
            "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded",
            "IteratorAgeMilliseconds"]
@@ -202,11 +204,14 @@ class StreamStore(RecordOperations, ReshardOperations):
                     max_results: int | None = None, stream_creation_timestamp: float | None = None,
                     shard_filter: dict | None = None) -> dict:
         if next_token is not None:
-            if stream_name or stream_arn or exclusive_start_shard_id or shard_filter:
-                raise InvalidArgumentError("NextToken cannot be combined with StreamName, "
-                                           "StreamARN, ExclusiveStartShardId or ShardFilter")
+            # The token carries the stream, position and filter; paginators resend the
+            # first call's arguments beside it, which is fine as long as they agree.
             name, after, filter_type, filter_value = _decode_token(next_token, "shards")
             info = self._resolve(name, None)
+            if (stream_name or stream_arn) and \
+                    self._resolve(stream_name, stream_arn).name != info.name:
+                raise InvalidArgumentError(f"NextToken belongs to stream {info.name}, not "
+                                           f"{stream_name or stream_arn}")
         else:
             info = self._resolve(stream_name, stream_arn)
             after = _shard_number_or_invalid(exclusive_start_shard_id) \
@@ -423,6 +428,10 @@ class StreamStore(RecordOperations, ReshardOperations):
         self._settle(info)
 
     def _set_retention(self, info: StreamInfo, hours: int) -> dict:
+        if not MIN_RETENTION_HOURS <= hours <= MAX_RETENTION_HOURS:
+            raise InvalidArgumentError(
+                f"Requested retention period ({hours} hours) for stream {info.name} is outside "
+                f"the allowed range [{MIN_RETENTION_HOURS}, {MAX_RETENTION_HOURS}] hours.")
         info.retention_hours = hours
         self._db.update_stream(info)
         return {}
