@@ -22,6 +22,8 @@ def main() -> None:
     \b
     Start with:
       forestream quickstart            the main job, end to end, in about a minute
+      forestream server                the Kinesis-compatible server (boto3, AWS CLI, ...)
+      forestream streams --help        create, put, get, tail, reshard streams
       forestream rcf score FILE.csv    anomaly scores for a CSV file
       forestream rcf nab --data DIR    the Numenta Anomaly Benchmark score of a detector
     """
@@ -212,6 +214,14 @@ def quickstart(machines, days, out_dir, seed):
 
     run_quickstart(console, machines=machines, days=days, out_dir=out_dir, seed=seed)
 
+
+def _register_groups() -> None:
+    from forestream.cli_streams import streams
+
+    main.add_command(streams)
+
+
+_register_groups()
 
 if __name__ == "__main__":
     main()
