@@ -222,3 +222,36 @@ def _heap_replace_top(keys, leaf_ids, t, size, key, leaf):
         i = child
     keys[t, i] = key
     leaf_ids[t, i] = leaf
+
+
+@njit(cache=True)
+def step_one(shingle, row, point, want_score, want_update, advance_shingle, seq, time_decay,
+             path, nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
+             trees, heap_keys, heap_leaves, rng):
+    """One record on the calling thread: build its shingled point from ``shingle`` (the last
+    inputs, oldest first) and ``row``, score it (mean over trees, summed in tree order as
+    :func:`mean_over_trees` does), learn it, and shift the shingle. The per-record path:
+    no temporary arrays, no thread start-up."""
+    s, d = shingle.shape
+    for j in range(s - 1):
+        for c in range(d):
+            point[j * d + c] = shingle[j + 1, c]
+    for c in range(d):
+        point[(s - 1) * d + c] = row[c]
+    total = 0.0
+    n_trees = trees.shape[0]
+    for t in range(n_trees):
+        if want_score:
+            total += score_point(t, point, nodes, cut_values, boxes, leaves, leaf_point, trees,
+                                 path)
+        if want_update:
+            _sample_and_insert(t, point, seq, time_decay, nodes, cut_values, boxes, leaves,
+                               leaf_point, free_nodes, free_leaves, trees, heap_keys,
+                               heap_leaves, rng)
+    if advance_shingle:
+        for j in range(s - 1):
+            for c in range(d):
+                shingle[j, c] = shingle[j + 1, c]
+        for c in range(d):
+            shingle[s - 1, c] = row[c]
+    return total / n_trees

@@ -133,16 +133,14 @@ class RandomCutForest:
     # -------------------------------------------------------------------------- stream
     def score(self, x) -> float:
         """Anomaly score of input ``x`` given what the forest has learned; learns nothing."""
-        row = self._check_rows(x, single=True)
-        point = self._peek_point(row[0])
-        if point is None or not self.is_ready:
+        row = self._check_rows(x, single=True)[0]
+        if self._inputs_seen + 1 < self.shingle_size or not self.is_ready:
             return 0.0
-        scores = self._run(point[None, :], want_scores=True, want_update=False)
-        return float(scores[0])
+        return self._step(row, want_score=True, learn=False)
 
     def update(self, x) -> None:
         """Learn input ``x`` (one row of ``dimensions`` values)."""
-        self._stream(self._check_rows(x, single=True), want_scores=False)
+        self._step(self._check_rows(x, single=True)[0], want_score=False, learn=True)
 
     def update_many(self, X) -> None:
         """Learn every row of ``X`` in order, without scoring (faster than scoring too)."""
@@ -318,7 +316,7 @@ class RandomCutForest:
 
     # ------------------------------------------------------------------------ helpers
     def _check_rows(self, X, single: bool) -> np.ndarray:
-        if single and self.dimensions == 1 and type(X) is float and \
+        if single and self.dimensions == 1 and isinstance(X, (float, np.floating)) and \
                 abs(X) <= _MAX_ABS_VALUE:
             return np.array([[X]], dtype=np.float64)
         try:
@@ -361,16 +359,10 @@ class RandomCutForest:
         s = self.shingle_size
         n = rows.shape[0]
         scores = np.zeros(n)
-        if n == 1:  # the per-record streaming path: no window views, one kernel call
-            point = self._peek_point(rows[0])
-            if point is not None:
-                ready = self._points_seen >= self.output_after
-                score = self._run(point[None, :], want_scores and ready, True)
-                scores[0] = score[0] if ready else 0.0
-            if s > 1:
-                self._shingle[:-1] = self._shingle[1:]
-            self._shingle[-1] = rows[0]
-            self._inputs_seen += 1
+        if n == 1:  # the per-record streaming path: one compiled call, nothing allocated
+            ready = self._points_seen >= self.output_after
+            score = self._step(rows[0], want_score=want_scores and ready, learn=True)
+            scores[0] = score if ready and self._inputs_seen >= s else 0.0
             return scores
         known = min(self._inputs_seen, s - 1)  # earlier inputs that start the first shingle
         joined = np.concatenate([self._shingle[s - known :], rows])
@@ -385,6 +377,17 @@ class RandomCutForest:
         self._shingle = np.ascontiguousarray(np.concatenate([self._shingle, rows])[-s:])
         self._inputs_seen += n
         return scores
+
+    def _step(self, row: np.ndarray, want_score: bool, learn: bool) -> float:
+        """Score and/or learn one input through the per-record kernel."""
+        complete = self._inputs_seen + 1 >= self.shingle_size
+        score = _kernels.step_one(self._shingle, row, self._point, want_score and complete,
+                                  learn and complete, learn, self._points_seen,
+                                  self.time_decay, self._path, *self._kernel_args)
+        if learn:
+            self._inputs_seen += 1
+            self._points_seen += complete
+        return score
 
     def _run(self, points: np.ndarray, want_scores: bool, want_update: bool) -> np.ndarray:
         args = self._kernel_args
@@ -411,6 +414,8 @@ class RandomCutForest:
     def _state(self, state: ForestState) -> None:
         self.__state = state
         self._kernel_args = state.kernel_args()
+        self._point = np.zeros(self.dimensions * self.shingle_size)
+        self._path = np.zeros(self.sample_size + 1, dtype=np.int32)
 
     def _impute_per_tree(self, x, max_leaves: int):
         _check_int("max_leaves", max_leaves, 1, 1_000_000)
