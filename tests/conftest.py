@@ -64,6 +64,26 @@ class ServerProcess:
 
 
 @pytest.fixture
+def server_process():
+    """Factory for extra servers (own data dir, env, flags); all stopped at teardown.
+
+    Use this rather than importing ``ServerProcess``: test directories have no packages,
+    so ``import conftest`` can resolve to another directory's conftest.
+    """
+    started: list[ServerProcess] = []
+
+    def make(data_dir: Path, env: dict[str, str] | None = None,
+             args: tuple[str, ...] = ()) -> ServerProcess:
+        proc = ServerProcess(data_dir, env, args)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
 def server(tmp_path):
     """A fresh server on an empty data directory."""
     proc = ServerProcess(tmp_path / "data").start()

@@ -213,11 +213,9 @@ def test_metrics_and_health(kinesis, server):
     assert health["status"] == "ok"
 
 
-def test_signature_v4_is_enforced_when_credentials_are_configured(tmp_path):
-    from conftest import ServerProcess
-
-    proc = ServerProcess(tmp_path / "auth", env={"FORESTREAM_ACCESS_KEY_ID": "AKIDTEST",
-                                                 "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"})
+def test_signature_v4_is_enforced_when_credentials_are_configured(tmp_path, server_process):
+    proc = server_process(tmp_path / "auth", env={"FORESTREAM_ACCESS_KEY_ID": "AKIDTEST",
+                                                  "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"})
     proc.start()
     try:
         def client(key, secret):
