@@ -259,6 +259,12 @@ class Segment:
             os.ftruncate(self.idx_fd, 0)
             os.pwrite(self.idx_fd, wanted, 0)
 
+    def doom(self) -> None:
+        """Mark for closing: the fds close now, or when the last reader lets go."""
+        self.doomed = True
+        if not self.refs:
+            self.close_fds()
+
     def close_fds(self) -> None:
         for name in ("fd", "idx_fd"):
             if (fd := getattr(self, name)) is not None:

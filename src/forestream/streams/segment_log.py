@@ -37,7 +37,7 @@ import threading
 import time
 import zlib
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,7 +124,7 @@ class SegmentLog:
                 os.close(dfd)
         return seg
 
-    def _sync(self, fd: int, fn=None) -> None:
+    def _sync(self, fd: int, fn: Callable[[int], None] | None = None) -> None:
         self.fsync_count += 1
         (fn or _fsync)(fd)
 
@@ -136,16 +136,19 @@ class SegmentLog:
         All entries get consecutive offsets and the same timestamp: ``max(timestamp_ms or now,
         last timestamp)``. With ``fsync=True`` they are on disk when this returns.
         """
-        items = []
+        items = []  # (key length, key + value)
         for key, value in entries:
             if not isinstance(key, _BYTES) or not isinstance(value, _BYTES):
                 raise TypeError("keys and values must be bytes")
-            key, value = bytes(key), bytes(value)
-            if len(key) > MAX_KEY_BYTES or len(value) > MAX_VALUE_BYTES:
-                raise ValueError(f"key ({len(key)} bytes) or value ({len(value)} bytes) "
-                                 f"over {MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
-            items.append((key, value))
+            key = bytes(key)
+            kv = key + value
+            if len(key) > MAX_KEY_BYTES or len(kv) - len(key) > MAX_VALUE_BYTES:
+                raise ValueError(f"key ({len(key)} bytes) or value ({len(kv) - len(key)} "
+                                 f"bytes) over {MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
+            items.append((len(key), kv))
         ts = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        if not 0 <= ts < 2**63:
+            raise ValueError(f"timestamp_ms {ts} out of range")
         with self._lock:
             self._check_open()
             if self._error is not None:
@@ -165,22 +168,23 @@ class SegmentLog:
                 self._wait_durable(self._next_offset)
             return first, ts
 
-    def _write(self, items: list[tuple[bytes, bytes]], ts: int) -> None:
-        i, n = 0, len(items)
+    def _write(self, items: list[tuple[int, bytes]], ts: int) -> None:
+        i, n, every, crc32 = 0, len(items), self._every, zlib.crc32
         while i < n:
             seg = self._active
             pos, off, parts, idx = seg.size, self._next_offset, [], []
             idx_at = len(seg.index) * ENTRY.size
+            next_idx = seg.index.positions[-1] + every if len(seg.index) else 0
             while i < n:
-                key, value = items[i]
-                flen = HEADER_SIZE + len(key) + len(value)
+                klen, kv = items[i]
+                flen = HEADER_SIZE + len(kv)
                 if pos and pos + flen > self._segment_max:
                     break
-                if seg.index.due(pos):
+                if pos >= next_idx:
                     idx.append(seg.index.add(off, pos, ts))
-                rest = REST.pack(flen - 8, off, ts, len(key))
-                parts += (CRC.pack(zlib.crc32(value, zlib.crc32(key, zlib.crc32(rest)))),
-                          rest, key, value)
+                    next_idx = pos + every
+                rest = REST.pack(flen - 8, off, ts, klen)
+                parts += (CRC.pack(crc32(kv, crc32(rest))), rest, kv)
                 pos, off, i = pos + flen, off + 1, i + 1
             if parts:
                 data = b"".join(parts)
@@ -203,9 +207,9 @@ class SegmentLog:
             self._sync(old.idx_fd)
         old.committed_end = old.size
         self._committed = max(self._committed, old.next_offset)
-        os.close(old.idx_fd)
-        old.idx_fd = None
         self._segments.append(self._create_segment(old.next_offset))
+        old.refs += 1
+        self._unpin(old)  # closes its fds unless a reader or the sync leader holds it
         self._cond.notify_all()
 
     def _wait_durable(self, target: int) -> None:
@@ -219,18 +223,24 @@ class SegmentLog:
             self._syncing = True  # become the leader: sync everything written so far
             seg = self._active
             pos, upto = seg.size, self._next_offset
+            self.fsync_count += 1
+            error = None
+            self._pin(seg)
             self._lock.release()
             try:
-                self._sync(seg.fd)
+                _fsync(seg.fd)
             except BaseException as e:
-                self._error = e
+                error = e
             finally:
                 self._lock.acquire()
-                self._syncing = False
-                self._cond.notify_all()
-            if self._error is None:
+            self._unpin(seg)
+            self._syncing = False
+            if error is None:
                 seg.committed_end = max(seg.committed_end, pos)
                 self._committed = max(self._committed, upto)
+            else:
+                self._error = error
+            self._cond.notify_all()
 
     @property
     def _active(self) -> Segment:
@@ -266,18 +276,15 @@ class SegmentLog:
             return sum(s.size for s in self._segments)
 
     # ----------------------------------------------------------------- reads
-    def _pin(self, segs: list[Segment]) -> None:
-        for s in segs:
-            if s.fd is None:
-                s.fd = os.open(s.log_path, os.O_RDONLY)
-            s.refs += 1
+    def _pin(self, seg: Segment) -> None:  # lock held; keeps seg.fd open until _unpin
+        if seg.fd is None:
+            seg.fd = os.open(seg.log_path, os.O_RDONLY)
+        seg.refs += 1
 
-    def _unpin(self, segs: list[Segment]) -> None:
-        with self._lock:
-            for s in segs:
-                s.refs -= 1
-                if s.doomed and not s.refs:
-                    s.close_fds()
+    def _unpin(self, seg: Segment) -> None:  # lock held; only the active segment keeps its fd
+        seg.refs -= 1
+        if not seg.refs and (seg.doomed or seg is not self._active):
+            seg.close_fds()
 
     def read(self, offset: int, max_records: int = 10_000, max_bytes: int = 10 * 2**20
              ) -> list[LogRecord]:
@@ -294,10 +301,17 @@ class SegmentLog:
             if offset >= end_offset:
                 return []
             i = bisect_right(self._segments, offset, key=lambda s: s.base) - 1
-            segs = self._segments[i:]
-            ends = [s.committed_end for s in segs]
+            segs, ends, recs, data = [], [], 0, 0
+            for seg in self._segments[i:]:  # only the segments this read can reach
+                self._pin(seg)
+                segs.append(seg)
+                ends.append(seg.committed_end)
+                recs += seg.next_offset - max(seg.base, offset)
+                if len(segs) > 1:  # key + value bytes of a whole segment
+                    data += seg.size - HEADER_SIZE * (seg.next_offset - seg.base)
+                if recs >= max_records or data >= max_bytes:
+                    break
             expect, pos = segs[0].index.floor_offset(offset)
-            self._pin(segs)
         out: list[LogRecord] = []
         total = 0
         readahead = min(READAHEAD, max(64 * 1024, max_bytes + 2 * self._every))
@@ -322,7 +336,9 @@ class SegmentLog:
                 pos = 0
             return out
         finally:
-            self._unpin(segs)
+            with self._lock:
+                for seg in segs:
+                    self._unpin(seg)
 
     def offset_at_time(self, timestamp_ms: int) -> int:
         """First committed offset whose timestamp >= ``timestamp_ms`` (else the end)."""
@@ -333,8 +349,7 @@ class SegmentLog:
                 if seg.last_ts is None or seg.last_ts < timestamp_ms:
                     continue
                 off, pos = seg.index.floor_time(timestamp_ms)
-                if seg.fd is None:
-                    seg.fd = os.open(seg.log_path, os.O_RDONLY)
+                self._pin(seg)
                 try:
                     for _p, off, ts, _k, _v, _ in iter_frames(seg.fd, pos, seg.committed_end,
                                                                  64 * 1024):
@@ -342,6 +357,8 @@ class SegmentLog:
                             return min(off, end_offset)
                 except BadFrame as e:
                     raise CorruptLogError(seg.log_path, e.position, e.reason) from None
+                finally:
+                    self._unpin(seg)
                 break
             return end_offset
 
@@ -360,9 +377,7 @@ class SegmentLog:
                 dropped += seg.next_offset - seg.base
                 seg.log_path.unlink(missing_ok=True)  # oldest first: a crash leaves a suffix
                 seg.idx_path.unlink(missing_ok=True)
-                seg.doomed = True
-                if not seg.refs:
-                    seg.close_fds()
+                seg.doom()
         return dropped
 
     # --------------------------------------------------------------- closing
@@ -378,14 +393,11 @@ class SegmentLog:
             try:
                 if self._fsync_on and self._error is None and seg.fd is not None:
                     self._sync(seg.fd)
-                    self._sync(seg.idx_fd)
                     seg.committed_end, self._committed = seg.size, self._next_offset
             finally:
                 self._cond.notify_all()
                 for s in self._segments:
-                    s.doomed = True
-                    if not s.refs:
-                        s.close_fds()
+                    s.doom()
 
     def delete(self) -> None:
         """Close the log and remove its files (and the directory if it is then empty)."""
