@@ -277,3 +277,11 @@ def test_consumers_register_describe_list_deregister(store):
     assert store.list_stream_consumers(stream_arn=arn)["Consumers"] == []
     store.delete_stream(stream_name="s")
     assert store.list_streams()["StreamNames"] == []
+
+
+def test_a_data_directory_has_one_owner(tmp_path):
+    with StreamStore(tmp_path, status_delay=0.0), \
+            pytest.raises(ResourceInUseError, match="in use by another process"):
+        StreamStore(tmp_path)
+    with StreamStore(tmp_path, status_delay=0.0) as again:  # released on close
+        assert again.list_streams()["StreamNames"] == []

@@ -67,6 +67,7 @@ class StreamStore(RecordOperations, ReshardOperations):
                  account: str = DEFAULT_ACCOUNT) -> None:
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_directory(self.data_dir)
         self.fsync = fsync
         self.status_delay_ms = int(status_delay * 1000)
         self.shard_limit = shard_limit
@@ -93,6 +94,7 @@ class StreamStore(RecordOperations, ReshardOperations):
             self._logs.clear()
         if not self._closed:
             self._db.close()
+            self._lock_file.close()  # releases the directory lock
             self._closed = True
 
     def __enter__(self) -> StreamStore:
@@ -526,6 +528,21 @@ class StreamStore(RecordOperations, ReshardOperations):
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _lock_directory(data_dir: Path):
+    """Hold an exclusive lock on the data directory: two stores (say, a server and a
+    script) writing the same logs would corrupt them."""
+    import fcntl
+
+    handle = (data_dir / "store.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ResourceInUseError(f"data directory {data_dir} is in use by another process "
+                                 "(is a forestream server running on it?)") from None
+    return handle
 
 
 def _load_secret(path: Path) -> bytes:
