@@ -1,0 +1,40 @@
+"""forestream.processing — a Flink-style dataflow engine for streams.
+
+Sources (Kinesis-API streams, files, Python iterables), ``map`` / ``filter`` /
+``flat_map`` / ``key_by`` / ``process`` with keyed state and timers, event time with
+watermarks, windows, side outputs, per-key Random Cut Forest operators, sinks, and
+checkpoints that give exactly-once state across restarts.
+"""
+
+from .environment import DataStream, KeyedStream, StreamExecutionEnvironment
+from .functions import (
+    AggregateFunction,
+    KeyedProcessFunction,
+    ProcessFunction,
+    ProcessWindowFunction,
+)
+from .kinesis_io import KinesisSink, KinesisSource
+from .records import OutputTag, Record
+from .runtime import JobResult, JobRunner
+from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink
+from .sources import CollectionSource, FileSource, GeneratorSource, Source
+from .state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
+from .watermarks import WatermarkStrategy
+from .windows import (
+    CountWindows,
+    EventTimeSessionWindows,
+    SlidingEventTimeWindows,
+    TimeWindow,
+    TumblingEventTimeWindows,
+    TumblingProcessingTimeWindows,
+)
+
+__all__ = [
+    "AggregateFunction", "CallableSink", "CollectionSource", "CountWindows", "DataStream",
+    "EventTimeSessionWindows", "FileSink", "FileSource", "GeneratorSource", "JobResult",
+    "JobRunner", "KeyedProcessFunction", "KeyedStream", "KinesisSink", "KinesisSource",
+    "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "PrintSink",
+    "ProcessFunction", "ProcessWindowFunction", "Record", "Sink", "SlidingEventTimeWindows",
+    "Source", "StreamExecutionEnvironment", "TimeWindow", "TumblingEventTimeWindows",
+    "TumblingProcessingTimeWindows", "ValueStateDescriptor", "WatermarkStrategy",
+]

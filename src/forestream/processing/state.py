@@ -1,0 +1,144 @@
+"""Keyed state (value, list, map) and timers, as Flink's keyed operators have them.
+
+State lives in plain dictionaries keyed by the record's key, so a checkpoint is a copy of
+them; everything in state must be picklable. All state is in memory: a job whose keyed
+state outgrows memory is a known limitation (no spilling backend yet).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ValueStateDescriptor:
+    name: str
+    default: Any = None
+
+
+@dataclass(frozen=True)
+class ListStateDescriptor:
+    name: str
+
+
+@dataclass(frozen=True)
+class MapStateDescriptor:
+    name: str
+
+
+class KeyedStateBackend:
+    """All keyed state of one operator: ``{state name: {key: value}}``, and its timers."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[Any, Any]] = {}
+        self.current_key: Any = None
+        self.event_timers: list[tuple[float, int, Any]] = []  # heap of (time, seq, key)
+        self.processing_timers: list[tuple[float, int, Any]] = []
+        self._timer_seq = 0
+        self._registered: set[tuple[str, float, Any]] = set()
+
+    def table(self, name: str) -> dict[Any, Any]:
+        return self.tables.setdefault(name, {})
+
+    def register_timer(self, domain: str, when: float, key: Any) -> None:
+        marker = (domain, when, key)
+        if marker in self._registered:
+            return  # like Flink: one timer per (key, time)
+        self._registered.add(marker)
+        self._timer_seq += 1
+        heap = self.event_timers if domain == "event" else self.processing_timers
+        heapq.heappush(heap, (when, self._timer_seq, key))
+
+    def delete_timer(self, domain: str, when: float, key: Any) -> None:
+        self._registered.discard((domain, when, key))
+
+    def due_timers(self, domain: str, now: float) -> Iterator[tuple[float, Any]]:
+        """Pop timers with time <= now, in time order (deleted ones skipped)."""
+        heap = self.event_timers if domain == "event" else self.processing_timers
+        while heap and heap[0][0] <= now:
+            when, _, key = heapq.heappop(heap)
+            marker = (domain, when, key)
+            if marker in self._registered:
+                self._registered.discard(marker)
+                yield when, key
+
+    def snapshot(self) -> dict:
+        return {"tables": {k: dict(v) for k, v in self.tables.items()},
+                "event": list(self.event_timers), "processing": list(self.processing_timers),
+                "seq": self._timer_seq, "registered": set(self._registered)}
+
+    def restore(self, snapshot: dict) -> None:
+        self.tables = {k: dict(v) for k, v in snapshot["tables"].items()}
+        self.event_timers = list(snapshot["event"])
+        self.processing_timers = list(snapshot["processing"])
+        self._timer_seq = snapshot["seq"]
+        self._registered = set(snapshot["registered"])
+
+
+class ValueState:
+    def __init__(self, backend: KeyedStateBackend, descriptor: ValueStateDescriptor) -> None:
+        self._backend = backend
+        self._table = backend.table(descriptor.name)
+        self._default = descriptor.default
+
+    def value(self) -> Any:
+        return self._table.get(self._backend.current_key, self._default)
+
+    def update(self, value: Any) -> None:
+        self._table[self._backend.current_key] = value
+
+    def clear(self) -> None:
+        self._table.pop(self._backend.current_key, None)
+
+
+class ListState:
+    def __init__(self, backend: KeyedStateBackend, descriptor: ListStateDescriptor) -> None:
+        self._backend = backend
+        self._table = backend.table(descriptor.name)
+
+    def get(self) -> list:
+        return list(self._table.get(self._backend.current_key, ()))
+
+    def add(self, value: Any) -> None:
+        self._table.setdefault(self._backend.current_key, []).append(value)
+
+    def update(self, values: list) -> None:
+        self._table[self._backend.current_key] = list(values)
+
+    def clear(self) -> None:
+        self._table.pop(self._backend.current_key, None)
+
+
+class MapState:
+    def __init__(self, backend: KeyedStateBackend, descriptor: MapStateDescriptor) -> None:
+        self._backend = backend
+        self._table = backend.table(descriptor.name)
+
+    def _map(self, create: bool = False) -> dict:
+        if create:
+            return self._table.setdefault(self._backend.current_key, {})
+        return self._table.get(self._backend.current_key, {})
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._map().get(key, default)
+
+    def put(self, key: Any, value: Any) -> None:
+        self._map(create=True)[key] = value
+
+    def remove(self, key: Any) -> None:
+        self._map(create=True).pop(key, None)
+
+    def contains(self, key: Any) -> bool:
+        return key in self._map()
+
+    def items(self) -> list[tuple[Any, Any]]:
+        return list(self._map().items())
+
+    def keys(self) -> list:
+        return list(self._map().keys())
+
+    def clear(self) -> None:
+        self._table.pop(self._backend.current_key, None)

@@ -1,0 +1,346 @@
+"""Windows on keyed streams: tumbling, sliding and session (event time), tumbling in
+processing time, and count windows; reduce / aggregate / process window functions,
+allowed lateness and a side output for late records.
+
+An event-time window ``[start, end)`` fires when the watermark passes ``end``; with
+allowed lateness its state is kept until ``end + lateness`` and every late record that
+still fits fires the window again with the updated result. Records for windows already
+cleaned up go to the late-data side output (if one is set) or are dropped.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .functions import AggregateFunction, KeyedProcessFunction, ProcessWindowFunction
+from .operators import Operator
+from .records import Collector, OutputTag, Record
+from .state import ValueStateDescriptor
+
+
+@dataclass(frozen=True, order=True)
+class TimeWindow:
+    start: float
+    end: float
+
+    def max_timestamp(self) -> float:
+        return self.end - 0.001
+
+
+@dataclass(frozen=True, order=True)
+class CountWindow:
+    id: int
+
+
+class TumblingEventTimeWindows:
+    def __init__(self, size: float, offset: float = 0.0) -> None:
+        if size <= 0:
+            raise ValueError(f"window size must be > 0 seconds, got {size}")
+        self.size, self.offset = float(size), float(offset)
+
+    @classmethod
+    def of(cls, size: float, offset: float = 0.0) -> TumblingEventTimeWindows:
+        return cls(size, offset)
+
+    def assign(self, timestamp: float) -> list[TimeWindow]:
+        start = timestamp - (timestamp - self.offset) % self.size
+        return [TimeWindow(start, start + self.size)]
+
+
+class SlidingEventTimeWindows:
+    def __init__(self, size: float, slide: float, offset: float = 0.0) -> None:
+        if size <= 0 or slide <= 0:
+            raise ValueError(f"size and slide must be > 0 seconds, got {size}, {slide}")
+        self.size, self.slide, self.offset = float(size), float(slide), float(offset)
+
+    @classmethod
+    def of(cls, size: float, slide: float, offset: float = 0.0) -> SlidingEventTimeWindows:
+        return cls(size, slide, offset)
+
+    def assign(self, timestamp: float) -> list[TimeWindow]:
+        last = timestamp - (timestamp - self.offset) % self.slide
+        windows = []
+        start = last
+        while start > timestamp - self.size:
+            windows.append(TimeWindow(start, start + self.size))
+            start -= self.slide
+        return windows
+
+
+class EventTimeSessionWindows:
+    """Windows of activity separated by at least ``gap`` seconds of silence (merging)."""
+
+    merging = True
+
+    def __init__(self, gap: float) -> None:
+        if gap <= 0:
+            raise ValueError(f"session gap must be > 0 seconds, got {gap}")
+        self.gap = float(gap)
+
+    @classmethod
+    def with_gap(cls, gap: float) -> EventTimeSessionWindows:
+        return cls(gap)
+
+    def assign(self, timestamp: float) -> list[TimeWindow]:
+        return [TimeWindow(timestamp, timestamp + self.gap)]
+
+
+class TumblingProcessingTimeWindows(TumblingEventTimeWindows):
+    """Tumbling windows on the wall clock at the operator (fire on the clock, not on
+    watermarks)."""
+
+    processing_time = True
+
+
+class CountWindows:
+    def __init__(self, size: int, slide: int | None = None) -> None:
+        if size < 1 or (slide is not None and slide < 1):
+            raise ValueError(f"count window size and slide must be >= 1, got {size}, {slide}")
+        self.size, self.slide = size, slide or size
+
+
+class WindowedStream:
+    """A keyed stream cut into windows; finish with ``reduce``, ``aggregate`` or
+    ``process``."""
+
+    def __init__(self, keyed, assigner) -> None:
+        self.keyed = keyed
+        self.assigner = assigner
+        self.lateness = 0.0
+        self.late_tag: OutputTag | None = None
+
+    def allowed_lateness(self, seconds: float) -> WindowedStream:
+        self.lateness = float(seconds)
+        return self
+
+    def side_output_late_data(self, tag: OutputTag) -> WindowedStream:
+        self.late_tag = tag
+        return self
+
+    def reduce(self, fn: Callable[[Any, Any], Any]):
+        return self._build(_ReduceAggregate(fn), None)
+
+    def aggregate(self, function: AggregateFunction,
+                  window_function: ProcessWindowFunction | None = None):
+        return self._build(function, window_function)
+
+    def process(self, function: ProcessWindowFunction):
+        return self._build(None, function)
+
+    def _build(self, aggregate, window_function):
+        from .environment import KeyedStream
+
+        if isinstance(self.assigner, CountWindows):
+            op = CountWindowOperator(self.assigner, aggregate, window_function)
+        else:
+            op = WindowOperator(self.assigner, aggregate, window_function, self.lateness,
+                                self.late_tag)
+        return self.keyed._then(op, cls=KeyedStream)
+
+
+class _ReduceAggregate(AggregateFunction):
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def create_accumulator(self):
+        return _EMPTY
+
+    def add(self, value, acc):
+        return value if acc is _EMPTY else self.fn(acc, value)
+
+    def get_result(self, acc):
+        return acc
+
+    def merge(self, a, b):
+        if a is _EMPTY:
+            return b
+        return a if b is _EMPTY else self.fn(a, b)
+
+
+class _Empty:
+    def __reduce__(self):
+        return (_empty, ())
+
+
+def _empty():
+    return _EMPTY
+
+
+_EMPTY = _Empty()
+
+
+class WindowOperator(Operator):
+    name = "window"
+
+    def __init__(self, assigner, aggregate, window_function, lateness, late_tag) -> None:
+        super().__init__()
+        self.assigner = assigner
+        self.aggregate = aggregate
+        self.window_function = window_function
+        self.lateness = lateness
+        self.late_tag = late_tag
+        self.processing = getattr(assigner, "processing_time", False)
+        self.merging = getattr(assigner, "merging", False)
+        # (key, window) -> accumulator (aggregate) or list of values (process only)
+        self.contents: dict[tuple[Any, TimeWindow], Any] = {}
+        self.fired: dict[tuple[Any, TimeWindow], int] = {}
+        self.timers: list[tuple[float, Any, TimeWindow]] = []
+
+    def process(self, records, out):
+        for r in records:
+            ts = self.clock() if self.processing else r.timestamp
+            if ts is None:
+                raise ValueError(f"{self.uid}: event-time windows need timestamps: use a "
+                                 "WatermarkStrategy with a timestamp assigner")
+            for window in self.assigner.assign(ts):
+                if not self.processing and window.end + self.lateness <= self.watermark:
+                    if self.late_tag is not None:
+                        out.emit_side(self.late_tag, r)
+                    continue
+                key = (r.key, window)
+                if self.merging:
+                    key = self._merge(r.key, window)
+                is_new = key not in self.contents
+                self._add(key, r.value)
+                if not self.processing and key[1].end <= self.watermark:
+                    self._fire(key, out)  # late but allowed: fire again with the update
+                elif is_new:
+                    heapq.heappush(self.timers, (key[1].end, r.key, key[1]))
+
+    def _add(self, key, value) -> None:
+        if self.aggregate is not None:
+            acc = self.contents.get(key)
+            if acc is None:
+                acc = self.aggregate.create_accumulator()
+            self.contents[key] = self.aggregate.add(value, acc)
+        else:
+            self.contents.setdefault(key, []).append(value)
+
+    def _merge(self, k, window: TimeWindow):
+        lo, hi = window.start, window.end
+        merged = [(kk, w) for (kk, w) in self.contents if kk == k and w.start < hi and
+                  lo < w.end]
+        if not merged:
+            return (k, window)
+        for _, w in merged:
+            lo, hi = min(lo, w.start), max(hi, w.end)
+        target = (k, TimeWindow(lo, hi))
+        combined = None
+        for old in merged:
+            part = self.contents.pop(old)
+            self.fired.pop(old, None)
+            if combined is None:
+                combined = part
+            elif self.aggregate is not None:
+                combined = self.aggregate.merge(combined, part)
+            else:
+                combined = combined + part
+        self.contents[target] = combined
+        return target
+
+    def on_watermark(self, watermark, out):
+        if not self.processing:
+            self._advance(watermark, out)
+
+    def on_processing_time(self, now, out):
+        if self.processing:
+            self._advance(now, out)
+
+    def _advance(self, now: float, out: Collector) -> None:
+        while self.timers and self.timers[0][0] <= now:
+            _, k, window = heapq.heappop(self.timers)
+            key = (k, window)
+            if key in self.contents and key not in self.fired:
+                self._fire(key, out)
+        for key in [key for key in self.contents if key[1].end + self.lateness <= now]:
+            del self.contents[key]
+            self.fired.pop(key, None)
+
+    def _fire(self, key, out: Collector) -> None:
+        k, window = key
+        content = self.contents[key]
+        count = self.fired.get(key, 0)
+        self.fired[key] = count + 1
+        base = f"{self.uid}/{k}/{window.start!r}-{window.end!r}/{count}"
+        if self.window_function is None:
+            values = [self.aggregate.get_result(content)]
+        else:
+            items = [self.aggregate.get_result(content)] if self.aggregate else list(content)
+            values = list(self.window_function.process(k, window, items) or ())
+        for i, value in enumerate(values):
+            out.emit(Record(value, window.max_timestamp(), k, f"{base}/{i}"))
+
+    def finish(self, out):
+        self._advance(math.inf, out)
+
+    def snapshot(self):
+        return {"contents": dict(self.contents), "fired": dict(self.fired),
+                "timers": list(self.timers)}
+
+    def restore(self, state):
+        self.contents = dict(state["contents"])
+        self.fired = dict(state["fired"])
+        self.timers = list(state["timers"])
+
+
+class CountWindowOperator(Operator):
+    """Fires every ``slide`` records of a key over its last ``size`` records."""
+
+    name = "count_window"
+
+    def __init__(self, assigner: CountWindows, aggregate, window_function) -> None:
+        super().__init__()
+        self.size, self.slide = assigner.size, assigner.slide
+        self.aggregate = aggregate
+        self.window_function = window_function
+        self.buffers: dict[Any, list[Any]] = {}
+        self.counts: dict[Any, int] = {}
+
+    def process(self, records, out):
+        for r in records:
+            buffer = self.buffers.setdefault(r.key, [])
+            buffer.append(r.value)
+            del buffer[:-self.size]
+            n = self.counts.get(r.key, 0) + 1
+            self.counts[r.key] = n
+            if n >= self.size and (n - self.size) % self.slide == 0:
+                window = CountWindow(n // self.slide)
+                if self.aggregate is not None:
+                    acc = self.aggregate.create_accumulator()
+                    for value in buffer:
+                        acc = self.aggregate.add(value, acc)
+                    items = [self.aggregate.get_result(acc)]
+                else:
+                    items = list(buffer)
+                values = items if self.window_function is None else \
+                    list(self.window_function.process(r.key, window, items) or ())
+                for i, value in enumerate(values):
+                    out.emit(Record(value, r.timestamp, r.key, f"{self.uid}/{r.key}/{n}/{i}"))
+
+    def snapshot(self):
+        return {"buffers": {k: list(v) for k, v in self.buffers.items()},
+                "counts": dict(self.counts)}
+
+    def restore(self, state):
+        self.buffers = {k: list(v) for k, v in state["buffers"].items()}
+        self.counts = dict(state["counts"])
+
+
+class RollingReduceFunction(KeyedProcessFunction):
+    """``KeyedStream.reduce``: keeps the running result per key and emits it each time."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+
+    def open(self, runtime_context):
+        self.state = runtime_context.get_state(ValueStateDescriptor("reduce", _EMPTY))
+
+    def process_element(self, value, ctx):
+        current = self.state.value()
+        result = value if current is _EMPTY else self.fn(current, value)
+        self.state.update(result)
+        yield result
