@@ -127,9 +127,15 @@ def test_rcf_nab_rejects_unknown_detector_and_bad_layout(tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_finds_most_incidents_and_draws_plots(tmp_path):
-    result = run_cli("quickstart", "--machines", 2, "--days", 5, "--out", tmp_path / "qs")
+def test_quickstart_streams_through_server_job_and_output_stream(tmp_path):
+    result = run_cli("quickstart", "--machines", 2, "--days", 5, "--out", tmp_path / "qs",
+                     "--rate", 5000)
     assert "ANOMALY" in result.stdout and "recall" in result.stdout
+    assert "written to stream sensor-anomalies" in result.stdout
     assert sorted(p.name for p in (tmp_path / "qs").glob("*.png")) == [
         "machine-0.png", "machine-1.png"]
-    assert (tmp_path / "qs" / "anomalies.log").read_text().count("ANOMALY") >= 3
+    alerts = [json.loads(line) for line in
+              (tmp_path / "qs" / "anomalies.jsonl").read_text().splitlines()]
+    assert len(alerts) >= 3
+    assert all(a["ANOMALY_GRADE"] >= 0.3 and "_record_id" not in a for a in alerts)
+    assert {"machine", "sensor", "value", "ANOMALY_SCORE"} <= set(alerts[0])

@@ -201,18 +201,23 @@ def rcf_nab(data_dir, out_dir, detector, score_only, as_json):
               type=click.Path(file_okay=False, path_type=Path),
               help="Where the plots and the anomaly log go.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def quickstart(machines, days, out_dir, seed):
+@click.option("--rate", default=1000.0, show_default=True, type=click.FloatRange(10, 1e6),
+              help="Readings per second the generator publishes.")
+def quickstart(machines, days, out_dir, seed, rate):
     """The main job: streaming anomaly detection on generated sensor data.
 
-    Simulates machines whose sensors follow daily cycles with noise and drift, injects
-    incidents (spikes, level shifts, a stuck sensor, slow ramps), streams every reading
-    through a Random Cut Forest detector per sensor, prints each anomaly with its
-    explanation as it is found, then precision and recall against the injected
-    incidents, throughput, and a PNG plot per machine.
+    Starts an embedded server (Kinesis API), creates the streams sensor-readings and
+    sensor-anomalies, publishes machines' sensor readings (daily cycles, noise, drift,
+    injected incidents: spikes, level shifts, a stuck sensor, slow ramps), runs a stream
+    processing job that grades every reading with a per-sensor Random Cut Forest and
+    writes anomalies with explanations to sensor-anomalies, shows them as they are found,
+    then precision and recall against the injected incidents, throughput, latency, and
+    a PNG plot per machine.
     """
     from forestream.quickstart import run_quickstart
 
-    run_quickstart(console, machines=machines, days=days, out_dir=out_dir, seed=seed)
+    run_quickstart(console, machines=machines, days=days, out_dir=out_dir, seed=seed,
+                   rate=rate)
 
 
 def _register_groups() -> None:

@@ -1,13 +1,22 @@
 """``forestream quickstart``: the main job on the embedded default, end to end.
 
-Until the streaming server lands, the quickstart streams generated sensor data straight
-through one :class:`ThresholdedDetector` per machine and sensor (as the stream
-processing application will do, keyed by machine), in time order, and reports what it
-finds against the incidents it injected.
+1. starts an embedded forestream server (Kinesis API) on a free local port;
+2. creates the streams ``sensor-readings`` and ``sensor-anomalies`` through boto3;
+3. a generator publishes machines' temperature / CPU / latency readings (daily cycles,
+   noise, drift, injected incidents) to ``sensor-readings``;
+4. a stream processing job reads every shard, keys by (machine, sensor), grades each
+   reading with a per-key thresholded Random Cut Forest and writes anomalies, with their
+   explanation, to ``sensor-anomalies``;
+5. anomalies are shown as they are found; at the end, precision and recall against the
+   injected incidents, throughput, end-to-end latency and a PNG plot per machine.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -17,59 +26,204 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forestream.demo import DAY, SENSORS, event_metrics, generate_machine
-from forestream.rcf import ThresholdedDetector
 
 ALERT_GRADE = 0.3  # grades at or above this are alerts (score >= 0.3 * log2(sample size))
-TICK = 48  # rows per streaming step (4 hours of 5-minute samples)
+INPUT_STREAM = "sensor-readings"
+OUTPUT_STREAM = "sensor-anomalies"
+PUBLISH_BATCH = 480  # readings per PutRecords call
+START_TIME = 1_767_225_600.0  # simulated clock: 2026-01-01T00:00:00Z
 
 
 def run_quickstart(console: Console, machines: int = 4, days: int = 8,
-                   out_dir: str | Path = "quickstart-output", seed: int = 0) -> dict:
+                   out_dir: str | Path = "quickstart-output", seed: int = 0,
+                   rate: float = 1000.0) -> dict:
     """Run the demo; return the summary numbers (also printed)."""
     out_dir = Path(out_dir)
+    data_dir = out_dir / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     fleet = [generate_machine(f"machine-{m}", days * DAY, seed + m) for m in range(machines)]
-    rows = days * DAY
-    detectors = {(d.machine, s): ThresholdedDetector(random_seed=seed + i)
-                 for i, d in enumerate(fleet) for s in SENSORS}
-    grades = {key: np.zeros(rows) for key in detectors}
-    scores = {key: np.zeros(rows) for key in detectors}
+    total = machines * len(SENSORS) * days * DAY
+
     console.rule("[bold]forestream quickstart[/] — streaming anomaly detection")
-    console.print(f"{machines} machines × {len(SENSORS)} sensors × {rows:,} readings "
-                  f"({days} days of 5-minute samples); one Random Cut Forest detector per "
-                  f"sensor; alerts at grade ≥ {ALERT_GRADE}\n")
-    log = (out_dir / "anomalies.log").open("w")
+    server = EmbeddedServer(data_dir)
+    server.start()
+    kinesis = server.client()
+    console.print(f"embedded server on [cyan]{server.url}[/] (Kinesis API; data in {data_dir})")
+    kinesis.create_stream(StreamName=INPUT_STREAM, ShardCount=2)
+    kinesis.create_stream(StreamName=OUTPUT_STREAM, ShardCount=1)
+    for name in (INPUT_STREAM, OUTPUT_STREAM):
+        kinesis.get_waiter("stream_exists").wait(StreamName=name,
+                                                 WaiterConfig={"Delay": 0.1})
+    console.print(f"streams [bold]{INPUT_STREAM}[/] (2 shards) and [bold]{OUTPUT_STREAM}[/] "
+                  f"created; {machines} machines × {len(SENSORS)} sensors × {days * DAY:,} "
+                  f"readings ({days} days of 5-minute samples) published at ~{rate:,.0f} "
+                  f"readings/s; alerts at grade ≥ {ALERT_GRADE}\n")
+
+    publisher = threading.Thread(target=_publish, args=(server.client(), fleet, days * DAY,
+                                                        rate),
+                                 name="generator", daemon=True)
+    results = _Results(fleet, days * DAY)
     started = time.perf_counter()
-    with Progress(TextColumn("streaming"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("readings"), TimeElapsedColumn(), console=console) as bar:
-        task = bar.add_task("", total=rows * len(detectors))
-        for start in range(0, rows, TICK):
+    publisher.start()
+    try:
+        with Progress(TextColumn("processing"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("readings"), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("", total=total)
+            results.on_alert = lambda line: bar.console.print(line)
+            results.on_progress = lambda n: bar.update(task, completed=n)
+            job = _run_job(server.client(), results, total, out_dir / "anomalies.jsonl")
+        elapsed = time.perf_counter() - started
+        written = _count_records(kinesis, OUTPUT_STREAM)
+        summary = _summarise(console, fleet, results, elapsed, out_dir, written, job)
+    finally:
+        server.stop()
+    return summary
+
+
+class EmbeddedServer:
+    """``forestream server`` in a background thread of this process."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = None
+        self._thread = None
+
+    def start(self) -> None:
+        import uvicorn
+
+        from forestream.config import Settings
+        from forestream.server import create_app
+
+        settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=self.port,
+                            status_delay=0.1)
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
+                                log_level="error", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="server", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the embedded server did not start")
+            time.sleep(0.02)
+
+    def client(self):
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client("kinesis", endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local",
+                            config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                                          max_pool_connections=4))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+
+
+def _publish(kinesis, fleet, rows: int, rate: float) -> None:
+    """Publish all readings in time order, a batch of time steps per PutRecords call, at
+    about ``rate`` readings per second (the sensors' clock runs fast: one simulated
+    5-minute step takes a few milliseconds)."""
+    step_size = max(1, PUBLISH_BATCH // (len(fleet) * len(SENSORS)))
+    began = time.monotonic()
+    published = 0
+    for start in range(0, rows, step_size):
+        ahead = published / rate - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
+        records = []
+        sent_at = time.time()
+        for i in range(start, min(rows, start + step_size)):
             for data in fleet:
                 for sensor in SENSORS:
-                    key = (data.machine, sensor)
-                    chunk = data.values[sensor][start : start + TICK]
-                    for d in detectors[key].process_batch(chunk):
-                        grades[key][d.index], scores[key][d.index] = d.grade, d.score
-                        if d.grade >= ALERT_GRADE:
-                            line = _describe(data.machine, sensor, d)
-                            bar.console.print(line)
-                            log.write(line + "\n")
-                    bar.advance(task, len(chunk))
-    elapsed = time.perf_counter() - started
-    log.close()
-    return _summarise(console, fleet, grades, scores, elapsed, out_dir)
+                    event = {"machine": data.machine, "sensor": sensor, "i": i,
+                             "time": START_TIME + 300.0 * i,
+                             "value": round(float(data.values[sensor][i]), 4),
+                             "sent_at": sent_at}
+                    records.append({"Data": json.dumps(event).encode(),
+                                    "PartitionKey": data.machine})
+        for _ in range(20):
+            out = kinesis.put_records(StreamName=INPUT_STREAM, Records=records)
+            if out["FailedRecordCount"] == 0:
+                break
+            records = [r for r, res in zip(records, out["Records"], strict=True)
+                       if "ErrorCode" in res]
+            time.sleep(0.1)
+        published += step_size * len(fleet) * len(SENSORS)
 
 
-def _describe(machine: str, sensor: str, d) -> str:
-    day, minute = divmod(d.index * 5, 24 * 60)
-    when = "this reading" if d.relative_index == 0 else f"{-d.relative_index} readings earlier"
-    expected = d.expected_values[d.dimension] if d.expected_values is not None else float("nan")
-    return (f"[red]ANOMALY[/] day {day} {minute // 60:02d}:{minute % 60:02d}  {machine:<10} "
-            f"{sensor:<12} value {d.values[0]:9.2f}  expected ≈ {expected:9.2f}  "
-            f"grade {d.grade:.2f}  (caused by {when})")
+class _Results:
+    """What the job's sinks report: every graded reading, alerts, latencies."""
+
+    def __init__(self, fleet, rows: int) -> None:
+        self.grades = {(d.machine, s): np.zeros(rows) for d in fleet for s in SENSORS}
+        self.scores = {(d.machine, s): np.zeros(rows) for d in fleet for s in SENSORS}
+        self.latencies: list[float] = []
+        self.count = 0
+        self.on_alert = print
+        self.on_progress = lambda n: None
+
+    def graded(self, event: dict) -> None:
+        key = (event["machine"], event["sensor"])
+        self.grades[key][event["i"]] = event["ANOMALY_GRADE"]
+        self.scores[key][event["i"]] = event["ANOMALY_SCORE"]
+        self.latencies.append(time.time() - event["sent_at"])
+        self.count += 1
+        if self.count % 500 == 0:
+            self.on_progress(self.count)
+
+    def alert(self, event: dict) -> None:
+        explanation = event.get("ANOMALY_EXPLANATION") or {}
+        steps = explanation.get("relative_index", 0)
+        when = "this reading" if not steps else f"{-steps} readings earlier"
+        day, minute = divmod(event["i"] * 5, 24 * 60)
+        self.on_alert(
+            f"[red]ANOMALY[/] day {day} {minute // 60:02d}:{minute % 60:02d}  "
+            f"{event['machine']:<10} {event['sensor']:<12} value {event['value']:9.2f}  "
+            f"expected ≈ {explanation.get('expected_value', float('nan')):9.2f}  "
+            f"grade {event['ANOMALY_GRADE']:.2f}  (caused by {when})")
 
 
-def _summarise(console, fleet, grades, scores, elapsed, out_dir) -> dict:
+def _run_job(kinesis, results: _Results, total: int, alert_file: Path):
+    from forestream.processing import StreamExecutionEnvironment
+
+    env = StreamExecutionEnvironment(batch_size=2000)
+    graded = (env.from_kinesis(INPUT_STREAM, kinesis)
+              .key_by(lambda e: (e["machine"], e["sensor"]))
+              .thresholded_random_cut_forest(["value"], shingle_size=4))
+    graded.add_sink(results.graded)
+    alerts = graded.filter(lambda e: e["ANOMALY_GRADE"] >= ALERT_GRADE)
+    alerts.add_sink(results.alert)
+    alerts.sink_to_kinesis(OUTPUT_STREAM, kinesis,
+                           partition_key=lambda e: e["machine"])
+    alert_file.unlink(missing_ok=True)
+    alerts.write_to_file(alert_file)
+    return env.execute("quickstart-anomalies", until=lambda: results.count >= total,
+                       max_seconds=600)
+
+
+def _count_records(kinesis, stream: str) -> int:
+    count = 0
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while iterator:
+            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
+            count += len(page["Records"])
+            if not page["Records"]:
+                break
+            iterator = page.get("NextShardIterator")
+    return count
+
+
+def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, job) -> dict:
     table = Table(title="Detection against the injected incidents")
     for col in ("incident kind", "injected", "found", "recall"):
         table.add_column(col, justify="left" if col == "incident kind" else "right")
@@ -77,7 +231,7 @@ def _summarise(console, fleet, grades, scores, elapsed, out_dir) -> dict:
     totals = np.zeros(4, dtype=int)
     for data in fleet:
         for sensor in SENSORS:
-            flags = grades[(data.machine, sensor)] >= ALERT_GRADE
+            flags = results.grades[(data.machine, sensor)] >= ALERT_GRADE
             totals += event_metrics(flags, data.truth(sensor))
             for inc in data.incidents:
                 if inc.sensor == sensor:
@@ -88,11 +242,14 @@ def _summarise(console, fleet, grades, scores, elapsed, out_dir) -> dict:
     for kind, (n, hit) in sorted(per_kind.items()):
         table.add_row(kind, str(n), str(hit), f"{hit / n:.0%}")
     found, incidents, true_flags, flags = (int(v) for v in totals)
-    readings = sum(len(g) for g in grades.values())
+    latency = np.array(results.latencies) * 1000
     summary = {
         "incidents": incidents, "found": found, "recall": found / max(incidents, 1),
         "alerts": flags, "precision": true_flags / max(flags, 1),
-        "readings": readings, "seconds": elapsed, "readings_per_second": readings / elapsed,
+        "readings": results.count, "seconds": elapsed,
+        "readings_per_second": results.count / elapsed, "alerts_in_stream": written,
+        "latency_p50_ms": float(np.percentile(latency, 50)),
+        "latency_p99_ms": float(np.percentile(latency, 99)),
     }
     console.print()
     console.print(table)
@@ -100,20 +257,24 @@ def _summarise(console, fleet, grades, scores, elapsed, out_dir) -> dict:
         f"recall [bold]{summary['recall']:.0%}[/] ({found}/{incidents} incidents), "
         f"precision [bold]{summary['precision']:.0%}[/] ({true_flags}/{flags} alerts inside "
         f"an incident or within an hour after it)\n"
-        f"{readings:,} readings in {elapsed:.1f} s = [bold]{summary['readings_per_second']:,.0f}"
-        f"[/] readings/s; mean latency per {TICK}-reading step "
-        f"{1000 * elapsed / (readings / TICK):.2f} ms")
+        f"{results.count:,} readings streamed, graded and routed in {elapsed:.1f} s = "
+        f"[bold]{summary['readings_per_second']:,.0f}[/] readings/s; end-to-end latency "
+        f"(put → graded) p50 {summary['latency_p50_ms']:.0f} ms, p99 "
+        f"{summary['latency_p99_ms']:.0f} ms\n"
+        f"{written} anomalies (with explanations) written to stream "
+        f"[bold]{OUTPUT_STREAM}[/]; {job.steps} processing steps")
     for data in fleet:
-        path = out_dir / f"{data.machine}.png"
-        _plot_machine(path, data, grades, scores)
-    console.print(f"plots and the anomaly log are in [cyan]{out_dir}/[/]")
-    console.print("\n[bold]Next[/]: score your own data with "
-                  "[cyan]forestream rcf score FILE.csv --plot out.png[/], or measure the "
-                  "detector on NAB with [cyan]make nab[/]. See docs/rcf.md.")
+        _plot_machine(out_dir / f"{data.machine}.png", data, results)
+    console.print(f"plots and anomalies.jsonl are in [cyan]{out_dir}/[/]")
+    console.print(
+        "\n[bold]Keep it running[/]: [cyan]forestream server[/] serves the same API "
+        "(boto3, the AWS CLI); [cyan]forestream streams tail sensor-anomalies[/] follows a "
+        "stream.\n[bold]Try next[/]: [cyan]forestream rcf score FILE.csv --plot out.png[/] "
+        "on your own data; [cyan]make nab[/] for the NAB benchmark; docs/ for the APIs.")
     return summary
 
 
-def _plot_machine(path: Path, data, grades, scores) -> None:
+def _plot_machine(path: Path, data, results: _Results) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,10 +290,10 @@ def _plot_machine(path: Path, data, grades, scores) -> None:
         for s, e in zip(edges[::2], edges[1::2], strict=True):
             ax.axvspan(s, e, color="#ffbf00", alpha=0.3, lw=0)
         ax.plot(x, values, lw=0.6, color="#1f5f8b")
-        flagged = grades[key] >= ALERT_GRADE
+        flagged = results.grades[key] >= ALERT_GRADE
         ax.scatter(x[flagged], values[flagged], color="#d62728", s=22, zorder=3)
         twin = ax.twinx()
-        twin.plot(x, scores[key], lw=0.5, color="#888888", alpha=0.7)
+        twin.plot(x, results.scores[key], lw=0.5, color="#888888", alpha=0.7)
         twin.set_ylabel("score", color="#888888")
         ax.set_ylabel(sensor)
     axes[0].set_title(f"{data.machine}: readings (blue), RCF score (grey), alerts (red), "
