@@ -2,65 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(sys.executable).with_name("forestream")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """A ``forestream server`` subprocess on a free port, restartable on the same data."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "FORESTREAM_STATUS_DELAY": "0.2", **(env or {})}
-        self.args = args
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> ServerProcess:
-        cmd = [str(SCRIPT), "server", "--port", str(self.port), "--data-dir",
-               str(self.data_dir), *self.args]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()}")
-            try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start within 30 s")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from server_support import ServerProcess
 
 
 @pytest.fixture

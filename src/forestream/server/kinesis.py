@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import time
 import uuid
@@ -30,6 +31,7 @@ from forestream.streams.validation import parse_input, render_output, service_mo
 from .auth import verify_signature
 from .metrics import Metrics
 
+log = logging.getLogger("forestream.server")
 TARGET_PREFIX = "Kinesis_20131202."
 JSON_TYPE = "application/x-amz-json-1.1"
 CBOR_TYPE = "application/x-amz-cbor-1.1"
@@ -97,6 +99,11 @@ class KinesisProtocol:
             return self._error(exc.code, exc.message, exc.status, binary, request_id)
         except TypeError as exc:  # a member the operation does not take
             return self._error("ValidationException", str(exc), 400, binary, request_id)
+        except Exception:  # a bug of ours: answer in AWS's shape, keep the trace in the log
+            log.exception("internal error in %s (request %s)", operation, request_id)
+            self.metrics.error(operation, "InternalFailure")
+            return self._error("InternalFailure", f"internal error; request id {request_id}",
+                               500, binary, request_id)
 
     def _error(self, code: str, message: str, status: int, binary: bool,
                request_id: str) -> Response:

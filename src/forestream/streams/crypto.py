@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PLAIN = 0
 ENCRYPTED = 1
+KEY_BYTES = 32
 
 
 class KeyStore:
@@ -22,18 +23,34 @@ class KeyStore:
         self._cache: dict[str, AESGCM] = {}
 
     def key_for(self, stream: str, create: bool = False) -> AESGCM | None:
+        """The stream's cipher; with ``create``, make a key if there is no valid one.
+
+        Keys are written to a temporary file, synced and renamed into place, so a crash
+        never leaves a half-written key behind."""
         cipher = self._cache.get(stream)
         if cipher is not None:
             return cipher
         path = self.directory / f"{stream}.key"
-        if not path.exists():
+        key = path.read_bytes() if path.exists() else b""
+        if len(key) != KEY_BYTES:
             if not create:
                 return None
+            # Nothing can have been encrypted with a missing or unusable key: replace it.
+            key = AESGCM.generate_key(bit_length=8 * KEY_BYTES)
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = path.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(AESGCM.generate_key(bit_length=256))
-        cipher = AESGCM(path.read_bytes())
+                handle.write(key)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        cipher = AESGCM(key)
         self._cache[stream] = cipher
         return cipher
 
@@ -50,10 +67,11 @@ def seal(data: bytes, cipher: AESGCM | None, associated: bytes) -> bytes:
     return bytes([ENCRYPTED]) + nonce + cipher.encrypt(nonce, data, associated)
 
 
-def unseal(stored: bytes, cipher: AESGCM | None, associated: bytes) -> tuple[bytes, bool]:
-    """Return (data, was_encrypted)."""
+def unseal(stored: bytes, cipher_for, associated: bytes) -> tuple[bytes, bool]:
+    """Return (data, was_encrypted); ``cipher_for()`` is asked only for encrypted records."""
     if stored[0] == PLAIN:
         return stored[1:], False
+    cipher = cipher_for()
     if cipher is None:
-        raise ValueError("record is encrypted but the stream's key is missing")
+        raise KeyError("record is encrypted but the stream's key is missing")
     return cipher.decrypt(stored[1:13], stored[13:], associated), True

@@ -17,6 +17,7 @@ from .crypto import seal, unseal
 from .errors import (
     ExpiredIteratorError,
     InvalidArgumentError,
+    KMSError,
     ResourceNotFoundError,
     ThroughputExceededError,
 )
@@ -144,10 +145,16 @@ class RecordOperations:
                           max_bytes=MAX_GET_BYTES) if position < log.next_offset else []
         if stored:
             self._throttle(info, number).take_read(sum(len(r.value) for r in stored))
-        cipher = self._keys.key_for(name)
+        def cipher():
+            return self._keys.key_for(name)
+
         records = []
         for r in stored:
-            data, encrypted = unseal(r.value, cipher, r.key)
+            try:
+                data, encrypted = unseal(r.value, cipher, r.key)
+            except KeyError as exc:
+                raise KMSError(f"record {sequence_number(number, r.offset)} of stream {name} "
+                               f"cannot be decrypted: {exc.args[0]}") from None
             records.append({"SequenceNumber": sequence_number(number, r.offset),
                             "ApproximateArrivalTimestamp": r.timestamp_ms / 1000.0,
                             "Data": data, "PartitionKey": r.key.decode("utf-8"),

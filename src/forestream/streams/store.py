@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -35,6 +36,7 @@ from .segment_log import SegmentLog
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 ON_DEMAND_SHARDS = 4
+STREAM_DIR_PREFIX = "stream-"
 MIN_RETENTION_HOURS = 24
 MAX_RETENTION_HOURS = 8760
 METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
@@ -84,6 +86,7 @@ class StreamStore(RecordOperations, ReshardOperations):
         self._iterator_secret = _load_secret(self.data_dir / "iterator.key")
         self._init_records()
         self._closed = False
+        self._remove_orphans()
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -126,6 +129,10 @@ class StreamStore(RecordOperations, ReshardOperations):
             if mode == "ON_DEMAND" and on_demand >= self.on_demand_stream_limit:
                 raise LimitExceededError(f"at most {self.on_demand_stream_limit} ON_DEMAND "
                                          "streams are allowed")
+            # Files left by a stream of this name that was deleted just before a crash
+            # are orphans: the metadata says the stream does not exist.
+            shutil.rmtree(self._stream_dir(stream_name), ignore_errors=True)
+            self._keys.forget(stream_name)
             now = _now_ms()
             info = StreamInfo(stream_name, now, "CREATING", now + self.status_delay_ms, mode,
                               24, count, "NONE", None, max_record_size_in_ki_b or 1024, [])
@@ -384,6 +391,22 @@ class StreamStore(RecordOperations, ReshardOperations):
         return {}
 
     # ----------------------------------------------------------------- helpers
+    def _remove_orphans(self) -> None:
+        """Delete log directories and keys of streams the metadata no longer has (a crash
+        between DeleteStream's commit and its file removal leaves them)."""
+        root = self.data_dir / "streams"
+        if root.is_dir():
+            for path in root.iterdir():
+                name = path.name[len(STREAM_DIR_PREFIX):]
+                if path.is_dir() and path.name.startswith(STREAM_DIR_PREFIX) and \
+                        name not in self._streams:
+                    shutil.rmtree(path, ignore_errors=True)
+        keys = self.data_dir / "keys"
+        if keys.is_dir():
+            for path in keys.glob("*.key"):
+                if path.stem not in self._streams:
+                    path.unlink(missing_ok=True)
+
     def stream_arn(self, name: str) -> str:
         return f"arn:aws:kinesis:{self.region}:{self.account}:stream/{name}"
 
@@ -506,7 +529,11 @@ class StreamStore(RecordOperations, ReshardOperations):
         raise ResourceNotFoundError(f"Consumer {consumer_arn or consumer_name} not found")
 
     def _shard_dir(self, stream: str, number: int) -> Path:
-        return self.data_dir / "streams" / stream / shard_id(number)
+        return self._stream_dir(stream) / shard_id(number)
+
+    def _stream_dir(self, stream: str) -> Path:
+        # A prefix keeps names such as "." or ".." (valid stream names) plain directories.
+        return self.data_dir / "streams" / f"{STREAM_DIR_PREFIX}{stream}"
 
     def _log(self, stream: str, number: int) -> SegmentLog:
         key = (stream, number)
