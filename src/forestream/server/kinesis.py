@@ -20,6 +20,7 @@ import zlib
 
 import anyio
 import cbor2
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -54,46 +55,61 @@ class KinesisProtocol:
                            for op in service_model()["operations"]}
 
     async def handle(self, request: Request) -> Response:
-        started = time.perf_counter()
         binary = CBOR_TYPE in request.headers.get("content-type", "")
         request_id = str(uuid.uuid4())
-        operation = "Unknown"
-        try:
-            target = request.headers.get("x-amz-target", "")
-            if not target.startswith(TARGET_PREFIX):
-                return self._error("UnknownOperationException",
-                                   f"X-Amz-Target {target!r} is not a Kinesis_20131202 "
-                                   "operation", 400, binary, request_id)
-            operation = target[len(TARGET_PREFIX):]
-            body = await request.body()
-            if self.settings.auth_enabled:
-                failure = verify_signature(request, body, self.settings)
-                if failure is not None:
-                    return self._error(*failure, 403, binary, request_id)
-            if operation not in self.operations:
-                return self._error("UnknownOperationException",
-                                   f"{operation} is not a Kinesis operation", 400, binary,
-                                   request_id)
-            method = self.operations[operation]
-            if method is None and operation != "SubscribeToShard":
-                return self._error("UnknownOperationException",
-                                   f"{operation} is not supported by forestream", 400, binary,
-                                   request_id)
+        target = request.headers.get("x-amz-target", "")
+        if not target.startswith(TARGET_PREFIX):
+            return self._error("UnknownOperationException",
+                               f"X-Amz-Target {target!r} is not a Kinesis_20131202 operation",
+                               400, binary, request_id)
+        operation = target[len(TARGET_PREFIX):]
+        body = await request.body()
+        if operation == "SubscribeToShard":
             try:
-                params = cbor2.loads(body) if binary else json.loads(body or b"{}")
-            except (ValueError, cbor2.CBORDecodeError) as exc:
-                return self._error("SerializationException", f"malformed request body: {exc}",
-                                   400, binary, request_id)
-            args = parse_input(operation, params, binary)
-            kwargs = {_snake(k): v for k, v in args.items()}
-            if operation == "SubscribeToShard":
+                kwargs = self._prepare(request, body, operation, binary)
                 return await self._subscribe(kwargs, request_id)
-            result = await anyio.to_thread.run_sync(lambda: method(**kwargs))
+            except _Refusal as refusal:
+                return self._error(*refusal.args, binary, request_id)
+            except StreamError as exc:
+                return self._error(exc.code, exc.message, exc.status, binary, request_id)
+        # Decoding, validation and the operation itself run in a worker thread: a large
+        # PutRecords body must not stall the event loop, and concurrent puts then share
+        # the segment logs' group-commit fsyncs.
+        return await anyio.to_thread.run_sync(self._call, request, body, operation, binary,
+                                              request_id)
+
+    def _prepare(self, request: Request, body: bytes, operation: str, binary: bool) -> dict:
+        if self.settings.auth_enabled:
+            failure = verify_signature(request, body, self.settings)
+            if failure is not None:
+                raise _Refusal(*failure, 403)
+        if operation not in self.operations:
+            raise _Refusal("UnknownOperationException",
+                           f"{operation} is not a Kinesis operation", 400)
+        if self.operations[operation] is None and operation != "SubscribeToShard":
+            raise _Refusal("UnknownOperationException",
+                           f"{operation} is not supported by forestream", 400)
+        try:
+            params = cbor2.loads(body) if binary else orjson.loads(body or b"{}")
+        except (ValueError, cbor2.CBORDecodeError) as exc:
+            raise _Refusal("SerializationException", f"malformed request body: {exc}",
+                           400) from None
+        args = parse_input(operation, params, binary)
+        return {_snake(k): v for k, v in args.items()}, args
+
+    def _call(self, request: Request, body: bytes, operation: str, binary: bool,
+              request_id: str) -> Response:
+        started = time.perf_counter()
+        try:
+            kwargs, args = self._prepare(request, body, operation, binary)
+            result = self.operations[operation](**kwargs)
             self.metrics.observe(operation, args, result, time.perf_counter() - started)
             rendered = render_output(operation, result, binary)
-            payload = cbor2.dumps(rendered) if binary else json.dumps(rendered).encode()
+            payload = cbor2.dumps(rendered) if binary else orjson.dumps(rendered)
             return Response(payload, media_type=CBOR_TYPE if binary else JSON_TYPE,
                             headers={"x-amzn-RequestId": request_id})
+        except _Refusal as refusal:
+            return self._error(*refusal.args, binary, request_id)
         except StreamError as exc:
             self.metrics.error(operation, exc.code)
             return self._error(exc.code, exc.message, exc.status, binary, request_id)
@@ -114,7 +130,8 @@ class KinesisProtocol:
                         headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code})
 
     # ------------------------------------------------------------- enhanced fan-out
-    async def _subscribe(self, kwargs: dict, request_id: str) -> Response:
+    async def _subscribe(self, prepared: tuple, request_id: str) -> Response:
+        kwargs = prepared[0]
         store = self.store
         described = store.describe_stream_consumer(consumer_arn=kwargs["consumer_arn"])
         consumer = described["ConsumerDescription"]
@@ -156,6 +173,10 @@ class KinesisProtocol:
 
         return StreamingResponse(events(), media_type="application/vnd.amazon.eventstream",
                                  headers={"x-amzn-RequestId": request_id})
+
+
+class _Refusal(Exception):
+    """A request refused before it reaches the store: (AWS error type, message, status)."""
 
 
 def _position_of(store: StreamStore, iterator: str) -> str:

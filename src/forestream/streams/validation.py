@@ -46,7 +46,7 @@ def parse_input(operation: str, params: Any, binary: bool) -> dict:
     if not isinstance(params, dict):
         raise ValidationError("request body must be a JSON object")
     errors: list[str] = []
-    out = _convert(params, op["input"]["shape"], "", errors, binary)
+    out = _convert(params, op["input"]["shape"], None, errors, binary)
     if errors:
         count = len(errors)
         raise ValidationError(f"{count} validation error{'s' if count > 1 else ''} detected: "
@@ -62,8 +62,13 @@ def render_output(operation: str, result: dict, binary: bool) -> dict:
     return _render(result, op["output"]["shape"], binary)
 
 
+@functools.cache
+def _shapes() -> dict:
+    return service_model()["shapes"]
+
+
 def _shape(name: str) -> dict:
-    return service_model()["shapes"][name]
+    return _shapes()[name]
 
 
 def _path(parent: str, member: str) -> str:
@@ -71,8 +76,26 @@ def _path(parent: str, member: str) -> str:
     return f"{parent}.{member}" if parent else member
 
 
+class _Where:
+    """A member's path, formatted only if an error needs it (most requests have none)."""
+
+    __slots__ = ("parent", "member", "index")
+
+    def __init__(self, parent, member: str | None = None, index: int | None = None) -> None:
+        self.parent, self.member, self.index = parent, member, index
+
+    def __str__(self) -> str:
+        parent = str(self.parent) if self.parent is not None else ""
+        if self.index is not None:
+            return f"{parent}.{self.index + 1}"
+        return _path(parent, self.member) if self.member else parent
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 def _convert(value: Any, shape_name: str, where: str, errors: list[str], binary: bool) -> Any:
-    shape = _shape(shape_name)
+    shape = _shapes()[shape_name]
     kind = shape["type"]
     if kind == "structure":
         if not isinstance(value, dict):
@@ -80,15 +103,16 @@ def _convert(value: Any, shape_name: str, where: str, errors: list[str], binary:
                           "object")
             return None
         out = {}
-        for member in shape.get("required", []):
+        for member in shape.get("required", ()):
             if value.get(member) is None:
-                errors.append(f"Value null at '{_path(where, member)}' failed to satisfy "
+                errors.append(f"Value null at '{_Where(where, member)}' failed to satisfy "
                               "constraint: Member must not be null")
+        members = shape["members"]
         for key, item in value.items():
-            spec = shape["members"].get(key)
+            spec = members.get(key)
             if spec is None or item is None:
                 continue  # unknown members are ignored, as AWS does
-            out[key] = _convert(item, spec["shape"], _path(where, key), errors, binary)
+            out[key] = _convert(item, spec["shape"], _Where(where, key), errors, binary)
         return out
     if kind == "list":
         if not isinstance(value, list):
@@ -96,7 +120,8 @@ def _convert(value: Any, shape_name: str, where: str, errors: list[str], binary:
                           "list")
             return []
         _check_length(len(value), shape, where, errors, "have length")
-        return [_convert(v, shape["member"]["shape"], f"{where}.{i + 1}", errors, binary)
+        member = shape["member"]["shape"]
+        return [_convert(v, member, _Where(where, index=i), errors, binary)
                 for i, v in enumerate(value)]
     if kind == "map":
         if not isinstance(value, dict):
@@ -143,7 +168,7 @@ def _convert(value: Any, shape_name: str, where: str, errors: list[str], binary:
             data = bytes(value)
         elif isinstance(value, str) and not binary:
             try:
-                data = base64.b64decode(value, validate=True)
+                data = binascii.a2b_base64(value, strict_mode=True)
             except (binascii.Error, ValueError):
                 errors.append(f"Value at '{where}' failed to satisfy constraint: Member must be "
                               "base64-encoded")
