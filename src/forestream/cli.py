@@ -24,6 +24,7 @@ def main() -> None:
       forestream quickstart            the main job, end to end, in about a minute
       forestream server                the Kinesis-compatible server (boto3, AWS CLI, ...)
       forestream streams --help        create, put, get, tail, reshard streams
+      forestream apps --help           run your stream processing code on the server
       forestream rcf score FILE.csv    anomaly scores for a CSV file
       forestream rcf nab --data DIR    the Numenta Anomaly Benchmark score of a detector
     """
@@ -221,9 +222,11 @@ def quickstart(machines, days, out_dir, seed, rate):
 
 
 def _register_groups() -> None:
+    from forestream.cli_apps import apps
     from forestream.cli_streams import streams
 
     main.add_command(streams)
+    main.add_command(apps)
 
 
 _register_groups()

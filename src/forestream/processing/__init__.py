@@ -13,7 +13,7 @@ from .functions import (
     ProcessFunction,
     ProcessWindowFunction,
 )
-from .kinesis_io import KinesisSink, KinesisSource
+from .kinesis_io import KinesisSink, KinesisSource, kinesis_client
 from .records import OutputTag, Record
 from .runtime import JobResult, JobRunner
 from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink
@@ -36,5 +36,5 @@ __all__ = [
     "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "PrintSink",
     "ProcessFunction", "ProcessWindowFunction", "Record", "Sink", "SlidingEventTimeWindows",
     "Source", "StreamExecutionEnvironment", "TimeWindow", "TumblingEventTimeWindows",
-    "TumblingProcessingTimeWindows", "ValueStateDescriptor", "WatermarkStrategy",
+    "TumblingProcessingTimeWindows", "ValueStateDescriptor", "WatermarkStrategy", "kinesis_client",
 ]

@@ -71,7 +71,12 @@ class KeyedStateBackend:
                 "seq": self._timer_seq, "registered": set(self._registered)}
 
     def restore(self, snapshot: dict) -> None:
-        self.tables = {k: dict(v) for k, v in snapshot["tables"].items()}
+        # In place: state handles taken in open() keep pointing at these dictionaries.
+        for name, table in self.tables.items():
+            table.clear()
+            table.update(snapshot["tables"].get(name, {}))
+        for name, table in snapshot["tables"].items():
+            self.table(name).update(table)
         self.event_timers = list(snapshot["event"])
         self.processing_timers = list(snapshot["processing"])
         self._timer_seq = snapshot["seq"]

@@ -11,8 +11,10 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from forestream.config import Settings
+from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
+from .apps_api import routes as application_routes
 from .kinesis import KinesisProtocol
 from .metrics import Metrics
 
@@ -28,6 +30,9 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                                  region=settings.region)
     metrics = Metrics()
     kinesis = KinesisProtocol(store, settings, metrics)
+    # Application workers reach this server's Kinesis API through this variable.
+    manager = ApplicationManager(settings.data_dir, environment={
+        "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"})
     stop = threading.Event()
 
     def sweep() -> None:
@@ -39,10 +44,12 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     async def lifespan(app):
         worker = threading.Thread(target=sweep, name="retention", daemon=True)
         worker.start()
+        manager.start()
         try:
             yield
         finally:
             stop.set()
+            manager.close()
             store.close()
 
     async def aws_entry(request: Request):
@@ -58,7 +65,9 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         Route("/", aws_entry, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
+        *application_routes(manager),
     ], lifespan=lifespan)
     app.state.store = store
+    app.state.applications = manager
     app.state.settings = settings
     return app

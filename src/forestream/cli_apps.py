@@ -1,0 +1,261 @@
+"""``forestream apps ...``: stream processing applications on a forestream server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from forestream.cli_streams import DEFAULT_ENDPOINT
+
+console = Console()
+
+endpoint_option = click.option(
+    "--endpoint-url", default=lambda: os.environ.get("FORESTREAM_ENDPOINT_URL", DEFAULT_ENDPOINT),
+    show_default=f"$FORESTREAM_ENDPOINT_URL or {DEFAULT_ENDPOINT}",
+    help="The forestream server.")
+
+
+def api(endpoint: str, method: str, path: str, body: dict | None = None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{endpoint}/api/v1/applications{path}", data=data,
+                                     method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            raw = response.read()
+            return json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("detail")
+        except ValueError:
+            detail = exc.reason
+        raise click.ClickException(f"{exc.code}: {detail}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
+                                   "`forestream server` running?") from None
+
+
+def parse_properties(items: tuple[str, ...]) -> dict:
+    groups: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        group, dot, name = key.partition(".")
+        if not sep or not dot or not group or not name:
+            raise click.BadParameter(f"{item!r}: expected GROUP.KEY=VALUE", param_hint="-p")
+        groups.setdefault(group, {})[name] = value
+    return groups
+
+
+@click.group()
+def apps() -> None:
+    """Stream processing applications: your code, run and supervised by the server.
+
+    An application is a Python file (or a folder with main.py) defining
+    build(env, properties), which builds a pipeline on env
+    (forestream.processing.StreamExecutionEnvironment).
+
+    \b
+    forestream apps create temps --code job.py -p input.stream=sensor-readings
+    forestream apps start temps
+    forestream apps logs temps --follow
+    forestream apps stop temps          # takes a snapshot
+    """
+
+
+@apps.command("create")
+@click.argument("name")
+@click.option("--code", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The .py file (or folder with main.py) defining build(env, properties).")
+@click.option("--property", "-p", "props", multiple=True,
+              help="Runtime property GROUP.KEY=VALUE (repeatable).")
+@click.option("--checkpoint-interval", default=10.0, show_default=True, type=float,
+              help="Seconds between checkpoints.")
+@click.option("--parallelism", default=1, show_default=True, type=int)
+@click.option("--description", default="")
+@endpoint_option
+def create(name, code, props, checkpoint_interval, parallelism, description, endpoint_url):
+    """Create application NAME from CODE (status READY)."""
+    app = api(endpoint_url, "POST", "", {
+        "name": name, "code": str(code.resolve()), "properties": parse_properties(props),
+        "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
+        "description": description})
+    console.print(f"application [bold]{app['name']}[/] created ({app['status']})")
+
+
+@apps.command("list")
+@endpoint_option
+def list_apps(endpoint_url):
+    """List applications and their status."""
+    table = Table(title="Applications")
+    for col in ("name", "status", "version", "code", "updated"):
+        table.add_column(col)
+    for app in api(endpoint_url, "GET", "")["applications"]:
+        table.add_row(app["name"], _status(app["status"]), str(app["version"]),
+                      app["entry"], _when(app["updated"]))
+    console.print(table)
+
+
+@apps.command("describe")
+@click.argument("name")
+@endpoint_option
+def describe(name, endpoint_url):
+    """Show an application's configuration, runtime metrics and last failure."""
+    app = api(endpoint_url, "GET", f"/{name}")
+    console.print(f"[bold]{app['name']}[/]  {_status(app['status'])}  version "
+                  f"{app['version']}  code {app['code_source']}")
+    console.print(f"checkpoint every {app['checkpoint_interval']} s, parallelism "
+                  f"{app['parallelism']}, {app['snapshots']} snapshot(s)")
+    if app["properties"]:
+        console.print("properties: " + json.dumps(app["properties"]))
+    runtime = app.get("runtime")
+    if runtime:
+        console.print(f"worker {runtime.get('state')}: {runtime.get('records_in', 0):,} "
+                      f"records in, {runtime.get('steps', 0):,} steps, "
+                      f"{runtime.get('checkpoints', 0)} checkpoints")
+        operators = runtime.get("operators") or {}
+        if operators:
+            table = Table(title="Operators")
+            for col in ("operator", "records in", "records out"):
+                table.add_column(col, justify="left" if col == "operator" else "right")
+            for uid, (n_in, n_out) in operators.items():
+                table.add_row(uid, f"{n_in:,}", f"{n_out:,}")
+            console.print(table)
+    if app.get("last_failure"):
+        console.print(f"[red]last failure[/]: {app['last_failure']['reason']}")
+
+
+@apps.command("update")
+@click.argument("name")
+@click.option("--code", type=click.Path(exists=True, path_type=Path))
+@click.option("--property", "-p", "props", multiple=True,
+              help="Replace the runtime properties (GROUP.KEY=VALUE, repeatable).")
+@click.option("--checkpoint-interval", type=float)
+@endpoint_option
+def update(name, code, props, checkpoint_interval, endpoint_url):
+    """Change code or configuration; a running application restarts from its latest
+    checkpoint with the new version."""
+    body = {}
+    if code:
+        body["code"] = str(code.resolve())
+    if props:
+        body["properties"] = parse_properties(props)
+    if checkpoint_interval is not None:
+        body["checkpoint_interval"] = checkpoint_interval
+    if not body:
+        raise click.UsageError("nothing to update: give --code, --property or "
+                               "--checkpoint-interval")
+    app = api(endpoint_url, "PATCH", f"/{name}", body)
+    console.print(f"application [bold]{name}[/] updated to version {app['version']} "
+                  f"({app['status']})")
+
+
+@apps.command("start")
+@click.argument("name")
+@click.option("--restore", type=click.Choice(["latest", "skip", "snapshot"]), default="latest",
+              show_default=True, help="Continue from the latest checkpoint, start empty, "
+              "or start from --snapshot.")
+@click.option("--snapshot", help="Snapshot to restore (with --restore snapshot).")
+@endpoint_option
+def start(name, restore, snapshot, endpoint_url):
+    """Start application NAME."""
+    app = api(endpoint_url, "POST", f"/{name}/start",
+              {"restore": restore.upper(), "snapshot": snapshot})
+    console.print(f"application [bold]{name}[/] {_status(app['status'])}")
+
+
+@apps.command("stop")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Kill the worker at once (no final checkpoint, "
+              "no snapshot).")
+@click.option("--no-snapshot", is_flag=True, help="Do not keep a snapshot of the stop.")
+@endpoint_option
+def stop(name, force, no_snapshot, endpoint_url):
+    """Stop application NAME (a final checkpoint, and a snapshot unless --no-snapshot)."""
+    app = api(endpoint_url, "POST", f"/{name}/stop", {"force": force,
+                                                      "snapshot": not no_snapshot})
+    console.print(f"application [bold]{name}[/] {_status(app['status'])}")
+
+
+@apps.command("logs")
+@click.argument("name")
+@click.option("--tail", default=100, show_default=True)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@endpoint_option
+def logs(name, tail, follow, endpoint_url):
+    """Print the worker's log (output, tracebacks, restarts)."""
+    lines = api(endpoint_url, "GET", f"/{name}/logs?tail={tail}")["lines"]
+    for line in lines:
+        click.echo(line)
+    seen = len(lines)
+    try:
+        while follow:
+            time.sleep(1.0)
+            lines = api(endpoint_url, "GET", f"/{name}/logs?tail=100000")["lines"]
+            for line in lines[seen:]:
+                click.echo(line)
+            seen = len(lines)
+    except KeyboardInterrupt:
+        pass
+
+
+@apps.command("delete")
+@click.argument("name")
+@endpoint_option
+def delete(name, endpoint_url):
+    """Delete application NAME (it must be READY), with its checkpoints and snapshots."""
+    api(endpoint_url, "DELETE", f"/{name}")
+    console.print(f"application [bold]{name}[/] deleted")
+
+
+@apps.group()
+def snapshots() -> None:
+    """Named snapshots of an application's state (to start from later)."""
+
+
+@snapshots.command("create")
+@click.argument("name")
+@click.argument("snapshot")
+@endpoint_option
+def snapshot_create(name, snapshot, endpoint_url):
+    """Keep the latest checkpoint of NAME as SNAPSHOT."""
+    snap = api(endpoint_url, "POST", f"/{name}/snapshots", {"snapshot": snapshot})
+    console.print(f"snapshot [bold]{snap['name']}[/] of {name} ({snap['bytes']:,} bytes)")
+
+
+@snapshots.command("list")
+@click.argument("name")
+@endpoint_option
+def snapshot_list(name, endpoint_url):
+    table = Table(title=f"Snapshots of {name}")
+    for col in ("snapshot", "created", "bytes"):
+        table.add_column(col, justify="right" if col == "bytes" else "left")
+    for snap in api(endpoint_url, "GET", f"/{name}/snapshots")["snapshots"]:
+        table.add_row(snap["name"], _when(snap["created"]), f"{snap['bytes']:,}")
+    console.print(table)
+
+
+@snapshots.command("delete")
+@click.argument("name")
+@click.argument("snapshot")
+@endpoint_option
+def snapshot_delete(name, snapshot, endpoint_url):
+    api(endpoint_url, "DELETE", f"/{name}/snapshots/{snapshot}")
+    console.print(f"snapshot [bold]{snapshot}[/] of {name} deleted")
+
+
+def _status(status: str) -> str:
+    color = {"RUNNING": "green", "READY": "cyan"}.get(status, "yellow")
+    return f"[{color}]{status}[/]"
+
+
+def _when(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp).strftime("%Y-%m-%d %H:%M:%S")

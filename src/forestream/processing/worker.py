@@ -1,0 +1,103 @@
+"""The worker process of an application: loads the user's code and runs its job.
+
+``python -m forestream.processing.worker APP_DIR`` reads ``APP_DIR/config.json``, imports
+the application's code (``APP_DIR/code/...``), lets its ``build(env, properties)`` build
+the pipeline on a :class:`StreamExecutionEnvironment` that checkpoints into
+``APP_DIR/checkpoints`` (resuming from the latest checkpoint there), and runs it until
+SIGTERM, when it stops after the current step with a final checkpoint. Progress and
+metrics go to ``APP_DIR/status.json``; a crash leaves its traceback in the log.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from .environment import StreamExecutionEnvironment
+from .runtime import JobRunner
+
+STATUS_EVERY_SECONDS = 1.0
+
+
+def load_user_module(code_dir: Path, entry: str):
+    """Import the application's entry file (``entry`` relative to ``code_dir``)."""
+    path = code_dir / entry
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("forestream_application", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, "build", None)):
+        raise TypeError(f"{entry} must define build(env, properties) that builds the "
+                        "pipeline on env")
+    return module
+
+
+def write_status(app_dir: Path, **fields) -> None:
+    path = app_dir / "status.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**fields, "updated": time.time(), "pid": os.getpid()}))
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    app_dir = Path((argv or sys.argv[1:])[0])
+    config = json.loads((app_dir / "config.json").read_text())
+    env = StreamExecutionEnvironment(
+        properties=config.get("properties", {}), checkpoint_dir=app_dir / "checkpoints",
+        checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
+        batch_size=int(config.get("batch_size", 1000)))
+    try:
+        module = load_user_module(app_dir / "code", config["entry"])
+        module.build(env, config.get("properties", {}))
+        if not env.nodes:
+            raise ValueError("build(env, properties) added no source to env")
+    except Exception:
+        traceback.print_exc()
+        write_status(app_dir, state="FAILED", error=traceback.format_exc(limit=3))
+        return 2
+    runner = JobRunner(env, config["name"])
+
+    def on_term(signum, frame):
+        print(f"received signal {signum}: stopping with a final checkpoint", flush=True)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(STATUS_EVERY_SECONDS):
+            r = runner.result
+            write_status(app_dir, state="RUNNING", steps=r.steps, records_in=r.records_in,
+                         checkpoints=r.checkpoints, restored_from=r.restored_from,
+                         checkpoint_seconds=r.last_checkpoint_seconds,
+                         checkpoint_bytes=r.last_checkpoint_bytes,
+                         operators={n.uid: [n.operator.records_in, n.operator.records_out]
+                                    for n in runner.nodes if n.operator is not None})
+
+    reporter = threading.Thread(target=report, daemon=True)
+    reporter.start()
+    print(f"application {config['name']} running (pid {os.getpid()})", flush=True)
+    try:
+        result = runner.run()
+    except Exception:
+        done.set()
+        traceback.print_exc()
+        write_status(app_dir, state="FAILED", error=traceback.format_exc(limit=5))
+        return 1
+    done.set()
+    write_status(app_dir, state="STOPPED", steps=result.steps, records_in=result.records_in,
+                 checkpoints=result.checkpoints)
+    print(f"application {config['name']} stopped after {result.steps} steps", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

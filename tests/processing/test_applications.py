@@ -1,0 +1,186 @@
+"""Applications through the REST API and the CLI, on a real server with real workers."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+SCRIPT = Path(sys.executable).with_name("forestream")
+
+JOB = '''
+from forestream.processing import kinesis_client
+
+def build(env, properties):
+    client = kinesis_client()
+    group = properties["job"]
+    (env.from_kinesis(group["input"], client)
+        .key_by(lambda e: e["k"])
+        .reduce(lambda a, b: {"k": a["k"], "n": a["n"] + b["n"]})
+        .sink_to_kinesis(group["output"], client))
+'''
+
+BROKEN = '''
+import time
+
+STARTED = time.time()
+
+
+def fail_after_a_while(x):
+    if time.time() - STARTED > 1.5:  # runs (and checkpoints) for a while, then breaks
+        return 1 / 0
+    return x
+
+
+def build(env, properties):
+    (env.from_generator(lambda: iter(range(10**9)))
+        .map(fail_after_a_while)
+        .filter(lambda x: x < 0))
+'''
+
+
+def api(server, method, path, body=None):
+    request = urllib.request.Request(f"{server.url}/api/v1/applications{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None
+                                     else None, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def cli(server, *args, check=True):
+    proc = subprocess.run([str(SCRIPT), "apps", *map(str, args), "--endpoint-url", server.url],
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def wait(condition, seconds=60.0, what="condition"):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def totals(kinesis, stream):
+    """Latest running total per key in the output stream."""
+    latest = {}
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        while it:
+            page = kinesis.get_records(ShardIterator=it)
+            for r in page["Records"]:
+                value = json.loads(r["Data"])
+                latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])
+            if not page["Records"]:
+                break
+            it = page.get("NextShardIterator")
+    return latest
+
+
+def put(kinesis, stream, n, keys=("a", "b", "c")):
+    records = [{"Data": json.dumps({"k": keys[i % len(keys)], "n": 1}).encode(),
+                "PartitionKey": keys[i % len(keys)]} for i in range(n)]
+    for start in range(0, n, 500):
+        kinesis.put_records(StreamName=stream, Records=records[start:start + 500])
+
+
+def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path):
+    for name, shards in (("in", 2), ("out", 1)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    out = cli(server, "create", "counter", "--code", code, "-p", "job.input=in",
+              "-p", "job.output=out", "--checkpoint-interval", "0.5").stdout
+    assert "created" in out
+    assert "READY" in cli(server, "list").stdout
+    cli(server, "start", "counter")
+    put(kinesis, "in", 300)
+    assert wait(lambda: totals(kinesis, "out") == {"a": 100, "b": 100, "c": 100}, 90,
+                "first totals")
+    described = wait(lambda: (d := api(server, "GET", "/counter"))["runtime"] and
+                     d["runtime"].get("checkpoints") and d, 30, "a checkpoint")
+    assert described["status"] == "RUNNING"
+    assert "stopped" not in cli(server, "logs", "counter").stdout
+
+    out = cli(server, "stop", "counter").stdout  # final checkpoint + snapshot
+    assert "READY" in out
+    assert len(api(server, "GET", "/counter/snapshots")["snapshots"]) == 1
+    put(kinesis, "in", 30)  # arrives while stopped
+    cli(server, "start", "counter")  # resumes from the checkpoint: state carries on
+    assert wait(lambda: totals(kinesis, "out") == {"a": 110, "b": 110, "c": 110}, 90,
+                "totals after restart")
+
+    # A crashed worker (SIGKILL) is restarted from its latest checkpoint by the server.
+    pid = wait(lambda: (api(server, "GET", "/counter")["runtime"] or {}).get("pid"), 30, "pid")
+    os.kill(pid, 9)
+    put(kinesis, "in", 30)
+    assert wait(lambda: totals(kinesis, "out") == {"a": 120, "b": 120, "c": 120}, 90,
+                "totals after a crash")
+    assert api(server, "GET", "/counter")["status"] == "RUNNING"
+
+    cli(server, "snapshots", "create", "counter", "manual")
+    assert "manual" in cli(server, "snapshots", "list", "counter").stdout
+    cli(server, "stop", "counter", "--no-snapshot")
+    result = cli(server, "start", "counter", "--restore", "snapshot", "--snapshot", "nope",
+                 check=False)
+    assert result.returncode != 0 and "no snapshot 'nope'" in result.stderr
+    cli(server, "snapshots", "delete", "counter", "manual")
+    cli(server, "delete", "counter")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(server, "GET", "/counter")
+    assert err.value.code == 404
+    assert json.loads(err.value.read())["title"] == "Not found"
+
+
+def test_broken_code_fails_with_traceback_in_logs_and_keeps_its_checkpoint(server, tmp_path):
+    code = tmp_path / "broken.py"
+    code.write_text(BROKEN)
+    api(server, "POST", "", {"name": "broken", "code": str(code), "checkpoint_interval": 0.2})
+    api(server, "POST", "/broken/start")
+    failed = wait(lambda: (d := api(server, "GET", "/broken"))["status"] == "READY" and d,
+                  120, "the application to give up")
+    assert "failed" in failed["last_failure"]["reason"]
+    log = "\n".join(api(server, "GET", "/broken/logs?tail=1000")["lines"])
+    assert "ZeroDivisionError" in log and "Traceback" in log
+    checkpoints = list((Path(server.data_dir) / "apps" / "broken" / "checkpoints").glob("*.pkl"))
+    assert checkpoints  # what was checkpointed before the failure is still there
+
+
+def test_bad_requests_get_problem_details(server, tmp_path):
+    cases = [
+        ({"name": "x y", "code": "/nope.py"}, 400, "application name"),
+        ({"name": "ok"}, 400, "'code'"),
+        ({"name": "ok", "code": str(tmp_path / "missing.py")}, 400, "must be a .py file"),
+    ]
+    for body, status, needle in cases:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            api(server, "POST", "", body)
+        problem = json.loads(err.value.read())
+        assert err.value.code == status and needle in problem["detail"]
+        assert err.value.headers["Content-Type"] == "application/problem+json"
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(server, "POST", "", {"name": "par", "code": str(code), "parallelism": 2})
+    assert "not supported yet" in json.loads(err.value.read())["detail"]
+    api(server, "POST", "", {"name": "twice", "code": str(code)})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(server, "POST", "", {"name": "twice", "code": str(code)})
+    assert err.value.code == 409
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(server, "POST", "/twice/stop")
+    assert err.value.code == 409
