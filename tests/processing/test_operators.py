@@ -408,7 +408,7 @@ def test_processing_time_timers_with_the_wall_clock():
 
 # --------------------------------------------------------------------------- record ids
 def _provenance_job():
-    late = OutputTag("late-words")
+    z_words = OutputTag("z-words")
 
     class CountAndTime(KeyedProcessFunction):
         def open(self, runtime_context):
@@ -417,7 +417,7 @@ def _provenance_job():
         def process_element(self, value, ctx):
             self.count.update(self.count.value() + 1)
             if value["word"].startswith("z"):
-                ctx.output(late, value["word"])
+                ctx.output(z_words, value["word"])
             ctx.timer_service().register_event_time_timer(ctx.timestamp() + 5)
             yield (value["word"], self.count.value())
             yield value["word"].upper()
@@ -433,7 +433,7 @@ def _provenance_job():
     processed = words.key_by(lambda w: w["word"]).process(CountAndTime())
     sinks = {
         "main": processed.collect(),
-        "side": processed.get_side_output(late).collect(),
+        "side": processed.get_side_output(z_words).collect(),
         "windows": (words.key_by(lambda w: w["word"]).window(TumblingEventTimeWindows.of(2))
                     .reduce(lambda a, b: {"word": a["word"], "t": max(a["t"], b["t"])})
                     .collect()),
@@ -472,9 +472,6 @@ def test_record_ids_follow_the_path_through_flat_map_and_process():
     assert rids[0].startswith("collection@0") and rids[5].startswith("collection@1")
 
 
-@pytest.mark.xfail(strict=True, reason="union of two sources of the same kind gives two "
-                   "records the same rid (CollectionSource ids are 'collection@i' with no "
-                   "source identity)")
 def test_record_ids_are_unique_after_a_union_of_two_sources():
     env = StreamExecutionEnvironment()
     a = env.from_collection([1, 2])
@@ -485,8 +482,6 @@ def test_record_ids_are_unique_after_a_union_of_two_sources():
     assert len(set(rids)) == 4, rids
 
 
-@pytest.mark.xfail(strict=True, reason="union of two map branches of one source keeps each "
-                   "input's rid, so both copies of a record share one id")
 def test_record_ids_are_unique_after_a_union_of_two_branches():
     env = StreamExecutionEnvironment()
     source = env.from_collection([1, 2])

@@ -206,7 +206,9 @@ class ProcessOperator(Operator):
     def _emit(self, produced, timestamp, key, rid, out) -> None:
         if produced is None:
             return
-        if not inspect.isgenerator(produced) and not isinstance(produced, (list, tuple)):
+        # Process functions yield their outputs; a returned list is a list of outputs;
+        # anything else (a tuple included) is one output.
+        if not inspect.isgenerator(produced) and not isinstance(produced, list):
             produced = [produced]
         for i, value in enumerate(produced):
             out.main.append(Record(value, timestamp, key, f"{rid}/{i}"))

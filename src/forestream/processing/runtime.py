@@ -46,6 +46,7 @@ class _SourceState:
         self.max_ts: dict[str, float] = {}
         self.last_seen: dict[str, float] = {}
         self.watermark = MIN_WATERMARK
+        self.started: float | None = None
 
     def observe(self, split: str, record: Record, now: float) -> None:
         strategy = self.node.watermark_strategy
@@ -61,13 +62,21 @@ class _SourceState:
         strategy = self.node.watermark_strategy
         if strategy is None:
             return self.watermark
-        active = [split for split in self.max_ts
-                  if strategy.idleness is None or now - self.last_seen[split] < strategy.idleness]
-        splits = getattr(self.node.source, "splits", None)
-        if splits is not None:  # a known split with no record yet holds the watermark back
-            unseen = [s for s in splits() if s not in self.max_ts]
-            if unseen and strategy.idleness is None:
+        if self.started is None:
+            self.started = now
+        idle = strategy.idleness
+        candidates = list(self.max_ts)
+        listed = getattr(self.node.source, "splits", None)
+        if listed is not None:
+            current = set(listed())
+            candidates = [s for s in candidates if s in current]  # finished splits drop out
+            unseen = current - set(self.max_ts)
+            # a split that has sent nothing yet holds the watermark back (for the idleness
+            # timeout, when one is set, counted from the start)
+            if unseen and (idle is None or now - self.started < idle):
                 return self.watermark
+        active = [s for s in candidates
+                  if idle is None or now - self.last_seen.get(s, now) < idle]
         if active:
             candidate = min(self.max_ts[s] for s in active) - strategy.out_of_orderness - 0.001
             self.watermark = max(self.watermark, candidate)
@@ -101,6 +110,10 @@ class JobRunner:
         for node in self.nodes:
             (node.source or node.operator).open()
         self._restore_latest()
+        if self.env.checkpoint_dir and self.result.restored_from is None:
+            # a first checkpoint of the empty state: a crash before the first interval
+            # then restarts from here (and truncates file sinks) instead of duplicating
+            self.checkpoint()
         self._last_checkpoint = time.monotonic()
         try:
             while not self._stop:
@@ -146,9 +159,13 @@ class JobRunner:
             else:
                 op = node.operator
                 records = []
-                for upstream in node.inputs:
+                for i, upstream in enumerate(node.inputs):
                     produced = outputs[upstream.index]
-                    records += produced.side.get(node.side, []) if node.side else produced.main
+                    batch = produced.side.get(node.side, []) if node.side else produced.main
+                    if len(node.inputs) > 1:  # a union: keep ids unique across its inputs
+                        batch = [Record(r.value, r.timestamp, r.key, f"{r.rid}|{i}")
+                                 for r in batch]
+                    records += batch
                 op.records_in += len(records)
                 if records:
                     op.process(records, out)

@@ -188,7 +188,10 @@ class WindowOperator(Operator):
         # (key, window) -> accumulator (aggregate) or list of values (process only)
         self.contents: dict[tuple[Any, TimeWindow], Any] = {}
         self.fired: dict[tuple[Any, TimeWindow], int] = {}
-        self.timers: list[tuple[float, Any, TimeWindow]] = []
+        # (end, sequence, key, window): the sequence orders equal ends without comparing
+        # keys (which may be of different types) and keeps the order across restores
+        self.timers: list[tuple[float, int, Any, TimeWindow]] = []
+        self._timer_seq = 0
 
     def process(self, records, out):
         for r in records:
@@ -196,20 +199,24 @@ class WindowOperator(Operator):
             if ts is None:
                 raise ValueError(f"{self.uid}: event-time windows need timestamps: use a "
                                  "WatermarkStrategy with a timestamp assigner")
+            accepted = 0
             for window in self.assigner.assign(ts):
                 if not self.processing and window.end + self.lateness <= self.watermark:
-                    if self.late_tag is not None:
-                        out.emit_side(self.late_tag, r)
-                    continue
+                    continue  # this window is gone
+                accepted += 1
                 key = (r.key, window)
                 if self.merging:
                     key = self._merge(r.key, window)
-                is_new = key not in self.contents
+                # a merged session has a new end, so it needs a timer of its own
+                is_new = key not in self.contents or self.merging
                 self._add(key, r.value)
                 if not self.processing and key[1].end <= self.watermark:
                     self._fire(key, out)  # late but allowed: fire again with the update
                 elif is_new:
-                    heapq.heappush(self.timers, (key[1].end, r.key, key[1]))
+                    self._timer_seq += 1
+                    heapq.heappush(self.timers, (key[1].end, self._timer_seq, r.key, key[1]))
+            if not accepted and self.late_tag is not None:
+                out.emit_side(self.late_tag, r)  # once, and only if no window took it
 
     def _add(self, key, value) -> None:
         if self.aggregate is not None:
@@ -252,7 +259,7 @@ class WindowOperator(Operator):
 
     def _advance(self, now: float, out: Collector) -> None:
         while self.timers and self.timers[0][0] <= now:
-            _, k, window = heapq.heappop(self.timers)
+            _, _, k, window = heapq.heappop(self.timers)
             key = (k, window)
             if key in self.contents and key not in self.fired:
                 self._fire(key, out)
@@ -279,12 +286,13 @@ class WindowOperator(Operator):
 
     def snapshot(self):
         return {"contents": dict(self.contents), "fired": dict(self.fired),
-                "timers": list(self.timers)}
+                "timers": list(self.timers), "timer_seq": self._timer_seq}
 
     def restore(self, state):
         self.contents = dict(state["contents"])
         self.fired = dict(state["fired"])
         self.timers = list(state["timers"])
+        self._timer_seq = state["timer_seq"]
 
 
 class CountWindowOperator(Operator):
