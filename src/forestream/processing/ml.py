@@ -23,37 +23,14 @@ KINESIS_DEFAULTS = {"num_trees": 100, "sample_size": 256, "time_decay": 1.0 / 10
                     "shingle_size": 1}
 
 
-class RandomCutForestOperator(Operator):
-    """Adds ``ANOMALY_SCORE`` to each record (a dict) from its key's forest over ``fields``.
+class _PerKeyModelOperator(Operator):
+    """Shared plumbing: numeric fields → points, records grouped by key (in order)."""
 
-    With ``explain=True`` also ``ANOMALY_EXPLANATION``: per field ``ATTRIBUTION_SCORE``
-    (its share of the score), ``STRENGTH`` (how one-sided it is: ``|high − low| /
-    (high + low)``, 0–1) and ``DIRECTION`` (``HIGH`` or ``LOW``), as
-    RANDOM_CUT_FOREST_WITH_EXPLANATION reports them. Without explanations, each key's
-    records in a batch are scored through the forest's compiled batch path.
-    """
-
-    name = "random_cut_forest"
-
-    def __init__(self, fields: list[str], explain: bool = False, output_after: int | None = None,
-                 random_seed: int = 0, **forest_args) -> None:
+    def __init__(self, fields: list[str]) -> None:
         super().__init__()
         if not fields:
-            raise ValueError("random_cut_forest needs at least one numeric field")
+            raise ValueError(f"{self.name} needs at least one numeric field")
         self.fields = list(fields)
-        self.explain = explain
-        self.forest_args = {**KINESIS_DEFAULTS, **forest_args, "output_after": output_after}
-        self.random_seed = random_seed
-        self.forests: dict[Any, RandomCutForest] = {}
-
-    def _forest(self, key) -> RandomCutForest:
-        forest = self.forests.get(key)
-        if forest is None:
-            seed = (self.random_seed * 1_000_003 + len(self.forests)) % 2**62
-            forest = RandomCutForest(dimensions=len(self.fields), random_seed=seed,
-                                     **self.forest_args)
-            self.forests[key] = forest
-        return forest
 
     def _point(self, value: dict) -> list[float]:
         try:
@@ -68,21 +45,60 @@ class RandomCutForestOperator(Operator):
             by_key[r.key].append(i)
         results: list[dict | None] = [None] * len(records)
         for key, indexes in by_key.items():
-            forest = self._forest(key)
             points = np.array([self._point(records[i].value) for i in indexes])
-            if not self.explain:
-                scores = forest.score_and_update(points)
-                for i, score in zip(indexes, scores, strict=True):
-                    results[i] = {**records[i].value, "ANOMALY_SCORE": float(score)}
-                continue
-            for i, point in zip(indexes, points, strict=True):
-                score = forest.score(point)
-                attribution = forest.attribution(point)
-                forest.update(point)
-                results[i] = {**records[i].value, "ANOMALY_SCORE": float(score),
-                              "ANOMALY_EXPLANATION": self._explanation(attribution)}
+            values = [records[i].value for i in indexes]
+            for i, result in zip(indexes, self._score_key(key, points, values), strict=True):
+                results[i] = result
         out.main.extend(Record(v, r.timestamp, r.key, r.rid)
                         for v, r in zip(results, records, strict=True))
+
+    def _score_key(self, key, points: np.ndarray, values: list[dict]) -> list[dict]:
+        raise NotImplementedError
+
+
+class RandomCutForestOperator(_PerKeyModelOperator):
+    """Adds ``ANOMALY_SCORE`` to each record (a dict) from its key's forest over ``fields``.
+
+    With ``explain=True`` also ``ANOMALY_EXPLANATION``: per field ``ATTRIBUTION_SCORE``
+    (its share of the score), ``STRENGTH`` (how one-sided it is: ``|high − low| /
+    (high + low)``, 0–1) and ``DIRECTION`` (``HIGH`` or ``LOW``), as
+    RANDOM_CUT_FOREST_WITH_EXPLANATION reports them. Without explanations, each key's
+    records in a batch are scored through the forest's compiled batch path.
+    """
+
+    name = "random_cut_forest"
+
+    def __init__(self, fields: list[str], explain: bool = False, output_after: int | None = None,
+                 random_seed: int = 0, **forest_args) -> None:
+        super().__init__(fields)
+        self.explain = explain
+        self.forest_args = {**KINESIS_DEFAULTS, **forest_args, "output_after": output_after}
+        self.random_seed = random_seed
+        self.forests: dict[Any, RandomCutForest] = {}
+
+    def _forest(self, key) -> RandomCutForest:
+        forest = self.forests.get(key)
+        if forest is None:
+            seed = (self.random_seed * 1_000_003 + len(self.forests)) % 2**62
+            forest = RandomCutForest(dimensions=len(self.fields), random_seed=seed,
+                                     **self.forest_args)
+            self.forests[key] = forest
+        return forest
+
+    def _score_key(self, key, points, values):
+        forest = self._forest(key)
+        if not self.explain:
+            scores = forest.score_and_update(points)
+            return [{**v, "ANOMALY_SCORE": float(s)} for v, s in zip(values, scores,
+                                                                    strict=True)]
+        out = []
+        for point, value in zip(points, values, strict=True):
+            score = forest.score(point)
+            attribution = forest.attribution(point)
+            forest.update(point)
+            out.append({**value, "ANOMALY_SCORE": float(score),
+                        "ANOMALY_EXPLANATION": self._explanation(attribution)})
+        return out
 
     def _explanation(self, attribution) -> dict:
         d = len(self.fields)
@@ -103,7 +119,7 @@ class RandomCutForestOperator(Operator):
         self.forests = dict(state)
 
 
-class ThresholdedRCFOperator(Operator):
+class ThresholdedRCFOperator(_PerKeyModelOperator):
     """Adds ``ANOMALY_SCORE``, ``ANOMALY_GRADE`` and, for anomalies, the explanation
     (which field, which earlier input, expected value) from a per-key
     :class:`~forestream.rcf.ThresholdedDetector`."""
@@ -111,37 +127,27 @@ class ThresholdedRCFOperator(Operator):
     name = "thresholded_rcf"
 
     def __init__(self, fields: list[str], random_seed: int = 0, **detector_args) -> None:
-        super().__init__()
-        if not fields:
-            raise ValueError("thresholded_random_cut_forest needs at least one numeric field")
-        self.fields = list(fields)
+        super().__init__(fields)
         self.detector_args = detector_args
         self.random_seed = random_seed
         self.detectors: dict[Any, ThresholdedDetector] = {}
 
-    def process(self, records, out):
-        by_key: dict[Any, list[int]] = defaultdict(list)
-        for i, r in enumerate(records):
-            by_key[r.key].append(i)
-        results: list[dict | None] = [None] * len(records)
-        for key, indexes in by_key.items():
-            detector = self.detectors.get(key)
-            if detector is None:
-                seed = (self.random_seed * 1_000_003 + len(self.detectors)) % 2**62
-                detector = ThresholdedDetector(dimensions=len(self.fields), random_seed=seed,
-                                               **self.detector_args)
-                self.detectors[key] = detector
-            points = np.array([[float(records[i].value[f]) for f in self.fields]
-                               for i in indexes])
-            for i, d in zip(indexes, detector.process_batch(points), strict=True):
-                value = {**records[i].value, "ANOMALY_SCORE": d.score, "ANOMALY_GRADE": d.grade}
-                if d.is_anomaly:
-                    value["ANOMALY_EXPLANATION"] = {
-                        "field": self.fields[d.dimension], "relative_index": d.relative_index,
-                        "expected_value": float(d.expected_values[d.dimension])}
-                results[i] = value
-        out.main.extend(Record(v, r.timestamp, r.key, r.rid)
-                        for v, r in zip(results, records, strict=True))
+    def _score_key(self, key, points, values):
+        detector = self.detectors.get(key)
+        if detector is None:
+            seed = (self.random_seed * 1_000_003 + len(self.detectors)) % 2**62
+            detector = ThresholdedDetector(dimensions=len(self.fields), random_seed=seed,
+                                           **self.detector_args)
+            self.detectors[key] = detector
+        out = []
+        for value, d in zip(values, detector.process_batch(points), strict=True):
+            result = {**value, "ANOMALY_SCORE": d.score, "ANOMALY_GRADE": d.grade}
+            if d.is_anomaly:
+                result["ANOMALY_EXPLANATION"] = {
+                    "field": self.fields[d.dimension], "relative_index": d.relative_index,
+                    "expected_value": float(d.expected_values[d.dimension])}
+            out.append(result)
+        return out
 
     def snapshot(self):
         return {k: d.to_bytes() for k, d in self.detectors.items()}
