@@ -6,6 +6,7 @@ watermarks, windows, side outputs, per-key Random Cut Forest operators, sinks, a
 checkpoints that give exactly-once state across restarts.
 """
 
+from .cep import Pattern
 from .environment import DataStream, KeyedStream, StreamExecutionEnvironment
 from .functions import (
     AggregateFunction,
@@ -33,7 +34,7 @@ __all__ = [
     "AggregateFunction", "CallableSink", "CollectionSource", "CountWindows", "DataStream",
     "EventTimeSessionWindows", "FileSink", "FileSource", "GeneratorSource", "JobResult",
     "JobRunner", "KeyedProcessFunction", "KeyedStream", "KinesisSink", "KinesisSource",
-    "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "PrintSink",
+    "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "Pattern", "PrintSink",
     "ProcessFunction", "ProcessWindowFunction", "Record", "Sink", "SlidingEventTimeWindows",
     "Source", "StreamExecutionEnvironment", "TimeWindow", "TumblingEventTimeWindows",
     "TumblingProcessingTimeWindows", "ValueStateDescriptor", "WatermarkStrategy", "kinesis_client",

@@ -218,6 +218,13 @@ class KeyedStream(DataStream):
 
         return self.process(RollingReduceFunction(fn))
 
+    def pattern(self, pattern) -> DataStream:
+        """Complex event processing: emit ``{stage name: [events]}`` for every match of
+        ``pattern`` (see :mod:`forestream.processing.cep`) per key."""
+        from .cep import PatternOperator
+
+        return self._then(PatternOperator(pattern), cls=KeyedStream)
+
     def random_cut_forest(self, fields: list[str], **kwargs) -> DataStream:
         """Score each record with its key's forest; see :class:`RandomCutForestOperator`."""
         from .ml import RandomCutForestOperator
