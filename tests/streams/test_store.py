@@ -285,3 +285,12 @@ def test_a_data_directory_has_one_owner(tmp_path):
         StreamStore(tmp_path)
     with StreamStore(tmp_path, status_delay=0.0) as again:  # released on close
         assert again.list_streams()["StreamNames"] == []
+
+
+def test_shard_iterators_never_look_like_command_line_options(store):
+    store.create_stream("s", shard_count=1)
+    for _ in range(300):  # the random-looking part varies with the time of issue
+        it = store.get_shard_iterator(stream_name="s", shard_id="shardId-000000000000",
+                                      shard_iterator_type="LATEST")["ShardIterator"]
+        assert it.startswith("AAAA")
+    assert store.get_records(it)["Records"] == []

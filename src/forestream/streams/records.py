@@ -33,6 +33,7 @@ from .metadata import ShardInfo, StreamInfo
 from .throughput import ShardThrottle
 
 ITERATOR_LIFETIME_MS = 5 * 60 * 1000
+ITERATOR_PREFIX = b"\x00\x00\x00"
 MAX_GET_RECORDS = 10_000
 MAX_GET_BYTES = 10 * 2**20
 MAX_PUT_RECORDS_BYTES = 10 * 2**20
@@ -278,11 +279,16 @@ class RecordOperations:
         body = json.dumps([info.name, number, position, int(time.time() * 1000),
                            info.created_ms], separators=(",", ":")).encode()
         mac = hmac.new(self._iterator_secret, body, hashlib.sha256).digest()[:12]
-        return base64.urlsafe_b64encode(mac + body).decode()
+        # The leading zero bytes make every iterator start with "AAAA" (as Kinesis's do),
+        # never with "-", which command lines would take for an option.
+        return base64.urlsafe_b64encode(ITERATOR_PREFIX + mac + body).decode()
 
     def _decode_iterator(self, token: str) -> tuple[str, int, int, int]:
         try:
             raw = base64.urlsafe_b64decode(token.encode())
+            if not raw.startswith(ITERATOR_PREFIX):
+                raise ValueError("not an iterator of this service")
+            raw = raw[len(ITERATOR_PREFIX):]
             mac, body = raw[:12], raw[12:]
             valid = hmac.compare_digest(
                 mac, hmac.new(self._iterator_secret, body, hashlib.sha256).digest()[:12])
