@@ -14,6 +14,7 @@ from .functions import (
     ProcessFunction,
     ProcessWindowFunction,
 )
+from .joins import CoProcessFunction
 from .kinesis_io import KinesisSink, KinesisSource, kinesis_client
 from .records import OutputTag, Record
 from .runtime import JobResult, JobRunner
@@ -31,7 +32,8 @@ from .windows import (
 )
 
 __all__ = [
-    "AggregateFunction", "CallableSink", "CollectionSource", "CountWindows", "DataStream",
+    "AggregateFunction", "CallableSink", "CoProcessFunction", "CollectionSource",
+    "CountWindows", "DataStream",
     "EventTimeSessionWindows", "FileSink", "FileSource", "GeneratorSource", "JobResult",
     "JobRunner", "KeyedProcessFunction", "KeyedStream", "KinesisSink", "KinesisSource",
     "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "Pattern", "PrintSink",

@@ -172,6 +172,19 @@ class DataStream:
         return self._then(MapOperator(lambda v: v), inputs=[self.node] +
                           [o.node for o in others])
 
+    def join(self, other: DataStream):
+        """Window join: ``.where(key).equal_to(key).window(assigner).apply(fn)``."""
+        from .joins import JoinedStreams
+
+        return JoinedStreams(self, other)
+
+    def connect(self, other: DataStream):
+        """One :class:`~forestream.processing.joins.CoProcessFunction` over both streams
+        (keyed state for this one when keyed; broadcast state from ``other``)."""
+        from .joins import ConnectedStreams
+
+        return ConnectedStreams(self, other)
+
     def get_side_output(self, tag: OutputTag) -> DataStream:
         return self._then(MapOperator(lambda v: v), side=tag)
 
@@ -217,6 +230,12 @@ class KeyedStream(DataStream):
         from .windows import RollingReduceFunction
 
         return self.process(RollingReduceFunction(fn))
+
+    def interval_join(self, other: KeyedStream):
+        """Pairs with equal keys whose times differ by ``.between(lower, upper)``."""
+        from .joins import IntervalJoined
+
+        return IntervalJoined(self, other)
 
     def pattern(self, pattern) -> DataStream:
         """Complex event processing: emit ``{stage name: [events]}`` for every match of

@@ -159,15 +159,20 @@ class JobRunner:
             else:
                 op = node.operator
                 records = []
+                per_input = []
                 for i, upstream in enumerate(node.inputs):
                     produced = outputs[upstream.index]
                     batch = produced.side.get(node.side, []) if node.side else produced.main
-                    if len(node.inputs) > 1:  # a union: keep ids unique across its inputs
+                    if len(node.inputs) > 1:  # keep ids unique across the inputs
                         batch = [Record(r.value, r.timestamp, r.key, f"{r.rid}|{i}")
                                  for r in batch]
+                    per_input.append(batch)
                     records += batch
                 op.records_in += len(records)
-                if records:
+                if getattr(op, "two_input", False):  # joins and connected streams
+                    if records:
+                        op.process_inputs(per_input[0], per_input[1], out)
+                elif records:
                     op.process(records, out)
                 incoming = min(self.watermarks[u.index] for u in node.inputs)
                 if incoming > op.watermark:

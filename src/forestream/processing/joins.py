@@ -1,0 +1,260 @@
+"""Two-input operators: window joins, interval joins and connected streams (with
+broadcast state), named as in Flink's DataStream API.
+
+- ``a.join(b).where(key_a).equal_to(key_b).window(assigner).apply(fn)``: pairs of
+  elements with equal keys in the same event-time window, ``fn(left, right)``.
+- ``a.key_by(k).interval_join(b.key_by(k)).between(lower, upper).process(fn)``: pairs
+  with equal keys where ``left.ts + lower <= right.ts <= left.ts + upper``.
+- ``a.connect(b).process(CoProcessFunction)``: one function sees both streams; with
+  ``a.key_by(...)`` it has keyed state for the first input, and ``ctx.broadcast_state()``
+  is a dictionary shared by all keys (updated from the second input: rules, thresholds).
+
+State is buffered per key and dropped once the watermark makes it useless; all of it is
+checkpointed like any operator state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from typing import Any
+
+from .functions import Context, RuntimeContext, TimerService
+from .operators import Operator
+from .records import Collector, Record
+from .state import KeyedStateBackend
+
+
+class WindowJoinOperator(Operator):
+    name = "window_join"
+    two_input = True
+
+    def __init__(self, key_left, key_right, assigner, fn) -> None:
+        super().__init__()
+        self.key_left, self.key_right = key_left, key_right
+        self.assigner = assigner
+        self.fn = fn
+        # (key, window) -> ([left values], [right values])
+        self.buffers: dict[tuple[Any, Any], tuple[list, list]] = {}
+
+    def process_inputs(self, left, right, out):
+        for side, records, selector in ((0, left, self.key_left), (1, right, self.key_right)):
+            for r in records:
+                if r.timestamp is None:
+                    raise ValueError(f"{self.uid}: a window join needs event time: use a "
+                                     "WatermarkStrategy with a timestamp assigner")
+                key = selector(r.value)
+                for window in self.assigner.assign(r.timestamp):
+                    if window.end <= self.watermark:
+                        continue  # late for this window
+                    self.buffers.setdefault((key, window), ([], []))[side].append(r.value)
+
+    def on_watermark(self, watermark, out):
+        due = sorted((w.end, str(k), k, w) for (k, w) in self.buffers if w.end <= watermark)
+        for _, _, key, window in due:
+            lefts, rights = self.buffers.pop((key, window))
+            n = 0
+            for a in lefts:
+                for b in rights:
+                    out.emit(Record(self.fn(a, b), window.max_timestamp(), key,
+                                    f"{self.uid}/{key}/{window.start!r}/{n}"))
+                    n += 1
+
+    def finish(self, out):
+        self.on_watermark(math.inf, out)
+
+    def snapshot(self):
+        return {k: (list(a), list(b)) for k, (a, b) in self.buffers.items()}
+
+    def restore(self, state):
+        self.buffers = {k: (list(a), list(b)) for k, (a, b) in state.items()}
+
+
+class IntervalJoinOperator(Operator):
+    name = "interval_join"
+    two_input = True
+
+    def __init__(self, lower: float, upper: float, fn: Callable[[Any, Any], Any]) -> None:
+        super().__init__()
+        if lower > upper:
+            raise ValueError(f"interval join bounds: lower {lower} > upper {upper}")
+        self.lower, self.upper = float(lower), float(upper)
+        self.fn = fn
+        self.left: dict[Any, list[tuple[float, Any, str]]] = {}
+        self.right: dict[Any, list[tuple[float, Any, str]]] = {}
+
+    def process_inputs(self, left, right, out):
+        for r in left:
+            self._arrive(r, self.left, self.right, out, is_left=True)
+        for r in right:
+            self._arrive(r, self.right, self.left, out, is_left=False)
+
+    def _arrive(self, r: Record, mine, other, out: Collector, is_left: bool) -> None:
+        if r.timestamp is None:
+            raise ValueError(f"{self.uid}: an interval join needs event time")
+        mine.setdefault(r.key, []).append((r.timestamp, r.value, r.rid))
+        for ts, value, rid in other.get(r.key, ()):
+            lts, rts = (r.timestamp, ts) if is_left else (ts, r.timestamp)
+            if lts + self.lower <= rts <= lts + self.upper:
+                a, b = (r.value, value) if is_left else (value, r.value)
+                pair_id = f"{r.rid}+{rid}" if is_left else f"{rid}+{r.rid}"
+                out.emit(Record(self.fn(a, b), max(lts, rts), r.key, f"{self.uid}/{pair_id}"))
+
+    def on_watermark(self, watermark, out):
+        # a left element can still meet rights up to ts + upper; a right one lefts down to
+        # ts - upper... keep each while a partner could still arrive
+        for side, horizon in ((self.left, watermark - self.upper),
+                              (self.right, watermark + self.lower)):
+            for key in list(side):
+                kept = [e for e in side[key] if e[0] >= horizon]
+                if kept:
+                    side[key] = kept
+                else:
+                    del side[key]
+
+    def snapshot(self):
+        return {"left": {k: list(v) for k, v in self.left.items()},
+                "right": {k: list(v) for k, v in self.right.items()}}
+
+    def restore(self, state):
+        self.left = {k: list(v) for k, v in state["left"].items()}
+        self.right = {k: list(v) for k, v in state["right"].items()}
+
+
+class CoProcessFunction:
+    """Sees two streams. ``process_element1`` (first input; keyed state when it is keyed)
+    and ``process_element2`` (second input, e.g. rules to broadcast) yield outputs."""
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        pass
+
+    def process_element1(self, value: Any, ctx: Context):
+        raise NotImplementedError
+
+    def process_element2(self, value: Any, ctx: Context):
+        raise NotImplementedError
+
+    def on_timer(self, timestamp: float, ctx: Context):
+        return None
+
+
+class _CoContext(Context):
+    def broadcast_state(self) -> dict:
+        """A dictionary shared by every key: what the second input has told us."""
+        return self._op.broadcast
+
+
+class CoProcessOperator(Operator):
+    name = "co_process"
+    two_input = True
+
+    def __init__(self, function: CoProcessFunction, keyed: bool) -> None:
+        super().__init__()
+        self.function = function
+        self.backend = KeyedStateBackend() if keyed else None
+        self.broadcast: dict = {}
+        self.timers = TimerService(self)
+        self.ctx = _CoContext(self)
+
+    def open(self):
+        self.function.open(RuntimeContext(self.backend, self.properties, self.uid))
+
+    def side_output(self, tag, value, timestamp):
+        self._out.emit_side(tag, Record(value, timestamp, None, f"{self.uid}/side"))
+
+    def process_inputs(self, first, second, out):
+        self._out = out
+        for handler, records in ((self.function.process_element2, second),
+                                 (self.function.process_element1, first)):
+            for r in records:  # second input first: rules apply to this batch's events
+                if self.backend is not None:
+                    self.backend.current_key = r.key
+                self.ctx._timestamp = r.timestamp
+                self._emit(handler(r.value, self.ctx), r, out)
+
+    def on_watermark(self, watermark, out):
+        if self.backend is None:
+            return
+        self._out = out
+        for when, key in self.backend.due_timers("event", watermark):
+            self.backend.current_key = key
+            self.ctx._timestamp = when
+            self._emit(self.function.on_timer(when, self.ctx),
+                       Record(None, when, key, f"{self.uid}/timer/{key}/{when!r}"), out)
+
+    def _emit(self, produced, origin: Record, out: Collector) -> None:
+        if produced is None:
+            return
+        if not inspect.isgenerator(produced) and not isinstance(produced, list):
+            produced = [produced]
+        for i, value in enumerate(produced):
+            out.emit(Record(value, origin.timestamp, origin.key, f"{origin.rid}/{i}"))
+
+    def snapshot(self):
+        return {"keyed": self.backend.snapshot() if self.backend else None,
+                "broadcast": dict(self.broadcast)}
+
+    def restore(self, state):
+        if self.backend is not None and state["keyed"] is not None:
+            self.backend.restore(state["keyed"])
+        self.broadcast.clear()
+        self.broadcast.update(state["broadcast"])
+
+
+class JoinedStreams:
+    """``a.join(b)``: finish with ``.where(...).equal_to(...).window(...).apply(fn)``."""
+
+    def __init__(self, left, right) -> None:
+        self.left, self.right = left, right
+        self._key_left = self._key_right = self._assigner = None
+
+    def where(self, selector) -> JoinedStreams:
+        self._key_left = selector
+        return self
+
+    def equal_to(self, selector) -> JoinedStreams:
+        self._key_right = selector
+        return self
+
+    def window(self, assigner) -> JoinedStreams:
+        self._assigner = assigner
+        return self
+
+    def apply(self, fn: Callable[[Any, Any], Any]):
+        if None in (self._key_left, self._key_right, self._assigner):
+            raise TypeError("join(...) needs .where(key).equal_to(key).window(assigner) "
+                            "before .apply(fn)")
+        op = WindowJoinOperator(self._key_left, self._key_right, self._assigner, fn)
+        return self.left._then(op, inputs=[self.left.node, self.right.node])
+
+
+class IntervalJoined:
+    def __init__(self, left, right) -> None:
+        self.left, self.right = left, right
+        self._bounds: tuple[float, float] | None = None
+
+    def between(self, lower: float, upper: float) -> IntervalJoined:
+        self._bounds = (lower, upper)
+        return self
+
+    def process(self, fn: Callable[[Any, Any], Any]):
+        if self._bounds is None:
+            raise TypeError("interval_join(...) needs .between(lower, upper)")
+        from .environment import KeyedStream
+
+        op = IntervalJoinOperator(*self._bounds, fn)
+        return self.left._then(op, inputs=[self.left.node, self.right.node], cls=KeyedStream)
+
+
+class ConnectedStreams:
+    def __init__(self, first, second) -> None:
+        self.first, self.second = first, second
+
+    def process(self, function: CoProcessFunction):
+        from .environment import KeyedStream
+
+        keyed = isinstance(self.first, KeyedStream)
+        return self.first._then(CoProcessOperator(function, keyed),
+                                inputs=[self.first.node, self.second.node],
+                                cls=KeyedStream if keyed else None)
