@@ -121,6 +121,10 @@ def describe(name, endpoint_url):
         console.print(f"worker {runtime.get('state')}: {runtime.get('records_in', 0):,} "
                       f"records in, {runtime.get('steps', 0):,} steps, "
                       f"{runtime.get('checkpoints', 0)} checkpoints")
+        lags = runtime.get("millis_behind_latest") or {}
+        if lags:
+            console.print("MillisBehindLatest: " + ", ".join(f"{k} {v} ms"
+                                                             for k, v in lags.items()))
         operators = runtime.get("operators") or {}
         if operators:
             table = Table(title="Operators")

@@ -107,6 +107,7 @@ class KinesisSource(Source):
         self._parents: dict[str, list[str]] = {}
         self._next_discovery = 0.0
         self._turn = 0
+        self.millis_behind: dict[str, int] = {}  # per shard, from the last GetRecords
 
     def open(self):
         self._discover()
@@ -166,6 +167,7 @@ class KinesisSource(Source):
             if "Expired" not in type(exc).__name__ and "Expired" not in str(exc):
                 raise
             page = self.api.get_records(self._iterator_for(shard), limit)
+        self.millis_behind[shard] = int(page.get("MillisBehindLatest", 0))
         out = []
         for r in page["Records"]:
             seq = r["SequenceNumber"]

@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
                          checkpoint_seconds=r.last_checkpoint_seconds,
                          checkpoint_bytes=r.last_checkpoint_bytes,
                          operators={n.uid: [n.operator.records_in, n.operator.records_out]
-                                    for n in runner.nodes if n.operator is not None})
+                                    for n in runner.nodes if n.operator is not None},
+                         millis_behind_latest={
+                             f"{n.uid}/{shard}": lag for n in runner.nodes if n.source
+                             for shard, lag in getattr(n.source, "millis_behind", {}).items()})
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
