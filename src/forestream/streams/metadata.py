@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,11 @@ CREATE TABLE IF NOT EXISTS consumers (
     PRIMARY KEY (stream, name)
 );
 """
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the unit of every timestamp the store keeps."""
+    return int(time.time() * 1000)
 
 
 @dataclass
