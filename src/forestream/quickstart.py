@@ -197,7 +197,8 @@ def _run_job(kinesis, results: _Results, total: int, alert_file: Path):
     env = StreamExecutionEnvironment(batch_size=2000)
     graded = (env.from_kinesis(INPUT_STREAM, kinesis)
               .key_by(lambda e: (e["machine"], e["sensor"]))
-              .thresholded_random_cut_forest(["value"], shingle_size=4))
+              .thresholded_random_cut_forest(["value"], shingle_size=4,
+                                             explain_min_grade=ALERT_GRADE))
     graded.add_sink(results.graded)
     alerts = graded.filter(lambda e: e["ANOMALY_GRADE"] >= ALERT_GRADE)
     alerts.add_sink(results.alert)

@@ -120,14 +120,16 @@ class RandomCutForestOperator(_PerKeyModelOperator):
 
 
 class ThresholdedRCFOperator(_PerKeyModelOperator):
-    """Adds ``ANOMALY_SCORE``, ``ANOMALY_GRADE`` and, for anomalies, the explanation
-    (which field, which earlier input, expected value) from a per-key
-    :class:`~forestream.rcf.ThresholdedDetector`."""
+    """Adds ``ANOMALY_SCORE``, ``ANOMALY_GRADE`` and, for anomalies graded at least
+    ``explain_min_grade``, the explanation (which field, which earlier input, expected
+    value) from a per-key :class:`~forestream.rcf.ThresholdedDetector`."""
 
     name = "thresholded_rcf"
 
-    def __init__(self, fields: list[str], random_seed: int = 0, **detector_args) -> None:
+    def __init__(self, fields: list[str], random_seed: int = 0, explain_min_grade: float = 0.0,
+                 **detector_args) -> None:
         super().__init__(fields)
+        self.explain_min_grade = explain_min_grade
         self.detector_args = detector_args
         self.random_seed = random_seed
         self.detectors: dict[Any, ThresholdedDetector] = {}
@@ -140,9 +142,10 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
                                            **self.detector_args)
             self.detectors[key] = detector
         out = []
-        for value, d in zip(values, detector.process_batch(points), strict=True):
+        descriptors = detector.process_batch(points, explain_min_grade=self.explain_min_grade)
+        for value, d in zip(values, descriptors, strict=True):
             result = {**value, "ANOMALY_SCORE": d.score, "ANOMALY_GRADE": d.grade}
-            if d.is_anomaly:
+            if d.attribution is not None:
                 result["ANOMALY_EXPLANATION"] = {
                     "field": self.fields[d.dimension], "relative_index": d.relative_index,
                     "expected_value": float(d.expected_values[d.dimension])}

@@ -165,12 +165,15 @@ class ThresholdedDetector:
             forest.update(row[0])
         return descriptor
 
-    def process_batch(self, X, explain: bool = True) -> list[AnomalyDescriptor]:
+    def process_batch(self, X, explain: bool = True,
+                      explain_min_grade: float = 0.0) -> list[AnomalyDescriptor]:
         """Process rows in order; identical to calling :meth:`process` on each row.
 
         Rows are scored in compiled batches. With ``explain``, the batch is rewound to
         just before each anomaly so that its attribution and expected value are computed
-        on exactly the forest that scored it.
+        on exactly the forest that scored it; ``explain_min_grade`` limits that to
+        anomalies graded at least that high (the others come without explanation), which
+        saves the rewinds when only strong anomalies are shown.
         """
         rows = self.forest._check_rows(X, single=False)
         out: list[AnomalyDescriptor] = []
@@ -181,15 +184,15 @@ class ThresholdedDetector:
             first_index = self.forest._inputs_seen
             scores = self._score_and_update(chunk)
             grades, thresholds = self._grade(scores)
-            flagged = np.flatnonzero(grades > 0.0)
+            flagged = np.flatnonzero((grades > 0.0) & (grades >= explain_min_grade))
             if explain and len(flagged):
                 j = int(flagged[0])
                 self._restore(saved)
                 if j:
                     self._score_and_update(chunk[:j])
                     self._grade(scores[:j])
-                out.extend(self._describe(first_index + i, chunk[i], scores[i], 0.0,
-                                          thresholds[i]) for i in range(j))
+                out.extend(self._describe(first_index + i, chunk[i], scores[i], grades[i],
+                                          thresholds[i], explain=False) for i in range(j))
                 out.append(self.process(chunk[j]))
                 start += j + 1
                 continue
