@@ -23,8 +23,12 @@ from .sources import CollectionSource, FileSource, GeneratorSource, Source
 from .state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 from .watermarks import WatermarkStrategy
 from .windows import (
+    ContinuousEventTimeTrigger,
+    ContinuousProcessingTimeTrigger,
+    CountTrigger,
     CountWindows,
     EventTimeSessionWindows,
+    GlobalWindows,
     SlidingEventTimeWindows,
     TimeWindow,
     TumblingEventTimeWindows,
@@ -33,7 +37,8 @@ from .windows import (
 
 __all__ = [
     "AggregateFunction", "CallableSink", "CoProcessFunction", "CollectionSource",
-    "CountWindows", "DataStream",
+    "ContinuousEventTimeTrigger", "ContinuousProcessingTimeTrigger", "CountTrigger",
+    "CountWindows", "DataStream", "GlobalWindows",
     "EventTimeSessionWindows", "FileSink", "FileSource", "GeneratorSource", "JobResult",
     "JobRunner", "KeyedProcessFunction", "KeyedStream", "KinesisSink", "KinesisSource",
     "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "Pattern", "PrintSink",

@@ -96,6 +96,55 @@ class TumblingProcessingTimeWindows(TumblingEventTimeWindows):
     processing_time = True
 
 
+@dataclass(frozen=True, order=True)
+class GlobalWindow:
+    """The one window per key of :class:`GlobalWindows`."""
+
+    id: int = 0
+
+
+class GlobalWindows:
+    """One never-ending window per key; it fires only when its trigger says so."""
+
+    @classmethod
+    def create(cls) -> GlobalWindows:
+        return cls()
+
+
+@dataclass(frozen=True)
+class CountTrigger:
+    """Fire every ``count`` elements of a key (``purge``: and start the window afresh)."""
+
+    count: int
+    purge: bool = False
+
+    @classmethod
+    def of(cls, count: int, purge: bool = False) -> CountTrigger:
+        if count < 1:
+            raise ValueError(f"CountTrigger needs a count >= 1, got {count}")
+        return cls(count, purge)
+
+
+@dataclass(frozen=True)
+class ContinuousEventTimeTrigger:
+    """Fire every ``interval`` seconds of event time (when the watermark passes each
+    multiple of it), for every key with elements."""
+
+    interval: float
+    purge: bool = False
+
+    @classmethod
+    def of(cls, interval: float, purge: bool = False) -> ContinuousEventTimeTrigger:
+        if interval <= 0:
+            raise ValueError(f"trigger interval must be > 0 seconds, got {interval}")
+        return cls(float(interval), purge)
+
+
+@dataclass(frozen=True)
+class ContinuousProcessingTimeTrigger(ContinuousEventTimeTrigger):
+    """Fire every ``interval`` seconds of wall-clock time at the operator."""
+
+
 class CountWindows:
     def __init__(self, size: int, slide: int | None = None) -> None:
         if size < 1 or (slide is not None and slide < 1):
@@ -121,6 +170,15 @@ class WindowedStream:
         self.late_tag = tag
         return self
 
+    def trigger(self, trigger) -> WindowedStream:
+        """When a :class:`GlobalWindows` window fires: :class:`CountTrigger`,
+        :class:`ContinuousEventTimeTrigger` or :class:`ContinuousProcessingTimeTrigger`."""
+        if not isinstance(self.assigner, GlobalWindows):
+            raise TypeError("custom triggers apply to GlobalWindows; time and count windows "
+                            "fire on their own schedule")
+        self.trigger_ = trigger
+        return self
+
     def reduce(self, fn: Callable[[Any, Any], Any]):
         return self._build(_ReduceAggregate(fn), None)
 
@@ -134,7 +192,12 @@ class WindowedStream:
     def _build(self, aggregate, window_function):
         from .environment import KeyedStream
 
-        if isinstance(self.assigner, CountWindows):
+        if isinstance(self.assigner, GlobalWindows):
+            trigger = getattr(self, "trigger_", None)
+            if trigger is None:
+                raise TypeError("GlobalWindows never fire by themselves: add .trigger(...)")
+            op = GlobalWindowOperator(trigger, aggregate, window_function)
+        elif isinstance(self.assigner, CountWindows):
             op = CountWindowOperator(self.assigner, aggregate, window_function)
         else:
             op = WindowOperator(self.assigner, aggregate, window_function, self.lateness,
@@ -336,6 +399,90 @@ class CountWindowOperator(Operator):
     def restore(self, state):
         self.buffers = {k: list(v) for k, v in state["buffers"].items()}
         self.counts = dict(state["counts"])
+
+
+class GlobalWindowOperator(Operator):
+    """A window per key that lives forever and fires when its trigger says so."""
+
+    name = "global_window"
+
+    def __init__(self, trigger, aggregate, window_function) -> None:
+        super().__init__()
+        self.trigger = trigger
+        self.aggregate = aggregate
+        self.window_function = window_function
+        self.contents: dict[Any, Any] = {}
+        self.counts: dict[Any, int] = {}
+        self.fired = 0
+        self.next_fire: float | None = None
+
+    def process(self, records, out):
+        for r in records:
+            self._add(r.key, r.value)
+            if self.next_fire is None and not isinstance(self.trigger, CountTrigger):
+                # as Flink: the first firing is at the end of the first element's interval
+                first = self.clock() if isinstance(self.trigger, ContinuousProcessingTimeTrigger) \
+                    else r.timestamp
+                if first is None:
+                    raise ValueError(f"{self.uid}: an event-time trigger needs timestamps")
+                self.next_fire = (first // self.trigger.interval + 1) * self.trigger.interval
+            if isinstance(self.trigger, CountTrigger):
+                self.counts[r.key] = self.counts.get(r.key, 0) + 1
+                if self.counts[r.key] % self.trigger.count == 0:
+                    self._fire(r.key, r.timestamp, out)
+
+    def _add(self, key, value) -> None:
+        if self.aggregate is not None:
+            acc = self.contents.get(key)
+            if acc is None:
+                acc = self.aggregate.create_accumulator()
+            self.contents[key] = self.aggregate.add(value, acc)
+        else:
+            self.contents.setdefault(key, []).append(value)
+
+    def on_watermark(self, watermark, out):
+        if type(self.trigger) is ContinuousEventTimeTrigger:
+            self._periodic(watermark, out)
+
+    def on_processing_time(self, now, out):
+        if isinstance(self.trigger, ContinuousProcessingTimeTrigger):
+            self._periodic(now, out)
+
+    def _periodic(self, now: float, out: Collector) -> None:
+        if now == math.inf:
+            return
+        interval = self.trigger.interval
+        if self.next_fire is None or now < self.next_fire:
+            return
+        when = self.next_fire
+        self.next_fire = (now // interval + 1) * interval
+        for key in sorted(self.contents, key=repr):
+            self._fire(key, when, out)
+
+    def _fire(self, key, timestamp, out: Collector) -> None:
+        content = self.contents.get(key)
+        if content is None:
+            return
+        self.fired += 1
+        if self.window_function is None:
+            values = [self.aggregate.get_result(content)]
+        else:
+            items = [self.aggregate.get_result(content)] if self.aggregate else list(content)
+            values = list(self.window_function.process(key, GlobalWindow(), items) or ())
+        for i, value in enumerate(values):
+            out.emit(Record(value, timestamp, key, f"{self.uid}/{key}/{self.fired}/{i}"))
+        if self.trigger.purge:
+            del self.contents[key]
+
+    def snapshot(self):
+        return {"contents": dict(self.contents), "counts": dict(self.counts),
+                "fired": self.fired, "next_fire": self.next_fire}
+
+    def restore(self, state):
+        self.contents = dict(state["contents"])
+        self.counts = dict(state["counts"])
+        self.fired = state["fired"]
+        self.next_fire = state["next_fire"]
 
 
 class RollingReduceFunction(KeyedProcessFunction):
