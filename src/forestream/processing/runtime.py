@@ -102,6 +102,30 @@ class JobRunner:
     def run(self, max_seconds: float | None = None,
             until: Callable[[], bool] | None = None) -> JobResult:
         started = time.monotonic()
+        self.open()
+        clean = False
+        try:
+            while not self._stop:
+                if max_seconds is not None and time.monotonic() - started >= max_seconds:
+                    break
+                if until is not None and until():
+                    break
+                polled, finished = self.advance()
+                if finished:
+                    break
+                if not polled:
+                    time.sleep(IDLE_SLEEP_SECONDS)
+            clean = True
+        finally:
+            # after a failure the state may hold half a step: never checkpoint it
+            self.close(final_checkpoint=clean)
+        self.result.seconds = time.monotonic() - started
+        return self.result
+
+    # The step-wise interface, for drivers that interleave several runners (parallel
+    # workers run one runner per leased shard).
+    def open(self) -> None:
+        """Open sources and operators and restore the latest checkpoint (if any)."""
         for node in self.nodes:
             if node.operator is not None:
                 node.operator.uid = node.uid
@@ -115,31 +139,29 @@ class JobRunner:
             # then restarts from here (and truncates file sinks) instead of duplicating
             self.checkpoint()
         self._last_checkpoint = time.monotonic()
+
+    def advance(self) -> tuple[int, bool]:
+        """One step (and a checkpoint when due): (records polled, bounded input done)."""
+        polled = self._step(final=False)
+        if self._bounded_done():
+            self._step(final=True)
+            return polled, True
+        if self.env.checkpoint_dir and time.monotonic() - self._last_checkpoint >= \
+                self.env.checkpoint_interval:
+            self.checkpoint()
+        return polled, False
+
+    def close(self, final_checkpoint: bool = True) -> None:
+        """A last checkpoint (unless told otherwise), then close everything."""
         try:
-            while not self._stop:
-                if max_seconds is not None and time.monotonic() - started >= max_seconds:
-                    break
-                if until is not None and until():
-                    break
-                polled = self._step(final=False)
-                if self._bounded_done():
-                    self._step(final=True)
-                    break
-                if self.env.checkpoint_dir and time.monotonic() - self._last_checkpoint >= \
-                        self.env.checkpoint_interval:
-                    self.checkpoint()
-                if not polled:
-                    time.sleep(IDLE_SLEEP_SECONDS)
-            if self.env.checkpoint_dir:
+            if final_checkpoint and self.env.checkpoint_dir:
                 self.checkpoint()
         finally:
             for node in self.nodes:
                 (node.source or node.operator).close()
-        self.result.seconds = time.monotonic() - started
-        self.result.operator_records = {
-            n.uid: (n.operator.records_in, n.operator.records_out)
-            for n in self.nodes if n.operator is not None}
-        return self.result
+            self.result.operator_records = {
+                n.uid: (n.operator.records_in, n.operator.records_out)
+                for n in self.nodes if n.operator is not None}
 
     # ---------------------------------------------------------------------- steps
     def _step(self, final: bool) -> int:
