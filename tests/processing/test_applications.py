@@ -174,9 +174,11 @@ def test_bad_requests_get_problem_details(server, tmp_path):
         assert err.value.headers["Content-Type"] == "application/problem+json"
     code = tmp_path / "job.py"
     code.write_text(JOB)
-    with pytest.raises(urllib.error.HTTPError) as err:
-        api(server, "POST", "", {"name": "par", "code": str(code), "parallelism": 2})
-    assert "not supported yet" in json.loads(err.value.read())["detail"]
+    for bad in (0, 65, "2"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            api(server, "POST", "", {"name": "par", "code": str(code), "parallelism": bad})
+        assert "parallelism must be an integer in [1, 64]" in json.loads(err.value.read())[
+            "detail"]
     api(server, "POST", "", {"name": "twice", "code": str(code)})
     with pytest.raises(urllib.error.HTTPError) as err:
         api(server, "POST", "", {"name": "twice", "code": str(code)})
@@ -184,3 +186,39 @@ def test_bad_requests_get_problem_details(server, tmp_path):
     with pytest.raises(urllib.error.HTTPError) as err:
         api(server, "POST", "/twice/stop")
     assert err.value.code == 409
+
+
+def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(server, kinesis,
+                                                                            tmp_path):
+    for name, shards in (("pin", 4), ("pout", 1)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    api(server, "POST", "", {"name": "par", "code": str(code), "parallelism": 2,
+                             "checkpoint_interval": 0.3,
+                             "properties": {"job": {"input": "pin", "output": "pout"}}})
+    api(server, "POST", "/par/start")
+    keys = tuple(f"key{i}" for i in range(12))
+    put(kinesis, "pin", 600, keys)
+
+    def split():
+        runtime = api(server, "GET", "/par")["runtime"] or {}
+        workers = runtime.get("workers") or []
+        shards = [sorted(w.get("shards", [])) for w in workers]
+        return len(shards) == 2 and all(len(s) == 2 for s in shards) and shards
+
+    shards = wait(split, 60, "two workers with two shards each")
+    assert sorted(shards[0] + shards[1]) == [f"shardId-00000000000{i}" for i in range(4)]
+    assert wait(lambda: totals(kinesis, "pout") == {k: 50 for k in keys}, 90, "totals")
+
+    statuses = api(server, "GET", "/par")["runtime"]["workers"]
+    victim = statuses[1]["pid"]
+    os.kill(victim, 9)  # the server restarts it; meanwhile its leases expire
+    put(kinesis, "pin", 120, keys)
+    assert wait(lambda: totals(kinesis, "pout") == {k: 60 for k in keys}, 120,
+                "totals after a worker died")
+    assert wait(split, 60, "shards balanced again")
+    api(server, "POST", "/par/stop")
+    snapshots = api(server, "GET", "/par/snapshots")["snapshots"]
+    assert len(snapshots) == 1 and len(snapshots[0]["parts"]) == 4  # one per shard

@@ -12,8 +12,11 @@ restarted from its latest checkpoint, at most ``max_restarts`` times within
 ``restart_window`` seconds; then the application returns to READY with the failure
 recorded. Stopping takes a snapshot by default.
 
-Parallelism: one worker process runs the whole job today; ``parallelism`` is recorded
-and reported, and values above 1 are refused until workers can share shards.
+Parallelism N: N worker processes share the shards of the job's Kinesis source through
+a lease table (see :mod:`forestream.processing.leases`); each leased shard runs its own
+copy of the pipeline with its own checkpoints, so keyed state is per shard (per key when,
+as usual, the stream's partition key is the ``key_by`` key). When a worker dies, the
+others take its shards over after the lease expires, continuing from their checkpoints.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from .errors import ApplicationError, ConflictError, NotFoundError
 
 NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 STOP_TIMEOUT_SECONDS = 30.0
+MAX_PARALLELISM = 64
+JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: one per shard
 SUPERVISE_SECONDS = 0.5
 
 
@@ -52,7 +57,7 @@ class ApplicationManager:
         self._db.execute("CREATE TABLE IF NOT EXISTS apps (name TEXT PRIMARY KEY, "
                          "doc TEXT NOT NULL)")
         self._lock = threading.RLock()
-        self._workers: dict[str, subprocess.Popen] = {}
+        self._workers: dict[str, list[subprocess.Popen]] = {}
         self._restarts: dict[str, list[float]] = {}
         self._stopping: set[str] = set()
         self._supervisor_stop = threading.Event()
@@ -147,8 +152,10 @@ class ApplicationManager:
             elif restore == "SNAPSHOT":
                 source = self._snapshot_path(name, snapshot)
                 shutil.rmtree(checkpoints, ignore_errors=True)
-                checkpoints.mkdir(parents=True)
-                shutil.copy2(source, checkpoints / "checkpoint-99999999.pkl")
+                for part in source.glob("*.pkl"):  # job.pkl, or one file per shard
+                    folder = checkpoints if part.stem == JOB_PART else checkpoints / part.stem
+                    folder.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(part, folder / "checkpoint-99999999.pkl")
             elif restore != "LATEST":
                 raise ApplicationError(f"restore must be LATEST, SKIP or SNAPSHOT, got "
                                        f"{restore!r}")
@@ -199,30 +206,29 @@ class ApplicationManager:
                                    "letters, digits, '_', '.', '-'")
         with self._lock:
             self._get(name)
-            target = self.root / name / "snapshots" / f"{snapshot}.pkl"
-            if target.exists():
+            if (self.root / name / "snapshots" / snapshot).exists():
                 raise ConflictError(f"snapshot {snapshot} of {name} already exists")
-            latest = self._latest_checkpoint(name)
-            if latest is None:
+            if not self._latest_checkpoints(name):
                 raise ConflictError(f"application {name} has no checkpoint to snapshot yet")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(latest, target)
+            self._copy_snapshot(name, snapshot)
             return self.describe_snapshot(name, snapshot)
 
     def list_snapshots(self, name: str) -> list[dict]:
         folder = self.root / name / "snapshots"
         if not folder.is_dir():
             return []
-        return [self.describe_snapshot(name, p.stem) for p in sorted(folder.glob("*.pkl"))]
+        return [self.describe_snapshot(name, p.name) for p in sorted(folder.iterdir())
+                if p.is_dir()]
 
     def describe_snapshot(self, name: str, snapshot: str) -> dict:
         path = self._snapshot_path(name, snapshot)
-        stat = path.stat()
-        return {"application": name, "name": snapshot, "created": stat.st_mtime,
-                "bytes": stat.st_size, "status": "READY"}
+        parts = sorted(path.glob("*.pkl"))
+        return {"application": name, "name": snapshot, "created": path.stat().st_mtime,
+                "bytes": sum(p.stat().st_size for p in parts),
+                "parts": [p.stem for p in parts], "status": "READY"}
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
-        self._snapshot_path(name, snapshot).unlink()
+        shutil.rmtree(self._snapshot_path(name, snapshot))
 
     # ------------------------------------------------------------------ helpers
     def _install_code(self, app_dir: Path, code: str | Path, replace: bool = False) -> str:
@@ -245,32 +251,40 @@ class ApplicationManager:
         self._spawn(doc["name"])
         self._set_status(doc, "RUNNING")
 
-    def _spawn(self, name: str) -> None:
+    def _spawn(self, name: str, only: int | None = None) -> None:
+        """Start the application's workers (or just worker ``only``, after it died)."""
         doc = self._get(name)
         app_dir = self.root / name
         (app_dir / "logs").mkdir(parents=True, exist_ok=True)
         config = {"name": name, "entry": doc["entry"], "properties": doc["properties"],
                   "checkpoint_interval": doc["checkpoint_interval"]}
         (app_dir / "config.json").write_text(json.dumps(config))
-        (app_dir / "status.json").unlink(missing_ok=True)
-        log = (app_dir / "logs" / "worker.log").open("a")
-        log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting version "
-                  f"{doc['version']}\n")
-        log.flush()
-        self._workers[name] = subprocess.Popen(
-            [sys.executable, "-m", "forestream.processing.worker", str(app_dir)],
-            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.environment,
-                                                       "PYTHONUNBUFFERED": "1"})
-        log.close()
+        count = doc["parallelism"]
+        workers = self._workers.setdefault(name, [None] * count)
+        for i in range(count) if only is None else [only]:
+            (app_dir / ("status.json" if i == 0 else f"status-{i}.json")).unlink(missing_ok=True)
+            log = (app_dir / "logs" / "worker.log").open("a")
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting worker {i} of "
+                      f"version {doc['version']}\n")
+            log.flush()
+            args = [sys.executable, "-m", "forestream.processing.worker", str(app_dir)]
+            if count > 1:
+                args += [str(i), str(count)]
+            workers[i] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                          env={**os.environ, **self.environment,
+                                               "PYTHONUNBUFFERED": "1"})
+            log.close()
 
     def _terminate(self, name: str, take_snapshot: bool, force: bool = False) -> None:
-        proc = self._workers.pop(name, None)
-        if proc is None:
+        procs = [p for p in self._workers.pop(name, []) if p is not None]
+        if not procs:
             return
         self._stopping.add(name)
         try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL if force else signal.SIGTERM)
+            for proc in procs:
                 try:
                     proc.wait(STOP_TIMEOUT_SECONDS)
                 except subprocess.TimeoutExpired:
@@ -278,57 +292,94 @@ class ApplicationManager:
                     proc.wait()
         finally:
             self._stopping.discard(name)
-        if take_snapshot and self._latest_checkpoint(name) is not None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            target = self.root / name / "snapshots" / f"stop-{stamp}.pkl"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self._latest_checkpoint(name), target)
+        if take_snapshot and self._latest_checkpoints(name):
+            self._copy_snapshot(name, f"stop-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def _supervise(self) -> None:
         while not self._supervisor_stop.wait(SUPERVISE_SECONDS):
             with self._lock:
-                for name, proc in list(self._workers.items()):
-                    code = proc.poll()
-                    if code is None or name in self._stopping:
+                for name, procs in list(self._workers.items()):
+                    if name in self._stopping:
                         continue
-                    del self._workers[name]
-                    doc = self._get(name, missing_ok=True)
-                    if doc is None:
-                        continue
-                    if code == 0:  # a bounded job finished
-                        self._set_status(doc, "READY")
-                        continue
-                    now = time.time()
-                    recent = [t for t in self._restarts.get(name, [])
-                              if now - t < self.restart_window]
-                    if len(recent) < self.max_restarts:
-                        recent.append(now)
-                        self._restarts[name] = recent
-                        self._spawn(name)  # from the latest checkpoint
-                    else:
-                        doc["last_failure"] = {
-                            "time": now, "exit_code": code,
-                            "reason": f"worker failed {len(recent) + 1} times within "
-                                      f"{self.restart_window:.0f} s; see its logs"}
-                        self._set_status(doc, "READY")
+                    for i, proc in enumerate(procs):
+                        code = None if proc is None else proc.poll()
+                        if code is not None:
+                            self._handle_exit(name, i, code)
 
-    def _latest_checkpoint(self, name: str) -> Path | None:
-        found = sorted((self.root / name / "checkpoints").glob("checkpoint-*.pkl"))
-        return found[-1] if found else None
+    def _handle_exit(self, name: str, worker: int, code: int) -> None:
+        doc = self._get(name, missing_ok=True)
+        procs = self._workers.get(name, [])
+        if doc is None:
+            self._workers.pop(name, None)
+            return
+        procs[worker] = None
+        if code == 0:  # a bounded job finished (all workers: the application is done)
+            if all(p is None for p in procs):
+                self._workers.pop(name, None)
+                self._set_status(doc, "READY")
+            return
+        now = time.time()
+        recent = [t for t in self._restarts.get(name, []) if now - t < self.restart_window]
+        if len(recent) < self.max_restarts:
+            recent.append(now)
+            self._restarts[name] = recent
+            self._spawn(name, only=worker)  # from its latest checkpoint(s)
+            return
+        doc["last_failure"] = {"time": now, "exit_code": code,
+                               "reason": f"worker {worker} failed {len(recent) + 1} times "
+                                         f"within {self.restart_window:.0f} s; see its logs"}
+        self._workers.pop(name, None)
+        for proc in procs:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self._set_status(doc, "READY")
+
+    def _latest_checkpoints(self, name: str) -> dict[str, Path]:
+        """The newest checkpoint of the job (``job``) or of each shard (parallel)."""
+        root = self.root / name / "checkpoints"
+        found = {}
+        for folder, part in [(root, JOB_PART)] + [(d, d.name) for d in sorted(root.glob("*"))
+                                                  if d.is_dir()]:
+            files = sorted(folder.glob("checkpoint-*.pkl"))
+            if files:
+                found[part] = files[-1]
+        return found
+
+    def _copy_snapshot(self, name: str, snapshot: str) -> None:
+        target = self.root / name / "snapshots" / snapshot
+        tmp = target.with_name(f".{snapshot}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for part, path in self._latest_checkpoints(name).items():
+            shutil.copy2(path, tmp / f"{part}.pkl")
+        os.replace(tmp, target)
+
+    def _worker_pids(self, name: str) -> list[int]:
+        return [p.pid for p in self._workers.get(name, []) if p is not None]
 
     def _snapshot_path(self, name: str, snapshot: str | None) -> Path:
         self._get(name)
-        path = self.root / name / "snapshots" / f"{snapshot}.pkl"
-        if not snapshot or not path.is_file():
+        path = self.root / name / "snapshots" / str(snapshot)
+        if not snapshot or not NAME.match(snapshot) or not path.is_dir():
             raise NotFoundError(f"application {name} has no snapshot {snapshot!r}")
         return path
 
     def _read_status(self, name: str) -> dict | None:
-        path = self.root / name / "status.json"
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
+        """The first worker's status; with parallel workers, all of them under
+        ``workers`` and their records summed."""
+        statuses = []
+        for path in sorted((self.root / name).glob("status*.json")):
+            try:
+                statuses.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        if not statuses:
             return None
+        if len(statuses) == 1:
+            return statuses[0]
+        return {**statuses[0], "workers": statuses,
+                "records_in": sum(s.get("records_in", 0) for s in statuses)}
 
     def _get(self, name: str, missing_ok: bool = False) -> dict | None:
         row = self._db.execute("SELECT doc FROM apps WHERE name=?", (name,)).fetchone()
@@ -353,12 +404,10 @@ def _check_config(checkpoint_interval, parallelism, properties) -> None:
             <= 86400:
         raise ApplicationError(f"checkpoint_interval must be in [0.1, 86400] seconds, got "
                                f"{checkpoint_interval!r}")
-    if not isinstance(parallelism, int) or parallelism < 1:
-        raise ApplicationError(f"parallelism must be an integer >= 1, got {parallelism!r}")
-    if parallelism > 1:
-        raise ApplicationError(f"parallelism {parallelism} is not supported yet: one worker "
-                               "process runs the whole job (parallel workers sharing shards "
-                               "are planned)")
+    if isinstance(parallelism, bool) or not isinstance(parallelism, int) or \
+            not 1 <= parallelism <= MAX_PARALLELISM:
+        raise ApplicationError(f"parallelism must be an integer in [1, {MAX_PARALLELISM}], "
+                               f"got {parallelism!r}")
     if properties is not None and not (isinstance(properties, dict) and all(
             isinstance(v, dict) for v in properties.values())):
         raise ApplicationError("properties must map property-group names to "

@@ -83,6 +83,8 @@ class StreamExecutionEnvironment:
         self.batch_size = batch_size
         self.clock = clock
         self.nodes: list[Node] = []
+        # Set by a parallel worker: the Kinesis shards this copy of the job may read.
+        self.shard_lease: set[str] | None = None
 
     # ------------------------------------------------------------------ sources
     def from_source(self, source: Source, watermark_strategy: WatermarkStrategy | None = None,
@@ -112,7 +114,8 @@ class StreamExecutionEnvironment:
         forestream server included) or an in-process StreamStore."""
         from .kinesis_io import KinesisSource
 
-        return self.from_source(KinesisSource(stream, target, start, deserializer),
+        return self.from_source(KinesisSource(stream, target, start, deserializer,
+                                              shards=self.shard_lease),
                                 watermark_strategy, name=stream)
 
     # ---------------------------------------------------------------- execution

@@ -92,10 +92,14 @@ class KinesisSource(Source):
 
     def __init__(self, stream: str, target, start: str = "TRIM_HORIZON",
                  deserializer=None, batch_limit: int = 1000,
-                 rediscover_seconds: float = 10.0) -> None:
+                 rediscover_seconds: float = 10.0, shards: set[str] | None = None) -> None:
         if start not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"start must be TRIM_HORIZON or LATEST, got {start!r}")
         self.stream = stream
+        # Only these shards (a parallel worker's lease); the source is then bounded: it
+        # finishes when they are closed and fully read.
+        self.only = set(shards) if shards is not None else None
+        self.bounded = self.only is not None
         self.api = KinesisApi(target)
         self.start = start
         self.deserializer = deserializer or (lambda data: json.loads(data))
@@ -129,6 +133,9 @@ class KinesisSource(Source):
     def splits(self) -> list[str]:
         return [s for s in self._iterators if self._ready(s)]
 
+    def finished(self) -> bool:
+        return self.only is not None and self.only <= self.finished_shards
+
     def snapshot(self):
         return {"positions": dict(self.positions), "finished": sorted(self.finished_shards)}
 
@@ -145,10 +152,14 @@ class KinesisSource(Source):
             sid = shard["ShardId"]
             self._parents[sid] = [p for p in (shard.get("ParentShardId"),
                                               shard.get("AdjacentParentShardId")) if p]
+            if self.only is not None and sid not in self.only:
+                continue
             if sid not in self._iterators and sid not in self.finished_shards:
                 self._iterators[sid] = None  # opened lazily, once its parents are done
 
     def _ready(self, shard: str) -> bool:
+        if self.only is not None:
+            return True  # the lease table already waited for the parents
         known = self._parents.get(shard, [])
         return all(p in self.finished_shards or p not in self._parents for p in known)
 
@@ -183,6 +194,8 @@ class KinesisSource(Source):
             self._iterators.pop(shard, None)
             for child in page.get("ChildShards", []):
                 self._parents.setdefault(child["ShardId"], child.get("ParentShards", []))
+                if self.only is not None:
+                    continue  # children are leased separately
                 if child["ShardId"] not in self.finished_shards:
                     self._iterators.setdefault(child["ShardId"], None)
         return out

@@ -39,16 +39,19 @@ def load_user_module(code_dir: Path, entry: str):
     return module
 
 
-def write_status(app_dir: Path, **fields) -> None:
-    path = app_dir / "status.json"
+def write_status(app_dir: Path, worker: int = 0, **fields) -> None:
+    path = app_dir / ("status.json" if worker == 0 else f"status-{worker}.json")
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({**fields, "updated": time.time(), "pid": os.getpid()}))
     os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
-    app_dir = Path((argv or sys.argv[1:])[0])
+    args = argv or sys.argv[1:]
+    app_dir = Path(args[0])
     config = json.loads((app_dir / "config.json").read_text())
+    if len(args) == 3:  # APP_DIR WORKER WORKERS: one of several parallel workers
+        return run_parallel(app_dir, config, int(args[1]), int(args[2]))
     env = StreamExecutionEnvironment(
         properties=config.get("properties", {}), checkpoint_dir=app_dir / "checkpoints",
         checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
@@ -99,6 +102,90 @@ def main(argv: list[str] | None = None) -> int:
     write_status(app_dir, state="STOPPED", steps=result.steps, records_in=result.records_in,
                  checkpoints=result.checkpoints)
     print(f"application {config['name']} stopped after {result.steps} steps", flush=True)
+    return 0
+
+
+def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
+    """Worker ``worker`` of ``workers``: run one copy of the job per leased shard of the
+    application's Kinesis source, each checkpointing into ``checkpoints/<shard>``."""
+    from .kinesis_io import KinesisSource
+    from .leases import LeaseTable
+
+    properties = config.get("properties", {})
+    try:
+        module = load_user_module(app_dir / "code", config["entry"])
+        probe = StreamExecutionEnvironment(properties=properties)
+        module.build(probe, properties)
+        sources = [n.source for n in probe.nodes if n.source is not None]
+        if len(sources) != 1 or not isinstance(sources[0], KinesisSource):
+            raise ValueError("parallelism > 1 needs a job with exactly one source, a Kinesis "
+                             "stream: workers share its shards")
+    except Exception:
+        traceback.print_exc()
+        write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
+        return 2
+    api, stream = sources[0].api, sources[0].stream
+    leases = LeaseTable(app_dir / "leases.db", owner=f"worker-{worker}-{os.getpid()}")
+    runners: dict[str, JobRunner] = {}
+    stopping = {"flag": False}
+
+    def on_term(signum, frame):
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+
+    def hand_back(shards: set[str]) -> None:
+        for shard in shards:
+            runner = runners.pop(shard, None)
+            if runner is not None:
+                runner.close(final_checkpoint=True)
+
+    print(f"worker {worker} of {workers} running (pid {os.getpid()})", flush=True)
+    next_balance = 0.0
+    records = 0
+    try:
+        while not stopping["flag"]:
+            if time.monotonic() >= next_balance:
+                shards = api.list_shards(stream)
+                leases.sync_shards(shards)
+                owned = leases.balance(shards, workers, before_release=hand_back)
+                for shard in set(runners) - owned:  # expired and taken by another worker:
+                    runners.pop(shard).close(final_checkpoint=False)  # its checkpoint rules
+                for shard in sorted(owned - set(runners)):
+                    env = StreamExecutionEnvironment(
+                        properties=properties, checkpoint_dir=app_dir / "checkpoints" / shard,
+                        checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
+                        batch_size=int(config.get("batch_size", 1000)))
+                    env.shard_lease = {shard}
+                    module.build(env, properties)
+                    runner = JobRunner(env, f"{config['name']}/{shard}")
+                    runner.open()
+                    runners[shard] = runner
+                    print(f"worker {worker}: leased {shard} (restored from checkpoint "
+                          f"{runner.result.restored_from})", flush=True)
+                write_status(app_dir, worker, state="RUNNING", records_in=records,
+                             shards=sorted(runners), worker_count=workers)
+                next_balance = time.monotonic() + 1.0
+            polled_any = 0
+            for shard, runner in list(runners.items()):
+                polled, finished = runner.advance()
+                polled_any += polled
+                records += polled
+                if finished:
+                    runners.pop(shard).close(final_checkpoint=True)
+                    leases.finish(shard)
+                    print(f"worker {worker}: {shard} finished", flush=True)
+            if not polled_any:
+                time.sleep(0.05)
+    except Exception:
+        traceback.print_exc()
+        write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))
+        return 1
+    hand_back(set(runners))
+    leases.release(set(runners) | set(leases.owners()))
+    write_status(app_dir, worker, state="STOPPED", records_in=records)
+    print(f"worker {worker} stopped", flush=True)
     return 0
 
 
