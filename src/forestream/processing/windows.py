@@ -282,13 +282,7 @@ class WindowOperator(Operator):
                 out.emit_side(self.late_tag, r)  # once, and only if no window took it
 
     def _add(self, key, value) -> None:
-        if self.aggregate is not None:
-            acc = self.contents.get(key)
-            if acc is None:
-                acc = self.aggregate.create_accumulator()
-            self.contents[key] = self.aggregate.add(value, acc)
-        else:
-            self.contents.setdefault(key, []).append(value)
+        _accumulate(self.contents, key, value, self.aggregate)
 
     def _merge(self, k, window: TimeWindow):
         lo, hi = window.start, window.end
@@ -336,11 +330,7 @@ class WindowOperator(Operator):
         count = self.fired.get(key, 0)
         self.fired[key] = count + 1
         base = f"{self.uid}/{k}/{window.start!r}-{window.end!r}/{count}"
-        if self.window_function is None:
-            values = [self.aggregate.get_result(content)]
-        else:
-            items = [self.aggregate.get_result(content)] if self.aggregate else list(content)
-            values = list(self.window_function.process(k, window, items) or ())
+        values = _results(content, self.aggregate, self.window_function, k, window)
         for i, value in enumerate(values):
             out.emit(Record(value, window.max_timestamp(), k, f"{base}/{i}"))
 
@@ -432,13 +422,7 @@ class GlobalWindowOperator(Operator):
                     self._fire(r.key, r.timestamp, out)
 
     def _add(self, key, value) -> None:
-        if self.aggregate is not None:
-            acc = self.contents.get(key)
-            if acc is None:
-                acc = self.aggregate.create_accumulator()
-            self.contents[key] = self.aggregate.add(value, acc)
-        else:
-            self.contents.setdefault(key, []).append(value)
+        _accumulate(self.contents, key, value, self.aggregate)
 
     def on_watermark(self, watermark, out):
         if type(self.trigger) is ContinuousEventTimeTrigger:
@@ -464,11 +448,7 @@ class GlobalWindowOperator(Operator):
         if content is None:
             return
         self.fired += 1
-        if self.window_function is None:
-            values = [self.aggregate.get_result(content)]
-        else:
-            items = [self.aggregate.get_result(content)] if self.aggregate else list(content)
-            values = list(self.window_function.process(key, GlobalWindow(), items) or ())
+        values = _results(content, self.aggregate, self.window_function, key, GlobalWindow())
         for i, value in enumerate(values):
             out.emit(Record(value, timestamp, key, f"{self.uid}/{key}/{self.fired}/{i}"))
         if self.trigger.purge:
@@ -483,6 +463,25 @@ class GlobalWindowOperator(Operator):
         self.counts = dict(state["counts"])
         self.fired = state["fired"]
         self.next_fire = state["next_fire"]
+
+
+def _accumulate(contents: dict, key, value, aggregate) -> None:
+    """Add ``value`` to a window's content: an accumulator, or the list of elements."""
+    if aggregate is not None:
+        acc = contents.get(key)
+        if acc is None:
+            acc = aggregate.create_accumulator()
+        contents[key] = aggregate.add(value, acc)
+    else:
+        contents.setdefault(key, []).append(value)
+
+
+def _results(content, aggregate, window_function, key, window) -> list:
+    """What a firing window emits: the aggregate's result and/or the window function's."""
+    if window_function is None:
+        return [aggregate.get_result(content)]
+    items = [aggregate.get_result(content)] if aggregate else list(content)
+    return list(window_function.process(key, window, items) or ())
 
 
 class RollingReduceFunction(KeyedProcessFunction):
