@@ -76,8 +76,10 @@ class RecordOperations:
         with self._stream_lock(info.name).read():
             self._resolve(info.name, None)
             by_shard: dict[int, list[int]] = {}
+            table = self._routing_table(info)
             for i, record in enumerate(records):
-                shard = self._route(info, record["PartitionKey"], record.get("ExplicitHashKey"))
+                shard = self._route(info, record["PartitionKey"], record.get("ExplicitHashKey"),
+                                    table)
                 by_shard.setdefault(shard.number, []).append(i)
             for number, indexes in by_shard.items():
                 accepted = indexes
@@ -220,10 +222,16 @@ class RecordOperations:
                 f"{where} is {size} bytes (data + partition key), above the stream's maximum "
                 f"record size of {limit} bytes ({info.max_record_kib} KiB)")
 
-    def _route(self, info: StreamInfo, partition_key: str, explicit: str | None) -> ShardInfo:
-        key = parse_hash_key(explicit) if explicit is not None else partition_hash(partition_key)
+    @staticmethod
+    def _routing_table(info: StreamInfo) -> tuple[list[ShardInfo], list[int]]:
         shards = sorted(info.open_shards(), key=lambda s: s.start_hash)
-        i = bisect.bisect_right([s.start_hash for s in shards], key) - 1
+        return shards, [s.start_hash for s in shards]
+
+    def _route(self, info: StreamInfo, partition_key: str, explicit: str | None,
+               table: tuple[list[ShardInfo], list[int]] | None = None) -> ShardInfo:
+        key = parse_hash_key(explicit) if explicit is not None else partition_hash(partition_key)
+        shards, starts = table or self._routing_table(info)
+        i = bisect.bisect_right(starts, key) - 1
         if i < 0 or key > shards[i].end_hash:
             raise InvalidArgumentError(f"hash key {key} is not covered by an open shard")
         return shards[i]

@@ -195,16 +195,18 @@ def _convert(value: Any, shape_name: str, where: str, errors: list[str], binary:
     return value
 
 
-def _check_length(length: int, shape: dict, where: str, errors: list[str], what: str,
+def _check_length(length: int, shape: dict, where, errors: list[str], what: str,
                   shown: Any = None) -> None:
-    label = f"'{shown}'" if shown is not None else "at"
-    prefix = f"Value {label} at '{where}'" if shown is not None else f"Value {label} '{where}'"
-    if "min" in shape and length < shape["min"]:
+    low, high = shape.get("min"), shape.get("max")
+    if (low is None or length >= low) and (high is None or length <= high):
+        return  # the common case: nothing to format
+    prefix = f"Value '{shown}' at '{where}'" if shown is not None else f"Value at '{where}'"
+    if low is not None and length < low:
         errors.append(f"{prefix} failed to satisfy constraint: Member must {what} greater "
-                      f"than or equal to {shape['min']}")
-    if "max" in shape and length > shape["max"]:
+                      f"than or equal to {low}")
+    if high is not None and length > high:
         errors.append(f"{prefix} failed to satisfy constraint: Member must {what} less than "
-                      f"or equal to {shape['max']}")
+                      f"or equal to {high}")
 
 
 @functools.cache
