@@ -26,9 +26,9 @@ endpoint_option = click.option(
 
 def api(endpoint: str, method: str, path: str, body: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"{endpoint}/api/v1/applications{path}", data=data,
-                                     method=method,
-                                     headers={"Content-Type": "application/json"})
+    url = f"{endpoint}/api/v1/applications{path}"
+    headers = {"Content-Type": "application/json", **_signature(method, url, data)}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             raw = response.read()
@@ -42,6 +42,24 @@ def api(endpoint: str, method: str, path: str, body: dict | None = None):
     except urllib.error.URLError as exc:
         raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
                                    "`forestream server` running?") from None
+
+
+def _signature(method: str, url: str, data: bytes | None) -> dict[str, str]:
+    """SigV4 headers when credentials are set (a server with credentials requires them)."""
+    key = os.environ.get("FORESTREAM_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("FORESTREAM_SECRET_ACCESS_KEY") or \
+        os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not key or not secret:
+        return {}
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = os.environ.get("FORESTREAM_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    request = AWSRequest(method=method, url=url, data=data or b"",
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key, secret), "forestream", region).add_auth(request)
+    return {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
 
 
 def parse_properties(items: tuple[str, ...]) -> dict:

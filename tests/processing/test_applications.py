@@ -222,3 +222,23 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(ser
     api(server, "POST", "/par/stop")
     snapshots = api(server, "GET", "/par/snapshots")["snapshots"]
     assert len(snapshots) == 1 and len(snapshots[0]["parts"]) == 4  # one per shard
+
+
+def test_rest_api_requires_signatures_when_credentials_are_configured(tmp_path,
+                                                                       server_process):
+    proc = server_process(tmp_path / "auth", env={"FORESTREAM_ACCESS_KEY_ID": "AKID",
+                                                  "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"})
+    proc.start()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(proc, "GET", "")
+    assert err.value.code == 403
+    assert "MissingAuthenticationToken" in json.loads(err.value.read())["detail"]
+    signed = {**os.environ, "FORESTREAM_ACCESS_KEY_ID": "AKID",
+              "FORESTREAM_SECRET_ACCESS_KEY": "s3cret", "COLUMNS": "200"}
+    run = subprocess.run([str(SCRIPT), "apps", "list", "--endpoint-url", proc.url],
+                         capture_output=True, text=True, timeout=120, env=signed)
+    assert run.returncode == 0, run.stderr
+    wrong = {**signed, "FORESTREAM_SECRET_ACCESS_KEY": "nope"}
+    run = subprocess.run([str(SCRIPT), "apps", "list", "--endpoint-url", proc.url],
+                         capture_output=True, text=True, timeout=120, env=wrong)
+    assert run.returncode != 0 and "403" in run.stderr

@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         Route("/", aws_entry, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
-        *application_routes(manager),
+        *application_routes(manager, settings),
     ], lifespan=lifespan)
     app.state.store = store
     app.state.applications = manager

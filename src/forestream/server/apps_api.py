@@ -1,6 +1,8 @@
 """REST API for stream processing applications, under ``/api/v1/applications``.
 
-Errors are RFC 9457 problem details (``application/problem+json``).
+Errors are RFC 9457 problem details (``application/problem+json``). When the server has
+credentials configured, requests must be signed with them (AWS Signature V4, service
+``forestream``), as ``forestream apps`` does.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from forestream.config import Settings
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
+
+from .auth import verify_signature
 
 PREFIX = "/api/v1/applications"
 
@@ -22,7 +27,22 @@ def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse
                         media_type="application/problem+json")
 
 
-def routes(manager: ApplicationManager) -> list[Route]:
+def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
+    def guarded(handler):
+        """With credentials configured, every request must be SigV4-signed with them (the
+        API runs user code: it must not be open to whoever reaches the port)."""
+        if not settings.auth_enabled:
+            return handler
+
+        async def check(request: Request):
+            failure = verify_signature(request, await request.body(), settings)
+            if failure is not None:
+                return problem(403, "Forbidden", f"{failure[0]}: {failure[1]}",
+                               request.url.path)
+            return await handler(request)
+
+        return check
+
     async def call(request: Request, fn, *args, status: int = 200, **kwargs) -> Response:
         try:
             result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
@@ -101,15 +121,16 @@ def routes(manager: ApplicationManager) -> list[Route]:
             return await call(request, manager.describe_snapshot, name, snap)
         return await call(request, manager.delete_snapshot, name, snap)
 
-    return [
-        Route(PREFIX, create, methods=["POST"]),
-        Route(PREFIX, listing, methods=["GET"]),
-        Route(PREFIX + "/{name}", describe, methods=["GET"]),
-        Route(PREFIX + "/{name}", update, methods=["PATCH"]),
-        Route(PREFIX + "/{name}", delete, methods=["DELETE"]),
-        Route(PREFIX + "/{name}/start", start, methods=["POST"]),
-        Route(PREFIX + "/{name}/stop", stop, methods=["POST"]),
-        Route(PREFIX + "/{name}/logs", logs, methods=["GET"]),
-        Route(PREFIX + "/{name}/snapshots", snapshots, methods=["GET", "POST"]),
-        Route(PREFIX + "/{name}/snapshots/{snapshot}", snapshot, methods=["GET", "DELETE"]),
+    table = [
+        (PREFIX, create, ["POST"]),
+        (PREFIX, listing, ["GET"]),
+        (PREFIX + "/{name}", describe, ["GET"]),
+        (PREFIX + "/{name}", update, ["PATCH"]),
+        (PREFIX + "/{name}", delete, ["DELETE"]),
+        (PREFIX + "/{name}/start", start, ["POST"]),
+        (PREFIX + "/{name}/stop", stop, ["POST"]),
+        (PREFIX + "/{name}/logs", logs, ["GET"]),
+        (PREFIX + "/{name}/snapshots", snapshots, ["GET", "POST"]),
+        (PREFIX + "/{name}/snapshots/{snapshot}", snapshot, ["GET", "DELETE"]),
     ]
+    return [Route(path, guarded(handler), methods=methods) for path, handler, methods in table]
