@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: quickstart test lint bench nab clean
+.PHONY: quickstart test lint bench nab server clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 
-bench: $(STAMP)
+bench: $(STAMP)  # every benchmark, peers side by side (several minutes; see benchmarks/RESULTS.md)
 	$(PIP) install --quiet -e '.[bench]'
 	$(PY) benchmarks/rcf_speed.py
+	$(PY) benchmarks/nab_rcf.py
+	$(PY) benchmarks/streams_throughput.py
+	$(PY) benchmarks/processing_throughput.py
+
+server: $(STAMP)  # the forestream server on http://127.0.0.1:4567 (data in ./.forestream)
+	$(VENV)/bin/forestream server
 
 nab: $(STAMP)
 	$(VENV)/bin/forestream rcf nab --data ../shared/datasets/nab --out .nab-results
