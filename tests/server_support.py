@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -32,20 +33,36 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> ServerProcess:
-        cmd = [str(SCRIPT), "server", "--port", str(self.port), "--data-dir",
-               str(self.data_dir), *self.args]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
+        for attempt in range(3):
+            if attempt:  # the port was taken meanwhile (parallel test workers): another one
+                self.port = free_port()
+                self.url = f"http://127.0.0.1:{self.port}"
+            cmd = [str(SCRIPT), "server", "--port", str(self.port), "--data-dir",
+                   str(self.data_dir), *self.args]
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+            if self._wait_healthy():
+                return self
+        raise RuntimeError(f"server did not start: {self.proc.stderr.read().decode()[-2000:]}")
+
+    def _wait_healthy(self) -> bool:
+        """True once *this* server answers (/health names its data directory: another
+        test's server that grabbed the port must not be mistaken for ours)."""
         deadline = time.monotonic() + 30
+        expected = str(Path(self.data_dir).resolve())
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()}")
+                return False
             try:
-                urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
-                return self
+                raw = urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
+                if json.loads(raw).get("data_dir") == expected:
+                    return True
+                self.kill()  # someone else's server on our port
+                return False
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError("server did not start within 30 s")
+        self.kill()
+        return False
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

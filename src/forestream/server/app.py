@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         return await kinesis.handle(request)
 
     async def health(request: Request):
-        return JSONResponse({"status": "ok", "streams": len(store.stream_names())})
+        return JSONResponse({"status": "ok", "streams": len(store.stream_names()),
+                             "data_dir": str(store.data_dir.resolve())})
 
     async def prometheus(request: Request):
         return PlainTextResponse(metrics.render(store), media_type="text/plain; version=0.0.4")
