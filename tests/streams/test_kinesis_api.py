@@ -238,3 +238,48 @@ def test_signature_v4_is_enforced_when_credentials_are_configured(tmp_path, serv
         assert http.value.code == 403
     finally:
         proc.stop()
+
+
+def test_remaining_operations_mode_monitoring_resource_tags_describe_paging(kinesis):
+    create(kinesis, "misc", 3)
+    arn = kinesis.describe_stream_summary(StreamName="misc")["StreamDescriptionSummary"][
+        "StreamARN"]
+    kinesis.update_stream_mode(StreamARN=arn, StreamModeDetails={"StreamMode": "ON_DEMAND"})
+    kinesis.get_waiter("stream_exists").wait(StreamName="misc", WaiterConfig={"Delay": 0.1})
+    assert kinesis.describe_stream_summary(StreamName="misc")["StreamDescriptionSummary"][
+        "StreamModeDetails"]["StreamMode"] == "ON_DEMAND"
+    kinesis.enable_enhanced_monitoring(StreamName="misc", ShardLevelMetrics=["ALL"])
+    out = kinesis.disable_enhanced_monitoring(StreamName="misc",
+                                              ShardLevelMetrics=["IncomingBytes"])
+    assert "IncomingBytes" in out["CurrentShardLevelMetrics"]
+    assert "IncomingBytes" not in out["DesiredShardLevelMetrics"]
+    kinesis.tag_resource(ResourceARN=arn, Tags={"env": "test", "team": "ml"})
+    kinesis.untag_resource(ResourceARN=arn, TagKeys=["team"])
+    assert kinesis.list_tags_for_resource(ResourceARN=arn)["Tags"] == [{"Key": "env",
+                                                                        "Value": "test"}]
+    page = kinesis.describe_stream(StreamName="misc", Limit=2)["StreamDescription"]
+    assert len(page["Shards"]) == 2 and page["HasMoreShards"]
+    rest = kinesis.describe_stream(StreamName="misc", Limit=2,
+                                   ExclusiveStartShardId=page["Shards"][-1]["ShardId"])
+    assert [s["ShardId"] for s in rest["StreamDescription"]["Shards"]] == [
+        "shardId-000000000002"]
+    assert not rest["StreamDescription"]["HasMoreShards"]
+
+
+def test_throughput_limits_flag_throttles_like_kinesis(tmp_path, server_process):
+    proc = server_process(tmp_path / "limits", args=("--throughput-limits",)).start()
+    kinesis = boto3.client("kinesis", endpoint_url=proc.url, region_name="us-east-1",
+                           aws_access_key_id="a", aws_secret_access_key="b",
+                           config=Config(retries={"max_attempts": 1}))
+    create(kinesis, "slow", 1)
+    results = []
+    for _ in range(4):  # 4 x 500 records at once: well over 1,000 records/s for one shard
+        out = kinesis.put_records(StreamName="slow", Records=[
+            {"Data": b"x", "PartitionKey": str(i)} for i in range(500)])
+        results.append(out["FailedRecordCount"])
+    assert sum(results) > 0
+    failed = [r for r in out["Records"] if "ErrorCode" in r]
+    assert failed and failed[0]["ErrorCode"] == "ProvisionedThroughputExceededException"
+    time.sleep(1.1)  # the allowance refills
+    assert kinesis.put_records(StreamName="slow", Records=[
+        {"Data": b"x", "PartitionKey": "k"}])["FailedRecordCount"] == 0
