@@ -173,16 +173,6 @@ class RecordOperations:
             out["NextShardIterator"] = self._encode_iterator(info, number, next_position)
         return out
 
-    def read_shard(self, stream: str, number: int, offset: int, limit: int = MAX_GET_RECORDS):
-        """Raw reads for server-side consumers (SubscribeToShard): (records, next offset,
-        shard closed and fully read)."""
-        info = self._streams[stream]
-        shard = next(s for s in info.shards if s.number == number)
-        response = self.get_records(self._encode_iterator(info, number, offset), limit)
-        done = "ChildShards" in response
-        nxt = self._decode_iterator(response["NextShardIterator"])[2] if not done else offset
-        return response, nxt, done, shard
-
     # ----------------------------------------------------------------- retention
     def enforce_retention(self) -> int:
         """Drop records older than each stream's retention and expired closed shards;
