@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forestream.cli_streams import DEFAULT_ENDPOINT
+from forestream.config import client_credentials, client_region
 
 console = Console()
 
@@ -46,16 +47,14 @@ def api(endpoint: str, method: str, path: str, body: dict | None = None):
 
 def _signature(method: str, url: str, data: bytes | None) -> dict[str, str]:
     """SigV4 headers when credentials are set (a server with credentials requires them)."""
-    key = os.environ.get("FORESTREAM_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
-    secret = os.environ.get("FORESTREAM_SECRET_ACCESS_KEY") or \
-        os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not key or not secret:
+    key, secret = client_credentials()
+    if key is None:
         return {}
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    region = os.environ.get("FORESTREAM_REGION", os.environ.get("AWS_REGION", "us-east-1"))
+    region = client_region()
     request = AWSRequest(method=method, url=url, data=data or b"",
                          headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials(key, secret), "forestream", region).add_auth(request)

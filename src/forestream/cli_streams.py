@@ -22,18 +22,9 @@ endpoint_option = click.option(
 
 
 def client(endpoint_url: str):
-    import boto3
-    from botocore.config import Config
+    from forestream.processing.kinesis_io import kinesis_client
 
-    return boto3.client(
-        "kinesis", endpoint_url=endpoint_url,
-        region_name=os.environ.get("AWS_REGION", os.environ.get("FORESTREAM_REGION",
-                                                                  "us-east-1")),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID",
-                                         os.environ.get("FORESTREAM_ACCESS_KEY_ID", "local")),
-        aws_secret_access_key=os.environ.get(
-            "AWS_SECRET_ACCESS_KEY", os.environ.get("FORESTREAM_SECRET_ACCESS_KEY", "local")),
-        config=Config(retries={"max_attempts": 3, "mode": "standard"}))
+    return kinesis_client(endpoint_url, max_attempts=3)
 
 
 def run(call):

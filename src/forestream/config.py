@@ -42,3 +42,16 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         return bool(self.access_key_id and self.secret_access_key)
+
+
+def client_credentials() -> tuple[str | None, str | None]:
+    """Credentials a forestream client signs with: ``FORESTREAM_*`` first, then the usual
+    ``AWS_*`` variables; (None, None) when neither is set."""
+    key = os.environ.get("FORESTREAM_ACCESS_KEY_ID") or os.environ.get("AWS_ACCESS_KEY_ID")
+    secret = os.environ.get("FORESTREAM_SECRET_ACCESS_KEY") or \
+        os.environ.get("AWS_SECRET_ACCESS_KEY")
+    return (key, secret) if key and secret else (None, None)
+
+
+def client_region() -> str:
+    return os.environ.get("FORESTREAM_REGION") or os.environ.get("AWS_REGION") or "us-east-1"

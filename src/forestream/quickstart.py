@@ -113,13 +113,9 @@ class EmbeddedServer:
             time.sleep(0.02)
 
     def client(self):
-        import boto3
-        from botocore.config import Config
+        from forestream.processing.kinesis_io import kinesis_client
 
-        return boto3.client("kinesis", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="local", aws_secret_access_key="local",
-                            config=Config(retries={"max_attempts": 5, "mode": "standard"},
-                                          max_pool_connections=4))
+        return kinesis_client(self.url, max_attempts=5)
 
     def stop(self) -> None:
         if self._server is not None:

@@ -18,29 +18,27 @@ from .records import Record
 from .sources import Source
 
 
-def kinesis_client(endpoint_url: str | None = None):
+def kinesis_client(endpoint_url: str | None = None, max_attempts: int = 10):
     """A boto3 Kinesis client for the forestream server this code runs under.
 
     Application workers get the server's URL in ``FORESTREAM_ENDPOINT_URL``; outside a
-    worker, pass ``endpoint_url`` (or set the variable). Credentials come from the usual
-    AWS variables, else the server's configured ones, else placeholders (accepted when the
-    server does not require signatures).
+    worker, pass ``endpoint_url`` (or set the variable). Credentials: see
+    :func:`forestream.config.client_credentials`; placeholders when none are set (a server
+    without credentials accepts any).
     """
     import os
 
     import boto3
     from botocore.config import Config
 
+    from forestream.config import client_credentials, client_region
+
     url = endpoint_url or os.environ.get("FORESTREAM_ENDPOINT_URL", "http://127.0.0.1:4567")
-    return boto3.client(
-        "kinesis", endpoint_url=url,
-        region_name=os.environ.get("AWS_REGION", os.environ.get("FORESTREAM_REGION",
-                                                                  "us-east-1")),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", os.environ.get(
-            "FORESTREAM_ACCESS_KEY_ID", "local")),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", os.environ.get(
-            "FORESTREAM_SECRET_ACCESS_KEY", "local")),
-        config=Config(retries={"max_attempts": 10, "mode": "standard"}))
+    key, secret = client_credentials()
+    return boto3.client("kinesis", endpoint_url=url, region_name=client_region(),
+                        aws_access_key_id=key or "local", aws_secret_access_key=secret or "local",
+                        config=Config(retries={"max_attempts": max_attempts,
+                                               "mode": "standard"}))
 
 
 class KinesisApi:
