@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 import urllib.error
 import urllib.request
@@ -14,15 +13,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from forestream.cli_streams import DEFAULT_ENDPOINT
+from forestream.cli_streams import endpoint_option
 from forestream.config import client_credentials, client_region
 
 console = Console()
-
-endpoint_option = click.option(
-    "--endpoint-url", default=lambda: os.environ.get("FORESTREAM_ENDPOINT_URL", DEFAULT_ENDPOINT),
-    show_default=f"$FORESTREAM_ENDPOINT_URL or {DEFAULT_ENDPOINT}",
-    help="The forestream server.")
 
 
 def api(endpoint: str, method: str, path: str, body: dict | None = None):
