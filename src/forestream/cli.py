@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -110,6 +109,8 @@ def rcf_score(csv_file, out, columns, mode, shingle_size, num_trees, sample_size
     Example:
       forestream rcf score machine.csv --plot machine.png
     """
+    import numpy as np
+
     from forestream.eval.csv_scoring import (
         ScoredTable,
         read_numeric_csv,
