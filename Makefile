@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+TFSTAMP := $(VENV)/.installed-tensorflow
 
 .PHONY: quickstart test lint bench nab server clean
 
@@ -15,10 +16,15 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e '.[test,sklearn,plot]'
 	touch $(STAMP)
 
+# TensorFlow (~1.6 GB) only for the test suite, not the quickstart.
+$(TFSTAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[test,sklearn,plot,tensorflow]'
+	touch $(TFSTAMP)
+
 quickstart: $(STAMP)
 	$(VENV)/bin/forestream quickstart
 
-test: $(STAMP)
+test: $(STAMP) $(TFSTAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(PY) -m pytest -n 2 --dist loadfile src tests
 
