@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from forestream.streams.hashing import parse_sequence_number, shard_id
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -21,6 +23,9 @@ class Metrics:
         self.records_out = 0
         self.bytes_out = 0
         self.shard_records_in: dict[tuple[str, str], int] = defaultdict(int)
+        self.shard_bytes_in: dict[tuple[str, str], int] = defaultdict(int)
+        self.shard_records_out: dict[tuple[str, str], int] = defaultdict(int)
+        self.shard_bytes_out: dict[tuple[str, str], int] = defaultdict(int)
 
     def observe(self, operation: str, args: dict, result: dict, seconds: float) -> None:
         with self._lock:
@@ -35,15 +40,24 @@ class Metrics:
                 self.records_in += 1
                 self.bytes_in += len(args["Data"])
                 self.shard_records_in[(stream, result["ShardId"])] += 1
+                self.shard_bytes_in[(stream, result["ShardId"])] += len(args["Data"])
             elif operation == "PutRecords":
                 for record, out in zip(args["Records"], result["Records"], strict=True):
                     if "ShardId" in out:
                         self.records_in += 1
                         self.bytes_in += len(record["Data"])
                         self.shard_records_in[(stream, out["ShardId"])] += 1
+                        self.shard_bytes_in[(stream, out["ShardId"])] += len(record["Data"])
             elif operation == "GetRecords":
-                self.records_out += len(result["Records"])
-                self.bytes_out += sum(len(r["Data"]) for r in result["Records"])
+                records = result["Records"]
+                size = sum(len(r["Data"]) for r in records)
+                self.records_out += len(records)
+                self.bytes_out += size
+                if records:  # the shard is in the sequence numbers; the stream is not
+                    shard = shard_id(parse_sequence_number(records[0]["SequenceNumber"])[0])
+                    key = (result.get("StreamName", ""), shard)
+                    self.shard_records_out[key] += len(records)
+                    self.shard_bytes_out[key] += size
 
     def error(self, operation: str, code: str) -> None:
         with self._lock:
@@ -78,9 +92,15 @@ class Metrics:
                       "# TYPE forestream_bytes_out_total counter",
                       f"forestream_bytes_out_total {self.bytes_out}",
                       "# TYPE forestream_shard_records_in_total counter"]
-            for (stream, shard), n in sorted(self.shard_records_in.items()):
-                lines.append(f'forestream_shard_records_in_total{{stream="{stream}",'
-                             f'shard="{shard}"}} {n}')
+            for metric, table in (("records_in", self.shard_records_in),
+                                  ("bytes_in", self.shard_bytes_in),
+                                  ("records_out", self.shard_records_out),
+                                  ("bytes_out", self.shard_bytes_out)):
+                if metric != "records_in":
+                    lines.append(f"# TYPE forestream_shard_{metric}_total counter")
+                for (stream, shard), n in sorted(table.items()):
+                    lines.append(f'forestream_shard_{metric}_total{{stream="{stream}",'
+                                 f'shard="{shard}"}} {n}')
         lines += ["# TYPE forestream_open_shards gauge",
                   f"forestream_open_shards {store.open_shard_count()}"]
         return "\n".join(lines) + "\n"

@@ -166,7 +166,8 @@ class RecordOperations:
         behind = 0
         if stored and log.last_timestamp_ms is not None and next_position < log.next_offset:
             behind = max(0, log.last_timestamp_ms - stored[-1].timestamp_ms)
-        out = {"Records": records, "MillisBehindLatest": behind}
+        # StreamName is for in-process callers (per-shard metrics); the wire omits it
+        out = {"Records": records, "MillisBehindLatest": behind, "StreamName": name}
         if not shard.is_open and next_position > shard.ending_offset:
             out["ChildShards"] = self._child_shards(info, shard)
         else:
