@@ -115,6 +115,12 @@ def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path
                      d["runtime"].get("checkpoints") and d, 30, "a checkpoint")
     assert described["status"] == "RUNNING"
     assert "stopped" not in cli(server, "logs", "counter").stdout
+    metrics = wait(lambda: (m := urllib.request.urlopen(f"{server.url}/metrics").read()
+                            .decode()) and "forestream_application_busy_seconds_total" in m
+                   and m, 30, "application metrics")
+    assert 'forestream_application_running_workers{application="counter"} 1' in metrics
+    assert 'application="counter",worker="0",operator=' in metrics
+    assert 'forestream_application_millis_behind_latest{application="counter"' in metrics
 
     out = cli(server, "stop", "counter").stdout  # final checkpoint + snapshot
     assert "READY" in out
@@ -211,6 +217,10 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(ser
     shards = wait(split, 60, "two workers with two shards each")
     assert sorted(shards[0] + shards[1]) == [f"shardId-00000000000{i}" for i in range(4)]
     assert wait(lambda: totals(kinesis, "pout") == {k: 50 for k in keys}, 90, "totals")
+    metrics = wait(lambda: (m := urllib.request.urlopen(f"{server.url}/metrics").read()
+                            .decode()) and 'application="par",worker="1",operator=' in m
+                   and m, 30, "metrics of both workers")
+    assert 'forestream_application_running_workers{application="par"} 2' in metrics
 
     statuses = api(server, "GET", "/par")["runtime"]["workers"]
     victim = statuses[1]["pid"]

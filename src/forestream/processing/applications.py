@@ -104,6 +104,15 @@ class ApplicationManager:
         status = self._read_status(name)
         return {**doc, "runtime": status, "snapshots": len(self.list_snapshots(name))}
 
+    def runtime_statuses(self) -> dict[str, list[dict]]:
+        """Application name → the latest status of each of its workers (for metrics)."""
+        out = {}
+        for doc in self.list_applications():
+            status = self._read_status(doc["name"])
+            if status is not None:
+                out[doc["name"]] = status.get("workers") or [status]
+        return out
+
     def list_applications(self) -> list[dict]:
         rows = self._db.execute("SELECT doc FROM apps ORDER BY name").fetchall()
         return [json.loads(r[0]) for r in rows]

@@ -36,6 +36,7 @@ class JobResult:
     operator_records: dict[str, tuple[int, int]] = field(default_factory=dict)
     last_checkpoint_seconds: float = 0.0
     last_checkpoint_bytes: int = 0
+    busy_seconds: float = 0.0  # time in steps that had records to process
 
 
 class _SourceState:
@@ -142,7 +143,10 @@ class JobRunner:
 
     def advance(self) -> tuple[int, bool]:
         """One step (and a checkpoint when due): (records polled, bounded input done)."""
+        started = time.perf_counter()
         polled = self._step(final=False)
+        if polled:
+            self.result.busy_seconds += time.perf_counter() - started
         if self._bounded_done():
             self._step(final=True)
             return polled, True

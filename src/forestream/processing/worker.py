@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                          checkpoints=r.checkpoints, restored_from=r.restored_from,
                          checkpoint_seconds=r.last_checkpoint_seconds,
                          checkpoint_bytes=r.last_checkpoint_bytes,
+                         busy_seconds=round(r.busy_seconds, 3),
                          operators={n.uid: [n.operator.records_in, n.operator.records_out]
                                     for n in runner.nodes if n.operator is not None},
                          millis_behind_latest={
@@ -103,6 +104,31 @@ def main(argv: list[str] | None = None) -> int:
                  checkpoints=result.checkpoints)
     print(f"application {config['name']} stopped after {result.steps} steps", flush=True)
     return 0
+
+
+def _runner_metrics(runners: dict) -> dict:
+    """Operator counts, shard lag, checkpoint figures and busy time summed over the
+    runners (one per leased shard) of a parallel worker."""
+    operators: dict[str, list[int]] = {}
+    lag: dict[str, float] = {}
+    out = {"checkpoints": 0, "checkpoint_seconds": 0.0, "checkpoint_bytes": 0,
+           "busy_seconds": 0.0}
+    for runner in runners.values():
+        r = runner.result
+        out["checkpoints"] += r.checkpoints
+        out["checkpoint_seconds"] = max(out["checkpoint_seconds"], r.last_checkpoint_seconds)
+        out["checkpoint_bytes"] += r.last_checkpoint_bytes
+        out["busy_seconds"] += r.busy_seconds
+        for n in runner.nodes:
+            if n.operator is not None:
+                counts = operators.setdefault(n.uid, [0, 0])
+                counts[0] += n.operator.records_in
+                counts[1] += n.operator.records_out
+            if n.source is not None:
+                for shard, millis in getattr(n.source, "millis_behind", {}).items():
+                    lag[f"{n.uid}/{shard}"] = millis
+    out["busy_seconds"] = round(out["busy_seconds"], 3)
+    return {**out, "operators": operators, "millis_behind_latest": lag}
 
 
 def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
@@ -165,7 +191,8 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
                     print(f"worker {worker}: leased {shard} (restored from checkpoint "
                           f"{runner.result.restored_from})", flush=True)
                 write_status(app_dir, worker, state="RUNNING", records_in=records,
-                             shards=sorted(runners), worker_count=workers)
+                             shards=sorted(runners), worker_count=workers,
+                             **_runner_metrics(runners))
                 next_balance = time.monotonic() + 1.0
             polled_any = 0
             for shard, runner in list(runners.items()):

@@ -104,3 +104,40 @@ class Metrics:
         lines += ["# TYPE forestream_open_shards gauge",
                   f"forestream_open_shards {store.open_shard_count()}"]
         return "\n".join(lines) + "\n"
+
+
+def render_applications(statuses: dict[str, list[dict]]) -> str:
+    """Prometheus text for stream processing applications, from their workers' status
+    files: records in/out per operator, MillisBehindLatest per source shard, checkpoint
+    count, duration and size, and busy seconds (time spent in steps with records)."""
+    lines = []
+
+    def family(name: str, kind: str, rows: list[tuple[str, float]]) -> None:
+        lines.append(f"# TYPE forestream_application_{name} {kind}")
+        lines.extend(f"forestream_application_{name}{{{labels}}} {value}"
+                     for labels, value in rows)
+
+    records, lag, checkpoints, ck_seconds, ck_bytes, busy, workers = ([] for _ in range(7))
+    for app, app_statuses in sorted(statuses.items()):
+        running = 0
+        for i, status in enumerate(app_statuses):
+            base = f'application="{app}",worker="{i}"'
+            running += status.get("state") == "RUNNING"
+            for op, counts in sorted((status.get("operators") or {}).items()):
+                records.append((f'{base},operator="{op}",direction="in"', counts[0]))
+                records.append((f'{base},operator="{op}",direction="out"', counts[1]))
+            for shard, millis in sorted((status.get("millis_behind_latest") or {}).items()):
+                lag.append((f'{base},shard="{shard}"', millis))
+            checkpoints.append((base, status.get("checkpoints", 0)))
+            ck_seconds.append((base, status.get("checkpoint_seconds", 0.0)))
+            ck_bytes.append((base, status.get("checkpoint_bytes", 0)))
+            busy.append((base, status.get("busy_seconds", 0.0)))
+        workers.append((f'application="{app}"', running))
+    family("operator_records_total", "counter", records)
+    family("millis_behind_latest", "gauge", lag)
+    family("checkpoints_total", "counter", checkpoints)
+    family("last_checkpoint_seconds", "gauge", ck_seconds)
+    family("last_checkpoint_bytes", "gauge", ck_bytes)
+    family("busy_seconds_total", "counter", busy)
+    family("running_workers", "gauge", workers)
+    return "\n".join(lines) + "\n"
