@@ -159,6 +159,13 @@ class DataStream:
     def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DataStream:
         return self._then(FlatMapOperator(fn))
 
+    def predict(self, fields: list[str], **kwargs) -> DataStream:
+        """Add a model's prediction to each record; see
+        :class:`~forestream.processing.inference.ModelInferenceOperator`."""
+        from .inference import ModelInferenceOperator
+
+        return self._then(ModelInferenceOperator(fields, **kwargs))
+
     def key_by(self, selector: Callable[[Any], Any]) -> KeyedStream:
         return self._then(KeyByOperator(selector), cls=KeyedStream)
 

@@ -1,0 +1,528 @@
+"""``forestream models ...``: import, register, approve, deploy and invoke models."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from forestream.cli_apps import _signature
+from forestream.cli_streams import endpoint_option
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def rest(endpoint: str, method: str, path: str, body: dict | None = None, *,
+         raw: bytes | None = None, content_type: str = "application/json",
+         query: dict | None = None):
+    """Call the server's REST API; problem details become clean CLI errors."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None
+                                        else None)
+    url = f"{endpoint}{path}"
+    if query:
+        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    headers = {"Content-Type": content_type, "X-Forestream-User": _user(),
+               **_signature(method, url, data)}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            payload = response.read()
+            return json.loads(payload) if payload else None
+    except urllib.error.HTTPError as exc:
+        try:
+            problem = json.loads(exc.read())
+            detail = f"{problem.get('title')}: {problem.get('detail')}"
+            if problem.get("version") is not None:
+                detail += f" (recorded as version {problem['version']}, status Failed)"
+        except ValueError:
+            detail = str(exc.reason)
+        raise click.ClickException(f"{exc.code} {detail}") from None
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
+                                   "`forestream server` running?") from None
+
+
+def _user() -> str:
+    """Who is asking (recorded as created_by / approval history 'by')."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _pairs(items: tuple[str, ...], option: str, numeric: bool = False) -> dict | None:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=option)
+        if numeric:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise click.BadParameter(f"{item!r}: the value must be a number",
+                                         param_hint=option) from None
+        else:
+            out[key] = value
+    return out or None
+
+
+def _ref(text: str) -> tuple[str, str]:
+    group, sep, version = text.partition(":")
+    if not sep or not group or not version:
+        raise click.BadParameter(f"{text!r}: expected GROUP:VERSION, e.g. churn:3")
+    return group, version
+
+
+def _pack(path: Path) -> tuple[bytes, str]:
+    """A local file as is; a directory as a gzipped tar of its contents (model files at
+    the root, as SageMaker's model.tar.gz)."""
+    if path.is_file():
+        return path.read_bytes(), path.name
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for item in sorted(path.rglob("*")):
+            if item.is_symlink():
+                raise click.ClickException(f"{item} is a symbolic link; copy the file it "
+                                           "points to into the model directory instead")
+            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
+    return buffer.getvalue(), f"{path.name}.tar.gz"
+
+
+def _show(data) -> None:
+    console.print_json(json.dumps(data, default=str))
+
+
+@click.group()
+def models() -> None:
+    """Models trained anywhere: import, registry with approval, endpoints, invocation.
+
+    \b
+    forestream models import model.joblib --group churn --trust --sample-input row.json
+    forestream models approve churn:1
+    forestream models deploy churn:1 --endpoint-name churn --workers 2
+    forestream models invoke churn --content-type application/json --body row.json
+    forestream models endpoints
+
+    The invocation route is SageMaker's: boto3's sagemaker-runtime client works against
+    the server unchanged (endpoint_url=http://127.0.0.1:4567).
+    """
+
+
+@models.command("import")
+@click.argument("source")
+@click.option("--group", required=True, help="Model group (created if missing).")
+@click.option("--framework", type=click.Choice(["sklearn", "xgboost", "lightgbm", "onnx",
+                                                "pytorch", "tensorflow", "mxnet",
+                                                "forestream-rcf"]),
+              help="Declare the framework instead of detecting it.")
+@click.option("--trust", is_flag=True, help="Allow formats that run code on load (pickle, "
+              "joblib, code/inference.py). Review the source first: they run in a worker "
+              "process, but they run.")
+@click.option("--sample-input", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A request body to run through the model as part of validation.")
+@click.option("--sample-content-type", default=None,
+              help="Content type of --sample-input (default from its extension).")
+@click.option("--description", default="")
+@click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
+              help="Immutable metadata: commit, repository, generated_by.")
+@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE")
+@click.option("--metric", multiple=True, metavar="NAME=NUMBER")
+@click.option("--tag", multiple=True, metavar="KEY=VALUE")
+@click.option("--s3-endpoint-url", default=None,
+              help="S3-compatible endpoint for s3:// sources (default: the server's).")
+@endpoint_option
+def import_(source, group, framework, trust, sample_input, sample_content_type, description,
+            metadata, customer_metadata, metric, tag, s3_endpoint_url, endpoint_url):
+    """Import SOURCE as the next version of --group; prints GROUP:VERSION last.
+
+    SOURCE: a model file, a directory, a SageMaker model.tar.gz, an MLflow model
+    directory (with MLmodel), or s3://bucket/key. Local sources are uploaded to the
+    server; the server validates by loading the model in a worker process.
+    """
+    body: dict = {"framework": framework, "trust": trust, "description": description,
+                  "metadata": _pairs(metadata, "--metadata"),
+                  "customer_metadata": _pairs(customer_metadata, "--customer-metadata"),
+                  "metrics": _pairs(metric, "--metric", numeric=True),
+                  "tags": _pairs(tag, "--tag")}
+    if source.startswith("s3://"):
+        body["source"] = source
+        if s3_endpoint_url:
+            body["s3_endpoint_url"] = s3_endpoint_url
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise click.BadParameter(f"{source!r} does not exist (a path, or s3://bucket/key)",
+                                     param_hint="SOURCE")
+        raw, filename = _pack(path)
+        err_console.print(f"uploading {filename} ({len(raw):,} bytes)")
+        upload = rest(endpoint_url, "POST", "/api/v1/models/uploads", raw=raw,
+                      content_type="application/octet-stream", query={"filename": filename})
+        body["source"] = upload["source"]
+    if sample_input is not None:
+        import base64
+
+        body["sample_input_b64"] = base64.b64encode(sample_input.read_bytes()).decode()
+        body["sample_content_type"] = sample_content_type or {
+            ".csv": "text/csv", ".npy": "application/x-npy"}.get(sample_input.suffix.lower(),
+                                                                  "application/json")
+    body = {k: v for k, v in body.items() if v is not None}
+    version = rest(endpoint_url, "POST", f"/api/v1/models/groups/{group}/versions", body)
+    err_console.print(f"framework {version.get('framework')} "
+                      f"{version.get('framework_version') or ''}, "
+                      f"{version.get('size_bytes', 0):,} bytes, digest "
+                      f"{(version.get('artifact_digest') or '')[:12]}")
+    click.echo(f"{version['group']}:{version['version']}")
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@endpoint_option
+def list_(as_json, endpoint_url):
+    """List model groups."""
+    groups, token = [], None
+    while True:
+        page = rest(endpoint_url, "GET", "/api/v1/models/groups", query={"next_token": token})
+        groups += page["groups"]
+        token = page.get("next_token")
+        if not token:
+            break
+    if as_json:
+        _show(groups)
+        return
+    table = Table("group", "versions", "latest", "latest approved", "created")
+    for g in groups:
+        table.add_row(g["name"], str(g.get("version_count", "")),
+                      str(g.get("latest_version") or "-"),
+                      str(g.get("latest_approved_version") or "-"),
+                      str(g.get("created_at", ""))[:19])
+    console.print(table)
+
+
+@models.command("versions")
+@click.argument("group", required=False)
+@click.option("--approval-status",
+              type=click.Choice(["PendingManualApproval", "Approved", "Rejected"]))
+@click.option("--status", type=click.Choice(["Importing", "Ready", "Failed"]))
+@click.option("--metadata", multiple=True, metavar="KEY=VALUE",
+              help="Only versions whose (customer or immutable) metadata has KEY=VALUE.")
+@click.option("--search", default=None, help="Free text in group names and descriptions.")
+@click.option("--json", "as_json", is_flag=True)
+@endpoint_option
+def versions(group, approval_status, status, metadata, search, as_json, endpoint_url):
+    """List model versions (of GROUP, or of every group), newest first."""
+    query = {"approval_status": approval_status, "status": status, "q": search,
+             "group": group}
+    for key, value in (_pairs(metadata, "--metadata") or {}).items():
+        query[f"metadata.{key}"] = value
+    rows, token = [], None
+    while True:
+        page = rest(endpoint_url, "GET", "/api/v1/models/versions",
+                    query={**query, "next_token": token})
+        rows += page["versions"]
+        token = page.get("next_token")
+        if not token:
+            break
+    if as_json:
+        _show(rows)
+        return
+    table = Table("version", "status", "approval", "framework", "size", "created", "source")
+    for v in rows:
+        table.add_row(v["ref"], v["status"], v["approval_status"], f"{v.get('framework')} "
+                      f"{v.get('framework_version') or ''}", f"{v.get('size_bytes') or 0:,}",
+                      str(v.get("created_at", ""))[:19], str(v.get("source_uri", ""))[-40:])
+    console.print(table)
+
+
+@models.command("describe")
+@click.argument("name")
+@endpoint_option
+def describe(name, endpoint_url):
+    """Describe a group (NAME) or a version (NAME:VERSION) as JSON."""
+    if ":" in name:
+        group, version = _ref(name)
+        path = (f"/api/v1/models/groups/{group}/latest-approved" if version == "approved"
+                else f"/api/v1/models/groups/{group}/versions/{version}")
+        _show(rest(endpoint_url, "GET", path))
+    else:
+        _show(rest(endpoint_url, "GET", f"/api/v1/models/groups/{name}"))
+
+
+def _set_approval(ref: str, status: str, description: str, endpoint_url: str) -> None:
+    group, version = _ref(ref)
+    result = rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
+                  {"approval_status": status, "approval_description": description})
+    click.echo(f"{result['ref']} {result['approval_status']}")
+
+
+@models.command("approve")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--description", default="", help="Why (kept in the approval history).")
+@endpoint_option
+def approve(ref, description, endpoint_url):
+    """Mark a version Approved."""
+    _set_approval(ref, "Approved", description, endpoint_url)
+
+
+@models.command("reject")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--description", default="", help="Why (kept in the approval history).")
+@endpoint_option
+def reject(ref, description, endpoint_url):
+    """Mark a version Rejected."""
+    _set_approval(ref, "Rejected", description, endpoint_url)
+
+
+@models.command("update")
+@click.argument("ref", metavar="NAME:VERSION")
+@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE")
+@click.option("--remove-customer-metadata", multiple=True, metavar="KEY")
+@click.option("--metric", multiple=True, metavar="NAME=NUMBER")
+@click.option("--tag", multiple=True, metavar="KEY=VALUE")
+@endpoint_option
+def update(ref, customer_metadata, remove_customer_metadata, metric, tag, endpoint_url):
+    """Change a version's customer metadata, metrics or tags."""
+    group, version = _ref(ref)
+    body = {"customer_metadata": _pairs(customer_metadata, "--customer-metadata"),
+            "remove_customer_metadata": list(remove_customer_metadata) or None,
+            "metrics": _pairs(metric, "--metric", numeric=True), "tags": _pairs(tag, "--tag")}
+    _show(rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
+               {k: v for k, v in body.items() if v is not None}))
+
+
+@models.command("delete")
+@click.argument("name", metavar="NAME[:VERSION]")
+@endpoint_option
+def delete(name, endpoint_url):
+    """Delete a version, or an empty group."""
+    if ":" in name:
+        group, version = _ref(name)
+        rest(endpoint_url, "DELETE", f"/api/v1/models/groups/{group}/versions/{version}")
+    else:
+        rest(endpoint_url, "DELETE", f"/api/v1/models/groups/{name}")
+    click.echo(f"deleted {name}")
+
+
+def _wait(endpoint_url: str, name: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    with err_console.status(f"waiting for endpoint {name}"):
+        while True:
+            ep = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}")
+            if ep["status"] in ("InService", "Failed"):
+                return ep
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"endpoint {name} is still {ep['status']} after "
+                                           f"{timeout:.0f} s")
+            time.sleep(0.25)
+
+
+@models.command("deploy")
+@click.argument("refs", metavar="NAME:VERSION[=WEIGHT]...", nargs=-1, required=True)
+@click.option("--endpoint-name", required=True, help="Created, or updated in place.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes per variant.")
+@click.option("--no-wait", is_flag=True, help="Return without waiting for InService.")
+@click.option("--timeout", type=float, default=600, show_default=True)
+@endpoint_option
+def deploy(refs, endpoint_name, workers, no_wait, timeout, endpoint_url):
+    """Serve model versions on an endpoint and wait until it is InService.
+
+    Several NAME:VERSION=WEIGHT give weighted variants (traffic split in proportion),
+    e.g. `deploy churn:3=9 churn:4=1 --endpoint-name churn` (canary: 10% to version 4).
+    Deploying to an existing endpoint updates it without dropping requests.
+    """
+    variants = []
+    for item in refs:
+        ref, _, weight = item.partition("=")
+        group, version = _ref(ref)
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: the weight after = must be a number") from None
+        variants.append({"variant_name": f"{group}-{version}", "model": f"{group}:{version}",
+                         "weight": w, "workers": workers})
+    try:
+        rest(endpoint_url, "GET", f"/api/v1/endpoints/{endpoint_name}")
+        exists = True
+    except click.ClickException as exc:
+        if not str(exc).startswith("404"):
+            raise
+        exists = False
+    if exists:
+        rest(endpoint_url, "PATCH", f"/api/v1/endpoints/{endpoint_name}",
+             {"variants": variants})
+    else:
+        rest(endpoint_url, "POST", "/api/v1/endpoints",
+             {"name": endpoint_name, "variants": variants})
+    if no_wait:
+        click.echo(f"{endpoint_name} deploying")
+        return
+    if exists:
+        time.sleep(0.2)
+    ep = _wait(endpoint_url, endpoint_name, timeout)
+    if ep["status"] == "Failed" or (exists and ep.get("failure_reason")):
+        raise click.ClickException(f"endpoint {endpoint_name}: {ep.get('failure_reason')}")
+    click.echo(f"{endpoint_name} InService")
+
+
+@models.command("invoke")
+@click.argument("endpoint_name")
+@click.option("--content-type", required=True, help="e.g. application/json, text/csv, "
+              "application/x-npy")
+@click.option("--body", "body_file", required=True, type=click.Path(allow_dash=True),
+              help="Request body file ('-' for stdin).")
+@click.option("--accept", default=None)
+@click.option("--custom-attributes", default=None, help="e.g. method=predict_proba")
+@click.option("--target-variant", default=None)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the response body here instead of stdout.")
+@endpoint_option
+def invoke(endpoint_name, content_type, body_file, accept, custom_attributes, target_variant,
+           output, endpoint_url):
+    """Invoke an endpoint (SageMaker runtime API) and print the response body."""
+    import boto3
+    import botocore.exceptions
+    from botocore.config import Config
+
+    from forestream.config import client_credentials, client_region
+
+    body = sys.stdin.buffer.read() if body_file == "-" else Path(body_file).read_bytes()
+    key, secret = client_credentials()
+    client = boto3.client("sagemaker-runtime", endpoint_url=endpoint_url,
+                          region_name=client_region(), aws_access_key_id=key or "local",
+                          aws_secret_access_key=secret or "local",
+                          config=Config(retries={"max_attempts": 1}))
+    args = {"EndpointName": endpoint_name, "Body": body, "ContentType": content_type}
+    for name, value in (("Accept", accept), ("CustomAttributes", custom_attributes),
+                        ("TargetVariant", target_variant)):
+        if value:
+            args[name] = value
+    try:
+        answer = client.invoke_endpoint(**args)
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise click.ClickException(f"{error.get('Code')}: {error.get('Message')}") from None
+    except botocore.exceptions.EndpointConnectionError:
+        raise click.ClickException(f"cannot reach {endpoint_url}: is `forestream server` "
+                                   "running?") from None
+    payload = answer["Body"].read()
+    err_console.print(f"variant {answer.get('InvokedProductionVariant')}, "
+                      f"{answer.get('ContentType')}")
+    if output is not None:
+        output.write_bytes(payload)
+    else:
+        sys.stdout.buffer.write(payload)
+        if not payload.endswith(b"\n"):
+            sys.stdout.buffer.write(b"\n")
+
+
+@models.group("endpoints", invoke_without_command=True)
+@endpoint_option
+@click.pass_context
+def endpoints(ctx, endpoint_url):
+    """List endpoints (and manage them with the sub-commands)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table("endpoint", "status", "variant", "model", "weight", "workers", "reason")
+    for ep in rest(endpoint_url, "GET", "/api/v1/endpoints")["endpoints"]:
+        for i, v in enumerate(ep["variants"]):
+            table.add_row(ep["name"] if i == 0 else "", ep["status"] if i == 0 else "",
+                          v["variant_name"], v["model"], f"{v['current_weight']:g}",
+                          f"{v['current_workers']}/{v['desired_workers']}",
+                          (ep.get("failure_reason") or "") if i == 0 else "")
+    console.print(table)
+
+
+@endpoints.command("describe")
+@click.argument("name")
+@endpoint_option
+def endpoint_describe(name, endpoint_url):
+    """Describe endpoint NAME as JSON."""
+    _show(rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}"))
+
+
+@endpoints.command("weights")
+@click.argument("name")
+@click.argument("settings", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
+@click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N")
+@endpoint_option
+def endpoint_weights(name, settings, worker_settings, endpoint_url):
+    """Change variant weights (and worker counts) live."""
+    weights = _pairs(settings, "VARIANT=WEIGHT", numeric=True)
+    workers = {k: int(v) for k, v in (_pairs(worker_settings, "--workers", numeric=True)
+                                      or {}).items()} or None
+    _show(rest(endpoint_url, "PATCH", f"/api/v1/endpoints/{name}",
+               {"weights": weights, "workers": workers}))
+
+
+@endpoints.command("delete")
+@click.argument("name")
+@endpoint_option
+def endpoint_delete(name, endpoint_url):
+    """Delete endpoint NAME (in-flight requests finish first)."""
+    rest(endpoint_url, "DELETE", f"/api/v1/endpoints/{name}")
+    click.echo(f"deleted {name}")
+
+
+@endpoints.command("logs")
+@click.argument("name")
+@click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@endpoint_option
+def endpoint_logs(name, tail, endpoint_url):
+    """Print the worker logs of endpoint NAME (what the model code printed)."""
+    logs = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}/logs",
+                query={"tail": tail})["logs"]
+    for worker, lines in logs.items():
+        console.rule(worker)
+        for line in lines:
+            click.echo(line)
+
+
+@models.command("transform")
+@click.argument("endpoint_name")
+@click.option("--input", "source", required=True,
+              help="A .csv / .jsonl file, or kinesis://STREAM.")
+@click.option("--output", "destination", required=True,
+              help="A .csv / .jsonl file, or kinesis://STREAM.")
+@click.option("--content-type", default=None, help="text/csv or application/json "
+              "(default: from the input file's extension; required for streams).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Rows per request.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Requests in flight.")
+@click.option("--join-input", is_flag=True, help='Write {"input": ..., "output": ...} lines.')
+@endpoint_option
+def transform_cmd(endpoint_name, source, destination, content_type, batch_size, concurrency,
+                  join_input, endpoint_url):
+    """Batch transform: score every row of a file or stream through ENDPOINT_NAME."""
+    from forestream.models.batch import endpoint_invoker, transform
+    from forestream.models.errors import ModelsError
+
+    kinesis = None
+    if source.startswith("kinesis://") or destination.startswith("kinesis://"):
+        from forestream.cli_streams import client
+
+        kinesis = client(endpoint_url)
+    try:
+        summary = transform(source, destination, endpoint_invoker(endpoint_url, endpoint_name),
+                            content_type=content_type, batch_size=batch_size,
+                            concurrency=concurrency, join_input=join_input,
+                            kinesis_client=kinesis, console=err_console)
+    except ModelsError as exc:
+        raise click.ClickException(exc.message) from None
+    err_console.print(f"{summary['rows']:,} rows in {summary['requests']:,} requests, "
+                      f"{summary['seconds']} s ({summary['rows_per_second']} rows/s) → "
+                      f"{destination}")

@@ -1,0 +1,664 @@
+"""Endpoints: registered model versions served by pools of worker processes.
+
+An *endpoint configuration* names one or more production variants, each a model version
+(``"group:3"``), a traffic weight and a worker count. An *endpoint* serves one
+configuration: every variant gets a :class:`VariantPool` of
+:class:`~forestream.models.worker.ModelWorker` subprocesses holding the loaded model,
+and each invocation goes to a variant picked at random in proportion to the weights
+(or to the variant the caller targets), then to an idle worker of that variant.
+
+Lifecycle, as SageMaker's: ``Creating`` → ``InService`` (or ``Failed`` with a reason);
+``Updating`` while a new configuration's pools start — requests keep flowing to the old
+pools until the new ones are ready, then switch, and the old pools finish their
+in-flight requests before they stop (so an update drops nothing); a failed update
+leaves the endpoint ``InService`` on its old configuration with the failure recorded;
+``Deleting`` drains and stops the pools. Weights and worker counts change live.
+
+Configurations and endpoints are kept in SQLite under ``<data_dir>/models/`` and an
+endpoint that was in service comes back when the server restarts.
+
+The manager lives on the server's event loop: its methods are coroutines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import (
+    ConflictError,
+    InvalidInput,
+    ModelInvocationError,
+    ModelLoadError,
+    ModelsError,
+    NotFoundError,
+    WorkerCrashed,
+)
+from .registry import ModelRegistry
+from .worker import Invocation, ModelWorker
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_VARIANTS = 10
+MAX_WORKERS_PER_VARIANT = 64
+STARTUP_TIMEOUT = 300.0
+DRAIN_TIMEOUT = 60.0
+RESTARTS_PER_MINUTE = 5
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                   2.5, 5.0)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS endpoint_configs (
+    name TEXT PRIMARY KEY,
+    variants TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY,
+    config_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure_reason TEXT,
+    weights TEXT NOT NULL,
+    workers TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL
+);
+"""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _check_name(kind: str, name) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise InvalidInput(f"{kind} {name!r} is not valid: 1-63 letters, digits and single "
+                           "hyphens, starting and ending with a letter or digit")
+    return name
+
+
+# --------------------------------------------------------------------------- metrics
+
+class EndpointMetrics:
+    """Per-variant request, error and latency counters, rendered for Prometheus."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.invocations: dict[tuple[str, str], int] = defaultdict(int)
+        self.errors: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.latency_sum: dict[tuple[str, str], float] = defaultdict(float)
+        self.latency_buckets: dict[tuple[str, str], list[int]] = defaultdict(
+            lambda: [0] * len(LATENCY_BUCKETS))
+
+    def observe(self, endpoint: str, variant: str, seconds: float,
+                error: str | None = None) -> None:
+        key = (endpoint, variant)
+        with self._lock:
+            self.invocations[key] += 1
+            if error is not None:
+                self.errors[(endpoint, variant, error)] += 1
+            self.latency_sum[key] += seconds
+            buckets = self.latency_buckets[key]
+            for i, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    buckets[i] += 1
+                    break
+
+    def render(self, workers: dict[tuple[str, str], int]) -> str:
+        lines = ["# TYPE forestream_endpoint_invocations_total counter"]
+        with self._lock:
+            for (ep, var), n in sorted(self.invocations.items()):
+                lines.append(f'forestream_endpoint_invocations_total{{endpoint="{ep}",'
+                             f'variant="{var}"}} {n}')
+            lines.append("# TYPE forestream_endpoint_errors_total counter")
+            for (ep, var, code), n in sorted(self.errors.items()):
+                lines.append(f'forestream_endpoint_errors_total{{endpoint="{ep}",'
+                             f'variant="{var}",code="{code}"}} {n}')
+            lines.append("# TYPE forestream_endpoint_latency_seconds histogram")
+            for (ep, var), buckets in sorted(self.latency_buckets.items()):
+                labels = f'endpoint="{ep}",variant="{var}"'
+                running = 0
+                for bound, n in zip(LATENCY_BUCKETS, buckets, strict=True):
+                    running += n
+                    lines.append(f'forestream_endpoint_latency_seconds_bucket{{{labels},'
+                                 f'le="{bound}"}} {running}')
+                count = self.invocations[(ep, var)]
+                lines.append(f'forestream_endpoint_latency_seconds_bucket{{{labels},'
+                             f'le="+Inf"}} {count}')
+                lines.append(f"forestream_endpoint_latency_seconds_sum{{{labels}}} "
+                             f"{self.latency_sum[(ep, var)]:.6f}")
+                lines.append(f"forestream_endpoint_latency_seconds_count{{{labels}}} {count}")
+        lines.append("# TYPE forestream_endpoint_workers gauge")
+        for (ep, var), n in sorted(workers.items()):
+            lines.append(f'forestream_endpoint_workers{{endpoint="{ep}",variant="{var}"}} {n}')
+        return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- pools
+
+class VariantPool:
+    """The worker processes of one production variant, and the queue of idle ones.
+
+    A request takes an idle worker (waiting when all are busy), invokes it and gives it
+    back. A worker that dies is replaced in the background; more than
+    ``RESTARTS_PER_MINUTE`` deaths in a minute stop the replacements (the variant then
+    answers ModelError until it is redeployed) so that a crashing model cannot spin.
+    """
+
+    def __init__(self, endpoint: str, variant: str, model: dict, artifact_dir: Path,
+                 workers: int, log_dir: Path) -> None:
+        self.endpoint = endpoint
+        self.variant = variant
+        self.model = model
+        self.artifact_dir = artifact_dir
+        self.desired = workers
+        self.log_dir = log_dir
+        self._workers: list[ModelWorker] = []
+        self._idle: asyncio.Queue[ModelWorker] = asyncio.Queue()
+        self._in_flight = 0
+        self._restarts: list[float] = []
+        self._serial = 0
+        self._closed = False
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def size(self) -> int:
+        return len(self._workers)
+
+    def _new_worker(self) -> ModelWorker:
+        self._serial += 1
+        log = self.log_dir / f"{self.variant}-{self._serial}.log"
+        return ModelWorker(self.artifact_dir, self.model["framework"],
+                           trusted=bool(self.model.get("trusted")), log_path=log)
+
+    async def start(self) -> None:
+        """Start ``desired`` workers at once; any failure stops them all and raises."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        workers = [self._new_worker() for _ in range(self.desired)]
+        results = await asyncio.gather(*(w.start(timeout=STARTUP_TIMEOUT) for w in workers),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+            first = failures[0]
+            reason = first.message if isinstance(first, ModelsError) else repr(first)
+            raise ModelLoadError(f"variant {self.variant!r} ({self.model['ref']}) did not "
+                                 f"start: {reason}")
+        for w in workers:
+            self._workers.append(w)
+            self._idle.put_nowait(w)
+
+    async def invoke(self, body: bytes, content_type: str, accept: str | None,
+                     custom_attributes: str | None) -> Invocation:
+        if self._closed or not self._workers:
+            raise ModelInvocationError(f"variant {self.variant!r} has no running worker")
+        worker = await self._idle.get()
+        self._in_flight += 1
+        try:
+            return await worker.invoke(body, content_type, accept, custom_attributes)
+        except WorkerCrashed:
+            self._replace(worker)
+            worker = None
+            raise
+        finally:
+            self._in_flight -= 1
+            if worker is not None:
+                if worker in self._workers:
+                    self._idle.put_nowait(worker)
+                else:  # removed by a resize while it was busy
+                    self._spawn(worker.close())
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _replace(self, dead: ModelWorker) -> None:
+        if dead in self._workers:
+            self._workers.remove(dead)
+        self._spawn(dead.close())
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < 60.0]
+        if self._closed or len(self._restarts) >= RESTARTS_PER_MINUTE:
+            return
+        self._restarts.append(now)
+        self._spawn(self._add_worker())
+
+    async def _add_worker(self) -> None:
+        worker = self._new_worker()
+        try:
+            await worker.start(timeout=STARTUP_TIMEOUT)
+        except Exception:  # noqa: BLE001 — counted as a restart; the pool stays smaller
+            await worker.close()
+            return
+        if self._closed:
+            await worker.close()
+            return
+        self._workers.append(worker)
+        self._idle.put_nowait(worker)
+
+    async def resize(self, workers: int) -> None:
+        """Grow or shrink to ``workers`` processes; busy workers finish their request."""
+        self.desired = workers
+        while len(self._workers) < workers:
+            before = len(self._workers)
+            await self._add_worker()
+            if len(self._workers) == before:
+                raise ModelLoadError(f"variant {self.variant!r}: a new worker did not start")
+        while len(self._workers) > workers:
+            worker = await self._idle.get()  # an idle one, so no request is cut off
+            self._workers.remove(worker)
+            await worker.close()
+
+    async def close(self, drain_timeout: float = DRAIN_TIMEOUT) -> None:
+        """Stop taking requests, let in-flight ones finish (bounded), stop the workers."""
+        self._closed = True
+        deadline = time.monotonic() + drain_timeout
+        while self._in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        workers, self._workers = self._workers, []
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        for task in list(self._background):
+            task.cancel()
+
+
+@dataclass
+class _Live:
+    """An endpoint's serving state: the variants that take traffic now."""
+
+    config_name: str
+    pools: dict[str, VariantPool] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+    cumulative: list[float] = field(default_factory=list)
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        self.weights = dict(weights)
+        self.names = [n for n in self.pools if self.weights.get(n, 0.0) > 0.0]
+        total, self.cumulative = 0.0, []
+        for n in self.names:
+            total += self.weights[n]
+            self.cumulative.append(total)
+
+    def pick(self) -> str:
+        if not self.names:
+            raise InvalidInput("every variant of this endpoint has weight 0; target one "
+                               "with TargetVariant or raise a weight")
+        if len(self.names) == 1:
+            return self.names[0]
+        x = random.random() * self.cumulative[-1]
+        for name, bound in zip(self.names, self.cumulative, strict=True):
+            if x < bound:
+                return name
+        return self.names[-1]
+
+
+# --------------------------------------------------------------------------- manager
+
+class EndpointManager:
+    """Endpoint configurations and endpoints over one :class:`ModelRegistry`."""
+
+    def __init__(self, registry: ModelRegistry, data_dir: Path | str) -> None:
+        self.registry = registry
+        self.root = Path(data_dir) / "models"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log_root = self.root / "endpoint-logs"
+        self._db = sqlite3.connect(self.root / "endpoints.sqlite", check_same_thread=False,
+                                   isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._db_lock = threading.Lock()
+        self._live: dict[str, _Live] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+        self.metrics = EndpointMetrics()
+
+    # ------------------------------------------------------------------ storage helpers
+    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._db_lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _execute(self, sql: str, args: tuple = ()) -> None:
+        with self._db_lock:
+            self._db.execute(sql, args)
+
+    # ------------------------------------------------------------------ configs
+    def create_endpoint_config(self, name: str, variants: list[dict]) -> dict:
+        """Validate and store a configuration.
+
+        Each variant: ``{"variant_name": str, "model": "group:version", "weight": float
+        (default 1), "workers": int (default 1)}`` (SageMaker's ``ModelName``,
+        ``InitialVariantWeight`` and ``InitialInstanceCount`` are accepted as aliases).
+        The model versions must exist and have imported successfully.
+        """
+        _check_name("endpoint config name", name)
+        clean = self._validate_variants(variants)
+        created = _now()
+        with self._db_lock:
+            try:
+                self._db.execute("INSERT INTO endpoint_configs VALUES (?, ?, ?)",
+                                 (name, json.dumps(clean), created))
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"endpoint config {name!r} already exists") from None
+        return {"name": name, "variants": clean, "created_at": created}
+
+    def _validate_variants(self, variants) -> list[dict]:
+        if not isinstance(variants, list) or not 1 <= len(variants) <= MAX_VARIANTS:
+            raise InvalidInput(f"variants must be a list of 1 to {MAX_VARIANTS} variants; got "
+                               f"{variants!r}"[:300])
+        clean, seen = [], set()
+        for i, v in enumerate(variants):
+            if not isinstance(v, dict):
+                raise InvalidInput(f"variant {i} must be an object; got {v!r}"[:200])
+            name = v.get("variant_name", v.get("VariantName", "AllTraffic" if len(
+                variants) == 1 else None))
+            _check_name(f"variant {i} name", name)
+            if name in seen:
+                raise InvalidInput(f"variant name {name!r} is used twice")
+            seen.add(name)
+            ref = v.get("model", v.get("ModelName"))
+            if not isinstance(ref, str):
+                raise InvalidInput(f"variant {name!r} needs 'model': a model version such as "
+                                   "'churn:3'")
+            version = self._resolve_model(ref)
+            weight = v.get("weight", v.get("InitialVariantWeight", 1.0))
+            workers = v.get("workers", v.get("InitialInstanceCount", 1))
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or \
+                    not 0.0 <= float(weight) <= 1e6:
+                raise InvalidInput(f"variant {name!r} weight {weight!r} must be a number "
+                                   "from 0 to 1000000")
+            if isinstance(workers, bool) or not isinstance(workers, int) or \
+                    not 1 <= workers <= MAX_WORKERS_PER_VARIANT:
+                raise InvalidInput(f"variant {name!r} workers {workers!r} must be an integer "
+                                   f"from 1 to {MAX_WORKERS_PER_VARIANT}")
+            clean.append({"variant_name": name, "model": version["ref"],
+                          "weight": float(weight), "workers": workers})
+        if sum(v["weight"] for v in clean) <= 0:
+            raise InvalidInput("at least one variant needs a weight above 0")
+        return clean
+
+    def _resolve_model(self, ref: str) -> dict:
+        group, version = self.registry.parse_ref(ref)
+        desc = self.registry.describe_version(group, version)
+        if desc["status"] != "Ready":
+            raise InvalidInput(f"model version {desc['ref']} is {desc['status']}"
+                               f" ({desc.get('failure_reason') or 'not ready'}); only "
+                               "versions that imported successfully can be deployed")
+        return desc
+
+    def describe_endpoint_config(self, name: str) -> dict:
+        rows = self._query("SELECT name, variants, created_at FROM endpoint_configs "
+                           "WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"endpoint config {name!r} does not exist")
+        n, variants, created = rows[0]
+        return {"name": n, "variants": json.loads(variants), "created_at": created}
+
+    def list_endpoint_configs(self) -> list[dict]:
+        return [{"name": n, "variants": json.loads(v), "created_at": c} for n, v, c in
+                self._query("SELECT name, variants, created_at FROM endpoint_configs "
+                            "ORDER BY name")]
+
+    def delete_endpoint_config(self, name: str) -> None:
+        self.describe_endpoint_config(name)
+        users = [r[0] for r in self._query("SELECT name FROM endpoints WHERE config_name = ?",
+                                           (name,))]
+        if users:
+            raise ConflictError(f"endpoint config {name!r} is in use by endpoint(s) "
+                                f"{', '.join(users)}")
+        self._execute("DELETE FROM endpoint_configs WHERE name = ?", (name,))
+
+    # ------------------------------------------------------------------ endpoints
+    def describe_endpoint(self, name: str) -> dict:
+        rows = self._query("SELECT name, config_name, status, failure_reason, weights, "
+                           "workers, created_at, modified_at FROM endpoints WHERE name = ?",
+                           (name,))
+        if not rows:
+            raise NotFoundError(f"endpoint {name!r} does not exist")
+        return self._endpoint_dict(rows[0])
+
+    def _endpoint_dict(self, row) -> dict:
+        name, config_name, status, reason, weights, workers, created, modified = row
+        weights, workers = json.loads(weights), json.loads(workers)
+        config = self.describe_endpoint_config(config_name)
+        live = self._live.get(name)
+        variants = []
+        for v in config["variants"]:
+            pool = live.pools.get(v["variant_name"]) if live and \
+                live.config_name == config_name else None
+            variants.append({
+                "variant_name": v["variant_name"], "model": v["model"],
+                "current_weight": weights.get(v["variant_name"], v["weight"]),
+                "desired_weight": weights.get(v["variant_name"], v["weight"]),
+                "current_workers": pool.size if pool else 0,
+                "desired_workers": workers.get(v["variant_name"], v["workers"]),
+            })
+        return {"name": name, "config": config_name, "status": status,
+                "failure_reason": reason, "variants": variants, "created_at": created,
+                "modified_at": modified}
+
+    def list_endpoints(self) -> list[dict]:
+        return [self._endpoint_dict(r) for r in self._query(
+            "SELECT name, config_name, status, failure_reason, weights, workers, created_at, "
+            "modified_at FROM endpoints ORDER BY name")]
+
+    def models_in_use(self) -> dict[str, list[str]]:
+        """Model version ref → the endpoints whose configuration serves it."""
+        used: dict[str, list[str]] = defaultdict(list)
+        for name, config_name in self._query("SELECT name, config_name FROM endpoints"):
+            for v in self.describe_endpoint_config(config_name)["variants"]:
+                used[v["model"]].append(name)
+        return dict(used)
+
+    async def create_endpoint(self, name: str, config_name: str) -> dict:
+        """Create the endpoint (``Creating``) and start its pools in the background."""
+        _check_name("endpoint name", name)
+        config = self.describe_endpoint_config(config_name)
+        for v in config["variants"]:  # the model may have been deleted since
+            self._resolve_model(v["model"])
+        now = _now()
+        weights = {v["variant_name"]: v["weight"] for v in config["variants"]}
+        workers = {v["variant_name"]: v["workers"] for v in config["variants"]}
+        with self._db_lock:
+            try:
+                self._db.execute("INSERT INTO endpoints VALUES (?, ?, 'Creating', NULL, ?, ?, "
+                                 "?, ?)", (name, config_name, json.dumps(weights),
+                                           json.dumps(workers), now, now))
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"endpoint {name!r} already exists") from None
+        self._run(name, self._bring_up(name, config_name))
+        return self.describe_endpoint(name)
+
+    def _run(self, name: str, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks[name] = task
+        task.add_done_callback(lambda t: self._tasks.pop(name, None)
+                               if self._tasks.get(name) is t else None)
+
+    def _set_status(self, name: str, status: str, reason: str | None = None) -> None:
+        self._execute("UPDATE endpoints SET status = ?, failure_reason = ?, modified_at = ? "
+                      "WHERE name = ?", (status, reason, _now(), name))
+
+    async def _start_pools(self, name: str, config: dict,
+                           workers: dict[str, int]) -> dict[str, VariantPool]:
+        pools: dict[str, VariantPool] = {}
+        for v in config["variants"]:
+            model = self._resolve_model(v["model"])
+            group, version = self.registry.parse_ref(v["model"])
+            pools[v["variant_name"]] = VariantPool(
+                name, v["variant_name"], model, self.registry.artifact_dir(group, version),
+                workers.get(v["variant_name"], v["workers"]), self.log_root / name)
+        results = await asyncio.gather(*(p.start() for p in pools.values()),
+                                       return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(p.close(0) for p in pools.values()), return_exceptions=True)
+            first = failures[0]
+            raise first if isinstance(first, ModelsError) else ModelLoadError(repr(first))
+        return pools
+
+    async def _bring_up(self, name: str, config_name: str) -> None:
+        endpoint = self.describe_endpoint(name)
+        config = self.describe_endpoint_config(config_name)
+        weights = {v["variant_name"]: v["current_weight"] for v in endpoint["variants"]}
+        workers = {v["variant_name"]: v["desired_workers"] for v in endpoint["variants"]}
+        try:
+            pools = await self._start_pools(name, config, workers)
+        except ModelsError as exc:
+            self._set_status(name, "Failed", exc.message)
+            return
+        live = _Live(config_name, pools)
+        live.set_weights(weights)
+        self._live[name] = live
+        self._set_status(name, "InService")
+
+    async def update_endpoint(self, name: str, config_name: str) -> dict:
+        """Move the endpoint to another configuration without dropping requests."""
+        endpoint = self.describe_endpoint(name)
+        if endpoint["status"] not in ("InService", "Failed"):
+            raise ConflictError(f"endpoint {name!r} is {endpoint['status']}; it can be "
+                                "updated when InService or Failed")
+        config = self.describe_endpoint_config(config_name)
+        for v in config["variants"]:
+            self._resolve_model(v["model"])
+        self._set_status(name, "Updating")
+        self._run(name, self._switch(name, config, endpoint["config"]))
+        return self.describe_endpoint(name)
+
+    async def _switch(self, name: str, config: dict, old_config: str) -> None:
+        workers = {v["variant_name"]: v["workers"] for v in config["variants"]}
+        weights = {v["variant_name"]: v["weight"] for v in config["variants"]}
+        try:
+            pools = await self._start_pools(name, config, workers)
+        except ModelsError as exc:
+            status = "InService" if name in self._live else "Failed"
+            self._set_status(name, status, f"update to {config['name']!r} failed: "
+                                           f"{exc.message}")
+            return
+        live = _Live(config["name"], pools)
+        live.set_weights(weights)
+        old = self._live.get(name)
+        self._live[name] = live  # new requests go to the new pools from here on
+        self._execute("UPDATE endpoints SET config_name = ?, weights = ?, workers = ?, "
+                      "status = 'InService', failure_reason = NULL, modified_at = ? "
+                      "WHERE name = ?", (config["name"], json.dumps(weights),
+                                         json.dumps(workers), _now(), name))
+        if old is not None:
+            await asyncio.gather(*(p.close() for p in old.pools.values()),
+                                 return_exceptions=True)
+
+    async def update_weights_and_capacities(self, name: str, weights: dict | None = None,
+                                            workers: dict | None = None) -> dict:
+        """Change variant weights and/or worker counts of a running endpoint, live."""
+        endpoint = self.describe_endpoint(name)
+        live = self._live.get(name)
+        if endpoint["status"] != "InService" or live is None:
+            raise ConflictError(f"endpoint {name!r} is {endpoint['status']}; weights and "
+                                "capacities change only when it is InService")
+        known = {v["variant_name"] for v in endpoint["variants"]}
+        new_weights = {v["variant_name"]: v["current_weight"] for v in endpoint["variants"]}
+        new_workers = {v["variant_name"]: v["desired_workers"] for v in endpoint["variants"]}
+        for label, given, target, check in (
+                ("weight", weights, new_weights,
+                 lambda x: not isinstance(x, bool) and isinstance(x, (int, float))
+                 and 0 <= x <= 1e6),
+                ("workers", workers, new_workers,
+                 lambda x: not isinstance(x, bool) and isinstance(x, int)
+                 and 1 <= x <= MAX_WORKERS_PER_VARIANT)):
+            for variant, value in (given or {}).items():
+                if variant not in known:
+                    raise InvalidInput(f"variant {variant!r} is not in endpoint {name!r}; "
+                                       f"its variants: {', '.join(sorted(known))}")
+                if not check(value):
+                    bound = "0 to 1000000" if label == "weight" else \
+                        f"an integer from 1 to {MAX_WORKERS_PER_VARIANT}"
+                    raise InvalidInput(f"{label} {value!r} for variant {variant!r} must be "
+                                       f"{bound}")
+                target[variant] = float(value) if label == "weight" else value
+        if sum(new_weights.values()) <= 0:
+            raise InvalidInput("at least one variant needs a weight above 0")
+        for variant, count in new_workers.items():
+            pool = live.pools[variant]
+            if pool.size != count:
+                await pool.resize(count)
+        live.set_weights(new_weights)
+        self._execute("UPDATE endpoints SET weights = ?, workers = ?, modified_at = ? "
+                      "WHERE name = ?", (json.dumps(new_weights), json.dumps(new_workers),
+                                         _now(), name))
+        return self.describe_endpoint(name)
+
+    async def delete_endpoint(self, name: str) -> None:
+        self.describe_endpoint(name)
+        self._set_status(name, "Deleting")
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        live = self._live.pop(name, None)
+        if live is not None:
+            await asyncio.gather(*(p.close() for p in live.pools.values()),
+                                 return_exceptions=True)
+        self._execute("DELETE FROM endpoints WHERE name = ?", (name,))
+
+    # ------------------------------------------------------------------ serving
+    async def invoke(self, name: str, body: bytes, content_type: str,
+                     accept: str | None = None, custom_attributes: str | None = None,
+                     target_variant: str | None = None) -> tuple[Invocation, str]:
+        """Answer one request; returns the model's answer and the variant that gave it."""
+        live = self._live.get(name)
+        if live is None:
+            status = self.describe_endpoint(name)["status"]  # NotFoundError if unknown
+            raise InvalidInput(f"endpoint {name!r} is {status}, not InService")
+        if target_variant is not None:
+            if target_variant not in live.pools:
+                raise InvalidInput(f"target variant {target_variant!r} is not a variant of "
+                                   f"endpoint {name!r}; its variants: "
+                                   f"{', '.join(sorted(live.pools))}")
+            variant = target_variant
+        else:
+            variant = live.pick()
+        started = time.perf_counter()
+        try:
+            result = await live.pools[variant].invoke(body, content_type, accept,
+                                                      custom_attributes)
+        except ModelsError as exc:
+            self.metrics.observe(name, variant, time.perf_counter() - started, exc.code)
+            raise
+        self.metrics.observe(name, variant, time.perf_counter() - started)
+        return result, variant
+
+    def worker_counts(self) -> dict[tuple[str, str], int]:
+        return {(ep, var): pool.size for ep, live in self._live.items()
+                for var, pool in live.pools.items()}
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Bring back the endpoints that were serving when the server last stopped."""
+        for name, config_name, status in self._query(
+                "SELECT name, config_name, status FROM endpoints"):
+            if status == "Deleting":
+                self._execute("DELETE FROM endpoints WHERE name = ?", (name,))
+            elif status in ("InService", "Creating", "Updating"):
+                self._set_status(name, "Creating")
+                self._run(name, self._bring_up(name, config_name))
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        lives, self._live = list(self._live.values()), {}
+        await asyncio.gather(*(p.close(5.0) for live in lives for p in live.pools.values()),
+                             return_exceptions=True)
+        with self._db_lock:
+            self._db.close()

@@ -1,0 +1,681 @@
+"""The model registry: model groups, numbered versions, approval, metadata, lineage.
+
+Modelled on SageMaker's Model Registry. A *model group* (a model package group) holds
+*versions* numbered 1, 2, 3 ... in import order; numbers are allocated inside a SQLite
+write transaction, so concurrent imports — from threads or processes — never collide,
+and a deleted version's number is never reused. Each version records:
+
+* its import: ``status`` (``Importing`` -> ``Ready`` | ``Failed`` with
+  ``failure_reason``), framework and library versions, input/output ``signature``,
+  every file's sha256 and size, the ``artifact_digest`` naming its content-addressed
+  directory, ``source_uri``, ``trusted``, ``custom_code``, the ``requirements`` it
+  declares (recorded, never installed) and ``validation`` (load time, and the sample
+  input's output preview when a sample was given);
+* its approval: ``PendingManualApproval`` (the default), ``Approved`` or ``Rejected``,
+  with a description and the full ``approval_history`` (status, description, at, by);
+* ``metadata`` — ``commit``, ``repository``, ``generated_by`` — fixed at import and
+  immutable afterwards; ``customer_metadata`` (string pairs), ``metrics`` (name ->
+  number) and ``tags``, all editable within SageMaker's size limits;
+* lineage: ``source_uri``, ``artifact_digest``, ``created_at``/``created_by`` and
+  ``updated_at`` (ISO 8601 UTC).
+
+State lives under ``<data_dir>/models/``: ``registry.sqlite`` (WAL) for records,
+``artifacts/<digest>/`` for model files (see :mod:`forestream.models.store`), ``tmp/``
+for imports in progress and ``uploads/`` for uploaded files. A new ``ModelRegistry`` on
+the same directory sees everything; imports that a dead process left ``Importing`` are
+marked ``Failed`` when it opens. One instance is safe to use from many threads.
+
+Every method returns JSON-ready dicts and raises :mod:`forestream.models.errors`:
+``InvalidInput`` for a malformed argument (nothing is changed), ``NotFoundError``,
+``ConflictError`` (e.g. deleting a group that still has versions), and from imports
+``ImportRefused`` (unsafe or untrusted content) or ``ImportFailed`` (the version is
+kept as ``Failed``; the error's ``version`` says which).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import importer
+from .errors import ConflictError, InvalidInput, NotFoundError
+from .importer import (
+    ImportRequest,
+    check_group_name,
+    check_metrics,
+    check_properties,
+    check_text,
+    check_version,
+)
+from .sources import ImportLimits, is_archive_name
+from .store import ArtifactStore, UploadStore
+
+STATUSES = ("Importing", "Ready", "Failed")
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+MAX_PAGE = 1000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    created_by TEXT,
+    tags TEXT NOT NULL,
+    next_version INTEGER NOT NULL        -- numbers are never reused, even after deletes
+);
+CREATE TABLE IF NOT EXISTS versions (
+    group_name TEXT NOT NULL REFERENCES groups(name),
+    version INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    approval_status TEXT NOT NULL,
+    created_us INTEGER NOT NULL,         -- microseconds since the epoch, for time filters
+    description TEXT NOT NULL,
+    artifact_digest TEXT,
+    importer TEXT,                       -- "pid:start-time" of the importing process
+    doc TEXT NOT NULL,                   -- the whole version dict, as JSON
+    PRIMARY KEY (group_name, version)
+);
+CREATE INDEX IF NOT EXISTS versions_by_digest ON versions(artifact_digest);
+CREATE TABLE IF NOT EXISTS version_properties (   -- metadata rows for key=value search
+    group_name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    scope TEXT NOT NULL,                 -- "immutable" or "customer"
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (group_name, version, scope, key),
+    FOREIGN KEY (group_name, version) REFERENCES versions(group_name, version)
+        ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS properties_by_pair ON version_properties(key, value);
+"""
+
+
+class ModelRegistry:
+    """Model groups and versions under ``<data_dir>/models/`` (see the module docstring).
+
+    ``limits`` bounds what an import may stage (default: :meth:`ImportLimits.from_env`);
+    ``validation_timeout`` is how long loading a model plus its sample may take;
+    ``upload_ttl_seconds`` how long uploads are kept.
+    """
+
+    def __init__(self, data_dir: Path | str, *, limits: ImportLimits | None = None,
+                 validation_timeout: float = 300.0,
+                 upload_ttl_seconds: float = 24 * 3600) -> None:
+        self.root = Path(data_dir) / "models"
+        self.limits = limits or ImportLimits.from_env()
+        self.validation_timeout = validation_timeout
+        self.store = ArtifactStore(self.root)
+        self.uploads = UploadStore(self.root / "uploads", upload_ttl_seconds)
+        self._db = _Database(self.root / "registry.sqlite")
+        self._recover()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> ModelRegistry:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- groups -----------------------------------------------------------------------
+
+    def create_group(self, name: str, description: str = "", tags: dict | None = None,
+                     created_by: str | None = None) -> dict:
+        check_group_name(name)
+        check_text("description", description, importer.MAX_DESCRIPTION)
+        tags = check_properties("tags", tags or {})
+        if created_by is not None:
+            check_text("created_by", created_by, 256)
+        with self._db.transaction():
+            if self._group_row(name):
+                raise ConflictError(f"model group {name!r} already exists")
+            self._insert_group(name, description, tags, created_by)
+        return self.describe_group(name)
+
+    def describe_group(self, name: str) -> dict:
+        check_group_name(name)
+        with self._db.lock:
+            row = self._group_row(name)
+            if row is None:
+                raise NotFoundError(f"model group {name!r} does not exist")
+            return self._group_dict(row)
+
+    def list_groups(self, limit: int = 100, next_token: str | None = None) -> dict:
+        _check_limit(limit)
+        after = _decode_token(next_token, "groups")
+        with self._db.lock:
+            rows = self._db.query(
+                "SELECT * FROM groups WHERE name > ? ORDER BY name LIMIT ?",
+                (after[0] if after else "", limit + 1))
+            groups = [self._group_dict(row) for row in rows[:limit]]
+        token = _encode_token([rows[limit - 1]["name"]], "groups") if len(rows) > limit \
+            else None
+        return {"groups": groups, "next_token": token}
+
+    def delete_group(self, name: str) -> None:
+        check_group_name(name)
+        with self._db.transaction():
+            if self._group_row(name) is None:
+                raise NotFoundError(f"model group {name!r} does not exist")
+            count = self._db.query("SELECT COUNT(*) AS n FROM versions WHERE group_name = ?",
+                                   (name,))[0]["n"]
+            if count:
+                raise ConflictError(f"model group {name!r} still has {count} version(s); "
+                                    "delete them first")
+            self._db.execute("DELETE FROM groups WHERE name = ?", (name,))
+
+    # -- import -----------------------------------------------------------------------
+
+    def store_upload(self, data, filename: str) -> str:
+        """Keep uploaded bytes (bytes, a binary file object or an iterable of chunks) as
+        ``filename`` for a later ``import_version(group, "upload://<id>")``; returns the
+        id. Archives may be up to ``max_total_bytes``, other files ``max_file_bytes``."""
+        limit = self.limits.max_total_bytes if isinstance(filename, str) and \
+            is_archive_name(filename) else self.limits.max_file_bytes
+        return self.uploads.store(data, filename, limit=limit)
+
+    def import_version(self, group: str, source: str | Path, *, framework: str | None = None,
+                       trust: bool = False, sample_input: bytes | None = None,
+                       sample_content_type: str | None = None, metadata: dict | None = None,
+                       customer_metadata: dict | None = None, metrics: dict | None = None,
+                       tags: dict | None = None, description: str = "",
+                       created_by: str | None = None,
+                       s3_endpoint_url: str | None = None) -> dict:
+        """Import ``source`` as the next version of ``group`` (created if missing).
+
+        The steps are :func:`forestream.models.importer.prepare_artifact`'s; a refusal or
+        failure at any step leaves the version recorded as ``Failed`` with the reason and
+        nothing in ``artifacts/`` or ``tmp/``, and raises ``ImportRefused`` or
+        ``ImportFailed`` (both with ``.version``). Returns the ``Ready`` version's dict.
+        """
+        request = ImportRequest.build(
+            group, source, framework=framework, trust=trust, sample_input=sample_input,
+            sample_content_type=sample_content_type, metadata=metadata,
+            customer_metadata=customer_metadata, metrics=metrics, tags=tags,
+            description=description, created_by=created_by, s3_endpoint_url=s3_endpoint_url)
+        doc = self._begin_import(request)
+        staging = self.store.new_staging_dir()
+        try:
+            prepared = importer.prepare_artifact(
+                request, staging, limits=self.limits, uploads_dir=self.uploads.root,
+                timeout=self.validation_timeout)
+            self._finish_import(doc, prepared, staging)
+        except BaseException as err:
+            self.store.discard(staging)
+            reason, replacement = importer.failure_of(err)
+            self._fail_import(doc, reason)
+            raised = replacement or err
+            raised.version = doc["version"]
+            if replacement is None:
+                raise
+            raise replacement from err
+        return self._public(doc)
+
+    # -- versions ---------------------------------------------------------------------
+
+    def describe_version(self, group: str, version: int) -> dict:
+        return self._public(self._load(group, version))
+
+    def latest_approved(self, group: str) -> dict:
+        """The highest-numbered version of ``group`` that is Approved and Ready."""
+        self.describe_group(group)
+        rows = self._db.query("SELECT doc FROM versions WHERE group_name = ? AND status = "
+                              "'Ready' AND approval_status = 'Approved' ORDER BY version DESC "
+                              "LIMIT 1", (group,))
+        if not rows:
+            raise NotFoundError(f"model group {group!r} has no approved version")
+        return self._public(json.loads(rows[0]["doc"]))
+
+    def parse_ref(self, ref: str) -> tuple[str, int]:
+        """``"group:3"`` -> ``("group", 3)``; ``"group:latest"`` is the newest Ready
+        version, ``"group:approved"`` the newest Approved one (see :meth:`latest_approved`)."""
+        group, sep, which = ref.rpartition(":") if isinstance(ref, str) else ("", "", "")
+        if not sep or not group:
+            raise InvalidInput(f"model reference {ref!r} is invalid; accepted: group:N, "
+                               "group:latest or group:approved")
+        check_group_name(group)
+        if which == "approved":
+            return group, self.latest_approved(group)["version"]
+        if which == "latest":
+            self.describe_group(group)
+            rows = self._db.query("SELECT MAX(version) AS v FROM versions WHERE group_name = ?"
+                                  " AND status = 'Ready'", (group,))
+            if rows[0]["v"] is None:
+                raise NotFoundError(f"model group {group!r} has no Ready version")
+            return group, rows[0]["v"]
+        return group, check_version(which)
+
+    def list_versions(self, group: str | None = None, approval_status: str | None = None,
+                      status: str | None = None, created_after=None, created_before=None,
+                      metadata: dict | None = None, search: str | None = None,
+                      limit: int = 100, next_token: str | None = None) -> dict:
+        """Versions matching every given filter, ordered by (group, version).
+
+        ``created_after``/``created_before`` take a datetime (naive = UTC), an ISO 8601
+        string or epoch seconds, and are exclusive. ``metadata`` matches key=value pairs
+        against customer and immutable metadata (all pairs must match); ``search`` is a
+        case-insensitive substring of the group name, the group's or the version's
+        description. ``next_token`` continues a previous page of the same query.
+        """
+        _check_limit(limit)
+        where, args = ["1 = 1"], []
+        if group is not None:
+            self.describe_group(group)
+            where.append("v.group_name = ?")
+            args.append(group)
+        for name, value, accepted in (("approval_status", approval_status, APPROVAL_STATUSES),
+                                      ("status", status, STATUSES)):
+            if value is not None:
+                _check_choice(name, value, accepted)
+                where.append(f"v.{name} = ?")
+                args.append(value)
+        for name, value, op in (("created_after", created_after, ">"),
+                                ("created_before", created_before, "<")):
+            if value is not None:
+                where.append(f"v.created_us {op} ?")
+                args.append(_to_micros(name, value))
+        for key, value in check_properties("metadata filter", metadata or {},
+                                           importer.MAX_IMMUTABLE_VALUE).items():
+            where.append("EXISTS (SELECT 1 FROM version_properties p WHERE p.group_name = "
+                         "v.group_name AND p.version = v.version AND p.key = ? AND "
+                         "p.value = ?)")
+            args += [key, value]
+        if search is not None:
+            check_text("search", search, 256)
+            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%") \
+                .replace("_", "\\_") + "%"
+            where.append("(v.group_name LIKE ? ESCAPE '\\' OR v.description LIKE ? ESCAPE "
+                         "'\\' OR g.description LIKE ? ESCAPE '\\')")
+            args += [pattern] * 3
+        query = hashlib.sha256(json.dumps([where, args]).encode()).hexdigest()[:16]
+        after = _decode_token(next_token, query)
+        if after:
+            where.append("(v.group_name, v.version) > (?, ?)")
+            args += after
+        rows = self._db.query(
+            "SELECT v.doc FROM versions v JOIN groups g ON g.name = v.group_name WHERE "
+            + " AND ".join(where) + " ORDER BY v.group_name, v.version LIMIT ?",
+            (*args, limit + 1))
+        docs = [json.loads(row["doc"]) for row in rows]
+        token = None
+        if len(docs) > limit:
+            token = _encode_token([docs[limit - 1]["group"], docs[limit - 1]["version"]], query)
+        return {"versions": [self._public(d) for d in docs[:limit]], "next_token": token}
+
+    def update_version(self, group: str, version: int, *, approval_status: str | None = None,
+                       approval_description: str | None = None,
+                       customer_metadata: dict | None = None,
+                       remove_customer_metadata=(), metrics: dict | None = None,
+                       tags: dict | None = None, remove_tags=(),
+                       description: str | None = None, metadata: dict | None = None,
+                       updated_by: str | None = None) -> dict:
+        """Change a version's approval, customer metadata, metrics, tags or description.
+
+        Mappings are merged into what is stored; ``remove_*`` drop keys. A new approval
+        status or description appends to ``approval_history``. Only Ready versions can be
+        Approved. ``metadata`` (commit, repository, generated_by) is immutable: passing
+        values that differ from the stored ones raises InvalidInput.
+        """
+        if approval_status is not None:
+            _check_choice("approval_status", approval_status, APPROVAL_STATUSES)
+        if approval_description is not None:
+            check_text("approval_description", approval_description, importer.MAX_DESCRIPTION)
+        if description is not None:
+            check_text("description", description, importer.MAX_DESCRIPTION)
+        if updated_by is not None:
+            check_text("updated_by", updated_by, 256)
+        with self._db.transaction():
+            doc = self._load(group, version)
+            for key, value in importer.check_immutable_metadata(metadata or {}).items():
+                if doc["metadata"].get(key) != value:
+                    raise InvalidInput(f"metadata {key!r} is immutable (stored: "
+                                       f"{doc['metadata'].get(key)!r}, given: {value!r}); "
+                                       "import a new version to record a different value")
+            changed = {
+                "customer_metadata": _merge("customer_metadata", doc["customer_metadata"],
+                                            customer_metadata, remove_customer_metadata),
+                "tags": _merge("tags", doc["tags"], tags, remove_tags),
+                "metrics": check_metrics({**doc["metrics"], **check_metrics(metrics or {})}),
+            }
+            if approval_status == "Approved" and doc["status"] != "Ready":
+                raise ConflictError(f"model version {doc['ref']} is {doc['status']}; only "
+                                    "Ready versions can be approved")
+            doc.update(changed)
+            if description is not None:
+                doc["description"] = description
+            if approval_status is not None or approval_description is not None:
+                doc["approval_status"] = approval_status or doc["approval_status"]
+                if approval_description is not None:
+                    doc["approval_description"] = approval_description
+                doc["approval_history"].append({
+                    "status": doc["approval_status"], "description": doc["approval_description"],
+                    "at": _now_iso(), "by": updated_by})
+            doc["updated_at"] = _now_iso()
+            self._save(doc)
+        return self._public(doc)
+
+    def delete_version(self, group: str, version: int) -> dict:
+        """Delete a version; its artifact goes too unless another version shares it.
+        Returns the deleted version's dict. The number is not reused."""
+        with self._db.transaction():
+            doc = self._load(group, version)
+            if doc["status"] == "Importing":
+                raise ConflictError(f"model version {doc['ref']} is still importing")
+            self._db.execute("DELETE FROM versions WHERE group_name = ? AND version = ?",
+                             (doc["group"], doc["version"]))
+            self._collect(doc.get("artifact_digest"))
+        return self._public(doc)
+
+    def artifact_dir(self, group: str, version: int) -> Path:
+        """The read-only directory holding a Ready version's files."""
+        doc = self._load(group, version)
+        if doc["status"] != "Ready":
+            raise ConflictError(f"model version {doc['ref']} is {doc['status']} and has no "
+                                "artifact")
+        path = self.store.path(doc["artifact_digest"])
+        if not path.is_dir():
+            raise NotFoundError(f"artifact {doc['artifact_digest']} of {doc['ref']} is missing "
+                                f"from {self.store.artifacts_dir}")
+        return path
+
+    # -- internals --------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Fail imports whose process is gone; clear their staging and old uploads."""
+        with self._db.transaction():
+            rows = self._db.query("SELECT doc, importer FROM versions WHERE status = "
+                                  "'Importing'")
+            for row in rows:
+                if not _importer_alive(row["importer"]):
+                    doc = json.loads(row["doc"])
+                    doc.update(status="Failed", failure_reason="the import was interrupted: "
+                               "the process importing it stopped before it finished")
+                    self._save(doc)
+        self.store.sweep_tmp()
+        self.uploads.sweep()
+
+    def _begin_import(self, request: ImportRequest) -> dict:
+        with self._db.transaction():
+            row = self._group_row(request.group)
+            if row is None:
+                self._insert_group(request.group, "", {}, request.created_by)
+                row = self._group_row(request.group)
+            number = row["next_version"]
+            self._db.execute("UPDATE groups SET next_version = ? WHERE name = ?",
+                             (number + 1, request.group))
+            now = _now_iso()
+            doc = {
+                "group": request.group, "version": number, "ref": f"{request.group}:{number}",
+                "status": "Importing", "failure_reason": None,
+                "approval_status": "PendingManualApproval", "approval_description": "",
+                "approval_history": [{"status": "PendingManualApproval", "description": "",
+                                      "at": now, "by": request.created_by}],
+                "framework": request.framework, "framework_version": None,
+                "python_version": None, "library_versions": {}, "signature": None,
+                "files": [], "artifact_digest": None, "size_bytes": 0,
+                "source_uri": request.source_uri, "trusted": request.trust,
+                "custom_code": False, "requirements": [], "validation": None,
+                "created_at": now, "updated_at": now, "created_by": request.created_by,
+                "metadata": request.metadata, "customer_metadata": request.customer_metadata,
+                "metrics": request.metrics, "tags": request.tags,
+                "description": request.description,
+            }
+            self._save(doc, importer=_process_token())
+        return doc
+
+    def _finish_import(self, doc: dict, prepared, staging: Path) -> None:
+        validation = prepared.validation
+        doc.update(
+            status="Ready", framework=prepared.framework,
+            framework_version=validation.get("framework_version"),
+            python_version=validation.get("python_version"),
+            library_versions=validation.get("library_versions") or {},
+            signature=prepared.signature, files=prepared.files,
+            size_bytes=sum(f["size"] for f in prepared.files),
+            source_uri=prepared.staged.source_uri, custom_code=prepared.custom_code,
+            requirements=prepared.requirements,
+            validation={"load_seconds": validation.get("load_seconds"),
+                        "sample_output": validation.get("sample_output")},
+            updated_at=_now_iso())
+        # committing inside the transaction orders it against a concurrent delete's
+        # garbage collection of the same digest (also done under the write lock)
+        with self._db.transaction():
+            stored = self.store.commit(staging, prepared.files)
+            doc["artifact_digest"] = stored.digest
+            try:
+                self._save(doc)
+            except BaseException:
+                doc["artifact_digest"] = None
+                self._collect(stored.digest, exclude=(doc["group"], doc["version"]))
+                raise
+
+    def _fail_import(self, doc: dict, reason: str) -> None:
+        doc.update(status="Failed", failure_reason=reason, artifact_digest=None,
+                   updated_at=_now_iso())
+        self._save(doc)
+
+    def _collect(self, digest: str | None, exclude: tuple | None = None) -> None:
+        """Remove ``artifacts/<digest>`` when no remaining version refers to it."""
+        if not digest:
+            return
+        rows = self._db.query("SELECT group_name, version FROM versions WHERE "
+                              "artifact_digest = ?", (digest,))
+        if all(exclude == (r["group_name"], r["version"]) for r in rows):
+            self.store.remove(digest)
+
+    def _save(self, doc: dict, importer: str | None = None) -> None:
+        """Write ``doc`` and its searchable columns; ``importer`` marks an import that is
+        in progress in this process (see :meth:`_recover`)."""
+        self._db.execute(
+            "INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (group_name, version) "
+            "DO UPDATE SET status = excluded.status, approval_status = "
+            "excluded.approval_status, description = excluded.description, artifact_digest ="
+            " excluded.artifact_digest, importer = excluded.importer, doc = excluded.doc",
+            (doc["group"], doc["version"], doc["status"], doc["approval_status"],
+             _iso_to_micros(doc["created_at"]), doc["description"], doc["artifact_digest"],
+             importer, json.dumps(doc)))
+        self._db.execute("DELETE FROM version_properties WHERE group_name = ? AND version = ?",
+                         (doc["group"], doc["version"]))
+        for scope, values in (("immutable", doc["metadata"]),
+                              ("customer", doc["customer_metadata"])):
+            for key, value in values.items():
+                self._db.execute("INSERT INTO version_properties VALUES (?,?,?,?,?)",
+                                 (doc["group"], doc["version"], scope, key, value))
+
+    def _load(self, group: str, version) -> dict:
+        check_group_name(group)
+        number = check_version(version)
+        rows = self._db.query("SELECT doc FROM versions WHERE group_name = ? AND version = ?",
+                              (group, number))
+        if not rows:
+            if self._group_row(group) is None:
+                raise NotFoundError(f"model group {group!r} does not exist")
+            raise NotFoundError(f"model version {group}:{number} does not exist")
+        return json.loads(rows[0]["doc"])
+
+    def _public(self, doc: dict) -> dict:
+        return json.loads(json.dumps(doc))  # a deep copy callers may change freely
+
+    def _group_row(self, name: str):
+        rows = self._db.query("SELECT * FROM groups WHERE name = ?", (name,))
+        return rows[0] if rows else None
+
+    def _insert_group(self, name: str, description: str, tags: dict,
+                      created_by: str | None) -> None:
+        self._db.execute("INSERT INTO groups VALUES (?,?,?,?,?,1)",
+                         (name, description, _now_iso(), created_by, json.dumps(tags)))
+
+    def _group_dict(self, row) -> dict:
+        stats = self._db.query(
+            "SELECT COUNT(*) AS n, MAX(version) AS latest, MAX(CASE WHEN status = 'Ready' AND "
+            "approval_status = 'Approved' THEN version END) AS approved FROM versions WHERE "
+            "group_name = ?", (row["name"],))[0]
+        return {"name": row["name"], "description": row["description"],
+                "created_at": row["created_at"], "created_by": row["created_by"],
+                "tags": json.loads(row["tags"]), "version_count": stats["n"],
+                "latest_version": stats["latest"], "latest_approved_version": stats["approved"]}
+
+
+class _Database:
+    """One SQLite connection in WAL mode behind a re-entrant lock; ``transaction()``
+    takes SQLite's write lock (BEGIN IMMEDIATE), so other processes queue behind it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
+                                     timeout=30.0)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._conn.executescript(SCHEMA)  # idempotent: every statement is IF NOT EXISTS
+        self.lock = threading.RLock()
+        self._depth = 0
+
+    def close(self) -> None:
+        with self.lock:
+            self._conn.close()
+
+    def execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        with self.lock:
+            return self._conn.execute(sql, args)
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self.lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+
+class _Transaction:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> _Transaction:
+        self.db.lock.acquire()
+        try:
+            if self.db._depth == 0:
+                self.db._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.db.lock.release()
+            raise
+        self.db._depth += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            self.db._depth -= 1
+            if self.db._depth == 0:
+                self.db._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.db.lock.release()
+        return False
+
+
+def _merge(name: str, stored: dict, updates: dict | None, removals) -> dict:
+    if isinstance(removals, str) or not all(isinstance(k, str) for k in removals):
+        raise InvalidInput(f"keys to remove from {name} must be a list of strings")
+    merged = {**stored, **check_properties(name, updates or {})}
+    for key in removals:
+        merged.pop(key, None)
+    return check_properties(name, merged)
+
+
+def _check_choice(name: str, value, accepted: tuple) -> None:
+    if value not in accepted:
+        raise InvalidInput(f"{name} {value!r} is invalid; accepted: {', '.join(accepted)}")
+
+
+def _check_limit(limit) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit {limit!r} is invalid; accepted: an integer from 1 to "
+                           f"{MAX_PAGE}")
+
+
+def _encode_token(after: list, query: str) -> str:
+    raw = json.dumps({"after": after, "query": query}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(token: str | None, query: str) -> list | None:
+    """The position a ``next_token`` continues from; it must come from the same query."""
+    if token is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        after, token_query = data["after"], data["query"]
+    except (ValueError, TypeError, KeyError) as err:
+        raise InvalidInput(f"next_token {token!r} is invalid; pass the next_token of the "
+                           "previous page unchanged") from err
+    if token_query != query or not isinstance(after, list):
+        raise InvalidInput("next_token belongs to a different query; repeat the same "
+                           "filters as the page it came from")
+    return after
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds") \
+        .replace("+00:00", "Z")
+
+
+def _iso_to_micros(text: str) -> int:
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def _to_micros(name: str, value) -> int:
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(round(value * 1_000_000))
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
+                               "(2024-05-01T12:00:00Z), epoch seconds or a datetime")
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    else:
+        raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
+                           "(2024-05-01T12:00:00Z), epoch seconds or a datetime")
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def _process_token() -> str:
+    """This process as ``"pid:start-time"``: a pid alone could be reused after a reboot."""
+    return f"{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def _importer_alive(token: str | None) -> bool:
+    if not token:
+        return False
+    pid_text, _, started = token.partition(":")
+    if not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not started or _start_time(pid) in ("", started)
