@@ -224,10 +224,14 @@ def quickstart(machines, days, out_dir, seed, rate):
 
 def _register_groups() -> None:
     from forestream.cli_apps import apps
+    from forestream.cli_models import models
+    from forestream.cli_optimizer import optimizer
     from forestream.cli_streams import streams
 
     main.add_command(streams)
     main.add_command(apps)
+    main.add_command(models)
+    main.add_command(optimizer)
 
 
 _register_groups()

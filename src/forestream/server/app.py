@@ -11,12 +11,18 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from forestream.config import Settings
+from forestream.models.endpoints import EndpointManager
+from forestream.models.registry import ModelRegistry
+from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
 from .apps_api import routes as application_routes
 from .kinesis import KinesisProtocol
-from .metrics import Metrics
+from .metrics import Metrics, render_applications
+from .models_api import routes as model_routes
+from .optimizer_api import routes as optimizer_routes
+from .sagemaker import routes as sagemaker_routes
 
 RETENTION_SWEEP_SECONDS = 60.0
 
@@ -33,6 +39,10 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     # Application workers reach this server's Kinesis API through this variable.
     manager = ApplicationManager(settings.data_dir, environment={
         "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"})
+    registry = ModelRegistry(settings.data_dir)
+    endpoints = EndpointManager(registry, settings.data_dir)
+    optimizer = OptimizerService(settings.data_dir, region=settings.region, endpoint_url=(
+        f"http://{_local(settings.host)}:{settings.port}"))
     stop = threading.Event()
 
     def sweep() -> None:
@@ -45,10 +55,14 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         worker = threading.Thread(target=sweep, name="retention", daemon=True)
         worker.start()
         manager.start()
+        await endpoints.start()
+        optimizer.start()
         try:
             yield
         finally:
             stop.set()
+            optimizer.close()
+            await endpoints.close()
             manager.close()
             store.close()
 
@@ -60,15 +74,28 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                              "data_dir": str(store.data_dir.resolve())})
 
     async def prometheus(request: Request):
-        return PlainTextResponse(metrics.render(store), media_type="text/plain; version=0.0.4")
+        text = (metrics.render(store) + endpoints.metrics.render(endpoints.worker_counts())
+                + render_applications(manager.runtime_statuses()))
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     app = Starlette(routes=[
         Route("/", aws_entry, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         *application_routes(manager, settings),
+        *model_routes(registry, endpoints, settings),
+        *sagemaker_routes(endpoints, settings),
+        *optimizer_routes(optimizer, settings),
     ], lifespan=lifespan)
     app.state.store = store
     app.state.applications = manager
     app.state.settings = settings
+    app.state.registry = registry
+    app.state.endpoints = endpoints
+    app.state.optimizer = optimizer
     return app
+
+
+def _local(host: str) -> str:
+    """The address this server answers itself on (a wildcard bind is reached locally)."""
+    return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)

@@ -1,0 +1,407 @@
+"""Sizing policies: from demand samples to the capacity each resource needs.
+
+Every policy reads the same ``(R, T)`` demand matrices (reference cores, GiB, GPUs; one
+row per resource, 5-minute maxima, NaN where a sample is missing) and returns, per
+resource, the CPU, memory and GPU capacity it asks for. Choosing an instance type is
+done elsewhere, identically for all of them, so policies differ only in these numbers.
+
+``aws-default``
+    AWS Compute Optimizer's documented method: CPU at the chosen percentile (P99.5
+    by default) plus headroom (20 %), memory at its maximum plus headroom (20 %), GPU
+    like CPU. Idle when the CPU maximum stays below 5 %.
+``max-rule``
+    The maximum of each metric plus 20 %.
+``vpa``
+    The Kubernetes Vertical Pod Autoscaler recommender's target: decaying histograms
+    (24-hour half-life, exponential buckets growing 5 % from 0.01 cores / 10 MB), CPU
+    at P90 of all samples, memory at P90 of the daily peaks, both times 1.15, with
+    VPA's minimums (25 millicores, 250 MiB). VPA knows no GPUs.
+``krr``
+    KRR's ``simple`` strategy: CPU at P95 of the samples, memory at the maximum plus
+    15 %. No GPUs.
+``forestream``
+    The same percentile as ``aws-default``, taken on what is left after
+    :mod:`~forestream.optimizer.workload` drops what no longer describes the resource
+    (the part before a regime shift, rare one-off spikes), times the projected trend
+    growth over the coming period, plus a headroom sized from how much the percentile
+    itself varies between 2-day blocks of the lookback (5-25 %) instead of a fixed
+    20 %. Memory: the maximum of the current memory regime, projected along its trend,
+    plus a headroom of three times the spread of the daily memory peaks (5-30 %). A
+    resource saturated (>= 99 %) in over 0.5 % of its samples hides its true demand:
+    it asks for 1.3x its capacity, 2x when saturated in over 5 %. Idle when the P99 of
+    hourly CPU peaks stays below 5 %.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from .workload import (
+    WorkloadAnalysis,
+    analyze,
+    hourly_stats,
+    nan_quantile_per_row,
+    nan_quantiles_masked,
+    nanmax_from,
+    pinned_share,
+)
+
+POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
+CPU_PERCENTILES = (90.0, 95.0, 99.5)
+CPU_HEADROOMS = (0.0, 0.2, 0.3)
+MEM_HEADROOMS = (0.1, 0.2, 0.3)
+
+# VPA recommender constants (pkg/recommender: aggregations_config.go, recommender.go,
+# estimator.go): histogram options, half-life, target percentiles, margin, minimums.
+VPA_CPU_FIRST_BUCKET = 0.01  # cores
+VPA_MEM_FIRST_BUCKET = 1e7  # bytes
+VPA_BUCKET_RATIO = 1.05
+VPA_CPU_MAX = 1000.0
+VPA_MEM_MAX = 1e12
+VPA_HALF_LIFE_S = 24 * 3600.0
+VPA_MEMORY_INTERVAL_S = 24 * 3600.0
+VPA_TARGET_PERCENTILE = 0.9
+VPA_SAFETY_MARGIN = 0.15
+VPA_MIN_CPU = 0.025
+VPA_MIN_MEM_GIB = 250 / 1024
+KRR_CPU_PERCENTILE = 0.95
+KRR_MEMORY_BUFFER = 0.15
+
+FORESTREAM_MARGIN = 0.05
+FORESTREAM_MEM_MIN_MARGIN = 0.05
+FORESTREAM_MEM_MAX_MARGIN = 0.30
+SATURATED_PCT = 99.0
+
+
+@dataclass
+class Demand:
+    """Demand matrices of R resources over T samples, and their current capacity."""
+
+    cpu: np.ndarray  # reference cores (cpu_pct / 100 * vCPU * cpu_speed)
+    cpu_pct: np.ndarray  # as measured, for saturation
+    mem: np.ndarray | None  # GiB (all-NaN rows, or None for the batch: not measured)
+    mem_pct: np.ndarray | None
+    gpu: np.ndarray | None  # GPUs busy
+    gpu_mem: np.ndarray | None  # GiB
+    cpu_capacity: np.ndarray
+    mem_capacity: np.ndarray
+    gpu_capacity: np.ndarray
+    gpu_mem_capacity: np.ndarray
+    step_seconds: int = 300
+
+    @property
+    def samples_per_hour(self) -> int:
+        return 3600 // self.step_seconds
+
+
+@dataclass
+class Requirements:
+    """What each resource needs (NaN: not measured, keep the current capacity)."""
+
+    cpu: np.ndarray
+    mem: np.ndarray
+    gpu: np.ndarray
+    gpu_mem: np.ndarray
+    idle: np.ndarray
+    cpu_level: np.ndarray  # the sizing percentile before headroom (for projections)
+    mem_level: np.ndarray
+    analysis: WorkloadAnalysis | None = None
+    notes: list[list[str]] = field(default_factory=list)
+
+
+def requirements(policy: str, demand: Demand, *, cpu_percentile: float = 99.5,
+                 cpu_headroom: float | None = None, mem_headroom: float | None = None,
+                 horizon_days: float = 7.0, seed: int = 0) -> Requirements:
+    """The capacity ``policy`` asks for, per resource (see the module docstring).
+
+    ``cpu_headroom``/``mem_headroom`` None means the policy's own default (20 % for
+    ``aws-default``; adaptive for ``forestream``); ``vpa``, ``krr`` and ``max-rule``
+    are fixed recipes and ignore the three sizing preferences.
+    """
+    if policy == "aws-default":
+        return _aws(demand, cpu_percentile, 0.2 if cpu_headroom is None else cpu_headroom,
+                    0.2 if mem_headroom is None else mem_headroom)
+    if policy == "max-rule":
+        return _max_rule(demand)
+    if policy == "vpa":
+        return _vpa(demand)
+    if policy == "krr":
+        return _krr(demand)
+    if policy == "forestream":
+        return _forestream(demand, cpu_percentile, cpu_headroom, mem_headroom,
+                           horizon_days, seed)
+    raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+
+
+# -------------------------------------------------------------------------- policies
+def _aws(d: Demand, percentile: float, cpu_headroom: float, mem_headroom: float):
+    R = d.cpu.shape[0]
+    q = _quantile(d.cpu, percentile / 100.0)
+    mem = _nanmax(d.mem, R)
+    gpu = _quantile(d.gpu, percentile / 100.0, R)
+    gpu_mem = _nanmax(d.gpu_mem, R)
+    with np.errstate(invalid="ignore"):
+        idle = _nanmax(d.cpu_pct) < 5.0
+    return Requirements(q * (1 + cpu_headroom), mem * (1 + mem_headroom),
+                        gpu * (1 + cpu_headroom), gpu_mem * (1 + mem_headroom), idle, q, mem,
+                        notes=[[] for _ in range(len(q))])
+
+
+def _max_rule(d: Demand):
+    R = d.cpu.shape[0]
+    cpu, mem, gpu, gpu_mem = (_nanmax(x, R) for x in (d.cpu, d.mem, d.gpu, d.gpu_mem))
+    return Requirements(cpu * 1.2, mem * 1.2, gpu * 1.2, gpu_mem * 1.2, np.zeros(R, bool),
+                        cpu, mem, notes=[[] for _ in range(R)])
+
+
+def _krr(d: Demand):
+    R = d.cpu.shape[0]
+    cpu = _quantile(d.cpu, KRR_CPU_PERCENTILE)
+    mem = _nanmax(d.mem, R)
+    nan = np.full(R, np.nan)
+    return Requirements(cpu, mem * (1 + KRR_MEMORY_BUFFER), nan, nan.copy(),
+                        np.zeros(R, bool), cpu, mem, notes=[[] for _ in range(R)])
+
+
+def _vpa(d: Demand):
+    R, T = d.cpu.shape
+    elapsed = np.arange(T) * float(d.step_seconds)
+    cpu_weights = np.exp2(elapsed / VPA_HALF_LIFE_S)
+    cpu = vpa_percentile(d.cpu, np.broadcast_to(cpu_weights, d.cpu.shape),
+                         VPA_CPU_FIRST_BUCKET, VPA_CPU_MAX, VPA_TARGET_PERCENTILE)
+    # Memory: one sample per 24-hour aggregation interval, its peak, weighted by the
+    # time of the peak (intervals start at the first sample, as VPA's windows do).
+    per = int(VPA_MEMORY_INTERVAL_S // d.step_seconds)
+    n_int = -(-T // per)
+    padded = np.full((R, n_int * per), np.nan)
+    padded[:, :T] = np.nan if d.mem is None else d.mem * (1024.0 ** 3)
+    blocks = padded.reshape(R, n_int, per)
+    has = np.isfinite(blocks).any(axis=2)
+    filled = np.where(np.isfinite(blocks), blocks, -np.inf)
+    at = filled.argmax(axis=2)
+    peaks = np.where(has, filled.max(axis=2), np.nan)
+    peak_time = (np.arange(n_int)[None, :] * per + at) * float(d.step_seconds)
+    mem = vpa_percentile(peaks, np.exp2(peak_time / VPA_HALF_LIFE_S), VPA_MEM_FIRST_BUCKET,
+                         VPA_MEM_MAX, VPA_TARGET_PERCENTILE) / (1024.0 ** 3)
+    unmeasured = ~np.isfinite(padded).any(axis=1)
+    mem = np.where(unmeasured, np.nan, mem)
+    cpu_target = np.maximum(cpu * (1 + VPA_SAFETY_MARGIN), VPA_MIN_CPU)
+    mem_target = np.maximum(mem * (1 + VPA_SAFETY_MARGIN), VPA_MIN_MEM_GIB)
+    nan = np.full(R, np.nan)
+    return Requirements(cpu_target, mem_target, nan, nan.copy(), np.zeros(R, bool), cpu, mem,
+                        notes=[[] for _ in range(R)])
+
+
+def _forestream(d: Demand, percentile, cpu_headroom, mem_headroom, horizon_days, seed):
+    q = percentile / 100.0
+    per_hour = d.samples_per_hour
+    a = analyze(d.cpu, capacity=d.cpu_capacity, memory=d.mem, samples_per_hour=per_hour,
+                horizon_days=horizon_days, level_percentile=percentile, seed=seed)
+    R, T = d.cpu.shape
+    level = nan_quantiles_masked(d.cpu, a.regime_start, np.array([q]))[:, 0]
+    spiky = np.flatnonzero(a.spike_hours > 0)
+    if spiky.size:
+        H = a.spike_mask.shape[1]
+        hour_of = np.minimum(np.arange(T) // per_hour, H - 1)
+        cleaned = np.where(a.spike_mask[spiky][:, hour_of], np.nan, d.cpu[spiky])
+        level[spiky] = nan_quantiles_masked(cleaned, a.regime_start[spiky],
+                                            np.array([q]))[:, 0]
+    measured = d.cpu_pct
+    if spiky.size:  # one-off spikes that saturated the resource do not count
+        measured = d.cpu_pct.copy()
+        measured[spiky] = np.where(a.spike_mask[spiky][:, hour_of], np.nan, d.cpu_pct[spiky])
+    saturated = _share_saturated(measured, a.regime_start, R)
+    hidden = saturated > 1 - q  # the percentile itself was not measured
+    if hidden.any():
+        level[hidden] = censored_quantile(d.cpu[hidden], a.regime_start[hidden],
+                                          d.cpu_capacity[hidden], saturated[hidden], q)
+    level = level * a.growth
+    margin = np.full(R, FORESTREAM_MARGIN if cpu_headroom is None else cpu_headroom)
+    cpu = level * (1 + margin)
+    cpu[hidden] = np.minimum(cpu[hidden], 2.0 * d.cpu_capacity[hidden])  # one doubling
+
+    mem_level = _nanmax_from(d.mem, a.mem_regime_start) * a.mem_growth
+    if mem_headroom is None:
+        mem_margin = np.clip(3.0 * _daily_peak_cv(d.mem, a.mem_regime_start, per_hour),
+                             FORESTREAM_MEM_MIN_MARGIN, FORESTREAM_MEM_MAX_MARGIN)
+    else:
+        mem_margin = np.full(R, mem_headroom)
+    mem = mem_level * (1 + mem_margin)
+    mem_saturated = _share_saturated(d.mem_pct, a.mem_regime_start, R)
+    mem = np.where(mem_saturated > 0.001, np.maximum(mem, 1.3 * d.mem_capacity), mem)
+
+    gpu_level = _quantile(d.gpu, q, R)
+    gpu = gpu_level * (1 + margin)
+    gpu_mem = _nanmax(d.gpu_mem, R) * (1 + (FORESTREAM_MEM_MIN_MARGIN if mem_headroom is None
+                                         else mem_headroom))
+    idle = a.workload_class == "idle"
+    return Requirements(cpu, mem, gpu, gpu_mem, idle, level, mem_level, a,
+                        _forestream_notes(a, d, saturated, horizon_days))
+
+
+def _forestream_notes(a: WorkloadAnalysis, d: Demand, saturated, horizon_days):
+    notes: list[list[str]] = [[] for _ in range(len(a.growth))]
+    for r in np.flatnonzero(a.regime_start > 0):
+        notes[r].append(f"CPU level shift {a.regime_start[r] * d.step_seconds / 3600:.0f} h "
+                        "into the lookback; sized on the samples after it")
+    for r in np.flatnonzero(a.mem_regime_start > 0):
+        notes[r].append("memory level shift "
+                        f"{a.mem_regime_start[r] * d.step_seconds / 3600:.0f} h into the "
+                        "lookback; sized on the samples after it")
+    for r in np.flatnonzero(a.spike_hours > 0):
+        notes[r].append(f"{int(a.spike_hours[r])} hour(s) of one-off CPU spikes left out of "
+                        "the percentile (not recurring; anomalous to a Random Cut Forest)")
+    for r in np.flatnonzero(a.growth > 1.0):
+        notes[r].append(f"CPU peaks trending up: +{(a.growth[r] - 1) * 100:.0f}% projected "
+                        f"over {horizon_days:g} days")
+    for r in np.flatnonzero(a.mem_growth > 1.0):
+        notes[r].append(f"memory peaks trending up: +{(a.mem_growth[r] - 1) * 100:.0f}% "
+                        f"projected over {horizon_days:g} days")
+    for r in np.flatnonzero(saturated > 0.005):
+        notes[r].append(f"CPU saturated in {saturated[r] * 100:.1f}% of samples: the true "
+                        "demand is above what was measured")
+    return notes
+
+
+def censored_quantile(demand: np.ndarray, start: np.ndarray, capacity: np.ndarray,
+                      saturated: np.ndarray, q: float) -> np.ndarray:
+    """Quantile ``q`` of demand that was saturated at ``capacity`` in a share
+    ``saturated`` of the samples: a log-normal through capacity at ``1 - saturated``
+    and the measured quantile 20 points below it, extrapolated to ``q``, kept within
+    1.1-2x the capacity: demand above capacity was never measured, so one
+    recommendation moves at most one size up (doubling) and the next one sees more.
+    """
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf
+    low_level = np.clip(1 - saturated - 0.2, 0.05, 0.5)
+    lows = nan_quantile_per_row(np.ascontiguousarray(demand), start, low_level)
+    out = np.empty(len(capacity))
+    for r in range(len(capacity)):
+        low = lows[r]
+        top = 1 - saturated[r]
+        if not (np.isfinite(low) and 0 < low < capacity[r]) or top >= q or top <= low_level[r]:
+            out[r] = 2.0 * capacity[r]
+            continue
+        sigma = (np.log(capacity[r]) - np.log(low)) / (z(top) - z(low_level[r]))
+        value = np.exp(np.log(capacity[r]) + sigma * (z(q) - z(top)))
+        out[r] = np.clip(value, 1.1 * capacity[r], 2.0 * capacity[r])
+    return out
+
+
+# ---------------------------------------------------------------------------- VPA
+def vpa_percentile(values: np.ndarray, weights: np.ndarray, first_bucket: float,
+                   max_value: float, percentile: float) -> np.ndarray:
+    """Per-row percentile of VPA's exponential histogram (bucket *end*, as VPA returns).
+
+    Buckets: the first covers [0, first_bucket), bucket n starts at
+    ``first_bucket * (ratio**n - 1) / (ratio - 1)``, the last starts at or above
+    ``max_value``. An empty row gives 0, as VPA's empty histogram does.
+
+    >>> import numpy as np
+    >>> v = np.array([[0.5] * 9 + [2.0]])
+    >>> float(vpa_percentile(v, np.ones_like(v), 0.01, 1000.0, 0.9).round(4)[0])
+    0.5111
+    """
+    ratio = VPA_BUCKET_RATIO
+    num = int(np.ceil(np.log(max_value * (ratio - 1) / first_bucket + 1) / np.log(ratio))) + 1
+    return _vpa_kernel(np.ascontiguousarray(values, dtype=np.float64),
+                       np.asarray(weights, dtype=np.float64), first_bucket, ratio, num,
+                       percentile)
+
+
+@njit(parallel=True, cache=True)
+def _vpa_kernel(values, weights, first, ratio, num_buckets, percentile):
+    R, N = values.shape
+    out = np.zeros(R)
+    log_ratio = np.log(ratio)
+    epsilon = 1e-4  # VPA's minimum weight of a non-empty bucket
+    for r in prange(R):
+        hist = np.zeros(num_buckets)
+        total = 0.0
+        for i in range(N):
+            v = values[r, i]
+            if v != v:
+                continue
+            if v < first:
+                b = 0
+            else:
+                b = int(np.log(v * (ratio - 1) / first + 1) / log_ratio)
+                if b >= num_buckets:
+                    b = num_buckets - 1
+            hist[b] += weights[r, i]
+            total += weights[r, i]
+        min_b = -1
+        max_b = 0
+        for b in range(num_buckets):
+            if hist[b] >= epsilon:
+                if min_b < 0:
+                    min_b = b
+                max_b = b
+        if min_b < 0:
+            continue
+        threshold = percentile * total
+        partial = 0.0
+        b = min_b
+        while b < max_b:
+            partial += hist[b]
+            if partial >= threshold:
+                break
+            b += 1
+        end = b + 1 if b < num_buckets - 1 else b
+        out[r] = first * (ratio ** end - 1) / (ratio - 1)
+    return out
+
+
+# ------------------------------------------------------------------------- helpers
+def _quantile(x: np.ndarray | None, q: float, R: int | None = None) -> np.ndarray:
+    if x is None:
+        return np.full(R, np.nan)
+    return nan_quantiles_masked(np.ascontiguousarray(x, dtype=np.float64),
+                                np.zeros(x.shape[0], dtype=np.int64), np.array([q]))[:, 0]
+
+
+def _nanmax(x: np.ndarray | None, R: int | None = None) -> np.ndarray:
+    if x is None:
+        return np.full(R, np.nan)
+    return nanmax_from(x, np.zeros(x.shape[0], dtype=np.int64))
+
+
+def _nanmax_from(x: np.ndarray | None, start: np.ndarray) -> np.ndarray:
+    if x is None:
+        return np.full(len(start), np.nan)
+    return nanmax_from(np.ascontiguousarray(x), start)
+
+
+def _share_saturated(x, start: np.ndarray, R: int) -> np.ndarray:
+    """Share of samples pinned at the cap (>= 99 %) of series that never go above it
+    (a container above its request, a stream above its shards' limits: those values
+    are measured demand, not a saturated resource)."""
+    if x is None:
+        return np.zeros(R)
+    return pinned_share(np.ascontiguousarray(x), SATURATED_PCT, 100.5, start)
+
+
+def _daily_peak_cv(x: np.ndarray, start: np.ndarray, per_hour: int) -> np.ndarray:
+    """std / mean of the daily maxima of each row (from ``start``), 0 if unmeasured."""
+    if x is None:
+        return np.zeros(len(start))
+    R, T = x.shape
+    per_day = 24 * per_hour
+    D = T // per_day
+    if D < 2:
+        return np.zeros(R)
+    offset = T - D * per_day
+    peak, _ = hourly_stats(np.ascontiguousarray(x[:, offset:]), per_day)
+    day_start = offset + np.arange(D) * per_day
+    peak = np.where(day_start[None, :] >= start[:, None], peak, np.nan)
+    valid = np.isfinite(peak)
+    n = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(valid, peak, 0.0).sum(axis=1) / n
+        var = np.where(valid, (peak - mean[:, None]) ** 2, 0.0).sum(axis=1) / n
+        cv = np.where((n >= 2) & (mean > 0), np.sqrt(var) / mean, 0.0)
+    return cv

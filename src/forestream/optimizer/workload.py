@@ -1,0 +1,522 @@
+"""What kind of workload a resource runs, for many resources at once.
+
+The recommenders size a resource from a high percentile of its demand. That number is
+only trustworthy when the lookback is representative of what comes next, so this module
+looks at the *shape* of each demand series first, on hourly aggregates of a
+``(resources, samples)`` matrix, without a Python loop per resource:
+
+- **regime shifts**: a lasting step in the level (a workload moved away or arrived).
+  The part before the step no longer describes the resource, so sizing uses the part
+  after it (when at least 30 hours long);
+- **trends**: steady growth of daily peaks (a memory leak, traffic growth), projected
+  over the coming period so the recommendation still fits at its end;
+- **one-off spikes versus recurring peaks**: a peak that comes back at the same hour on
+  other days (or the same hour of the week) is load the resource must serve; a rare
+  surge that does not recur, and that a Random Cut Forest (``forestream.rcf``) trained
+  on the resource's own hourly profile finds anomalous, is an incident, and is left out
+  of the sizing percentile. The forest runs only on resources where leaving the surge
+  out would change the percentile, so it costs little on large fleets;
+- **class**: idle, steady, diurnal (period 24 or 168 hours), bursty or trending.
+
+>>> import numpy as np
+>>> from forestream.optimizer.workload import analyze
+>>> hours = np.arange(14 * 24 * 12) / 12
+>>> daily = 1 + 0.8 * np.sin(2 * np.pi * hours / 24) ** 2
+>>> flat = np.full(hours.size, 2.0)
+>>> result = analyze(np.vstack([daily, flat]), capacity=np.array([4.0, 4.0]))
+>>> result.workload_class.tolist(), result.period_hours.tolist()
+(['diurnal', 'steady'], [24, 0])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+WORKLOAD_CLASSES = ("idle", "steady", "diurnal", "bursty", "trending")
+MIN_REGIME_HOURS = 30  # as AWS asks of any lookback: at least 30 hours of data
+IDLE_PCT = 5.0  # P99 of hourly peaks below 5 % of the current capacity
+
+
+@dataclass
+class WorkloadAnalysis:
+    """Per-resource results of :func:`analyze` (arrays of length R)."""
+
+    workload_class: np.ndarray  # one of WORKLOAD_CLASSES
+    period_hours: np.ndarray  # 24 or 168 for diurnal workloads, else 0
+    regime_start: np.ndarray  # first sample of the current regime (0: no shift)
+    growth: np.ndarray  # projected peak at the end of the horizon / peak now (>= 1)
+    burstiness: np.ndarray  # (P99 - P50) / P99 of the samples
+    spike_hours: np.ndarray  # hours left out of sizing as one-off spikes
+    spike_mask: np.ndarray  # (R, H) True for the left-out hours
+    mem_regime_start: np.ndarray  # first sample of the current memory regime
+    mem_growth: np.ndarray  # projected growth of the memory peaks over the horizon
+    level: np.ndarray  # the sizing percentile of the current regime (spikes included)
+
+
+def analyze(demand: np.ndarray, *, capacity: np.ndarray, memory: np.ndarray | None = None,
+            samples_per_hour: int = 12, horizon_days: float = 7.0,
+            level_percentile: float = 99.5, exclude_spikes: bool = True,
+            seed: int = 0) -> WorkloadAnalysis:
+    """Analyse a ``(R, T)`` CPU demand matrix (NaN = missing) of resources with the given
+    current ``capacity`` (same unit as the demand); ``memory`` (same shape, optional)
+    adds the memory regime, trend and class."""
+    R, T = demand.shape
+    H = T // samples_per_hour
+    if H < 2:
+        raise ValueError(f"need at least two hours of samples, got {T}")
+    demand = demand[:, : H * samples_per_hour]
+    hourly_max, hourly_mean = hourly_stats(demand, samples_per_hour)
+    start_hour = regime_starts(hourly_mean)
+    hours = np.arange(H)
+    in_regime = hours[None, :] >= start_hour[:, None]
+    hourly_max = np.where(in_regime, hourly_max, np.nan)
+    hourly_mean = np.where(in_regime, hourly_mean, np.nan)
+
+    growth = trend_growth(hourly_mean, horizon_days)
+    q50, q99, level = nan_quantiles_masked(
+        demand, start_hour * samples_per_hour,
+        np.array([0.5, 0.99, level_percentile / 100.0])).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        burstiness = np.where(q99 > 0, (q99 - q50) / q99, 0.0)
+    acf24 = autocorrelation(hourly_mean, 24)
+    acf168 = autocorrelation(hourly_mean, 168)
+    with np.errstate(invalid="ignore"):
+        peak_pct = 100.0 * _nan_quantile_rows(hourly_max, 0.99) / np.maximum(capacity, 1e-12)
+    amplitude = _profile_amplitude(hourly_mean)
+
+    classes = np.full(R, "steady", dtype=object)
+    period = np.zeros(R, dtype=np.int64)
+    periodic = ((acf24 >= 0.5) | (acf168 >= 0.5)) & (amplitude >= 0.25)
+    classes[burstiness >= 0.5] = "bursty"
+    classes[periodic] = "diurnal"
+    period[periodic] = np.where(acf168[periodic] > acf24[periodic] + 0.1, 168, 24)
+    mem_start = np.zeros(R, dtype=np.int64)
+    mem_growth = np.ones(R)
+    if memory is not None:
+        memory = memory[:, : H * samples_per_hour]
+        mem_max, mem_mean = hourly_stats(memory, samples_per_hour)
+        mem_start = regime_starts(mem_mean)
+        mem_max = np.where(hours[None, :] >= mem_start[:, None], mem_max, np.nan)
+        mem_growth = trend_growth(mem_max, horizon_days)
+    trending = (growth >= 1.1) | (mem_growth >= 1.1)
+    classes[trending] = "trending"
+    period[trending] = 0
+    idle = peak_pct < IDLE_PCT
+    classes[idle] = "idle"
+    period[idle] = 0
+
+    mask = np.zeros((R, H), dtype=bool)
+    if exclude_spikes:
+        mask = one_off_spikes(demand, hourly_max, hourly_mean, start_hour, samples_per_hour,
+                              level_percentile, level=level, saturation=0.99 * capacity,
+                              seed=seed)
+    return WorkloadAnalysis(classes, period, start_hour * samples_per_hour, growth,
+                            np.nan_to_num(burstiness), mask.sum(axis=1), mask,
+                            mem_start * samples_per_hour, mem_growth, level)
+
+
+# ------------------------------------------------------------------ regime and trend
+def regime_starts(hourly_mean: np.ndarray, min_change: float = 0.25,
+                  min_hours: int = MIN_REGIME_HOURS, guard_hours: int = 6) -> np.ndarray:
+    """First hour of the current regime per row (0 when the level never stepped).
+
+    The split that best separates the hourly means into two levels is a regime shift
+    when the levels differ by at least ``min_change`` (relative) and each side is flat
+    compared with the step: the day-long rolling means on either side vary by less than
+    half the step, so a trend or a weekly weekend dip is not taken for a shift. The new
+    regime starts ``guard_hours`` after the split (when that leaves ``min_hours``), as
+    the split of noisy hourly means can miss the true step by a few hours.
+    """
+    R, H = hourly_mean.shape
+    out = np.zeros(R, dtype=np.int64)
+    if hourly_mean.shape[1] < 24 + min_hours + 1:
+        return out
+    x = _fill_nan_rows(hourly_mean)
+    csum = np.concatenate([np.zeros((R, 1)), np.cumsum(x, axis=1)], axis=1)
+    k = np.arange(24, H - min_hours + 1)
+    before = csum[:, k] / k
+    after = (csum[:, -1:] - csum[:, k]) / (H - k)
+    score = np.abs(before - after) * np.sqrt(k * (H - k))
+    best = np.argmax(score, axis=1)
+    split = k[best]
+    mu1 = before[np.arange(R), best]
+    mu2 = after[np.arange(R), best]
+    low = np.minimum(mu1, mu2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(low > 0, np.maximum(mu1, mu2) / low, np.inf)
+    step = np.abs(mu1 - mu2)
+    rolling = (csum[:, 24:] - csum[:, :-24]) / 24.0  # window [j, j+24)
+    j = np.arange(rolling.shape[1])
+    left = j[None, :] + 24 <= split[:, None]
+    right = j[None, :] >= split[:, None]
+    spread_left = _masked_range(rolling, left)
+    spread_right = _masked_range(rolling, right)
+    flat = (spread_left < 0.5 * step) & (spread_right < 0.5 * step)
+    shifted = (ratio >= 1.0 + min_change) & flat & (mu1 + mu2 > 0)
+    guarded = np.where(split + guard_hours <= H - min_hours, split + guard_hours, split)
+    out[shifted] = guarded[shifted]
+    return out
+
+
+def trend_growth(hourly: np.ndarray, horizon_days: float, min_r2: float = 0.6,
+                 min_days: int = 3) -> np.ndarray:
+    """Projected growth of daily peaks over ``horizon_days`` (1.0 when not trending).
+
+    A least-squares line through the daily maxima of ``hourly`` (NaN days skipped); the
+    growth is the line's value ``horizon_days`` after the last day over its value on the
+    last day, when the slope is positive and the line explains at least ``min_r2`` of
+    the variance.
+    """
+    R, H = hourly.shape
+    D = H // 24
+    if hourly.shape[1] < 24 * min_days:
+        return np.ones(R)
+    daily = _nanmax_axis(hourly[:, : D * 24].reshape(R, D, 24), axis=2)
+    valid = np.isfinite(daily)
+    n = valid.sum(axis=1)
+    x = np.where(valid, np.arange(D)[None, :], 0.0)
+    y = np.where(valid, daily, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = x.sum(axis=1) / n
+        my = y.sum(axis=1) / n
+        dx = np.where(valid, x - mx[:, None], 0.0)
+        dy = np.where(valid, y - my[:, None], 0.0)
+        sxx = (dx * dx).sum(axis=1)
+        sxy = (dx * dy).sum(axis=1)
+        syy = (dy * dy).sum(axis=1)
+        slope = sxy / sxx
+        r2 = np.where(syy > 0, sxy * sxy / (sxx * syy), 0.0)
+        last_x = np.where(valid, np.arange(D)[None, :], -1).max(axis=1)
+        at_last = my + slope * (last_x - mx)
+        ahead = at_last + slope * horizon_days
+        growth = np.where(at_last > 0, ahead / at_last, 1.0)
+    trending = (n >= min_days) & (slope > 0) & (r2 >= min_r2) & np.isfinite(growth)
+    return np.where(trending, np.clip(growth, 1.0, 4.0), 1.0)
+
+
+def autocorrelation(hourly: np.ndarray, lag: int) -> np.ndarray:
+    """Autocorrelation of each row at ``lag`` hours (NaN-aware; 0 when too short)."""
+    R, H = hourly.shape
+    if hourly.shape[1] < 2 * lag:
+        return np.zeros(R)
+    valid = np.isfinite(hourly)
+    mean = (np.where(valid, hourly, 0.0).sum(axis=1, keepdims=True)
+            / np.maximum(valid.sum(axis=1, keepdims=True), 1))
+    z = np.where(valid, hourly - mean, 0.0)
+    num = (z[:, lag:] * z[:, :-lag] * (valid[:, lag:] & valid[:, :-lag])).sum(axis=1)
+    den = (z * z).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = (valid[:, lag:] & valid[:, :-lag]).sum(axis=1)
+        scale = valid.sum(axis=1) / np.maximum(pairs, 1)
+        return np.where(den > 0, num * scale / den, 0.0)
+
+
+# --------------------------------------------------------------------- one-off spikes
+def one_off_spikes(demand: np.ndarray, hourly_max: np.ndarray, hourly_mean: np.ndarray,
+                   start_hour: np.ndarray, samples_per_hour: int, level_percentile: float, *,
+                   level: np.ndarray | None = None, saturation: np.ndarray | None = None,
+                   recur_fraction: float = 0.8, max_per_week: float = 2.0,
+                   max_share: float = 0.02, seed: int = 0) -> np.ndarray:
+    """(R, H) mask of hours that hold one-off spikes, to leave out of sizing.
+
+    An hour is a spike candidate when its peak is above the sizing percentile and no
+    other day reaches ``recur_fraction`` of it within an hour of the same time of day,
+    nor another week at the same time of week. Candidates must be rare (at most
+    ``max_per_week`` separate runs a week, at most ``max_share`` of the samples) and
+    leaving them out must matter: lower the percentile by over 5 %, or be what takes the
+    share of samples at ``saturation`` above the percentile's tail. Then a small Random Cut
+    Forest is fitted on the resource's hourly (peak, mean, time of day) points; a run is
+    left out when its highest hour is among the resource's most anomalous 3 %.
+    """
+    R, H = hourly_max.shape
+    mask = np.zeros((R, H), dtype=bool)
+    q = level_percentile / 100.0
+    start = start_hour * samples_per_hour
+    if level is None:
+        level = nan_quantiles_masked(demand, start, np.array([q]))[:, 0]
+    high = np.nan_to_num(hourly_max, nan=-np.inf) >= level[:, None]
+    if not high.any():
+        return mask
+    other = _best_elsewhere(hourly_max, 24)
+    if H >= 2 * 168:
+        other = np.fmax(other, _best_elsewhere(hourly_max, 168))
+    candidate = high & ~(np.nan_to_num(other, nan=-np.inf) >= recur_fraction * hourly_max)
+    runs = (candidate & ~np.concatenate([np.zeros((R, 1), bool), candidate[:, :-1]], axis=1))
+    events = runs.sum(axis=1)
+    hours_seen = np.maximum(H - start_hour, 1)
+    share = candidate.sum(axis=1) / hours_seen
+    rare = events <= np.maximum(1.0, max_per_week * hours_seen / 168.0)
+    rows = np.flatnonzero((events >= 1) & rare & (share <= max_share))
+    if rows.size == 0:
+        return mask
+    hour_of = np.arange(H * samples_per_hour) // samples_per_hour
+    trimmed = np.ascontiguousarray(demand[rows][:, : H * samples_per_hour])
+    cleaned = np.where(candidate[rows][:, hour_of], np.nan, trimmed)
+    after = nan_quantiles_masked(cleaned, start[rows], np.array([q]))[:, 0]
+    worth = after < 0.95 * level[rows]
+    if saturation is not None:  # or they are what makes the resource look saturated
+        worth |= (_share_above(trimmed, start[rows], saturation[rows]) > 1 - q) & (
+            _share_above(cleaned, start[rows], saturation[rows]) <= 1 - q)
+    for r in rows[worth]:
+        scores = _rcf_scores(hourly_max[r], hourly_mean[r], start_hour[r], seed)
+        if scores is None:
+            continue
+        threshold = np.nanquantile(scores, 0.97)
+        hours = np.flatnonzero(candidate[r])
+        for run in np.split(hours, np.flatnonzero(np.diff(hours) > 1) + 1):
+            if np.nanmax(scores[run]) >= threshold:
+                mask[r, run] = True
+    return mask
+
+
+def _rcf_scores(hourly_max, hourly_mean, start_hour, seed) -> np.ndarray | None:
+    """Anomaly score of each hour (NaN before ``start_hour`` or when unmeasured)."""
+    from forestream.rcf import RandomCutForest
+
+    H = len(hourly_max)
+    span = np.arange(start_hour, H)
+    peak = hourly_max[span]
+    mean = hourly_mean[span]
+    valid = np.isfinite(peak) & np.isfinite(mean)
+    if valid.sum() < 48:
+        return None
+    scale = max(float(np.max(peak[valid])), 1e-12)
+    angle = 2 * np.pi * (span % 24) / 24.0
+    points = np.column_stack([peak / scale, mean / scale, 0.25 * np.cos(angle),
+                              0.25 * np.sin(angle)])[valid]
+    forest = RandomCutForest(dimensions=4, num_trees=20, sample_size=min(512, len(points)),
+                             time_decay=0.0, output_after=1, random_seed=seed)
+    # A few hundred points: one thread is faster than waking a pool (and far faster on
+    # a busy machine); the fleet-level kernels keep the cores busy anyway.
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        forest.update_many(points)
+        scores = np.full(H, np.nan)
+        scores[span[valid]] = forest.score_points(points)
+    finally:
+        numba.set_num_threads(threads)
+    return scores
+
+
+# ------------------------------------------------------------------------- kernels
+@njit(parallel=True, cache=True)
+def hourly_stats(X, per_hour):
+    """Per-row hourly maximum and mean of ``X`` (NaN-aware; NaN for an empty hour)."""
+    R, T = X.shape
+    H = T // per_hour
+    peak = np.full((R, H), np.nan)
+    mean = np.full((R, H), np.nan)
+    for r in prange(R):
+        for h in range(H):
+            m = -np.inf
+            s = 0.0
+            n = 0
+            for t in range(h * per_hour, (h + 1) * per_hour):
+                v = X[r, t]
+                if v == v:
+                    n += 1
+                    s += v
+                    if v > m:
+                        m = v
+            if n > 0:
+                peak[r, h] = m
+                mean[r, h] = s / n
+    return peak, mean
+
+
+@njit(parallel=True, cache=True)
+def nan_quantiles_masked(X, start, qs):
+    """Quantiles ``qs`` (0-1, ascending; linear interpolation as numpy's default) of each
+    row of ``X`` from column ``start[r]`` on, ignoring NaN; NaN for a row without values.
+    One copy of each row, selected in place from the lowest quantile up."""
+    R = X.shape[0]
+    out = np.full((R, len(qs)), np.nan)
+    for r in prange(R):
+        _row_quantiles(X[r], start[r], qs, out[r])
+    return out
+
+
+@njit(cache=True)
+def _row_quantiles(row, start, qs, out):
+    buf = np.empty(len(row) - start)
+    n = 0
+    for t in range(start, len(row)):
+        v = row[t]
+        if v == v:
+            buf[n] = v
+            n += 1
+    if n == 0:
+        return
+    low = 0
+    for k in range(len(qs)):
+        pos = qs[k] * (n - 1)
+        lo = int(np.floor(pos))
+        _select(buf, low, n - 1, lo)
+        value = buf[lo]
+        if lo + 1 < n and pos > lo:
+            nxt = buf[lo + 1]
+            for j in range(lo + 2, n):
+                if buf[j] < nxt:
+                    nxt = buf[j]
+            value = value + (nxt - value) * (pos - lo)
+        out[k] = value
+        low = lo
+
+
+@njit(cache=True)
+def _select(a, left, right, k):
+    """Quickselect in place: afterwards a[k] is the k-th smallest of a[left:right+1],
+    smaller values before it and larger after it. Three-way partitioning keeps runs of
+    equal values (a saturated or idle series) linear."""
+    while right > left:
+        mid = (left + right) // 2
+        x, y, z = a[left], a[mid], a[right]
+        pivot = max(min(x, y), min(max(x, y), z))  # median of three
+        lt = left
+        gt = right
+        i = left
+        while i <= gt:
+            if a[i] < pivot:
+                a[lt], a[i] = a[i], a[lt]
+                lt += 1
+                i += 1
+            elif a[i] > pivot:
+                a[gt], a[i] = a[i], a[gt]
+                gt -= 1
+            else:
+                i += 1
+        if k < lt:
+            right = lt - 1
+        elif k > gt:
+            left = gt + 1
+        else:
+            return
+
+
+@njit(parallel=True, cache=True)
+def nan_quantile_per_row(X, start, q):
+    """Quantile ``q[r]`` of row ``r`` of ``X`` from column ``start[r]`` on (NaN-aware)."""
+    R = X.shape[0]
+    out = np.full(R, np.nan)
+    for r in prange(R):
+        one = np.full(1, np.nan)
+        _row_quantiles(X[r], start[r], q[r: r + 1], one)
+        out[r] = one[0]
+    return out
+
+
+@njit(parallel=True, cache=True)
+def nanmax_from(X, start):
+    """Maximum of each row of ``X`` from column ``start[r]`` on (NaN-aware)."""
+    R, T = X.shape
+    out = np.full(R, np.nan)
+    for r in prange(R):
+        m = -np.inf
+        for t in range(start[r], T):
+            v = X[r, t]
+            if v > m:
+                m = v
+        if m > -np.inf:
+            out[r] = m
+    return out
+
+
+@njit(parallel=True, cache=True)
+def pinned_share(X, low, high, start):
+    """Per row (from ``start[r]``), the share of measured samples in [low, high], or 0
+    when any sample is above ``high`` (then the series is not capped at ``high``)."""
+    R, T = X.shape
+    out = np.zeros(R)
+    for r in prange(R):
+        hits = 0
+        n = 0
+        above = False
+        for t in range(start[r], T):
+            v = X[r, t]
+            if v == v:
+                n += 1
+                if v > high:
+                    above = True
+                    break
+                if v >= low:
+                    hits += 1
+        if n > 0 and not above:
+            out[r] = hits / n
+    return out
+
+
+def nan_quantiles(X: np.ndarray, qs) -> np.ndarray:
+    """``(R, len(qs))`` quantiles of each row of ``X``, ignoring NaN."""
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    return nan_quantiles_masked(X, np.zeros(X.shape[0], dtype=np.int64),
+                                np.asarray(qs, dtype=np.float64))
+
+
+# ------------------------------------------------------------------------- helpers
+def _best_elsewhere(hourly: np.ndarray, period: int) -> np.ndarray:
+    """For each hour, the highest value at the same phase of ``period`` (within one
+    hour either side) in any *other* period of the row."""
+    R, H = hourly.shape
+    P = H // period
+    x = np.nan_to_num(hourly, nan=-np.inf)
+    widened = x.copy()
+    widened[:, 1:] = np.maximum(widened[:, 1:], x[:, :-1])
+    widened[:, :-1] = np.maximum(widened[:, :-1], x[:, 1:])
+    blocks = widened[:, : P * period].reshape(R, P, period)
+    order = np.argsort(-blocks, axis=1)
+    first = np.take_along_axis(blocks, order[:, :1], axis=1)
+    second = np.take_along_axis(blocks, order[:, 1:2], axis=1) if P > 1 else first * -np.inf
+    own_is_first = order[:, :1] == np.arange(P)[None, :, None]
+    best = np.where(own_is_first, second, first).reshape(R, P * period)
+    out = np.full((R, H), -np.inf)
+    out[:, : P * period] = best
+    return out
+
+
+def _share_above(x: np.ndarray, start: np.ndarray, level: np.ndarray) -> np.ndarray:
+    cols = np.arange(x.shape[1])
+    use = (cols[None, :] >= start[:, None]) & np.isfinite(x)
+    hits = (use & (np.nan_to_num(x) >= level[:, None])).sum(axis=1)
+    return hits / np.maximum(use.sum(axis=1), 1)
+
+
+def _profile_amplitude(hourly_mean: np.ndarray) -> np.ndarray:
+    """(max - min) / mean of the average day (hour-of-day profile)."""
+    R, H = hourly_mean.shape
+    D = H // 24
+    if D < 1:
+        return np.zeros(R)
+    days = hourly_mean[:, : D * 24].reshape(R, D, 24)
+    valid = np.isfinite(days)
+    profile = np.where(valid, days, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    mean = profile.mean(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(mean > 0, (profile.max(axis=1) - profile.min(axis=1)) / mean, 0.0)
+
+
+def _nan_quantile_rows(x: np.ndarray, q: float) -> np.ndarray:
+    return nan_quantiles(x, [q])[:, 0]
+
+
+def _nanmax_axis(x: np.ndarray, axis: int) -> np.ndarray:
+    valid = np.isfinite(x).any(axis=axis)
+    out = np.where(np.isfinite(x), x, -np.inf).max(axis=axis)
+    return np.where(valid, out, np.nan)
+
+
+def _masked_range(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    hi = np.where(mask, x, -np.inf).max(axis=1)
+    lo = np.where(mask, x, np.inf).min(axis=1)
+    return np.where(mask.any(axis=1), hi - lo, 0.0)
+
+
+def _fill_nan_rows(x: np.ndarray) -> np.ndarray:
+    """NaN replaced by the row's mean (0 for an all-NaN row)."""
+    valid = np.isfinite(x)
+    mean = np.where(valid, x, 0.0).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    return np.where(valid, x, mean[:, None])
