@@ -14,6 +14,26 @@ from .prometheus import PrometheusError, read_prometheus
 from .timeseries import MetricInputError
 from .types import METRICS, RESOURCE_KINDS, InstanceType, Resource, UtilizationHistory
 
+# The recommender, reports and the server-side service load numba (through
+# forestream.rcf) and are imported on first use, so that importing the inputs stays light.
+_LAZY = {
+    "recommend": "recommend", "recommend_many": "recommend", "Recommendation": "recommend",
+    "Option": "recommend", "Preferences": "recommend", "InsufficientDataError": "recommend",
+    "InvalidParameterError": "recommend", "RecommendationError": "recommend",
+    "build_analysis": "report", "render_html": "report", "recommendation_table": "report",
+    "OptimizerService": "service",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forestream.optimizer' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
 __all__ = [
     "METRICS",
     "RESOURCE_KINDS",
@@ -34,4 +54,5 @@ __all__ = [
     "read_resources",
     "sample_host",
     "write_metrics",
+    *sorted(_LAZY),
 ]
