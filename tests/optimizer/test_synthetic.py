@@ -98,3 +98,18 @@ def test_bad_arguments_are_rejected():
         make_fleet(5, days=3, train_days=3)
     with pytest.raises(ValueError, match="unknown archetypes"):
         make_fleet(5, mix={"chaotic": 1.0})
+
+
+def test_functions_are_observed_from_their_true_duration_model():
+    from forestream.optimizer.synthetic import make_functions
+
+    fns = make_functions(6, seed=2, days=3, train_days=2)
+    for r, resource in enumerate(fns.resources):
+        size = resource.current["memory_mb"]
+        assert np.mean(fns.duration_ms[r]) == pytest.approx(fns.true_duration_ms(r, size),
+                                                            rel=0.05)
+        assert np.median(fns.cpu_pct[r]) == pytest.approx(100 * fns.cpu_bound[r], rel=0.05)
+        # more memory never makes it slower; beyond one vCPU it does not help
+        assert fns.true_duration_ms(r, 3008) == fns.true_duration_ms(r, 1769)
+        assert fns.true_duration_ms(r, 1769) <= fns.true_duration_ms(r, 128)
+    assert len(fns.histories()[0].timestamps) == 2 * 288

@@ -22,14 +22,17 @@ done elsewhere, identically for all of them, so policies differ only in these nu
 ``forestream``
     The same percentile as ``aws-default``, taken on what is left after
     :mod:`~forestream.optimizer.workload` drops what no longer describes the resource
-    (the part before a regime shift, rare one-off spikes), times the projected trend
-    growth over the coming period, plus a headroom sized from how much the percentile
-    itself varies between 2-day blocks of the lookback (5-25 %) instead of a fixed
-    20 %. Memory: the maximum of the current memory regime, projected along its trend,
-    plus a headroom of three times the spread of the daily memory peaks (5-30 %). A
-    resource saturated (>= 99 %) in over 0.5 % of its samples hides its true demand:
-    it asks for 1.3x its capacity, 2x when saturated in over 5 %. Idle when the P99 of
-    hourly CPU peaks stays below 5 %.
+    (the part before a regime shift, rare one-off spikes confirmed by a Random Cut
+    Forest), times the trend growth projected over ``horizon_days``, plus 5 % headroom
+    instead of 20 %: the 20 % exists to absorb shifts, spikes and growth, which are
+    handled explicitly. Memory: the maximum of the current memory regime, projected
+    along its trend, plus three times the spread of the daily memory peaks (5-30 %).
+    When more samples than the percentile's tail sit at the cap (>= 99 % in a series
+    that never goes above 100 %), the percentile was never measured: it is
+    extrapolated from a log-normal through the measured part, at most one doubling
+    of the current capacity per recommendation; memory pinned at the cap asks for
+    1.3x. GPU like CPU (without spike exclusion). Idle when the P99 of hourly CPU
+    peaks stays below 5 %.
 """
 
 from __future__ import annotations

@@ -188,6 +188,27 @@ def recommend_many(histories: Sequence[UtilizationHistory], catalog=None, *,
     type the catalog lacks) into a recommendation with finding ``InsufficientData`` or
     ``Unsupported`` and the reason in ``notes``; ``"raise"`` raises it. ``progress``
     is called with the number of resources finished after each batch.
+
+    Beyond instances and Auto Scaling groups (``Resource.current`` fields; metrics):
+
+    - ``container`` (``cpu``, ``memory_gib``; ``cpu_pct``/``mem_pct`` of the request
+      or ``mem_used_gib``): requests from the policy, rounded up to 10 millicores and
+      1/64 GiB, priced at Fargate rates; over-provisioned from 30 % less.
+    - ``function`` (``memory_mb``; ``invocations``, ``duration_ms``, ``cpu_pct`` = the
+      CPU share used while running, ``mem_pct`` or ``mem_used_gib``): the cheapest
+      memory size (64 MB steps) whose projected duration at the percentile is at most
+      5 % longer and that holds the peak memory plus headroom (20 %); the CPU-bound
+      share of the duration scales with the CPU Lambda gives (see ``_LambdaModel``).
+    - ``volume`` (``volume_type``, ``size_gib``, ``iops``, ``throughput_mbps``;
+      ``disk_*_ops``/``disk_*_bytes``): gp3 IOPS and throughput (io2 beyond gp3's
+      16,000 IOPS / 1,000 MiB/s) from the policy on the IOPS and MiB/s series.
+    - ``stream`` (``shards``; ``bytes_in``, ``records_in``, ``bytes_out``): each
+      sample needs max(bytes in / 1 MiB, records in / 1,000, bytes out / 2 MiB) shards;
+      the policy sizes that series; $0.015 per shard-hour.
+    - ``application`` (``parallelism``; ``busy_pct``, ``millis_behind``): busy share
+      times parallelism, one more when the median lag exceeds 60 s; $0.11 per KPU-hour.
+    - ``endpoint`` (``workers``, ``instance_type``; ``busy_pct`` or ``cpu_pct``): busy
+      share times workers, priced by the instance type (``ml.`` prefix dropped).
     """
     if errors not in ("report", "raise"):
         raise InvalidParameterError(f"errors must be 'report' or 'raise', got {errors!r}")
@@ -408,7 +429,7 @@ FARGATE_VCPU_HOUR = 0.04048
 FARGATE_GIB_HOUR = 0.004445
 LAMBDA_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}
 LAMBDA_FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB, less below
-LAMBDA_MAX_SLOWDOWN = 0.10  # an option may be at most 10 % slower at the percentile
+LAMBDA_MAX_SLOWDOWN = 0.05  # an option may be at most 5 % slower at the percentile
 KINESIS_SHARD_HOUR = 0.015
 KPU_HOUR = 0.11
 SHARD_IN_BYTES = 1024 * 1024  # per shard and second: 1 MiB or 1,000 records in,
