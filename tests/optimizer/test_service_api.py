@@ -256,7 +256,8 @@ def test_signed_requests_are_required_when_credentials_are_set(server_process, t
     secured = server_process(tmp_path / "data", env={
         "FORESTREAM_ACCESS_KEY_ID": "key", "FORESTREAM_SECRET_ACCESS_KEY": "secret"}).start()
     status, _, problem = call(secured, "GET", f"{API}/analyses")
-    assert status == 403 and problem["title"] == "MissingAuthenticationTokenException"
+    assert status == 403 and problem["title"] == "Forbidden"
+    assert problem["detail"].startswith("MissingAuthenticationTokenException")
     url = f"{secured.url}{API}/analyses"
     signed = AWSRequest(method="GET", url=url, headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials("key", "secret"), "forestream", "us-east-1").add_auth(signed)

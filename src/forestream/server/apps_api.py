@@ -16,32 +16,17 @@ from forestream.config import Settings
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
 
-from .auth import verify_signature
+from .rest import guard, problem
 
 PREFIX = "/api/v1/applications"
 
 
-def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": instance}, status_code=status,
-                        media_type="application/problem+json")
-
-
 def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
-    def guarded(handler):
-        """With credentials configured, every request must be SigV4-signed with them (the
-        API runs user code: it must not be open to whoever reaches the port)."""
-        if not settings.auth_enabled:
-            return handler
-
-        async def check(request: Request):
-            failure = verify_signature(request, await request.body(), settings)
-            if failure is not None:
-                return problem(403, "Forbidden", f"{failure[0]}: {failure[1]}",
-                               request.url.path)
-            return await handler(request)
-
-        return check
+    # With credentials configured, every request must be SigV4-signed with them (the
+    # API runs user code: it must not be open to whoever reaches the port).
+    guarded = guard(settings, ApplicationError,
+                    lambda request, exc: problem(exc.status, exc.title, str(exc),
+                                                 request.url.path))
 
     async def call(request: Request, fn, *args, status: int = 200, **kwargs) -> Response:
         try:

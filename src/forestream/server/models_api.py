@@ -55,15 +55,9 @@ from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ImportFailed, InvalidInput, ModelsError
 from forestream.models.registry import ModelRegistry
 
-from .auth import verify_signature
+from .rest import guard, json_object, problem, threaded
 
 UPLOAD_SPOOL_BYTES = 16 * 1024 * 1024
-
-
-def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": instance, **extra},
-                        status_code=status, media_type="application/problem+json")
 
 
 def _error(request: Request, exc: ModelsError) -> JSONResponse:
@@ -99,36 +93,10 @@ def _time(params, name: str) -> dt.datetime | None:
 
 def routes(registry: ModelRegistry, endpoints: EndpointManager,
            settings: Settings) -> list[Route]:
-    def guarded(handler):
-        async def run(request: Request):
-            if settings.auth_enabled:
-                failure = verify_signature(request, await request.body(), settings)
-                if failure is not None:
-                    return problem(403, failure[0], failure[1], request.url.path)
-            try:
-                return await handler(request)
-            except ModelsError as exc:
-                return _error(request, exc)
-        return run
-
-    async def threaded(fn, *args, status: int = 200, **kwargs) -> Response:
-        result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-        if result is None:
-            return Response(status_code=204)
-        return JSONResponse(result, status_code=status)
+    guarded = guard(settings, ModelsError, _error)
 
     async def body(request: Request) -> dict:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            import orjson
-            data = orjson.loads(raw)
-        except ValueError:
-            raise InvalidInput("request body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise InvalidInput("request body must be a JSON object")
-        return data
+        return await json_object(request, InvalidInput)
 
     def version_of(request: Request) -> int:
         raw = request.path_params["version"]

@@ -37,57 +37,26 @@ import math
 
 import anyio
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from forestream.config import Settings
 from forestream.optimizer.service import InvalidRequestError, OptimizerError, OptimizerService
 
-from .auth import verify_signature
+from .rest import guard, json_object, problem, threaded
 
 PREFIX = "/api/v1/optimizer"
 #: The report is self-contained: it may not load or run anything.
 REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def problem(status: int, title: str, detail: str, instance: str) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": instance}, status_code=status,
-                        media_type="application/problem+json")
-
-
 def routes(service: OptimizerService, settings: Settings) -> list[Route]:
-    def guarded(handler):
-        async def run(request: Request):
-            if settings.auth_enabled:
-                failure = verify_signature(request, await request.body(), settings)
-                if failure is not None:
-                    return problem(403, failure[0], failure[1], request.url.path)
-            try:
-                return await handler(request)
-            except OptimizerError as exc:
-                return problem(exc.status, exc.code, str(exc), request.url.path)
-        return run
-
-    async def threaded(fn, *args, status: int = 200, **kwargs) -> Response:
-        result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-        if result is None:
-            return Response(status_code=204)
-        return JSONResponse(result, status_code=status)
+    guarded = guard(settings, OptimizerError,
+                    lambda request, exc: problem(exc.status, exc.code, str(exc),
+                                                 request.url.path))
 
     async def body(request: Request) -> dict:
-        raw = await request.body()
-        if not raw:
-            return {}
-        import orjson
-
-        try:
-            data = orjson.loads(raw)
-        except ValueError:
-            raise InvalidRequestError("request body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise InvalidRequestError("request body must be a JSON object")
-        return data
+        return await json_object(request, InvalidRequestError)
 
     async def analyses(request: Request):
         if request.method == "POST":

@@ -1,0 +1,69 @@
+"""Plumbing shared by forestream's own REST APIs (``/api/v1/...``).
+
+Errors are RFC 9457 problem details (``application/problem+json``); with credentials
+configured every request must carry a valid AWS Signature V4 (service ``forestream``);
+blocking work runs on a worker thread; bodies are JSON objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from forestream.config import Settings
+
+from .auth import verify_signature
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSONResponse:
+    """A problem-details response; ``extra`` members are added to the object."""
+    return JSONResponse({"type": "about:blank", "title": title, "status": status,
+                         "detail": detail, "instance": instance, **extra},
+                        status_code=status, media_type="application/problem+json")
+
+
+def guard(settings: Settings, errors: type[Exception],
+          render: Callable[[Request, Exception], Response]) -> Callable[[Handler], Handler]:
+    """Wrap handlers: check the signature when credentials are configured, and turn the
+    package's ``errors`` into responses with ``render``."""
+    def wrap(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            if settings.auth_enabled:
+                failure = verify_signature(request, await request.body(), settings)
+                if failure is not None:
+                    return problem(403, "Forbidden", f"{failure[0]}: {failure[1]}",
+                                   request.url.path)
+            try:
+                return await handler(request)
+            except errors as exc:
+                return render(request, exc)
+        return run
+    return wrap
+
+
+async def threaded(fn, *args, status: int = 200, **kwargs) -> Response:
+    """Run ``fn`` on a worker thread; its dict becomes JSON, None a 204."""
+    result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+    if result is None:
+        return Response(status_code=204)
+    return JSONResponse(result, status_code=status)
+
+
+async def json_object(request: Request, invalid: type[Exception]) -> dict:
+    """The request body as a JSON object ({} when empty); ``invalid`` otherwise."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except ValueError:
+        raise invalid("request body must be a JSON object") from None
+    if not isinstance(data, dict):
+        raise invalid("request body must be a JSON object")
+    return data
