@@ -37,6 +37,8 @@ bench: $(STAMP)  # every benchmark, peers side by side (several minutes; see ben
 	$(PY) benchmarks/nab_rcf.py
 	$(PY) benchmarks/streams_throughput.py
 	$(PY) benchmarks/processing_throughput.py
+	$(PY) benchmarks/serving_latency.py
+	$(PY) benchmarks/rightsizing_eval.py
 
 server: $(STAMP)  # the forestream server on http://127.0.0.1:4567 (data in ./.forestream)
 	$(VENV)/bin/forestream server

@@ -79,12 +79,13 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     app = Starlette(routes=[
+        # the two hot routes first: Starlette tries routes in order
+        *sagemaker_routes(endpoints, settings),
         Route("/", aws_entry, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         *application_routes(manager, settings),
         *model_routes(registry, endpoints, settings),
-        *sagemaker_routes(endpoints, settings),
         *optimizer_routes(optimizer, settings),
     ], lifespan=lifespan)
     app.state.store = store
