@@ -1,109 +1,23 @@
-"""``forestream models ...``: import, register, approve, deploy and invoke models."""
+"""``forestream models ...``: import, register, approve, deploy and invoke models.
+
+The ``endpoints`` sub-group and ``transform`` (:mod:`forestream.cli_endpoints`) are
+registered here too; the REST client all of them use is :mod:`forestream.cli_models_rest`.
+"""
 
 from __future__ import annotations
 
 import io
-import json
 import sys
 import tarfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from forestream.cli_apps import _signature
+from forestream.cli_endpoints import endpoints, transform_cmd
+from forestream.cli_models_rest import console, err_console, parse_pairs, rest, show_json
 from forestream.cli_streams import endpoint_option
-
-console = Console()
-err_console = Console(stderr=True)
-
-
-def rest(endpoint: str, method: str, path: str, body: dict | None = None, *,
-         raw: bytes | None = None, content_type: str = "application/json",
-         query: dict | None = None):
-    """Call the server's REST API; problem details become clean CLI errors."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None
-                                        else None)
-    url = f"{endpoint}{path}"
-    if query:
-        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-    headers = {"Content-Type": content_type, "X-Forestream-User": _user(),
-               **_signature(method, url, data)}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            payload = response.read()
-            return json.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        try:
-            problem = json.loads(exc.read())
-            detail = f"{problem.get('title')}: {problem.get('detail')}"
-            if problem.get("version") is not None:
-                detail += f" (recorded as version {problem['version']}, status Failed)"
-        except ValueError:
-            detail = str(exc.reason)
-        raise click.ClickException(f"{exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
-                                   "`forestream server` running?") from None
-
-
-def _user() -> str:
-    """Who is asking (recorded as created_by / approval history 'by')."""
-    import getpass
-
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "cli"
-
-
-def _pairs(items: tuple[str, ...], option: str, numeric: bool = False) -> dict | None:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=option)
-        if numeric:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                raise click.BadParameter(f"{item!r}: the value must be a number",
-                                         param_hint=option) from None
-        else:
-            out[key] = value
-    return out or None
-
-
-def _ref(text: str) -> tuple[str, str]:
-    group, sep, version = text.partition(":")
-    if not sep or not group or not version:
-        raise click.BadParameter(f"{text!r}: expected GROUP:VERSION, e.g. churn:3")
-    return group, version
-
-
-def _pack(path: Path) -> tuple[bytes, str]:
-    """A local file as is; a directory as a gzipped tar of its contents (model files at
-    the root, as SageMaker's model.tar.gz)."""
-    if path.is_file():
-        return path.read_bytes(), path.name
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for item in sorted(path.rglob("*")):
-            if item.is_symlink():
-                raise click.ClickException(f"{item} is a symbolic link; copy the file it "
-                                           "points to into the model directory instead")
-            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
-    return buffer.getvalue(), f"{path.name}.tar.gz"
-
-
-def _show(data) -> None:
-    console.print_json(json.dumps(data, default=str))
 
 
 @click.group()
@@ -120,6 +34,10 @@ def models() -> None:
     The invocation route is SageMaker's: boto3's sagemaker-runtime client works against
     the server unchanged (endpoint_url=http://127.0.0.1:4567).
     """
+
+
+models.add_command(endpoints)
+models.add_command(transform_cmd)
 
 
 @models.command("import")
@@ -154,10 +72,10 @@ def import_(source, group, framework, trust, sample_input, sample_content_type, 
     server; the server validates by loading the model in a worker process.
     """
     body: dict = {"framework": framework, "trust": trust, "description": description,
-                  "metadata": _pairs(metadata, "--metadata"),
-                  "customer_metadata": _pairs(customer_metadata, "--customer-metadata"),
-                  "metrics": _pairs(metric, "--metric", numeric=True),
-                  "tags": _pairs(tag, "--tag")}
+                  "metadata": parse_pairs(metadata, "--metadata"),
+                  "customer_metadata": parse_pairs(customer_metadata, "--customer-metadata"),
+                  "metrics": parse_pairs(metric, "--metric", numeric=True),
+                  "tags": parse_pairs(tag, "--tag")}
     if source.startswith("s3://"):
         body["source"] = source
         if s3_endpoint_url:
@@ -201,7 +119,7 @@ def list_(as_json, endpoint_url):
         if not token:
             break
     if as_json:
-        _show(groups)
+        show_json(groups)
         return
     table = Table("group", "versions", "latest", "latest approved", "created")
     for g in groups:
@@ -226,7 +144,7 @@ def versions(group, approval_status, status, metadata, search, as_json, endpoint
     """List model versions (of GROUP, or of every group), newest first."""
     query = {"approval_status": approval_status, "status": status, "q": search,
              "group": group}
-    for key, value in (_pairs(metadata, "--metadata") or {}).items():
+    for key, value in (parse_pairs(metadata, "--metadata") or {}).items():
         query[f"metadata.{key}"] = value
     rows, token = [], None
     while True:
@@ -237,7 +155,7 @@ def versions(group, approval_status, status, metadata, search, as_json, endpoint
         if not token:
             break
     if as_json:
-        _show(rows)
+        show_json(rows)
         return
     table = Table("version", "status", "approval", "framework", "size", "created", "source")
     for v in rows:
@@ -256,16 +174,9 @@ def describe(name, endpoint_url):
         group, version = _ref(name)
         path = (f"/api/v1/models/groups/{group}/latest-approved" if version == "approved"
                 else f"/api/v1/models/groups/{group}/versions/{version}")
-        _show(rest(endpoint_url, "GET", path))
+        show_json(rest(endpoint_url, "GET", path))
     else:
-        _show(rest(endpoint_url, "GET", f"/api/v1/models/groups/{name}"))
-
-
-def _set_approval(ref: str, status: str, description: str, endpoint_url: str) -> None:
-    group, version = _ref(ref)
-    result = rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
-                  {"approval_status": status, "approval_description": description})
-    click.echo(f"{result['ref']} {result['approval_status']}")
+        show_json(rest(endpoint_url, "GET", f"/api/v1/models/groups/{name}"))
 
 
 @models.command("approve")
@@ -296,11 +207,12 @@ def reject(ref, description, endpoint_url):
 def update(ref, customer_metadata, remove_customer_metadata, metric, tag, endpoint_url):
     """Change a version's customer metadata, metrics or tags."""
     group, version = _ref(ref)
-    body = {"customer_metadata": _pairs(customer_metadata, "--customer-metadata"),
+    body = {"customer_metadata": parse_pairs(customer_metadata, "--customer-metadata"),
             "remove_customer_metadata": list(remove_customer_metadata) or None,
-            "metrics": _pairs(metric, "--metric", numeric=True), "tags": _pairs(tag, "--tag")}
-    _show(rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
-               {k: v for k, v in body.items() if v is not None}))
+            "metrics": parse_pairs(metric, "--metric", numeric=True),
+            "tags": parse_pairs(tag, "--tag")}
+    show_json(rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
+                   {k: v for k, v in body.items() if v is not None}))
 
 
 @models.command("delete")
@@ -314,19 +226,6 @@ def delete(name, endpoint_url):
     else:
         rest(endpoint_url, "DELETE", f"/api/v1/models/groups/{name}")
     click.echo(f"deleted {name}")
-
-
-def _wait(endpoint_url: str, name: str, timeout: float) -> dict:
-    deadline = time.monotonic() + timeout
-    with err_console.status(f"waiting for endpoint {name}"):
-        while True:
-            ep = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}")
-            if ep["status"] in ("InService", "Failed"):
-                return ep
-            if time.monotonic() > deadline:
-                raise click.ClickException(f"endpoint {name} is still {ep['status']} after "
-                                           f"{timeout:.0f} s")
-            time.sleep(0.25)
 
 
 @models.command("deploy")
@@ -429,100 +328,45 @@ def invoke(endpoint_name, content_type, body_file, accept, custom_attributes, ta
             sys.stdout.buffer.write(b"\n")
 
 
-@models.group("endpoints", invoke_without_command=True)
-@endpoint_option
-@click.pass_context
-def endpoints(ctx, endpoint_url):
-    """List endpoints (and manage them with the sub-commands)."""
-    if ctx.invoked_subcommand is not None:
-        return
-    table = Table("endpoint", "status", "variant", "model", "weight", "workers", "reason")
-    for ep in rest(endpoint_url, "GET", "/api/v1/endpoints")["endpoints"]:
-        for i, v in enumerate(ep["variants"]):
-            table.add_row(ep["name"] if i == 0 else "", ep["status"] if i == 0 else "",
-                          v["variant_name"], v["model"], f"{v['current_weight']:g}",
-                          f"{v['current_workers']}/{v['desired_workers']}",
-                          (ep.get("failure_reason") or "") if i == 0 else "")
-    console.print(table)
+# --------------------------------------------------------------------------- helpers
+
+def _ref(text: str) -> tuple[str, str]:
+    group, sep, version = text.partition(":")
+    if not sep or not group or not version:
+        raise click.BadParameter(f"{text!r}: expected GROUP:VERSION, e.g. churn:3")
+    return group, version
 
 
-@endpoints.command("describe")
-@click.argument("name")
-@endpoint_option
-def endpoint_describe(name, endpoint_url):
-    """Describe endpoint NAME as JSON."""
-    _show(rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}"))
+def _pack(path: Path) -> tuple[bytes, str]:
+    """A local file as is; a directory as a gzipped tar of its contents (model files at
+    the root, as SageMaker's model.tar.gz)."""
+    if path.is_file():
+        return path.read_bytes(), path.name
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for item in sorted(path.rglob("*")):
+            if item.is_symlink():
+                raise click.ClickException(f"{item} is a symbolic link; copy the file it "
+                                           "points to into the model directory instead")
+            tar.add(item, arcname=str(item.relative_to(path)), recursive=False)
+    return buffer.getvalue(), f"{path.name}.tar.gz"
 
 
-@endpoints.command("weights")
-@click.argument("name")
-@click.argument("settings", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
-@click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N")
-@endpoint_option
-def endpoint_weights(name, settings, worker_settings, endpoint_url):
-    """Change variant weights (and worker counts) live."""
-    weights = _pairs(settings, "VARIANT=WEIGHT", numeric=True)
-    workers = {k: int(v) for k, v in (_pairs(worker_settings, "--workers", numeric=True)
-                                      or {}).items()} or None
-    _show(rest(endpoint_url, "PATCH", f"/api/v1/endpoints/{name}",
-               {"weights": weights, "workers": workers}))
+def _set_approval(ref: str, status: str, description: str, endpoint_url: str) -> None:
+    group, version = _ref(ref)
+    result = rest(endpoint_url, "PATCH", f"/api/v1/models/groups/{group}/versions/{version}",
+                  {"approval_status": status, "approval_description": description})
+    click.echo(f"{result['ref']} {result['approval_status']}")
 
 
-@endpoints.command("delete")
-@click.argument("name")
-@endpoint_option
-def endpoint_delete(name, endpoint_url):
-    """Delete endpoint NAME (in-flight requests finish first)."""
-    rest(endpoint_url, "DELETE", f"/api/v1/endpoints/{name}")
-    click.echo(f"deleted {name}")
-
-
-@endpoints.command("logs")
-@click.argument("name")
-@click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True)
-@endpoint_option
-def endpoint_logs(name, tail, endpoint_url):
-    """Print the worker logs of endpoint NAME (what the model code printed)."""
-    logs = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}/logs",
-                query={"tail": tail})["logs"]
-    for worker, lines in logs.items():
-        console.rule(worker)
-        for line in lines:
-            click.echo(line)
-
-
-@models.command("transform")
-@click.argument("endpoint_name")
-@click.option("--input", "source", required=True,
-              help="A .csv / .jsonl file, or kinesis://STREAM.")
-@click.option("--output", "destination", required=True,
-              help="A .csv / .jsonl file, or kinesis://STREAM.")
-@click.option("--content-type", default=None, help="text/csv or application/json "
-              "(default: from the input file's extension; required for streams).")
-@click.option("--batch-size", type=click.IntRange(1, 100_000), default=100, show_default=True,
-              help="Rows per request.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
-              help="Requests in flight.")
-@click.option("--join-input", is_flag=True, help='Write {"input": ..., "output": ...} lines.')
-@endpoint_option
-def transform_cmd(endpoint_name, source, destination, content_type, batch_size, concurrency,
-                  join_input, endpoint_url):
-    """Batch transform: score every row of a file or stream through ENDPOINT_NAME."""
-    from forestream.models.batch import endpoint_invoker, transform
-    from forestream.models.errors import ModelsError
-
-    kinesis = None
-    if source.startswith("kinesis://") or destination.startswith("kinesis://"):
-        from forestream.cli_streams import client
-
-        kinesis = client(endpoint_url)
-    try:
-        summary = transform(source, destination, endpoint_invoker(endpoint_url, endpoint_name),
-                            content_type=content_type, batch_size=batch_size,
-                            concurrency=concurrency, join_input=join_input,
-                            kinesis_client=kinesis, console=err_console)
-    except ModelsError as exc:
-        raise click.ClickException(exc.message) from None
-    err_console.print(f"{summary['rows']:,} rows in {summary['requests']:,} requests, "
-                      f"{summary['seconds']} s ({summary['rows_per_second']} rows/s) → "
-                      f"{destination}")
+def _wait(endpoint_url: str, name: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    with err_console.status(f"waiting for endpoint {name}"):
+        while True:
+            ep = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}")
+            if ep["status"] in ("InService", "Failed"):
+                return ep
+            if time.monotonic() > deadline:
+                raise click.ClickException(f"endpoint {name} is still {ep['status']} after "
+                                           f"{timeout:.0f} s")
+            time.sleep(0.25)

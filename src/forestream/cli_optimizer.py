@@ -4,7 +4,8 @@
 ``analyses`` and ``components`` talk to a ``forestream server``; ``agent`` samples this
 host; ``catalog`` browses instance types; ``report`` re-renders a saved analysis. The
 numeric libraries are imported by the commands that use them, so ``forestream --help``
-stays quick.
+stays quick. ``analyses`` and ``components`` live in :mod:`forestream.cli_optimizer_server`,
+the options and output shared with them in :mod:`forestream.cli_optimizer_options`.
 """
 
 from __future__ import annotations
@@ -12,91 +13,30 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from forestream.cli_apps import _signature
-from forestream.cli_streams import endpoint_option
+# ``name as name``: re-exported for code that imports it from here, where it lived before.
+from forestream.cli_optimizer_options import CPU_HEADROOMS as CPU_HEADROOMS
+from forestream.cli_optimizer_options import CPU_PERCENTILES as CPU_PERCENTILES
+from forestream.cli_optimizer_options import FINDINGS as FINDINGS
+from forestream.cli_optimizer_options import KINDS as KINDS
+from forestream.cli_optimizer_options import LOOKBACK_DAYS as LOOKBACK_DAYS
+from forestream.cli_optimizer_options import MEM_HEADROOMS as MEM_HEADROOMS
+from forestream.cli_optimizer_options import POLICIES as POLICIES
+from forestream.cli_optimizer_options import (
+    console,
+    err_console,
+    output_options,
+    pop_preferences,
+    preference_options,
+    show_analysis,
+)
+from forestream.cli_optimizer_server import analyses, components
 
-console = Console()
-err_console = Console(stderr=True)
-
-# The accepted values, as in forestream.optimizer.recommend (a test keeps them equal); kept
-# here so that --help lists them without importing the recommender.
-LOOKBACK_DAYS = ("14", "32", "93")
-POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
-CPU_PERCENTILES = ("90", "95", "99.5")
-CPU_HEADROOMS = ("0", "0.2", "0.3")
-MEM_HEADROOMS = ("0.1", "0.2", "0.3")
-FINDINGS = ("Overprovisioned", "Underprovisioned", "Optimized", "Idle", "InsufficientData",
-            "Unsupported")
-KINDS = ("instance", "asg", "container", "function", "volume", "stream", "application",
-         "endpoint")
 PROGRESS_FROM = 200  # resources: below this a run takes a second or two
-
-
-def preference_options(command):
-    """The recommendation preferences shared by ``recommend``, ``prometheus`` and
-    ``analyses create``."""
-    options = [
-        click.option("--lookback-days", type=click.Choice(LOOKBACK_DAYS), default="14",
-                     show_default=True, help="Days of history to size on (the most recent)."),
-        click.option("--policy", type=click.Choice(POLICIES), default="forestream",
-                     show_default=True, help="forestream: adaptive headroom, regime shifts "
-                     "and one-off spikes left out; aws-default: AWS Compute Optimizer's "
-                     "P99.5 + 20 %; max-rule, vpa, krr: other baselines."),
-        click.option("--cpu-percentile", type=click.Choice(CPU_PERCENTILES), default="99.5",
-                     show_default=True, help="Percentile of 5-minute CPU maxima to size on."),
-        click.option("--cpu-headroom", type=click.Choice(CPU_HEADROOMS), default=None,
-                     help="Spare CPU on top of the percentile [default: the policy's]."),
-        click.option("--mem-headroom", type=click.Choice(MEM_HEADROOMS), default=None,
-                     help="Spare memory on top of the peak [default: the policy's]."),
-        click.option("--horizon-days", type=click.FloatRange(0, 93), default=7.0,
-                     show_default=True, help="How far ahead a growth trend is projected."),
-        click.option("--max-options", type=click.IntRange(1, 10), default=3,
-                     show_default=True, help="Ranked options per resource."),
-        click.option("--allow-graviton", is_flag=True,
-                     help="Offer arm64 (Graviton) types to x86 workloads (your software must "
-                          "have arm64 builds)."),
-        click.option("--include-burstable", is_flag=True,
-                     help="Offer T-family (burstable) types; their CPU credits are not "
-                          "modelled."),
-        click.option("--region", default="us-east-1", show_default=True,
-                     help="Region whose catalog prices and types are used."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def output_options(command):
-    """Where results go, and which rows the table shows."""
-    options = [
-        click.option("--json", "json_out", metavar="OUT|-",
-                     help="Write the analysis as JSON to OUT ('-': stdout, no table)."),
-        click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write the HTML report (a chart per resource; opens offline)."),
-        click.option("--max-sections", type=click.IntRange(1), default=None,
-                     help="HTML: at most N resource sections, largest savings first (the "
-                          "overview still lists all) [default: all]."),
-        click.option("--finding", "findings", multiple=True, type=click.Choice(FINDINGS),
-                     help="Show only these findings in the table (repeatable)."),
-        click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS),
-                     help="Show only these resource kinds in the table (repeatable)."),
-        click.option("--sort", type=click.Choice(["savings", "finding", "resource"]),
-                     default="savings", show_default=True, help="Table order."),
-        click.option("--limit", type=click.IntRange(1), default=None,
-                     help="Show at most N rows in the table."),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
 
 
 @click.group()
@@ -118,6 +58,10 @@ def optimizer() -> None:
     Input format: docs/optimizer.md (one CSV per resource with timestamp, cpu_pct,
     mem_pct, ... and a resources.csv naming each resource's instance_type).
     """
+
+
+optimizer.add_command(analyses)
+optimizer.add_command(components)
 
 
 @optimizer.command()
@@ -319,143 +263,10 @@ def report(analysis_file, **options):
         raise click.ClickException(f"{analysis_file} is not an analysis (JSON with "
                                    "'recommendations'); make one with `forestream optimizer "
                                    "recommend PATH --json OUT`")
-    _show(analysis, options)
+    show_analysis(analysis, options)
 
 
-@optimizer.group()
-def analyses() -> None:
-    """Analyses stored on a forestream server (run there, kept across restarts).
-
-    \b
-    forestream optimizer analyses create --path /srv/metrics
-    forestream optimizer analyses list
-    forestream optimizer analyses show ID --finding Overprovisioned
-    forestream optimizer analyses show ID --html report.html
-    forestream optimizer analyses delete ID
-    """
-
-
-@analyses.command("create")
-@click.option("--path", "server_path", help="A metrics file or directory on the server.")
-@click.option("--prometheus", "prometheus_url", help="A Prometheus server the server reads.")
-@click.option("--components", is_flag=True,
-              help="forestream's own streams, applications and endpoints (the server's "
-                   "component collector must have run: `optimizer components start`).")
-@click.option("--days", type=click.FloatRange(0.1, 93), default=None,
-              help="--prometheus: days to read [default 14].")
-@click.option("--instance-type", help="Instance type of resources that name none.")
-@preference_options
-@output_options
-@endpoint_option
-def analyses_create(server_path, prometheus_url, components, days, instance_type, endpoint_url,
-                    **options):
-    """Run an analysis on the server and show it (its id is printed last)."""
-    chosen = [s for s in (server_path, prometheus_url, components) if s]
-    if len(chosen) != 1:
-        raise click.UsageError("give exactly one of --path, --prometheus, --components")
-    if server_path:
-        source: dict = {"path": server_path}
-    elif prometheus_url:
-        source = {"prometheus": {"url": prometheus_url, **({"days": days} if days else {})}}
-    else:
-        source = {"components": True}
-    if instance_type:
-        source["instance_type"] = instance_type
-    preferences, region = _preferences(options)
-    created = _api(endpoint_url, "POST", "/analyses", {"source": source,
-                                                        "preferences": preferences,
-                                                        "region": region})
-    analysis = _api(endpoint_url, "GET", f"/analyses/{_quoted(created['id'])}",
-                    query={"include": "series"})
-    _show(analysis, options)
-    click.echo(created["id"], err=options["json_out"] == "-")
-
-
-@analyses.command("list")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
-@endpoint_option
-def analyses_list(limit, as_json, endpoint_url):
-    """The server's analyses, newest first."""
-    page = _api(endpoint_url, "GET", "/analyses", query={"limit": limit})
-    if as_json:
-        click.echo(json.dumps(page["analyses"], indent=1))
-        return
-    from forestream.optimizer.report import money
-
-    table = Table("id", "created", "source", "resources", "findings", "savings/month")
-    for item in page["analyses"]:
-        summary = item.get("summary") or {}
-        counts = ", ".join(f"{n} {f}" for f, n in (summary.get("findings") or {}).items() if n)
-        source = ", ".join(f"{k}={v}" for k, v in (item.get("source") or {}).items())
-        table.add_row(item["id"], item["created_at"], source, str(summary.get("resources", 0)),
-                      counts, money(summary.get("savings_monthly")))
-    console.print(table)
-
-
-@analyses.command("show")
-@click.argument("analysis_id")
-@output_options
-@endpoint_option
-def analyses_show(analysis_id, endpoint_url, **options):
-    """One stored analysis: its table, and optionally its JSON and HTML report."""
-    analysis = _api(endpoint_url, "GET", f"/analyses/{_quoted(analysis_id)}",
-                    query={"include": "series"})
-    _show(analysis, options)
-
-
-@analyses.command("delete")
-@click.argument("analysis_id")
-@endpoint_option
-def analyses_delete(analysis_id, endpoint_url):
-    """Delete a stored analysis."""
-    _api(endpoint_url, "DELETE", f"/analyses/{_quoted(analysis_id)}")
-    console.print(f"deleted {analysis_id}")
-
-
-@optimizer.command()
-@click.argument("action", type=click.Choice(["status", "start", "stop"]), default="status")
-@click.option("--interval", type=click.FloatRange(1, 86400), default=60.0, show_default=True,
-              help="start: seconds between samples.")
-@endpoint_option
-def components(action, interval, endpoint_url):
-    """The server's collector of its own components' utilization (streams, shards,
-    applications, endpoints), for `analyses create --components`.
-
-    \b
-    forestream optimizer components start --interval 60
-    forestream optimizer components            (status)
-    forestream optimizer components stop
-    """
-    if action == "start":
-        status = _api(endpoint_url, "PUT", "/components", {"interval_seconds": interval})
-    elif action == "stop":
-        status = _api(endpoint_url, "DELETE", "/components")
-    else:
-        status = _api(endpoint_url, "GET", "/components")
-    state = (f"running every {status['interval_seconds']:g} s" if status["running"]
-             else "stopped")
-    console.print(f"collector {state}; metrics of {len(status['resources'])} components in "
-                  f"{status['directory']}")
-    for name in status["resources"]:
-        console.print(f"  {name}")
-
-
-# ------------------------------------------------------------------------- helpers
-def _preferences(options: dict) -> tuple[dict, str]:
-    preferences = {"lookback_days": int(options.pop("lookback_days")),
-                   "policy": options.pop("policy"),
-                   "cpu_percentile": float(options.pop("cpu_percentile")),
-                   "horizon_days": options.pop("horizon_days"),
-                   "max_options": options.pop("max_options"),
-                   "allow_graviton": options.pop("allow_graviton"),
-                   "include_burstable": options.pop("include_burstable")}
-    for name in ("cpu_headroom", "mem_headroom"):
-        value = options.pop(name)
-        if value is not None:
-            preferences[name] = float(value)
-    return preferences, options.pop("region")
-
+# --------------------------------------------------------------------------- helpers
 
 def _analyse(histories, source: dict, instance_type, catalog_file, options: dict) -> None:
     """Recommend for ``histories`` on this machine, then show and write the results."""
@@ -467,7 +278,7 @@ def _analyse(histories, source: dict, instance_type, catalog_file, options: dict
     if not histories:
         raise click.ClickException(f"no resources found in {source}")
     apply_resources(histories, {}, instance_type)
-    preferences, region = _preferences(options)
+    preferences, region = pop_preferences(options)
     try:
         catalog = load_catalog(region, catalog_file)
     except CatalogError as exc:
@@ -489,54 +300,13 @@ def _analyse(histories, source: dict, instance_type, catalog_file, options: dict
                               source=source, catalog=catalog)
     err_console.print(f"{len(recs):,} resource{'s' if len(recs) != 1 else ''} analysed in "
                       f"{time.perf_counter() - started:.1f} s", style="dim")
-    _show(analysis, options)
+    show_analysis(analysis, options)
     untyped = sum(1 for h in histories if h.resource.kind in ("instance", "asg")
                   and not h.resource.current.get("instance_type"))
     if untyped:
         err_console.print(f"[yellow]{untyped} resource{'s' if untyped != 1 else ''} name no "
                           "instance type[/]: give --instance-type TYPE, or a resources.csv "
                           "with resource_id,instance_type (--resources FILE)")
-
-
-def _show(analysis: dict, options: dict) -> None:
-    """The table and summary line, and the JSON and HTML files asked for."""
-    from forestream.optimizer.report import (
-        filter_recommendations,
-        recommendation_table,
-        render_html,
-        sort_recommendations,
-        summarize,
-        summary_line,
-        to_json,
-        write_atomically,
-    )
-
-    json_out, html_out = options.get("json_out"), options.get("html_out")
-    if json_out == "-":
-        click.echo(to_json(analysis), nl=False)
-    elif json_out:
-        write_atomically(json_out, to_json(analysis))
-        err_console.print(f"analysis written to [cyan]{json_out}[/]")
-    if html_out:
-        write_atomically(html_out, render_html(analysis,
-                                               max_sections=options.get("max_sections")))
-        err_console.print(f"HTML report written to [cyan]{html_out}[/]")
-    rows = filter_recommendations(analysis["recommendations"],
-                                  finding=options.get("findings") or None,
-                                  kind=options.get("kinds") or None)
-    rows = sort_recommendations(rows, options.get("sort") or "savings")
-    shown = rows[: options["limit"]] if options.get("limit") else rows
-    out = err_console if json_out == "-" else console
-    if json_out != "-":
-        title = f"analysis {analysis.get('id', '')}"
-        if len(shown) < len(analysis["recommendations"]):
-            title += f" ({len(shown)} of {len(analysis['recommendations'])} resources shown)"
-        out.print(recommendation_table(shown, title=title))
-    out.print(summary_line(analysis.get("summary") or summarize(analysis["recommendations"])))
-
-
-def _quoted(analysis_id: str) -> str:
-    return urllib.parse.quote(analysis_id, safe="")
 
 
 def _interrupt(signum, frame) -> None:
@@ -552,29 +322,3 @@ def _pairs(items: tuple[str, ...], option: str, separator: str) -> dict[str, str
                                      param_hint=option)
         out[key.strip()] = value.strip()
     return out
-
-
-def _api(endpoint: str, method: str, path: str, body: dict | None = None, *,
-         query: dict | None = None):
-    """Call ``/api/v1/optimizer``; problem details become clean CLI errors."""
-    data = json.dumps(body).encode() if body is not None else None
-    url = f"{endpoint.rstrip('/')}/api/v1/optimizer{path}"
-    if query:
-        url += "?" + urllib.parse.urlencode(query)
-    headers = {"Content-Type": "application/json", **_signature(method, url, data)}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=900) as response:
-            raw = response.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        try:
-            problem = json.loads(exc.read())
-            detail = f"{problem.get('title')}: {problem.get('detail')}"
-        except ValueError:
-            detail = str(exc.reason)
-        raise click.ClickException(f"{exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
-                                   "`forestream server` running?") from None
-

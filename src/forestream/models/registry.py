@@ -34,16 +34,22 @@ kept as ``Failed``; the error's ``version`` says which).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
-import sqlite3
-import threading
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import importer
+
+# ``name as name``: re-exported for code that imports it from here, where it lived before.
+from ._registry_db import MAX_PAGE as MAX_PAGE
+from ._registry_db import SCHEMA as SCHEMA
+from ._registry_db import (
+    RegistryDatabase,
+    check_limit,
+    importer_alive,
+    now_iso,
+    process_token,
+    to_micros,
+)
 from .errors import ConflictError, InvalidInput, NotFoundError
 from .importer import (
     ImportRequest,
@@ -58,42 +64,6 @@ from .store import ArtifactStore, UploadStore
 
 STATUSES = ("Importing", "Ready", "Failed")
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
-MAX_PAGE = 1000
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS groups (
-    name TEXT PRIMARY KEY,
-    description TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    created_by TEXT,
-    tags TEXT NOT NULL,
-    next_version INTEGER NOT NULL        -- numbers are never reused, even after deletes
-);
-CREATE TABLE IF NOT EXISTS versions (
-    group_name TEXT NOT NULL REFERENCES groups(name),
-    version INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    approval_status TEXT NOT NULL,
-    created_us INTEGER NOT NULL,         -- microseconds since the epoch, for time filters
-    description TEXT NOT NULL,
-    artifact_digest TEXT,
-    importer TEXT,                       -- "pid:start-time" of the importing process
-    doc TEXT NOT NULL,                   -- the whole version dict, as JSON
-    PRIMARY KEY (group_name, version)
-);
-CREATE INDEX IF NOT EXISTS versions_by_digest ON versions(artifact_digest);
-CREATE TABLE IF NOT EXISTS version_properties (   -- metadata rows for key=value search
-    group_name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    scope TEXT NOT NULL,                 -- "immutable" or "customer"
-    key TEXT NOT NULL,
-    value TEXT NOT NULL,
-    PRIMARY KEY (group_name, version, scope, key),
-    FOREIGN KEY (group_name, version) REFERENCES versions(group_name, version)
-        ON DELETE CASCADE
-);
-CREATE INDEX IF NOT EXISTS properties_by_pair ON version_properties(key, value);
-"""
 
 
 class ModelRegistry:
@@ -112,7 +82,7 @@ class ModelRegistry:
         self.validation_timeout = validation_timeout
         self.store = ArtifactStore(self.root)
         self.uploads = UploadStore(self.root / "uploads", upload_ttl_seconds)
-        self._db = _Database(self.root / "registry.sqlite")
+        self._db = RegistryDatabase(self.root / "registry.sqlite")
         self._recover()
 
     def close(self) -> None:
@@ -134,35 +104,28 @@ class ModelRegistry:
         if created_by is not None:
             check_text("created_by", created_by, 256)
         with self._db.transaction():
-            if self._group_row(name):
+            if self._db.group_row(name):
                 raise ConflictError(f"model group {name!r} already exists")
-            self._insert_group(name, description, tags, created_by)
+            self._db.insert_group(name, description, tags, created_by)
         return self.describe_group(name)
 
     def describe_group(self, name: str) -> dict:
         check_group_name(name)
         with self._db.lock:
-            row = self._group_row(name)
+            row = self._db.group_row(name)
             if row is None:
                 raise NotFoundError(f"model group {name!r} does not exist")
-            return self._group_dict(row)
+            return self._db.group_dict(row)
 
     def list_groups(self, limit: int = 100, next_token: str | None = None) -> dict:
-        _check_limit(limit)
-        after = _decode_token(next_token, "groups")
-        with self._db.lock:
-            rows = self._db.query(
-                "SELECT * FROM groups WHERE name > ? ORDER BY name LIMIT ?",
-                (after[0] if after else "", limit + 1))
-            groups = [self._group_dict(row) for row in rows[:limit]]
-        token = _encode_token([rows[limit - 1]["name"]], "groups") if len(rows) > limit \
-            else None
+        check_limit(limit)
+        groups, token = self._db.groups_page(limit, next_token)
         return {"groups": groups, "next_token": token}
 
     def delete_group(self, name: str) -> None:
         check_group_name(name)
         with self._db.transaction():
-            if self._group_row(name) is None:
+            if self._db.group_row(name) is None:
                 raise NotFoundError(f"model group {name!r} does not exist")
             count = self._db.query("SELECT COUNT(*) AS n FROM versions WHERE group_name = ?",
                                    (name,))[0]["n"]
@@ -264,50 +227,26 @@ class ModelRegistry:
         case-insensitive substring of the group name, the group's or the version's
         description. ``next_token`` continues a previous page of the same query.
         """
-        _check_limit(limit)
-        where, args = ["1 = 1"], []
+        check_limit(limit)
         if group is not None:
             self.describe_group(group)
-            where.append("v.group_name = ?")
-            args.append(group)
         for name, value, accepted in (("approval_status", approval_status, APPROVAL_STATUSES),
                                       ("status", status, STATUSES)):
             if value is not None:
                 _check_choice(name, value, accepted)
-                where.append(f"v.{name} = ?")
-                args.append(value)
-        for name, value, op in (("created_after", created_after, ">"),
-                                ("created_before", created_before, "<")):
-            if value is not None:
-                where.append(f"v.created_us {op} ?")
-                args.append(_to_micros(name, value))
-        for key, value in check_properties("metadata filter", metadata or {},
-                                           importer.MAX_IMMUTABLE_VALUE).items():
-            where.append("EXISTS (SELECT 1 FROM version_properties p WHERE p.group_name = "
-                         "v.group_name AND p.version = v.version AND p.key = ? AND "
-                         "p.value = ?)")
-            args += [key, value]
+        created = {name: to_micros(name, value) for name, value in
+                   (("created_after", created_after), ("created_before", created_before))
+                   if value is not None}
+        pairs = check_properties("metadata filter", metadata or {},
+                                 importer.MAX_IMMUTABLE_VALUE)
         if search is not None:
             check_text("search", search, 256)
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%") \
-                .replace("_", "\\_") + "%"
-            where.append("(v.group_name LIKE ? ESCAPE '\\' OR v.description LIKE ? ESCAPE "
-                         "'\\' OR g.description LIKE ? ESCAPE '\\')")
-            args += [pattern] * 3
-        query = hashlib.sha256(json.dumps([where, args]).encode()).hexdigest()[:16]
-        after = _decode_token(next_token, query)
-        if after:
-            where.append("(v.group_name, v.version) > (?, ?)")
-            args += after
-        rows = self._db.query(
-            "SELECT v.doc FROM versions v JOIN groups g ON g.name = v.group_name WHERE "
-            + " AND ".join(where) + " ORDER BY v.group_name, v.version LIMIT ?",
-            (*args, limit + 1))
-        docs = [json.loads(row["doc"]) for row in rows]
-        token = None
-        if len(docs) > limit:
-            token = _encode_token([docs[limit - 1]["group"], docs[limit - 1]["version"]], query)
-        return {"versions": [self._public(d) for d in docs[:limit]], "next_token": token}
+        docs, token = self._db.versions_page(
+            group=group, approval_status=approval_status, status=status,
+            created_after_us=created.get("created_after"),
+            created_before_us=created.get("created_before"), metadata=pairs, search=search,
+            limit=limit, next_token=next_token)
+        return {"versions": [self._public(d) for d in docs], "next_token": token}
 
     def update_version(self, group: str, version: int, *, approval_status: str | None = None,
                        approval_description: str | None = None,
@@ -356,9 +295,9 @@ class ModelRegistry:
                     doc["approval_description"] = approval_description
                 doc["approval_history"].append({
                     "status": doc["approval_status"], "description": doc["approval_description"],
-                    "at": _now_iso(), "by": updated_by})
-            doc["updated_at"] = _now_iso()
-            self._save(doc)
+                    "at": now_iso(), "by": updated_by})
+            doc["updated_at"] = now_iso()
+            self._db.save_version(doc)
         return self._public(doc)
 
     def delete_version(self, group: str, version: int) -> dict:
@@ -393,24 +332,24 @@ class ModelRegistry:
             rows = self._db.query("SELECT doc, importer FROM versions WHERE status = "
                                   "'Importing'")
             for row in rows:
-                if not _importer_alive(row["importer"]):
+                if not importer_alive(row["importer"]):
                     doc = json.loads(row["doc"])
                     doc.update(status="Failed", failure_reason="the import was interrupted: "
                                "the process importing it stopped before it finished")
-                    self._save(doc)
+                    self._db.save_version(doc)
         self.store.sweep_tmp()
         self.uploads.sweep()
 
     def _begin_import(self, request: ImportRequest) -> dict:
         with self._db.transaction():
-            row = self._group_row(request.group)
+            row = self._db.group_row(request.group)
             if row is None:
-                self._insert_group(request.group, "", {}, request.created_by)
-                row = self._group_row(request.group)
+                self._db.insert_group(request.group, "", {}, request.created_by)
+                row = self._db.group_row(request.group)
             number = row["next_version"]
             self._db.execute("UPDATE groups SET next_version = ? WHERE name = ?",
                              (number + 1, request.group))
-            now = _now_iso()
+            now = now_iso()
             doc = {
                 "group": request.group, "version": number, "ref": f"{request.group}:{number}",
                 "status": "Importing", "failure_reason": None,
@@ -427,7 +366,7 @@ class ModelRegistry:
                 "metrics": request.metrics, "tags": request.tags,
                 "description": request.description,
             }
-            self._save(doc, importer=_process_token())
+            self._db.save_version(doc, importer=process_token())
         return doc
 
     def _finish_import(self, doc: dict, prepared, staging: Path) -> None:
@@ -443,14 +382,14 @@ class ModelRegistry:
             requirements=prepared.requirements,
             validation={"load_seconds": validation.get("load_seconds"),
                         "sample_output": validation.get("sample_output")},
-            updated_at=_now_iso())
+            updated_at=now_iso())
         # committing inside the transaction orders it against a concurrent delete's
         # garbage collection of the same digest (also done under the write lock)
         with self._db.transaction():
             stored = self.store.commit(staging, prepared.files)
             doc["artifact_digest"] = stored.digest
             try:
-                self._save(doc)
+                self._db.save_version(doc)
             except BaseException:
                 doc["artifact_digest"] = None
                 self._collect(stored.digest, exclude=(doc["group"], doc["version"]))
@@ -458,8 +397,8 @@ class ModelRegistry:
 
     def _fail_import(self, doc: dict, reason: str) -> None:
         doc.update(status="Failed", failure_reason=reason, artifact_digest=None,
-                   updated_at=_now_iso())
-        self._save(doc)
+                   updated_at=now_iso())
+        self._db.save_version(doc)
 
     def _collect(self, digest: str | None, exclude: tuple | None = None) -> None:
         """Remove ``artifacts/<digest>`` when no remaining version refers to it."""
@@ -470,32 +409,13 @@ class ModelRegistry:
         if all(exclude == (r["group_name"], r["version"]) for r in rows):
             self.store.remove(digest)
 
-    def _save(self, doc: dict, importer: str | None = None) -> None:
-        """Write ``doc`` and its searchable columns; ``importer`` marks an import that is
-        in progress in this process (see :meth:`_recover`)."""
-        self._db.execute(
-            "INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (group_name, version) "
-            "DO UPDATE SET status = excluded.status, approval_status = "
-            "excluded.approval_status, description = excluded.description, artifact_digest ="
-            " excluded.artifact_digest, importer = excluded.importer, doc = excluded.doc",
-            (doc["group"], doc["version"], doc["status"], doc["approval_status"],
-             _iso_to_micros(doc["created_at"]), doc["description"], doc["artifact_digest"],
-             importer, json.dumps(doc)))
-        self._db.execute("DELETE FROM version_properties WHERE group_name = ? AND version = ?",
-                         (doc["group"], doc["version"]))
-        for scope, values in (("immutable", doc["metadata"]),
-                              ("customer", doc["customer_metadata"])):
-            for key, value in values.items():
-                self._db.execute("INSERT INTO version_properties VALUES (?,?,?,?,?)",
-                                 (doc["group"], doc["version"], scope, key, value))
-
     def _load(self, group: str, version) -> dict:
         check_group_name(group)
         number = check_version(version)
         rows = self._db.query("SELECT doc FROM versions WHERE group_name = ? AND version = ?",
                               (group, number))
         if not rows:
-            if self._group_row(group) is None:
+            if self._db.group_row(group) is None:
                 raise NotFoundError(f"model group {group!r} does not exist")
             raise NotFoundError(f"model version {group}:{number} does not exist")
         return json.loads(rows[0]["doc"])
@@ -503,82 +423,8 @@ class ModelRegistry:
     def _public(self, doc: dict) -> dict:
         return json.loads(json.dumps(doc))  # a deep copy callers may change freely
 
-    def _group_row(self, name: str):
-        rows = self._db.query("SELECT * FROM groups WHERE name = ?", (name,))
-        return rows[0] if rows else None
 
-    def _insert_group(self, name: str, description: str, tags: dict,
-                      created_by: str | None) -> None:
-        self._db.execute("INSERT INTO groups VALUES (?,?,?,?,?,1)",
-                         (name, description, _now_iso(), created_by, json.dumps(tags)))
-
-    def _group_dict(self, row) -> dict:
-        stats = self._db.query(
-            "SELECT COUNT(*) AS n, MAX(version) AS latest, MAX(CASE WHEN status = 'Ready' AND "
-            "approval_status = 'Approved' THEN version END) AS approved FROM versions WHERE "
-            "group_name = ?", (row["name"],))[0]
-        return {"name": row["name"], "description": row["description"],
-                "created_at": row["created_at"], "created_by": row["created_by"],
-                "tags": json.loads(row["tags"]), "version_count": stats["n"],
-                "latest_version": stats["latest"], "latest_approved_version": stats["approved"]}
-
-
-class _Database:
-    """One SQLite connection in WAL mode behind a re-entrant lock; ``transaction()``
-    takes SQLite's write lock (BEGIN IMMEDIATE), so other processes queue behind it."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None,
-                                     timeout=30.0)
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)  # idempotent: every statement is IF NOT EXISTS
-        self.lock = threading.RLock()
-        self._depth = 0
-
-    def close(self) -> None:
-        with self.lock:
-            self._conn.close()
-
-    def execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        with self.lock:
-            return self._conn.execute(sql, args)
-
-    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self.lock:
-            return self._conn.execute(sql, args).fetchall()
-
-    def transaction(self) -> _Transaction:
-        return _Transaction(self)
-
-
-class _Transaction:
-    def __init__(self, db: _Database) -> None:
-        self.db = db
-
-    def __enter__(self) -> _Transaction:
-        self.db.lock.acquire()
-        try:
-            if self.db._depth == 0:
-                self.db._conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.db.lock.release()
-            raise
-        self.db._depth += 1
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> bool:
-        try:
-            self.db._depth -= 1
-            if self.db._depth == 0:
-                self.db._conn.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.db.lock.release()
-        return False
-
+# --------------------------------------------------------------------------- helpers
 
 def _merge(name: str, stored: dict, updates: dict | None, removals) -> dict:
     if isinstance(removals, str) or not all(isinstance(k, str) for k in removals):
@@ -592,90 +438,3 @@ def _merge(name: str, stored: dict, updates: dict | None, removals) -> dict:
 def _check_choice(name: str, value, accepted: tuple) -> None:
     if value not in accepted:
         raise InvalidInput(f"{name} {value!r} is invalid; accepted: {', '.join(accepted)}")
-
-
-def _check_limit(limit) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit {limit!r} is invalid; accepted: an integer from 1 to "
-                           f"{MAX_PAGE}")
-
-
-def _encode_token(after: list, query: str) -> str:
-    raw = json.dumps({"after": after, "query": query}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str | None, query: str) -> list | None:
-    """The position a ``next_token`` continues from; it must come from the same query."""
-    if token is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = json.loads(raw)
-        after, token_query = data["after"], data["query"]
-    except (ValueError, TypeError, KeyError) as err:
-        raise InvalidInput(f"next_token {token!r} is invalid; pass the next_token of the "
-                           "previous page unchanged") from err
-    if token_query != query or not isinstance(after, list):
-        raise InvalidInput("next_token belongs to a different query; repeat the same "
-                           "filters as the page it came from")
-    return after
-
-
-def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds") \
-        .replace("+00:00", "Z")
-
-
-def _iso_to_micros(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
-def _to_micros(name: str, value) -> int:
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(round(value * 1_000_000))
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            moment = None
-        if moment is None:
-            raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
-                               "(2024-05-01T12:00:00Z), epoch seconds or a datetime")
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    else:
-        raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
-                           "(2024-05-01T12:00:00Z), epoch seconds or a datetime")
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
-def _process_token() -> str:
-    """This process as ``"pid:start-time"``: a pid alone could be reused after a reboot."""
-    return f"{os.getpid()}:{_start_time(os.getpid())}"
-
-
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def _importer_alive(token: str | None) -> bool:
-    if not token:
-        return False
-    pid_text, _, started = token.partition(":")
-    if not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return not started or _start_time(pid) in ("", started)

@@ -1,0 +1,114 @@
+"""``forestream models endpoints ...`` and ``forestream models transform``: serve and score.
+
+``endpoints`` lists the server's endpoints and manages them (describe, live weights
+and worker counts, delete, worker logs); ``transform`` scores every row of a file or a
+stream through an endpoint in batches. Both are registered under ``forestream models``
+by :mod:`forestream.cli_models`, which deploys and invokes.
+"""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from forestream.cli_models_rest import console, err_console, parse_pairs, rest, show_json
+from forestream.cli_streams import endpoint_option
+
+
+@click.group("endpoints", invoke_without_command=True)
+@endpoint_option
+@click.pass_context
+def endpoints(ctx, endpoint_url):
+    """List endpoints (and manage them with the sub-commands)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    table = Table("endpoint", "status", "variant", "model", "weight", "workers", "reason")
+    for ep in rest(endpoint_url, "GET", "/api/v1/endpoints")["endpoints"]:
+        for i, v in enumerate(ep["variants"]):
+            table.add_row(ep["name"] if i == 0 else "", ep["status"] if i == 0 else "",
+                          v["variant_name"], v["model"], f"{v['current_weight']:g}",
+                          f"{v['current_workers']}/{v['desired_workers']}",
+                          (ep.get("failure_reason") or "") if i == 0 else "")
+    console.print(table)
+
+
+@endpoints.command("describe")
+@click.argument("name")
+@endpoint_option
+def endpoint_describe(name, endpoint_url):
+    """Describe endpoint NAME as JSON."""
+    show_json(rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}"))
+
+
+@endpoints.command("weights")
+@click.argument("name")
+@click.argument("settings", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
+@click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N")
+@endpoint_option
+def endpoint_weights(name, settings, worker_settings, endpoint_url):
+    """Change variant weights (and worker counts) live."""
+    weights = parse_pairs(settings, "VARIANT=WEIGHT", numeric=True)
+    workers = {k: int(v) for k, v in (parse_pairs(worker_settings, "--workers", numeric=True)
+                                      or {}).items()} or None
+    show_json(rest(endpoint_url, "PATCH", f"/api/v1/endpoints/{name}",
+                   {"weights": weights, "workers": workers}))
+
+
+@endpoints.command("delete")
+@click.argument("name")
+@endpoint_option
+def endpoint_delete(name, endpoint_url):
+    """Delete endpoint NAME (in-flight requests finish first)."""
+    rest(endpoint_url, "DELETE", f"/api/v1/endpoints/{name}")
+    click.echo(f"deleted {name}")
+
+
+@endpoints.command("logs")
+@click.argument("name")
+@click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@endpoint_option
+def endpoint_logs(name, tail, endpoint_url):
+    """Print the worker logs of endpoint NAME (what the model code printed)."""
+    logs = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}/logs",
+                query={"tail": tail})["logs"]
+    for worker, lines in logs.items():
+        console.rule(worker)
+        for line in lines:
+            click.echo(line)
+
+
+@click.command("transform")
+@click.argument("endpoint_name")
+@click.option("--input", "source", required=True,
+              help="A .csv / .jsonl file, or kinesis://STREAM.")
+@click.option("--output", "destination", required=True,
+              help="A .csv / .jsonl file, or kinesis://STREAM.")
+@click.option("--content-type", default=None, help="text/csv or application/json "
+              "(default: from the input file's extension; required for streams).")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=100, show_default=True,
+              help="Rows per request.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Requests in flight.")
+@click.option("--join-input", is_flag=True, help='Write {"input": ..., "output": ...} lines.')
+@endpoint_option
+def transform_cmd(endpoint_name, source, destination, content_type, batch_size, concurrency,
+                  join_input, endpoint_url):
+    """Batch transform: score every row of a file or stream through ENDPOINT_NAME."""
+    from forestream.models.batch import endpoint_invoker, transform
+    from forestream.models.errors import ModelsError
+
+    kinesis = None
+    if source.startswith("kinesis://") or destination.startswith("kinesis://"):
+        from forestream.cli_streams import client
+
+        kinesis = client(endpoint_url)
+    try:
+        summary = transform(source, destination, endpoint_invoker(endpoint_url, endpoint_name),
+                            content_type=content_type, batch_size=batch_size,
+                            concurrency=concurrency, join_input=join_input,
+                            kinesis_client=kinesis, console=err_console)
+    except ModelsError as exc:
+        raise click.ClickException(exc.message) from None
+    err_console.print(f"{summary['rows']:,} rows in {summary['requests']:,} requests, "
+                      f"{summary['seconds']} s ({summary['rows_per_second']} rows/s) → "
+                      f"{destination}")
