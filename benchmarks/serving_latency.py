@@ -3,7 +3,7 @@
 One small scikit-learn model (by default a LogisticRegression on 8 features, fixed seed;
 ``--model forest`` for a 20-tree RandomForest, ``--model pipeline`` for StandardScaler +
 LogisticRegression) is trained and saved as an MLflow model
-directory (``mlflow.sklearn.save_model``, cloudpickle format) inside a cached venv with
+directory (``mlflow.sklearn.save_model``, its default skops format) inside a cached venv with
 MLflow and the same scikit-learn version as forestream's venv
 (~/.cache/forestream-bench/mlflow-venv; created on first use, MLflow is never installed
 into forestream's venv). Both peers then serve that same directory on 127.0.0.1:
@@ -15,7 +15,7 @@ into forestream's venv). Both peers then serve that same directory on 127.0.0.1:
   was inferred from a numpy array.
 * forestream: ``forestream server`` on a fresh data dir; the directory is uploaded as a
   tar.gz (``POST /api/v1/models/uploads``), imported as version 1 of group ``bench``
-  (``trust: true``: the pickle is loaded), and deployed as endpoint ``bench`` with one
+  (MLflow 3's default skops format: no trust needed), and deployed as endpoint ``bench`` with one
   variant of ``--fs-workers`` workers (default 2); ready once the endpoint is
   ``InService``; invoked at ``POST /endpoints/bench/invocations`` with ``[[f1, ..., f8]]``.
 
@@ -84,7 +84,7 @@ model = {"forest": lambda: RandomForestClassifier(n_estimators=20, max_depth=8, 
          "pipeline": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
          "logreg": lambda: LogisticRegression(max_iter=1000)}[kind]()
 model.fit(X, y)
-mlflow.sklearn.save_model(model, out_dir, serialization_format="cloudpickle",
+mlflow.sklearn.save_model(model, out_dir,  # MLflow 3's default format: skops
                           signature=infer_signature(X[:5], model.predict(X[:5])))
 check = X[1990:].tolist()
 for _ in range(50):
@@ -252,7 +252,7 @@ class ForestreamPeer:
             raise BenchError(f"upload -> {status}: {raw[:500]!r}")
         upload = json.loads(raw)["upload_id"]
         self.version = http_json("POST", f"{api}/models/groups/bench/versions",
-                                 {"source": f"upload://{upload}", "trust": True}, 201)
+                                 {"source": f"upload://{upload}"}, 201)
         model_ref = f"bench:{self.version['version']}"
         http_json("POST", f"{api}/endpoints", {"name": "bench", "variants": [
             {"variant_name": "AllTraffic", "model": model_ref, "weight": 1,
@@ -386,7 +386,7 @@ def main() -> None:
         f"{metadata.version('numpy')}; MLflow {model['mlflow']} (venv {MLFLOW_VENV}: "
         f"scikit-learn {model['sklearn']}, numpy {model['numpy']}, uvicorn {mlflow_uvicorn})\n"
         f"model: {model['model']} on 8 features, saved by mlflow.sklearn.save_model "
-        f"(cloudpickle); in-process predict of one row: {model['predict_ms']:.3f} ms\n"
+        f"(skops); in-process predict of one row: {model['predict_ms']:.3f} ms\n"
         f"workload: {args.clients} client processes, one keep-alive connection each, single-row "
         f"JSON requests back to back; {args.warmup:g} s warm-up + {args.seconds:g} s measured, "
         f"{args.runs} run(s), peers alternating", markup=False)

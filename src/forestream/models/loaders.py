@@ -18,7 +18,7 @@ from .model_files import ModelSpec
 
 # distributions whose versions are recorded with a model of each framework
 _LIBRARIES = {
-    "sklearn": ("scikit-learn", "joblib", "numpy", "scipy"),
+    "sklearn": ("scikit-learn", "joblib", "skops", "numpy", "scipy"),
     "xgboost": ("xgboost", "xgboost-cpu", "numpy", "scipy"),
     "lightgbm": ("lightgbm", "numpy", "scipy"),
     "onnx": ("onnxruntime", "onnx", "numpy"),
@@ -72,6 +72,14 @@ def _load_joblib(spec: ModelSpec):
     except ImportError:
         return _load_pickle(spec)
     return joblib.load(spec.path)
+
+
+def _load_skops(spec: ModelSpec):
+    from skops.io import get_untrusted_types, load
+
+    # The importer refused files with types off skops' safe list unless the user trusted
+    # them (ModelSpec.trust_reason), so what is left to name here was trusted.
+    return load(spec.path, trusted=get_untrusted_types(file=spec.path))
 
 
 def _load_pickle(spec: ModelSpec):
@@ -163,6 +171,7 @@ _LOADERS = {
     "joblib": _load_joblib,
     "pickle": _load_joblib,
     "cloudpickle": _load_pickle,
+    "skops": _load_skops,
     "xgboost-json": _load_xgboost,
     "xgboost-ubj": _load_xgboost,
     "xgboost-binary": _load_xgboost,

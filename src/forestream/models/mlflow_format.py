@@ -16,7 +16,14 @@ import json
 from pathlib import Path
 
 from .errors import InvalidInput
-from .model_files import ModelSpec, is_lightgbm_text, is_torchscript, read_head, refuse_empty
+from .model_files import (
+    ModelSpec,
+    is_lightgbm_text,
+    is_torchscript,
+    read_head,
+    refuse_empty,
+    skops_spec,
+)
 
 
 def read_mlmodel(model_dir: Path) -> dict | None:
@@ -72,10 +79,12 @@ def mlflow_spec(model_dir: Path) -> ModelSpec:
     if "sklearn" in flavors:
         flavor = flavors["sklearn"]
         fmt = str(flavor.get("serialization_format", "cloudpickle"))
-        if fmt not in ("pickle", "cloudpickle"):
+        if fmt not in ("pickle", "cloudpickle", "skops"):
             raise InvalidInput(f"MLflow sklearn serialization_format {fmt!r} is not supported; "
-                               "accepted: pickle, cloudpickle")
+                               "accepted: skops, pickle, cloudpickle")
         path = file("pickled_model", flavor)
+        if fmt == "skops":
+            return skops_spec(path, flavor)
         return ModelSpec("sklearn", path, fmt, f"{path.relative_to(model_dir.resolve())} (an "
                          f"MLflow {fmt} file: loading it runs code stored in the file)", flavor)
     if "xgboost" in flavors:

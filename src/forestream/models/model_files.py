@@ -58,6 +58,8 @@ def classify_file(path: Path) -> ModelSpec | None:
         return _classify_pickle(path, _PICKLE_SUFFIXES[suffix])
     if suffix == ".rcf":
         return ModelSpec("forestream-rcf", path, "rcf")
+    if suffix == ".skops":
+        return skops_spec(path)
     if suffix == ".onnx":
         return ModelSpec("onnx", path, "onnx")
     if suffix in (".keras", ".h5"):
@@ -86,6 +88,31 @@ def classify_file(path: Path) -> ModelSpec | None:
                          f"{path.name} (a PyTorch eager save is a pickle: loading it runs code "
                          "stored in the file)")
     return None
+
+
+def skops_spec(path: Path, mlflow: dict | None = None) -> ModelSpec:
+    """A scikit-learn model saved with skops (MLflow 3's default for sklearn).
+
+    skops rebuilds objects from a schema instead of unpickling them, and only from types
+    on its safe list; a file naming other types needs trust, and the reason lists them.
+    Reading the schema runs nothing.
+    """
+    try:
+        from skops.io import get_untrusted_types
+    except ImportError:
+        from .errors import FrameworkUnavailable
+
+        raise FrameworkUnavailable(f"{path.name} is a skops file and skops is not installed "
+                                   "on this server; install forestream[sklearn]") from None
+    try:
+        untrusted = get_untrusted_types(file=path)
+    except Exception as exc:  # a corrupt zip or schema fails in many ways
+        raise InvalidInput(f"{path.name} is not a readable skops file: {exc}") from exc
+    reason = None
+    if untrusted:
+        reason = (f"{path.name} (a skops file with types outside skops' safe list: "
+                  f"{', '.join(sorted(untrusted))}; loading them can run code)")
+    return ModelSpec("sklearn", path, "skops", reason, mlflow)
 
 
 def read_head(path: Path) -> bytes:
