@@ -267,7 +267,9 @@ def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, job
         "\n[bold]Keep it running[/]: [cyan]forestream server[/] serves the same API "
         "(boto3, the AWS CLI); [cyan]forestream streams tail sensor-anomalies[/] follows a "
         "stream.\n[bold]Try next[/]: [cyan]forestream rcf score FILE.csv --plot out.png[/] "
-        "on your own data; [cyan]make nab[/] for the NAB benchmark; docs/ for the APIs.")
+        "on your own data; [cyan]forestream models import[/] to serve your own model "
+        "(docs/models.md); [cyan]forestream optimizer recommend[/] to right-size machines "
+        "(docs/optimizer.md); [cyan]make nab[/] for the NAB benchmark.")
     return summary
 
 
