@@ -156,7 +156,16 @@ class WorkerCrashed(ModelsError):
     code = "InternalFailure"
 
 
+class ArtifactUnavailable(ModelsError):
+    """S3 could not supply a model artifact: unreachable, refusing, or holding objects
+    that do not match their manifest. Nothing was written to the local store."""
+
+    status = 502
+    code = "ArtifactUnavailable"
+
+
 __all__ = [
+    "ArtifactUnavailable",
     "ConflictError",
     "FrameworkUnavailable",
     "ImportFailed",

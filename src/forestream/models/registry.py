@@ -25,6 +25,11 @@ for imports in progress and ``uploads/`` for uploaded files. A new ``ModelRegist
 the same directory sees everything; imports that a dead process left ``Importing`` are
 marked ``Failed`` when it opens. One instance is safe to use from many threads.
 
+With an artifact URI (``s3://bucket/prefix``) every artifact is also uploaded to S3 and
+the version's ``artifact_uri`` says where; ``artifacts/`` is then a cache that
+:meth:`ModelRegistry.artifact_dir` refills, verified, from S3 (see
+:mod:`forestream.models.s3_artifacts`).
+
 Every method returns JSON-ready dicts and raises :mod:`forestream.models.errors`:
 ``InvalidInput`` for a malformed argument (nothing is changed), ``NotFoundError``,
 ``ConflictError`` (e.g. deleting a group that still has versions), and from imports
@@ -59,8 +64,9 @@ from .importer import (
     check_text,
     check_version,
 )
+from .s3_artifacts import S3Artifacts
 from .sources import ImportLimits, is_archive_name
-from .store import ArtifactStore, UploadStore
+from .store import ArtifactStore, UploadStore, manifest_digest
 
 STATUSES = ("Importing", "Ready", "Failed")
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -71,12 +77,15 @@ class ModelRegistry:
 
     ``limits`` bounds what an import may stage (default: :meth:`ImportLimits.from_env`);
     ``validation_timeout`` is how long loading a model plus its sample may take;
-    ``upload_ttl_seconds`` how long uploads are kept.
+    ``upload_ttl_seconds`` how long uploads are kept. ``artifact_uri`` (default:
+    ``$FORESTREAM_MODEL_ARTIFACT_URI``; ``""`` for none) keeps every artifact in S3 too,
+    at ``s3://bucket/prefix/<digest>/``, on the endpoint ``FORESTREAM_S3_ENDPOINT_URL``.
     """
 
     def __init__(self, data_dir: Path | str, *, limits: ImportLimits | None = None,
-                 validation_timeout: float = 300.0,
-                 upload_ttl_seconds: float = 24 * 3600) -> None:
+                 validation_timeout: float = 300.0, upload_ttl_seconds: float = 24 * 3600,
+                 artifact_uri: str | None = None) -> None:
+        self.s3_artifacts = S3Artifacts.configured(artifact_uri)  # checked before any write
         self.root = Path(data_dir) / "models"
         self.limits = limits or ImportLimits.from_env()
         self.validation_timeout = validation_timeout
@@ -156,7 +165,8 @@ class ModelRegistry:
         The steps are :func:`forestream.models.importer.prepare_artifact`'s; a refusal or
         failure at any step leaves the version recorded as ``Failed`` with the reason and
         nothing in ``artifacts/`` or ``tmp/``, and raises ``ImportRefused`` or
-        ``ImportFailed`` (both with ``.version``). Returns the ``Ready`` version's dict.
+        ``ImportFailed`` (both with ``.version``). With an artifact URI, a failed upload
+        fails the import too. Returns the ``Ready`` version's dict.
         """
         request = ImportRequest.build(
             group, source, framework=framework, trust=trust, sample_input=sample_input,
@@ -309,20 +319,33 @@ class ModelRegistry:
                 raise ConflictError(f"model version {doc['ref']} is still importing")
             self._db.execute("DELETE FROM versions WHERE group_name = ? AND version = ?",
                              (doc["group"], doc["version"]))
-            self._collect(doc.get("artifact_digest"))
+            self._collect(doc.get("artifact_digest"), doc.get("artifact_uri"))
         return self._public(doc)
 
     def artifact_dir(self, group: str, version: int) -> Path:
-        """The read-only directory holding a Ready version's files."""
+        """The read-only directory holding a Ready version's files; when the local copy
+        is gone, it is first restored from S3 (the version's ``artifact_uri``, else that of
+        another version with the same files)."""
         doc = self._load(group, version)
         if doc["status"] != "Ready":
             raise ConflictError(f"model version {doc['ref']} is {doc['status']} and has no "
                                 "artifact")
         path = self.store.path(doc["artifact_digest"])
         if not path.is_dir():
-            raise NotFoundError(f"artifact {doc['artifact_digest']} of {doc['ref']} is missing "
-                                f"from {self.store.artifacts_dir}")
+            self._restore(doc)
         return path
+
+    def evict_local(self, group: str, version: int) -> None:
+        """Drop the local copy of a version's artifact (shared by every version with the
+        same files) when S3 holds it; :meth:`artifact_dir` restores it on next use.
+        Workers already running keep their open files; new ones wait for the restore."""
+        doc = self._load(group, version)
+        location = doc.get("artifact_uri")
+        if doc["status"] != "Ready" or not location or not self.s3_artifacts.exists(location):
+            raise ConflictError(f"model version {doc['ref']} ({doc['status']}) has no complete "
+                                f"copy in S3 (artifact_uri {location!r}); its local artifact is "
+                                "the only one and is kept")
+        self.store.remove(doc["artifact_digest"])
 
     # -- internals --------------------------------------------------------------------
 
@@ -358,7 +381,7 @@ class ModelRegistry:
                                       "at": now, "by": request.created_by}],
                 "framework": request.framework, "framework_version": None,
                 "python_version": None, "library_versions": {}, "signature": None,
-                "files": [], "artifact_digest": None, "size_bytes": 0,
+                "files": [], "artifact_digest": None, "artifact_uri": None, "size_bytes": 0,
                 "source_uri": request.source_uri, "trusted": request.trust,
                 "custom_code": False, "requirements": [], "validation": None,
                 "created_at": now, "updated_at": now, "created_by": request.created_by,
@@ -383,31 +406,65 @@ class ModelRegistry:
             validation={"load_seconds": validation.get("load_seconds"),
                         "sample_output": validation.get("sample_output")},
             updated_at=now_iso())
+        if self.s3_artifacts.uri:  # uploaded outside the write lock: it may take minutes
+            doc["artifact_uri"] = self.s3_artifacts.location(manifest_digest(prepared.files))
+            self.s3_artifacts.upload(doc["artifact_uri"], staging, prepared.files)
         # committing inside the transaction orders it against a concurrent delete's
         # garbage collection of the same digest (also done under the write lock)
         with self._db.transaction():
+            if doc["artifact_uri"]:  # a HEAD; uploads again only if a delete came between
+                self.s3_artifacts.upload(doc["artifact_uri"], staging, prepared.files)
             stored = self.store.commit(staging, prepared.files)
             doc["artifact_digest"] = stored.digest
             try:
                 self._db.save_version(doc)
             except BaseException:
                 doc["artifact_digest"] = None
-                self._collect(stored.digest, exclude=(doc["group"], doc["version"]))
+                self._collect(stored.digest, doc["artifact_uri"],
+                              exclude=(doc["group"], doc["version"]))
                 raise
 
     def _fail_import(self, doc: dict, reason: str) -> None:
         doc.update(status="Failed", failure_reason=reason, artifact_digest=None,
-                   updated_at=now_iso())
+                   artifact_uri=None, updated_at=now_iso())
         self._db.save_version(doc)
 
-    def _collect(self, digest: str | None, exclude: tuple | None = None) -> None:
-        """Remove ``artifacts/<digest>`` when no remaining version refers to it."""
+    def _collect(self, digest: str | None, location: str | None = None,
+                 exclude: tuple | None = None) -> None:
+        """Remove ``artifacts/<digest>`` when no remaining version refers to it, and its S3
+        copy at ``location`` when none refers to that (first: if S3 refuses, the caller's
+        transaction rolls back and nothing changes)."""
         if not digest:
             return
-        rows = self._db.query("SELECT group_name, version FROM versions WHERE "
-                              "artifact_digest = ?", (digest,))
-        if all(exclude == (r["group_name"], r["version"]) for r in rows):
+        rows = self._db.query("SELECT group_name, version, json_extract(doc, '$.artifact_uri')"
+                              " AS uri FROM versions WHERE artifact_digest = ?", (digest,))
+        remaining = [r for r in rows if exclude != (r["group_name"], r["version"])]
+        if location and all(r["uri"] != location for r in remaining):
+            self.s3_artifacts.delete(location)
+        if not remaining:
             self.store.remove(digest)
+
+    def _restore(self, doc: dict) -> None:
+        """Download a version's artifact from S3 into ``tmp/``, verified, and commit it."""
+        digest = doc["artifact_digest"]
+        rows = self._db.query("SELECT json_extract(doc, '$.artifact_uri') AS uri FROM versions "
+                              "WHERE artifact_digest = ?", (digest,))
+        location = doc.get("artifact_uri") or next((r["uri"] for r in rows if r["uri"]), None)
+        if not location:
+            raise NotFoundError(f"artifact {digest} of {doc['ref']} is missing from "
+                                f"{self.store.artifacts_dir} and has no copy in S3")
+        staging = self.store.new_staging_dir()
+        try:
+            files = self.s3_artifacts.download(location, staging)
+            with self._db.transaction():  # not for a version deleted meanwhile
+                if not self._db.query("SELECT 1 FROM versions WHERE artifact_digest = ?",
+                                      (digest,)):
+                    raise NotFoundError(f"model version {doc['ref']} was deleted while its "
+                                        "artifact was being restored")
+                self.store.commit(staging, files)
+        except BaseException:
+            self.store.discard(staging)
+            raise
 
     def _load(self, group: str, version) -> dict:
         check_group_name(group)
@@ -421,7 +478,9 @@ class ModelRegistry:
         return json.loads(rows[0]["doc"])
 
     def _public(self, doc: dict) -> dict:
-        return json.loads(json.dumps(doc))  # a deep copy callers may change freely
+        public = json.loads(json.dumps(doc))  # a deep copy callers may change freely
+        public.setdefault("artifact_uri", None)  # versions recorded before S3 copies
+        return public
 
 
 # --------------------------------------------------------------------------- helpers

@@ -43,7 +43,7 @@ def stage_s3(uri: str, dest: Path, endpoint_url: str | None, limits: ImportLimit
             try:
                 head = client.head_object(Bucket=bucket, Key=key)
             except ClientError as err:
-                if _s3_code(err) not in ("404", "NoSuchKey", "NotFound"):
+                if s3_error_code(err) not in ("404", "NoSuchKey", "NotFound"):
                     raise
                 head = None
             if head is not None:
@@ -52,7 +52,7 @@ def stage_s3(uri: str, dest: Path, endpoint_url: str | None, limits: ImportLimit
             key += "/"
         _download_prefix(client, bucket, key, dest, limits, uri)
     except ClientError as err:
-        raise ImportFailed(f"S3 refused to read {uri} ({_s3_code(err)}: "
+        raise ImportFailed(f"S3 refused to read {uri} ({s3_error_code(err)}: "
                            f"{err.response.get('Error', {}).get('Message') or err}); check "
                            "the bucket, key and credentials") from err
     except BotoCoreError as err:
@@ -72,7 +72,7 @@ def s3_client(endpoint_url: str | None):
     """A boto3 S3 client for ``endpoint_url``, else ``FORESTREAM_S3_ENDPOINT_URL``, else
     ``AWS_ENDPOINT_URL_S3`` (boto3's own variable), else AWS itself. Credentials and
     region come from the usual boto3 chain (``AWS_ACCESS_KEY_ID``, profiles ...)."""
-    import boto3  # only S3 imports need boto3
+    import boto3  # only S3 imports and S3-mirrored artifacts need boto3
 
     endpoint = (endpoint_url or os.environ.get("FORESTREAM_S3_ENDPOINT_URL")
                 or os.environ.get("AWS_ENDPOINT_URL_S3"))
@@ -81,11 +81,12 @@ def s3_client(endpoint_url: str | None):
     return boto3.client("s3", endpoint_url=endpoint, region_name=region)
 
 
-# --------------------------------------------------------------------------- helpers
-
-def _s3_code(err) -> str:
+def s3_error_code(err) -> str:
+    """The S3 error code of a botocore ``ClientError`` (``"NoSuchKey"``, ``"404"`` ...)."""
     return str(err.response.get("Error", {}).get("Code", ""))
 
+
+# --------------------------------------------------------------------------- helpers
 
 def _download_object(client, bucket: str, key: str, size: int, dest: Path,
                      limits: ImportLimits) -> None:
