@@ -256,8 +256,10 @@ class EndpointManager:
         for v in config["variants"]:
             model = self._resolve_model(v["model"])
             group, version = self.registry.parse_ref(v["model"])
+            # may download the artifact from S3 (a cache miss): off the event loop
+            artifact = await asyncio.to_thread(self.registry.artifact_dir, group, version)
             pools[v["variant_name"]] = VariantPool(
-                name, v["variant_name"], model, self.registry.artifact_dir(group, version),
+                name, v["variant_name"], model, artifact,
                 workers.get(v["variant_name"], v["workers"]), self.log_root / name)
         results = await asyncio.gather(*(p.start() for p in pools.values()),
                                        return_exceptions=True)
