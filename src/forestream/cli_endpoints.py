@@ -11,7 +11,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from forestream.cli_models_rest import console, err_console, parse_pairs, rest, show_json
+from forestream.cli_rest import console, err_console, parse_pairs, rest, show_json
 from forestream.cli_streams import endpoint_option
 
 

@@ -1,7 +1,7 @@
 """``forestream models ...``: import, register, approve, deploy and invoke models.
 
 The ``endpoints`` sub-group and ``transform`` (:mod:`forestream.cli_endpoints`) are
-registered here too; the REST client all of them use is :mod:`forestream.cli_models_rest`.
+registered here too; the REST client all of them use is :mod:`forestream.cli_rest`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 from rich.table import Table
 
 from forestream.cli_endpoints import endpoints, transform_cmd
-from forestream.cli_models_rest import console, err_console, parse_pairs, rest, show_json
+from forestream.cli_rest import console, err_console, parse_pairs, rest, show_json
 from forestream.cli_streams import endpoint_option
 
 

@@ -17,7 +17,6 @@ import urllib.request
 import click
 from rich.table import Table
 
-from forestream.cli_apps import _signature
 from forestream.cli_optimizer_options import (
     console,
     output_options,
@@ -25,6 +24,7 @@ from forestream.cli_optimizer_options import (
     preference_options,
     show_analysis,
 )
+from forestream.cli_rest import rest
 from forestream.cli_streams import endpoint_option
 
 
@@ -152,26 +152,8 @@ def components(action, interval, endpoint_url):
 def _api(endpoint: str, method: str, path: str, body: dict | None = None, *,
          query: dict | None = None):
     """Call ``/api/v1/optimizer``; problem details become clean CLI errors."""
-    data = json.dumps(body).encode() if body is not None else None
-    url = f"{endpoint.rstrip('/')}/api/v1/optimizer{path}"
-    if query:
-        url += "?" + urllib.parse.urlencode(query)
-    headers = {"Content-Type": "application/json", **_signature(method, url, data)}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=900) as response:
-            raw = response.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        try:
-            problem = json.loads(exc.read())
-            detail = f"{problem.get('title')}: {problem.get('detail')}"
-        except ValueError:
-            detail = str(exc.reason)
-        raise click.ClickException(f"{exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
-                                   "`forestream server` running?") from None
+    return rest(endpoint.rstrip("/"), method, f"/api/v1/optimizer{path}", body, query=query,
+                timeout=900)
 
 
 def _quoted(analysis_id: str) -> str:

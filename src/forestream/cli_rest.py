@@ -1,4 +1,4 @@
-"""The REST client the ``forestream models`` commands share: calls, options, output.
+"""The REST client the ``forestream models`` and ``optimizer`` commands share.
 
 :func:`rest` calls the server's REST API (signed like every forestream CLI request) and
 turns problem details into clean CLI errors; :func:`parse_pairs` reads repeated
@@ -23,7 +23,7 @@ err_console = Console(stderr=True)
 
 def rest(endpoint: str, method: str, path: str, body: dict | None = None, *,
          raw: bytes | None = None, content_type: str = "application/json",
-         query: dict | None = None):
+         query: dict | None = None, timeout: float = 600):
     """Call the server's REST API; problem details become clean CLI errors."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None
                                         else None)
@@ -34,7 +34,7 @@ def rest(endpoint: str, method: str, path: str, body: dict | None = None, *,
                **_signature(method, url, data)}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = response.read()
             return json.loads(payload) if payload else None
     except urllib.error.HTTPError as exc:
