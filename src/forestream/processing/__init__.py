@@ -17,7 +17,7 @@ from .functions import (
 from .joins import CoProcessFunction
 from .kinesis_io import KinesisSink, KinesisSource, kinesis_client
 from .records import OutputTag, Record
-from .runtime import JobResult, JobRunner
+from .runtime import JobResult, JobRunner, StateMemoryError
 from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink
 from .sources import CollectionSource, FileSource, GeneratorSource, Source
 from .state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
@@ -43,6 +43,7 @@ __all__ = [
     "JobRunner", "KeyedProcessFunction", "KeyedStream", "KinesisSink", "KinesisSource",
     "ListSink", "ListStateDescriptor", "MapStateDescriptor", "OutputTag", "Pattern", "PrintSink",
     "ProcessFunction", "ProcessWindowFunction", "Record", "Sink", "SlidingEventTimeWindows",
-    "Source", "StreamExecutionEnvironment", "TimeWindow", "TumblingEventTimeWindows",
+    "Source", "StateMemoryError", "StreamExecutionEnvironment", "TimeWindow",
+    "TumblingEventTimeWindows",
     "TumblingProcessingTimeWindows", "ValueStateDescriptor", "WatermarkStrategy", "kinesis_client",
 ]

@@ -58,6 +58,24 @@ class Node:
         return f"{self.index}-{kind}"
 
 
+def default_memory_limit_mb() -> float:
+    """``FORESTREAM_MEMORY_LIMIT_MB``, else 75% of physical memory (0 where unknown)."""
+    import os
+
+    raw = os.environ.get("FORESTREAM_MEMORY_LIMIT_MB")
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            raise ValueError(f"FORESTREAM_MEMORY_LIMIT_MB={raw!r} must be a number of MiB "
+                             "(0 turns the limit off)") from None
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0.0
+    return 0.75 * pages * size / 2**20
+
+
 class StreamExecutionEnvironment:
     """Entry point: create sources, then ``execute`` the pipeline built on them.
 
@@ -72,16 +90,28 @@ class StreamExecutionEnvironment:
     batch_size
         Records polled per source per step: larger batches mean less per-record
         overhead, smaller ones lower latency.
+    memory_limit_mb
+        All state is kept in memory (there is no spilling backend). When the job's process
+        grows past this many MiB it stops with :class:`StateMemoryError` naming the
+        limitation, its last checkpoint intact, instead of being killed by the operating
+        system. Default: ``FORESTREAM_MEMORY_LIMIT_MB``, else 75% of physical memory;
+        0 turns the guard off.
     """
 
     def __init__(self, properties: dict | None = None, checkpoint_dir: str | Path | None = None,
                  checkpoint_interval: float = 10.0, batch_size: int = 1000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 memory_limit_mb: float | None = None) -> None:
         self.properties = properties or {}
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self.checkpoint_interval = checkpoint_interval
         self.batch_size = batch_size
         self.clock = clock
+        self.memory_limit_mb = default_memory_limit_mb() if memory_limit_mb is None \
+            else float(memory_limit_mb)
+        if self.memory_limit_mb < 0:
+            raise ValueError(f"memory_limit_mb {memory_limit_mb!r} must be 0 (no limit) or "
+                             "a positive number of MiB")
         self.nodes: list[Node] = []
         # Set by a parallel worker: the Kinesis shards this copy of the job may read.
         self.shard_lease: set[str] | None = None

@@ -25,6 +25,25 @@ KEEP_CHECKPOINTS = 3
 IDLE_SLEEP_SECONDS = 0.05
 
 
+MEMORY_CHECK_SECONDS = 1.0
+
+
+class StateMemoryError(MemoryError):
+    """The job's state outgrew the memory limit: state lives in memory (no spilling
+    backend), so the job stops, naming the limitation, before the system kills it."""
+
+
+def resident_mb() -> float:
+    """This process's resident memory in MiB (Linux /proc; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 @dataclass
 class JobResult:
     job_name: str
@@ -95,6 +114,7 @@ class JobRunner:
         self.result = JobResult(job_name)
         self._checkpoint_id = 0
         self._last_checkpoint = 0.0
+        self._last_memory_check = 0.0
 
     def stop(self) -> None:
         """Ask the job to stop after the current step (and a final checkpoint)."""
@@ -147,6 +167,10 @@ class JobRunner:
         polled = self._step(final=False)
         if polled:
             self.result.busy_seconds += time.perf_counter() - started
+            if self.env.memory_limit_mb and \
+                    started - self._last_memory_check >= MEMORY_CHECK_SECONDS:
+                self._last_memory_check = started
+                self._check_memory()
         if self._bounded_done():
             self._step(final=True)
             return polled, True
@@ -154,6 +178,20 @@ class JobRunner:
                 self.env.checkpoint_interval:
             self.checkpoint()
         return polled, False
+
+    def _check_memory(self) -> None:
+        used = resident_mb()
+        if used <= self.env.memory_limit_mb:
+            return
+        stateful = [n.uid for n in self.nodes
+                    if n.operator is not None and n.operator.snapshot() is not None]
+        raise StateMemoryError(
+            f"job {self.job_name!r} uses {used:,.0f} MiB, over its memory limit of "
+            f"{self.env.memory_limit_mb:,.0f} MiB. forestream keeps all state in memory (there "
+            f"is no spilling backend yet); stateful operators: {', '.join(stateful) or 'none'}. "
+            "Clear state of idle keys (timers), reduce key cardinality, raise the limit "
+            "(FORESTREAM_MEMORY_LIMIT_MB or memory_limit_mb=), or run with more parallelism. "
+            "The last checkpoint is intact.")
 
     def close(self, final_checkpoint: bool = True) -> None:
         """A last checkpoint (unless told otherwise), then close everything."""

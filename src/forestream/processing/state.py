@@ -2,7 +2,8 @@
 
 State lives in plain dictionaries keyed by the record's key, so a checkpoint is a copy of
 them; everything in state must be picklable. All state is in memory: a job whose keyed
-state outgrows memory is a known limitation (no spilling backend yet).
+state outgrows memory is a known limitation (no spilling backend yet): the runtime stops it
+with :class:`~forestream.processing.runtime.StateMemoryError` at its memory limit.
 """
 
 from __future__ import annotations
