@@ -311,3 +311,22 @@ def test_endpoints_come_back_after_restart(tmp_path, models_dir):
                                    models_dir["reg_a"].predict(X[:3]), atol=1e-6)
     finally:
         proc.stop()
+
+
+def test_endpoint_whose_model_cannot_load_fails_with_the_reason(server, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    # its own artifact: artifacts are shared by content, and this one gets damaged
+    joblib.dump(LinearRegression().fit(X, X[:, 0] * 7.0), tmp_path / "reg_a.joblib")
+    ref = import_model(server, tmp_path / "reg_a.joblib", "broken", "--trust")
+    status, version = rest(server, "GET", "/api/v1/models/groups/broken/versions/1")
+    folder = server.data_dir / "models" / "artifacts" / version["artifact_digest"]
+    model_file = folder / "reg_a.joblib"
+    model_file.chmod(0o644)
+    model_file.write_bytes(b"not a joblib file at all")  # damaged on disk after the import
+    proc = cli(server, "deploy", ref, "--endpoint-name", "broken", check=False)
+    assert proc.returncode != 0
+    status, ep = rest(server, "GET", "/api/v1/endpoints/broken")
+    assert ep["status"] == "Failed"
+    assert "did not start" in ep["failure_reason"] and "reg_a.joblib" in ep["failure_reason"]
+    assert "Failed" in proc.stderr.decode() or "did not start" in proc.stderr.decode()
