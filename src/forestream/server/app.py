@@ -1,4 +1,5 @@
-"""The ASGI application: AWS wire protocols on ``POST /``, health and metrics."""
+"""The ASGI application: AWS wire protocols on ``POST /`` (Kinesis, and the SageMaker
+control plane by ``X-Amz-Target``), health and metrics."""
 
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
 from .apps_api import routes as application_routes
+from .auth import verify_signature
+from .console import basic_auth_ok
+from .console import routes as console_routes
 from .kinesis import KinesisProtocol
 from .metrics import Metrics, render_applications
 from .models_api import routes as model_routes
 from .optimizer_api import routes as optimizer_routes
 from .sagemaker import routes as sagemaker_routes
+from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
+from .sagemaker_api import SageMakerProtocol
 
 RETENTION_SWEEP_SECONDS = 60.0
 
@@ -41,6 +47,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"})
     registry = ModelRegistry(settings.data_dir)
     endpoints = EndpointManager(registry, settings.data_dir)
+    sagemaker = SageMakerProtocol(registry, endpoints, settings)
     optimizer = OptimizerService(settings.data_dir, region=settings.region, endpoint_url=(
         f"http://{_local(settings.host)}:{settings.port}"))
     stop = threading.Event()
@@ -63,10 +70,14 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
             stop.set()
             optimizer.close()
             await endpoints.close()
+            sagemaker.close()
             manager.close()
             store.close()
 
     async def aws_entry(request: Request):
+        # one header check routes the SageMaker control plane; Kinesis is the default
+        if request.headers.get("x-amz-target", "").startswith(SAGEMAKER_TARGET):
+            return await sagemaker.handle(request)
         return await kinesis.handle(request)
 
     async def health(request: Request):
@@ -74,6 +85,14 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                              "data_dir": str(store.data_dir.resolve())})
 
     async def prometheus(request: Request):
+        # names of streams, applications and endpoints: not for anonymous eyes once the
+        # server has credentials (Prometheus scrapes with basic_auth; forestream's own
+        # collector signs with SigV4)
+        if settings.auth_enabled and not basic_auth_ok(request, settings) and \
+                verify_signature(request, b"", settings) is not None:
+            return PlainTextResponse("401 Unauthorized: Basic credentials required\n",
+                                     status_code=401, headers={
+                                         "WWW-Authenticate": 'Basic realm="forestream metrics"'})
         text = (metrics.render(store) + endpoints.metrics.render(endpoints.worker_counts())
                 + render_applications(manager.runtime_statuses()))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -87,6 +106,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         *application_routes(manager, settings),
         *model_routes(registry, endpoints, settings),
         *optimizer_routes(optimizer, settings),
+        *console_routes(settings, store, manager, registry, endpoints, optimizer),
     ], lifespan=lifespan)
     app.state.store = store
     app.state.applications = manager

@@ -1,0 +1,299 @@
+"""The web console: read-only HTML pages over the server's state.
+
+``GET /`` is the overview (streams, applications, model groups, endpoints, recent
+optimizer analyses, and how to connect); ``GET /console/streams/{name}``,
+``/console/applications/{name}``, ``/console/models/{group}``,
+``/console/endpoints/{name}`` and ``/console/optimizer/{id}/report.html`` show one
+resource. ``POST /`` stays the AWS protocol entry: these routes answer GET (and HEAD)
+only, and read through the packages' public read methods, so the console cannot change
+anything. Reads that touch SQLite or files run on a worker thread; the endpoint
+counters, which live on the event loop, are read there.
+
+With server credentials configured (``Settings.auth_enabled``) every console page asks
+for HTTP Basic authentication: the access key id is the user name and the secret access
+key the password, both compared in constant time. A browser cannot sign requests with
+AWS Signature V4, hence Basic; serve the console over TLS (a reverse proxy) when it is
+reached over a network. Without credentials the console is open, like the rest of the
+local development server.
+
+Pages refresh themselves every ``?refresh=N`` seconds (default 10, 0 turns it off).
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from forestream.config import Settings
+from forestream.models.endpoints import EndpointManager
+from forestream.models.errors import InvalidInput
+from forestream.models.errors import NotFoundError as ModelNotFound
+from forestream.models.registry import ModelRegistry
+from forestream.optimizer.service import OptimizerError, OptimizerService
+from forestream.processing.applications import ApplicationManager
+from forestream.processing.errors import NotFoundError as ApplicationNotFound
+from forestream.streams.errors import ResourceNotFoundError
+from forestream.streams.store import StreamStore
+
+from . import console_pages as pages
+from .optimizer_api import REPORT_POLICY
+
+DEFAULT_REFRESH_SECONDS = 10
+RECENT_ANALYSES = 5
+APPLICATION_LOG_LINES = 100
+ENDPOINT_LOG_FILES = 4  # the newest worker logs of an endpoint
+ENDPOINT_LOG_LINES = 50
+LOG_TAIL_BYTES = 64 * 1024
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+           "Referrer-Policy": "no-referrer"}
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def routes(settings: Settings, store: StreamStore, applications: ApplicationManager,
+           registry: ModelRegistry, endpoints: EndpointManager,
+           optimizer: OptimizerService) -> list[Route]:
+    """The console's GET routes over the server's own objects."""
+    reader = ConsoleReader(store, applications, registry, endpoints, optimizer)
+    guarded = _guard(settings)
+
+    async def overview(request: Request) -> Response:
+        data = await anyio.to_thread.run_sync(reader.overview)
+        data.update(base_url=str(request.base_url).rstrip("/"), auth=settings.auth_enabled,
+                    refresh=_refresh(request))
+        return _html(pages.overview(data))
+
+    async def stream(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await anyio.to_thread.run_sync(reader.stream, name)
+        except ResourceNotFoundError:
+            return _missing("stream", name)
+        return _html(pages.stream({**data, "refresh": _refresh(request)}))
+
+    async def application(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await anyio.to_thread.run_sync(reader.application, name)
+        except ApplicationNotFound:
+            return _missing("application", name)
+        return _html(pages.application({**data, "refresh": _refresh(request)}))
+
+    async def model_group(request: Request) -> Response:
+        name = request.path_params["group"]
+        try:
+            data = await anyio.to_thread.run_sync(reader.model_group, name)
+        except (ModelNotFound, InvalidInput):  # InvalidInput: not even a valid group name
+            return _missing("model group", name)
+        return _html(pages.model_group({**data, "refresh": _refresh(request)}))
+
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await anyio.to_thread.run_sync(reader.endpoint, name)
+        except ModelNotFound:
+            return _missing("endpoint", name)
+        data.update(metrics=reader.endpoint_metrics(name), refresh=_refresh(request))
+        return _html(pages.endpoint(data))
+
+    async def report(request: Request) -> Response:
+        analysis_id = request.path_params["analysis_id"]
+        try:
+            body = await anyio.to_thread.run_sync(optimizer.report_html, analysis_id)
+        except OptimizerError:
+            return _missing("optimizer analysis", analysis_id)
+        return HTMLResponse(body, headers={**HEADERS, "Content-Security-Policy": REPORT_POLICY})
+
+    async def console_root(request: Request) -> Response:
+        return RedirectResponse("/", status_code=307)
+
+    async def unknown(request: Request) -> Response:
+        return _missing("console page", request.url.path)
+
+    table: list[tuple[str, Handler]] = [
+        ("/", overview),
+        ("/console", console_root),
+        ("/console/streams/{name}", stream),
+        ("/console/applications/{name}", application),
+        ("/console/models/{group}", model_group),
+        ("/console/endpoints/{name}", endpoint),
+        ("/console/optimizer/{analysis_id}/report.html", report),
+        ("/console/{rest:path}", unknown),
+    ]
+    return [Route(path, guarded(handler), methods=["GET"]) for path, handler in table]
+
+
+class ConsoleReader:
+    """Gathers each page's data through the packages' public read methods (blocking: the
+    route handlers call these on a worker thread, except :meth:`endpoint_metrics`)."""
+
+    def __init__(self, store: StreamStore, applications: ApplicationManager,
+                 registry: ModelRegistry, endpoints: EndpointManager,
+                 optimizer: OptimizerService) -> None:
+        self.store = store
+        self.applications = applications
+        self.registry = registry
+        self.endpoints = endpoints
+        self.optimizer = optimizer
+
+    def overview(self) -> dict:
+        streams = []
+        for name in self.store.stream_names():
+            try:
+                streams.append(self.store.describe_stream_summary(
+                    stream_name=name)["StreamDescriptionSummary"])
+            except ResourceNotFoundError:  # deleted meanwhile
+                continue
+        apps = []
+        for doc in self.applications.list_applications():
+            try:
+                apps.append(self.applications.describe_application(doc["name"]))
+            except ApplicationNotFound:
+                continue
+        groups, token = [], None
+        while True:
+            listing = self.registry.list_groups(limit=1000, next_token=token)
+            groups += listing["groups"]
+            token = listing["next_token"]
+            if not token:
+                break
+        return {"data_dir": str(self.store.data_dir.resolve()), "streams": streams,
+                "applications": apps, "groups": groups,
+                "endpoints": self.endpoints.list_endpoints(),
+                "analyses": self.optimizer.list_analyses(limit=RECENT_ANALYSES)["analyses"]}
+
+    def stream(self, name: str) -> dict:
+        summary = self.store.describe_stream_summary(stream_name=name)
+        summary = summary["StreamDescriptionSummary"]
+        shards, token = [], None
+        while True:
+            listing = self.store.list_shards(stream_name=name) if token is None else \
+                self.store.list_shards(next_token=token)
+            shards += listing["Shards"]
+            token = listing.get("NextToken")
+            if not token:
+                break
+        arn = summary["StreamARN"]
+        tags = {t["Key"]: t["Value"] for t in self.store.list_tags_for_resource(arn)["Tags"]}
+        consumers = self.store.list_stream_consumers(stream_arn=arn)["Consumers"]
+        return {"summary": summary, "shards": shards, "tags": tags, "consumers": consumers}
+
+    def application(self, name: str) -> dict:
+        return {"application": self.applications.describe_application(name),
+                "logs": self.applications.logs(name, tail=APPLICATION_LOG_LINES)}
+
+    def model_group(self, name: str) -> dict:
+        group = self.registry.describe_group(name)
+        versions, token = [], None
+        while True:
+            listing = self.registry.list_versions(group=name, limit=1000, next_token=token)
+            versions += listing["versions"]
+            token = listing["next_token"]
+            if not token:
+                break
+        versions.sort(key=lambda v: v["version"], reverse=True)
+        return {"group": group, "versions": versions}
+
+    def endpoint(self, name: str) -> dict:
+        description = self.endpoints.describe_endpoint(name)
+        folder = self.endpoints.log_root / name
+        files = sorted(folder.glob("*.log"), key=_mtime, reverse=True) \
+            if folder.is_dir() else []
+        logs = {path.stem: _tail(path, ENDPOINT_LOG_LINES)
+                for path in files[:ENDPOINT_LOG_FILES]}
+        return {"endpoint": description, "logs": logs}
+
+    def endpoint_metrics(self, name: str) -> dict[str, dict]:
+        """Variant → invocations, errors, latency sum and per-bucket counts. Call on the
+        event loop: the counters are updated there, so this read sees a consistent view."""
+        metrics = self.endpoints.metrics
+        out: dict[str, dict] = {}
+        for (endpoint, variant), count in list(metrics.invocations.items()):
+            if endpoint == name:
+                out[variant] = {"invocations": count, "errors": 0,
+                                "latency_sum": metrics.latency_sum.get((endpoint, variant), 0.0),
+                                "buckets": list(metrics.latency_buckets.get(
+                                    (endpoint, variant), []))}
+        for (endpoint, variant, _code), count in list(metrics.errors.items()):
+            if endpoint == name and variant in out:
+                out[variant]["errors"] += count
+        return out
+
+
+# ------------------------------------------------------------------------ helpers
+def _guard(settings: Settings) -> Callable[[Handler], Handler]:
+    """Wrap handlers: Basic authentication when credentials are configured, and the
+    headers every console response carries."""
+    def wrap(handler: Handler) -> Handler:
+        async def run(request: Request) -> Response:
+            if settings.auth_enabled and not basic_auth_ok(request, settings):
+                return HTMLResponse(pages.unauthorized(), status_code=401, headers={
+                    **HEADERS, "Content-Security-Policy": PAGE_POLICY,
+                    "WWW-Authenticate": 'Basic realm="forestream console", charset="UTF-8"'})
+            return await handler(request)
+        return run
+    return wrap
+
+
+def basic_auth_ok(request: Request, settings: Settings) -> bool:
+    """Whether the request's Basic credentials are the server's (constant-time compare of
+    both parts, always both, so timing reveals neither which part nor how much matched)."""
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    user, separator, password = decoded.partition(":")
+    user_ok = hmac.compare_digest(user.encode(), (settings.access_key_id or "").encode())
+    password_ok = hmac.compare_digest(password.encode(),
+                                      (settings.secret_access_key or "").encode())
+    return bool(separator) and user_ok and password_ok
+
+
+def _html(body: str, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status,
+                        headers={**HEADERS, "Content-Security-Policy": PAGE_POLICY})
+
+
+def _missing(kind: str, name: str) -> HTMLResponse:
+    return _html(pages.not_found(kind, name), status=404)
+
+
+def _refresh(request: Request) -> int:
+    raw = request.query_params.get("refresh")
+    if raw is None or not raw.isdigit():
+        return DEFAULT_REFRESH_SECONDS
+    return min(int(raw), 3600)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a file, reading at most its last LOG_TAIL_BYTES."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            end = handle.tell()
+            handle.seek(max(0, end - LOG_TAIL_BYTES))
+            data = handle.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").splitlines()
+    if end > LOG_TAIL_BYTES and text:
+        text = text[1:]  # the first line was cut by the seek
+    return text[-lines:]

@@ -1,0 +1,290 @@
+"""The web console on a real server: what each page shows, escaping, 404s, read-only
+routes, speed, and HTTP Basic authentication when credentials are configured."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from server_support import ServerProcess
+
+boto3 = pytest.importorskip("boto3")
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+pytestmark = pytest.mark.service
+
+HOSTILE = '<script>alert("x")</script>'
+ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+JOB = '''
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    env.from_kinesis("console-input", kinesis_client()).map(lambda record: record)
+'''
+
+
+def get(url: str, auth: tuple[str, str] | None = None, method: str = "GET"):
+    """(status, headers, body text) of a request; errors are answers too."""
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(
+            f"{auth[0]}:{auth[1]}".encode()).decode()
+    request = urllib.request.Request(url, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
+
+
+def post_json(server, path: str, body: dict) -> dict:
+    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def wait_for(condition, what: str, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return value
+
+
+def kinesis_client(url: str, key: str = "test", secret: str = "test"):
+    return boto3.client("kinesis", endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=key, aws_secret_access_key=secret,
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """One server holding a resharded stream, a running application, a model group with
+    an approved version, and an endpoint that has answered one request."""
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("console")
+    server = ServerProcess(root / "data").start()
+    try:
+        kinesis = kinesis_client(server.url)
+        kinesis.create_stream(StreamName="sensors", ShardCount=2)
+        kinesis.create_stream(StreamName="console-input", ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName="sensors",
+                                                 WaiterConfig={"Delay": 0.2})
+        kinesis.add_tags_to_stream(StreamName="sensors", Tags={"team": "ml-ops"})
+        kinesis.split_shard(StreamName="sensors", ShardToSplit="shardId-000000000000",
+                            NewStartingHashKey=str(2**126))
+
+        X = np.random.default_rng(1).normal(size=(50, 3))
+        joblib.dump(LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), root / "model.joblib")
+        upload = urllib.request.Request(f"{server.url}/api/v1/models/uploads?filename="
+                                        "model.joblib", data=(root / "model.joblib")
+                                        .read_bytes(), method="POST")
+        source = json.loads(urllib.request.urlopen(upload).read())["source"]
+        post_json(server, "/api/v1/models/groups", {"name": "demand", "description": HOSTILE})
+        version = post_json(server, "/api/v1/models/groups/demand/versions",
+                            {"source": source, "trust": True, "metrics": {"rmse": 0.25}})
+        patch = urllib.request.Request(
+            f"{server.url}/api/v1/models/groups/demand/versions/1", method="PATCH",
+            data=json.dumps({"approval_status": "Approved"}).encode(),
+            headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(patch).read()
+        post_json(server, "/api/v1/endpoints", {"name": "demand-live", "variants": [
+            {"variant_name": "blue", "model": version["ref"], "weight": 1.0}]})
+
+        stamps = [1_700_006_400 + 300 * i for i in range(480)]
+        post_json(server, "/api/v1/optimizer/analyses", {"metrics": [{
+            "resource": {"resource_id": "web-1", "kind": "instance",
+                         "current": {"instance_type": "m5.2xlarge"}},
+            "timestamps": stamps, "metrics": {"cpu_pct": [12.0] * 480,
+                                              "mem_pct": [20.0] * 480}}]})
+        (root / "job.py").write_text(JOB)
+        post_json(server, "/api/v1/applications", {
+            "name": "passthrough", "code": str(root / "job.py"), "description": HOSTILE})
+        post_json(server, "/api/v1/applications/passthrough/start", {})
+
+        wait_for(lambda: json.loads(urllib.request.urlopen(
+            f"{server.url}/api/v1/endpoints/demand-live").read())["status"] == "InService",
+            "the endpoint to be InService")
+        invoke = urllib.request.Request(f"{server.url}/endpoints/demand-live/invocations",
+                                        data=b"1,2,3", method="POST",
+                                        headers={"Content-Type": "text/csv"})
+        urllib.request.urlopen(invoke).read()
+        kinesis.put_record(StreamName="console-input", Data=b'{"x": 1}', PartitionKey="a")
+        wait_for(lambda: (json.loads(urllib.request.urlopen(
+            f"{server.url}/api/v1/applications/passthrough").read()).get("runtime") or {})
+            .get("millis_behind_latest"), "the application to report its lag")
+        yield server
+    finally:
+        # a server with a running application takes >10 s to stop: stop the application
+        with contextlib.suppress(OSError):
+            post_json(server, "/api/v1/applications/passthrough/stop", {})
+        server.stop()
+
+
+def test_overview_lists_every_kind_of_resource_with_status(world):
+    status, headers, body = get(world.url + "/")
+    assert status == 200 and headers["Content-Type"].startswith("text/html")
+    assert str((world.data_dir).resolve()) in body
+    assert '<a href="/console/streams/sensors">sensors</a>' in body
+    assert '<span class="badge good">ACTIVE</span>' in body or "UPDATING" in body
+    assert '<a href="/console/applications/passthrough">passthrough</a>' in body
+    assert '<span class="badge good">RUNNING</span>' in body
+    assert '<a href="/console/models/demand">demand</a>' in body
+    assert '<a href="/console/endpoints/demand-live">demand-live</a>' in body
+    assert '<span class="badge good">InService</span>' in body
+    assert "blue: demand:1, weight 1, 1/1 workers" in body
+    assert 'href="/metrics"' in body and 'href="/health"' in body
+    assert f'endpoint_url="{world.url}"' in body  # the boto3 snippet names this server
+    assert "docs/streams.md" in body
+    assert "1 resources: 1 Overprovisioned; saves $" in body
+
+
+def test_overview_links_optimizer_reports_served_by_the_console(world):
+    _, _, body = get(world.url + "/")
+    report = body.split('<a href="/console/optimizer/')[1].split('"')[0]
+    status, headers, page = get(world.url + "/console/optimizer/" + report)
+    assert status == 200 and report.endswith("/report.html")
+    assert "web-1" in page and "script-src" not in headers["Content-Security-Policy"]
+
+
+def test_stream_page_shows_shards_hash_ranges_sequences_and_lineage(world):
+    status, _, body = get(world.url + "/console/streams/sensors")
+    assert status == 200
+    rows = {row.split("</td>")[0]: row for row in body.split("<tr><td>")[1:]}
+    parent = rows["shardId-000000000000"]
+    assert "CLOSED" in parent and f"<code>{2**127 - 1}</code>" in parent
+    assert "shardId-000000000002, shardId-000000000003" in parent  # children
+    assert "(open)" not in parent  # a closed shard has an ending sequence number
+    child = rows["shardId-000000000003"]
+    assert "OPEN" in child and f"<code>{2**126}</code>" in child and "(open)" in child
+    assert "shardId-000000000000" in child  # its parent
+    assert "team=ml-ops" in body and "24 hours" in body
+
+
+def test_application_page_shows_runtime_operators_lag_and_log(world):
+    status, _, body = get(world.url + "/console/applications/passthrough")
+    assert status == 200
+    assert '<span class="badge good">RUNNING</span>' in body
+    lag = body.split("Lag per shard")[1]
+    assert "shardId-000000000000" in lag
+    operators = body.split("<h2>Operators</h2>")[1].split("<h2>")[0]
+    assert "<table>" in operators
+    assert "application passthrough running (pid" in body  # the worker's log
+
+
+def test_model_group_page_shows_versions_with_approval_digest_and_metrics(world):
+    status, _, body = get(world.url + "/console/models/demand")
+    assert status == 200
+    version = body.split("<tbody>")[1]
+    assert '<span class="badge good">Ready</span>' in version
+    assert '<span class="badge good">Approved</span>' in version
+    assert "sklearn" in version and "rmse=0.25" in version and " B</td>" in version
+
+
+def test_endpoint_page_shows_variant_traffic_latency_and_worker_logs(world):
+    status, _, body = get(world.url + "/console/endpoints/demand-live")
+    assert status == 200
+    row = body.split("<tbody><tr>")[1].split("</tr>")[0]
+    cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
+    assert cells[:6] == ["blue", "demand:1", "1", "1 / 1", "1", "0"]  # one call, no error
+    assert cells[6].endswith(" ms")
+    assert "Worker logs" in body and "blue-1" in body
+
+
+def test_text_from_users_is_escaped_everywhere(world):
+    for path in ("/", "/console/models/demand", "/console/applications/passthrough"):
+        _, _, body = get(world.url + path)
+        assert ESCAPED in body, path
+        assert "<script" not in body, path
+
+
+def test_pages_carry_no_script_and_no_external_asset(world):
+    for path in ("/", "/console/streams/sensors", "/console/endpoints/demand-live"):
+        _, headers, body = get(world.url + path)
+        assert "<script" not in body and "src=" not in body
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert '<meta http-equiv="refresh" content="10">' in body
+    _, _, body = get(world.url + "/?refresh=0")
+    assert 'http-equiv="refresh"' not in body
+
+
+@pytest.mark.parametrize("path", [
+    "/console/streams/missing", "/console/applications/missing", "/console/models/missing",
+    "/console/models/not%20a%20name", "/console/endpoints/missing",
+    "/console/optimizer/20240101T000000000000Z-abcdef/report.html", "/console/nowhere"])
+def test_unknown_names_answer_a_404_page(world, path):
+    status, headers, body = get(world.url + path)
+    assert status == 404 and headers["Content-Type"].startswith("text/html")
+    assert "Not found" in body
+
+
+def test_console_only_reads_and_post_slash_stays_the_aws_entry(world):
+    for method, path in (("POST", "/console/streams/sensors"), ("DELETE", "/"),
+                         ("PUT", "/console/models/demand")):
+        assert get(world.url + path, method=method)[0] == 405, (method, path)
+    kinesis = kinesis_client(world.url)
+    assert "sensors" in kinesis.list_streams()["StreamNames"]  # POST / is still Kinesis
+
+
+def test_overview_lists_a_hundred_streams(server, kinesis):
+    # (how fast it renders is measured by hand, not asserted: timing belongs in benchmarks)
+    for i in range(100):
+        kinesis.create_stream(StreamName=f"stream-{i:03d}", ShardCount=1)
+    status, _, body = get(server.url + "/")
+    assert status == 200 and body.count('href="/console/streams/stream-') == 100
+
+
+def test_console_requires_basic_auth_when_credentials_are_configured(server_process,
+                                                                      tmp_path: Path):
+    key, secret = "AKIDCONSOLE", "console-secret"
+    server = server_process(tmp_path / "data", env={
+        "FORESTREAM_ACCESS_KEY_ID": key, "FORESTREAM_SECRET_ACCESS_KEY": secret}).start()
+    kinesis_client(server.url, key, secret).create_stream(StreamName="private", ShardCount=1)
+
+    for path in ("/", "/console/streams/private", "/console/streams/missing"):
+        for auth in (None, (key, "wrong"), ("someone", secret), (key, "")):
+            status, headers, body = get(server.url + path, auth=auth)
+            assert status == 401, (path, auth)
+            assert headers["WWW-Authenticate"].startswith('Basic realm="forestream console"')
+            assert "private" not in body
+    malformed = urllib.request.Request(server.url + "/",
+                                       headers={"Authorization": "Basic !!not-base64"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(malformed)
+    assert refused.value.code == 401
+
+    status, _, body = get(server.url + "/", auth=(key, secret))
+    assert status == 200 and "/console/streams/private" in body
+    assert get(server.url + "/console/streams/private", auth=(key, secret))[0] == 200
+    assert get(server.url + "/console/streams/missing", auth=(key, secret))[0] == 404
+    with pytest.raises(ClientError, match="UnrecognizedClient|MissingAuthentication"):
+        kinesis_client(server.url, "anonymous", "nope").list_streams()  # POST / unchanged
+
+
+def test_metrics_need_credentials_when_the_server_has_them(server_process, tmp_path):
+    import base64
+    import urllib.error
+    import urllib.request
+
+    proc = server_process(tmp_path / "metrics-auth", env={
+        "FORESTREAM_ACCESS_KEY_ID": "AKID", "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"}).start()
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(proc.url + "/metrics")
+    assert info.value.code == 401
+    token = base64.b64encode(b"AKID:s3cret").decode()
+    request = urllib.request.Request(proc.url + "/metrics",
+                                     headers={"Authorization": f"Basic {token}"})
+    assert b"forestream_open_shards" in urllib.request.urlopen(request).read()
