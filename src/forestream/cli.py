@@ -58,10 +58,8 @@ def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
     Set FORESTREAM_ACCESS_KEY_ID and FORESTREAM_SECRET_ACCESS_KEY to require requests
     signed (AWS Signature V4) with those credentials.
     """
-    import uvicorn
-
     from forestream.config import Settings
-    from forestream.server import create_app
+    from forestream.server import Server
 
     settings = Settings()
     settings.host = host or settings.host
@@ -72,8 +70,7 @@ def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
     console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
                   f"(data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
                   f"auth {'on' if settings.auth_enabled else 'off'})")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=log_level, access_log=False)
+    Server(settings, log_level).run()
 
 
 @main.group()

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -252,3 +253,27 @@ def test_rest_api_requires_signatures_when_credentials_are_configured(tmp_path,
     run = subprocess.run([str(SCRIPT), "apps", "list", "--endpoint-url", proc.url],
                          capture_output=True, text=True, timeout=120, env=wrong)
     assert run.returncode != 0 and "403" in run.stderr
+
+
+def test_server_stop_lets_running_workers_finish_their_final_checkpoint(tmp_path,
+                                                                        server_process):
+    proc = server_process(tmp_path / "graceful").start()
+    kinesis = boto3.client("kinesis", endpoint_url=proc.url, region_name="us-east-1",
+                           aws_access_key_id="t", aws_secret_access_key="t")
+    for name in ("gin", "gout"):
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    api(proc, "POST", "", {"name": "graceful", "code": str(code),
+                           "properties": {"job": {"input": "gin", "output": "gout"}}})
+    api(proc, "POST", "/graceful/start")
+    put(kinesis, "gin", 30)
+    wait(lambda: totals(kinesis, "gout") == {"a": 10, "b": 10, "c": 10}, 60, "totals")
+    proc.proc.terminate()  # SIGTERM, as a service manager stops the server
+    proc.proc.wait(60)
+    status = json.loads((tmp_path / "graceful" / "apps" / "graceful" / "status.json")
+                        .read_text())
+    assert status["state"] == "STOPPED"  # the worker finished, not killed mid-flush
+    log = (tmp_path / "graceful" / "apps" / "graceful" / "logs" / "worker.log").read_text()
+    assert "stopped after" in log

@@ -61,6 +61,7 @@ class ApplicationManager:
         self._restarts: dict[str, list[float]] = {}
         self._stopping: set[str] = set()
         self._supervisor_stop = threading.Event()
+        self._closed = False
         self._supervisor: threading.Thread | None = None
 
     def start(self) -> None:
@@ -199,13 +200,21 @@ class ApplicationManager:
             return []
         return path.read_text(errors="replace").splitlines()[-tail:]
 
-    def close(self) -> None:
-        """Stop supervising; running workers are stopped with a checkpoint and will be
-        started again by the next manager on this data directory."""
+    def stop_workers(self) -> None:
+        """Stop supervising and stop running workers with a checkpoint; the next manager
+        on this data directory starts them again. A server calls this while it still
+        serves, so that workers can flush to its streams on the way out."""
         self._supervisor_stop.set()
         with self._lock:
             for name in list(self._workers):
                 self._terminate(name, take_snapshot=False)
+
+    def close(self) -> None:
+        """:meth:`stop_workers`, then release the database (idempotent)."""
+        if self._closed:
+            return
+        self.stop_workers()
+        self._closed = True
         self._db.close()
 
     # ----------------------------------------------------------------- snapshots

@@ -1,5 +1,5 @@
 """forestream.server — one ASGI application for every protocol forestream speaks."""
 
-from .app import create_app
+from .app import Server, create_app
 
-__all__ = ["create_app"]
+__all__ = ["Server", "create_app"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 
+import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
@@ -31,6 +32,29 @@ from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
 from .sagemaker_api import SageMakerProtocol
 
 RETENTION_SWEEP_SECONDS = 60.0
+
+
+class Server:
+    """``forestream server``: uvicorn around :func:`create_app`, stopping application
+    workers *before* it stops listening, so their last checkpoint can flush to this
+    server's streams (uvicorn closes the sockets before the lifespan shutdown runs)."""
+
+    def __init__(self, settings: Settings, log_level: str = "info") -> None:
+        import uvicorn
+
+        app = create_app(settings)
+        applications = app.state.applications
+
+        class _Uvicorn(uvicorn.Server):
+            async def shutdown(self, sockets=None):
+                await anyio.to_thread.run_sync(applications.stop_workers)
+                await super().shutdown(sockets)
+
+        self.server = _Uvicorn(uvicorn.Config(app, host=settings.host, port=settings.port,
+                                              log_level=log_level, access_log=False))
+
+    def run(self) -> None:
+        self.server.run()
 
 
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:
