@@ -5,54 +5,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from forestream.cli_rest import rest
 from forestream.cli_streams import endpoint_option
-from forestream.config import client_credentials, client_region
 
 console = Console()
 
 
 def api(endpoint: str, method: str, path: str, body: dict | None = None):
-    data = json.dumps(body).encode() if body is not None else None
-    url = f"{endpoint}/api/v1/applications{path}"
-    headers = {"Content-Type": "application/json", **_signature(method, url, data)}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            raw = response.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read()).get("detail")
-        except ValueError:
-            detail = exc.reason
-        raise click.ClickException(f"{exc.code}: {detail}") from None
-    except urllib.error.URLError as exc:
-        raise click.ClickException(f"cannot reach {endpoint} ({exc.reason}): is "
-                                   "`forestream server` running?") from None
-
-
-def _signature(method: str, url: str, data: bytes | None) -> dict[str, str]:
-    """SigV4 headers when credentials are set (a server with credentials requires them)."""
-    key, secret = client_credentials()
-    if key is None:
-        return {}
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    from botocore.credentials import Credentials
-
-    region = client_region()
-    request = AWSRequest(method=method, url=url, data=data or b"",
-                         headers={"Content-Type": "application/json"})
-    SigV4Auth(Credentials(key, secret), "forestream", region).add_auth(request)
-    return {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+    """Call ``/api/v1/applications``; problem details become clean CLI errors."""
+    return rest(endpoint, method, f"/api/v1/applications{path}", body, timeout=120)
 
 
 def parse_properties(items: tuple[str, ...]) -> dict:

@@ -15,7 +15,7 @@ import urllib.request
 import click
 from rich.console import Console
 
-from forestream.cli_apps import _signature
+from forestream.config import client_credentials, client_region
 
 console = Console()
 err_console = Console(stderr=True)
@@ -75,6 +75,22 @@ def show_json(data) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
+
+def _signature(method: str, url: str, data: bytes | None) -> dict[str, str]:
+    """SigV4 headers when credentials are set (a server with credentials requires them)."""
+    key, secret = client_credentials()
+    if key is None:
+        return {}
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    region = client_region()
+    request = AWSRequest(method=method, url=url, data=data or b"",
+                         headers={"Content-Type": "application/json"})
+    SigV4Auth(Credentials(key, secret), "forestream", region).add_auth(request)
+    return {k: v for k, v in request.headers.items() if k.lower() != "content-type"}
+
 
 def _user() -> str:
     """Who is asking (recorded as created_by / approval history 'by')."""

@@ -67,6 +67,8 @@ HOURS_PER_MONTH = 730
 LOOKBACK_DAYS = (14, 32, 93)
 MIN_DATA_HOURS = 30.0
 STEP_SECONDS = 300
+#: forestream picks among fitting types within 3 % of the cheapest by a stable key
+STABLE_PRICE_TOLERANCE = 0.03
 _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
 
 
@@ -331,7 +333,9 @@ def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int
     choice = view.select(types, need_cpu, need_mem, need_gpu, need_gpu_mem,
                          np.nan_to_num(net_need), prefs.max_options,
                          allow_graviton=prefs.allow_graviton,
-                         include_burstable=prefs.include_burstable)
+                         include_burstable=prefs.include_burstable,
+                         tolerance=STABLE_PRICE_TOLERANCE if prefs.policy == "forestream"
+                         else 0.0)
     has_gpu = gpus > 0
     finding, reasons = classify_findings(
         {"CPU": (req.cpu, cpu_cap), "Memory": (req.mem, mem_cap),
@@ -886,8 +890,15 @@ class _CatalogView:
         return mask
 
     def select(self, types: Sequence[InstanceType], cpu, mem, gpu, gpu_mem, net, k: int, *,
-               allow_graviton: bool, include_burstable: bool) -> _Choice:
-        """The ``k`` cheapest candidates meeting every need, per resource."""
+               allow_graviton: bool, include_burstable: bool,
+               tolerance: float = 0.0) -> _Choice:
+        """The ``k`` cheapest candidates meeting every need, per resource.
+
+        With ``tolerance`` > 0 the first option is chosen among the candidates that
+        meet every need and cost at most ``1 + tolerance`` times the cheapest of them,
+        by a key that does not depend on the need (see :meth:`_stable_order`); the
+        others follow by price.
+        """
         R = len(types)
         index = np.zeros((R, k), dtype=np.int64)
         valid = np.zeros((R, k), dtype=bool)
@@ -908,7 +919,10 @@ class _CatalogView:
                   & (self.gpu_memory[cand] * tol >= gpu_mem[rows_a, None])
                   & ((self.network[cand] <= 0) | (self.network[cand] * tol >= net[rows_a, None])))
             price = np.where(ok, self.price[cand][None, :], np.inf)
-            order = np.argsort(price, axis=1, kind="stable")[:, :k]
+            if tolerance > 0:
+                order = self._stable_order(types[rows[0]], cand, ok, price, tolerance)[:, :k]
+            else:
+                order = np.argsort(price, axis=1, kind="stable")[:, :k]
             chosen_ok = np.take_along_axis(ok, order, axis=1)
             fit = chosen_ok[:, 0]
             if not fit.all():  # nothing fits: offer the closest (largest shortfall ratio)
@@ -928,6 +942,31 @@ class _CatalogView:
             valid[rows_a, :n] = chosen_ok
             fits[rows_a] = fit
         return _Choice(index, valid, fits)
+
+    def _stable_order(self, current: InstanceType, cand: np.ndarray, ok: np.ndarray,
+                      price: np.ndarray, tolerance: float) -> np.ndarray:
+        """Candidate order (per row) with near-equal prices ranked stably: among the
+        fitting candidates within ``tolerance`` of the cheapest, the current type first,
+        then the current family, then the most capacity (reference cores times memory),
+        then price and name; every other candidate after them, by price. A requirement
+        that moves a little then keeps the same choice unless the cheapest price moves."""
+        cheapest = price.min(axis=1, keepdims=True)
+        near = ok & (price <= cheapest * (1 + tolerance))
+        names = [self.types[j].name for j in cand]
+        is_current = np.array([n == current.name for n in names])
+        same_family = np.array([self.types[j].family == current.family for j in cand])
+        size = -np.log(np.maximum(self.capacity[cand], 1e-12)) - np.log(
+            np.maximum(self.memory[cand], 1e-12))
+        name_rank = np.argsort(np.argsort(np.array(names, dtype=object), kind="stable"))
+        R, C = price.shape
+
+        def full(v):
+            return np.broadcast_to(v, (R, C))
+
+        keys = (full(name_rank), price, np.where(near, full(size), 0.0),
+                np.where(near, full(~same_family), False), np.where(near, full(~is_current),
+                                                                     False), ~near)
+        return np.lexsort(keys, axis=1)
 
     def migration_effort(self, current: InstanceType, option: InstanceType) -> str:
         return migration_effort(current.family, current.architecture, option.family,
