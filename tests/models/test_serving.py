@@ -330,3 +330,31 @@ def test_endpoint_whose_model_cannot_load_fails_with_the_reason(server, tmp_path
     assert ep["status"] == "Failed"
     assert "did not start" in ep["failure_reason"] and "reg_a.joblib" in ep["failure_reason"]
     assert "Failed" in proc.stderr.decode() or "did not start" in proc.stderr.decode()
+
+
+def test_aws_cli_invokes_endpoints_and_lists_them(server, models_dir, tmp_path):
+    import os
+
+    ref = import_model(server, models_dir["root"] / "reg_b.joblib", "awscli", "--trust")
+    deploy(server, ref, name="awscli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "c"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "k")})
+    aws = Path(sys.executable).with_name("aws")
+    body = tmp_path / "body.json"
+    body.write_text(json.dumps(X[:2].tolist()))
+    out = tmp_path / "out.json"
+    run = subprocess.run([str(aws), "sagemaker-runtime", "invoke-endpoint", "--endpoint-name",
+                          "awscli", "--content-type", "application/json", "--body",
+                          f"fileb://{body}", "--endpoint-url", server.url, str(out)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["InvokedProductionVariant"] == "awscli-1"
+    np.testing.assert_allclose(json.loads(out.read_text()),
+                               models_dir["reg_b"].predict(X[:2]), atol=1e-6)
+    listing = subprocess.run([str(aws), "sagemaker", "list-endpoints", "--endpoint-url",
+                              server.url], capture_output=True, text=True, env=env,
+                             timeout=120)
+    assert listing.returncode == 0, listing.stderr
+    assert "awscli" in [e["EndpointName"] for e in json.loads(listing.stdout)["Endpoints"]]
