@@ -3,7 +3,9 @@
 For every resource, each policy sees only the first part of the trace (the lookback)
 and names an instance type: the first-ranked option of
 ``forestream.optimizer.recommend.recommend_many`` (the cheapest candidate type meeting
-what the policy asks for; every policy chooses among the same candidates). The rest of
+what the policy asks for — forestream may instead take a type priced within 3% of it for
+a stable pick: the current type or family first; every policy chooses among the same
+candidates). The rest of
 the trace is then replayed on that type.
 
 Replay, per 5-minute sample of the held-back days:

@@ -156,6 +156,21 @@ def test_a_plain_list_of_instance_types_works_as_a_catalog():
     assert rec.best.savings_monthly == pytest.approx((0.20 - 0.08) * 730)
 
 
+def test_near_equal_prices_are_ranked_by_a_stable_key_not_by_the_need():
+    # b.large costs 0.5 % more than a.large and is 20 % faster: forestream takes it
+    # whatever the need (within 3 % of the cheapest fitting price), so a need that
+    # moves a little does not swap the two; the baselines keep the cheapest
+    types = [InstanceType("a.large", "a", "x86_64", 2, 8.0, 0.100),
+             InstanceType("b.large", "b", "x86_64", 2, 8.0, 0.1005, cpu_speed=1.2),
+             InstanceType("c.xlarge", "c", "x86_64", 4, 16.0, 0.20)]
+    picks = set()
+    for high in (20, 30, 40):
+        h = _history(_daily(5, high), np.full(T, 20.0), current={"instance_type": "c.xlarge"})
+        picks.add(recommend(h, types).best.name)
+        assert recommend(h, types, policy="aws-default").best.name == "a.large"
+    assert picks == {"b.large"}
+
+
 # ----------------------------------------------------------------------- other kinds
 def test_container_requests_follow_usage():
     rec = recommend(_history(_daily(10, 30), np.full(T, 25.0), kind="container",

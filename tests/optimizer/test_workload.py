@@ -70,6 +70,27 @@ def test_a_lasting_step_is_a_regime_shift_and_a_weekend_dip_is_not():
     assert starts[1] == 0
 
 
+def test_a_step_in_a_lookback_shorter_than_the_window_is_still_a_regime_shift():
+    # 12 days of a diurnal load stepping up 5 days in, laid on a 14-day window (the
+    # first two days unmeasured): the unmeasured days must not look like a third level
+    daily = 1 + 0.4 * np.sin(np.pi * (HOURS % 24) / 24) ** 2
+    x = np.where(HOURS < 48 + 5 * 24, 1.0, 2.0) * daily * _noise(11)
+    x[HOURS < 48] = np.nan
+    hourly_mean = hourly_stats(x[None, :], PER_HOUR)[1]
+    assert 48 + 5 * 24 <= regime_starts(hourly_mean)[0] <= 48 + 5 * 24 + 10
+
+
+def test_a_partial_day_or_three_noisy_days_are_not_a_trend():
+    hourly = np.full((2, DAYS * 24), np.nan)
+    hourly[0, -52:] = 9.0  # a regime of 52 hours: a 4-hour day, then two whole days
+    hourly[0, -52:-48] = 7.0  # a partial day's peak is lower
+    hourly[1, -72:] = np.repeat([10.0, 10.8, 10.9], 24)  # three days, R² 0.81
+    growth = trend_growth(hourly, 7.0)
+    assert growth[0] == 1.0 and growth[1] == 1.0  # three points: R² >= 0.976 needed
+    hourly[1, -72:] = np.repeat([10.0, 10.4, 10.8], 24)  # a clean line is a trend
+    assert trend_growth(hourly, 7.0)[1] > 1.2
+
+
 def test_trend_growth_is_one_without_a_trend():
     flat = np.full((1, DAYS * 24), 2.0) * np.random.default_rng(9).uniform(0.9, 1.1, DAYS * 24)
     assert trend_growth(flat, 7.0)[0] == 1.0

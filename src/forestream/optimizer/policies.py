@@ -3,7 +3,9 @@
 Every policy reads the same ``(R, T)`` demand matrices (reference cores, GiB, GPUs; one
 row per resource, 5-minute maxima, NaN where a sample is missing) and returns, per
 resource, the CPU, memory and GPU capacity it asks for. Choosing an instance type is
-done elsewhere, identically for all of them, so policies differ only in these numbers.
+done elsewhere, among the same candidates for all of them (the cheapest that fits;
+``forestream`` alone ranks types within 3 % of that price by a stable key, see
+:mod:`~forestream.optimizer.recommend`).
 
 ``aws-default``
     AWS Compute Optimizer's documented method: CPU at the chosen percentile (P99.5

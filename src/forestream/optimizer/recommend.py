@@ -21,7 +21,11 @@ the cheapest types whose capacity covers what the policy asks for (CPU in refere
 cores, i.e. vCPUs times the catalog's relative ``cpu_speed``; memory; GPUs within the
 same GPU family; sustained network baseline), among current-generation general
 purpose, compute and memory optimized types of the same architecture (a GPU type only
-within its family; a type with local disks only among types with local disks). Each
+within its family; a type with local disks only among types with local disks). The
+``forestream`` policy ranks fitting types within 3 % of the cheapest by a key that does
+not depend on the need (the current type, then the current family, then the most
+capacity), so that a need moving a little does not swap near-equally priced types; the
+baselines take the cheapest. Each
 option carries its monthly price (730 hours), savings against the current type,
 projected utilization, performance risk (0-4, see :mod:`~forestream.optimizer.risk`)
 and migration effort. Containers get CPU and memory requests, functions a memory size,

@@ -26,6 +26,7 @@ from .console import routes as console_routes
 from .kinesis import KinesisProtocol
 from .metrics import Metrics, render_applications
 from .models_api import routes as model_routes
+from .openapi import routes as openapi_routes
 from .optimizer_api import routes as optimizer_routes
 from .sagemaker import routes as sagemaker_routes
 from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
@@ -130,6 +131,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         *application_routes(manager, settings),
         *model_routes(registry, endpoints, settings),
         *optimizer_routes(optimizer, settings),
+        *openapi_routes(settings),
         *console_routes(settings, store, manager, registry, endpoints, optimizer),
     ], lifespan=lifespan)
     app.state.store = store

@@ -121,7 +121,7 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
         if request.method == "POST":
             data = await body(request)
             return await threaded(registry.create_group, data.get("name"),
-                                  data.get("description", ""), data.get("tags"), status=201)
+                                  data.get("description", ""), data.get("tags"), http_status=201)
         params = request.query_params
         return await threaded(registry.list_groups, _int(params, "limit", 100, 1, 1000),
                               params.get("next_token"))
@@ -155,7 +155,7 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
                 metadata=data.get("metadata"), customer_metadata=data.get("customer_metadata"),
                 metrics=data.get("metrics"), tags=data.get("tags"),
                 description=data.get("description", ""), created_by=user,
-                s3_endpoint_url=data.get("s3_endpoint_url"), status=201)
+                s3_endpoint_url=data.get("s3_endpoint_url"), http_status=201)
         return await search(request, group=name)
 
     async def search(request: Request, group: str | None = None):
@@ -203,7 +203,7 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
         if request.method == "POST":
             data = await body(request)
             return await threaded(endpoints.create_endpoint_config, data.get("name"),
-                                  data.get("variants"), status=201)
+                                  data.get("variants"), http_status=201)
         return await threaded(lambda: {"endpoint_configs": endpoints.list_endpoint_configs()})
 
     async def config(request: Request):

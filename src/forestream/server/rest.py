@@ -47,12 +47,13 @@ def guard(settings: Settings, errors: type[Exception],
     return wrap
 
 
-async def threaded(fn, *args, status: int = 200, **kwargs) -> Response:
-    """Run ``fn`` on a worker thread; its dict becomes JSON, None a 204."""
+async def threaded(fn, *args, http_status: int = 200, **kwargs) -> Response:
+    """Run ``fn(*args, **kwargs)`` on a worker thread; its dict becomes JSON (with
+    ``http_status``), None a 204. (Not ``status``: library calls take filters by that name.)"""
     result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
     if result is None:
         return Response(status_code=204)
-    return JSONResponse(result, status_code=status)
+    return JSONResponse(result, status_code=http_status)
 
 
 async def json_object(request: Request, invalid: type[Exception]) -> dict:
