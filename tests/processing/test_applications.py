@@ -277,3 +277,22 @@ def test_server_stop_lets_running_workers_finish_their_final_checkpoint(tmp_path
     assert status["state"] == "STOPPED"  # the worker finished, not killed mid-flush
     log = (tmp_path / "graceful" / "apps" / "graceful" / "logs" / "worker.log").read_text()
     assert "stopped after" in log
+
+
+def test_malformed_start_stop_and_logs_requests_are_400s(server, tmp_path):
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    api(server, "POST", "", {"name": "picky", "code": str(code),
+                             "properties": {"job": {"input": "x", "output": "y"}}})
+    for method, path, data in (("POST", "/picky/start", b"{not json"),
+                               ("POST", "/picky/stop", b"[1, 2]"),
+                               ("GET", "/picky/logs?tail=lots", None),
+                               ("GET", "/picky/logs?tail=0", None)):
+        request = urllib.request.Request(f"{server.url}/api/v1/applications{path}",
+                                         data=data, method=method)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request)
+        assert err.value.code == 400, path
+        problem = json.loads(err.value.read())
+        assert "JSON object" in problem["detail"] or "tail" in problem["detail"]
+    assert api(server, "GET", "/picky")["status"] == "READY"  # nothing changed

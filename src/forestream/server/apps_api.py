@@ -16,7 +16,7 @@ from forestream.config import Settings
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
 
-from .rest import guard, problem
+from .rest import guard, json_object, problem
 
 PREFIX = "/api/v1/applications"
 
@@ -38,13 +38,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         return JSONResponse(result, status_code=status)
 
     async def body(request: Request) -> dict:
-        try:
-            data = await request.json()
-        except ValueError:
-            raise ApplicationError("request body must be a JSON object") from None
-        if not isinstance(data, dict):
-            raise ApplicationError("request body must be a JSON object")
-        return data
+        return await json_object(request, ApplicationError)
 
     async def create(request: Request):
         try:
@@ -78,17 +72,20 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         return await call(request, manager.delete_application, request.path_params["name"])
 
     async def start(request: Request):
-        data = await request.json() if await request.body() else {}
+        data = await body(request)
         return await call(request, manager.start_application, request.path_params["name"],
                           data.get("restore", "LATEST"), data.get("snapshot"))
 
     async def stop(request: Request):
-        data = await request.json() if await request.body() else {}
+        data = await body(request)
         return await call(request, manager.stop_application, request.path_params["name"],
                           bool(data.get("force", False)), bool(data.get("snapshot", True)))
 
     async def logs(request: Request):
-        tail = int(request.query_params.get("tail", "200"))
+        raw = request.query_params.get("tail", "200")
+        if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+            raise ApplicationError(f"tail {raw!r} must be an integer from 1 to 100000")
+        tail = int(raw)
         return await call(request, lambda: {"lines": manager.logs(
             request.path_params["name"], tail)})
 

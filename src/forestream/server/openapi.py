@@ -192,8 +192,8 @@ PATHS: dict[str, dict] = {
             "description": "OK", "content": {JSON: {"schema": {
                 "type": "object", "required": ["lines"],
                 "properties": {"lines": {"type": "array", "items": {"type": "string"}}}}}}}},
-            "404", params=(query("tail", "how many lines (not range-checked)",
-                                 type="integer", default=200),)),
+            "400", "404", params=(query("tail", "how many lines", type="integer",
+                                        minimum=1, maximum=100_000, default=200),)),
     },
     "/api/v1/applications/{name}/snapshots": {
         "parameters": [APP],
