@@ -358,3 +358,21 @@ def test_aws_cli_invokes_endpoints_and_lists_them(server, models_dir, tmp_path):
                              timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert "awscli" in [e["EndpointName"] for e in json.loads(listing.stdout)["Endpoints"]]
+
+
+def test_cli_lists_groups_and_versions_and_approves(server, models_dir):
+    ref = import_model(server, models_dir["root"] / "reg_a.joblib", "listing", "--trust",
+                       "--metadata", "commit=4f2a9c1", "--metric", "rmse=0.25")
+    assert cli(server, "approve", ref, "--description", "good enough").stdout.decode() \
+        .strip() == f"{ref} Approved"
+    groups = json.loads(cli(server, "list", "--json").stdout)
+    assert "listing" in [g["name"] for g in groups]
+    versions = json.loads(cli(server, "versions", "listing", "--json").stdout)
+    assert [v["ref"] for v in versions] == [ref]
+    assert versions[0]["approval_status"] == "Approved"
+    found = json.loads(cli(server, "versions", "--metadata", "commit=4f2a9c1",
+                           "--json").stdout)
+    assert [v["ref"] for v in found] == [ref]
+    approved = json.loads(cli(server, "describe", "listing:approved").stdout)
+    assert approved["ref"] == ref and approved["metrics"] == {"rmse": 0.25}
+    assert approved["approval_history"][-1]["description"] == "good enough"
