@@ -3,7 +3,7 @@ Model Registry, so that boto3's ``sagemaker`` client — deployment scripts, wai
 works against ``forestream server`` unchanged.
 
 Requests name their operation in ``X-Amz-Target: SageMaker.<Operation>``. The body is
-validated against botocore's ``sagemaker`` service model (:mod:`.aws_shapes`), then the
+validated against botocore's ``sagemaker`` service model (:mod:`forestream.aws_shapes`), then the
 operation runs on :mod:`forestream.models` (see :mod:`.sagemaker_hosting` for models,
 endpoint configs and endpoints, :mod:`.sagemaker_registry` for model package groups and
 packages). Errors come back in AWS's shape, ``{"__type": ..., "message": ...}`` with
@@ -24,6 +24,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from forestream.aws_shapes import ServiceShapes, ShapeValidationError
 from forestream.config import Settings
 from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ConflictError, ModelsError, NotFoundError
@@ -31,7 +32,6 @@ from forestream.models.registry import ModelRegistry
 from forestream.models.sagemaker_models import SageMakerModels
 
 from .auth import verify_signature
-from .aws_shapes import ServiceShapes, ShapeValidationError
 from .sagemaker_common import Context, Operation, SageMakerError
 from .sagemaker_hosting import OPERATIONS as HOSTING
 from .sagemaker_registry import OPERATIONS as REGISTRY
