@@ -179,22 +179,19 @@ def describe(name, endpoint_url):
         show_json(rest(endpoint_url, "GET", f"/api/v1/models/groups/{name}"))
 
 
-@models.command("approve")
-@click.argument("ref", metavar="NAME:VERSION")
-@click.option("--description", default="", help="Why (kept in the approval history).")
-@endpoint_option
-def approve(ref, description, endpoint_url):
-    """Mark a version Approved."""
-    _set_approval(ref, "Approved", description, endpoint_url)
+def _approval_command(name: str, status: str) -> None:
+    @models.command(name)
+    @click.argument("ref", metavar="NAME:VERSION")
+    @click.option("--description", default="", help="Why (kept in the approval history).")
+    @endpoint_option
+    def command(ref, description, endpoint_url):
+        _set_approval(ref, status, description, endpoint_url)
+
+    command.help = f"Mark a version {status}."
 
 
-@models.command("reject")
-@click.argument("ref", metavar="NAME:VERSION")
-@click.option("--description", default="", help="Why (kept in the approval history).")
-@endpoint_option
-def reject(ref, description, endpoint_url):
-    """Mark a version Rejected."""
-    _set_approval(ref, "Rejected", description, endpoint_url)
+_approval_command("approve", "Approved")
+_approval_command("reject", "Rejected")
 
 
 @models.command("update")

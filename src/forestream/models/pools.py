@@ -202,6 +202,19 @@ class EndpointMetrics:
         self.latency_buckets: dict[tuple[str, str], list[int]] = defaultdict(
             lambda: [0] * len(LATENCY_BUCKETS))
 
+    def summary(self, endpoint: str) -> dict[str, dict]:
+        """Variant → ``invocations``, ``errors``, ``latency_sum`` and per-bucket
+        ``buckets`` counts (bounds: ``LATENCY_BUCKETS``) for one endpoint."""
+        with self._lock:
+            out = {variant: {"invocations": count, "errors": 0,
+                             "latency_sum": self.latency_sum.get((ep, variant), 0.0),
+                             "buckets": list(self.latency_buckets.get((ep, variant), []))}
+                   for (ep, variant), count in self.invocations.items() if ep == endpoint}
+            for (ep, variant, _code), count in self.errors.items():
+                if ep == endpoint and variant in out:
+                    out[variant]["errors"] += count
+        return out
+
     def observe(self, endpoint: str, variant: str, seconds: float,
                 error: str | None = None) -> None:
         key = (endpoint, variant)

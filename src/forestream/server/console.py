@@ -71,38 +71,24 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
                     refresh=_refresh(request))
         return _html(pages.overview(data))
 
-    async def stream(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            data = await anyio.to_thread.run_sync(reader.stream, name)
-        except ResourceNotFoundError:
-            return _missing("stream", name)
-        return _html(pages.stream({**data, "refresh": _refresh(request)}))
+    def detail(kind: str, param: str, read, render, missing: tuple) -> Handler:
+        """A page about one named thing: read it on a worker thread, 404 when unknown."""
+        async def page(request: Request) -> Response:
+            name = request.path_params[param]
+            try:
+                data = await anyio.to_thread.run_sync(read, name)
+            except missing:
+                return _missing(kind, name)
+            return _html(render({**data, "refresh": _refresh(request)}))
+        return page
 
-    async def application(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            data = await anyio.to_thread.run_sync(reader.application, name)
-        except ApplicationNotFound:
-            return _missing("application", name)
-        return _html(pages.application({**data, "refresh": _refresh(request)}))
-
-    async def model_group(request: Request) -> Response:
-        name = request.path_params["group"]
-        try:
-            data = await anyio.to_thread.run_sync(reader.model_group, name)
-        except (ModelNotFound, InvalidInput):  # InvalidInput: not even a valid group name
-            return _missing("model group", name)
-        return _html(pages.model_group({**data, "refresh": _refresh(request)}))
-
-    async def endpoint(request: Request) -> Response:
-        name = request.path_params["name"]
-        try:
-            data = await anyio.to_thread.run_sync(reader.endpoint, name)
-        except ModelNotFound:
-            return _missing("endpoint", name)
-        data.update(metrics=reader.endpoint_metrics(name), refresh=_refresh(request))
-        return _html(pages.endpoint(data))
+    stream = detail("stream", "name", reader.stream, pages.stream, (ResourceNotFoundError,))
+    application = detail("application", "name", reader.application, pages.application,
+                         (ApplicationNotFound,))
+    # InvalidInput: not even a valid group name
+    model_group = detail("model group", "group", reader.model_group, pages.model_group,
+                         (ModelNotFound, InvalidInput))
+    endpoint = detail("endpoint", "name", reader.endpoint, pages.endpoint, (ModelNotFound,))
 
     async def report(request: Request) -> Response:
         analysis_id = request.path_params["analysis_id"]
@@ -133,7 +119,7 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
 
 class ConsoleReader:
     """Gathers each page's data through the packages' public read methods (blocking: the
-    route handlers call these on a worker thread, except :meth:`endpoint_metrics`)."""
+    route handlers call these on a worker thread)."""
 
     def __init__(self, store: StreamStore, applications: ApplicationManager,
                  registry: ModelRegistry, endpoints: EndpointManager,
@@ -209,23 +195,8 @@ class ConsoleReader:
             if folder.is_dir() else []
         logs = {path.stem: _tail(path, ENDPOINT_LOG_LINES)
                 for path in files[:ENDPOINT_LOG_FILES]}
-        return {"endpoint": description, "logs": logs}
-
-    def endpoint_metrics(self, name: str) -> dict[str, dict]:
-        """Variant → invocations, errors, latency sum and per-bucket counts. Call on the
-        event loop: the counters are updated there, so this read sees a consistent view."""
-        metrics = self.endpoints.metrics
-        out: dict[str, dict] = {}
-        for (endpoint, variant), count in list(metrics.invocations.items()):
-            if endpoint == name:
-                out[variant] = {"invocations": count, "errors": 0,
-                                "latency_sum": metrics.latency_sum.get((endpoint, variant), 0.0),
-                                "buckets": list(metrics.latency_buckets.get(
-                                    (endpoint, variant), []))}
-        for (endpoint, variant, _code), count in list(metrics.errors.items()):
-            if endpoint == name and variant in out:
-                out[variant]["errors"] += count
-        return out
+        return {"endpoint": description, "logs": logs,
+                "metrics": self.endpoints.metrics.summary(name)}
 
 
 # ------------------------------------------------------------------------ helpers
