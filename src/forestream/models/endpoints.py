@@ -83,6 +83,7 @@ class EndpointManager:
         self._live: dict[str, LiveVariants] = {}
         self._tasks: dict[str, asyncio.Task] = {}
         self.metrics = EndpointMetrics()
+        registry.add_delete_guard(lambda ref: self.models_in_use().get(ref, []))
 
     # ------------------------------------------------------------------ storage helpers
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:

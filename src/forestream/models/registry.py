@@ -40,6 +40,7 @@ kept as ``Failed``; the error's ``version`` says which).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from . import importer
@@ -91,6 +92,7 @@ class ModelRegistry(_VersionLifecycle):
         self.store = ArtifactStore(self.root)
         self.uploads = UploadStore(self.root / "uploads", upload_ttl_seconds)
         self._db = RegistryDatabase(self.root / "registry.sqlite")
+        self._delete_guards: list[Callable[[str], list[str]]] = []
         self._recover()
 
     def close(self) -> None:
@@ -309,13 +311,23 @@ class ModelRegistry(_VersionLifecycle):
             self._db.save_version(doc)
         return self._public(doc)
 
+    def add_delete_guard(self, users: Callable[[str], list[str]]) -> None:
+        """Refuse deleting a version while ``users(ref)`` names something that serves it
+        (the endpoint manager registers one for its endpoints)."""
+        self._delete_guards.append(users)
+
     def delete_version(self, group: str, version: int) -> dict:
         """Delete a version; its artifact goes too unless another version shares it.
-        Returns the deleted version's dict. The number is not reused."""
+        Returns the deleted version's dict. The number is not reused. Refused while the
+        version is importing or a delete guard names a user of it."""
         with self._db.transaction():
             doc = self._load(group, version)
             if doc["status"] == "Importing":
                 raise ConflictError(f"model version {doc['ref']} is still importing")
+            users = [user for guard in self._delete_guards for user in guard(doc["ref"])]
+            if users:
+                raise ConflictError(f"model version {doc['ref']} is deployed on endpoint(s) "
+                                    f"{', '.join(users)}; delete or update them first")
             self._db.execute("DELETE FROM versions WHERE group_name = ? AND version = ?",
                              (doc["group"], doc["version"]))
             self._collect(doc.get("artifact_digest"), doc.get("artifact_uri"))

@@ -177,13 +177,7 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
         name, number = request.path_params["group"], version_of(request)
         if request.method == "GET":
             return await threaded(registry.describe_version, name, number)
-        if request.method == "DELETE":
-            ref = f"{name}:{number}"
-            users = endpoints.models_in_use().get(ref)
-            if users:
-                from forestream.models.errors import ConflictError
-                raise ConflictError(f"model version {ref} is deployed on endpoint(s) "
-                                    f"{', '.join(users)}; delete or update them first")
+        if request.method == "DELETE":  # refused while deployed (the registry's guard)
             return await threaded(registry.delete_version, name, number)
         data = await body(request)
         allowed = ("approval_status", "approval_description", "customer_metadata",
