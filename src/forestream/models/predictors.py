@@ -56,6 +56,16 @@ class Predictor:
     def signature(self) -> dict:
         return {"inputs": [], "outputs": [], "methods": list(self.methods)}
 
+    def _booster_input(self, data):
+        """Rows for a gradient-boosting booster (XGBoost, LightGBM): numeric arrays as
+        they are (others as float64), named records as a DataFrame in feature order."""
+        if isinstance(data, np.ndarray):
+            rows = as_rows(data, self.n_features)
+            return rows.astype(np.float64) if rows.dtype.kind not in "biuf" else rows
+        if isinstance(data, (list, dict)):
+            return self._frame(data, self.feature_names)
+        return data
+
     def _frame(self, data, feature_names: list[str] | None):
         """Named features (records or columns) as a DataFrame in the model's column order."""
         try:
@@ -183,12 +193,7 @@ class XGBoostPredictor(Predictor):
         self.num_class = int(float(learner["learner_model_param"].get("num_class", 0)))
 
     def prepare(self, data):
-        if isinstance(data, np.ndarray):
-            rows = as_rows(data, self.n_features)
-            return rows.astype(np.float64) if rows.dtype.kind not in "biuf" else rows
-        if isinstance(data, (list, dict)):
-            return self._frame(data, self.feature_names)
-        return data
+        return self._booster_input(data)
 
     def default_input(self, data):
         prepared = self.prepare(data)
@@ -232,12 +237,7 @@ class LightGBMPredictor(Predictor):
         self.outputs_per_row = booster.num_model_per_iteration()
 
     def prepare(self, data):
-        if isinstance(data, np.ndarray):
-            rows = as_rows(data, self.n_features)
-            return rows.astype(np.float64) if rows.dtype.kind not in "biuf" else rows
-        if isinstance(data, (list, dict)):
-            return self._frame(data, self.feature_names)
-        return data
+        return self._booster_input(data)
 
     def signature(self) -> dict:
         shape = [-1, self.outputs_per_row] if self.outputs_per_row > 1 else [-1]
