@@ -53,7 +53,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .findings import INSUFFICIENT_DATA, UNSUPPORTED
 from .policies import CPU_HEADROOMS, CPU_PERCENTILES, MEM_HEADROOMS, POLICIES
 from .types import InstanceType, UtilizationHistory
 
@@ -268,19 +267,6 @@ def _failed(h: UtilizationHistory, prefs: Preferences, finding: str, message: st
     return Recommendation(h.resource.resource_id, h.resource.kind, prefs.policy, finding, [],
                           "", 0, None, [], prefs.lookback_days, round(float(hours), 2),
                           [message])
-
-
-def _guarded(make, h, prefs, errors):
-    try:
-        return make()
-    except InsufficientDataError as error:
-        if errors == "raise":
-            raise
-        return _failed(h, prefs, INSUFFICIENT_DATA, str(error))
-    except (LookupError, ValueError) as error:
-        if errors == "raise" or isinstance(error, InvalidParameterError):
-            raise
-        return _failed(h, prefs, UNSUPPORTED, str(error))
 
 
 def _check_choice(name: str, value, allowed: tuple) -> None:
