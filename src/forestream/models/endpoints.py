@@ -296,10 +296,10 @@ class EndpointManager:
         for v in config["variants"]:
             self._resolve_model(v["model"])
         self._set_status(name, "Updating")
-        self._run(name, self._switch(name, config, endpoint["config"]))
+        self._run(name, self._switch(name, config))
         return self.describe_endpoint(name)
 
-    async def _switch(self, name: str, config: dict, old_config: str) -> None:
+    async def _switch(self, name: str, config: dict) -> None:
         workers = {v["variant_name"]: v["workers"] for v in config["variants"]}
         weights = {v["variant_name"]: v["weight"] for v in config["variants"]}
         try:
