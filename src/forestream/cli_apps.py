@@ -57,15 +57,20 @@ def apps() -> None:
               help="Runtime property GROUP.KEY=VALUE (repeatable).")
 @click.option("--checkpoint-interval", default=10.0, show_default=True, type=float,
               help="Seconds between checkpoints.")
-@click.option("--parallelism", default=1, show_default=True, type=int)
+@click.option("--parallelism", default=1, show_default=True, type=int,
+              help="Worker processes sharing the source's shards and the key groups.")
+@click.option("--max-parallelism", default=16, show_default=True, type=int,
+              help="Key groups of a keyed job (fixed for its state): the most workers "
+                   "its keyed state can spread over.")
 @click.option("--description", default="")
 @endpoint_option
-def create(name, code, props, checkpoint_interval, parallelism, description, endpoint_url):
+def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, description,
+           endpoint_url):
     """Create application NAME from CODE (status READY)."""
     app = api(endpoint_url, "POST", "", {
         "name": name, "code": str(code.resolve()), "properties": parse_properties(props),
         "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
-        "description": description})
+        "max_parallelism": max_parallelism, "description": description})
     console.print(f"application [bold]{app['name']}[/] created ({app['status']})")
 
 

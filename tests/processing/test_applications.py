@@ -3,17 +3,15 @@
 import json
 import os
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
+from apps_testkit import SCRIPT, api, cli, put, totals, wait
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
-SCRIPT = Path(sys.executable).with_name("forestream")
 
 JOB = '''
 from forestream.processing import kinesis_client
@@ -44,58 +42,6 @@ def build(env, properties):
         .map(fail_after_a_while)
         .filter(lambda x: x < 0))
 '''
-
-
-def api(server, method, path, body=None):
-    request = urllib.request.Request(f"{server.url}/api/v1/applications{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None
-                                     else None, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        raw = response.read()
-        return json.loads(raw) if raw else None
-
-
-def cli(server, *args, check=True):
-    proc = subprocess.run([str(SCRIPT), "apps", *map(str, args), "--endpoint-url", server.url],
-                          capture_output=True, text=True, timeout=180,
-                          env={**os.environ, "COLUMNS": "200"})
-    if check and proc.returncode:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def wait(condition, seconds=60.0, what="condition"):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def totals(kinesis, stream):
-    """Latest running total per key in the output stream."""
-    latest = {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it)
-            for r in page["Records"]:
-                value = json.loads(r["Data"])
-                latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return latest
-
-
-def put(kinesis, stream, n, keys=("a", "b", "c")):
-    records = [{"Data": json.dumps({"k": keys[i % len(keys)], "n": 1}).encode(),
-                "PartitionKey": keys[i % len(keys)]} for i in range(n)]
-    for start in range(0, n, 500):
-        kinesis.put_records(StreamName=stream, Records=records[start:start + 500])
 
 
 def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path):
@@ -232,7 +178,9 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(ser
     assert wait(split, 60, "shards balanced again")
     api(server, "POST", "/par/stop")
     snapshots = api(server, "GET", "/par/snapshots")["snapshots"]
-    assert len(snapshots) == 1 and len(snapshots[0]["parts"]) == 4  # one per shard
+    parts = snapshots[0]["parts"] if len(snapshots) == 1 else []
+    # one per source shard and one per key group (16 by default)
+    assert len(parts) == 4 + 16 and sum(p.startswith("keygroup-") for p in parts) == 16
 
 
 def test_rest_api_requires_signatures_when_credentials_are_configured(tmp_path,

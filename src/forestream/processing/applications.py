@@ -13,10 +13,12 @@ restarted from its latest checkpoint, at most ``max_restarts`` times within
 recorded. Stopping takes a snapshot by default.
 
 Parallelism N: N worker processes share the shards of the job's Kinesis source through
-a lease table (see :mod:`forestream.processing.leases`); each leased shard runs its own
-copy of the pipeline with its own checkpoints, so keyed state is per shard (per key when,
-as usual, the stream's partition key is the ``key_by`` key). When a worker dies, the
-others take its shards over after the lease expires, continuing from their checkpoints.
+a lease table (see :mod:`forestream.processing.leases`). A keyed job's state is split
+into ``max_parallelism`` key groups that the workers lease too: records reach their key
+group through the application's exchange stream (see :mod:`forestream.processing.exchange`),
+so each key's state lives in one place whichever shard its records arrive on, and moves
+with its key group. When a worker dies, the others take its leases over after they
+expire, continuing from their checkpoints.
 """
 
 from __future__ import annotations
@@ -38,19 +40,24 @@ from .errors import ApplicationError, ConflictError, NotFoundError
 NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 STOP_TIMEOUT_SECONDS = 30.0
 MAX_PARALLELISM = 64
+DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
+MAX_KEY_GROUPS = 128
+EXCHANGE_FILE = "exchange.json"  # written by the workers of a keyed parallel job
 JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: one per shard
 SUPERVISE_SECONDS = 0.5
 
 
 class ApplicationManager:
     def __init__(self, data_dir: str | Path, max_restarts: int = 3,
-                 restart_window: float = 600.0, environment: dict[str, str] | None = None
-                 ) -> None:
+                 restart_window: float = 600.0, environment: dict[str, str] | None = None,
+                 delete_stream=None) -> None:
         self.root = Path(data_dir) / "apps"
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_restarts = max_restarts
         self.restart_window = restart_window
         self.environment = environment or {}
+        # Removes an application's exchange stream (given by the server: its stream store).
+        self.delete_stream = delete_stream
         self._db = sqlite3.connect(self.root / "apps.db", check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -81,11 +88,12 @@ class ApplicationManager:
     # ----------------------------------------------------------------- lifecycle
     def create_application(self, name: str, code: str | Path, properties: dict | None = None,
                            checkpoint_interval: float = 10.0, parallelism: int = 1,
-                           description: str = "") -> dict:
+                           description: str = "",
+                           max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> dict:
         if not NAME.match(name or ""):
             raise ApplicationError(f"application name {name!r} must be 1-128 characters of "
                                    "letters, digits, '_', '.', '-'")
-        _check_config(checkpoint_interval, parallelism, properties)
+        _check_config(checkpoint_interval, parallelism, properties, max_parallelism)
         with self._lock:
             if self._get(name, missing_ok=True) is not None:
                 raise ConflictError(f"application {name} already exists")
@@ -96,7 +104,8 @@ class ApplicationManager:
             doc = {"name": name, "description": description, "status": "READY",
                    "entry": entry, "code_source": str(code), "properties": properties or {},
                    "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
-                   "version": 1, "created": now, "updated": now, "last_failure": None}
+                   "max_parallelism": max_parallelism, "version": 1, "created": now,
+                   "updated": now, "last_failure": None}
             self._put(doc)
             return self.describe_application(name)
 
@@ -128,7 +137,8 @@ class ApplicationManager:
                 raise ConflictError(f"application {name} is {doc['status']}; it can be "
                                     "updated when READY or RUNNING")
             _check_config(checkpoint_interval or doc["checkpoint_interval"],
-                          parallelism or doc["parallelism"], properties)
+                          parallelism or doc["parallelism"], properties,
+                          doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
             running = doc["status"] == "RUNNING"
             if running:
                 self._set_status(doc, "UPDATING")
@@ -157,8 +167,10 @@ class ApplicationManager:
             if doc["status"] != "READY":
                 raise ConflictError(f"application {name} is {doc['status']}, not READY")
             checkpoints = self.root / name / "checkpoints"
+            self._exchanges(name)  # note the current exchange before its file may go
             if restore == "SKIP":
                 shutil.rmtree(checkpoints, ignore_errors=True)
+                self._drop_unused_exchanges(name)
             elif restore == "SNAPSHOT":
                 source = self._snapshot_path(name, snapshot)
                 shutil.rmtree(checkpoints, ignore_errors=True)
@@ -166,6 +178,9 @@ class ApplicationManager:
                     folder = checkpoints if part.stem == JOB_PART else checkpoints / part.stem
                     folder.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(part, folder / "checkpoint-99999999.pkl")
+                if (source / EXCHANGE_FILE).exists():  # the exchange its key groups read
+                    shutil.copy2(source / EXCHANGE_FILE, checkpoints / EXCHANGE_FILE)
+                self._drop_unused_exchanges(name)
             elif restore != "LATEST":
                 raise ApplicationError(f"restore must be LATEST, SKIP or SNAPSHOT, got "
                                        f"{restore!r}")
@@ -190,6 +205,7 @@ class ApplicationManager:
             if doc["status"] not in ("READY",):
                 raise ConflictError(f"application {name} is {doc['status']}; stop it first")
             self._set_status(doc, "DELETING")
+            self._drop_unused_exchanges(name, keep=False)
             self._db.execute("DELETE FROM apps WHERE name=?", (name,))
             shutil.rmtree(self.root / name, ignore_errors=True)
 
@@ -275,7 +291,8 @@ class ApplicationManager:
         app_dir = self.root / name
         (app_dir / "logs").mkdir(parents=True, exist_ok=True)
         config = {"name": name, "entry": doc["entry"], "properties": doc["properties"],
-                  "checkpoint_interval": doc["checkpoint_interval"]}
+                  "checkpoint_interval": doc["checkpoint_interval"],
+                  "max_parallelism": doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)}
         (app_dir / "config.json").write_text(json.dumps(config))
         count = doc["parallelism"]
         workers = self._workers.setdefault(name, [None] * count)
@@ -371,7 +388,45 @@ class ApplicationManager:
         tmp.mkdir(parents=True)
         for part, path in self._latest_checkpoints(name).items():
             shutil.copy2(path, tmp / f"{part}.pkl")
+        exchange = self.root / name / "checkpoints" / EXCHANGE_FILE
+        if exchange.exists():
+            shutil.copy2(exchange, tmp / EXCHANGE_FILE)
         os.replace(tmp, target)
+
+    def _drop_unused_exchanges(self, name: str, keep: bool = True) -> None:
+        """Delete exchange streams that neither the checkpoints nor a snapshot refer to
+        (all of them when ``keep`` is false). Every one ever used is listed in
+        ``exchanges.txt``."""
+        app_dir = self.root / name
+        known, referenced = self._exchanges(name)
+        for stream in sorted(known - referenced if keep else known):
+            if self.delete_stream is not None:
+                try:
+                    self.delete_stream(stream)
+                except Exception as exc:  # already gone: nothing to do
+                    if "NotFound" not in type(exc).__name__ + str(exc):
+                        raise
+            known.discard(stream)
+        if app_dir.exists():
+            (app_dir / "exchanges.txt").write_text("".join(f"{s}\n" for s in sorted(known)))
+
+    def _exchanges(self, name: str) -> tuple[set[str], set[str]]:
+        """(every exchange stream the application has used, those still referred to),
+        recording new ones in ``exchanges.txt``."""
+        app_dir = self.root / name
+        ledger = app_dir / "exchanges.txt"
+        referenced = set()
+        for path in [app_dir / "checkpoints" / EXCHANGE_FILE,
+                     *(app_dir / "snapshots").glob(f"*/{EXCHANGE_FILE}")]:
+            try:
+                referenced.add(json.loads(path.read_text())["stream"])
+            except (OSError, ValueError, KeyError):
+                continue
+        known = set(ledger.read_text().split()) if ledger.exists() else set()
+        if referenced - known and app_dir.exists():
+            known |= referenced
+            ledger.write_text("".join(f"{s}\n" for s in sorted(known)))
+        return known, referenced
 
     def _worker_pids(self, name: str) -> list[int]:
         return [p.pid for p in self._workers.get(name, []) if p is not None]
@@ -417,7 +472,8 @@ class ApplicationManager:
         self._put(doc)
 
 
-def _check_config(checkpoint_interval, parallelism, properties) -> None:
+def _check_config(checkpoint_interval, parallelism, properties,
+                  max_parallelism=DEFAULT_MAX_PARALLELISM) -> None:
     if not isinstance(checkpoint_interval, (int, float)) or not 0.1 <= checkpoint_interval \
             <= 86400:
         raise ApplicationError(f"checkpoint_interval must be in [0.1, 86400] seconds, got "
@@ -426,6 +482,14 @@ def _check_config(checkpoint_interval, parallelism, properties) -> None:
             not 1 <= parallelism <= MAX_PARALLELISM:
         raise ApplicationError(f"parallelism must be an integer in [1, {MAX_PARALLELISM}], "
                                f"got {parallelism!r}")
+    if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or \
+            not 1 <= max_parallelism <= MAX_KEY_GROUPS:
+        raise ApplicationError(f"max_parallelism (key groups) must be an integer in "
+                               f"[1, {MAX_KEY_GROUPS}], got {max_parallelism!r}")
+    if parallelism > max_parallelism:
+        raise ApplicationError(f"parallelism {parallelism} is above max_parallelism "
+                               f"{max_parallelism}: keyed state has only that many key groups "
+                               "to spread over workers")
     if properties is not None and not (isinstance(properties, dict) and all(
             isinstance(v, dict) for v in properties.values())):
         raise ApplicationError("properties must map property-group names to "

@@ -79,6 +79,10 @@ class _SourceState:
         self.last_seen[split] = now
 
     def advance(self, now: float) -> float:
+        current = getattr(self.node.source, "current_watermark", None)
+        if current is not None:  # a source that knows its watermark (the key-group exchange)
+            self.watermark = current(now)
+            return self.watermark
         strategy = self.node.watermark_strategy
         if strategy is None:
             return self.watermark
@@ -267,8 +271,9 @@ class JobRunner:
             "job": self.job_name, "id": self._checkpoint_id,
             "graph": [n.uid for n in self.nodes],
             "sources": {n.uid: n.source.snapshot() for n in self.nodes if n.source},
-            "source_time": {n.uid: (s.max_ts, s.watermark) for n, s in
-                            ((self.nodes[i], s) for i, s in self.sources.items())},
+            "source_time": {n.uid: (self.sources[n.index].max_ts,
+                                    self.sources[n.index].watermark)
+                            for n in self.nodes if n.source is not None},
             "operators": {n.uid: (n.operator.snapshot(), n.operator.watermark)
                           for n in self.nodes if n.operator},
             "watermarks": dict(self.watermarks),

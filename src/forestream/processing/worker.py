@@ -132,8 +132,12 @@ def _runner_metrics(runners: dict) -> dict:
 
 
 def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
-    """Worker ``worker`` of ``workers``: run one copy of the job per leased shard of the
-    application's Kinesis source, each checkpointing into ``checkpoints/<shard>``."""
+    """Worker ``worker`` of ``workers``. Jobs without ``key_by`` run one copy per leased
+    shard of the Kinesis source (checkpoints in ``checkpoints/<shard>``). Keyed jobs run in
+    two stages through the application's exchange stream (see
+    :mod:`forestream.processing.exchange`): a read stage per leased source shard and a
+    keyed stage per leased key group (``checkpoints/keygroup-<shard>``)."""
+    from . import exchange as ex
     from .kinesis_io import KinesisSource
     from .leases import LeaseTable
 
@@ -146,13 +150,22 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
         if len(sources) != 1 or not isinstance(sources[0], KinesisSource):
             raise ValueError("parallelism > 1 needs a job with exactly one source, a Kinesis "
                              "stream: workers share its shards")
+        plan = ex.plan(probe)
+        exchange = None
+        if plan is not None:
+            exchange = ex.ExchangeConfig.load(app_dir, config["name"], int(
+                config.get("max_parallelism", ex.DEFAULT_KEY_GROUPS)))
+            exchange.ensure_stream(sources[0].api.target)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
     api, stream = sources[0].api, sources[0].stream
-    leases = LeaseTable(app_dir / "leases.db", owner=f"worker-{worker}-{os.getpid()}")
-    runners: dict[str, JobRunner] = {}
+    owner = f"worker-{worker}-{os.getpid()}"
+    tables = {"source": (LeaseTable(app_dir / "leases.db", owner), stream)}
+    if exchange is not None:
+        tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner), exchange.stream)
+    runners: dict[tuple[str, str], JobRunner] = {}
     stopping = {"flag": False}
 
     def on_term(signum, frame):
@@ -161,11 +174,29 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
 
-    def hand_back(shards: set[str]) -> None:
+    def hand_back(kind: str, shards: set[str]) -> None:
         for shard in shards:
-            runner = runners.pop(shard, None)
+            runner = runners.pop((kind, shard), None)
             if runner is not None:
                 runner.close(final_checkpoint=True)
+
+    def start_runner(kind: str, shard: str) -> JobRunner:
+        folder = shard if kind == "source" else f"keygroup-{shard}"
+        env = StreamExecutionEnvironment(
+            properties=properties, checkpoint_dir=app_dir / "checkpoints" / folder,
+            checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
+            batch_size=int(config.get("batch_size", 1000)))
+        env.shard_lease = {shard} if kind == "source" else set()
+        module.build(env, properties)
+        if plan is not None and kind == "source":
+            ex.read_stage(env, plan, exchange, api.target, origin=shard)
+        elif plan is not None:
+            ex.keyed_stage(env, plan, exchange, api.target, shard)
+        runner = JobRunner(env, f"{config['name']}/{folder}")
+        runner.open()
+        print(f"worker {worker}: leased {folder} (restored from checkpoint "
+              f"{runner.result.restored_from})", flush=True)
+        return runner
 
     print(f"worker {worker} of {workers} running (pid {os.getpid()})", flush=True)
     next_balance = 0.0
@@ -173,35 +204,30 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
     try:
         while not stopping["flag"]:
             if time.monotonic() >= next_balance:
-                shards = api.list_shards(stream)
-                leases.sync_shards(shards)
-                owned = leases.balance(shards, workers, before_release=hand_back)
-                for shard in set(runners) - owned:  # expired and taken by another worker:
-                    runners.pop(shard).close(final_checkpoint=False)  # its checkpoint rules
-                for shard in sorted(owned - set(runners)):
-                    env = StreamExecutionEnvironment(
-                        properties=properties, checkpoint_dir=app_dir / "checkpoints" / shard,
-                        checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
-                        batch_size=int(config.get("batch_size", 1000)))
-                    env.shard_lease = {shard}
-                    module.build(env, properties)
-                    runner = JobRunner(env, f"{config['name']}/{shard}")
-                    runner.open()
-                    runners[shard] = runner
-                    print(f"worker {worker}: leased {shard} (restored from checkpoint "
-                          f"{runner.result.restored_from})", flush=True)
+                for kind, (leases, name) in tables.items():
+                    shards = api.list_shards(name)
+                    leases.sync_shards(shards)
+                    owned = leases.balance(shards, workers,
+                                           before_release=lambda s, k=kind: hand_back(k, s))
+                    for key in [k for k in runners if k[0] == kind and k[1] not in owned]:
+                        # expired and taken by another worker: its checkpoint rules
+                        runners.pop(key).close(final_checkpoint=False)
+                    for shard in sorted(owned - {k[1] for k in runners if k[0] == kind}):
+                        runners[(kind, shard)] = start_runner(kind, shard)
                 write_status(app_dir, worker, state="RUNNING", records_in=records,
-                             shards=sorted(runners), worker_count=workers,
-                             **_runner_metrics(runners))
+                             shards=sorted(s for k, s in runners if k == "source"),
+                             key_groups=sorted(s for k, s in runners if k == "keyed"),
+                             worker_count=workers, **_runner_metrics(runners))
                 next_balance = time.monotonic() + 1.0
             polled_any = 0
-            for shard, runner in list(runners.items()):
+            for (kind, shard), runner in list(runners.items()):
                 polled, finished = runner.advance()
                 polled_any += polled
-                records += polled
+                if kind == "source":
+                    records += polled
                 if finished:
-                    runners.pop(shard).close(final_checkpoint=True)
-                    leases.finish(shard)
+                    runners.pop((kind, shard)).close(final_checkpoint=True)
+                    tables[kind][0].finish(shard)
                     print(f"worker {worker}: {shard} finished", flush=True)
             if not polled_any:
                 time.sleep(0.05)
@@ -209,8 +235,11 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))
         return 1
-    hand_back(set(runners))
-    leases.release(set(runners) | set(leases.owners()))
+    # read stages first, so what they sent is in the exchange before the keyed stages stop
+    for kind, (leases, _) in tables.items():
+        mine = {s for k, s in runners if k == kind}
+        hand_back(kind, mine)
+        leases.release(mine | set(leases.owners()))
     write_status(app_dir, worker, state="STOPPED", records_in=records)
     print(f"worker {worker} stopped", flush=True)
     return 0

@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     kinesis = KinesisProtocol(store, settings, metrics)
     # Application workers reach this server's Kinesis API through this variable.
     manager = ApplicationManager(settings.data_dir, environment={
-        "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"})
+        "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"},
+        delete_stream=lambda name: store.delete_stream(stream_name=name))
     registry = ModelRegistry(settings.data_dir)
     endpoints = EndpointManager(registry, settings.data_dir)
     sagemaker = SageMakerProtocol(registry, endpoints, settings)

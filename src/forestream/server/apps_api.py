@@ -44,7 +44,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         try:
             data = await body(request)
             args = {k: data[k] for k in ("properties", "checkpoint_interval", "parallelism",
-                                         "description") if k in data}
+                                         "max_parallelism", "description") if k in data}
             name, code = data.get("name"), data.get("code")
             if not name or not code:
                 raise ApplicationError("'name' and 'code' (a path on the server) are required")

@@ -24,7 +24,12 @@ from forestream.optimizer.catalog import ARCHITECTURES
 from forestream.optimizer.report import ALL_FINDINGS
 from forestream.optimizer.service import PROMETHEUS_KEYS
 from forestream.optimizer.types import METRICS, RESOURCE_KINDS
-from forestream.processing.applications import MAX_PARALLELISM, NAME
+from forestream.processing.applications import (
+    DEFAULT_MAX_PARALLELISM,
+    MAX_KEY_GROUPS,
+    MAX_PARALLELISM,
+    NAME,
+)
 
 # The recommender's preference values (forestream.optimizer.recommend / policies import
 # numba, which a starting server does not load; tests/test_openapi.py checks these).
@@ -117,6 +122,8 @@ APPLICATION_RECORD = obj({
     "entry": {"type": "string", "description": "the file run: the .py given, or main.py"},
     "code_source": {"type": "string", "description": "the code path it was installed from"},
     **_APP_CONFIG,
+    "max_parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_KEY_GROUPS,
+                        "description": "key groups of a keyed job, fixed at creation"},
     "version": {"type": "integer", "minimum": 1},
     "created": EPOCH, "updated": EPOCH,
     "last_failure": nullable(obj({"time": EPOCH, "exit_code": INT, "reason": STR})),
@@ -135,6 +142,10 @@ APPLICATION_CREATE = obj({
     "properties": {**_APP_CONFIG["properties"], "default": {}},
     "checkpoint_interval": {**_APP_CONFIG["checkpoint_interval"], "default": 10.0},
     "parallelism": {**_APP_CONFIG["parallelism"], "default": 1},
+    "max_parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_KEY_GROUPS,
+                        "default": DEFAULT_MAX_PARALLELISM,
+                        "description": "key groups a keyed job's state is split into (at "
+                        "least parallelism)"},
 }, ("name", "code"))
 APPLICATION_UPDATE = obj({"code": APPLICATION_CREATE["properties"]["code"], **_APP_CONFIG},
                          description="what to change; a RUNNING application restarts from "

@@ -1,0 +1,450 @@
+"""Key groups: keyed state shared correctly by the parallel workers of an application.
+
+With parallelism above 1, a job whose pipeline has a ``key_by`` runs in two stages, as
+Flink's ``keyBy`` shuffle does between its tasks:
+
+1. *Read stage*, one copy per leased shard of the source stream: the source and the
+   stateless steps up to and including ``key_by``, then an :class:`ExchangeWriter` that
+   sends every record, with its key, to the application's *exchange stream* — an internal
+   Kinesis stream with one shard per key group (``max_parallelism`` of them). A record goes
+   to the shard whose hash range holds the MD5 of its key (for a string key: exactly the
+   shard Kinesis would pick for that partition key).
+2. *Keyed stage*, one copy per leased key group: an :class:`ExchangeReader` reading that
+   key group's shard, then the rest of the pipeline. Its state is checkpointed per key
+   group, so it moves with the key group's lease when workers start, stop or die, and a
+   key's state no longer depends on which source shard its records arrive on (resharding
+   the source keeps it).
+
+Exactly-once across the exchange. The read stage checkpoints only its source positions,
+so after a crash it sends again what it sent since its checkpoint. Every record carries
+its origin (source shard), the source sequence number and an index among the outputs of
+that source record; per origin, the keyed stage remembers the highest (sequence, index)
+it has processed — checkpointed with its state — and drops anything not above it. One
+writer per origin sends to each key-group shard in order (a step's message to a shard is
+acknowledged, retried if need be, before the next), so this is exact.
+
+Event time. Each message carries its origin's watermark (and whether the origin is idle);
+a shard that ends sends +inf. The keyed stage's watermark is the minimum over the source
+stream's unfinished shards, an origin not heard from yet holding it back (for at most the
+idleness timeout, when the strategy sets one), as a single reader's would be.
+
+Messages are pickles signed with HMAC-SHA256 under a key in the application's folder: a
+record that anyone else wrote to the exchange stream is logged and skipped, never
+unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import pickle
+import re
+import secrets
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+
+from .environment import Node, StreamExecutionEnvironment
+from .operators import MIN_WATERMARK, KeyByOperator, Operator, SinkOperator
+from .operators import TimestampsAndWatermarksOperator as _Timestamps
+from .records import Record
+from .sources import Source
+
+EXCHANGE_FILE = "exchange.json"  # in the checkpoints folder: a fresh start gets a new one
+KEY_FILE = "exchange.key"
+DEFAULT_KEY_GROUPS = 16
+MAX_MESSAGE_BYTES = 900_000  # under the 1 MiB record limit, with room for the signature
+MARKER_SECONDS = 0.2  # at most this often a watermark-only message per key group
+ORIGIN_LIST_SECONDS = 5.0
+PUT_GIVE_UP_SECONDS = 300.0
+_SEQUENCE = re.compile(r"@(\d+)")
+
+
+class ExchangeError(ValueError):
+    """The job cannot run its keyed part across parallel workers as written."""
+
+
+# ----------------------------------------------------------------------------- keys
+def key_hash(key) -> int:
+    """A 128-bit hash of a key, the same in every process (Python's ``hash`` is not)."""
+    return int.from_bytes(hashlib.md5(_canonical(key)).digest(), "big")
+
+
+def _canonical(key) -> bytes:
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, bytes):
+        return b"\x00b" + key
+    if isinstance(key, bool | int) or (isinstance(key, float) and key.is_integer()):
+        return b"\x00i%d" % int(key)  # 1, 1.0 and True are one key in a dict: here too
+    if isinstance(key, tuple):
+        return b"\x00t(" + b"\x00,".join(_canonical(k) for k in key) + b")"
+    return b"\x00p" + pickle.dumps(key, protocol=4)
+
+
+class Codec:
+    """Signed pickles: HMAC-SHA256 over the body, checked before anything is unpickled."""
+
+    def __init__(self, secret: bytes) -> None:
+        self.secret = secret
+
+    def encode(self, message) -> bytes:
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        return hmac.new(self.secret, body, hashlib.sha256).digest() + body
+
+    def decode(self, data: bytes):
+        mac, body = data[:32], data[32:]
+        if not hmac.compare_digest(mac, hmac.new(self.secret, body, hashlib.sha256).digest()):
+            raise ExchangeError("exchange record not signed by this application")
+        return pickle.loads(body)
+
+
+@dataclass
+class ExchangeConfig:
+    stream: str
+    key_groups: int
+    secret: bytes
+
+    @classmethod
+    def load(cls, app_dir: Path, app_name: str, key_groups: int) -> ExchangeConfig:
+        """The application's exchange (created on first use, race-free between workers):
+        the stream name lives in ``checkpoints/exchange.json`` so a start that drops the
+        checkpoints gets a fresh, empty exchange stream."""
+        path = app_dir / "checkpoints" / EXCHANGE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            safe = re.sub(r"[^a-zA-Z0-9_.-]", "-", app_name)[:80]
+            doc = {"stream": f"forestream-exchange-{safe}-{secrets.token_hex(4)}",
+                   "key_groups": key_groups}
+            tmp = path.with_name(f".{EXCHANGE_FILE}.{os.getpid()}")
+            tmp.write_text(json.dumps(doc))
+            try:
+                os.link(tmp, path)  # fails if another worker got there first: use theirs
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        doc = json.loads(path.read_text())
+        key_path = app_dir / KEY_FILE
+        if not key_path.exists():
+            tmp = key_path.with_name(f".{KEY_FILE}.{os.getpid()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, key_path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+        return cls(doc["stream"], int(doc["key_groups"]), key_path.read_bytes())
+
+    def ensure_stream(self, target, timeout: float = 30.0) -> None:
+        """Create the exchange stream (one shard per key group) if it is not there yet."""
+        in_process = hasattr(target, "enforce_retention")
+        try:
+            if in_process:
+                target.create_stream(stream_name=self.stream, shard_count=self.key_groups)
+            else:
+                target.create_stream(StreamName=self.stream, ShardCount=self.key_groups)
+        except Exception as exc:  # another worker created it
+            if "ResourceInUse" not in type(exc).__name__ + str(exc):
+                raise
+        deadline = time.monotonic() + timeout
+        while True:
+            summary = (target.describe_stream_summary(stream_name=self.stream) if in_process
+                       else target.describe_stream_summary(StreamName=self.stream))
+            if summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"exchange stream {self.stream} did not become ACTIVE")
+            time.sleep(0.1)
+
+
+# ----------------------------------------------------------------------------- plan
+@dataclass
+class ExchangePlan:
+    """Where a job splits: node indexes of the read stage and of the keyed stage."""
+
+    key_by: int
+    source: int
+    read: list[int]
+    keyed: list[int]
+
+
+def plan(env: StreamExecutionEnvironment) -> ExchangePlan | None:
+    """Split a built job at its ``key_by``; None when it has none (every step then runs
+    per source shard). Raises :class:`ExchangeError` for graphs the exchange cannot run."""
+    nodes = env.nodes
+    children: dict[int, list[int]] = {n.index: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            children[i.index].append(n.index)
+
+    def below(start: int) -> set[int]:
+        seen, todo = set(), list(children[start])
+        while todo:
+            i = todo.pop()
+            if i not in seen:
+                seen.add(i)
+                todo += children[i]
+        return seen
+
+    key_bys = [n.index for n in nodes if isinstance(n.operator, KeyByOperator)]
+    if not key_bys:
+        return None
+    downstream = {i: below(i) for i in key_bys}
+    first = [i for i in key_bys if not any(i in downstream[j] for j in key_bys if j != i)]
+    if len(first) > 1:
+        raise ExchangeError(
+            f"with parallelism > 1 a job may key its source stream once; this one calls "
+            f"key_by {len(first)} times on unkeyed streams (nodes {first}). Key once and "
+            "branch after key_by, or run with parallelism 1")
+    key_by = first[0]
+    keyed = sorted(downstream[key_by])
+    for i in keyed:
+        node = nodes[i]
+        if isinstance(node.operator, KeyByOperator):
+            raise ExchangeError(
+                f"step {node.uid} keys an already keyed stream again: re-keying needs a second "
+                "exchange, which parallel jobs do not have yet; run with parallelism 1")
+        stray = [u.uid for u in node.inputs if u.index != key_by and u.index not in keyed]
+        if stray:
+            raise ExchangeError(
+                f"step {node.uid} combines the keyed stream with {', '.join(stray)}, which is "
+                "not keyed the same way; with parallelism > 1 every input of a keyed step "
+                "must come after the one key_by")
+    read = sorted(set(range(len(nodes))) - set(keyed))
+    for i in read:
+        op = nodes[i].operator
+        if op is None or isinstance(op, SinkOperator | KeyByOperator | _Timestamps):
+            continue
+        if op.snapshot() is not None:
+            raise ExchangeError(
+                f"step {nodes[i].uid} keeps state before key_by; with parallelism > 1 state "
+                "must be keyed (move it after key_by) or run with parallelism 1")
+    sources = [i for i in read if nodes[i].source is not None]
+    return ExchangePlan(key_by, sources[0], read, keyed)
+
+
+def read_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
+               target, origin: str) -> None:
+    """Turn a freshly built job into its read stage for source shard ``origin``."""
+    source_node = env.nodes[plan.source]
+    strategy = source_node.watermark_strategy
+    writer = ExchangeWriter(exchange, target, origin,
+                            idleness=getattr(strategy, "idleness", None))
+    node = Node(len(env.nodes), operator=writer, inputs=[env.nodes[plan.key_by]])
+    env.nodes = [env.nodes[i] for i in plan.read] + [node]
+
+
+def keyed_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
+                target, shard: str) -> None:
+    """Turn a freshly built job into its keyed stage for key-group shard ``shard``."""
+    user_source = env.nodes[plan.source]
+    strategy = user_source.watermark_strategy
+    reader = ExchangeReader(exchange, target, shard, user_source.source.api,
+                            user_source.source.stream,
+                            idleness=getattr(strategy, "idleness", None))
+    node = env.nodes[plan.key_by]  # downstream steps keep pointing at this node
+    node.operator, node.source, node.inputs, node.watermark_strategy = None, reader, [], None
+    env.nodes = [node] + [env.nodes[i] for i in plan.keyed]
+
+
+# ------------------------------------------------------------------- the two ends
+class ExchangeWriter(Operator):
+    """The end of a read stage: each step's records go to their key groups' shards."""
+
+    name = "exchange"
+
+    def __init__(self, exchange: ExchangeConfig, target, origin: str,
+                 idleness: float | None = None) -> None:
+        super().__init__()
+        from .kinesis_io import KinesisApi
+
+        self.exchange = exchange
+        self.api = KinesisApi(target)
+        self.codec = Codec(exchange.secret)
+        self.origin = origin
+        self.idleness = idleness
+        self.pending: list[Record] = []
+        self._starts: list[int] = []
+        self._sent: dict[int, tuple] = {}
+        self._marker_at = 0.0
+        self._last_record = 0.0
+
+    def open(self) -> None:
+        shards = sorted(self.api.list_shards(self.exchange.stream),
+                        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+        self._starts = [int(s["HashKeyRange"]["StartingHashKey"]) for s in shards]
+        self._last_record = self.clock()
+
+    def process(self, records, out):
+        self.pending += records
+        self._last_record = self.clock()
+
+    def on_processing_time(self, now, out):
+        self._flush(now, final=False)
+
+    def finish(self, out):
+        self.watermark = math.inf
+        self._flush(self.clock(), final=True)
+
+    def _flush(self, now: float, final: bool) -> None:
+        groups: dict[int, list[tuple]] = {}
+        last_seq, sub = None, 0
+        for r in self.pending:
+            found = _SEQUENCE.search(r.rid)
+            if found is None:
+                raise ExchangeError(f"record id {r.rid!r} does not name its source position")
+            seq = int(found.group(1))
+            sub = sub + 1 if seq == last_seq else 0
+            last_seq = seq
+            group = bisect_right(self._starts, key_hash(r.key)) - 1
+            groups.setdefault(group, []).append((seq, sub, r.value, r.timestamp, r.key, r.rid))
+        self.pending = []
+        idle = self.idleness is not None and now - self._last_record >= self.idleness
+        mark = (self.watermark, idle, final)
+        markers_due = final or now - self._marker_at >= MARKER_SECONDS
+        waves: list[dict[int, dict]] = []
+        for group in range(len(self._starts)):
+            items = groups.get(group)
+            if not items and not (markers_due and self._sent.get(group) != mark):
+                continue
+            self._sent[group] = mark
+            for wave, chunk in enumerate(self._chunks(items or [])):
+                while len(waves) <= wave:
+                    waves.append({})
+                waves[wave][group] = {"o": self.origin, "wm": self.watermark, "idle": idle,
+                                      "fin": final, "items": chunk}
+        if markers_due:
+            self._marker_at = now
+        for wave in waves:  # a group's second chunk only after its first is stored: order
+            self._put([{"Data": self.codec.encode(message), "PartitionKey": "k",
+                        "ExplicitHashKey": str(self._starts[group])}
+                       for group, message in wave.items()])
+
+    def _chunks(self, items: list[tuple]) -> list[list[tuple]]:
+        if len(items) <= 1 or len(pickle.dumps(items, protocol=5)) <= MAX_MESSAGE_BYTES:
+            return [items]
+        half = len(items) // 2
+        return self._chunks(items[:half]) + self._chunks(items[half:])
+
+    def _put(self, entries: list[dict]) -> None:
+        delay, give_up = 0.05, time.monotonic() + PUT_GIVE_UP_SECONDS
+        while entries:
+            out = self.api.put_records(self.exchange.stream, entries)
+            if out["FailedRecordCount"] == 0:
+                return
+            # entries of one call go to distinct shards, so retrying only the failed ones
+            # keeps each shard's order
+            entries = [e for e, r in zip(entries, out["Records"], strict=True)
+                       if "ErrorCode" in r]
+            if time.monotonic() > give_up:
+                raise RuntimeError(f"{len(entries)} exchange record(s) could not be written to "
+                                   f"{self.exchange.stream} in {PUT_GIVE_UP_SECONDS:.0f} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+class ExchangeReader(Source):
+    """The start of a keyed stage: one key group's records, deduplicated, in order."""
+
+    name = "exchange"
+    bounded = False
+
+    def __init__(self, exchange: ExchangeConfig, target, shard: str, origin_api,
+                 origin_stream: str, idleness: float | None = None) -> None:
+        from .kinesis_io import KinesisSource
+
+        self.inner = KinesisSource(exchange.stream, target, "TRIM_HORIZON",
+                                   deserializer=lambda data: data, batch_limit=20,
+                                   shards={shard})
+        self.inner.bounded = False
+        self.shard = shard
+        self.codec = Codec(exchange.secret)
+        self.origin_api = origin_api
+        self.origin_stream = origin_stream
+        self.idleness = idleness
+        # origin shard -> [last sequence, last index, watermark, idle, finished]
+        self.origins: dict[str, list] = {}
+        self.watermark = MIN_WATERMARK
+        self.rejected = 0
+        self.duplicates = 0
+        self._listed: set[str] | None = None
+        self._next_list = 0.0
+        self._started: float | None = None
+
+    @property
+    def millis_behind(self) -> dict[str, int]:
+        return self.inner.millis_behind
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def poll(self, max_records):
+        out: list[tuple[str, Record]] = []
+        while len(out) < max_records:
+            page = self.inner.poll(20)
+            if not page:
+                break
+            for _, packed in page:
+                out += self._unpack(packed)
+        return out
+
+    def _unpack(self, packed: Record) -> list[tuple[str, Record]]:
+        try:
+            message = self.codec.decode(packed.value)
+        except (ExchangeError, pickle.UnpicklingError, EOFError) as exc:
+            self.rejected += 1
+            print(f"exchange {self.shard}: skipped record {packed.rid}: {exc}", flush=True)
+            return []
+        state = self.origins.setdefault(message["o"], [-1, -1, MIN_WATERMARK, False, False])
+        out = []
+        for seq, sub, value, timestamp, key, rid in message["items"]:
+            if (seq, sub) <= (state[0], state[1]):
+                self.duplicates += 1  # sent again after the read stage restarted
+                continue
+            state[0], state[1] = seq, sub
+            out.append((self.shard, Record(value, timestamp, key, rid)))
+        state[2] = max(state[2], message["wm"])
+        state[3] = message["idle"]
+        state[4] = state[4] or message["fin"]
+        return out
+
+    def current_watermark(self, now: float) -> float:
+        """The minimum watermark over the source stream's unfinished shards."""
+        if self._started is None:
+            self._started = now
+        if self._listed is None or now >= self._next_list:
+            self._listed = {s["ShardId"] for s in self.origin_api.list_shards(self.origin_stream)}
+            self._next_list = now + ORIGIN_LIST_SECONDS
+        expected = [s for s in self._listed if not (s in self.origins and self.origins[s][4])]
+        unseen = [s for s in expected if s not in self.origins]
+        if unseen and (self.idleness is None or now - self._started < self.idleness):
+            return self.watermark
+        active = [self.origins[s][2] for s in expected
+                  if s in self.origins and not self.origins[s][3]]
+        if active:
+            self.watermark = max(self.watermark, min(active))
+        return self.watermark
+
+    def finished(self) -> bool:
+        return False
+
+    def snapshot(self):
+        return {"inner": self.inner.snapshot(), "origins": {k: list(v) for k, v in
+                                                            self.origins.items()},
+                "watermark": self.watermark}
+
+    def restore(self, state):
+        self.inner.restore(state["inner"])
+        self.origins = {k: list(v) for k, v in state["origins"].items()}
+        self.watermark = state["watermark"]
+
+    def close(self) -> None:
+        self.inner.close()

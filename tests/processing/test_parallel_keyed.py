@@ -1,0 +1,126 @@
+"""Keyed state across parallel workers on a real server: records of every key arrive on
+every shard, the source is resharded and a worker is killed mid-run, and the running
+totals stay exact; key groups are balanced over the workers; the exchange stream goes
+when the application does; jobs the exchange cannot run fail with the reason."""
+
+import json
+import os
+import urllib.error
+
+import pytest
+from apps_testkit import api, totals, wait
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+JOB = '''
+from forestream.processing import kinesis_client
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("kin", client)
+        .filter(lambda e: e["n"] > 0)
+        .key_by(lambda e: e["k"])
+        .reduce(lambda a, b: {"k": a["k"], "n": a["n"] + b["n"]})
+        .sink_to_kinesis("kout", client))
+'''
+
+REKEYED = '''
+from forestream.processing import kinesis_client
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("kin", client)
+        .key_by(lambda e: e["k"]).reduce(lambda a, b: a)
+        .key_by(lambda e: e["n"]).reduce(lambda a, b: a)
+        .sink_to_kinesis("kout", client))
+'''
+
+KEYS = [f"sensor-{i}" for i in range(8)]
+
+
+def put_spread(kinesis, start, n):
+    """``n`` records, one per key in turn, each with its own partition key: every key's
+    records land on every shard."""
+    records = [{"Data": json.dumps({"k": KEYS[i % len(KEYS)], "n": 1}).encode(),
+                "PartitionKey": f"event-{start + i}"} for i in range(n)]
+    for at in range(0, n, 500):
+        kinesis.put_records(StreamName="kin", Records=records[at:at + 500])
+
+
+def test_keyed_totals_stay_exact_through_a_reshard_and_a_killed_worker(server, kinesis,
+                                                                      tmp_path):
+    for name, shards in (("kin", 2), ("kout", 1)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    api(server, "POST", "", {"name": "keyed", "code": str(code), "parallelism": 2,
+                             "max_parallelism": 4, "checkpoint_interval": 0.3})
+    api(server, "POST", "/keyed/start")
+    put_spread(kinesis, 0, 400)
+    assert wait(lambda: totals(kinesis, "kout") == {k: 50 for k in KEYS}, 90, "totals")
+
+    def balanced():
+        workers = (api(server, "GET", "/keyed")["runtime"] or {}).get("workers") or []
+        groups = [w.get("key_groups", []) for w in workers]
+        return len(groups) == 2 and all(len(g) == 2 for g in groups) and groups
+
+    groups = wait(balanced, 60, "two key groups per worker")
+    assert len(set(groups[0] + groups[1])) == 4
+    exchange = [s for s in kinesis.list_streams()["StreamNames"]
+                if s.startswith("forestream-exchange-keyed-")]
+    assert len(exchange) == 1
+    assert len(kinesis.list_shards(StreamName=exchange[0])["Shards"]) == 4
+
+    # split a source shard while the job runs: no key's state is tied to a shard
+    shard = kinesis.list_shards(StreamName="kin")["Shards"][0]
+    low = int(shard["HashKeyRange"]["StartingHashKey"])
+    high = int(shard["HashKeyRange"]["EndingHashKey"])
+    kinesis.split_shard(StreamName="kin", ShardToSplit=shard["ShardId"],
+                        NewStartingHashKey=str((low + high) // 2))
+    kinesis.get_waiter("stream_exists").wait(StreamName="kin", WaiterConfig={"Delay": 0.1})
+    put_spread(kinesis, 400, 400)
+    assert wait(lambda: totals(kinesis, "kout") == {k: 100 for k in KEYS}, 90,
+                "totals after the reshard")
+
+    victim = api(server, "GET", "/keyed")["runtime"]["workers"][1]["pid"]
+    os.kill(victim, 9)  # its leases expire; the other worker (and its restart) take over
+    put_spread(kinesis, 800, 200)
+    assert wait(lambda: totals(kinesis, "kout") == {k: 125 for k in KEYS}, 120,
+                "totals after a worker died")
+    assert wait(balanced, 60, "key groups balanced again")
+
+    api(server, "POST", "/keyed/stop")
+    api(server, "DELETE", "/keyed")
+    assert not [s for s in kinesis.list_streams()["StreamNames"]
+                if s.startswith("forestream-exchange-keyed-")]
+
+
+def test_parallelism_above_max_parallelism_and_rekeyed_jobs_are_refused(server, kinesis,
+                                                                       tmp_path):
+    code = tmp_path / "job.py"
+    code.write_text(JOB)
+    for body, needle in (({"parallelism": 4, "max_parallelism": 2},
+                          "parallelism 4 is above max_parallelism 2"),
+                         ({"max_parallelism": 0},
+                          "max_parallelism (key groups) must be an integer in [1, 128], got 0")):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            api(server, "POST", "", {"name": "bad", "code": str(code), **body})
+        assert err.value.code == 400 and needle in json.loads(err.value.read())["detail"]
+    api(server, "POST", "", {"name": "ok", "code": str(code), "max_parallelism": 2})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        api(server, "PATCH", "/ok", {"parallelism": 3})
+    assert err.value.code == 400 and "above max_parallelism 2" in json.loads(
+        err.value.read())["detail"]
+
+    for name in ("kin", "kout"):
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+    rekeyed = tmp_path / "rekeyed.py"
+    rekeyed.write_text(REKEYED)
+    api(server, "POST", "", {"name": "rekeyed", "code": str(rekeyed), "parallelism": 2})
+    api(server, "POST", "/rekeyed/start")
+    failed = wait(lambda: (d := api(server, "GET", "/rekeyed"))["status"] == "READY" and d,
+                  120, "the application to give up")
+    assert failed["last_failure"]
+    log = "\n".join(api(server, "GET", "/rekeyed/logs?tail=2000")["lines"])
+    assert "keys an already keyed stream again" in log
