@@ -302,9 +302,8 @@ class ApplicationManager:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting worker {i} of "
                       f"version {doc['version']}\n")
             log.flush()
-            args = [sys.executable, "-m", "forestream.processing.worker", str(app_dir)]
-            if count > 1:
-                args += [str(i), str(count)]
+            args = [sys.executable, "-m", "forestream.processing.worker", str(app_dir),
+                    str(i), str(count)]
             workers[i] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                           env={**os.environ, **self.environment,
                                                "PYTHONUNBUFFERED": "1"})

@@ -47,20 +47,54 @@ def write_status(app_dir: Path, worker: int = 0, **fields) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``APP_DIR [WORKER WORKERS]``. A job with one source, a Kinesis stream, runs on the
+    shard-sharing runtime (:func:`run_parallel`) whatever its parallelism, so that its
+    state is laid out the same way for 1 worker or N and survives rescaling; other jobs
+    (files, generators) run as one job in one process."""
     args = argv or sys.argv[1:]
     app_dir = Path(args[0])
     config = json.loads((app_dir / "config.json").read_text())
-    if len(args) == 3:  # APP_DIR WORKER WORKERS: one of several parallel workers
-        return run_parallel(app_dir, config, int(args[1]), int(args[2]))
+    worker, workers = (int(args[1]), int(args[2])) if len(args) == 3 else (0, 1)
+    properties = config.get("properties", {})
+    try:
+        module = load_user_module(app_dir / "code", config["entry"])
+        probe = StreamExecutionEnvironment(properties=properties)
+        module.build(probe, properties)
+        if not probe.nodes:
+            raise ValueError("build(env, properties) added no source to env")
+        shares_shards = _single_kinesis_source(probe) is not None
+        if workers > 1 and not shares_shards:
+            raise ValueError("parallelism > 1 needs a job with exactly one source, a Kinesis "
+                             "stream: workers share its shards")
+    except Exception:
+        traceback.print_exc()
+        write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
+        return 2
+    # a checkpoint of the whole job (from before jobs on streams ran per shard and key
+    # group, or restored from such a snapshot) keeps the job in one piece
+    whole_job = workers == 1 and any((app_dir / "checkpoints").glob("checkpoint-*.pkl"))
+    if shares_shards and not whole_job:
+        return run_parallel(app_dir, config, module, probe, worker, workers)
+    return run_single(app_dir, config, module)
+
+
+def _single_kinesis_source(env: StreamExecutionEnvironment):
+    from .kinesis_io import KinesisSource
+
+    sources = [n.source for n in env.nodes if n.source is not None]
+    if len(sources) == 1 and isinstance(sources[0], KinesisSource):
+        return sources[0]
+    return None
+
+
+def run_single(app_dir: Path, config: dict, module) -> int:
+    """The whole job in this process, checkpointing into ``checkpoints/``."""
     env = StreamExecutionEnvironment(
         properties=config.get("properties", {}), checkpoint_dir=app_dir / "checkpoints",
         checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
         batch_size=int(config.get("batch_size", 1000)))
     try:
-        module = load_user_module(app_dir / "code", config["entry"])
         module.build(env, config.get("properties", {}))
-        if not env.nodes:
-            raise ValueError("build(env, properties) added no source to env")
     except Exception:
         traceback.print_exc()
         write_status(app_dir, state="FAILED", error=traceback.format_exc(limit=3))
@@ -131,37 +165,33 @@ def _runner_metrics(runners: dict) -> dict:
     return {**out, "operators": operators, "millis_behind_latest": lag}
 
 
-def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
+def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvironment,
+                 worker: int, workers: int) -> int:
     """Worker ``worker`` of ``workers``. Jobs without ``key_by`` run one copy per leased
     shard of the Kinesis source (checkpoints in ``checkpoints/<shard>``). Keyed jobs run in
     two stages through the application's exchange stream (see
     :mod:`forestream.processing.exchange`): a read stage per leased source shard and a
     keyed stage per leased key group (``checkpoints/keygroup-<shard>``)."""
     from . import exchange as ex
-    from .kinesis_io import KinesisSource
     from .leases import LeaseTable
 
     properties = config.get("properties", {})
+    source = _single_kinesis_source(probe)
     try:
-        module = load_user_module(app_dir / "code", config["entry"])
-        probe = StreamExecutionEnvironment(properties=properties)
-        module.build(probe, properties)
-        sources = [n.source for n in probe.nodes if n.source is not None]
-        if len(sources) != 1 or not isinstance(sources[0], KinesisSource):
-            raise ValueError("parallelism > 1 needs a job with exactly one source, a Kinesis "
-                             "stream: workers share its shards")
         plan = ex.plan(probe)
         exchange = None
         if plan is not None:
             exchange = ex.ExchangeConfig.load(app_dir, config["name"], int(
                 config.get("max_parallelism", ex.DEFAULT_KEY_GROUPS)))
-            exchange.ensure_stream(sources[0].api.target)
+            exchange.ensure_stream(source.api.target)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
-    api, stream = sources[0].api, sources[0].stream
-    owner = f"worker-{worker}-{os.getpid()}"
+    api, stream = source.api, source.stream
+    # A restarted worker takes its own leases back at once (the supervisor restarts it
+    # only after the previous process has exited); others wait for them to expire.
+    owner = f"worker-{worker}"
     tables = {"source": (LeaseTable(app_dir / "leases.db", owner), stream)}
     if exchange is not None:
         tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner), exchange.stream)
@@ -198,9 +228,11 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
               f"{runner.result.restored_from})", flush=True)
         return runner
 
-    print(f"worker {worker} of {workers} running (pid {os.getpid()})", flush=True)
+    print(f"application {config['name']} running (pid {os.getpid()}) as worker {worker} "
+          f"of {workers}", flush=True)
     next_balance = 0.0
-    records = 0
+    records = steps = 0
+    report = False
     try:
         while not stopping["flag"]:
             if time.monotonic() >= next_balance:
@@ -214,12 +246,10 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
                         runners.pop(key).close(final_checkpoint=False)
                     for shard in sorted(owned - {k[1] for k in runners if k[0] == kind}):
                         runners[(kind, shard)] = start_runner(kind, shard)
-                write_status(app_dir, worker, state="RUNNING", records_in=records,
-                             shards=sorted(s for k, s in runners if k == "source"),
-                             key_groups=sorted(s for k, s in runners if k == "keyed"),
-                             worker_count=workers, **_runner_metrics(runners))
                 next_balance = time.monotonic() + 1.0
+                report = True
             polled_any = 0
+            steps += 1
             for (kind, shard), runner in list(runners.items()):
                 polled, finished = runner.advance()
                 polled_any += polled
@@ -229,6 +259,12 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
                     runners.pop((kind, shard)).close(final_checkpoint=True)
                     tables[kind][0].finish(shard)
                     print(f"worker {worker}: {shard} finished", flush=True)
+            if report:  # after a step, so the first report has the shards' lag
+                write_status(app_dir, worker, state="RUNNING", records_in=records,
+                             shards=sorted(s for k, s in runners if k == "source"),
+                             key_groups=sorted(s for k, s in runners if k == "keyed"),
+                             worker_count=workers, **_runner_metrics(runners))
+                report = False
             if not polled_any:
                 time.sleep(0.05)
     except Exception:
@@ -241,7 +277,8 @@ def run_parallel(app_dir: Path, config: dict, worker: int, workers: int) -> int:
         hand_back(kind, mine)
         leases.release(mine | set(leases.owners()))
     write_status(app_dir, worker, state="STOPPED", records_in=records)
-    print(f"worker {worker} stopped", flush=True)
+    print(f"application {config['name']} worker {worker} stopped after {steps} steps",
+          flush=True)
     return 0
 
 
