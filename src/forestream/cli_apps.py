@@ -33,6 +33,36 @@ def parse_properties(items: tuple[str, ...]) -> dict:
     return groups
 
 
+def autoscaling_body(enabled: bool | None, settings: tuple[str, ...]) -> dict | None:
+    """``--autoscaling`` and ``--autoscale SETTING=VALUE`` as the API's object."""
+    if enabled is None and not settings:
+        return None
+    body: dict = {} if enabled is None else {"enabled": enabled}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected SETTING=VALUE, e.g. "
+                                     "scale_up_after_seconds=300", param_hint="--autoscale")
+        try:
+            body[key] = json.loads(value)
+        except ValueError:
+            body[key] = value
+    if enabled is None:
+        body["enabled"] = True  # settings without the flag: the user wants it on
+    return body
+
+
+def autoscaling_options(fn):
+    fn = click.option("--autoscale", "autoscale", multiple=True, metavar="SETTING=VALUE",
+                      help="An autoscaling setting (repeatable): min_parallelism, "
+                           "max_parallelism, scale_up_utilization (0.75), "
+                           "scale_up_after_seconds (900), scale_down_utilization (0.1), "
+                           "scale_down_after_seconds (21600).")(fn)
+    return click.option("--autoscaling/--no-autoscaling", default=None,
+                        help="Rescale the parallelism when the workers stay busy (or idle); "
+                             "see docs/processing.md.")(fn)
+
+
 @click.group()
 def apps() -> None:
     """Stream processing applications: your code, run and supervised by the server.
@@ -62,15 +92,19 @@ def apps() -> None:
 @click.option("--max-parallelism", default=16, show_default=True, type=int,
               help="Key groups of a keyed job (fixed for its state): the most workers "
                    "its keyed state can spread over.")
+@autoscaling_options
 @click.option("--description", default="")
 @endpoint_option
-def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, description,
-           endpoint_url):
+def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, autoscaling,
+           autoscale, description, endpoint_url):
     """Create application NAME from CODE (status READY)."""
-    app = api(endpoint_url, "POST", "", {
-        "name": name, "code": str(code.resolve()), "properties": parse_properties(props),
-        "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
-        "max_parallelism": max_parallelism, "description": description})
+    body = {"name": name, "code": str(code.resolve()), "properties": parse_properties(props),
+            "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
+            "max_parallelism": max_parallelism, "description": description}
+    policy = autoscaling_body(autoscaling, autoscale)
+    if policy is not None:
+        body["autoscaling"] = policy
+    app = api(endpoint_url, "POST", "", body)
     console.print(f"application [bold]{app['name']}[/] created ({app['status']})")
 
 
@@ -96,14 +130,29 @@ def describe(name, endpoint_url):
     console.print(f"[bold]{app['name']}[/]  {_status(app['status'])}  version "
                   f"{app['version']}  code {app['code_source']}")
     console.print(f"checkpoint every {app['checkpoint_interval']} s, parallelism "
-                  f"{app['parallelism']}, {app['snapshots']} snapshot(s)")
+                  f"{app['parallelism']} (key groups {app.get('max_parallelism', 16)}), "
+                  f"{app['snapshots']} snapshot(s)")
+    policy = app.get("autoscaling") or {}
+    if policy.get("enabled"):
+        console.print(f"autoscaling {policy['min_parallelism']}-{policy['max_parallelism']}: "
+                      f"up at {policy['scale_up_utilization']:.0%} busy for "
+                      f"{policy['scale_up_after_seconds']:g} s, down under "
+                      f"{policy['scale_down_utilization']:.0%} for "
+                      f"{policy['scale_down_after_seconds']:g} s")
+    for event in (app.get("autoscaling_events") or [])[-5:]:
+        console.print(f"  {_when(event['time'])} {event['from']} → {event['to']}: "
+                      f"{event['reason']}")
     if app["properties"]:
         console.print("properties: " + json.dumps(app["properties"]))
     runtime = app.get("runtime")
+    for i, worker in enumerate((runtime.get("workers") or [runtime]) if runtime else []):
+        where = ", ".join(f"{len(worker.get(k) or [])} {label}" for k, label in
+                          (("shards", "shard(s)"), ("key_groups", "key group(s)"))
+                          if k in worker)
+        console.print(f"worker {i} {worker.get('state')}: {worker.get('records_in', 0):,} "
+                      f"records in, {worker.get('checkpoints', 0)} checkpoints"
+                      + (f", {where}" if where else ""))
     if runtime:
-        console.print(f"worker {runtime.get('state')}: {runtime.get('records_in', 0):,} "
-                      f"records in, {runtime.get('steps', 0):,} steps, "
-                      f"{runtime.get('checkpoints', 0)} checkpoints")
         lags = runtime.get("millis_behind_latest") or {}
         if lags:
             console.print("MillisBehindLatest: " + ", ".join(f"{k} {v} ms"
@@ -126,8 +175,11 @@ def describe(name, endpoint_url):
 @click.option("--property", "-p", "props", multiple=True,
               help="Replace the runtime properties (GROUP.KEY=VALUE, repeatable).")
 @click.option("--checkpoint-interval", type=float)
+@click.option("--parallelism", type=int, help="Workers (at most the key groups).")
+@autoscaling_options
 @endpoint_option
-def update(name, code, props, checkpoint_interval, endpoint_url):
+def update(name, code, props, checkpoint_interval, parallelism, autoscaling, autoscale,
+           endpoint_url):
     """Change code or configuration; a running application restarts from its latest
     checkpoint with the new version."""
     body = {}
@@ -137,9 +189,14 @@ def update(name, code, props, checkpoint_interval, endpoint_url):
         body["properties"] = parse_properties(props)
     if checkpoint_interval is not None:
         body["checkpoint_interval"] = checkpoint_interval
+    if parallelism is not None:
+        body["parallelism"] = parallelism
+    policy = autoscaling_body(autoscaling, autoscale)
+    if policy is not None:
+        body["autoscaling"] = policy
     if not body:
-        raise click.UsageError("nothing to update: give --code, --property or "
-                               "--checkpoint-interval")
+        raise click.UsageError("nothing to update: give --code, --property, "
+                               "--checkpoint-interval, --parallelism or --autoscaling")
     app = api(endpoint_url, "PATCH", f"/{name}", body)
     console.print(f"application [bold]{name}[/] updated to version {app['version']} "
                   f"({app['status']})")

@@ -7,8 +7,9 @@ SQLite, each application's code copy, checkpoints, snapshots and logs in its own
 and drives their lifecycle as Managed Service for Apache Flink does:
 
 READY → STARTING → RUNNING → STOPPING → READY, UPDATING while new code or configuration
-is rolled out (restarting from the latest checkpoint), DELETING. A worker that crashes is
-restarted from its latest checkpoint, at most ``max_restarts`` times within
+is rolled out (restarting from the latest checkpoint), AUTOSCALING while the workers are
+restarted with a new parallelism (see :mod:`forestream.processing.autoscaling`), DELETING.
+A worker that crashes is restarted from its latest checkpoint, at most ``max_restarts`` times within
 ``restart_window`` seconds; then the application returns to READY with the failure
 recorded. Stopping takes a snapshot by default.
 
@@ -35,6 +36,7 @@ import threading
 import time
 from pathlib import Path
 
+from .autoscaling import AutoscalingConfigError, AutoscalingPolicy, UtilizationTracker, decide
 from .errors import ApplicationError, ConflictError, NotFoundError
 
 NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
@@ -70,6 +72,7 @@ class ApplicationManager:
         self._supervisor_stop = threading.Event()
         self._closed = False
         self._supervisor: threading.Thread | None = None
+        self._trackers: dict[str, UtilizationTracker] = {}
 
     def start(self) -> None:
         """Start supervising, and start again the applications that were running when the
@@ -89,11 +92,13 @@ class ApplicationManager:
     def create_application(self, name: str, code: str | Path, properties: dict | None = None,
                            checkpoint_interval: float = 10.0, parallelism: int = 1,
                            description: str = "",
-                           max_parallelism: int = DEFAULT_MAX_PARALLELISM) -> dict:
+                           max_parallelism: int = DEFAULT_MAX_PARALLELISM,
+                           autoscaling: dict | None = None) -> dict:
         if not NAME.match(name or ""):
             raise ApplicationError(f"application name {name!r} must be 1-128 characters of "
                                    "letters, digits, '_', '.', '-'")
         _check_config(checkpoint_interval, parallelism, properties, max_parallelism)
+        policy = _policy(autoscaling)
         with self._lock:
             if self._get(name, missing_ok=True) is not None:
                 raise ConflictError(f"application {name} already exists")
@@ -104,7 +109,8 @@ class ApplicationManager:
             doc = {"name": name, "description": description, "status": "READY",
                    "entry": entry, "code_source": str(code), "properties": properties or {},
                    "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
-                   "max_parallelism": max_parallelism, "version": 1, "created": now,
+                   "max_parallelism": max_parallelism, "autoscaling": policy.to_dict(),
+                   "autoscaling_events": [], "version": 1, "created": now,
                    "updated": now, "last_failure": None}
             self._put(doc)
             return self.describe_application(name)
@@ -130,7 +136,8 @@ class ApplicationManager:
     def update_application(self, name: str, code: str | Path | None = None,
                            properties: dict | None = None,
                            checkpoint_interval: float | None = None,
-                           parallelism: int | None = None) -> dict:
+                           parallelism: int | None = None,
+                           autoscaling: dict | None = None) -> dict:
         with self._lock:
             doc = self._get(name)
             if doc["status"] not in ("READY", "RUNNING"):
@@ -139,6 +146,10 @@ class ApplicationManager:
             _check_config(checkpoint_interval or doc["checkpoint_interval"],
                           parallelism or doc["parallelism"], properties,
                           doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
+            # settings not given keep their values (a PATCH)
+            policy = None if autoscaling is None else _policy(
+                {**(doc.get("autoscaling") or {}), **autoscaling}
+                if isinstance(autoscaling, dict) else autoscaling)
             running = doc["status"] == "RUNNING"
             if running:
                 self._set_status(doc, "UPDATING")
@@ -152,6 +163,8 @@ class ApplicationManager:
                 doc["checkpoint_interval"] = checkpoint_interval
             if parallelism is not None:
                 doc["parallelism"] = parallelism
+            if policy is not None:
+                doc["autoscaling"] = policy.to_dict()
             doc["version"] += 1
             self._put(doc)
             if running:  # continue from the latest checkpoint with the new code/config
@@ -281,6 +294,7 @@ class ApplicationManager:
                                "main.py, defining build(env, properties)")
 
     def _start(self, doc: dict) -> None:
+        self._trackers.pop(doc["name"], None)
         self._set_status(doc, "STARTING")
         self._spawn(doc["name"])
         self._set_status(doc, "RUNNING")
@@ -339,6 +353,51 @@ class ApplicationManager:
                         code = None if proc is None else proc.poll()
                         if code is not None:
                             self._handle_exit(name, i, code)
+                    if name in self._workers and not self._supervisor_stop.is_set():
+                        self._autoscale(name)
+
+    def _autoscale(self, name: str) -> None:
+        """Sample the workers' utilization; rescale when the policy says so."""
+        doc = self._get(name, missing_ok=True)
+        if doc is None or doc["status"] != "RUNNING":
+            return
+        policy = AutoscalingPolicy.from_dict(doc.get("autoscaling"))
+        if not policy.enabled:
+            return
+        status = self._read_status(name)
+        workers = (status.get("workers") or [status]) if status else []
+        if not workers or any("shards" not in w for w in workers):
+            return  # starting, or a job that runs in one process (not on a stream)
+        tracker = self._trackers.setdefault(name, UtilizationTracker())
+        now = time.time()
+        if tracker.samples and now - tracker.samples[-1][0] < min(
+                5.0, policy.scale_up_after_seconds / 20):
+            return
+        tracker.observe(now, workers, keep_seconds=max(policy.scale_up_after_seconds,
+                                                       policy.scale_down_after_seconds))
+        groups = sum(len(w.get("key_groups") or []) for w in workers)
+        ceiling = doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM) if groups else \
+            sum(len(w.get("shards") or []) for w in workers)
+        decision = decide(policy, doc["parallelism"], min(MAX_PARALLELISM, ceiling),
+                          tracker, now)
+        if decision is None:
+            return
+        new, reason = decision
+        self._set_status(doc, "AUTOSCALING")
+        self._log(name, f"autoscaling from parallelism {doc['parallelism']} to {new}: {reason}")
+        self._terminate(name, take_snapshot=False)
+        doc["autoscaling_events"] = (doc.get("autoscaling_events") or [])[-19:] + [
+            {"time": now, "from": doc["parallelism"], "to": new, "reason": reason}]
+        doc["parallelism"] = new
+        self._put(doc)
+        self._trackers.pop(name, None)
+        self._start(doc)
+
+    def _log(self, name: str, line: str) -> None:
+        folder = self.root / name / "logs"
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "worker.log").open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
     def _handle_exit(self, name: str, worker: int, code: int) -> None:
         doc = self._get(name, missing_ok=True)
@@ -469,6 +528,13 @@ class ApplicationManager:
     def _set_status(self, doc: dict, status: str) -> None:
         doc["status"] = status
         self._put(doc)
+
+
+def _policy(raw) -> AutoscalingPolicy:
+    try:
+        return AutoscalingPolicy.from_dict(raw)
+    except (AutoscalingConfigError, TypeError) as exc:
+        raise ApplicationError(str(exc)) from None
 
 
 def _check_config(checkpoint_interval, parallelism, properties,

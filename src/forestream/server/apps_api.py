@@ -44,7 +44,8 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         try:
             data = await body(request)
             args = {k: data[k] for k in ("properties", "checkpoint_interval", "parallelism",
-                                         "max_parallelism", "description") if k in data}
+                                         "max_parallelism", "autoscaling", "description")
+                    if k in data}
             name, code = data.get("name"), data.get("code")
             if not name or not code:
                 raise ApplicationError("'name' and 'code' (a path on the server) are required")
@@ -63,8 +64,8 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
             data = await body(request)
         except ApplicationError as exc:
             return problem(exc.status, exc.title, str(exc), request.url.path)
-        args = {k: data[k] for k in ("code", "properties", "checkpoint_interval", "parallelism")
-                if k in data}
+        args = {k: data[k] for k in ("code", "properties", "checkpoint_interval", "parallelism",
+                                     "autoscaling") if k in data}
         return await call(request, manager.update_application, request.path_params["name"],
                           **args)
 

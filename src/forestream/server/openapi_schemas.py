@@ -39,7 +39,8 @@ CPU_PERCENTILES = [90.0, 95.0, 99.5]
 CPU_HEADROOMS = [0.0, 0.2, 0.3]
 MEM_HEADROOMS = [0.1, 0.2, 0.3]
 RISK_LABELS = ["VeryLow", "Low", "Medium", "High"]
-APPLICATION_STATUSES = ["READY", "STARTING", "RUNNING", "STOPPING", "UPDATING", "DELETING"]
+APPLICATION_STATUSES = ["READY", "STARTING", "RUNNING", "STOPPING", "UPDATING", "AUTOSCALING",
+                        "DELETING"]
 ENDPOINT_STATUSES = ["Creating", "InService", "Updating", "Failed", "Deleting"]
 
 APP_NAME = NAME.pattern
@@ -114,6 +115,22 @@ _APP_CONFIG = {
     "checkpoint_interval": {"type": "number", "minimum": 0.1, "maximum": 86400,
                             "description": "seconds"},
     "parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLELISM},
+    "autoscaling": obj({
+        "enabled": {"type": "boolean", "default": False},
+        "min_parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLELISM,
+                            "default": 1},
+        "max_parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_PARALLELISM,
+                            "default": MAX_PARALLELISM},
+        "scale_up_utilization": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                 "default": 0.75},
+        "scale_up_after_seconds": {"type": "number", "minimum": 1, "maximum": 604800,
+                                   "default": 900},
+        "scale_down_utilization": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                   "default": 0.1},
+        "scale_down_after_seconds": {"type": "number", "minimum": 1, "maximum": 604800,
+                                     "default": 21600},
+    }, (), "rescale when the workers' busy share stays high or low (missing settings take "
+       "the defaults)", closed=True),
 }
 APPLICATION_RECORD = obj({
     "name": {"type": "string", "pattern": APP_NAME},
@@ -124,6 +141,9 @@ APPLICATION_RECORD = obj({
     **_APP_CONFIG,
     "max_parallelism": {"type": "integer", "minimum": 1, "maximum": MAX_KEY_GROUPS,
                         "description": "key groups of a keyed job, fixed at creation"},
+    "autoscaling_events": array(obj({"time": EPOCH, "from": INT, "to": INT, "reason": STR},
+                                    ("time", "from", "to", "reason")),
+                                description="the latest 20 rescalings"),
     "version": {"type": "integer", "minimum": 1},
     "created": EPOCH, "updated": EPOCH,
     "last_failure": nullable(obj({"time": EPOCH, "exit_code": INT, "reason": STR})),
