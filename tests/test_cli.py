@@ -132,6 +132,11 @@ def test_quickstart_streams_through_server_job_and_output_stream(tmp_path):
                      "--rate", 5000)
     assert "ANOMALY" in result.stdout and "recall" in result.stdout
     assert "written to stream sensor-anomalies" in result.stdout
+    # the detector ran as a managed application, in its own supervised worker process
+    assert "application sensor-anomalies is RUNNING" in result.stdout
+    assert (tmp_path / "qs" / "app" / "sensor_anomalies.py").is_file()
+    log = tmp_path / "qs" / "data" / "apps" / "sensor-anomalies" / "logs" / "worker.log"
+    assert "application sensor-anomalies running (pid" in log.read_text()
     assert sorted(p.name for p in (tmp_path / "qs").glob("*.png")) == [
         "machine-0.png", "machine-1.png"]
     alerts = [json.loads(line) for line in

@@ -4,11 +4,16 @@
 2. creates the streams ``sensor-readings`` and ``sensor-anomalies`` through boto3;
 3. a generator publishes machines' temperature / CPU / latency readings (daily cycles,
    noise, drift, injected incidents) to ``sensor-readings``;
-4. a stream processing job reads every shard, keys by (machine, sensor), grades each
-   reading with a per-key thresholded Random Cut Forest and writes anomalies, with their
-   explanation, to ``sensor-anomalies``;
-5. anomalies are shown as they are found; at the end, precision and recall against the
-   injected incidents, throughput, end-to-end latency and a PNG plot per machine.
+4. a stream processing *application* (its code written to ``<out>/app/``, created and
+   started through the server's REST API, run and supervised by the server in its own
+   worker process) reads every shard, keys by (machine, sensor), grades each reading with
+   a per-key thresholded Random Cut Forest and writes every grade to ``sensor-scores``
+   and the anomalies, with their explanation, to ``sensor-anomalies``;
+5. this process follows both output streams: anomalies are shown as they are found; at
+   the end, precision and recall against the injected incidents, throughput, end-to-end
+   latency (put → graded by the application → read back) and a PNG plot per machine.
+   The application keeps running (and resumes from its checkpoint) whenever
+   ``forestream server --data-dir <out>/data`` runs again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,30 @@ from forestream.demo import DAY, SENSORS, event_metrics, generate_machine
 
 ALERT_GRADE = 0.3  # grades at or above this are alerts (score >= 0.3 * log2(sample size))
 INPUT_STREAM = "sensor-readings"
+SCORES_STREAM = "sensor-scores"
 OUTPUT_STREAM = "sensor-anomalies"
+APP_NAME = "sensor-anomalies"
+APP_CODE = '''"""The quickstart's application: grade every sensor reading with its own detector.
+
+Runtime properties (group "detector"): input, scores and alerts streams, alert_grade and
+shingle_size. Edit and roll out with `forestream apps update sensor-anomalies --code FILE`.
+"""
+
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    p = properties["detector"]
+    alert_grade = float(p["alert_grade"])
+    client = kinesis_client()  # the server this application runs under
+    graded = (env.from_kinesis(p["input"], client)
+              .key_by(lambda e: (e["machine"], e["sensor"]))
+              .thresholded_random_cut_forest(["value"], shingle_size=int(p["shingle_size"]),
+                                             explain_min_grade=alert_grade))
+    graded.sink_to_kinesis(p["scores"], client, partition_key=lambda e: e["machine"])
+    (graded.filter(lambda e: e["ANOMALY_GRADE"] >= alert_grade)
+        .sink_to_kinesis(p["alerts"], client, partition_key=lambda e: e["machine"]))
+'''
 PUBLISH_BATCH = 480  # readings per PutRecords call
 START_TIME = 1_767_225_600.0  # simulated clock: 2026-01-01T00:00:00Z
 
@@ -50,15 +78,17 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
     server.start()
     kinesis = server.client()
     console.print(f"embedded server on [cyan]{server.url}[/] (Kinesis API; data in {data_dir})")
-    kinesis.create_stream(StreamName=INPUT_STREAM, ShardCount=2)
-    kinesis.create_stream(StreamName=OUTPUT_STREAM, ShardCount=1)
-    for name in (INPUT_STREAM, OUTPUT_STREAM):
+    for name, shards in ((INPUT_STREAM, 2), (SCORES_STREAM, 1), (OUTPUT_STREAM, 1)):
+        kinesis.create_stream(StreamName=name, ShardCount=shards)
         kinesis.get_waiter("stream_exists").wait(StreamName=name,
                                                  WaiterConfig={"Delay": 0.1})
-    console.print(f"streams [bold]{INPUT_STREAM}[/] (2 shards) and [bold]{OUTPUT_STREAM}[/] "
-                  f"created; {machines} machines × {len(SENSORS)} sensors × {days * DAY:,} "
-                  f"readings ({days} days of 5-minute samples) published at ~{rate:,.0f} "
-                  f"readings/s; alerts at grade ≥ {ALERT_GRADE}\n")
+    console.print(f"streams [bold]{INPUT_STREAM}[/] (2 shards), [bold]{SCORES_STREAM}[/] and "
+                  f"[bold]{OUTPUT_STREAM}[/] created")
+    code = _deploy_application(server.url, out_dir)
+    console.print(f"application [bold]{APP_NAME}[/] ({code}) created and RUNNING in its own "
+                  f"worker process\n{machines} machines × {len(SENSORS)} sensors × "
+                  f"{days * DAY:,} readings ({days} days of 5-minute samples) published at "
+                  f"~{rate:,.0f} readings/s; alerts at grade ≥ {ALERT_GRADE}\n")
 
     publisher = threading.Thread(target=_publish, args=(server.client(), fleet, days * DAY,
                                                         rate),
@@ -72,10 +102,11 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
             task = bar.add_task("", total=total)
             results.on_alert = lambda line: bar.console.print(line)
             results.on_progress = lambda n: bar.update(task, completed=n)
-            job = _run_job(server.client(), results, total, out_dir / "anomalies.jsonl")
+            _follow(server.client(), results, total, out_dir / "anomalies.jsonl")
         elapsed = time.perf_counter() - started
         written = _count_records(kinesis, OUTPUT_STREAM)
-        summary = _summarise(console, fleet, results, elapsed, out_dir, written, job)
+        app = _rest(server.url, "GET", f"/{APP_NAME}")
+        summary = _summarise(console, fleet, results, elapsed, out_dir, written, app)
     finally:
         server.stop()
     return summary
@@ -187,23 +218,58 @@ class _Results:
             f"grade {event['ANOMALY_GRADE']:.2f}  (caused by {when})")
 
 
-def _run_job(kinesis, results: _Results, total: int, alert_file: Path):
+def _rest(url: str, method: str, path: str, body: dict | None = None):
+    from forestream.cli_rest import rest
+
+    return rest(url, method, f"/api/v1/applications{path}", body, timeout=120)
+
+
+def _deploy_application(url: str, out_dir: Path) -> Path:
+    """Write the application's code, create it and start it, as a user would."""
+    code = out_dir / "app" / "sensor_anomalies.py"
+    code.parent.mkdir(parents=True, exist_ok=True)
+    code.write_text(APP_CODE)
+    _rest(url, "POST", "", {
+        "name": APP_NAME, "code": str(code.resolve()), "checkpoint_interval": 5.0,
+        "description": "quickstart: per-sensor thresholded RCF",
+        "properties": {"detector": {"input": INPUT_STREAM, "scores": SCORES_STREAM,
+                                    "alerts": OUTPUT_STREAM, "alert_grade": ALERT_GRADE,
+                                    "shingle_size": 4}}})
+    _rest(url, "POST", f"/{APP_NAME}/start")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until its worker has leased shards and steps
+        workers = _workers(_rest(url, "GET", f"/{APP_NAME}"))
+        if workers and all(w.get("state") == "RUNNING" and w.get("shards") for w in workers):
+            return code
+        time.sleep(0.2)
+    raise RuntimeError(f"application {APP_NAME} did not start: see "
+                       f"{out_dir / 'data' / 'apps' / APP_NAME / 'logs' / 'worker.log'}")
+
+
+def _follow(kinesis, results: _Results, total: int, alert_file: Path) -> None:
+    """Read the application's two output streams until every reading's grade is back
+    (dropping the duplicates an at-least-once sink may write after a restart)."""
     from forestream.processing import StreamExecutionEnvironment
 
-    env = StreamExecutionEnvironment(batch_size=2000)
-    graded = (env.from_kinesis(INPUT_STREAM, kinesis)
-              .key_by(lambda e: (e["machine"], e["sensor"]))
-              .thresholded_random_cut_forest(["value"], shingle_size=4,
-                                             explain_min_grade=ALERT_GRADE))
-    graded.add_sink(results.graded)
-    alerts = graded.filter(lambda e: e["ANOMALY_GRADE"] >= ALERT_GRADE)
-    alerts.add_sink(results.alert)
-    alerts.sink_to_kinesis(OUTPUT_STREAM, kinesis,
-                           partition_key=lambda e: e["machine"])
+    def fresh():
+        seen: set[str] = set()
+
+        def first_time(event: dict) -> bool:
+            rid = event.pop("_record_id", None)
+            if rid in seen:
+                return False
+            if rid is not None:
+                seen.add(rid)
+            return True
+        return first_time
+
     alert_file.unlink(missing_ok=True)
+    env = StreamExecutionEnvironment(batch_size=2000)
+    env.from_kinesis(SCORES_STREAM, kinesis).filter(fresh()).add_sink(results.graded)
+    alerts = env.from_kinesis(OUTPUT_STREAM, kinesis).filter(fresh())
+    alerts.add_sink(results.alert)
     alerts.write_to_file(alert_file)
-    return env.execute("quickstart-anomalies", until=lambda: results.count >= total,
-                       max_seconds=600)
+    env.execute("quickstart-follow", until=lambda: results.count >= total, max_seconds=600)
 
 
 def _count_records(kinesis, stream: str) -> int:
@@ -220,7 +286,7 @@ def _count_records(kinesis, stream: str) -> int:
     return count
 
 
-def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, job) -> dict:
+def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, app) -> dict:
     table = Table(title="Detection against the injected incidents")
     for col in ("incident kind", "injected", "found", "recall"):
         table.add_column(col, justify="left" if col == "incident kind" else "right")
@@ -256,21 +322,31 @@ def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, job
         f"an incident or within an hour after it)\n"
         f"{results.count:,} readings streamed, graded and routed in {elapsed:.1f} s = "
         f"[bold]{summary['readings_per_second']:,.0f}[/] readings/s; end-to-end latency "
-        f"(put → graded) p50 {summary['latency_p50_ms']:.0f} ms, p99 "
-        f"{summary['latency_p99_ms']:.0f} ms\n"
+        f"(put → graded by the application → read back) p50 "
+        f"{summary['latency_p50_ms']:.0f} ms, p99 {summary['latency_p99_ms']:.0f} ms\n"
         f"{written} anomalies (with explanations) written to stream "
-        f"[bold]{OUTPUT_STREAM}[/]; {job.steps} processing steps")
+        f"[bold]{OUTPUT_STREAM}[/]; application {APP_NAME} is {app['status']}, "
+        f"{sum(w.get('checkpoints', 0) for w in _workers(app))} checkpoints taken")
     for data in fleet:
         _plot_machine(out_dir / f"{data.machine}.png", data, results)
     console.print(f"plots and anomalies.jsonl are in [cyan]{out_dir}/[/]")
     console.print(
-        "\n[bold]Keep it running[/]: [cyan]forestream server[/] serves the same API "
-        "(boto3, the AWS CLI); [cyan]forestream streams tail sensor-anomalies[/] follows a "
-        "stream.\n[bold]Try next[/]: [cyan]forestream rcf score FILE.csv --plot out.png[/] "
+        f"\n[bold]Keep it running[/]: [cyan]forestream server --data-dir {out_dir / 'data'}[/] "
+        f"serves the same API (boto3, the AWS CLI) and resumes application {APP_NAME} from "
+        f"its checkpoint; [cyan]forestream apps describe {APP_NAME}[/] shows its metrics, "
+        f"[cyan]forestream apps logs {APP_NAME}[/] its log, [cyan]forestream streams tail "
+        f"{OUTPUT_STREAM}[/] follows its alerts. Edit {out_dir / 'app'}/sensor_anomalies.py "
+        f"and roll it out with [cyan]forestream apps update {APP_NAME} --code FILE[/]."
+        "\n[bold]Try next[/]: [cyan]forestream rcf score FILE.csv --plot out.png[/] "
         "on your own data; [cyan]forestream models import[/] to serve your own model "
         "(docs/models.md); [cyan]forestream optimizer recommend[/] to right-size machines "
         "(docs/optimizer.md); [cyan]make nab[/] for the NAB benchmark.")
     return summary
+
+
+def _workers(app: dict) -> list[dict]:
+    runtime = app.get("runtime") or {}
+    return runtime.get("workers") or [runtime]
 
 
 def _plot_machine(path: Path, data, results: _Results) -> None:

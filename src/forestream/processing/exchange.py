@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import Node, StreamExecutionEnvironment
+from .keys import key_hash
 from .operators import MIN_WATERMARK, KeyByOperator, Operator, SinkOperator
 from .operators import TimestampsAndWatermarksOperator as _Timestamps
 from .records import Record
@@ -61,29 +62,12 @@ MAX_MESSAGE_BYTES = 900_000  # under the 1 MiB record limit, with room for the s
 MARKER_SECONDS = 0.2  # at most this often a watermark-only message per key group
 ORIGIN_LIST_SECONDS = 5.0
 PUT_GIVE_UP_SECONDS = 300.0
+IDLE_POLL_MAX_SECONDS = 0.1  # an empty key group is polled at least this often
 _SEQUENCE = re.compile(r"@(\d+)")
 
 
 class ExchangeError(ValueError):
     """The job cannot run its keyed part across parallel workers as written."""
-
-
-# ----------------------------------------------------------------------------- keys
-def key_hash(key) -> int:
-    """A 128-bit hash of a key, the same in every process (Python's ``hash`` is not)."""
-    return int.from_bytes(hashlib.md5(_canonical(key)).digest(), "big")
-
-
-def _canonical(key) -> bytes:
-    if isinstance(key, str):
-        return key.encode()
-    if isinstance(key, bytes):
-        return b"\x00b" + key
-    if isinstance(key, bool | int) or (isinstance(key, float) and key.is_integer()):
-        return b"\x00i%d" % int(key)  # 1, 1.0 and True are one key in a dict: here too
-    if isinstance(key, tuple):
-        return b"\x00t(" + b"\x00,".join(_canonical(k) for k in key) + b")"
-    return b"\x00p" + pickle.dumps(key, protocol=4)
 
 
 class Codec:
@@ -378,6 +362,8 @@ class ExchangeReader(Source):
         self._listed: set[str] | None = None
         self._next_list = 0.0
         self._started: float | None = None
+        self._next_poll = 0.0
+        self._empty_polls = 0
 
     @property
     def millis_behind(self) -> dict[str, int]:
@@ -388,12 +374,18 @@ class ExchangeReader(Source):
 
     def poll(self, max_records):
         out: list[tuple[str, Record]] = []
+        now = time.monotonic()
+        if now < self._next_poll:  # an idle key group is asked less often
+            return out
         while len(out) < max_records:
             page = self.inner.poll(20)
             if not page:
                 break
             for _, packed in page:
                 out += self._unpack(packed)
+        self._empty_polls = 0 if out else self._empty_polls + 1
+        self._next_poll = now + min(IDLE_POLL_MAX_SECONDS, 0.002 * 2 ** min(
+            self._empty_polls, 10)) if self._empty_polls else 0.0
         return out
 
     def _unpack(self, packed: Record) -> list[tuple[str, Record]]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from forestream.rcf import RandomCutForest, ThresholdedDetector
 
+from .keys import key_hash
 from .operators import Operator
 from .records import Record
 
@@ -21,6 +22,12 @@ from .records import Record
 # (λ = 1/100000), shingleSize 1.
 KINESIS_DEFAULTS = {"num_trees": 100, "sample_size": 256, "time_decay": 1.0 / 100_000,
                     "shingle_size": 1}
+
+
+def _seed(random_seed: int, key) -> int:
+    """A key's model seed: from the key itself, so a key gets the same model whichever
+    worker or key group it lands on and in whatever order keys first appear."""
+    return (random_seed * 1_000_003 + key_hash(key)) % 2**62
 
 
 class _PerKeyModelOperator(Operator):
@@ -79,8 +86,8 @@ class RandomCutForestOperator(_PerKeyModelOperator):
     def _forest(self, key) -> RandomCutForest:
         forest = self.forests.get(key)
         if forest is None:
-            seed = (self.random_seed * 1_000_003 + len(self.forests)) % 2**62
-            forest = RandomCutForest(dimensions=len(self.fields), random_seed=seed,
+            forest = RandomCutForest(dimensions=len(self.fields), random_seed=_seed(
+                                         self.random_seed, key),
                                      **self.forest_args)
             self.forests[key] = forest
         return forest
@@ -113,10 +120,12 @@ class RandomCutForestOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self):
-        return dict(self.forests)  # forests pickle through their exact byte format
+        # uncompressed: the checkpoint writer compresses the whole snapshot in the background
+        return {k: f.to_bytes(compress=False) for k, f in self.forests.items()}
 
     def restore(self, state):
-        self.forests = dict(state)
+        self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
+                        for k, f in state.items()}
 
 
 class ThresholdedRCFOperator(_PerKeyModelOperator):
@@ -137,8 +146,8 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
     def _score_key(self, key, points, values):
         detector = self.detectors.get(key)
         if detector is None:
-            seed = (self.random_seed * 1_000_003 + len(self.detectors)) % 2**62
-            detector = ThresholdedDetector(dimensions=len(self.fields), random_seed=seed,
+            detector = ThresholdedDetector(dimensions=len(self.fields),
+                                           random_seed=_seed(self.random_seed, key),
                                            **self.detector_args)
             self.detectors[key] = detector
         out = []
@@ -153,7 +162,7 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self):
-        return {k: d.to_bytes() for k, d in self.detectors.items()}
+        return {k: d.to_bytes(compress=False) for k, d in self.detectors.items()}
 
     def restore(self, state):
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}

@@ -5,6 +5,11 @@ each operator processes what its inputs produced in this step, then sees the new
 watermark (the minimum of its inputs'). Between steps no record is in flight, so a
 checkpoint taken there — source positions plus every operator's state, written to a file
 atomically — is consistent: a job restored from it continues with exactly-once state.
+
+The snapshot is taken and pickled on the processing thread; compressing, writing and
+fsyncing it happen on a background thread while processing goes on (one checkpoint in
+flight at a time, in order). A checkpoint counts once its file is in place: a crash
+before that restores the previous one.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +29,7 @@ from .operators import MIN_WATERMARK
 from .records import Collector, Record
 
 KEEP_CHECKPOINTS = 3
+CHECKPOINT_MAGIC = b"FSCKPT1z"  # then a zlib-compressed pickle
 IDLE_SLEEP_SECONDS = 0.05
 
 
@@ -56,6 +64,14 @@ class JobResult:
     last_checkpoint_seconds: float = 0.0
     last_checkpoint_bytes: int = 0
     busy_seconds: float = 0.0  # time in steps that had records to process
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The snapshot in a checkpoint file (compressed, or a plain pickle from before)."""
+    data = Path(path).read_bytes()
+    if data.startswith(CHECKPOINT_MAGIC):
+        data = zlib.decompress(data[len(CHECKPOINT_MAGIC):])
+    return pickle.loads(data)
 
 
 class _SourceState:
@@ -118,6 +134,8 @@ class JobRunner:
         self.result = JobResult(job_name)
         self._checkpoint_id = 0
         self._last_checkpoint = 0.0
+        self._writer: threading.Thread | None = None
+        self._writer_error: BaseException | None = None
         self._last_memory_check = 0.0
 
     def stop(self) -> None:
@@ -180,7 +198,7 @@ class JobRunner:
             return polled, True
         if self.env.checkpoint_dir and time.monotonic() - self._last_checkpoint >= \
                 self.env.checkpoint_interval:
-            self.checkpoint()
+            self.checkpoint(wait=False)
         return polled, False
 
     def _check_memory(self) -> None:
@@ -202,6 +220,8 @@ class JobRunner:
         try:
             if final_checkpoint and self.env.checkpoint_dir:
                 self.checkpoint()
+            else:
+                self.wait_for_checkpoint()
         finally:
             for node in self.nodes:
                 (node.source or node.operator).close()
@@ -261,9 +281,11 @@ class JobRunner:
                    (n.source for n in self.nodes if n.source is not None))
 
     # ---------------------------------------------------------------- checkpoints
-    def checkpoint(self) -> Path:
-        """Write a consistent snapshot atomically (temp file, fsync, rename)."""
+    def checkpoint(self, wait: bool = True) -> Path:
+        """Snapshot now; the file is written in the background (``wait``: and is in place
+        when this returns). Raises what a previous background write raised."""
         started = time.monotonic()
+        self.wait_for_checkpoint()
         directory = self.env.checkpoint_dir
         directory.mkdir(parents=True, exist_ok=True)
         self._checkpoint_id += 1
@@ -280,24 +302,45 @@ class JobRunner:
         }
         blob = pickle.dumps(snapshot, protocol=pickle.HIGHEST_PROTOCOL)
         path = directory / f"checkpoint-{self._checkpoint_id:08d}.pkl"
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as handle:
-            handle.write(blob)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        for old in sorted(directory.glob("checkpoint-*.pkl"))[:-KEEP_CHECKPOINTS]:
-            old.unlink(missing_ok=True)
         self._last_checkpoint = time.monotonic()
-        self.result.checkpoints += 1
-        self.result.last_checkpoint_seconds = time.monotonic() - started
-        self.result.last_checkpoint_bytes = len(blob)
+        self._writer = threading.Thread(target=self._write, args=(path, blob, started),
+                                        name=f"checkpoint-{self._checkpoint_id}", daemon=True)
+        self._writer.start()
+        if wait:
+            self.wait_for_checkpoint()
         return path
+
+    def wait_for_checkpoint(self) -> None:
+        """Until the checkpoint being written (if any) is in place."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._writer_error is not None:
+            error, self._writer_error = self._writer_error, None
+            raise error
+
+    def _write(self, path: Path, blob: bytes, started: float) -> None:
+        """Compress, write to a temp file, fsync, rename, fsync the folder, prune."""
+        try:
+            data = CHECKPOINT_MAGIC + zlib.compress(blob, 1)
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            for old in sorted(path.parent.glob("checkpoint-*.pkl"))[:-KEEP_CHECKPOINTS]:
+                old.unlink(missing_ok=True)
+            self.result.checkpoints += 1
+            self.result.last_checkpoint_seconds = time.monotonic() - started
+            self.result.last_checkpoint_bytes = len(data)
+        except BaseException as exc:  # raised on the processing thread at the next wait
+            self._writer_error = exc
 
     def _restore_latest(self) -> None:
         directory = self.env.checkpoint_dir
@@ -306,8 +349,7 @@ class JobRunner:
         candidates = sorted(directory.glob("checkpoint-*.pkl"))
         if not candidates:
             return
-        with candidates[-1].open("rb") as handle:
-            snapshot = pickle.load(handle)
+        snapshot = read_checkpoint(candidates[-1])
         graph = [n.uid for n in self.nodes]
         if snapshot["graph"] != graph:
             raise ValueError(f"checkpoint {candidates[-1]} was taken from a different job "

@@ -208,15 +208,16 @@ class ThresholdedDetector:
         return scores, grades, thresholds
 
     # --------------------------------------------------------------- serialization
-    def to_bytes(self) -> bytes:
-        """Complete state (forest and threshold) as bytes."""
+    def to_bytes(self, compress: bool = True) -> bytes:
+        """Complete state (forest and threshold) as bytes (see
+        :meth:`RandomCutForest.to_bytes` for ``compress``)."""
         config = {"z_factor": self.z_factor, "horizon": self.horizon, "warmup": self.warmup,
                   "min_deviation": self.min_deviation, "refractory": self.refractory,
                   "multi_scale": self.multi_scale}
         header = json.dumps({**config, "forests": len(self._forests)}).encode()
         parts = [_MAGIC, len(header).to_bytes(4, "little"), header]
         for forest in self._forests:
-            blob = forest.to_bytes()
+            blob = forest.to_bytes(compress=compress)
             parts += [len(blob).to_bytes(8, "little"), blob]
         buffer = io.BytesIO()
         np.save(buffer, self._state, allow_pickle=False)

@@ -1,0 +1,28 @@
+"""Stable key hashing: the same 128-bit hash for a key in every process.
+
+Python's ``hash`` of a string changes from process to process, so anything that places a
+key (its key group, the seed of its model) must not use it. A string key hashes exactly as
+Kinesis hashes that partition key (MD5 of its UTF-8 bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+
+
+def key_hash(key) -> int:
+    """A 128-bit hash of a key, the same in every process (Python's ``hash`` is not)."""
+    return int.from_bytes(hashlib.md5(_canonical(key)).digest(), "big")
+
+
+def _canonical(key) -> bytes:
+    if isinstance(key, str):
+        return key.encode()
+    if isinstance(key, bytes):
+        return b"\x00b" + key
+    if isinstance(key, bool | int) or (isinstance(key, float) and key.is_integer()):
+        return b"\x00i%d" % int(key)  # 1, 1.0 and True are one key in a dict: here too
+    if isinstance(key, tuple):
+        return b"\x00t(" + b"\x00,".join(_canonical(k) for k in key) + b")"
+    return b"\x00p" + pickle.dumps(key, protocol=4)
