@@ -6,17 +6,36 @@ second or so, takes free or expired ones up to its fair share (shards ÷ workers
 up), and gives back leases beyond its share so a newly started worker gets some. A shard
 becomes available only once its parents are finished, so per-key order survives
 resharding. A worker that dies stops renewing; its leases expire and the others take them
-over, each shard continuing from its own checkpoint.
+over, each shard continuing from its own checkpoint. Owners are named
+``worker-<n>-<pid>``: a lease whose owner process no longer exists on this machine is free
+at once, so a restarted worker does not wait for its predecessor's leases to expire.
 """
 
 from __future__ import annotations
 
 import math
+import os
+import re
 import sqlite3
 import time
 from pathlib import Path
 
 LEASE_SECONDS = 10.0
+_PID = re.compile(r"-(\d+)$")
+
+
+def owner_alive(owner: str | None) -> bool:
+    """False when ``owner`` names a process (``...-<pid>``) that no longer exists here."""
+    found = _PID.search(owner or "")
+    if found is None:
+        return True
+    try:
+        os.kill(int(found.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 class LeaseTable:
@@ -62,7 +81,7 @@ class LeaseTable:
                                      (shard,))
             mine = mine[:share]
             free = sorted(r[0] for r in open_rows if r[1] != self.owner and
-                          (r[1] is None or r[2] <= now))
+                          (r[1] is None or r[2] <= now or not owner_alive(r[1])))
             mine += free[: max(0, share - len(mine))]
             for shard in mine:
                 self._db.execute("UPDATE leases SET owner=?, expires=? WHERE shard=?",

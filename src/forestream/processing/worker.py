@@ -126,8 +126,9 @@ def run_single(app_dir: Path, config: dict, module) -> int:
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     print(f"application {config['name']} running (pid {os.getpid()})", flush=True)
-    try:
-        result = runner.run()
+    parent = os.getppid()
+    try:  # until stopped, or the server that supervises it is gone (no orphans)
+        result = runner.run(until=lambda: os.getppid() != parent)
     except Exception:
         done.set()
         traceback.print_exc()
@@ -189,9 +190,9 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
     api, stream = source.api, source.stream
-    # A restarted worker takes its own leases back at once (the supervisor restarts it
-    # only after the previous process has exited); others wait for them to expire.
-    owner = f"worker-{worker}"
+    # the pid lets a successor take the leases of a dead worker at once (see leases.py)
+    owner = f"worker-{worker}-{os.getpid()}"
+    parent = os.getppid()
     tables = {"source": (LeaseTable(app_dir / "leases.db", owner), stream)}
     if exchange is not None:
         tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner), exchange.stream)
@@ -236,6 +237,10 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
     try:
         while not stopping["flag"]:
             if time.monotonic() >= next_balance:
+                if os.getppid() != parent:  # the server died: stop, do not run orphaned
+                    print(f"worker {worker}: the server (pid {parent}) is gone; stopping",
+                          flush=True)
+                    break
                 for kind, (leases, name) in tables.items():
                     shards = api.list_shards(name)
                     leases.sync_shards(shards)
