@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -81,17 +82,23 @@ class Cluster:
         self.runner(kind, shard).checkpoint()
 
     def pump(self, kind, shard, steps=400):
+        """Step until nothing new arrives for longer than an idle key group's longest
+        poll interval (it is polled less often while empty)."""
         runner = self.runner(kind, shard)
-        quiet = 0
+        last_data = time.monotonic()
+        patience = 2 * ex.IDLE_POLL_MAX_SECONDS if kind == "keyed" else 0.02
         for _ in range(steps):
             polled, finished = runner.advance()
             if finished:
                 self.runners.pop((kind, shard)).close()
                 self.finished.add(shard)
                 return
-            quiet = quiet + 1 if not polled else 0
-            if quiet >= 3:
+            if polled:
+                last_data = time.monotonic()
+            elif time.monotonic() - last_data > patience:
                 return
+            else:
+                time.sleep(0.005)
 
     def source_shards(self, stream="in"):
         """Open shards whose parents are done, as the lease table hands them out."""
