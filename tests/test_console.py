@@ -183,6 +183,9 @@ def test_application_page_shows_runtime_operators_lag_and_log(world):
     operators = body.split("<h2>Operators</h2>")[1].split("<h2>")[0]
     assert "<table>" in operators
     assert "application passthrough running (pid" in body  # the worker's log
+    workers = body.split("<h2>Workers</h2>")[1].split("<h2>")[0]
+    assert "shardId-000000000000" in workers  # which worker reads which shard
+    assert "no autoscaling so far" in body.split("<h2>Autoscaling</h2>")[1]
 
 
 def test_model_group_page_shows_versions_with_approval_digest_and_metrics(world):

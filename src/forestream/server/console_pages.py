@@ -140,6 +140,8 @@ def application(data: dict) -> str:
         ("status", badge(app["status"])), ("worker state", badge(runtime.get("state") or "-")),
         ("description", text(app.get("description")) or "-"),
         ("version", app["version"]), ("parallelism", app["parallelism"]),
+        ("key groups", app.get("max_parallelism", "-")),
+        ("autoscaling", _autoscaling(app.get("autoscaling") or {})),
         ("checkpoint interval", f'{app["checkpoint_interval"]} s'),
         ("records in", number(runtime.get("records_in"))),
         ("checkpoints", checkpoint(runtime)), ("snapshots", app.get("snapshots", 0)),
@@ -153,7 +155,17 @@ def application(data: dict) -> str:
                        [[text(k), f"<code>{text(json.dumps(v, sort_keys=True))}</code>"]
                         for k, v in sorted(app["properties"].items())],
                        "no runtime properties")
-    body = [facts, "<h2>Runtime properties</h2>", properties,
+    placement = table(["worker", "pid", "state", "source shards", "key groups"],
+                      [[i, w.get("pid", "-"), badge(w.get("state") or "-"),
+                        text(", ".join(w.get("shards") or []) or "-"),
+                        number(len(w.get("key_groups") or []))]
+                       for i, w in enumerate(workers)], "no worker has reported yet")
+    events = table(["when", "from", "to", "why"],
+                   [[when(e["time"]), e["from"], e["to"], text(e["reason"])]
+                    for e in reversed(app.get("autoscaling_events") or [])],
+                   "no autoscaling so far")
+    body = [facts, "<h2>Workers</h2>", placement, "<h2>Autoscaling</h2>", events,
+            "<h2>Runtime properties</h2>", properties,
             "<h2>Operators</h2>",
             table(["worker", "operator", "records in", "records out"], operators,
                   "no operator counts yet (the worker reports every few seconds)"),
@@ -161,6 +173,16 @@ def application(data: dict) -> str:
             table(["worker", "source/shard", "millis behind latest"], lag, "no source lag"),
             f"<h2>Log (last {len(data['logs'])} lines)</h2>", log_block(data["logs"])]
     return page(f"Application {app['name']}", "".join(body), data["refresh"])
+
+
+def _autoscaling(policy: dict) -> str:
+    if not policy.get("enabled"):
+        return "off"
+    return text(f"{policy['min_parallelism']}–{policy['max_parallelism']} workers: up at "
+                f"{policy['scale_up_utilization']:.0%} busy for "
+                f"{policy['scale_up_after_seconds']:g} s, down under "
+                f"{policy['scale_down_utilization']:.0%} for "
+                f"{policy['scale_down_after_seconds']:g} s")
 
 
 def model_group(data: dict) -> str:
