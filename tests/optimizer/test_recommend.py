@@ -171,6 +171,39 @@ def test_near_equal_prices_are_ranked_by_a_stable_key_not_by_the_need():
     assert picks == {"b.large"}
 
 
+
+def _flat_cores(cores, small_price, medium_price, **preferences):
+    # current: 8 vCPU at 0.40/h; demand flat at ``cores`` (memory 10 % of 32 GiB)
+    types = [InstanceType("s.large", "s", "x86_64", 2, 8.0, small_price),
+             InstanceType("m.xlarge", "m", "x86_64", 4, 16.0, medium_price),
+             InstanceType("c.2xlarge", "c", "x86_64", 8, 32.0, 0.40)]
+    h = _history(np.full(T, 100 * cores / 8), np.full(T, 10.0),
+                 current={"instance_type": "c.2xlarge"})
+    return recommend(h, types, **preferences).best.name
+
+
+def test_forestream_downsizes_to_the_type_with_the_highest_expected_saving():
+    # 1.94 cores: 5 % headroom asks for 2.04, but 2 cores hold the level and save
+    # 0.35/h against 0.20/h; at a 10 % forecast error they break the SLO with
+    # probability ~38 %, expected saving 0.22 > 0.20: the smaller type
+    assert _flat_cores(1.94, 0.05, 0.20) == "s.large"
+    assert _flat_cores(1.94, 0.05, 0.20, policy="aws-default") == "m.xlarge"
+    # a headroom the user names is kept as it is
+    assert _flat_cores(1.94, 0.05, 0.20, cpu_headroom=0.2) == "m.xlarge"
+
+
+def test_forestream_pays_a_little_more_for_much_less_risk():
+    # 1.85 cores fit 2 with 5 % headroom, but 8 % above the level breaks the SLO
+    # about one time in five; 4 cores cost only 0.01/h more: the larger type
+    assert _flat_cores(1.85, 0.05, 0.06) == "m.xlarge"
+    assert _flat_cores(1.85, 0.05, 0.06, cpu_headroom=0.0) == "s.large"
+
+
+def test_forestream_never_takes_a_type_below_the_level():
+    # 2.05 cores: however cheap, 2 cores would break the SLO more often than not
+    assert _flat_cores(2.05, 0.001, 0.30) == "m.xlarge"
+
+
 # ----------------------------------------------------------------------- other kinds
 def test_container_requests_follow_usage():
     rec = recommend(_history(_daily(10, 30), np.full(T, 25.0), kind="container",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import njit
 
 from ._grid import _row_max, _row_quantile, _window
 from .catalog_view import _CatalogView
@@ -34,6 +35,9 @@ from .risk import VOLATILE_CLASSES, performance_risk, risk_label
 from .types import InstanceType, UtilizationHistory
 
 _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
+#: forestream: relative error (one standard deviation) of the lookback's sizing
+#: percentile as a forecast of the next period's
+LEVEL_ERROR = 0.10
 
 
 def _instances(histories, indices, view: _CatalogView, prefs: Preferences, out, errors,
@@ -113,6 +117,9 @@ def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int
     need_mem = np.where(np.isfinite(req.mem), req.mem, mem_cap)
     need_gpu = np.where(np.isfinite(req.gpu), req.gpu, gpus)
     need_gpu_mem = np.where(np.isfinite(req.gpu_mem), req.gpu_mem, gpu_mem_cap)
+    if prefs.policy == "forestream" and prefs.cpu_headroom is None:
+        need_cpu = _expected_saving_cpu(types, view, prefs, req.cpu_level, need_cpu, need_mem,
+                                        need_gpu, need_gpu_mem, np.nan_to_num(net_need))
     choice = view.select(types, need_cpu, need_mem, need_gpu, need_gpu_mem,
                          np.nan_to_num(net_need), prefs.max_options,
                          allow_graviton=prefs.allow_graviton,
@@ -197,6 +204,65 @@ def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int
             reasons[r], str(classes[r]), int(periods[r]), current, options,
             prefs.lookback_days, round(float(hours[r]), 2), notes))
     return recs
+
+
+def _expected_saving_cpu(types, view: _CatalogView, prefs: Preferences, level, need_cpu,
+                         need_mem, need_gpu, need_gpu_mem, net) -> np.ndarray:
+    """forestream, when its headroom rule downsizes: the CPU need that maximizes the
+    expected saving.
+
+    The lookback's sizing percentile (``level``, trend included) forecasts the next
+    period's with a relative error of about ``LEVEL_ERROR`` (normal approximation), so
+    a candidate of capacity ``c`` breaks the SLO with probability
+    ``1 - Phi((c / level - 1) / LEVEL_ERROR)``; a recommendation that breaks it is
+    rolled back and saves nothing. Among the candidates cheaper than the current type
+    that meet every other need and hold at least the level (more likely to hold than
+    not), the one with the highest ``P(holds) * (price now - price)`` sets the CPU
+    need: a larger type where it costs little more for much less risk, a smaller one
+    where the step down saves much for little added risk. Without a cheaper candidate
+    meeting the headroom rule (upsizing) the need stays as the policy set it.
+    """
+    out = need_cpu.copy()
+    groups: dict[str, list[int]] = {}
+    for r, t in enumerate(types):
+        groups.setdefault(t.name, []).append(r)
+    tol = 1 + 1e-9
+    for names in groups.values():
+        rows = np.array(names)
+        current = types[rows[0]]
+        cand = np.flatnonzero(view.candidates(current, prefs.allow_graviton,
+                                              prefs.include_burstable))
+        cheaper = view.price[cand] < current.price_per_hour
+        if cand.size == 0 or not cheaper.any():
+            continue
+        cand = cand[cheaper]
+        cap = view.capacity[cand][None, :]
+        other = ((view.memory[cand] * tol >= need_mem[rows, None])
+                 & (view.gpus[cand] * tol >= need_gpu[rows, None])
+                 & (view.gpu_memory[cand] * tol >= need_gpu_mem[rows, None])
+                 & ((view.network[cand] <= 0) | (view.network[cand] * tol >= net[rows, None])))
+        lvl = level[rows, None]
+        usable = np.isfinite(lvl[:, 0]) & (lvl[:, 0] > 0) & (
+            other & (cap * tol >= need_cpu[rows, None])).any(axis=1)
+        if not usable.any():
+            continue
+        rows, other, lvl = rows[usable], other[usable], lvl[usable]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            holds = _normal_cdf((cap / lvl - 1.0) / LEVEL_ERROR)
+        gain = np.where(other & (cap * tol >= lvl),
+                        holds * (current.price_per_hour - view.price[cand])[None, :], -np.inf)
+        out[rows] = cap[0, np.argmax(gain, axis=1)]
+    return out
+
+
+@njit(cache=True)
+def _normal_cdf(z):
+    """Standard normal CDF of a 2-D array (NaN stays NaN)."""
+    out = np.empty(z.shape)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            out[i, j] = 0.5 * (1.0 + math.erf(z[i, j] / math.sqrt(2.0)))
+    return out
 
 
 def _instance_count(h: UtilizationHistory) -> int:

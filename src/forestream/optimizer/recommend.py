@@ -22,10 +22,14 @@ cores, i.e. vCPUs times the catalog's relative ``cpu_speed``; memory; GPUs withi
 same GPU family; sustained network baseline), among current-generation general
 purpose, compute and memory optimized types of the same architecture (a GPU type only
 within its family; a type with local disks only among types with local disks). The
-``forestream`` policy ranks fitting types within 3 % of the cheapest by a key that does
-not depend on the need (the current type, then the current family, then the most
-capacity), so that a need moving a little does not swap near-equally priced types; the
-baselines take the cheapest. Each
+``forestream`` policy, when it downsizes with its own headroom, first prices the risk:
+its sizing percentile forecasts the next period's with about 10 % error, a type that
+breaks the SLO is rolled back and saves nothing, so the CPU it asks for is the capacity
+of the cheaper candidate with the highest expected saving (never below the percentile
+itself; see ``instances._expected_saving_cpu``). It then ranks fitting types within 3 %
+of the cheapest by a key that does not depend on the need (the current type, then the
+current family, then the most capacity), so that a need moving a little does not swap
+near-equally priced types; the baselines take the cheapest. Each
 option carries its monthly price (730 hours), savings against the current type,
 projected utilization, performance risk (0-4, see :mod:`~forestream.optimizer.risk`)
 and migration effort. Containers get CPU and memory requests, functions a memory size,
