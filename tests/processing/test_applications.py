@@ -91,6 +91,15 @@ def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path
     result = cli(server, "start", "counter", "--restore", "snapshot", "--snapshot", "nope",
                  check=False)
     assert result.returncode != 0 and "no snapshot 'nope'" in result.stderr
+    put(kinesis, "in", 30)  # after the snapshot: read again from its positions
+    cli(server, "start", "counter", "--restore", "snapshot", "--snapshot", "manual")
+    assert wait(lambda: totals(kinesis, "out") == {"a": 130, "b": 130, "c": 130}, 90,
+                "totals after restoring the snapshot")
+    # the restored checkpoints keep their own numbers, so later checkpoints (not the
+    # snapshot again) are what the next restart restores
+    app_dir = Path(server.data_dir) / "apps" / "counter"
+    assert not list(app_dir.glob("checkpoints/**/checkpoint-99999999.pkl"))
+    cli(server, "stop", "counter", "--no-snapshot")
     cli(server, "snapshots", "delete", "counter", "manual")
     cli(server, "delete", "counter")
     with pytest.raises(urllib.error.HTTPError) as err:

@@ -21,6 +21,7 @@ from forestream.processing import (
     WatermarkStrategy,
 )
 from forestream.processing import exchange as ex
+from forestream.processing import exchange_plan as xp
 from forestream.processing.functions import KeyedProcessFunction, ProcessWindowFunction
 from forestream.streams.hashing import partition_hash
 from forestream.streams.store import StreamStore
@@ -54,7 +55,7 @@ class Cluster:
         self.store, self.root, self.build = store, tmp_path / "app", build
         probe = StreamExecutionEnvironment()
         build(probe)
-        self.plan = ex.plan(probe)
+        self.plan = xp.plan(probe)
         self.exchange = ex.ExchangeConfig.load(self.root, "job", key_groups)
         self.exchange.ensure_stream(store)
         self.runners: dict[tuple[str, str], JobRunner] = {}
@@ -67,7 +68,7 @@ class Cluster:
                 checkpoint_interval=3600, batch_size=50)
             env.shard_lease = {shard} if kind == "read" else set()
             self.build(env)
-            stage = ex.read_stage if kind == "read" else ex.keyed_stage
+            stage = xp.read_stage if kind == "read" else xp.keyed_stage
             stage(env, self.plan, self.exchange, self.store, shard)
             runner = JobRunner(env, f"job/{kind}-{shard}")
             runner.open()
@@ -283,11 +284,11 @@ def test_jobs_the_exchange_cannot_run_are_refused_with_the_reason():
     def plan_of(build):
         env = StreamExecutionEnvironment()
         build(env)
-        return ex.plan(env)
+        return xp.plan(env)
 
     src = lambda env: env.from_collection([{"k": 1}])  # noqa: E731
     assert plan_of(lambda env: src(env).map(lambda v: v).collect()) is None
-    with pytest.raises(ex.ExchangeError, match="keys an already keyed stream"):
+    with pytest.raises(xp.ExchangeError, match="keys an already keyed stream"):
         plan_of(lambda env: src(env).key_by(lambda v: v["k"]).reduce(lambda a, b: a)
                 .key_by(lambda v: v).reduce(lambda a, b: a))
     with pytest.raises(ex.ExchangeError, match="key its source stream once"):
@@ -314,3 +315,36 @@ def test_ensure_stream_is_idempotent_between_workers(store, tmp_path):
     b.ensure_stream(store)
     assert len(store.list_shards(stream_name=a.stream)["Shards"]) == 3
     assert oct((tmp_path / ex.KEY_FILE).stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_union_before_key_by_sends_both_copies_of_each_record(store, tmp_path):
+    store.create_stream("in", shard_count=1)
+    store.create_stream("out", shard_count=1)
+
+    def build(env):
+        s = env.from_kinesis("in", store)
+        (s.map(lambda v: {"k": v["k"], "n": 1})
+            .union(s.map(lambda v: {"k": v["k"], "n": 10}))
+            .key_by(lambda v: v["k"])
+            .reduce(lambda a, b: {"k": a["k"], "n": a["n"] + b["n"]})
+            .sink_to_kinesis("out", store))
+    cluster = Cluster(store, tmp_path, build, key_groups=2)
+    put(store, "in", [{"k": "a"}] * 5 + [{"k": "b"}] * 3)
+    cluster.pump_all()
+    assert latest_totals(store) == {"a": 55, "b": 33}
+
+
+def test_a_record_too_large_for_the_exchange_is_refused_by_name(store, tmp_path):
+    store.create_stream("in", shard_count=1)
+    store.create_stream("out", shard_count=1)
+
+    def build(env):
+        (env.from_kinesis("in", store)
+            .map(lambda v: {**v, "blob": "x" * 1_100_000})
+            .key_by(lambda v: v["k"])
+            .reduce(lambda a, b: a)
+            .sink_to_kinesis("out", store))
+    cluster = Cluster(store, tmp_path, build, key_groups=1)
+    put(store, "in", [{"k": "a"}])
+    with pytest.raises(ex.ExchangeError, match="over the 1,048,576-byte record limit"):
+        cluster.pump_all()

@@ -6,6 +6,7 @@ when the application does; jobs the exchange cannot run fail with the reason."""
 import json
 import os
 import urllib.error
+from pathlib import Path
 
 import pytest
 from apps_testkit import api, totals, wait
@@ -124,3 +125,81 @@ def test_parallelism_above_max_parallelism_and_rekeyed_jobs_are_refused(server, 
     assert failed["last_failure"]
     log = "\n".join(api(server, "GET", "/rekeyed/logs?tail=2000")["lines"])
     assert "keys an already keyed stream again" in log
+
+
+FILE_JOB = '''
+from forestream.processing import kinesis_client
+
+def build(env, properties):
+    (env.from_kinesis("fin", kinesis_client())
+        .key_by(lambda e: e["k"])
+        .reduce(lambda a, b: {"k": a["k"], "n": a["n"] + b["n"]})
+        .write_to_file(properties["out"]["path"]))
+'''
+
+CLASS_JOB = '''
+from dataclasses import dataclass
+
+from forestream.processing import kinesis_client
+
+
+@dataclass
+class Reading:
+    sensor: str
+    n: int
+
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("cin", client)
+        .map(lambda e: Reading(e["k"], e["n"]))
+        .key_by(lambda r: r.sensor)
+        .reduce(lambda a, b: Reading(a.sensor, a.n + b.n))
+        .map(lambda r: {"k": r.sensor, "n": r.n})
+        .sink_to_kinesis("cout", client))
+'''
+
+
+def test_jobs_that_cannot_be_split_run_whole_or_say_why(server, kinesis, tmp_path):
+    kinesis.create_stream(StreamName="fin", ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName="fin", WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "file_job.py"
+    code.write_text(FILE_JOB)
+    out = tmp_path / "totals.jsonl"
+    props = {"out": {"path": str(out)}}
+    api(server, "POST", "", {"name": "tofile", "code": str(code), "properties": props,
+                             "checkpoint_interval": 0.3})
+    api(server, "POST", "/tofile/start")
+    put_spread_to(kinesis, "fin", 40)
+    wait(lambda: out.exists() and len(out.read_text().splitlines()) == 40, 60, "40 lines")
+    # one process, one file: the checkpoint is the whole job's
+    assert list((Path(server.data_dir) / "apps" / "tofile" / "checkpoints").glob("*.pkl"))
+    api(server, "POST", "/tofile/stop")
+
+    api(server, "POST", "", {"name": "tofile2", "code": str(code), "properties": props,
+                             "parallelism": 2})
+    api(server, "POST", "/tofile2/start")
+    failed = wait(lambda: (d := api(server, "GET", "/tofile2"))["status"] == "READY" and d,
+                  120, "the application to give up")
+    assert failed["last_failure"]
+    log = "\n".join(api(server, "GET", "/tofile2/logs?tail=2000")["lines"])
+    assert "writes a file; with parallelism > 1 every copy would write it" in log
+
+
+def test_values_of_classes_defined_in_the_application_cross_key_by(server, kinesis, tmp_path):
+    for name in ("cin", "cout"):
+        kinesis.create_stream(StreamName=name, ShardCount=2)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    code = tmp_path / "class_job.py"
+    code.write_text(CLASS_JOB)
+    api(server, "POST", "", {"name": "classes", "code": str(code), "max_parallelism": 2,
+                             "checkpoint_interval": 0.3})
+    api(server, "POST", "/classes/start")
+    put_spread_to(kinesis, "cin", 80)
+    assert wait(lambda: totals(kinesis, "cout") == {k: 10 for k in KEYS}, 90, "totals")
+
+
+def put_spread_to(kinesis, stream, n):
+    kinesis.put_records(StreamName=stream, Records=[
+        {"Data": json.dumps({"k": KEYS[i % len(KEYS)], "n": 1}).encode(),
+         "PartitionKey": f"event-{i}"} for i in range(n)])

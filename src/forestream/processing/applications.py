@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .autoscaling import AutoscalingConfigError, AutoscalingPolicy, UtilizationTracker, decide
 from .errors import ApplicationError, ConflictError, NotFoundError
+from .runtime import read_checkpoint
 
 NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 STOP_TIMEOUT_SECONDS = 30.0
@@ -143,14 +144,17 @@ class ApplicationManager:
             if doc["status"] not in ("READY", "RUNNING"):
                 raise ConflictError(f"application {name} is {doc['status']}; it can be "
                                     "updated when READY or RUNNING")
-            _check_config(checkpoint_interval or doc["checkpoint_interval"],
-                          parallelism or doc["parallelism"], properties,
-                          doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
+            _check_config(doc["checkpoint_interval"] if checkpoint_interval is None
+                          else checkpoint_interval,
+                          doc["parallelism"] if parallelism is None else parallelism,
+                          properties, doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
             # settings not given keep their values (a PATCH)
             policy = None if autoscaling is None else _policy(
                 {**(doc.get("autoscaling") or {}), **autoscaling}
                 if isinstance(autoscaling, dict) else autoscaling)
-            running = doc["status"] == "RUNNING"
+            # a new autoscaling policy alone takes effect without restarting the workers
+            running = doc["status"] == "RUNNING" and (
+                code, properties, checkpoint_interval, parallelism) != (None,) * 4
             if running:
                 self._set_status(doc, "UPDATING")
                 self._terminate(name, take_snapshot=False)
@@ -183,6 +187,7 @@ class ApplicationManager:
             self._exchanges(name)  # note the current exchange before its file may go
             if restore == "SKIP":
                 shutil.rmtree(checkpoints, ignore_errors=True)
+                self._reset_leases(name)
                 self._drop_unused_exchanges(name)
             elif restore == "SNAPSHOT":
                 source = self._snapshot_path(name, snapshot)
@@ -190,7 +195,10 @@ class ApplicationManager:
                 for part in source.glob("*.pkl"):  # job.pkl, or one file per shard
                     folder = checkpoints if part.stem == JOB_PART else checkpoints / part.stem
                     folder.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(part, folder / "checkpoint-99999999.pkl")
+                    # named after its own id: the job numbers its next checkpoints from it
+                    number = read_checkpoint(part)["id"]
+                    shutil.copy2(part, folder / f"checkpoint-{number:08d}.pkl")
+                self._reset_leases(name)
                 if (source / EXCHANGE_FILE).exists():  # the exchange its key groups read
                     shutil.copy2(source / EXCHANGE_FILE, checkpoints / EXCHANGE_FILE)
                 self._drop_unused_exchanges(name)
@@ -309,6 +317,9 @@ class ApplicationManager:
                   "max_parallelism": doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)}
         (app_dir / "config.json").write_text(json.dumps(config))
         count = doc["parallelism"]
+        if only is None:  # workers beyond the count (before a rescale) report no more
+            for path in app_dir.glob("status*.json"):
+                path.unlink(missing_ok=True)
         workers = self._workers.setdefault(name, [None] * count)
         for i in range(count) if only is None else [only]:
             (app_dir / ("status.json" if i == 0 else f"status-{i}.json")).unlink(missing_ok=True)
@@ -345,16 +356,25 @@ class ApplicationManager:
 
     def _supervise(self) -> None:
         while not self._supervisor_stop.wait(SUPERVISE_SECONDS):
-            with self._lock:
-                for name, procs in list(self._workers.items()):
-                    if name in self._stopping:
-                        continue
-                    for i, proc in enumerate(procs):
-                        code = None if proc is None else proc.poll()
-                        if code is not None:
-                            self._handle_exit(name, i, code)
-                    if name in self._workers and not self._supervisor_stop.is_set():
-                        self._autoscale(name)
+            try:
+                self._supervise_once()
+            except Exception:  # never let one bad moment stop the restarts of every app
+                import traceback
+
+                print(f"application supervisor: {traceback.format_exc()}", file=sys.stderr,
+                      flush=True)
+
+    def _supervise_once(self) -> None:
+        with self._lock:
+            for name, procs in list(self._workers.items()):
+                if name in self._stopping:
+                    continue
+                for i, proc in enumerate(procs):
+                    code = None if proc is None else proc.poll()
+                    if code is not None:
+                        self._handle_exit(name, i, code)
+                if name in self._workers and not self._supervisor_stop.is_set():
+                    self._autoscale(name)
 
     def _autoscale(self, name: str) -> None:
         """Sample the workers' utilization; rescale when the policy says so."""
@@ -366,8 +386,8 @@ class ApplicationManager:
             return
         status = self._read_status(name)
         workers = (status.get("workers") or [status]) if status else []
-        if not workers or any("shards" not in w for w in workers):
-            return  # starting, or a job that runs in one process (not on a stream)
+        if len(workers) != doc["parallelism"] or any("shards" not in w for w in workers):
+            return  # not every worker has reported, or a job that runs in one process
         tracker = self._trackers.setdefault(name, UtilizationTracker())
         now = time.time()
         if tracker.samples and now - tracker.samples[-1][0] < min(
@@ -375,9 +395,10 @@ class ApplicationManager:
             return
         tracker.observe(now, workers, keep_seconds=max(policy.scale_up_after_seconds,
                                                        policy.scale_down_after_seconds))
-        groups = sum(len(w.get("key_groups") or []) for w in workers)
-        ceiling = doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM) if groups else \
-            sum(len(w.get("shards") or []) for w in workers)
+        # more workers than key groups (or, without key_by, than open source shards) idle
+        ceiling = doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)
+        if not any(w.get("key_groups") for w in workers):
+            ceiling = min(ceiling, max(w.get("open_source_shards") or 1 for w in workers))
         decision = decide(policy, doc["parallelism"], min(MAX_PARALLELISM, ceiling),
                           tracker, now)
         if decision is None:
@@ -392,6 +413,11 @@ class ApplicationManager:
         self._put(doc)
         self._trackers.pop(name, None)
         self._start(doc)
+
+    def _reset_leases(self, name: str) -> None:
+        """Forget who read what: the checkpoints now say where each shard stands."""
+        for path in (self.root / name).glob("leases*.db*"):
+            path.unlink(missing_ok=True)
 
     def _log(self, name: str, line: str) -> None:
         folder = self.root / name / "logs"
@@ -507,6 +533,7 @@ class ApplicationManager:
                 continue
         if not statuses:
             return None
+        statuses.sort(key=lambda status: status.get("worker", 0))
         if len(statuses) == 1:
             return statuses[0]
         return {**statuses[0], "workers": statuses,

@@ -48,17 +48,17 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
-from .environment import Node, StreamExecutionEnvironment
 from .keys import key_hash
-from .operators import MIN_WATERMARK, KeyByOperator, Operator, SinkOperator
-from .operators import TimestampsAndWatermarksOperator as _Timestamps
+from .operators import MIN_WATERMARK, Operator
 from .records import Record
 from .sources import Source
 
 EXCHANGE_FILE = "exchange.json"  # in the checkpoints folder: a fresh start gets a new one
 KEY_FILE = "exchange.key"
 DEFAULT_KEY_GROUPS = 16
-MAX_MESSAGE_BYTES = 900_000  # under the 1 MiB record limit, with room for the signature
+MAX_MESSAGE_BYTES = 900_000  # a message's items, pickled: room below the record limit
+MAX_RECORD_BYTES = 2**20  # Kinesis' default record size limit
+MAX_CALL_BYTES = 5 * 2**20 - 64 * 1024  # PutRecords' request limit, less some room
 MARKER_SECONDS = 0.2  # at most this often a watermark-only message per key group
 ORIGIN_LIST_SECONDS = 5.0
 PUT_GIVE_UP_SECONDS = 300.0
@@ -149,96 +149,6 @@ class ExchangeConfig:
             time.sleep(0.1)
 
 
-# ----------------------------------------------------------------------------- plan
-@dataclass
-class ExchangePlan:
-    """Where a job splits: node indexes of the read stage and of the keyed stage."""
-
-    key_by: int
-    source: int
-    read: list[int]
-    keyed: list[int]
-
-
-def plan(env: StreamExecutionEnvironment) -> ExchangePlan | None:
-    """Split a built job at its ``key_by``; None when it has none (every step then runs
-    per source shard). Raises :class:`ExchangeError` for graphs the exchange cannot run."""
-    nodes = env.nodes
-    children: dict[int, list[int]] = {n.index: [] for n in nodes}
-    for n in nodes:
-        for i in n.inputs:
-            children[i.index].append(n.index)
-
-    def below(start: int) -> set[int]:
-        seen, todo = set(), list(children[start])
-        while todo:
-            i = todo.pop()
-            if i not in seen:
-                seen.add(i)
-                todo += children[i]
-        return seen
-
-    key_bys = [n.index for n in nodes if isinstance(n.operator, KeyByOperator)]
-    if not key_bys:
-        return None
-    downstream = {i: below(i) for i in key_bys}
-    first = [i for i in key_bys if not any(i in downstream[j] for j in key_bys if j != i)]
-    if len(first) > 1:
-        raise ExchangeError(
-            f"with parallelism > 1 a job may key its source stream once; this one calls "
-            f"key_by {len(first)} times on unkeyed streams (nodes {first}). Key once and "
-            "branch after key_by, or run with parallelism 1")
-    key_by = first[0]
-    keyed = sorted(downstream[key_by])
-    for i in keyed:
-        node = nodes[i]
-        if isinstance(node.operator, KeyByOperator):
-            raise ExchangeError(
-                f"step {node.uid} keys an already keyed stream again: re-keying needs a second "
-                "exchange, which parallel jobs do not have yet; run with parallelism 1")
-        stray = [u.uid for u in node.inputs if u.index != key_by and u.index not in keyed]
-        if stray:
-            raise ExchangeError(
-                f"step {node.uid} combines the keyed stream with {', '.join(stray)}, which is "
-                "not keyed the same way; with parallelism > 1 every input of a keyed step "
-                "must come after the one key_by")
-    read = sorted(set(range(len(nodes))) - set(keyed))
-    for i in read:
-        op = nodes[i].operator
-        if op is None or isinstance(op, SinkOperator | KeyByOperator | _Timestamps):
-            continue
-        if op.snapshot() is not None:
-            raise ExchangeError(
-                f"step {nodes[i].uid} keeps state before key_by; with parallelism > 1 state "
-                "must be keyed (move it after key_by) or run with parallelism 1")
-    sources = [i for i in read if nodes[i].source is not None]
-    return ExchangePlan(key_by, sources[0], read, keyed)
-
-
-def read_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
-               target, origin: str) -> None:
-    """Turn a freshly built job into its read stage for source shard ``origin``."""
-    source_node = env.nodes[plan.source]
-    strategy = source_node.watermark_strategy
-    writer = ExchangeWriter(exchange, target, origin,
-                            idleness=getattr(strategy, "idleness", None))
-    node = Node(len(env.nodes), operator=writer, inputs=[env.nodes[plan.key_by]])
-    env.nodes = [env.nodes[i] for i in plan.read] + [node]
-
-
-def keyed_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
-                target, shard: str) -> None:
-    """Turn a freshly built job into its keyed stage for key-group shard ``shard``."""
-    user_source = env.nodes[plan.source]
-    strategy = user_source.watermark_strategy
-    reader = ExchangeReader(exchange, target, shard, user_source.source.api,
-                            user_source.source.stream,
-                            idleness=getattr(strategy, "idleness", None))
-    node = env.nodes[plan.key_by]  # downstream steps keep pointing at this node
-    node.operator, node.source, node.inputs, node.watermark_strategy = None, reader, [], None
-    env.nodes = [node] + [env.nodes[i] for i in plan.keyed]
-
-
 # ------------------------------------------------------------------- the two ends
 class ExchangeWriter(Operator):
     """The end of a read stage: each step's records go to their key groups' shards."""
@@ -280,16 +190,22 @@ class ExchangeWriter(Operator):
 
     def _flush(self, now: float, final: bool) -> None:
         groups: dict[int, list[tuple]] = {}
-        last_seq, sub = None, 0
+        # The index of a record among the outputs of its source record: the outputs of one
+        # source record all come out of one step, in an order that does not depend on the
+        # step's size, so a replay numbers them the same (a union interleaves them: count
+        # per sequence number, then sort each key group's items by (sequence, index)).
+        seen: dict[int, int] = {}
         for r in self.pending:
             found = _SEQUENCE.search(r.rid)
             if found is None:
                 raise ExchangeError(f"record id {r.rid!r} does not name its source position")
             seq = int(found.group(1))
-            sub = sub + 1 if seq == last_seq else 0
-            last_seq = seq
+            sub = seen.get(seq, -1) + 1
+            seen[seq] = sub
             group = bisect_right(self._starts, key_hash(r.key)) - 1
             groups.setdefault(group, []).append((seq, sub, r.value, r.timestamp, r.key, r.rid))
+        for items in groups.values():
+            items.sort(key=lambda item: (item[0], item[1]))
         self.pending = []
         idle = self.idleness is not None and now - self._last_record >= self.idleness
         mark = (self.watermark, idle, final)
@@ -308,9 +224,27 @@ class ExchangeWriter(Operator):
         if markers_due:
             self._marker_at = now
         for wave in waves:  # a group's second chunk only after its first is stored: order
-            self._put([{"Data": self.codec.encode(message), "PartitionKey": "k",
-                        "ExplicitHashKey": str(self._starts[group])}
-                       for group, message in wave.items()])
+            entries = []
+            for group, message in wave.items():
+                data = self.codec.encode(message)
+                if len(data) > MAX_RECORD_BYTES:
+                    raise ExchangeError(
+                        f"record {message['items'][0][5]!r} is {len(data):,} bytes pickled, "
+                        f"over the {MAX_RECORD_BYTES:,}-byte record limit of the exchange "
+                        "stream; make values smaller before key_by")
+                entries.append({"Data": data, "PartitionKey": "k",
+                                "ExplicitHashKey": str(self._starts[group])})
+            # PutRecords takes at most 5 MiB per call: send the wave in slices (each slice's
+            # entries go to distinct key groups, so order per group holds)
+            batch, size = [], 0
+            for entry in entries:
+                if batch and size + len(entry["Data"]) > MAX_CALL_BYTES:
+                    self._put(batch)
+                    batch, size = [], 0
+                batch.append(entry)
+                size += len(entry["Data"]) + 1
+            if batch:
+                self._put(batch)
 
     def _chunks(self, items: list[tuple]) -> list[list[tuple]]:
         if len(items) <= 1 or len(pickle.dumps(items, protocol=5)) <= MAX_MESSAGE_BYTES:
@@ -321,7 +255,15 @@ class ExchangeWriter(Operator):
     def _put(self, entries: list[dict]) -> None:
         delay, give_up = 0.05, time.monotonic() + PUT_GIVE_UP_SECONDS
         while entries:
-            out = self.api.put_records(self.exchange.stream, entries)
+            try:
+                out = self.api.put_records(self.exchange.stream, entries)
+            except Exception as exc:  # throttled or unreachable: try again, in order
+                if time.monotonic() > give_up or not _transient(exc):
+                    raise
+                print(f"exchange: PutRecords failed ({exc}); retrying", flush=True)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
             if out["FailedRecordCount"] == 0:
                 return
             # entries of one call go to distinct shards, so retrying only the failed ones
@@ -333,6 +275,18 @@ class ExchangeWriter(Operator):
                                    f"{self.exchange.stream} in {PUT_GIVE_UP_SECONDS:.0f} s")
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def _transient(exc: Exception) -> bool:
+    """Errors worth retrying: throttling, server-side failures, a lost connection."""
+    name = type(exc).__name__
+    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+    if any(word in name + code for word in ("Throughput", "Throttl", "Limit", "Internal",
+                                             "ServiceUnavailable", "Connection", "Timeout",
+                                             "EndpointConnection")):
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return isinstance(exc, OSError) or status >= 500
 
 
 class ExchangeReader(Source):
@@ -391,10 +345,16 @@ class ExchangeReader(Source):
     def _unpack(self, packed: Record) -> list[tuple[str, Record]]:
         try:
             message = self.codec.decode(packed.value)
-        except (ExchangeError, pickle.UnpicklingError, EOFError) as exc:
+        except ExchangeError as exc:
             self.rejected += 1
             print(f"exchange {self.shard}: skipped record {packed.rid}: {exc}", flush=True)
             return []
+        except Exception as exc:  # signed by us, yet unreadable: never skip it silently
+            raise ExchangeError(
+                f"exchange record {packed.rid} (signed by this application) cannot be "
+                f"unpickled: {type(exc).__name__}: {exc}. Did a code update rename or remove "
+                "a class carried in records across key_by? Roll that update back, or start "
+                "with restore SKIP") from exc
         state = self.origins.setdefault(message["o"], [-1, -1, MIN_WATERMARK, False, False])
         out = []
         for seq, sub, value, timestamp, key, rid in message["items"]:

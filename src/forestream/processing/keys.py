@@ -8,6 +8,7 @@ Kinesis hashes that partition key (MD5 of its UTF-8 bytes).
 from __future__ import annotations
 
 import hashlib
+import numbers
 import pickle
 
 
@@ -18,11 +19,17 @@ def key_hash(key) -> int:
 
 def _canonical(key) -> bytes:
     if isinstance(key, str):
-        return key.encode()
+        return key.encode("utf-8", "surrogatepass")
     if isinstance(key, bytes):
         return b"\x00b" + key
-    if isinstance(key, bool | int) or (isinstance(key, float) and key.is_integer()):
+    if isinstance(key, numbers.Integral):  # bool, int, numpy integers: equal keys agree
+        return b"\x00i%d" % int(key)
+    if isinstance(key, numbers.Real) and float(key).is_integer():
         return b"\x00i%d" % int(key)  # 1, 1.0 and True are one key in a dict: here too
+    if isinstance(key, numbers.Real):
+        return b"\x00f" + float(key).hex().encode()
     if isinstance(key, tuple):
         return b"\x00t(" + b"\x00,".join(_canonical(k) for k in key) + b")"
+    if isinstance(key, frozenset):  # its iteration order varies from process to process
+        return b"\x00s(" + b"\x00,".join(sorted(_canonical(k) for k in key)) + b")"
     return b"\x00p" + pickle.dumps(key, protocol=4)

@@ -32,6 +32,8 @@ def load_user_module(code_dir: Path, entry: str):
     sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("forestream_application", path)
     module = importlib.util.module_from_spec(spec)
+    # registered, so that values of classes defined there pickle (checkpoints, exchange)
+    sys.modules["forestream_application"] = module
     spec.loader.exec_module(module)
     if not callable(getattr(module, "build", None)):
         raise TypeError(f"{entry} must define build(env, properties) that builds the "
@@ -42,7 +44,8 @@ def load_user_module(code_dir: Path, entry: str):
 def write_status(app_dir: Path, worker: int = 0, **fields) -> None:
     path = app_dir / ("status.json" if worker == 0 else f"status-{worker}.json")
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**fields, "updated": time.time(), "pid": os.getpid()}))
+    tmp.write_text(json.dumps({**fields, "worker": worker, "updated": time.time(),
+                               "pid": os.getpid()}))
     os.replace(tmp, path)
 
 
@@ -62,10 +65,16 @@ def main(argv: list[str] | None = None) -> int:
         module.build(probe, properties)
         if not probe.nodes:
             raise ValueError("build(env, properties) added no source to env")
-        shares_shards = _single_kinesis_source(probe) is not None
-        if workers > 1 and not shares_shards:
-            raise ValueError("parallelism > 1 needs a job with exactly one source, a Kinesis "
-                             "stream: workers share its shards")
+        from .exchange_plan import shardable
+
+        if _single_kinesis_source(probe) is None:
+            why = ("parallelism > 1 needs a job with exactly one source, a Kinesis stream: "
+                   "workers share its shards")
+        else:
+            why = shardable(probe)
+        if workers > 1 and why:
+            raise ValueError(why)
+        shares_shards = why is None
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
@@ -168,35 +177,28 @@ def _runner_metrics(runners: dict) -> dict:
 
 def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvironment,
                  worker: int, workers: int) -> int:
-    """Worker ``worker`` of ``workers``. Jobs without ``key_by`` run one copy per leased
-    shard of the Kinesis source (checkpoints in ``checkpoints/<shard>``). Keyed jobs run in
-    two stages through the application's exchange stream (see
-    :mod:`forestream.processing.exchange`): a read stage per leased source shard and a
-    keyed stage per leased key group (``checkpoints/keygroup-<shard>``)."""
+    """Worker ``worker`` of ``workers`` sharing the job's Kinesis source (and, for a keyed
+    job, its key groups): see :mod:`forestream.processing.parallel`."""
     from . import exchange as ex
-    from .leases import LeaseTable
+    from .exchange_plan import plan as plan_of
+    from .kinesis_io import kinesis_client
+    from .parallel import BALANCE_SECONDS, IDLE_SLEEP_SECONDS, ParallelWorker
 
-    properties = config.get("properties", {})
     source = _single_kinesis_source(probe)
     try:
-        plan = ex.plan(probe)
-        exchange = None
-        if plan is not None:
+        plan = plan_of(probe)
+        exchange = target = None
+        if plan is not None:  # the exchange lives on the server running this worker
+            target = kinesis_client()
             exchange = ex.ExchangeConfig.load(app_dir, config["name"], int(
                 config.get("max_parallelism", ex.DEFAULT_KEY_GROUPS)))
-            exchange.ensure_stream(source.api.target)
+            exchange.ensure_stream(target)
+        runner = ParallelWorker(app_dir, config, module, source, plan, exchange, target,
+                                worker, workers)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
-    api, stream = source.api, source.stream
-    # the pid lets a successor take the leases of a dead worker at once (see leases.py)
-    owner = f"worker-{worker}-{os.getpid()}"
-    parent = os.getppid()
-    tables = {"source": (LeaseTable(app_dir / "leases.db", owner), stream)}
-    if exchange is not None:
-        tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner), exchange.stream)
-    runners: dict[tuple[str, str], JobRunner] = {}
     stopping = {"flag": False}
 
     def on_term(signum, frame):
@@ -204,35 +206,10 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-
-    def hand_back(kind: str, shards: set[str]) -> None:
-        for shard in shards:
-            runner = runners.pop((kind, shard), None)
-            if runner is not None:
-                runner.close(final_checkpoint=True)
-
-    def start_runner(kind: str, shard: str) -> JobRunner:
-        folder = shard if kind == "source" else f"keygroup-{shard}"
-        env = StreamExecutionEnvironment(
-            properties=properties, checkpoint_dir=app_dir / "checkpoints" / folder,
-            checkpoint_interval=float(config.get("checkpoint_interval", 10.0)),
-            batch_size=int(config.get("batch_size", 1000)))
-        env.shard_lease = {shard} if kind == "source" else set()
-        module.build(env, properties)
-        if plan is not None and kind == "source":
-            ex.read_stage(env, plan, exchange, api.target, origin=shard)
-        elif plan is not None:
-            ex.keyed_stage(env, plan, exchange, api.target, shard)
-        runner = JobRunner(env, f"{config['name']}/{folder}")
-        runner.open()
-        print(f"worker {worker}: leased {folder} (restored from checkpoint "
-              f"{runner.result.restored_from})", flush=True)
-        return runner
-
+    parent = os.getppid()
     print(f"application {config['name']} running (pid {os.getpid()}) as worker {worker} "
           f"of {workers}", flush=True)
     next_balance = 0.0
-    records = steps = 0
     report = False
     try:
         while not stopping["flag"]:
@@ -241,48 +218,22 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
                     print(f"worker {worker}: the server (pid {parent}) is gone; stopping",
                           flush=True)
                     break
-                for kind, (leases, name) in tables.items():
-                    shards = api.list_shards(name)
-                    leases.sync_shards(shards)
-                    owned = leases.balance(shards, workers,
-                                           before_release=lambda s, k=kind: hand_back(k, s))
-                    for key in [k for k in runners if k[0] == kind and k[1] not in owned]:
-                        # expired and taken by another worker: its checkpoint rules
-                        runners.pop(key).close(final_checkpoint=False)
-                    for shard in sorted(owned - {k[1] for k in runners if k[0] == kind}):
-                        runners[(kind, shard)] = start_runner(kind, shard)
-                next_balance = time.monotonic() + 1.0
+                runner.balance()
+                next_balance = time.monotonic() + BALANCE_SECONDS
                 report = True
-            polled_any = 0
-            steps += 1
-            for (kind, shard), runner in list(runners.items()):
-                polled, finished = runner.advance()
-                polled_any += polled
-                if kind == "source":
-                    records += polled
-                if finished:
-                    runners.pop((kind, shard)).close(final_checkpoint=True)
-                    tables[kind][0].finish(shard)
-                    print(f"worker {worker}: {shard} finished", flush=True)
+            polled = runner.step()
             if report:  # after a step, so the first report has the shards' lag
-                write_status(app_dir, worker, state="RUNNING", records_in=records,
-                             shards=sorted(s for k, s in runners if k == "source"),
-                             key_groups=sorted(s for k, s in runners if k == "keyed"),
-                             worker_count=workers, **_runner_metrics(runners))
+                write_status(app_dir, worker, state="RUNNING", **runner.status())
                 report = False
-            if not polled_any:
-                time.sleep(0.05)
+            if not polled:
+                time.sleep(IDLE_SLEEP_SECONDS)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))
         return 1
-    # read stages first, so what they sent is in the exchange before the keyed stages stop
-    for kind, (leases, _) in tables.items():
-        mine = {s for k, s in runners if k == kind}
-        hand_back(kind, mine)
-        leases.release(mine | set(leases.owners()))
-    write_status(app_dir, worker, state="STOPPED", records_in=records)
-    print(f"application {config['name']} worker {worker} stopped after {steps} steps",
+    runner.stop()
+    write_status(app_dir, worker, state="STOPPED", records_in=runner.records)
+    print(f"application {config['name']} worker {worker} stopped after {runner.steps} steps",
           flush=True)
     return 0
 
