@@ -283,7 +283,9 @@ class ApplicationManager:
                 "parts": [p.stem for p in parts], "status": "READY"}
 
     def delete_snapshot(self, name: str, snapshot: str) -> None:
-        shutil.rmtree(self._snapshot_path(name, snapshot))
+        with self._lock:
+            shutil.rmtree(self._snapshot_path(name, snapshot))
+            self._drop_unused_exchanges(name)  # an exchange only it referred to
 
     # ------------------------------------------------------------------ helpers
     def _install_code(self, app_dir: Path, code: str | Path, replace: bool = False) -> str:
@@ -483,13 +485,14 @@ class ApplicationManager:
         ``exchanges.txt``."""
         app_dir = self.root / name
         known, referenced = self._exchanges(name)
+        if self.delete_stream is None:
+            return  # nothing can delete them here: keep them listed
         for stream in sorted(known - referenced if keep else known):
-            if self.delete_stream is not None:
-                try:
-                    self.delete_stream(stream)
-                except Exception as exc:  # already gone: nothing to do
-                    if "NotFound" not in type(exc).__name__ + str(exc):
-                        raise
+            try:
+                self.delete_stream(stream)
+            except Exception as exc:  # already gone: nothing to do
+                if "NotFound" not in type(exc).__name__ + str(exc):
+                    raise
             known.discard(stream)
         if app_dir.exists():
             (app_dir / "exchanges.txt").write_text("".join(f"{s}\n" for s in sorted(known)))

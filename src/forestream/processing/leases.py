@@ -63,6 +63,7 @@ class LeaseTable:
         parents = {s["ShardId"]: [p for p in (s.get("ParentShardId"),
                                               s.get("AdjacentParentShardId")) if p]
                    for s in shards}
+        extra: set[str] = set()
         self._db.execute("BEGIN IMMEDIATE")
         try:
             rows = self._db.execute("SELECT shard, owner, expires, finished FROM leases"
@@ -72,24 +73,22 @@ class LeaseTable:
                          all(p in finished or p not in parents for p in parents[r[0]])]
             share = max(1, math.ceil(len(open_rows) / max(workers, 1)))
             mine = sorted(r[0] for r in open_rows if r[1] == self.owner and r[2] > now)
-            extra = set(mine[share:])
-            if extra:  # over our share: give back, a newcomer takes them
-                if before_release is not None:
-                    before_release(extra)
-                for shard in extra:
-                    self._db.execute("UPDATE leases SET owner=NULL, expires=0 WHERE shard=?",
-                                     (shard,))
+            extra = set(mine[share:])  # over our share: given back below, after checkpoints
             mine = mine[:share]
             free = sorted(r[0] for r in open_rows if r[1] != self.owner and
                           (r[1] is None or r[2] <= now or not owner_alive(r[1])))
             mine += free[: max(0, share - len(mine))]
-            for shard in mine:
+            for shard in mine + sorted(extra):  # extra ones stay ours until handed back
                 self._db.execute("UPDATE leases SET owner=?, expires=? WHERE shard=?",
                                  (self.owner, now + self.lease_seconds, shard))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+        if extra:  # checkpoint them (outside the transaction: fsyncs take a while), then
+            if before_release is not None:  # give them back for a newcomer to take
+                before_release(extra)
+            self.release(extra)
         return set(mine)
 
     def finish(self, shard: str) -> None:
