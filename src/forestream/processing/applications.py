@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -36,21 +35,17 @@ import threading
 import time
 from pathlib import Path
 
-from .autoscaling import AutoscalingConfigError, AutoscalingPolicy, UtilizationTracker, decide
+from .app_config import DEFAULT_MAX_PARALLELISM, NAME, _check_config, _policy
+from .app_files import EXCHANGE_FILE, JOB_PART, AppFiles
+from .autoscaling import Autoscaler, UtilizationTracker
 from .errors import ApplicationError, ConflictError, NotFoundError
 from .runtime import read_checkpoint
 
-NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 STOP_TIMEOUT_SECONDS = 30.0
-MAX_PARALLELISM = 64
-DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
-MAX_KEY_GROUPS = 128
-EXCHANGE_FILE = "exchange.json"  # written by the workers of a keyed parallel job
-JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: one per shard
 SUPERVISE_SECONDS = 0.5
 
 
-class ApplicationManager:
+class ApplicationManager(AppFiles, Autoscaler):
     def __init__(self, data_dir: str | Path, max_restarts: int = 3,
                  restart_window: float = 600.0, environment: dict[str, str] | None = None,
                  delete_stream=None) -> None:
@@ -378,55 +373,6 @@ class ApplicationManager:
                 if name in self._workers and not self._supervisor_stop.is_set():
                     self._autoscale(name)
 
-    def _autoscale(self, name: str) -> None:
-        """Sample the workers' utilization; rescale when the policy says so."""
-        doc = self._get(name, missing_ok=True)
-        if doc is None or doc["status"] != "RUNNING":
-            return
-        policy = AutoscalingPolicy.from_dict(doc.get("autoscaling"))
-        if not policy.enabled:
-            return
-        status = self._read_status(name)
-        workers = (status.get("workers") or [status]) if status else []
-        if len(workers) != doc["parallelism"] or any("shards" not in w for w in workers):
-            return  # not every worker has reported, or a job that runs in one process
-        tracker = self._trackers.setdefault(name, UtilizationTracker())
-        now = time.time()
-        if tracker.samples and now - tracker.samples[-1][0] < min(
-                5.0, policy.scale_up_after_seconds / 20):
-            return
-        tracker.observe(now, workers, keep_seconds=max(policy.scale_up_after_seconds,
-                                                       policy.scale_down_after_seconds))
-        # more workers than key groups (or, without key_by, than open source shards) idle
-        ceiling = doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)
-        if not any(w.get("key_groups") for w in workers):
-            ceiling = min(ceiling, max(w.get("open_source_shards") or 1 for w in workers))
-        decision = decide(policy, doc["parallelism"], min(MAX_PARALLELISM, ceiling),
-                          tracker, now)
-        if decision is None:
-            return
-        new, reason = decision
-        self._set_status(doc, "AUTOSCALING")
-        self._log(name, f"autoscaling from parallelism {doc['parallelism']} to {new}: {reason}")
-        self._terminate(name, take_snapshot=False)
-        doc["autoscaling_events"] = (doc.get("autoscaling_events") or [])[-19:] + [
-            {"time": now, "from": doc["parallelism"], "to": new, "reason": reason}]
-        doc["parallelism"] = new
-        self._put(doc)
-        self._trackers.pop(name, None)
-        self._start(doc)
-
-    def _reset_leases(self, name: str) -> None:
-        """Forget who read what: the checkpoints now say where each shard stands."""
-        for path in (self.root / name).glob("leases*.db*"):
-            path.unlink(missing_ok=True)
-
-    def _log(self, name: str, line: str) -> None:
-        folder = self.root / name / "logs"
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / "worker.log").open("a") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-
     def _handle_exit(self, name: str, worker: int, code: int) -> None:
         doc = self._get(name, missing_ok=True)
         procs = self._workers.get(name, [])
@@ -456,91 +402,8 @@ class ApplicationManager:
                 proc.wait()
         self._set_status(doc, "READY")
 
-    def _latest_checkpoints(self, name: str) -> dict[str, Path]:
-        """The newest checkpoint of the job (``job``) or of each shard (parallel)."""
-        root = self.root / name / "checkpoints"
-        found = {}
-        for folder, part in [(root, JOB_PART)] + [(d, d.name) for d in sorted(root.glob("*"))
-                                                  if d.is_dir()]:
-            files = sorted(folder.glob("checkpoint-*.pkl"))
-            if files:
-                found[part] = files[-1]
-        return found
-
-    def _copy_snapshot(self, name: str, snapshot: str) -> None:
-        target = self.root / name / "snapshots" / snapshot
-        tmp = target.with_name(f".{snapshot}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for part, path in self._latest_checkpoints(name).items():
-            shutil.copy2(path, tmp / f"{part}.pkl")
-        exchange = self.root / name / "checkpoints" / EXCHANGE_FILE
-        if exchange.exists():
-            shutil.copy2(exchange, tmp / EXCHANGE_FILE)
-        os.replace(tmp, target)
-
-    def _drop_unused_exchanges(self, name: str, keep: bool = True) -> None:
-        """Delete exchange streams that neither the checkpoints nor a snapshot refer to
-        (all of them when ``keep`` is false). Every one ever used is listed in
-        ``exchanges.txt``."""
-        app_dir = self.root / name
-        known, referenced = self._exchanges(name)
-        if self.delete_stream is None:
-            return  # nothing can delete them here: keep them listed
-        for stream in sorted(known - referenced if keep else known):
-            try:
-                self.delete_stream(stream)
-            except Exception as exc:  # already gone: nothing to do
-                if "NotFound" not in type(exc).__name__ + str(exc):
-                    raise
-            known.discard(stream)
-        if app_dir.exists():
-            (app_dir / "exchanges.txt").write_text("".join(f"{s}\n" for s in sorted(known)))
-
-    def _exchanges(self, name: str) -> tuple[set[str], set[str]]:
-        """(every exchange stream the application has used, those still referred to),
-        recording new ones in ``exchanges.txt``."""
-        app_dir = self.root / name
-        ledger = app_dir / "exchanges.txt"
-        referenced = set()
-        for path in [app_dir / "checkpoints" / EXCHANGE_FILE,
-                     *(app_dir / "snapshots").glob(f"*/{EXCHANGE_FILE}")]:
-            try:
-                referenced.add(json.loads(path.read_text())["stream"])
-            except (OSError, ValueError, KeyError):
-                continue
-        known = set(ledger.read_text().split()) if ledger.exists() else set()
-        if referenced - known and app_dir.exists():
-            known |= referenced
-            ledger.write_text("".join(f"{s}\n" for s in sorted(known)))
-        return known, referenced
-
     def _worker_pids(self, name: str) -> list[int]:
         return [p.pid for p in self._workers.get(name, []) if p is not None]
-
-    def _snapshot_path(self, name: str, snapshot: str | None) -> Path:
-        self._get(name)
-        path = self.root / name / "snapshots" / str(snapshot)
-        if not snapshot or not NAME.match(snapshot) or not path.is_dir():
-            raise NotFoundError(f"application {name} has no snapshot {snapshot!r}")
-        return path
-
-    def _read_status(self, name: str) -> dict | None:
-        """The first worker's status; with parallel workers, all of them under
-        ``workers`` and their records summed."""
-        statuses = []
-        for path in sorted((self.root / name).glob("status*.json")):
-            try:
-                statuses.append(json.loads(path.read_text()))
-            except (OSError, ValueError):
-                continue
-        if not statuses:
-            return None
-        statuses.sort(key=lambda status: status.get("worker", 0))
-        if len(statuses) == 1:
-            return statuses[0]
-        return {**statuses[0], "workers": statuses,
-                "records_in": sum(s.get("records_in", 0) for s in statuses)}
 
     def _get(self, name: str, missing_ok: bool = False) -> dict | None:
         row = self._db.execute("SELECT doc FROM apps WHERE name=?", (name,)).fetchone()
@@ -558,34 +421,3 @@ class ApplicationManager:
     def _set_status(self, doc: dict, status: str) -> None:
         doc["status"] = status
         self._put(doc)
-
-
-def _policy(raw) -> AutoscalingPolicy:
-    try:
-        return AutoscalingPolicy.from_dict(raw)
-    except (AutoscalingConfigError, TypeError) as exc:
-        raise ApplicationError(str(exc)) from None
-
-
-def _check_config(checkpoint_interval, parallelism, properties,
-                  max_parallelism=DEFAULT_MAX_PARALLELISM) -> None:
-    if not isinstance(checkpoint_interval, (int, float)) or not 0.1 <= checkpoint_interval \
-            <= 86400:
-        raise ApplicationError(f"checkpoint_interval must be in [0.1, 86400] seconds, got "
-                               f"{checkpoint_interval!r}")
-    if isinstance(parallelism, bool) or not isinstance(parallelism, int) or \
-            not 1 <= parallelism <= MAX_PARALLELISM:
-        raise ApplicationError(f"parallelism must be an integer in [1, {MAX_PARALLELISM}], "
-                               f"got {parallelism!r}")
-    if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or \
-            not 1 <= max_parallelism <= MAX_KEY_GROUPS:
-        raise ApplicationError(f"max_parallelism (key groups) must be an integer in "
-                               f"[1, {MAX_KEY_GROUPS}], got {max_parallelism!r}")
-    if parallelism > max_parallelism:
-        raise ApplicationError(f"parallelism {parallelism} is above max_parallelism "
-                               f"{max_parallelism}: keyed state has only that many key groups "
-                               "to spread over workers")
-    if properties is not None and not (isinstance(properties, dict) and all(
-            isinstance(v, dict) for v in properties.values())):
-        raise ApplicationError("properties must map property-group names to "
-                               "{key: value} objects")

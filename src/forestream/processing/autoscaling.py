@@ -15,6 +15,7 @@ again, so each decision rests on a full window at the new parallelism.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
 
@@ -145,3 +146,59 @@ def decide(policy: AutoscalingPolicy, parallelism: int, ceiling: int,
     if parallelism > top:  # e.g. the ceiling went down
         return top, f"above the ceiling of {top}"
     return None
+
+
+class Autoscaler:
+    """The manager's side (a mixin of :class:`~.applications.ApplicationManager`): called
+    by its supervisor for each running application, under its lock."""
+
+    def _autoscale(self, name: str) -> None:
+        """Sample the workers' utilization; rescale when the policy says so."""
+        doc = self._get(name, missing_ok=True)
+        if doc is None or doc["status"] != "RUNNING":
+            return
+        policy = AutoscalingPolicy.from_dict(doc.get("autoscaling"))
+        if not policy.enabled:
+            return
+        status = self._read_status(name)
+        workers = (status.get("workers") or [status]) if status else []
+        if len(workers) != doc["parallelism"] or any("shards" not in w for w in workers):
+            return  # not every worker has reported, or a job that runs in one process
+        tracker = self._trackers.setdefault(name, UtilizationTracker())
+        now = time.time()
+        if tracker.samples and now - tracker.samples[-1][0] < min(
+                5.0, policy.scale_up_after_seconds / 20):
+            return
+        tracker.observe(now, workers, keep_seconds=max(policy.scale_up_after_seconds,
+                                                       policy.scale_down_after_seconds))
+        # more workers than key groups (or, without key_by, than open source shards) idle
+        ceiling = doc.get("max_parallelism", _default_key_groups())
+        if not any(w.get("key_groups") for w in workers):
+            ceiling = min(ceiling, max(w.get("open_source_shards") or 1 for w in workers))
+        decision = decide(policy, doc["parallelism"], min(_max_workers(), ceiling),
+                          tracker, now)
+        if decision is None:
+            return
+        new, reason = decision
+        self._set_status(doc, "AUTOSCALING")
+        self._log(name, f"autoscaling from parallelism {doc['parallelism']} to {new}: {reason}")
+        self._terminate(name, take_snapshot=False)
+        doc["autoscaling_events"] = (doc.get("autoscaling_events") or [])[-19:] + [
+            {"time": now, "from": doc["parallelism"], "to": new, "reason": reason}]
+        doc["parallelism"] = new
+        self._put(doc)
+        self._trackers.pop(name, None)
+        self._start(doc)
+
+
+
+def _default_key_groups() -> int:
+    from .app_config import DEFAULT_MAX_PARALLELISM
+
+    return DEFAULT_MAX_PARALLELISM
+
+
+def _max_workers() -> int:
+    from .app_config import MAX_PARALLELISM
+
+    return MAX_PARALLELISM

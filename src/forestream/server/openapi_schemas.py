@@ -24,7 +24,7 @@ from forestream.optimizer.catalog import ARCHITECTURES
 from forestream.optimizer.report import ALL_FINDINGS
 from forestream.optimizer.service import PROMETHEUS_KEYS
 from forestream.optimizer.types import METRICS, RESOURCE_KINDS
-from forestream.processing.applications import (
+from forestream.processing.app_config import (
     DEFAULT_MAX_PARALLELISM,
     MAX_KEY_GROUPS,
     MAX_PARALLELISM,

@@ -1,0 +1,45 @@
+"""Validation of an application's configuration (intervals, parallelism, key groups,
+autoscaling), with errors that name the value and the accepted range."""
+
+from __future__ import annotations
+
+import re
+
+from .autoscaling import AutoscalingConfigError, AutoscalingPolicy
+from .errors import ApplicationError
+
+NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")  # applications and snapshots
+MAX_PARALLELISM = 64
+DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
+MAX_KEY_GROUPS = 128
+
+
+def _policy(raw) -> AutoscalingPolicy:
+    try:
+        return AutoscalingPolicy.from_dict(raw)
+    except (AutoscalingConfigError, TypeError) as exc:
+        raise ApplicationError(str(exc)) from None
+
+
+def _check_config(checkpoint_interval, parallelism, properties,
+                  max_parallelism=DEFAULT_MAX_PARALLELISM) -> None:
+    if not isinstance(checkpoint_interval, (int, float)) or not 0.1 <= checkpoint_interval \
+            <= 86400:
+        raise ApplicationError(f"checkpoint_interval must be in [0.1, 86400] seconds, got "
+                               f"{checkpoint_interval!r}")
+    if isinstance(parallelism, bool) or not isinstance(parallelism, int) or \
+            not 1 <= parallelism <= MAX_PARALLELISM:
+        raise ApplicationError(f"parallelism must be an integer in [1, {MAX_PARALLELISM}], "
+                               f"got {parallelism!r}")
+    if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or \
+            not 1 <= max_parallelism <= MAX_KEY_GROUPS:
+        raise ApplicationError(f"max_parallelism (key groups) must be an integer in "
+                               f"[1, {MAX_KEY_GROUPS}], got {max_parallelism!r}")
+    if parallelism > max_parallelism:
+        raise ApplicationError(f"parallelism {parallelism} is above max_parallelism "
+                               f"{max_parallelism}: keyed state has only that many key groups "
+                               "to spread over workers")
+    if properties is not None and not (isinstance(properties, dict) and all(
+            isinstance(v, dict) for v in properties.values())):
+        raise ApplicationError("properties must map property-group names to "
+                               "{key: value} objects")
