@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from forestream.durable import fsync_dir
+
 from .errors import InvalidInput
 
 _CHUNK = 1024 * 1024
@@ -139,7 +141,7 @@ class ArtifactStore:
                 self.discard(staging)
             else:
                 target.chmod(0o555)
-                _fsync_dir(self.artifacts_dir)
+                fsync_dir(self.artifacts_dir)
         return StoredArtifact(digest, files, sum(f["size"] for f in files), target)
 
     def path(self, digest: str) -> Path:
@@ -223,7 +225,7 @@ class UploadStore:
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         return upload_id
 
     def sweep(self, now: float | None = None) -> list[str]:
@@ -288,9 +290,3 @@ def _make_writable(root: Path) -> None:
             path.chmod(0o755)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -38,16 +38,16 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
-import os
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from forestream import durable
 
 from .findings import FINDINGS, INSUFFICIENT_DATA, UNSUPPORTED
 from .types import UtilizationHistory
@@ -269,28 +269,8 @@ def utilization_series(history: UtilizationHistory, recommendation: Mapping, *,
 
 def write_atomically(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` so readers see the old file or the new one, never a
-    part: a temporary file in the same directory, flushed to disk, then renamed."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user writes.
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
-    return target
+    part (see :func:`forestream.durable.write_atomically`)."""
+    return durable.write_atomically(path, text)
 
 
 def to_json(analysis: Mapping, *, indent: int | None = 1) -> str:

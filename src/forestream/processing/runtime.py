@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from forestream.durable import write_atomically
+
 from .environment import Node, StreamExecutionEnvironment
 from .operators import MIN_WATERMARK
 from .records import Collector, Record
@@ -320,20 +322,10 @@ class JobRunner:
             raise error
 
     def _write(self, path: Path, blob: bytes, started: float) -> None:
-        """Compress, write to a temp file, fsync, rename, fsync the folder, prune."""
+        """Compress, write durably (temp file, fsync, rename, fsync the folder), prune."""
         try:
             data = CHECKPOINT_MAGIC + zlib.compress(blob, 1)
-            tmp = path.with_suffix(".tmp")
-            with tmp.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_atomically(path, data)
             for old in sorted(path.parent.glob("checkpoint-*.pkl"))[:-KEEP_CHECKPOINTS]:
                 old.unlink(missing_ok=True)
             self.result.checkpoints += 1
@@ -346,6 +338,8 @@ class JobRunner:
         directory = self.env.checkpoint_dir
         if directory is None or not directory.exists():
             return
+        for torn in directory.glob("*.tmp"):  # a write a crash interrupted: never counted
+            torn.unlink(missing_ok=True)
         candidates = sorted(directory.glob("checkpoint-*.pkl"))
         if not candidates:
             return

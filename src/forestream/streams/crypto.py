@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from forestream.durable import write_atomically
+
 PLAIN = 0
 ENCRYPTED = 1
 KEY_BYTES = 32
@@ -38,18 +40,7 @@ class KeyStore:
             # Nothing can have been encrypted with a missing or unusable key: replace it.
             key = AESGCM.generate_key(bit_length=8 * KEY_BYTES)
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(key)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            write_atomically(path, key, mode=0o600)
         cipher = AESGCM(key)
         self._cache[stream] = cipher
         return cipher

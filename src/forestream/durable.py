@@ -1,0 +1,40 @@
+"""Durable file writes: readers see the old file or the new one, never a part, and the
+new one survives a crash once the call returns."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def write_atomically(path: str | Path, data: bytes | str, mode: int = 0o666) -> Path:
+    """Write ``data`` to ``path``: a temporary file in the same directory (created with
+    ``mode``, less the umask), flushed to disk, renamed over ``path``, then the directory
+    flushed so that the rename is durable too."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data.encode("utf-8") if isinstance(data, str) else data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fsync_dir(target.parent)
+    return target
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a directory's entries (creations, renames, removals) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
