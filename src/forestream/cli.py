@@ -41,9 +41,20 @@ def main() -> None:
 @click.option("--throughput-limits", is_flag=True,
               help="Enforce Kinesis per-shard limits (1 MiB/s, 1,000 records/s in; 2 MiB/s "
                    "out) to exercise producers' retry logic.")
+@click.option("--http2", is_flag=True,
+              help="Also speak cleartext HTTP/2 (h2c) on --port, as the Kinesis Client "
+                   "Library 2.x reads SubscribeToShard (needs forestream[http2]).")
+@click.option("--tls-port", type=click.IntRange(1, 65535),
+              help="Also listen with TLS here (HTTP/2 by ALPN, and HTTP/1.1); needs "
+                   "--tls-cert and --tls-key.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate (chain) for --tls-port.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM private key for --tls-port.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
+def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, tls_cert,
+           tls_key, log_level):
     """Run the forestream server: Kinesis Data Streams API on POST /, /health, /metrics.
 
     Any Kinesis client works unchanged; point it at the server's URL:
@@ -57,6 +68,12 @@ def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
 
     Set FORESTREAM_ACCESS_KEY_ID and FORESTREAM_SECRET_ACCESS_KEY to require requests
     signed (AWS Signature V4) with those credentials.
+
+    For Java consumers (KCL 2.x reads SubscribeToShard over HTTP/2):
+
+    \b
+      forestream server --http2                  # h2c and HTTP/1.1 on the same port
+      forestream server --tls-port 4568 --tls-cert cert.pem --tls-key key.pem
     """
     from forestream.config import Settings
     from forestream.server import Server
@@ -67,10 +84,22 @@ def server(host, port, data_dir, no_fsync, throughput_limits, log_level):
     settings.data_dir = data_dir or settings.data_dir
     settings.fsync = settings.fsync and not no_fsync
     settings.throughput_limits = settings.throughput_limits or throughput_limits
+    if (tls_port is None) != (tls_cert is None) or (tls_port is None) != (tls_key is None):
+        raise click.UsageError("--tls-port, --tls-cert and --tls-key go together")
+    if http2 or tls_port is not None:
+        from forestream.server.http2 import check_available
+
+        check_available()
+    if tls_port is not None and tls_port == settings.port:
+        raise click.UsageError(f"--tls-port {tls_port} must differ from --port")
     console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
                   f"(data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
                   f"auth {'on' if settings.auth_enabled else 'off'})")
-    Server(settings, log_level).run()
+    if tls_port is not None:
+        console.print(f"TLS (HTTP/2 by ALPN, HTTP/1.1) on [cyan]https://{settings.host}:"
+                      f"{tls_port}[/]")
+    Server(settings, log_level, http2=http2, tls_port=tls_port, tls_cert=tls_cert,
+           tls_key=tls_key).run()
 
 
 @main.group()

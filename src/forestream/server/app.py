@@ -36,15 +36,21 @@ RETENTION_SWEEP_SECONDS = 60.0
 
 
 class Server:
-    """``forestream server``: uvicorn around :func:`create_app`, stopping application
-    workers *before* it stops listening, so their last checkpoint can flush to this
-    server's streams (uvicorn closes the sockets before the lifespan shutdown runs)."""
+    """``forestream server``: uvicorn around :func:`create_app` (Hypercorn with ``http2``
+    or TLS: see :mod:`forestream.server.http2`), stopping application workers *before*
+    it stops listening, so their last checkpoint can flush to this server's streams
+    (uvicorn closes the sockets before the lifespan shutdown runs)."""
 
-    def __init__(self, settings: Settings, log_level: str = "info") -> None:
+    def __init__(self, settings: Settings, log_level: str = "info", http2: bool = False,
+                 tls_port: int | None = None, tls_cert=None, tls_key=None) -> None:
         import uvicorn
 
         app = create_app(settings)
         applications = app.state.applications
+        self.settings, self.log_level = settings, log_level
+        self.http2 = http2 or tls_port is not None
+        self.tls = (tls_port, tls_cert, tls_key)
+        self.app = app
 
         class _Uvicorn(uvicorn.Server):
             async def shutdown(self, sockets=None):
@@ -55,7 +61,17 @@ class Server:
                                               log_level=log_level, access_log=False))
 
     def run(self) -> None:
-        self.server.run()
+        if not self.http2:
+            self.server.run()
+            return
+        import asyncio
+
+        from . import http2
+
+        tls_port, cert, key = self.tls
+        asyncio.run(http2.serve(self.app, self.settings.host, self.settings.port,
+                                self.app.state.applications, self.log_level, tls_port,
+                                cert, key))
 
 
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:
