@@ -153,10 +153,18 @@ def describe(name, endpoint_url):
                       f"records in, {worker.get('checkpoints', 0)} checkpoints"
                       + (f", {where}" if where else ""))
     if runtime:
-        lags = runtime.get("millis_behind_latest") or {}
-        if lags:
-            console.print("MillisBehindLatest: " + ", ".join(f"{k} {v} ms"
-                                                             for k, v in lags.items()))
+        lags = {k: v for worker in (runtime.get("workers") or [runtime])
+                for k, v in (worker.get("millis_behind_latest") or {}).items()}
+        if lags:  # per source: its most-behind shard (the console lists every shard)
+            worst: dict[str, tuple[int, str]] = {}
+            shards: dict[str, int] = {}
+            for where, millis in lags.items():
+                source, _, shard = where.partition("/")
+                worst[source] = max(worst.get(source, (-1, "")), (millis, shard))
+                shards[source] = shards.get(source, 0) + 1
+            console.print("MillisBehindLatest (most behind shard): " + ", ".join(
+                f"{source} {millis} ms ({shard}, of {shards[source]})"
+                for source, (millis, shard) in worst.items()))
         operators = runtime.get("operators") or {}
         if operators:
             table = Table(title="Operators")
