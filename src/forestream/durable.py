@@ -26,7 +26,8 @@ def write_atomically(path: str | Path, data: bytes | str, mode: int = 0o666) -> 
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
-    with contextlib.suppress(OSError):  # not every platform can open a directory
+    # not every platform can open a directory (Windows: PermissionError)
+    with contextlib.suppress(PermissionError, IsADirectoryError, NotADirectoryError):
         fsync_dir(target.parent)
     return target
 

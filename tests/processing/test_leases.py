@@ -67,3 +67,17 @@ def test_owner_alive_reads_the_pid_at_the_end_of_the_name():
     assert owner_alive("worker-3-1")
     assert not owner_alive(f"worker-3-{dead_pid()}")
     assert owner_alive("someone-without-a-pid") and owner_alive(None)
+
+
+def test_a_worker_takes_back_its_own_lease_after_it_expired_unclaimed(tmp_path):
+    listing = shards(2)
+    table = LeaseTable(tmp_path / "l.db", "worker-0-1", lease_seconds=0.2)
+    table.sync_shards(listing)
+    assert table.balance(listing, workers=1) == {"s0", "s1"}
+    time.sleep(0.3)  # a long pause: nobody else took them
+    assert table.balance(listing, workers=1) == {"s0", "s1"}
+    time.sleep(0.1)
+    table.renew({"s0"})  # a drain in progress keeps its key group
+    time.sleep(0.15)  # s1's lease has run out, s0's renewed one has not
+    other = LeaseTable(tmp_path / "l.db", "worker-1-1")
+    assert other.balance(listing, workers=2) == {"s1"}

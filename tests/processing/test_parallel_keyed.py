@@ -197,6 +197,13 @@ def test_values_of_classes_defined_in_the_application_cross_key_by(server, kines
     api(server, "POST", "/classes/start")
     put_spread_to(kinesis, "cin", 80)
     assert wait(lambda: totals(kinesis, "cout") == {k: 10 for k in KEYS}, 90, "totals")
+    # a snapshot whose state holds those classes restores (the server never unpickles it)
+    api(server, "POST", "/classes/stop")
+    snapshot = api(server, "GET", "/classes/snapshots")["snapshots"][0]["name"]
+    put_spread_to(kinesis, "cin", 80)
+    api(server, "POST", "/classes/start", {"restore": "SNAPSHOT", "snapshot": snapshot})
+    assert wait(lambda: totals(kinesis, "cout") == {k: 20 for k in KEYS}, 90,
+                "totals after restoring the snapshot")
 
 
 def put_spread_to(kinesis, stream, n):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .app_config import NAME
 from .errors import NotFoundError
+from .runtime import checkpoint_files
 
 EXCHANGE_FILE = "exchange.json"  # written by the workers of a keyed parallel job
 JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: one per shard
@@ -37,7 +38,7 @@ class AppFiles:
         found = {}
         for folder, part in [(root, JOB_PART)] + [(d, d.name) for d in sorted(root.glob("*"))
                                                   if d.is_dir()]:
-            files = sorted(folder.glob("checkpoint-*.pkl"))
+            files = checkpoint_files(folder)
             if files:
                 found[part] = files[-1]
         return found

@@ -39,7 +39,6 @@ from .app_config import DEFAULT_MAX_PARALLELISM, NAME, _check_config, _policy
 from .app_files import EXCHANGE_FILE, JOB_PART, AppFiles
 from .autoscaling import Autoscaler, UtilizationTracker
 from .errors import ApplicationError, ConflictError, NotFoundError
-from .runtime import read_checkpoint
 
 STOP_TIMEOUT_SECONDS = 30.0
 SUPERVISE_SECONDS = 0.5
@@ -190,9 +189,9 @@ class ApplicationManager(AppFiles, Autoscaler):
                 for part in source.glob("*.pkl"):  # job.pkl, or one file per shard
                     folder = checkpoints if part.stem == JOB_PART else checkpoints / part.stem
                     folder.mkdir(parents=True, exist_ok=True)
-                    # named after its own id: the job numbers its next checkpoints from it
-                    number = read_checkpoint(part)["id"]
-                    shutil.copy2(part, folder / f"checkpoint-{number:08d}.pkl")
+                    # numbered 0 (not unpickled here: it may hold the application's own
+                    # classes); the job numbers its next checkpoints from the id inside
+                    shutil.copy2(part, folder / "checkpoint-00000000.pkl")
                 self._reset_leases(name)
                 if (source / EXCHANGE_FILE).exists():  # the exchange its key groups read
                     shutil.copy2(source / EXCHANGE_FILE, checkpoints / EXCHANGE_FILE)

@@ -131,7 +131,7 @@ def decide(policy: AutoscalingPolicy, parallelism: int, ceiling: int,
     """The new parallelism and why, or None to stay."""
     if not policy.enabled:
         return None
-    top = max(1, min(policy.max_parallelism, ceiling))
+    top = max(policy.min_parallelism, min(policy.max_parallelism, ceiling))
     busy = tracker.mean_over(now, policy.scale_up_after_seconds)
     if busy is not None and busy >= policy.scale_up_utilization and parallelism < top:
         return (min(top, parallelism * 2),

@@ -227,7 +227,7 @@ class ExchangeWriter(Operator):
             entries = []
             for group, message in wave.items():
                 data = self.codec.encode(message)
-                if len(data) > MAX_RECORD_BYTES:
+                if len(data) + 1 > MAX_RECORD_BYTES:  # + the partition key "k"
                     raise ExchangeError(
                         f"record {message['items'][0][5]!r} is {len(data):,} bytes pickled, "
                         f"over the {MAX_RECORD_BYTES:,}-byte record limit of the exchange "

@@ -72,7 +72,8 @@ class LeaseTable:
             open_rows = [r for r in rows if not r[3] and r[0] in parents and
                          all(p in finished or p not in parents for p in parents[r[0]])]
             share = max(1, math.ceil(len(open_rows) / max(workers, 1)))
-            mine = sorted(r[0] for r in open_rows if r[1] == self.owner and r[2] > now)
+            # ours even if expired: nobody took it meanwhile (we are in the transaction)
+            mine = sorted(r[0] for r in open_rows if r[1] == self.owner)
             extra = set(mine[share:])  # over our share: given back below, after checkpoints
             mine = mine[:share]
             free = sorted(r[0] for r in open_rows if r[1] != self.owner and
@@ -90,6 +91,12 @@ class LeaseTable:
                 before_release(extra)
             self.release(extra)
         return set(mine)
+
+    def renew(self, shards: set[str]) -> None:
+        """Extend these leases (still ours) while a long task (a drain) runs."""
+        until = time.time() + self.lease_seconds
+        self._db.executemany("UPDATE leases SET expires=? WHERE shard=? AND owner=?",
+                             [(until, s, self.owner) for s in shards])
 
     def finish(self, shard: str) -> None:
         """The shard is closed and fully processed: its children may start."""

@@ -28,7 +28,7 @@ from .runtime import JobRunner
 BALANCE_SECONDS = 1.0
 IDLE_SLEEP_SECONDS = 0.05
 BACKPRESSURE_MILLIS = 30_000
-DRAIN_SECONDS = 10.0
+DRAIN_SECONDS = 8.0
 
 
 class ParallelWorker:
@@ -49,6 +49,7 @@ class ParallelWorker:
         self.open_source_shards = 0
         self.records = 0
         self.steps = 0
+        self.busy_retired = 0.0  # busy seconds of runners closed since the start
 
     # ------------------------------------------------------------------ leases
     def balance(self) -> None:
@@ -63,7 +64,7 @@ class ParallelWorker:
                                    before_release=lambda s, k=kind: self.hand_back(k, s))
             for key in [k for k in self.runners if k[0] == kind and k[1] not in owned]:
                 # expired and taken by another worker: its checkpoint rules
-                self.runners.pop(key).close(final_checkpoint=False)
+                self._retire(self.runners.pop(key), final_checkpoint=False)
             for shard in sorted(owned - {k[1] for k in self.runners if k[0] == kind}):
                 self.runners[(kind, shard)] = self._start(kind, shard)
 
@@ -72,7 +73,12 @@ class ParallelWorker:
         for shard in sorted(shards):
             runner = self.runners.pop((kind, shard), None)
             if runner is not None:
-                runner.close(final_checkpoint=True)
+                self._retire(runner, final_checkpoint=True)
+
+    def _retire(self, runner: JobRunner, final_checkpoint: bool) -> None:
+        """Close a runner, keeping its busy time in the worker's running total."""
+        self.busy_retired += runner.result.busy_seconds
+        runner.close(final_checkpoint=final_checkpoint)
 
     def _start(self, kind: str, shard: str) -> JobRunner:
         folder = shard if kind == "source" else f"keygroup-{shard}"
@@ -107,7 +113,7 @@ class ParallelWorker:
             if kind == "source":
                 self.records += polled
             if finished:
-                self.runners.pop((kind, shard)).close(final_checkpoint=True)
+                self._retire(self.runners.pop((kind, shard)), final_checkpoint=True)
                 self.tables[kind][0].finish(shard)
                 print(f"worker {self.worker}: {shard} finished", flush=True)
         return polled_any
@@ -120,25 +126,30 @@ class ParallelWorker:
     def status(self) -> dict:
         from .worker import _runner_metrics
 
+        metrics = _runner_metrics(self.runners)  # busy time only grows (autoscaling reads it)
+        metrics["busy_seconds"] = round(metrics["busy_seconds"] + self.busy_retired, 3)
         return {"records_in": self.records,
                 "shards": sorted(s for k, s in self.runners if k == "source"),
                 "key_groups": sorted(s for k, s in self.runners if k == "keyed"),
                 "open_source_shards": self.open_source_shards, "worker_count": self.workers,
-                **_runner_metrics(self.runners)}
+                **metrics}
 
     # -------------------------------------------------------------------- stop
-    def stop(self) -> None:
-        """Read stages first; then the key groups drain what the exchange still holds;
-        then every lease is given back. A runner that fails to close does not keep the
-        others from closing."""
+    def stop(self, drain: bool = True) -> None:
+        """Read stages first; then the key groups drain what the exchange still holds
+        (unless ``drain`` is false: the server is gone); then every lease is given back.
+        A runner that fails to close does not keep the others from closing."""
         errors = []
         for kind in ("source", "keyed"):
             if kind not in self.tables:
                 continue
             leases = self.tables[kind][0]
             mine = {s for k, s in self.runners if k == kind}
-            if kind == "keyed":
-                self._drain()
+            if kind == "keyed" and drain:
+                try:
+                    self._drain(leases, mine)
+                except Exception:
+                    errors.append(traceback.format_exc(limit=3))
             for shard in sorted(mine):
                 try:
                     self.hand_back(kind, {shard})
@@ -148,10 +159,14 @@ class ParallelWorker:
         for error in errors:
             print(f"worker {self.worker}: a final checkpoint failed:\n{error}", flush=True)
 
-    def _drain(self) -> None:
+    def _drain(self, leases: LeaseTable, shards: set[str]) -> None:
         deadline = time.monotonic() + DRAIN_SECONDS
-        quiet_since = time.monotonic()
+        quiet_since = renewed = time.monotonic()
+        leases.renew(shards)  # nobody takes a key group over while it drains
         while time.monotonic() < deadline:
+            if time.monotonic() - renewed >= BALANCE_SECONDS:
+                leases.renew(shards)
+                renewed = time.monotonic()
             if self.step(kinds=("keyed",)):
                 quiet_since = time.monotonic()
             elif time.monotonic() - quiet_since > 2 * ex.IDLE_POLL_MAX_SECONDS:

@@ -68,6 +68,15 @@ class JobResult:
     busy_seconds: float = 0.0  # time in steps that had records to process
 
 
+def checkpoint_files(directory: Path) -> list[Path]:
+    """A folder's checkpoint files, oldest first. ``checkpoint-99999999.pkl`` is where
+    earlier versions put a restored snapshot: it counts as the oldest."""
+    def order(path: Path) -> int:
+        number = path.stem.rpartition("-")[2]
+        return -1 if number == "99999999" or not number.isdigit() else int(number)
+    return sorted(directory.glob("checkpoint-*.pkl"), key=order)
+
+
 def read_checkpoint(path: Path) -> dict:
     """The snapshot in a checkpoint file (compressed, or a plain pickle from before)."""
     data = Path(path).read_bytes()
@@ -326,7 +335,7 @@ class JobRunner:
         try:
             data = CHECKPOINT_MAGIC + zlib.compress(blob, 1)
             write_atomically(path, data)
-            for old in sorted(path.parent.glob("checkpoint-*.pkl"))[:-KEEP_CHECKPOINTS]:
+            for old in checkpoint_files(path.parent)[:-KEEP_CHECKPOINTS]:
                 old.unlink(missing_ok=True)
             self.result.checkpoints += 1
             self.result.last_checkpoint_seconds = time.monotonic() - started
@@ -338,9 +347,10 @@ class JobRunner:
         directory = self.env.checkpoint_dir
         if directory is None or not directory.exists():
             return
-        for torn in directory.glob("*.tmp"):  # a write a crash interrupted: never counted
-            torn.unlink(missing_ok=True)
-        candidates = sorted(directory.glob("checkpoint-*.pkl"))
+        for pattern in (".checkpoint-*.tmp", "checkpoint-*.tmp"):  # writes a crash cut short
+            for torn in directory.glob(pattern):
+                torn.unlink(missing_ok=True)
+        candidates = checkpoint_files(directory)
         if not candidates:
             return
         snapshot = read_checkpoint(candidates[-1])

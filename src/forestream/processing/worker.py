@@ -81,8 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # a checkpoint of the whole job (from before jobs on streams ran per shard and key
     # group, or restored from such a snapshot) keeps the job in one piece
-    whole_job = workers == 1 and any((app_dir / "checkpoints").glob("checkpoint-*.pkl"))
-    if shares_shards and not whole_job:
+    checkpoints = app_dir / "checkpoints"
+    whole_job = any(checkpoints.glob("checkpoint-*.pkl"))
+    per_shard = any(p.is_dir() for p in checkpoints.glob("*"))
+    split = shares_shards and not (whole_job and workers == 1)
+    if (split and whole_job) or (not split and per_shard):
+        message = (f"the checkpoints in {checkpoints} are "
+                   f"{'of the whole job' if whole_job else 'per shard and key group'}, but "
+                   f"this job now runs {'split' if split else 'whole'} (parallelism {workers}"
+                   f"{'' if shares_shards else '; ' + str(why)}): its state cannot be carried "
+                   "over. Start it with restore SKIP, or go back to the code/parallelism "
+                   "that wrote them")
+        print(message, flush=True)
+        write_status(app_dir, worker, state="FAILED", error=message)
+        return 2
+    if split:
         return run_parallel(app_dir, config, module, probe, worker, workers)
     return run_single(app_dir, config, module)
 
@@ -207,6 +220,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     parent = os.getppid()
+    orphaned = False
     print(f"application {config['name']} running (pid {os.getpid()}) as worker {worker} "
           f"of {workers}", flush=True)
     next_balance = 0.0
@@ -217,6 +231,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
                 if os.getppid() != parent:  # the server died: stop, do not run orphaned
                     print(f"worker {worker}: the server (pid {parent}) is gone; stopping",
                           flush=True)
+                    orphaned = True
                     break
                 runner.balance()
                 next_balance = time.monotonic() + BALANCE_SECONDS
@@ -231,7 +246,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))
         return 1
-    runner.stop()
+    runner.stop(drain=not orphaned)
     write_status(app_dir, worker, state="STOPPED", records_in=runner.records)
     print(f"application {config['name']} worker {worker} stopped after {runner.steps} steps",
           flush=True)

@@ -54,4 +54,8 @@ async def serve(app, host: str, port: int, applications, log_level: str = "warni
         await stop.wait()
         await anyio.to_thread.run_sync(applications.stop_workers)
 
-    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    try:
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    except BaseException:  # e.g. a port already in use, after the workers started
+        await anyio.to_thread.run_sync(applications.stop_workers)
+        raise
