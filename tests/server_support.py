@@ -76,3 +76,16 @@ class ServerProcess:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def active_consumer(kinesis, stream: str, name: str, seconds: float = 10.0) -> dict:
+    """Register an enhanced fan-out consumer on ``stream`` and wait until it is ACTIVE."""
+    arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+        "StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName=name)["Consumer"]
+    deadline = time.time() + seconds
+    while kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])[
+            "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.time() < deadline, f"consumer {name} not ACTIVE after {seconds} s"
+        time.sleep(0.1)
+    return consumer

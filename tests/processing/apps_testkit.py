@@ -42,14 +42,17 @@ def wait(condition, seconds=60.0, what="condition"):
         time.sleep(0.2)
 
 
-def totals(kinesis, stream):
-    """Latest running total per key in the output stream."""
+def totals(target, stream):
+    """Latest running total per key in the output stream; ``target`` is a boto3 client or
+    an in-process StreamStore."""
+    from forestream.processing.kinesis_io import KinesisApi
+
+    api = KinesisApi(target)
     latest = {}
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    for shard in api.list_shards(stream):
+        it = api.iterator(stream, shard["ShardId"], "TRIM_HORIZON")
         while it:
-            page = kinesis.get_records(ShardIterator=it)
+            page = api.get_records(it, 10_000)
             for r in page["Records"]:
                 value = json.loads(r["Data"])
                 latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])

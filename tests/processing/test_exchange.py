@@ -13,6 +13,7 @@ import time
 from collections import Counter
 
 import pytest
+from apps_testkit import totals
 
 from forestream.processing import (
     JobRunner,
@@ -130,22 +131,6 @@ def totals_job(store):
     return build
 
 
-def latest_totals(store, stream="out"):
-    latest = {}
-    for shard in store.list_shards(stream_name=stream)["Shards"]:
-        it = store.get_shard_iterator(stream_name=stream, shard_id=shard["ShardId"],
-                                      shard_iterator_type="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = store.get_records(shard_iterator=it, limit=10000)
-            for r in page["Records"]:
-                value = json.loads(r["Data"])
-                latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return latest
-
-
 def test_keyed_state_is_exact_across_crashes_of_both_stages_and_a_source_reshard(store,
                                                                                 tmp_path):
     store.create_stream("in", shard_count=3)
@@ -154,7 +139,7 @@ def test_keyed_state_is_exact_across_crashes_of_both_stages_and_a_source_reshard
     values = [{"k": KEYS[i % len(KEYS)], "n": 1} for i in range(600)]
     put(store, "in", values[:300])
     cluster.pump_all()
-    assert latest_totals(store) == {k: 30 for k in KEYS}
+    assert totals(store, "out") == {k: 30 for k in KEYS}
     for shard in cluster.source_shards():
         cluster.checkpoint("read", shard)
     for shard in cluster.key_groups():
@@ -178,7 +163,7 @@ def test_keyed_state_is_exact_across_crashes_of_both_stages_and_a_source_reshard
     put(store, "in", values[450:])
     cluster.pump_all(rounds=4)
 
-    assert latest_totals(store) == {k: 60 for k in KEYS}
+    assert totals(store, "out") == {k: 60 for k in KEYS}
     assert len(store.list_shards(stream_name="in")["Shards"]) == 5  # children were read
     readers = [r.nodes[0].source for (kind, _), r in cluster.runners.items()
                if kind == "keyed"]
@@ -263,7 +248,7 @@ def test_forged_exchange_records_are_skipped_not_unpickled(store, tmp_path, caps
         {"Data": forged, "PartitionKey": "k"}])
     put(store, "in", [{"k": "device-0", "n": 1}] * 5)
     cluster.pump_all()
-    assert latest_totals(store) == {"device-0": 10}
+    assert totals(store, "out") == {"device-0": 10}
     assert "not signed by this application" in capsys.readouterr().out
 
 
@@ -331,7 +316,7 @@ def test_a_union_before_key_by_sends_both_copies_of_each_record(store, tmp_path)
     cluster = Cluster(store, tmp_path, build, key_groups=2)
     put(store, "in", [{"k": "a"}] * 5 + [{"k": "b"}] * 3)
     cluster.pump_all()
-    assert latest_totals(store) == {"a": 55, "b": 33}
+    assert totals(store, "out") == {"a": 55, "b": 33}
 
 
 def test_a_record_too_large_for_the_exchange_is_refused_by_name(store, tmp_path):

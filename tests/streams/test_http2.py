@@ -11,13 +11,12 @@ import json
 import os
 import ssl
 import subprocess
-import time
 
 import boto3
 import pytest
 from botocore.eventstream import EventStreamBuffer
 
-from server_support import SCRIPT, free_port
+from server_support import SCRIPT, active_consumer, free_port
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("hypercorn")
@@ -66,14 +65,7 @@ def test_subscribe_to_shard_over_h2c_and_tls_h2_beside_boto3(tmp_path, server_pr
                            aws_access_key_id="t", aws_secret_access_key="t")
     kinesis.create_stream(StreamName="h2", ShardCount=1)
     kinesis.get_waiter("stream_exists").wait(StreamName="h2", WaiterConfig={"Delay": 0.1})
-    arn = kinesis.describe_stream_summary(StreamName="h2")["StreamDescriptionSummary"][
-        "StreamARN"]
-    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="kcl")["Consumer"]
-    deadline = time.time() + 10
-    while kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])[
-            "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.1)
+    consumer = active_consumer(kinesis, "h2", "kcl")
     for i in range(5):
         kinesis.put_record(StreamName="h2", Data=b"e%d" % i, PartitionKey="k")
 

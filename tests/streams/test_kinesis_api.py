@@ -10,6 +10,8 @@ import cbor2
 import pytest
 from botocore.config import Config
 
+from server_support import active_consumer
+
 pytestmark = pytest.mark.service
 
 
@@ -179,12 +181,7 @@ def test_subscribe_to_shard_streams_events(kinesis):
     create(kinesis, "fan", 1)
     arn = kinesis.describe_stream_summary(StreamName="fan")["StreamDescriptionSummary"][
         "StreamARN"]
-    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="c1")["Consumer"]
-    deadline = time.time() + 10
-    while kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"])[
-            "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
-        assert time.time() < deadline
-        time.sleep(0.1)
+    consumer = active_consumer(kinesis, "fan", "c1")
     for i in range(5):
         kinesis.put_record(StreamName="fan", Data=b"e%d" % i, PartitionKey="k")
     response = kinesis.subscribe_to_shard(ConsumerARN=consumer["ConsumerARN"],
