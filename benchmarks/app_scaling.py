@@ -61,17 +61,9 @@ def rest(url: str, method: str, path: str, body: dict | None = None):
 
 
 def count(kinesis, stream: str) -> int:
-    total = 0
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        it = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while it:
-            page = kinesis.get_records(ShardIterator=it, Limit=10000)
-            total += len(page["Records"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
-    return total
+    from forestream.processing.kinesis_io import read_records
+
+    return sum(1 for _ in read_records(kinesis, stream))
 
 
 def load(kinesis, events: int) -> None:

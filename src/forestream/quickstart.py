@@ -273,17 +273,9 @@ def _follow(kinesis, results: _Results, total: int, alert_file: Path) -> None:
 
 
 def _count_records(kinesis, stream: str) -> int:
-    count = 0
-    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
-        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-        while iterator:
-            page = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            count += len(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-    return count
+    from forestream.processing.kinesis_io import read_records
+
+    return sum(1 for _ in read_records(kinesis, stream))
 
 
 def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, app) -> dict:

@@ -45,20 +45,12 @@ def wait(condition, seconds=60.0, what="condition"):
 def totals(target, stream):
     """Latest running total per key in the output stream; ``target`` is a boto3 client or
     an in-process StreamStore."""
-    from forestream.processing.kinesis_io import KinesisApi
+    from forestream.processing.kinesis_io import read_records
 
-    api = KinesisApi(target)
     latest = {}
-    for shard in api.list_shards(stream):
-        it = api.iterator(stream, shard["ShardId"], "TRIM_HORIZON")
-        while it:
-            page = api.get_records(it, 10_000)
-            for r in page["Records"]:
-                value = json.loads(r["Data"])
-                latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])
-            if not page["Records"]:
-                break
-            it = page.get("NextShardIterator")
+    for record in read_records(target, stream):
+        value = json.loads(record["Data"])
+        latest[value["k"]] = max(latest.get(value["k"], 0), value["n"])
     return latest
 
 
@@ -67,3 +59,10 @@ def put(kinesis, stream, n, keys=("a", "b", "c")):
                 "PartitionKey": keys[i % len(keys)]} for i in range(n)]
     for start in range(0, n, 500):
         kinesis.put_records(StreamName=stream, Records=records[start:start + 500])
+
+
+def create_streams(kinesis, **shards):
+    """Create streams (name=shard count) and wait until each is ACTIVE."""
+    for name, count in shards.items():
+        kinesis.create_stream(StreamName=name, ShardCount=count)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})

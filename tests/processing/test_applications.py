@@ -9,7 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from apps_testkit import SCRIPT, api, cli, put, totals, wait
+from apps_testkit import SCRIPT, api, cli, create_streams, put, totals, wait
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -45,9 +45,7 @@ def build(env, properties):
 
 
 def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path):
-    for name, shards in (("in", 2), ("out", 1)):
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, **{"in": 2, "out": 1})
     code = tmp_path / "job.py"
     code.write_text(JOB)
     out = cli(server, "create", "counter", "--code", code, "-p", "job.input=in",
@@ -152,9 +150,7 @@ def test_bad_requests_get_problem_details(server, tmp_path):
 
 def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(server, kinesis,
                                                                             tmp_path):
-    for name, shards in (("pin", 4), ("pout", 1)):
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, pin=4, pout=1)
     code = tmp_path / "job.py"
     code.write_text(JOB)
     api(server, "POST", "", {"name": "par", "code": str(code), "parallelism": 2,
@@ -217,9 +213,7 @@ def test_server_stop_lets_running_workers_finish_their_final_checkpoint(tmp_path
     proc = server_process(tmp_path / "graceful").start()
     kinesis = boto3.client("kinesis", endpoint_url=proc.url, region_name="us-east-1",
                            aws_access_key_id="t", aws_secret_access_key="t")
-    for name in ("gin", "gout"):
-        kinesis.create_stream(StreamName=name, ShardCount=1)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, gin=1, gout=1)
     code = tmp_path / "job.py"
     code.write_text(JOB)
     api(proc, "POST", "", {"name": "graceful", "code": str(code),

@@ -10,7 +10,7 @@ import time
 import urllib.error
 
 import pytest
-from apps_testkit import api, cli, totals, wait
+from apps_testkit import api, cli, create_streams, totals, wait
 
 from forestream.processing.autoscaling import (
     AutoscalingConfigError,
@@ -94,9 +94,7 @@ def build(env, properties):
 @pytest.mark.service
 @pytest.mark.slow
 def test_a_busy_application_scales_up_then_down_keeping_its_state(server, kinesis, tmp_path):
-    for name, shards in (("ain", 2), ("aout", 1)):
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, ain=2, aout=1)
     code = tmp_path / "job.py"
     code.write_text(JOB)
     with pytest.raises(urllib.error.HTTPError) as err:

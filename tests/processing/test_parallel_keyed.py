@@ -9,7 +9,7 @@ import urllib.error
 from pathlib import Path
 
 import pytest
-from apps_testkit import api, totals, wait
+from apps_testkit import api, create_streams, totals, wait
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -50,9 +50,7 @@ def put_spread(kinesis, start, n):
 
 def test_keyed_totals_stay_exact_through_a_reshard_and_a_killed_worker(server, kinesis,
                                                                       tmp_path):
-    for name, shards in (("kin", 2), ("kout", 1)):
-        kinesis.create_stream(StreamName=name, ShardCount=shards)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, kin=2, kout=1)
     code = tmp_path / "job.py"
     code.write_text(JOB)
     api(server, "POST", "", {"name": "keyed", "code": str(code), "parallelism": 2,
@@ -161,8 +159,7 @@ def build(env, properties):
 
 
 def test_jobs_that_cannot_be_split_run_whole_or_say_why(server, kinesis, tmp_path):
-    kinesis.create_stream(StreamName="fin", ShardCount=2)
-    kinesis.get_waiter("stream_exists").wait(StreamName="fin", WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, fin=2)
     code = tmp_path / "file_job.py"
     code.write_text(FILE_JOB)
     out = tmp_path / "totals.jsonl"
@@ -187,9 +184,7 @@ def test_jobs_that_cannot_be_split_run_whole_or_say_why(server, kinesis, tmp_pat
 
 
 def test_values_of_classes_defined_in_the_application_cross_key_by(server, kinesis, tmp_path):
-    for name in ("cin", "cout"):
-        kinesis.create_stream(StreamName=name, ShardCount=2)
-        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1})
+    create_streams(kinesis, cin=2, cout=2)
     code = tmp_path / "class_job.py"
     code.write_text(CLASS_JOB)
     api(server, "POST", "", {"name": "classes", "code": str(code), "max_parallelism": 2,

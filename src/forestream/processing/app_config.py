@@ -27,14 +27,8 @@ def _check_config(checkpoint_interval, parallelism, properties,
             <= 86400:
         raise ApplicationError(f"checkpoint_interval must be in [0.1, 86400] seconds, got "
                                f"{checkpoint_interval!r}")
-    if isinstance(parallelism, bool) or not isinstance(parallelism, int) or \
-            not 1 <= parallelism <= MAX_PARALLELISM:
-        raise ApplicationError(f"parallelism must be an integer in [1, {MAX_PARALLELISM}], "
-                               f"got {parallelism!r}")
-    if isinstance(max_parallelism, bool) or not isinstance(max_parallelism, int) or \
-            not 1 <= max_parallelism <= MAX_KEY_GROUPS:
-        raise ApplicationError(f"max_parallelism (key groups) must be an integer in "
-                               f"[1, {MAX_KEY_GROUPS}], got {max_parallelism!r}")
+    _integer("parallelism", parallelism, MAX_PARALLELISM)
+    _integer("max_parallelism (key groups)", max_parallelism, MAX_KEY_GROUPS)
     if parallelism > max_parallelism:
         raise ApplicationError(f"parallelism {parallelism} is above max_parallelism "
                                f"{max_parallelism}: keyed state has only that many key groups "
@@ -43,3 +37,8 @@ def _check_config(checkpoint_interval, parallelism, properties,
             isinstance(v, dict) for v in properties.values())):
         raise ApplicationError("properties must map property-group names to "
                                "{key: value} objects")
+
+
+def _integer(name: str, value, top: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+        raise ApplicationError(f"{name} must be an integer in [1, {top}], got {value!r}")

@@ -81,6 +81,22 @@ class KinesisApi:
         return self.target.put_records(StreamName=stream, Records=records)
 
 
+def read_records(target, stream: str, limit: int = 10_000):
+    """Every record of ``stream`` now there, through ``target`` (a boto3 client or a
+    StreamStore): shards oldest first, each read up to its current end."""
+    api = KinesisApi(target)
+    shards = sorted(api.list_shards(stream), key=lambda s: int(
+        s["SequenceNumberRange"]["StartingSequenceNumber"]))
+    for shard in shards:
+        iterator = api.iterator(stream, shard["ShardId"], "TRIM_HORIZON")
+        while iterator:
+            page = api.get_records(iterator, limit)
+            yield from page["Records"]
+            if not page["Records"] and page.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = page.get("NextShardIterator")
+
+
 class KinesisSource(Source):
     """Reads a stream. ``start`` is ``TRIM_HORIZON`` or ``LATEST`` for shards with no
     checkpointed position. ``deserializer`` turns the record's bytes into the value
