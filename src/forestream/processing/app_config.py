@@ -1,24 +1,17 @@
-"""Validation of an application's configuration (intervals, parallelism, key groups,
-autoscaling), with errors that name the value and the accepted range."""
+"""Validation of an application's configuration (intervals, parallelism, key groups;
+autoscaling policies: :mod:`.autoscaling`), with errors that name the value and the
+accepted range."""
 
 from __future__ import annotations
 
 import re
 
-from .autoscaling import AutoscalingConfigError, AutoscalingPolicy
 from .errors import ApplicationError
 
 NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")  # applications and snapshots
 MAX_PARALLELISM = 64
 DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
 MAX_KEY_GROUPS = 128
-
-
-def _policy(raw) -> AutoscalingPolicy:
-    try:
-        return AutoscalingPolicy.from_dict(raw)
-    except (AutoscalingConfigError, TypeError) as exc:
-        raise ApplicationError(str(exc)) from None
 
 
 def _check_config(checkpoint_interval, parallelism, properties,

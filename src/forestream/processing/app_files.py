@@ -11,9 +11,9 @@ from pathlib import Path
 
 from .app_config import NAME
 from .errors import NotFoundError
+from .exchange import EXCHANGE_FILE
 from .runtime import checkpoint_files
 
-EXCHANGE_FILE = "exchange.json"  # written by the workers of a keyed parallel job
 JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: one per shard
 
 

@@ -35,9 +35,9 @@ import threading
 import time
 from pathlib import Path
 
-from .app_config import DEFAULT_MAX_PARALLELISM, NAME, _check_config, _policy
+from .app_config import DEFAULT_MAX_PARALLELISM, NAME, _check_config
 from .app_files import EXCHANGE_FILE, JOB_PART, AppFiles
-from .autoscaling import Autoscaler, UtilizationTracker
+from .autoscaling import Autoscaler, AutoscalingPolicy, UtilizationTracker
 from .errors import ApplicationError, ConflictError, NotFoundError
 
 STOP_TIMEOUT_SECONDS = 30.0
@@ -93,7 +93,7 @@ class ApplicationManager(AppFiles, Autoscaler):
             raise ApplicationError(f"application name {name!r} must be 1-128 characters of "
                                    "letters, digits, '_', '.', '-'")
         _check_config(checkpoint_interval, parallelism, properties, max_parallelism)
-        policy = _policy(autoscaling)
+        policy = AutoscalingPolicy.from_dict(autoscaling)
         with self._lock:
             if self._get(name, missing_ok=True) is not None:
                 raise ConflictError(f"application {name} already exists")
@@ -143,7 +143,7 @@ class ApplicationManager(AppFiles, Autoscaler):
                           doc["parallelism"] if parallelism is None else parallelism,
                           properties, doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
             # settings not given keep their values (a PATCH)
-            policy = None if autoscaling is None else _policy(
+            policy = None if autoscaling is None else AutoscalingPolicy.from_dict(
                 {**(doc.get("autoscaling") or {}), **autoscaling}
                 if isinstance(autoscaling, dict) else autoscaling)
             # a new autoscaling policy alone takes effect without restarting the workers

@@ -19,8 +19,11 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
 
+from .app_config import DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM
+from .errors import ApplicationError
 
-class AutoscalingConfigError(ValueError):
+
+class AutoscalingConfigError(ApplicationError, ValueError):
     """An autoscaling setting is unknown or out of range."""
 
 
@@ -172,10 +175,10 @@ class Autoscaler:
         tracker.observe(now, workers, keep_seconds=max(policy.scale_up_after_seconds,
                                                        policy.scale_down_after_seconds))
         # more workers than key groups (or, without key_by, than open source shards) idle
-        ceiling = doc.get("max_parallelism", _default_key_groups())
+        ceiling = doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)
         if not any(w.get("key_groups") for w in workers):
             ceiling = min(ceiling, max(w.get("open_source_shards") or 1 for w in workers))
-        decision = decide(policy, doc["parallelism"], min(_max_workers(), ceiling),
+        decision = decide(policy, doc["parallelism"], min(MAX_PARALLELISM, ceiling),
                           tracker, now)
         if decision is None:
             return
@@ -189,16 +192,3 @@ class Autoscaler:
         self._put(doc)
         self._trackers.pop(name, None)
         self._start(doc)
-
-
-
-def _default_key_groups() -> int:
-    from .app_config import DEFAULT_MAX_PARALLELISM
-
-    return DEFAULT_MAX_PARALLELISM
-
-
-def _max_workers() -> int:
-    from .app_config import MAX_PARALLELISM
-
-    return MAX_PARALLELISM

@@ -55,7 +55,6 @@ from .sources import Source
 
 EXCHANGE_FILE = "exchange.json"  # in the checkpoints folder: a fresh start gets a new one
 KEY_FILE = "exchange.key"
-DEFAULT_KEY_GROUPS = 16
 MAX_MESSAGE_BYTES = 900_000  # a message's items, pickled: room below the record limit
 MAX_RECORD_BYTES = 2**20  # Kinesis' default record size limit
 MAX_CALL_BYTES = 5 * 2**20 - 64 * 1024  # PutRecords' request limit, less some room

@@ -26,7 +26,6 @@ from .leases import LeaseTable
 from .runtime import JobRunner
 
 BALANCE_SECONDS = 1.0
-IDLE_SLEEP_SECONDS = 0.05
 BACKPRESSURE_MILLIS = 30_000
 DRAIN_SECONDS = 8.0
 
@@ -124,9 +123,7 @@ class ParallelWorker:
                    for (kind, _), runner in self.runners.items() if kind == "keyed")
 
     def status(self) -> dict:
-        from .worker import _runner_metrics
-
-        metrics = _runner_metrics(self.runners)  # busy time only grows (autoscaling reads it)
+        metrics = runner_metrics(self.runners)  # busy time only grows (autoscaling reads it)
         metrics["busy_seconds"] = round(metrics["busy_seconds"] + self.busy_retired, 3)
         return {"records_in": self.records,
                 "shards": sorted(s for k, s in self.runners if k == "source"),
@@ -173,3 +170,28 @@ class ParallelWorker:
                 return
             else:
                 time.sleep(0.01)
+
+
+def runner_metrics(runners: dict) -> dict:
+    """Operator counts, shard lag, checkpoint figures and busy time summed over the
+    runners (one per leased shard) of a parallel worker."""
+    operators: dict[str, list[int]] = {}
+    lag: dict[str, float] = {}
+    out = {"checkpoints": 0, "checkpoint_seconds": 0.0, "checkpoint_bytes": 0,
+           "busy_seconds": 0.0}
+    for runner in runners.values():
+        r = runner.result
+        out["checkpoints"] += r.checkpoints
+        out["checkpoint_seconds"] = max(out["checkpoint_seconds"], r.last_checkpoint_seconds)
+        out["checkpoint_bytes"] += r.last_checkpoint_bytes
+        out["busy_seconds"] += r.busy_seconds
+        for n in runner.nodes:
+            if n.operator is not None:
+                counts = operators.setdefault(n.uid, [0, 0])
+                counts[0] += n.operator.records_in
+                counts[1] += n.operator.records_out
+            if n.source is not None:
+                for shard, millis in getattr(n.source, "millis_behind", {}).items():
+                    lag[f"{n.uid}/{shard}"] = millis
+    out["busy_seconds"] = round(out["busy_seconds"], 3)
+    return {**out, "operators": operators, "millis_behind_latest": lag}

@@ -163,39 +163,16 @@ def run_single(app_dir: Path, config: dict, module) -> int:
     return 0
 
 
-def _runner_metrics(runners: dict) -> dict:
-    """Operator counts, shard lag, checkpoint figures and busy time summed over the
-    runners (one per leased shard) of a parallel worker."""
-    operators: dict[str, list[int]] = {}
-    lag: dict[str, float] = {}
-    out = {"checkpoints": 0, "checkpoint_seconds": 0.0, "checkpoint_bytes": 0,
-           "busy_seconds": 0.0}
-    for runner in runners.values():
-        r = runner.result
-        out["checkpoints"] += r.checkpoints
-        out["checkpoint_seconds"] = max(out["checkpoint_seconds"], r.last_checkpoint_seconds)
-        out["checkpoint_bytes"] += r.last_checkpoint_bytes
-        out["busy_seconds"] += r.busy_seconds
-        for n in runner.nodes:
-            if n.operator is not None:
-                counts = operators.setdefault(n.uid, [0, 0])
-                counts[0] += n.operator.records_in
-                counts[1] += n.operator.records_out
-            if n.source is not None:
-                for shard, millis in getattr(n.source, "millis_behind", {}).items():
-                    lag[f"{n.uid}/{shard}"] = millis
-    out["busy_seconds"] = round(out["busy_seconds"], 3)
-    return {**out, "operators": operators, "millis_behind_latest": lag}
-
-
 def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvironment,
                  worker: int, workers: int) -> int:
     """Worker ``worker`` of ``workers`` sharing the job's Kinesis source (and, for a keyed
     job, its key groups): see :mod:`forestream.processing.parallel`."""
     from . import exchange as ex
+    from .app_config import DEFAULT_MAX_PARALLELISM
     from .exchange_plan import plan as plan_of
     from .kinesis_io import kinesis_client
-    from .parallel import BALANCE_SECONDS, IDLE_SLEEP_SECONDS, ParallelWorker
+    from .parallel import BALANCE_SECONDS, ParallelWorker
+    from .runtime import IDLE_SLEEP_SECONDS
 
     source = _single_kinesis_source(probe)
     try:
@@ -204,7 +181,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
         if plan is not None:  # the exchange lives on the server running this worker
             target = kinesis_client()
             exchange = ex.ExchangeConfig.load(app_dir, config["name"], int(
-                config.get("max_parallelism", ex.DEFAULT_KEY_GROUPS)))
+                config.get("max_parallelism", DEFAULT_MAX_PARALLELISM)))
             exchange.ensure_stream(target)
         runner = ParallelWorker(app_dir, config, module, source, plan, exchange, target,
                                 worker, workers)
