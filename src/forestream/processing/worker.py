@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from .environment import StreamExecutionEnvironment
-from .runtime import JobRunner
+from .runtime import IDLE_SLEEP_SECONDS, JobRunner
 
 STATUS_EVERY_SECONDS = 1.0
 
@@ -172,7 +172,6 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
     from .exchange_plan import plan as plan_of
     from .kinesis_io import kinesis_client
     from .parallel import BALANCE_SECONDS, ParallelWorker
-    from .runtime import IDLE_SLEEP_SECONDS
 
     source = _single_kinesis_source(probe)
     try:
