@@ -30,31 +30,33 @@ from sklearn.linear_model import LogisticRegression
 from forestream.quickstart import EmbeddedServer
 
 
-def call(url: str, method: str, path: str, body=None, raw: bytes | None = None):
+def call(server, method: str, path: str, body=None, raw: bytes | None = None):
+    """One REST call; the server's access token goes in the Authorization header."""
     data = raw if raw is not None else (json.dumps(body).encode() if body else None)
-    request = urllib.request.Request(url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(server.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {server.token}"})
     with urllib.request.urlopen(request) as response:
         payload = response.read()
         return json.loads(payload) if payload else None
 
 
-def import_model(url: str, path: Path, group: str, sample: list) -> dict:
-    upload = call(url, "POST", f"/api/v1/models/uploads?filename={path.name}",
+def import_model(server, path: Path, group: str, sample: list) -> dict:
+    upload = call(server, "POST", f"/api/v1/models/uploads?filename={path.name}",
                   raw=path.read_bytes())
     import base64
 
-    return call(url, "POST", f"/api/v1/models/groups/{group}/versions", {
+    return call(server, "POST", f"/api/v1/models/groups/{group}/versions", {
         "source": upload["source"], "trust": True,  # joblib = pickle: we made it ourselves
         "sample_input_b64": base64.b64encode(json.dumps(sample).encode()).decode(),
         "sample_content_type": "application/json",
         "metadata": {"generated_by": "examples/models_serving.py"}})
 
 
-def wait_in_service(url: str, name: str) -> None:
-    while (status := call(url, "GET", f"/api/v1/endpoints/{name}")["status"]) != "InService":
+def wait_in_service(server, name: str) -> None:
+    while (status := call(server, "GET", f"/api/v1/endpoints/{name}")["status"]) != "InService":
         if status == "Failed":
-            raise SystemExit(call(url, "GET", f"/api/v1/endpoints/{name}")["failure_reason"])
+            raise SystemExit(call(server, "GET", f"/api/v1/endpoints/{name}")["failure_reason"])
         time.sleep(0.2)
 
 
@@ -72,16 +74,16 @@ def main() -> None:
         try:
             url = server.url
             for path in (tmp / "churn-v1.joblib", tmp / "churn-v2.joblib"):
-                v = import_model(url, path, "churn", X[:2].tolist())
+                v = import_model(server, path, "churn", X[:2].tolist())
                 print(f"imported {v['ref']}: {v['framework']} {v['framework_version']}, "
                       f"{v['size_bytes']:,} bytes, signature {v['signature']}")
-            call(url, "PATCH", "/api/v1/models/groups/churn/versions/1",
+            call(server, "PATCH", "/api/v1/models/groups/churn/versions/1",
                  {"approval_status": "Approved", "approval_description": "baseline"})
 
-            call(url, "POST", "/api/v1/endpoints", {"name": "churn", "variants": [
+            call(server, "POST", "/api/v1/endpoints", {"name": "churn", "variants": [
                 {"variant_name": "v1", "model": "churn:1", "weight": 9},
                 {"variant_name": "v2", "model": "churn:2", "weight": 1}]})
-            wait_in_service(url, "churn")
+            wait_in_service(server, "churn")
 
             runtime = boto3.client("sagemaker-runtime", endpoint_url=url,
                                    region_name="us-east-1", aws_access_key_id="local",
@@ -100,7 +102,7 @@ def main() -> None:
                                             CustomAttributes="method=predict_proba")
             print(f"v2 probabilities for 3 customers: {proba['Body'].read().decode()}")
 
-            call(url, "PATCH", "/api/v1/endpoints/churn", {"weights": {"v1": 0, "v2": 1}})
+            call(server, "PATCH", "/api/v1/endpoints/churn", {"weights": {"v1": 0, "v2": 1}})
             answer = runtime.invoke_endpoint(EndpointName="churn", ContentType="text/csv",
                                              Body="0.1,0.2,0.3,0.4")
             print(f"after the switch: served by {answer['InvokedProductionVariant']}, "

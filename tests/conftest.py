@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from server_support import ServerProcess
+
+# Servers started by the tests record their access tokens here (for the forestream
+# commands the tests run), not in the user's home folder.
+os.environ.setdefault("FORESTREAM_RUNTIME_DIR", tempfile.mkdtemp(prefix="forestream-runtime-"))
 
 
 @pytest.fixture
@@ -19,8 +25,8 @@ def server_process():
     started: list[ServerProcess] = []
 
     def make(data_dir: Path, env: dict[str, str] | None = None,
-             args: tuple[str, ...] = ()) -> ServerProcess:
-        proc = ServerProcess(data_dir, env, args)
+             args: tuple[str, ...] = (), **options) -> ServerProcess:
+        proc = ServerProcess(data_dir, env, args, **options)
         started.append(proc)
         return proc
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -21,16 +23,41 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A ``forestream server`` subprocess on a free port, restartable on the same data."""
+    """A ``forestream server`` subprocess on a free port, restartable on the same data.
+
+    ``token``: the access token it is started with (a random one by default; None lets
+    the server create its own in its data directory, read back after the start).
+    ``allow_code``: start it with FORESTREAM_ALLOW_CODE=1, as the tests of applications
+    and trusted models need (the default server refuses clients' code).
+    """
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), *, token: str | None | bool = True,
+                 allow_code: bool = True) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "FORESTREAM_STATUS_DELAY": "0.2", **(env or {})}
+        self.token = secrets.token_urlsafe(16) if token is True else (token or None)
+        extra = {"FORESTREAM_STATUS_DELAY": "0.2"}
+        if self.token:
+            extra["FORESTREAM_TOKEN"] = self.token
+        if allow_code:
+            extra["FORESTREAM_ALLOW_CODE"] = "1"
+        base = {k: v for k, v in os.environ.items() if k != "FORESTREAM_TOKEN"}
+        self.env = {**base, **extra, **(env or {})}
         self.args = args
         self.proc: subprocess.Popen | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header that carries this server's access token."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, path: str, data: bytes | None = None, method: str | None = None,
+                headers: dict[str, str] | None = None) -> urllib.request.Request:
+        """A request to ``path`` on this server carrying its access token."""
+        return urllib.request.Request(self.url + path, data=data, method=method,
+                                      headers={**self.auth, **(headers or {})})
 
     def start(self) -> ServerProcess:
         for attempt in range(3):
@@ -53,8 +80,11 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 return False
+            if self.token is None and (Path(self.data_dir) / "access-token").exists() and \
+                    "FORESTREAM_NO_TOKEN" not in self.env:
+                self.token = (Path(self.data_dir) / "access-token").read_text().strip()
             try:
-                raw = urllib.request.urlopen(f"{self.url}/health", timeout=1).read()
+                raw = urllib.request.urlopen(self._health_request(), timeout=1).read()
                 if json.loads(raw).get("data_dir") == expected:
                     return True
                 self.kill()  # someone else's server on our port
@@ -63,6 +93,16 @@ class ServerProcess:
                 time.sleep(0.05)
         self.kill()
         return False
+
+    def _health_request(self) -> urllib.request.Request:
+        """/health, authorised to see the data directory: the token, else the key pair."""
+        key = self.env.get("FORESTREAM_ACCESS_KEY_ID")
+        secret = self.env.get("FORESTREAM_SECRET_ACCESS_KEY")
+        if self.token is None and key and secret:
+            basic = base64.b64encode(f"{key}:{secret}".encode()).decode()
+            return urllib.request.Request(self.url + "/health",
+                                          headers={"Authorization": f"Basic {basic}"})
+        return self.request("/health")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -192,7 +192,12 @@ def test_prometheus_hosts_get_instance_types_from_a_resources_file(tmp_path):
 
 
 def test_analyses_on_a_server(tmp_path, fleet_dir):
-    server = ServerProcess(tmp_path / "data").start()
+    proc = run_cli("analyses", "create", "--path", fleet_dir, "--endpoint-url",
+                   (refusing := ServerProcess(tmp_path / "default").start()).url, check=False)
+    refusing.stop()
+    assert proc.returncode == 1 and "--import-root" in proc.stderr  # server paths: opt-in
+    server = ServerProcess(tmp_path / "data",
+                           env={"FORESTREAM_IMPORT_ROOTS": str(fleet_dir)}).start()
     try:
         remote = ("--endpoint-url", server.url)
         proc = run_cli("analyses", "create", "--path", fleet_dir, "--lookback-days", "14",

@@ -34,9 +34,10 @@ def build(env, properties):
 '''
 
 
-def get(url: str, auth: tuple[str, str] | None = None, method: str = "GET"):
+def get(url: str, auth: tuple[str, str] | None = None, method: str = "GET",
+        token: str | None = None):
     """(status, headers, body text) of a request; errors are answers too."""
-    headers = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     if auth is not None:
         headers["Authorization"] = "Basic " + base64.b64encode(
             f"{auth[0]}:{auth[1]}".encode()).decode()
@@ -48,8 +49,13 @@ def get(url: str, auth: tuple[str, str] | None = None, method: str = "GET"):
         return error.code, error.headers, error.read().decode()
 
 
+def page(server, path: str, **options):
+    """:func:`get` of ``path`` on ``server``, with its access token."""
+    return get(server.url + path, token=server.token, **options)
+
+
 def post_json(server, path: str, body: dict) -> dict:
-    request = urllib.request.Request(server.url + path, data=json.dumps(body).encode(),
+    request = server.request(path, data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())
@@ -89,15 +95,14 @@ def world(tmp_path_factory):
 
         X = np.random.default_rng(1).normal(size=(50, 3))
         joblib.dump(LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), root / "model.joblib")
-        upload = urllib.request.Request(f"{server.url}/api/v1/models/uploads?filename="
+        upload = server.request("/api/v1/models/uploads?filename="
                                         "model.joblib", data=(root / "model.joblib")
                                         .read_bytes(), method="POST")
         source = json.loads(urllib.request.urlopen(upload).read())["source"]
         post_json(server, "/api/v1/models/groups", {"name": "demand", "description": HOSTILE})
         version = post_json(server, "/api/v1/models/groups/demand/versions",
                             {"source": source, "trust": True, "metrics": {"rmse": 0.25}})
-        patch = urllib.request.Request(
-            f"{server.url}/api/v1/models/groups/demand/versions/1", method="PATCH",
+        patch = server.request("/api/v1/models/groups/demand/versions/1", method="PATCH",
             data=json.dumps({"approval_status": "Approved"}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(patch).read()
@@ -112,19 +117,20 @@ def world(tmp_path_factory):
                                               "mem_pct": [20.0] * 480}}]})
         (root / "job.py").write_text(JOB)
         post_json(server, "/api/v1/applications", {
-            "name": "passthrough", "code": str(root / "job.py"), "description": HOSTILE})
+            "name": "passthrough", "code": {"filename": "job.py", "text": JOB},
+            "description": HOSTILE})
         post_json(server, "/api/v1/applications/passthrough/start", {})
 
-        wait_for(lambda: json.loads(urllib.request.urlopen(
-            f"{server.url}/api/v1/endpoints/demand-live").read())["status"] == "InService",
+        wait_for(lambda: json.loads(urllib.request.urlopen(server.request(
+            "/api/v1/endpoints/demand-live")).read())["status"] == "InService",
             "the endpoint to be InService")
-        invoke = urllib.request.Request(f"{server.url}/endpoints/demand-live/invocations",
+        invoke = server.request("/endpoints/demand-live/invocations",
                                         data=b"1,2,3", method="POST",
                                         headers={"Content-Type": "text/csv"})
         urllib.request.urlopen(invoke).read()
         kinesis.put_record(StreamName="console-input", Data=b'{"x": 1}', PartitionKey="a")
-        wait_for(lambda: (json.loads(urllib.request.urlopen(
-            f"{server.url}/api/v1/applications/passthrough").read()).get("runtime") or {})
+        wait_for(lambda: (json.loads(urllib.request.urlopen(server.request(
+            "/api/v1/applications/passthrough")).read()).get("runtime") or {})
             .get("millis_behind_latest"), "the application to report its lag")
         yield server
     finally:
@@ -135,7 +141,7 @@ def world(tmp_path_factory):
 
 
 def test_overview_lists_every_kind_of_resource_with_status(world):
-    status, headers, body = get(world.url + "/")
+    status, headers, body = page(world, "/")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert str((world.data_dir).resolve()) in body
     assert '<a href="/console/streams/sensors">sensors</a>' in body
@@ -153,15 +159,15 @@ def test_overview_lists_every_kind_of_resource_with_status(world):
 
 
 def test_overview_links_optimizer_reports_served_by_the_console(world):
-    _, _, body = get(world.url + "/")
+    _, _, body = page(world, "/")
     report = body.split('<a href="/console/optimizer/')[1].split('"')[0]
-    status, headers, page = get(world.url + "/console/optimizer/" + report)
+    status, headers, report_page = page(world, "/console/optimizer/" + report)
     assert status == 200 and report.endswith("/report.html")
-    assert "web-1" in page and "script-src" not in headers["Content-Security-Policy"]
+    assert "web-1" in report_page and "script-src" not in headers["Content-Security-Policy"]
 
 
 def test_stream_page_shows_shards_hash_ranges_sequences_and_lineage(world):
-    status, _, body = get(world.url + "/console/streams/sensors")
+    status, _, body = page(world, "/console/streams/sensors")
     assert status == 200
     rows = {row.split("</td>")[0]: row for row in body.split("<tr><td>")[1:]}
     parent = rows["shardId-000000000000"]
@@ -175,7 +181,7 @@ def test_stream_page_shows_shards_hash_ranges_sequences_and_lineage(world):
 
 
 def test_application_page_shows_runtime_operators_lag_and_log(world):
-    status, _, body = get(world.url + "/console/applications/passthrough")
+    status, _, body = page(world, "/console/applications/passthrough")
     assert status == 200
     assert '<span class="badge good">RUNNING</span>' in body
     lag = body.split("Lag per shard")[1]
@@ -189,7 +195,7 @@ def test_application_page_shows_runtime_operators_lag_and_log(world):
 
 
 def test_model_group_page_shows_versions_with_approval_digest_and_metrics(world):
-    status, _, body = get(world.url + "/console/models/demand")
+    status, _, body = page(world, "/console/models/demand")
     assert status == 200
     version = body.split("<tbody>")[1]
     assert '<span class="badge good">Ready</span>' in version
@@ -198,7 +204,7 @@ def test_model_group_page_shows_versions_with_approval_digest_and_metrics(world)
 
 
 def test_endpoint_page_shows_variant_traffic_latency_and_worker_logs(world):
-    status, _, body = get(world.url + "/console/endpoints/demand-live")
+    status, _, body = page(world, "/console/endpoints/demand-live")
     assert status == 200
     row = body.split("<tbody><tr>")[1].split("</tr>")[0]
     cells = [c.split("</td>")[0] for c in row.split("<td>")[1:]]
@@ -209,18 +215,18 @@ def test_endpoint_page_shows_variant_traffic_latency_and_worker_logs(world):
 
 def test_text_from_users_is_escaped_everywhere(world):
     for path in ("/", "/console/models/demand", "/console/applications/passthrough"):
-        _, _, body = get(world.url + path)
+        _, _, body = page(world, path)
         assert ESCAPED in body, path
         assert "<script" not in body, path
 
 
 def test_pages_carry_no_script_and_no_external_asset(world):
     for path in ("/", "/console/streams/sensors", "/console/endpoints/demand-live"):
-        _, headers, body = get(world.url + path)
+        _, headers, body = page(world, path)
         assert "<script" not in body and "src=" not in body
         assert "default-src 'none'" in headers["Content-Security-Policy"]
         assert '<meta http-equiv="refresh" content="10">' in body
-    _, _, body = get(world.url + "/?refresh=0")
+    _, _, body = page(world, "/?refresh=0")
     assert 'http-equiv="refresh"' not in body
 
 
@@ -229,7 +235,7 @@ def test_pages_carry_no_script_and_no_external_asset(world):
     "/console/models/not%20a%20name", "/console/endpoints/missing",
     "/console/optimizer/20240101T000000000000Z-abcdef/report.html", "/console/nowhere"])
 def test_unknown_names_answer_a_404_page(world, path):
-    status, headers, body = get(world.url + path)
+    status, headers, body = page(world, path)
     assert status == 404 and headers["Content-Type"].startswith("text/html")
     assert "Not found" in body
 
@@ -237,7 +243,7 @@ def test_unknown_names_answer_a_404_page(world, path):
 def test_console_only_reads_and_post_slash_stays_the_aws_entry(world):
     for method, path in (("POST", "/console/streams/sensors"), ("DELETE", "/"),
                          ("PUT", "/console/models/demand")):
-        assert get(world.url + path, method=method)[0] == 405, (method, path)
+        assert page(world, path, method=method)[0] == 405, (method, path)
     kinesis = kinesis_client(world.url)
     assert "sensors" in kinesis.list_streams()["StreamNames"]  # POST / is still Kinesis
 
@@ -246,7 +252,7 @@ def test_overview_lists_a_hundred_streams(server, kinesis):
     # (how fast it renders is measured by hand, not asserted: timing belongs in benchmarks)
     for i in range(100):
         kinesis.create_stream(StreamName=f"stream-{i:03d}", ShardCount=1)
-    status, _, body = get(server.url + "/")
+    status, _, body = page(server, "/")
     assert status == 200 and body.count('href="/console/streams/stream-') == 100
 
 
@@ -269,7 +275,7 @@ def test_console_requires_basic_auth_when_credentials_are_configured(server_proc
         urllib.request.urlopen(malformed)
     assert refused.value.code == 401
 
-    status, _, body = get(server.url + "/", auth=(key, secret))
+    status, _, body = get(server.url + "/", auth=(key, secret))  # Basic, no token
     assert status == 200 and "/console/streams/private" in body
     assert get(server.url + "/console/streams/private", auth=(key, secret))[0] == 200
     assert get(server.url + "/console/streams/missing", auth=(key, secret))[0] == 404
@@ -285,7 +291,7 @@ def test_metrics_need_credentials_when_the_server_has_them(server_process, tmp_p
     proc = server_process(tmp_path / "metrics-auth", env={
         "FORESTREAM_ACCESS_KEY_ID": "AKID", "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"}).start()
     with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(proc.url + "/metrics")
+        urllib.request.urlopen(proc.url + "/metrics")  # neither token nor credentials
     assert info.value.code == 401
     token = base64.b64encode(b"AKID:s3cret").decode()
     request = urllib.request.Request(proc.url + "/metrics",

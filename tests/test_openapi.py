@@ -27,7 +27,7 @@ def call(server, method: str, path: str, body=None, raw: bytes | None = None):
     """(status, content type, parsed body) of a request; errors are answers too."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None
                                         else None)
-    request = urllib.request.Request(server.url + path, data=data, method=method,
+    request = server.request(path, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
@@ -71,7 +71,7 @@ def test_document_is_valid_and_lists_exactly_the_api_routes(server, tmp_path):
     assert document["info"]["title"] == "forestream"
     assert document["info"]["version"] == forestream.__version__
     assert document["servers"] == [{"url": server.url}]
-    assert document["security"] == [{}, {"sigv4": []}]  # no credentials: optional
+    assert document["security"] == [{"token": []}]  # no credentials: the access token
     assert document["components"]["securitySchemes"]["sigv4"]["name"] == "Authorization"
 
     app = create_app(Settings(data_dir=tmp_path / "app"))
@@ -109,8 +109,9 @@ def test_live_answers_match_the_documented_schemas(server, tmp_path):
     job = tmp_path / "job.py"
     job.write_text("def build(env, properties):\n    env.from_collection([1]).map(str)\n")
     apps = "/api/v1/applications"
-    check(document, "POST", apps, call(server, "POST", apps, {"name": "doc-app", "code": str(
-        job), "properties": {"g": {"k": "v"}}, "parallelism": 2}))
+    check(document, "POST", apps, call(server, "POST", apps, {"name": "doc-app", "code": {
+        "filename": job.name, "text": job.read_text()}, "properties": {"g": {"k": "v"}},
+        "parallelism": 2}))
     check(document, "GET", apps + "/{name}", call(server, "GET", apps + "/doc-app"))
     check(document, "GET", apps, call(server, "GET", apps))
     check(document, "GET", apps + "/{name}/snapshots",
@@ -206,8 +207,9 @@ def test_with_credentials_the_document_requires_sigv4_and_is_itself_open(server_
     server.start()
     document = fetch(server)  # unsigned
     validate(document)
-    assert document["security"] == [{"sigv4": []}]
+    assert document["security"] == [{"token": []}, {"sigv4": []}]
     assert document["paths"][PATH]["get"]["security"] == []
+    server.token = None  # neither the token nor a signature
     answer = call(server, "GET", "/api/v1/endpoints")
-    assert answer[0] == 403
-    assert check(document, "GET", "/api/v1/endpoints", answer)["title"] == "Forbidden"
+    assert answer[0] == 401
+    assert check(document, "GET", "/api/v1/endpoints", answer)["title"] == "Unauthorized"

@@ -20,8 +20,13 @@ import base64
 import binascii
 import datetime as dt
 import functools
+import math
 import re
 from typing import Any
+
+from forestream.names import ECHO_LIMIT
+
+MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
 
 
 class ShapeValidationError(ValueError):
@@ -114,25 +119,26 @@ class ServiceShapes:
                     for k, v in value.items()}
         if kind == "string":  # inline: the most frequent member kind on the hot path
             if not isinstance(value, str):
-                errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
+                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
                               "Member must be a string")
                 return value
             _check_length(len(value), shape, where, errors, shown=value)
             if "enum" in shape and value not in shape["enum"]:
-                errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
+                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
                               f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]")
             pattern = shape.get("pattern")
             if pattern:
                 compiled = _compiled(pattern)
                 if compiled is not None and compiled.fullmatch(value) is None:
-                    errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
-                                  f"Member must satisfy regular expression pattern: {pattern}")
+                    errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy "
+                                  "constraint: Member must satisfy regular expression "
+                                  f"pattern: {pattern}")
             return value
         if kind in ("integer", "long", "float", "double"):
             return _check_number(value, shape, where, errors, kind in ("integer", "long"))
         if kind == "boolean":
             if not isinstance(value, bool):
-                errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: "
+                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
                               "Member must be a boolean")
             return value
         if kind == "blob":
@@ -184,14 +190,14 @@ class _Where:
 
 def _check_number(value: Any, shape: dict, where, errors: list[str], integral: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
-        errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member "
+        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
                       f"must be {'an integer' if integral else 'a number'}")
         return value
     if "min" in shape and value < shape["min"]:
-        errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member "
+        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
                       f"must have value greater than or equal to {shape['min']}")
     if "max" in shape and value > shape["max"]:
-        errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member "
+        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
                       f"must have value less than or equal to {shape['max']}")
     return value
 
@@ -218,15 +224,28 @@ def _timestamp(value: Any, where, errors: list[str]) -> float | None:
     if isinstance(value, dt.datetime):
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # epoch seconds a datetime can hold (years 1-9999); NaN, infinities and CBOR
+        # bignums are not timestamps
+        if isinstance(value, float) and not math.isfinite(value) or \
+                not -MAX_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
+            errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
+                          "Member must be a timestamp in epoch seconds")
+            return None
         return float(value)
     if isinstance(value, str):
         try:
             return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         except ValueError:
             pass
-    errors.append(f"Value '{value}' at '{where}' failed to satisfy constraint: Member must "
+    errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member must "
                   "be a timestamp")
     return None
+
+
+def _echo(value: Any, limit: int = ECHO_LIMIT) -> str:
+    """A value as an error message repeats it: cut to ``limit`` characters."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
 
 
 def _check_length(length: int, shape: dict, where, errors: list[str],
@@ -234,7 +253,7 @@ def _check_length(length: int, shape: dict, where, errors: list[str],
     low, high = shape.get("min"), shape.get("max")
     if (low is None or length >= low) and (high is None or length <= high):
         return  # the common case: nothing to format
-    prefix = f"Value '{shown}' at '{where}'" if shown is not None else f"Value at '{where}'"
+    prefix = f"Value '{_echo(shown)}' at '{where}'" if shown is not None else f"Value at '{where}'"
     if low is not None and length < low:
         errors.append(f"{prefix} failed to satisfy constraint: Member must have length "
                       f"greater than or equal to {low}")

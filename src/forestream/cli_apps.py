@@ -22,6 +22,18 @@ def api(endpoint: str, method: str, path: str, body: dict | None = None):
     return rest(endpoint, method, f"/api/v1/applications{path}", body, timeout=120)
 
 
+def code_body(path: Path) -> dict:
+    """The application's code as the request carries it: the server never reads a path of
+    the client's machine (it may be another machine)."""
+    from forestream.processing.app_code import ApplicationCode
+    from forestream.processing.errors import ApplicationError
+
+    try:
+        return ApplicationCode.from_path(path).to_request()
+    except ApplicationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--code") from None
+
+
 def parse_properties(items: tuple[str, ...]) -> dict:
     groups: dict[str, dict[str, str]] = {}
     for item in items:
@@ -65,7 +77,8 @@ def autoscaling_options(fn):
 
 @click.group()
 def apps() -> None:
-    """Stream processing applications: your code, run and supervised by the server.
+    """Stream processing applications: your code, run and supervised by the server
+    (started with --allow-code: it refuses to run clients' code otherwise).
 
     An application is a Python file (or a folder with main.py) defining
     build(env, properties), which builds a pipeline on env
@@ -98,7 +111,7 @@ def apps() -> None:
 def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, autoscaling,
            autoscale, description, endpoint_url):
     """Create application NAME from CODE (status READY)."""
-    body = {"name": name, "code": str(code.resolve()), "properties": parse_properties(props),
+    body = {"name": name, "code": code_body(code), "properties": parse_properties(props),
             "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
             "max_parallelism": max_parallelism, "description": description}
     policy = autoscaling_body(autoscaling, autoscale)
@@ -192,7 +205,7 @@ def update(name, code, props, checkpoint_interval, parallelism, autoscaling, aut
     checkpoint with the new version."""
     body = {}
     if code:
-        body["code"] = str(code.resolve())
+        body["code"] = code_body(code)
     if props:
         body["properties"] = parse_properties(props)
     if checkpoint_interval is not None:

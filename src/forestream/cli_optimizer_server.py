@@ -42,8 +42,10 @@ def analyses() -> None:
 
 
 @analyses.command("create")
-@click.option("--path", "server_path", help="A metrics file or directory on the server.")
-@click.option("--prometheus", "prometheus_url", help="A Prometheus server the server reads.")
+@click.option("--path", "server_path", help="A metrics file or directory on the server, "
+              "inside a folder it was started with --import-root.")
+@click.option("--prometheus", "prometheus_url", help="A Prometheus server the server reads "
+              "(its host given to the server with --outbound-host).")
 @click.option("--components", is_flag=True,
               help="forestream's own streams, applications and endpoints (the server's "
                    "component collector must have run: `optimizer components start`).")

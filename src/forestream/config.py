@@ -14,13 +14,36 @@ def _flag(name: str, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _list(name: str, separator: str = ",") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(separator)
+            if item.strip()]
+
+
 @dataclass
 class Settings:
     """Where state lives, where the server listens, and how it behaves.
 
     ``access_key_id`` / ``secret_access_key``: when both are set, every AWS-protocol
     request must carry a valid Signature V4 made with them; otherwise any signature (or
-    none) is accepted, as local development tools do.
+    none) is accepted on the AWS routes, as local development tools do.
+
+    What protects a server on one machine (see docs/security.md):
+
+    - ``token``: forestream's own REST API, console and metrics ask for this access
+      token (``FORESTREAM_TOKEN``; when unset the server creates one in its data
+      directory, see :mod:`forestream.access_token`). ``require_token`` False
+      (``FORESTREAM_NO_TOKEN=1``) turns that off.
+    - ``allow_code``: whether clients may make the server run their code (applications,
+      pickled models, SageMaker inference scripts); off unless ``FORESTREAM_ALLOW_CODE=1``.
+    - ``import_roots``: the only server folders that requests may name as sources
+      (application code, model files, metric files): ``FORESTREAM_IMPORT_ROOTS``, a
+      ``os.pathsep``-separated list; none by default (clients upload instead).
+    - ``outbound_hosts``: the only hosts (``host`` or ``host:port``) the server may be
+      asked to fetch from (Prometheus, S3 endpoints): ``FORESTREAM_OUTBOUND_HOSTS``.
+    - ``allowed_hosts``: ``Host`` names accepted besides the loopback names when the
+      server listens on loopback (DNS-rebinding guard): ``FORESTREAM_ALLOWED_HOSTS``.
+    - ``cors_origins``: web origins allowed to call the server from a browser:
+      ``FORESTREAM_CORS_ORIGINS``; none by default.
     """
 
     data_dir: Path = field(default_factory=lambda: Path(
@@ -38,6 +61,19 @@ class Settings:
         default_factory=lambda: _flag("FORESTREAM_THROUGHPUT_LIMITS", False))
     status_delay: float = field(
         default_factory=lambda: float(os.environ.get("FORESTREAM_STATUS_DELAY", "0.3")))
+    token: str | None = field(default_factory=lambda: os.environ.get("FORESTREAM_TOKEN")
+                              or None)
+    require_token: bool = field(default_factory=lambda: not _flag("FORESTREAM_NO_TOKEN",
+                                                                  False))
+    allow_code: bool = field(default_factory=lambda: _flag("FORESTREAM_ALLOW_CODE", False))
+    import_roots: list[Path] = field(default_factory=lambda: [
+        Path(p) for p in _list("FORESTREAM_IMPORT_ROOTS", os.pathsep)])
+    outbound_hosts: list[str] = field(
+        default_factory=lambda: _list("FORESTREAM_OUTBOUND_HOSTS"))
+    allowed_hosts: list[str] = field(
+        default_factory=lambda: _list("FORESTREAM_ALLOWED_HOSTS"))
+    cors_origins: list[str] = field(
+        default_factory=lambda: _list("FORESTREAM_CORS_ORIGINS"))
 
     @property
     def auth_enabled(self) -> bool:

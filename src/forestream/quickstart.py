@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import socket
 import threading
@@ -84,7 +85,7 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
                                                  WaiterConfig={"Delay": 0.1})
     console.print(f"streams [bold]{INPUT_STREAM}[/] (2 shards), [bold]{SCORES_STREAM}[/] and "
                   f"[bold]{OUTPUT_STREAM}[/] created")
-    code = _deploy_application(server.url, out_dir)
+    code = _deploy_application(server, out_dir)
     console.print(f"application [bold]{APP_NAME}[/] ({code}) created and RUNNING in its own "
                   f"worker process\n{machines} machines × {len(SENSORS)} sensors × "
                   f"{days * DAY:,} readings ({days} days of 5-minute samples) published at "
@@ -105,7 +106,7 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
             _follow(server.client(), results, total, out_dir / "anomalies.jsonl")
         elapsed = time.perf_counter() - started
         written = _count_records(kinesis, OUTPUT_STREAM)
-        app = _rest(server.url, "GET", f"/{APP_NAME}")
+        app = _rest(server, "GET", f"/{APP_NAME}")
         summary = _summarise(console, fleet, results, elapsed, out_dir, written, app)
     finally:
         server.stop()
@@ -121,6 +122,7 @@ class EmbeddedServer:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.token: str | None = None
         self._server = None
         self._thread = None
 
@@ -129,11 +131,16 @@ class EmbeddedServer:
 
         from forestream.config import Settings
         from forestream.server import create_app
+        from forestream.server.connections import GuardedHttpToolsProtocol
 
+        # the quickstart deploys its own application: this server runs its code
         settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=self.port,
-                            status_delay=0.1)
+                            status_delay=0.1, allow_code=True,
+                            token=secrets.token_urlsafe(24))
+        self.token = settings.token
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="error", access_log=False)
+                                log_level="error", access_log=False,
+                                http=GuardedHttpToolsProtocol)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="server", daemon=True)
         self._thread.start()
@@ -218,27 +225,32 @@ class _Results:
             f"grade {event['ANOMALY_GRADE']:.2f}  (caused by {when})")
 
 
-def _rest(url: str, method: str, path: str, body: dict | None = None):
+def _rest(server: EmbeddedServer, method: str, path: str, body: dict | None = None):
     from forestream.cli_rest import rest
 
-    return rest(url, method, f"/api/v1/applications{path}", body, timeout=120)
+    return rest(server.url, method, f"/api/v1/applications{path}", body, timeout=120,
+                token=server.token)
 
 
-def _deploy_application(url: str, out_dir: Path) -> Path:
-    """Write the application's code, create it and start it, as a user would."""
+def _deploy_application(server: EmbeddedServer, out_dir: Path) -> Path:
+    """Write the application's code, create it and start it, as a user would (the code
+    travels with the request, as ``forestream apps create --code`` sends it)."""
+    from forestream.processing.app_code import ApplicationCode
+
     code = out_dir / "app" / "sensor_anomalies.py"
     code.parent.mkdir(parents=True, exist_ok=True)
     code.write_text(APP_CODE)
-    _rest(url, "POST", "", {
-        "name": APP_NAME, "code": str(code.resolve()), "checkpoint_interval": 5.0,
+    _rest(server, "POST", "", {
+        "name": APP_NAME, "code": ApplicationCode.from_path(code).to_request(),
+        "checkpoint_interval": 5.0,
         "description": "quickstart: per-sensor thresholded RCF",
         "properties": {"detector": {"input": INPUT_STREAM, "scores": SCORES_STREAM,
                                     "alerts": OUTPUT_STREAM, "alert_grade": ALERT_GRADE,
                                     "shingle_size": 4}}})
-    _rest(url, "POST", f"/{APP_NAME}/start")
+    _rest(server, "POST", f"/{APP_NAME}/start")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until its worker has leased shards and steps
-        workers = _workers(_rest(url, "GET", f"/{APP_NAME}"))
+        workers = _workers(_rest(server, "GET", f"/{APP_NAME}"))
         if workers and all(w.get("state") == "RUNNING" and w.get("shards") for w in workers):
             return code
         time.sleep(0.2)

@@ -73,7 +73,7 @@ def cli(server, *args, check=True, input_bytes=None) -> subprocess.CompletedProc
 
 def rest(server, method, path, body=None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(server.url + path, data=data, method=method,
+    req = server.request(path, data=data, method=method,
                                  headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -150,7 +150,7 @@ def test_weighted_variants_split_traffic_and_change_live(server, runtime, models
                                     Body=body)["InvokedProductionVariant"] for _ in range(30)}
     assert seen == {"split-2"}
 
-    metrics = urllib.request.urlopen(server.url + "/metrics").read().decode()
+    metrics = urllib.request.urlopen(server.request("/metrics")).read().decode()
     assert 'forestream_endpoint_invocations_total{endpoint="split",variant="split-1"}' in metrics
     assert 'forestream_endpoint_workers{endpoint="split",variant="split-2"} 2' in metrics
 

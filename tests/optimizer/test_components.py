@@ -57,7 +57,7 @@ def put(kinesis, stream, count, hash_key=None):
 
 
 def post_application(server, body, path=""):
-    request = urllib.request.Request(f"{server.url}/api/v1/applications{path}", method="POST",
+    request = server.request(f"/api/v1/applications{path}", method="POST",
                                      data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
@@ -109,8 +109,9 @@ def test_applications_report_parallelism_records_and_lag(server, kinesis, tmp_pa
     create_stream(kinesis, "events", 1)
     code = tmp_path / "job.py"
     code.write_text(JOB)
-    post_application(server, {"name": "idle", "code": str(code), "parallelism": 3})
-    post_application(server, {"name": "reader", "code": str(code)})
+    sent = {"filename": code.name, "text": JOB}
+    post_application(server, {"name": "idle", "code": sent, "parallelism": 3})
+    post_application(server, {"name": "reader", "code": sent})
     post_application(server, {}, "/reader/start")
     collector = ComponentCollector(server.url)
     collector.collect()

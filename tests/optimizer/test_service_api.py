@@ -19,10 +19,13 @@ API = "/api/v1/optimizer"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, fleet_dir):
     """One server for the module (starting one costs a second or two); tests that count
-    stored analyses compare before and after instead of assuming an empty store."""
-    proc = ServerProcess(tmp_path_factory.mktemp("optimizer") / "data").start()
+    stored analyses compare before and after instead of assuming an empty store. It may
+    read metric files under ``fleet_dir`` and ask Prometheus on 127.0.0.1:9 (closed)."""
+    proc = ServerProcess(tmp_path_factory.mktemp("optimizer") / "data", env={
+        "FORESTREAM_IMPORT_ROOTS": str(fleet_dir),
+        "FORESTREAM_OUTBOUND_HOSTS": "127.0.0.1:9"}).start()
     yield proc
     proc.stop()
 
@@ -37,7 +40,7 @@ def fleet_dir(tmp_path_factory):
 def call(server, method, path, body=None, *, raw=None, headers=None):
     """(status, headers, parsed JSON or text) of one request."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    request = urllib.request.Request(server.url + path, data=data, method=method,
+    request = server.request(path, data=data, method=method,
                                      headers={"Content-Type": "application/json",
                                               **(headers or {})})
     try:
@@ -144,7 +147,7 @@ def test_report_html_is_served_self_contained(server):
      ["'lookback'", "lookback_days"]),
     ({"source": {"path": "X"}, "preferences": {"allow_graviton": "yes"}}, ["true or false"]),
     ({"source": {"path": "X"}, "region": "mars-1"}, ["'mars-1'", "us-east-1"]),
-    ({"source": {"path": "/no/such/dir"}}, ["/no/such/dir", "does not exist"]),
+    ({"source": {"path": "MISSING"}}, ["no-such-dir", "does not exist"]),
     ({"source": {"path": "X", "prometheus": {"url": "http://p"}}}, ["exactly one"]),
     ({"source": {"s3": "bucket"}}, ["path, prometheus, components"]),
     ({"metrics": [inline("x")], "source": {"path": "X"}}, ["exactly one"]),
@@ -165,6 +168,8 @@ def test_bad_requests_are_400_naming_the_value_and_store_nothing(server, fleet_d
                                                                  words):
     if body.get("source", {}).get("path") == "X":  # a real directory: only X is wrong
         body = {**body, "source": {**body["source"], "path": str(fleet_dir)}}
+    if body.get("source", {}).get("path") == "MISSING":  # inside the import root
+        body = {**body, "source": {"path": str(fleet_dir / "no-such-dir")}}
     before = stored(server)
     status, head, problem = call(server, "POST", f"{API}/analyses", body)
     assert status == 400, problem
@@ -254,10 +259,12 @@ def test_signed_requests_are_required_when_credentials_are_set(server_process, t
     from botocore.credentials import Credentials
 
     secured = server_process(tmp_path / "data", env={
-        "FORESTREAM_ACCESS_KEY_ID": "key", "FORESTREAM_SECRET_ACCESS_KEY": "secret"}).start()
+        "FORESTREAM_ACCESS_KEY_ID": "key", "FORESTREAM_SECRET_ACCESS_KEY": "secret"},
+        token=False).start()
+    secured.token = None  # neither the token nor a signature: refused
     status, _, problem = call(secured, "GET", f"{API}/analyses")
-    assert status == 403 and problem["title"] == "Forbidden"
-    assert problem["detail"].startswith("MissingAuthenticationTokenException")
+    assert status == 401 and problem["title"] == "Unauthorized"
+    assert "sign with the server's credentials" in problem["detail"]
     url = f"{secured.url}{API}/analyses"
     signed = AWSRequest(method="GET", url=url, headers={"Content-Type": "application/json"})
     SigV4Auth(Credentials("key", "secret"), "forestream", "us-east-1").add_auth(signed)

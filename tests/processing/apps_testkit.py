@@ -15,9 +15,16 @@ SCRIPT = Path(sys.executable).with_name("forestream")
 
 
 def api(server, method, path, body=None):
-    request = urllib.request.Request(f"{server.url}/api/v1/applications{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None
-                                     else None, headers={"Content-Type": "application/json"})
+    """Call ``/api/v1/applications``; a ``code`` given as a local path is sent as content,
+    as ``forestream apps create --code`` sends it."""
+    if body is not None and isinstance(body.get("code"), (str, Path)) and \
+            Path(body["code"]).exists():
+        from forestream.processing.app_code import ApplicationCode
+
+        body = {**body, "code": ApplicationCode.from_path(body["code"]).to_request()}
+    request = server.request(f"/api/v1/applications{path}", method=method,
+                             data=json.dumps(body).encode() if body is not None else None,
+                             headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         raw = response.read()
         return json.loads(raw) if raw else None

@@ -60,7 +60,7 @@ def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path
                      d["runtime"].get("checkpoints") and d, 30, "a checkpoint")
     assert described["status"] == "RUNNING"
     assert "stopped" not in cli(server, "logs", "counter").stdout
-    metrics = wait(lambda: (m := urllib.request.urlopen(f"{server.url}/metrics").read()
+    metrics = wait(lambda: (m := urllib.request.urlopen(server.request("/metrics")).read()
                             .decode()) and "forestream_application_busy_seconds_total" in m
                    and m, 30, "application metrics")
     assert 'forestream_application_running_workers{application="counter"} 1' in metrics
@@ -124,7 +124,9 @@ def test_bad_requests_get_problem_details(server, tmp_path):
     cases = [
         ({"name": "x y", "code": "/nope.py"}, 400, "application name"),
         ({"name": "ok"}, 400, "'code'"),
-        ({"name": "ok", "code": str(tmp_path / "missing.py")}, 400, "must be a .py file"),
+        ({"name": "ok", "code": {"filename": "job.txt", "text": ""}}, 400, "ending in .py"),
+        # a default server reads no paths of its own for a request
+        ({"name": "ok", "code": str(tmp_path / "missing.py")}, 403, "path on the server"),
     ]
     for body, status, needle in cases:
         with pytest.raises(urllib.error.HTTPError) as err:
@@ -169,7 +171,7 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(ser
     shards = wait(split, 60, "two workers with two shards each")
     assert sorted(shards[0] + shards[1]) == [f"shardId-00000000000{i}" for i in range(4)]
     assert wait(lambda: totals(kinesis, "pout") == {k: 50 for k in keys}, 90, "totals")
-    metrics = wait(lambda: (m := urllib.request.urlopen(f"{server.url}/metrics").read()
+    metrics = wait(lambda: (m := urllib.request.urlopen(server.request("/metrics")).read()
                             .decode()) and 'application="par",worker="1",operator=' in m
                    and m, 30, "metrics of both workers")
     assert 'forestream_application_running_workers{application="par"} 2' in metrics
@@ -191,12 +193,13 @@ def test_two_workers_split_the_shards_and_one_takes_over_when_the_other_dies(ser
 def test_rest_api_requires_signatures_when_credentials_are_configured(tmp_path,
                                                                        server_process):
     proc = server_process(tmp_path / "auth", env={"FORESTREAM_ACCESS_KEY_ID": "AKID",
-                                                  "FORESTREAM_SECRET_ACCESS_KEY": "s3cret"})
+                                                  "FORESTREAM_SECRET_ACCESS_KEY": "s3cret",
+                                                  "FORESTREAM_NO_TOKEN": "1"}, token=False)
     proc.start()
     with pytest.raises(urllib.error.HTTPError) as err:
         api(proc, "GET", "")
-    assert err.value.code == 403
-    assert "MissingAuthenticationToken" in json.loads(err.value.read())["detail"]
+    assert err.value.code == 401
+    assert "sign with the server's credentials" in json.loads(err.value.read())["detail"]
     signed = {**os.environ, "FORESTREAM_ACCESS_KEY_ID": "AKID",
               "FORESTREAM_SECRET_ACCESS_KEY": "s3cret", "COLUMNS": "200"}
     run = subprocess.run([str(SCRIPT), "apps", "list", "--endpoint-url", proc.url],
@@ -205,7 +208,7 @@ def test_rest_api_requires_signatures_when_credentials_are_configured(tmp_path,
     wrong = {**signed, "FORESTREAM_SECRET_ACCESS_KEY": "nope"}
     run = subprocess.run([str(SCRIPT), "apps", "list", "--endpoint-url", proc.url],
                          capture_output=True, text=True, timeout=120, env=wrong)
-    assert run.returncode != 0 and "403" in run.stderr
+    assert run.returncode != 0 and "401" in run.stderr
 
 
 def test_server_stop_lets_running_workers_finish_their_final_checkpoint(tmp_path,
@@ -239,7 +242,7 @@ def test_malformed_start_stop_and_logs_requests_are_400s(server, tmp_path):
                                ("POST", "/picky/stop", b"[1, 2]"),
                                ("GET", "/picky/logs?tail=lots", None),
                                ("GET", "/picky/logs?tail=0", None)):
-        request = urllib.request.Request(f"{server.url}/api/v1/applications{path}",
+        request = server.request(f"/api/v1/applications{path}",
                                          data=data, method=method)
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(request)

@@ -61,12 +61,12 @@ def test_predict_rejects_bad_arguments():
 def test_predict_through_a_deployed_endpoint(server, regression):
     path, model = regression
     raw = path.read_bytes()
-    req = urllib.request.Request(f"{server.url}/api/v1/models/uploads?filename=model.joblib",
+    req = server.request("/api/v1/models/uploads?filename=model.joblib",
                                  data=raw, method="POST")
     upload = json.loads(urllib.request.urlopen(req).read())
 
     def post(route, body):
-        req = urllib.request.Request(server.url + route, data=json.dumps(body).encode(),
+        req = server.request(route, data=json.dumps(body).encode(),
                                      method="POST", headers={"Content-Type": "application/json"})
         return json.loads(urllib.request.urlopen(req).read())
 
@@ -74,8 +74,8 @@ def test_predict_through_a_deployed_endpoint(server, regression):
                    {"source": upload["source"], "trust": True})
     post("/api/v1/endpoints", {"name": "demand", "variants": [{"model": version["ref"]}]})
     deadline = time.monotonic() + 60
-    while json.loads(urllib.request.urlopen(
-            f"{server.url}/api/v1/endpoints/demand").read())["status"] != "InService":
+    while json.loads(urllib.request.urlopen(server.request(
+            "/api/v1/endpoints/demand")).read())["status"] != "InService":
         assert time.monotonic() < deadline
         time.sleep(0.2)
 

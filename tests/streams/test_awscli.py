@@ -92,7 +92,7 @@ def own_aws(server, tmp_path):
 
 
 def requests_made(server: ServerProcess, operation: str) -> int:
-    text = urllib.request.urlopen(f"{server.url}/metrics").read().decode()
+    text = urllib.request.urlopen(server.request("/metrics")).read().decode()
     prefix = f'forestream_requests_total{{operation="{operation}"}} '
     return next((int(float(line[len(prefix):])) for line in text.splitlines()
                  if line.startswith(prefix)), 0)

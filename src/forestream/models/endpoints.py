@@ -33,7 +33,14 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import ConflictError, InvalidInput, ModelLoadError, ModelsError, NotFoundError
+from .errors import (
+    CodeNotAllowed,
+    ConflictError,
+    InvalidInput,
+    ModelLoadError,
+    ModelsError,
+    NotFoundError,
+)
 
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .pools import DRAIN_TIMEOUT as DRAIN_TIMEOUT
@@ -70,7 +77,10 @@ CREATE TABLE IF NOT EXISTS endpoints (
 class EndpointManager:
     """Endpoint configurations and endpoints over one :class:`ModelRegistry`."""
 
-    def __init__(self, registry: ModelRegistry, data_dir: Path | str) -> None:
+    def __init__(self, registry: ModelRegistry, data_dir: Path | str, *,
+                 allow_code: bool = True) -> None:
+        # allow_code False: versions imported with trust (they run code) are not served
+        self.allow_code = allow_code
         self.registry = registry
         self.root = Path(data_dir) / "models"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -156,6 +166,10 @@ class EndpointManager:
             raise InvalidInput(f"model version {desc['ref']} is {desc['status']}"
                                f" ({desc.get('failure_reason') or 'not ready'}); only "
                                "versions that imported successfully can be deployed")
+        if desc.get("trusted") and not self.allow_code:
+            raise CodeNotAllowed(f"model version {desc['ref']} was imported with trust: serving "
+                                 "it runs its code, and this server refuses to run clients' "
+                                 "code (start it with `forestream server --allow-code`)")
         return desc
 
     def describe_endpoint_config(self, name: str) -> dict:

@@ -76,6 +76,14 @@ class ImportRefused(ModelsError):
     code = "ValidationError"
 
 
+class CodeNotAllowed(ModelsError):
+    """The model would run code on the server (``trust=True``: a pickle, custom inference
+    code), and this registry or endpoint manager was told not to run clients' code."""
+
+    status = 403
+    code = "AccessDeniedException"
+
+
 class ImportFailed(ModelsError):
     """An import ran but did not produce a usable model version.
 

@@ -55,7 +55,7 @@ from ._registry_db import (
     to_micros,
 )
 from ._registry_lifecycle import _VersionLifecycle
-from .errors import ConflictError, InvalidInput, NotFoundError
+from .errors import CodeNotAllowed, ConflictError, InvalidInput, NotFoundError
 from .importer import (
     ImportRequest,
     check_group_name,
@@ -84,7 +84,9 @@ class ModelRegistry(_VersionLifecycle):
 
     def __init__(self, data_dir: Path | str, *, limits: ImportLimits | None = None,
                  validation_timeout: float = 300.0, upload_ttl_seconds: float = 24 * 3600,
-                 artifact_uri: str | None = None) -> None:
+                 artifact_uri: str | None = None, allow_code: bool = True) -> None:
+        # allow_code False: imports that need trust=True (they run code) are refused
+        self.allow_code = allow_code
         self.s3_artifacts = S3Artifacts.configured(artifact_uri)  # checked before any write
         self.root = Path(data_dir) / "models"
         self.limits = limits or ImportLimits.from_env()
@@ -169,6 +171,11 @@ class ModelRegistry(_VersionLifecycle):
         ``ImportFailed`` (both with ``.version``). With an artifact URI, a failed upload
         fails the import too. Returns the ``Ready`` version's dict.
         """
+        if trust and not self.allow_code:
+            raise CodeNotAllowed(
+                "importing with trust runs the model's code (pickles, inference scripts) on "
+                "the server, and this server refuses to run clients' code: start it with "
+                "`forestream server --allow-code` (or FORESTREAM_ALLOW_CODE=1)")
         request = ImportRequest.build(
             group, source, framework=framework, trust=trust, sample_input=sample_input,
             sample_content_type=sample_content_type, metadata=metadata,

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from forestream.durable import fsync_dir
+from forestream.names import shorten
 
 from .errors import InvalidInput
 
@@ -202,7 +203,7 @@ class UploadStore:
         if not isinstance(filename, str) or filename in ("", ".", "..") or \
                 "/" in filename or "\\" in filename or "\0" in filename or \
                 len(filename) > 255:
-            raise InvalidInput(f"upload file name {filename!r} must be a plain file name "
+            raise InvalidInput(f"upload file name {shorten(filename)} must be a plain file name "
                                "(1 to 255 characters, no '/' or '\\', not '.' or '..')")
         self.sweep()
         upload_id = uuid.uuid4().hex

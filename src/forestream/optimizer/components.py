@@ -75,7 +75,9 @@ class ComponentCollector:
     given, receives one CSV per component and a ``resources.json`` (rewritten each
     round with current shard counts, parallelism and workers). ``credentials`` is an
     ``(access key, secret key)`` pair for a server that requires signed requests
-    (default: ``FORESTREAM_ACCESS_KEY_ID``/``AWS_ACCESS_KEY_ID`` and friends).
+    (default: ``FORESTREAM_ACCESS_KEY_ID``/``AWS_ACCESS_KEY_ID`` and friends); ``token``
+    the server's access token (default: found as the forestream commands find it, see
+    :mod:`forestream.access_token`), sent instead of a signature when known.
     :meth:`collect` takes one round by hand; :meth:`start`/:meth:`stop` run rounds on a
     thread. Rates need two rounds: the first only sets the baseline.
     """
@@ -83,10 +85,15 @@ class ComponentCollector:
     def __init__(self, endpoint_url: str, directory: str | Path | None = None, *,
                  interval_seconds: float = 60.0, per_shard: bool = True,
                  credentials: tuple[str, str] | None = None, region: str | None = None,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, token: str | None = None) -> None:
         if not interval_seconds > 0:
             raise MetricInputError(f"interval_seconds must be > 0, got {interval_seconds!r}")
         self.endpoint_url = endpoint_url.rstrip("/")
+        if token is None:
+            from forestream.access_token import find_token
+
+            token = find_token(self.endpoint_url)
+        self.token = token
         self.directory = Path(directory) if directory is not None else None
         self.interval_seconds = float(interval_seconds)
         self.per_shard = per_shard
@@ -289,7 +296,8 @@ class ComponentCollector:
 
     def _get(self, path: str) -> bytes:
         url = f"{self.endpoint_url}{path}"
-        headers = _signature_headers(url, self.credentials, self.region)
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else \
+            _signature_headers(url, self.credentials, self.region)
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                         timeout=self.timeout) as response:

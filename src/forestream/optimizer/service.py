@@ -54,9 +54,11 @@ import json
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
+
+from forestream.names import shorten
 
 from .analysis_input import (
     InvalidRequestError,
@@ -105,11 +107,20 @@ class OptimizerService:
     """Stored analyses under ``<data_dir>/optimizer`` and the component collector.
 
     ``endpoint_url`` is where the collector finds this server's API (default
-    ``http://127.0.0.1:4567``); ``region`` the default catalog region.
+    ``http://127.0.0.1:4567``), ``token`` the server's access token it sends; ``region``
+    the default catalog region. ``check_path(path, what)`` and ``check_url(url, what)``,
+    when given, vet the server paths (metric files, resource files) and Prometheus URLs a
+    request names before they are read: they return the path or URL, or raise (a server
+    sets them from its import roots and outbound hosts).
     """
 
     def __init__(self, data_dir: str | Path, *, endpoint_url: str = "http://127.0.0.1:4567",
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", token: str | None = None,
+                 check_path: Callable[[str, str], object] | None = None,
+                 check_url: Callable[[str, str], object] | None = None) -> None:
+        self.token = token
+        self.check_path = check_path
+        self.check_url = check_url
         self.root = Path(data_dir) / "optimizer"
         self.analyses_dir = self.root / "analyses"
         self.components_dir = self.root / "components"
@@ -130,8 +141,14 @@ class OptimizerService:
                                       f"{', '.join(REQUEST_KEYS)}")
         preferences = check_preferences(request.get("preferences"))
         region = request.get("region") or self.region
+        catalog_path = request.get("catalog")
+        if catalog_path is not None:
+            if not isinstance(catalog_path, str) or not catalog_path:
+                raise InvalidRequestError(f"catalog {shorten(catalog_path)} must be the path "
+                                          "of a catalog CSV on the server")
+            self._vet_path(catalog_path, "catalog")
         try:
-            catalog = load_catalog(region, request.get("catalog"))
+            catalog = load_catalog(region, catalog_path)
         except (CatalogError, OSError) as error:
             raise InvalidRequestError(str(error)) from None
         histories, source = self._histories(request)
@@ -270,7 +287,8 @@ class OptimizerService:
     # ------------------------------------------------------------------ helpers
     def _start_collector(self, seconds: float) -> None:
         self.collector = ComponentCollector(self.endpoint_url, self.components_dir,
-                                            interval_seconds=seconds, region=self.region)
+                                            interval_seconds=seconds, region=self.region,
+                                            token=self.token)
         self.collector.start()
 
     def _collector_settings(self) -> dict:
@@ -303,7 +321,10 @@ class OptimizerService:
             if kinds[0] == "path":
                 if not isinstance(source["path"], str) or not source["path"]:
                     raise InvalidRequestError("source.path must be a path on the server")
+                self._vet_path(source["path"], "source.path")
                 file_resources = resources if isinstance(resources, str) else None
+                if file_resources is not None:
+                    self._vet_path(file_resources, "source.resources")
                 histories = read_metrics(source["path"], resources=file_resources)
             elif kinds[0] == "prometheus":
                 histories = self._prometheus(source["prometheus"])
@@ -317,6 +338,7 @@ class OptimizerService:
         except PrometheusError as error:
             raise SourceUnavailableError(str(error)) from None
         if isinstance(resources, str) and kinds[0] != "path":
+            self._vet_path(resources, "source.resources")
             try:
                 resources = read_resources(resources)
             except MetricInputError as error:
@@ -332,12 +354,21 @@ class OptimizerService:
         if unknown:
             raise InvalidRequestError(f"unknown source.prometheus fields {unknown}; "
                                       f"accepted: {', '.join(PROMETHEUS_KEYS)}")
+        if self.check_url is not None:
+            try:
+                self.check_url(options["url"], "source.prometheus.url")
+            except ValueError as error:
+                raise InvalidRequestError(str(error)) from None
         args = {k: options[k] for k in PROMETHEUS_KEYS[1:] if options.get(k) is not None}
         if "days" in args and (isinstance(args["days"], bool)
                                or not isinstance(args["days"], (int, float))):
             raise InvalidRequestError(f"source.prometheus.days must be a number, got "
                                       f"{args['days']!r}")
         return read_prometheus(options["url"], **args)
+
+    def _vet_path(self, path: str, what: str) -> None:
+        if self.check_path is not None:
+            self.check_path(path, what)
 
     def _components(self) -> list[UtilizationHistory]:
         if not any(self.components_dir.glob("*.csv")):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 
+from forestream.names import SAFE_NAME
+
 from .errors import ApplicationError
 
-NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")  # applications and snapshots
+NAME = re.compile(f"^{SAFE_NAME.pattern}$")  # applications and snapshots (folder names)
 MAX_PARALLELISM = 64
 DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
 MAX_KEY_GROUPS = 128

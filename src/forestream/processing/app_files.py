@@ -9,7 +9,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .app_config import NAME
+from forestream.names import UnsafeName, child_path, shorten
+
 from .errors import NotFoundError
 from .exchange import EXCHANGE_FILE
 from .runtime import checkpoint_files
@@ -93,9 +94,13 @@ class AppFiles:
 
     def _snapshot_path(self, name: str, snapshot: str | None) -> Path:
         self._get(name)
-        path = self.root / name / "snapshots" / str(snapshot)
-        if not snapshot or not NAME.match(snapshot) or not path.is_dir():
-            raise NotFoundError(f"application {name} has no snapshot {snapshot!r}")
+        folder = self.root / name / "snapshots"
+        try:
+            path = child_path(folder, snapshot, "snapshot name")
+        except UnsafeName:
+            path = None
+        if path is None or not path.is_dir():
+            raise NotFoundError(f"application {name} has no snapshot {shorten(snapshot)}")
         return path
 
     def _read_status(self, name: str) -> dict | None:

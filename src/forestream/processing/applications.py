@@ -35,19 +35,29 @@ import threading
 import time
 from pathlib import Path
 
-from .app_config import DEFAULT_MAX_PARALLELISM, NAME, _check_config
+from forestream.names import UnsafeName, child_path
+
+from .app_code import ApplicationCode
+from .app_config import DEFAULT_MAX_PARALLELISM, _check_config
 from .app_files import EXCHANGE_FILE, JOB_PART, AppFiles
 from .autoscaling import Autoscaler, AutoscalingPolicy, UtilizationTracker
-from .errors import ApplicationError, ConflictError, NotFoundError
+from .errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 
 STOP_TIMEOUT_SECONDS = 30.0
 SUPERVISE_SECONDS = 0.5
 
 
 class ApplicationManager(AppFiles, Autoscaler):
+    """``allow_code``: whether applications may be created, updated and started at all
+    (they run their code as this process's user). A server sets it from
+    ``Settings.allow_code``; off, :meth:`start` leaves applications that were running
+    stopped, with the reason recorded, and the lifecycle calls raise
+    :class:`~.errors.ForbiddenError`."""
+
     def __init__(self, data_dir: str | Path, max_restarts: int = 3,
                  restart_window: float = 600.0, environment: dict[str, str] | None = None,
-                 delete_stream=None) -> None:
+                 delete_stream=None, allow_code: bool = True) -> None:
+        self.allow_code = allow_code
         self.root = Path(data_dir) / "apps"
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_restarts = max_restarts
@@ -74,7 +84,13 @@ class ApplicationManager(AppFiles, Autoscaler):
         previous manager on this data directory stopped (call once the server listens)."""
         with self._lock:
             for app in self.list_applications():
-                if app["status"] in ("RUNNING", "STARTING", "UPDATING"):
+                if app["status"] in ("RUNNING", "STARTING", "UPDATING") and \
+                        not self.allow_code:
+                    app["last_failure"] = {"time": time.time(), "reason": (
+                        "not restarted: the server now refuses to run application code "
+                        "(start it with --allow-code)")}
+                    self._set_status(app, "READY")
+                elif app["status"] in ("RUNNING", "STARTING", "UPDATING"):
                     self._spawn(app["name"])
                     self._set_status(app, "RUNNING")
                 elif app["status"] in ("STOPPING", "DELETING"):
@@ -84,25 +100,30 @@ class ApplicationManager(AppFiles, Autoscaler):
         self._supervisor.start()
 
     # ----------------------------------------------------------------- lifecycle
-    def create_application(self, name: str, code: str | Path, properties: dict | None = None,
+    def create_application(self, name: str, code: str | Path | ApplicationCode,
+                           properties: dict | None = None,
                            checkpoint_interval: float = 10.0, parallelism: int = 1,
                            description: str = "",
                            max_parallelism: int = DEFAULT_MAX_PARALLELISM,
                            autoscaling: dict | None = None) -> dict:
-        if not NAME.match(name or ""):
-            raise ApplicationError(f"application name {name!r} must be 1-128 characters of "
-                                   "letters, digits, '_', '.', '-'")
+        """``code``: a ``.py`` file or a folder with ``main.py`` (a path), or
+        :class:`~.app_code.ApplicationCode` sent with a request."""
+        app_dir = self._app_dir(name)  # checked before anything on disk is touched
+        self._require_code("creating an application")
         _check_config(checkpoint_interval, parallelism, properties, max_parallelism)
+        if not isinstance(description, str) or len(description) > 1024:
+            raise ApplicationError(f"description {description!r:.60} must be a string of at "
+                                   "most 1024 characters")
         policy = AutoscalingPolicy.from_dict(autoscaling)
         with self._lock:
             if self._get(name, missing_ok=True) is not None:
                 raise ConflictError(f"application {name} already exists")
-            app_dir = self.root / name
-            shutil.rmtree(app_dir, ignore_errors=True)
+            shutil.rmtree(app_dir, ignore_errors=True)  # left by a create that failed
             entry = self._install_code(app_dir, code)
             now = time.time()
             doc = {"name": name, "description": description, "status": "READY",
-                   "entry": entry, "code_source": str(code), "properties": properties or {},
+                   "entry": entry, "code_source": _source_of(code),
+                   "properties": properties or {},
                    "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
                    "max_parallelism": max_parallelism, "autoscaling": policy.to_dict(),
                    "autoscaling_events": [], "version": 1, "created": now,
@@ -133,6 +154,8 @@ class ApplicationManager(AppFiles, Autoscaler):
                            checkpoint_interval: float | None = None,
                            parallelism: int | None = None,
                            autoscaling: dict | None = None) -> dict:
+        if code is not None:
+            self._require_code("updating an application's code")
         with self._lock:
             doc = self._get(name)
             if doc["status"] not in ("READY", "RUNNING"):
@@ -153,8 +176,8 @@ class ApplicationManager(AppFiles, Autoscaler):
                 self._set_status(doc, "UPDATING")
                 self._terminate(name, take_snapshot=False)
             if code is not None:
-                doc["entry"] = self._install_code(self.root / name, code, replace=True)
-                doc["code_source"] = str(code)
+                doc["entry"] = self._install_code(self._app_dir(name), code, replace=True)
+                doc["code_source"] = _source_of(code)
             if properties is not None:
                 doc["properties"] = properties
             if checkpoint_interval is not None:
@@ -173,11 +196,12 @@ class ApplicationManager(AppFiles, Autoscaler):
                           snapshot: str | None = None) -> dict:
         """``restore``: LATEST (continue from the latest checkpoint), SKIP (start empty)
         or SNAPSHOT (from the named snapshot)."""
+        self._require_code("starting an application")
         with self._lock:
             doc = self._get(name)
             if doc["status"] != "READY":
                 raise ConflictError(f"application {name} is {doc['status']}, not READY")
-            checkpoints = self.root / name / "checkpoints"
+            checkpoints = self._app_dir(name) / "checkpoints"
             self._exchanges(name)  # note the current exchange before its file may go
             if restore == "SKIP":
                 shutil.rmtree(checkpoints, ignore_errors=True)
@@ -222,7 +246,7 @@ class ApplicationManager(AppFiles, Autoscaler):
             self._set_status(doc, "DELETING")
             self._drop_unused_exchanges(name, keep=False)
             self._db.execute("DELETE FROM apps WHERE name=?", (name,))
-            shutil.rmtree(self.root / name, ignore_errors=True)
+            shutil.rmtree(self._app_dir(name), ignore_errors=True)
 
     def logs(self, name: str, tail: int = 200) -> list[str]:
         self._get(name)
@@ -250,12 +274,10 @@ class ApplicationManager(AppFiles, Autoscaler):
 
     # ----------------------------------------------------------------- snapshots
     def create_snapshot(self, name: str, snapshot: str) -> dict:
-        if not NAME.match(snapshot or ""):
-            raise ApplicationError(f"snapshot name {snapshot!r} must be 1-128 characters of "
-                                   "letters, digits, '_', '.', '-'")
         with self._lock:
             self._get(name)
-            if (self.root / name / "snapshots" / snapshot).exists():
+            target = self._child(self._app_dir(name) / "snapshots", snapshot, "snapshot name")
+            if target.exists():
                 raise ConflictError(f"snapshot {snapshot} of {name} already exists")
             if not self._latest_checkpoints(name):
                 raise ConflictError(f"application {name} has no checkpoint to snapshot yet")
@@ -282,9 +304,34 @@ class ApplicationManager(AppFiles, Autoscaler):
             self._drop_unused_exchanges(name)  # an exchange only it referred to
 
     # ------------------------------------------------------------------ helpers
-    def _install_code(self, app_dir: Path, code: str | Path, replace: bool = False) -> str:
-        code = Path(code)
+    def _app_dir(self, name: object) -> Path:
+        return self._child(self.root, name, "application name")
+
+    @staticmethod
+    def _child(root: Path, name: object, what: str) -> Path:
+        try:
+            return child_path(root, name, what)
+        except UnsafeName as exc:
+            raise ApplicationError(str(exc)) from None
+
+    def _require_code(self, action: str) -> None:
+        if not self.allow_code:
+            raise ForbiddenError(f"{action} runs its code on the server, and this server "
+                                 "refuses to run clients' code: start it with `forestream "
+                                 "server --allow-code` (or FORESTREAM_ALLOW_CODE=1)")
+
+    def _install_code(self, app_dir: Path, code: str | Path | ApplicationCode,
+                      replace: bool = False) -> str:
         target = app_dir / "code"
+        if isinstance(code, ApplicationCode):
+            staging = app_dir / ".code.new"
+            shutil.rmtree(staging, ignore_errors=True)
+            entry = code.install(staging)
+            if replace:
+                shutil.rmtree(target, ignore_errors=True)
+            os.replace(staging, target)
+            return entry
+        code = Path(code)
         if replace:
             shutil.rmtree(target, ignore_errors=True)
         if code.is_file() and code.suffix == ".py":
@@ -420,3 +467,11 @@ class ApplicationManager(AppFiles, Autoscaler):
     def _set_status(self, doc: dict, status: str) -> None:
         doc["status"] = status
         self._put(doc)
+
+
+def _source_of(code: str | Path | ApplicationCode) -> str:
+    """What the application's metadata records as where its code came from."""
+    if isinstance(code, ApplicationCode):
+        return f"uploaded ({len(code.files)} file{'s' if len(code.files) != 1 else ''}, " \
+               f"entry {code.entry})"
+    return str(code)

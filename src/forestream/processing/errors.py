@@ -18,3 +18,10 @@ class ConflictError(ApplicationError):
 
     status = 409
     title = "Conflict"
+
+
+class ForbiddenError(ApplicationError):
+    """The server's settings do not allow it (e.g. running clients' code)."""
+
+    status = 403
+    title = "Forbidden"

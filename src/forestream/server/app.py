@@ -8,26 +8,30 @@ import threading
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from forestream import access_token
 from forestream.config import Settings
 from forestream.models.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
+from forestream.models.sources import ImportLimits
 from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
 from .apps_api import routes as application_routes
-from .auth import verify_signature
-from .console import basic_auth_ok
+from .connections import GuardedHttpToolsProtocol
 from .console import routes as console_routes
+from .guard import AUTHENTICATED, RequestGuard
 from .kinesis import KinesisProtocol
 from .metrics import Metrics, render_applications
 from .models_api import routes as model_routes
 from .openapi import routes as openapi_routes
 from .optimizer_api import routes as optimizer_routes
+from .policy import ServerPolicy
 from .sagemaker import routes as sagemaker_routes
 from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
 from .sagemaker_api import SageMakerProtocol
@@ -58,25 +62,40 @@ class Server:
                 await super().shutdown(sockets)
 
         self.server = _Uvicorn(uvicorn.Config(app, host=settings.host, port=settings.port,
-                                              log_level=log_level, access_log=False))
+                                              log_level=log_level, access_log=False,
+                                              http=GuardedHttpToolsProtocol))
+
+    @property
+    def token(self) -> str | None:
+        """The access token clients must send to the REST API, console and metrics."""
+        return self.app.state.token
 
     def run(self) -> None:
-        if not self.http2:
-            self.server.run()
-            return
-        import asyncio
+        url = f"http://{_local(self.settings.host)}:{self.settings.port}"
+        runtime = access_token.register(url, self.token, self.settings.data_dir) \
+            if self.token else None
+        try:
+            if not self.http2:
+                self.server.run()
+                return
+            import asyncio
 
-        from . import http2
+            from . import http2
 
-        tls_port, cert, key = self.tls
-        asyncio.run(http2.serve(self.app, self.settings.host, self.settings.port,
-                                self.app.state.applications, self.log_level, tls_port,
-                                cert, key))
+            tls_port, cert, key = self.tls
+            asyncio.run(http2.serve(self.app, self.settings.host, self.settings.port,
+                                    self.app.state.applications, self.log_level, tls_port,
+                                    cert, key))
+        finally:
+            if runtime is not None:
+                access_token.unregister(runtime)
 
 
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:
     """Build the server around a (new or given) stream store."""
     settings = settings or Settings()
+    token = settings.token or (access_token.load_or_create(settings.data_dir)
+                               if settings.require_token else None)
     store = store or StreamStore(settings.data_dir, fsync=settings.fsync,
                                  status_delay=settings.status_delay,
                                  throughput_limits=settings.throughput_limits,
@@ -86,12 +105,15 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     # Application workers reach this server's Kinesis API through this variable.
     manager = ApplicationManager(settings.data_dir, environment={
         "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"},
-        delete_stream=lambda name: store.delete_stream(stream_name=name))
-    registry = ModelRegistry(settings.data_dir)
-    endpoints = EndpointManager(registry, settings.data_dir)
+        delete_stream=lambda name: store.delete_stream(stream_name=name),
+        allow_code=settings.allow_code)
+    registry = ModelRegistry(settings.data_dir, allow_code=settings.allow_code)
+    endpoints = EndpointManager(registry, settings.data_dir, allow_code=settings.allow_code)
+    policy = ServerPolicy(settings)
     sagemaker = SageMakerProtocol(registry, endpoints, settings)
     optimizer = OptimizerService(settings.data_dir, region=settings.region, endpoint_url=(
-        f"http://{_local(settings.host)}:{settings.port}"))
+        f"http://{_local(settings.host)}:{settings.port}"), token=token,
+        check_path=policy.server_path, check_url=policy.outbound_url)
     stop = threading.Event()
 
     def sweep() -> None:
@@ -123,18 +145,15 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         return await kinesis.handle(request)
 
     async def health(request: Request):
+        # open to anyone (load balancers); where the data lives only for the authorised
+        if not request.scope.get(AUTHENTICATED):
+            return JSONResponse({"status": "ok"})
         return JSONResponse({"status": "ok", "streams": len(store.stream_names()),
                              "data_dir": str(store.data_dir.resolve())})
 
     async def prometheus(request: Request):
-        # names of streams, applications and endpoints: not for anonymous eyes once the
-        # server has credentials (Prometheus scrapes with basic_auth; forestream's own
-        # collector signs with SigV4)
-        if settings.auth_enabled and not basic_auth_ok(request, settings) and \
-                verify_signature(request, b"", settings) is not None:
-            return PlainTextResponse("401 Unauthorized: Basic credentials required\n",
-                                     status_code=401, headers={
-                                         "WWW-Authenticate": 'Basic realm="forestream metrics"'})
+        # the guard asks for the token, or Basic/SigV4 with credentials (Prometheus
+        # scrapes with basic_auth or a bearer token; forestream's own collector signs)
         text = (metrics.render(store) + endpoints.metrics.render(endpoints.worker_counts())
                 + render_applications(manager.runtime_statuses()))
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
@@ -150,7 +169,10 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         *optimizer_routes(optimizer, settings),
         *openapi_routes(settings),
         *console_routes(settings, store, manager, registry, endpoints, optimizer),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, middleware=[Middleware(
+        RequestGuard, settings=settings, token=token,
+        upload_limit=ImportLimits.from_env().max_total_bytes)])
+    app.state.token = token
     app.state.store = store
     app.state.applications = manager
     app.state.settings = settings

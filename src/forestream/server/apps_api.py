@@ -1,8 +1,12 @@
 """REST API for stream processing applications, under ``/api/v1/applications``.
 
-Errors are RFC 9457 problem details (``application/problem+json``). When the server has
-credentials configured, requests must be signed with them (AWS Signature V4, service
-``forestream``), as ``forestream apps`` does.
+Errors are RFC 9457 problem details (``application/problem+json``). Who may call is
+settled before (:mod:`.guard`: the access token, or SigV4 with credentials configured).
+
+``code`` is the application's code sent with the request (``{"filename", "text"}`` or
+``{"zip_base64"}``, see :mod:`forestream.processing.app_code`), or a path on the server
+inside ``Settings.import_roots``. Creating, updating code and starting need
+``Settings.allow_code`` (applications run their code).
 """
 
 from __future__ import annotations
@@ -13,20 +17,28 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forestream.config import Settings
+from forestream.names import UnsafeName, check_name
+from forestream.processing.app_code import ApplicationCode
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
 
-from .rest import guard, json_object, problem
+from .policy import PolicyRefusal, ServerPolicy
+from .rest import answering_errors, json_object, problem
 
 PREFIX = "/api/v1/applications"
 
 
 def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
-    # With credentials configured, every request must be SigV4-signed with them (the
-    # API runs user code: it must not be open to whoever reaches the port).
-    guarded = guard(settings, ApplicationError,
-                    lambda request, exc: problem(exc.status, exc.title, str(exc),
-                                                 request.url.path))
+    policy = ServerPolicy(settings)
+    guarded = answering_errors((ApplicationError, PolicyRefusal),
+                               lambda request, exc: problem(exc.status, exc.title, str(exc),
+                                                            request.url.path))
+
+    def code_of(value) -> ApplicationCode | str:
+        """The request's ``code``: sent content, or a server path the policy allows."""
+        if isinstance(value, str):
+            return str(policy.server_path(value, "code"))
+        return ApplicationCode.from_request(value)
 
     async def call(request: Request, fn, *args, status: int = 200, **kwargs) -> Response:
         try:
@@ -48,8 +60,15 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
                     if k in data}
             name, code = data.get("name"), data.get("code")
             if not name or not code:
-                raise ApplicationError("'name' and 'code' (a path on the server) are required")
-        except ApplicationError as exc:
+                raise ApplicationError("'name' and 'code' are required; code is "
+                                       '{"filename", "text"}, {"zip_base64"} or a path on '
+                                       "the server")
+            try:
+                check_name(name, "application name")
+            except UnsafeName as exc:
+                raise ApplicationError(str(exc)) from None
+            code = code_of(code)
+        except (ApplicationError, PolicyRefusal) as exc:
             return problem(exc.status, exc.title, str(exc), request.url.path)
         return await call(request, manager.create_application, name, code, status=201, **args)
 
@@ -66,6 +85,8 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
             return problem(exc.status, exc.title, str(exc), request.url.path)
         args = {k: data[k] for k in ("code", "properties", "checkpoint_interval", "parallelism",
                                      "autoscaling") if k in data}
+        if args.get("code") is not None:
+            args["code"] = code_of(args["code"])
         return await call(request, manager.update_application, request.path_params["name"],
                           **args)
 

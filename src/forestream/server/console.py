@@ -9,20 +9,18 @@ only, and read through the packages' public read methods, so the console cannot 
 anything. Reads that touch SQLite or files run on a worker thread; the endpoint
 counters, which live on the event loop, are read there.
 
-With server credentials configured (``Settings.auth_enabled``) every console page asks
-for HTTP Basic authentication: the access key id is the user name and the secret access
-key the password, both compared in constant time. A browser cannot sign requests with
-AWS Signature V4, hence Basic; serve the console over TLS (a reverse proxy) when it is
-reached over a network. Without credentials the console is open, like the rest of the
-local development server.
+Who may see it is settled before the routes run (:mod:`forestream.server.guard`): the
+server's access token, given once on ``/?token=...`` (the link ``forestream server``
+prints) or in the sign-in form and then kept in an HttpOnly, SameSite=Strict cookie; with
+server credentials configured, also HTTP Basic (access key id as user name, secret as
+password). Serve the console over TLS (a reverse proxy) when it is reached over a
+network.
 
 Pages refresh themselves every ``?refresh=N`` seconds (default 10, 0 turns it off).
 """
 
 from __future__ import annotations
 
-import base64
-import hmac
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -201,34 +199,16 @@ class ConsoleReader:
 
 # ------------------------------------------------------------------------ helpers
 def _guard(settings: Settings) -> Callable[[Handler], Handler]:
-    """Wrap handlers: Basic authentication when credentials are configured, and the
-    headers every console response carries."""
+    """Wrap handlers with the headers every console response carries (who may see the
+    console is settled before: :class:`forestream.server.guard.RequestGuard`)."""
     def wrap(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
-            if settings.auth_enabled and not basic_auth_ok(request, settings):
-                return HTMLResponse(pages.unauthorized(), status_code=401, headers={
-                    **HEADERS, "Content-Security-Policy": PAGE_POLICY,
-                    "WWW-Authenticate": 'Basic realm="forestream console", charset="UTF-8"'})
-            return await handler(request)
+            response = await handler(request)
+            for name, value in HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
         return run
     return wrap
-
-
-def basic_auth_ok(request: Request, settings: Settings) -> bool:
-    """Whether the request's Basic credentials are the server's (constant-time compare of
-    both parts, always both, so timing reveals neither which part nor how much matched)."""
-    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (ValueError, UnicodeDecodeError):
-        return False
-    user, separator, password = decoded.partition(":")
-    user_ok = hmac.compare_digest(user.encode(), (settings.access_key_id or "").encode())
-    password_ok = hmac.compare_digest(password.encode(),
-                                      (settings.secret_access_key or "").encode())
-    return bool(separator) and user_ok and password_ok
 
 
 def _html(body: str, status: int = 200) -> HTMLResponse:

@@ -242,10 +242,16 @@ def not_found(kind: str, name: str) -> str:
                             ' <a href="/">Back to the overview</a>.</p>')
 
 
-def unauthorized() -> str:
-    return page("Sign in required", "<p>This server has credentials configured: sign in with "
-                                    "the access key id as user name and the secret access key "
-                                    "as password.</p>")
+def login(message: str) -> str:
+    """The page a console visitor without the token (or credentials) sees: why, and a
+    form that takes the token (the guard checks it and sets the console's cookie)."""
+    return page("Sign in", f"<p>{text(message)}.</p>"
+                '<form method="post" action="/login"><label>Access token '
+                '<input type="password" name="token" autocomplete="off" autofocus '
+                'required size="48"></label> <button type="submit">Sign in</button></form>'
+                "<p>The token is printed by <code>forestream server</code> when it starts "
+                "and stored in its data directory (<code>access-token</code>); "
+                "<code>forestream console-url</code> prints a link that signs you in.</p>")
 
 
 def usage(base_url: str, auth: bool) -> str:

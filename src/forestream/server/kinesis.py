@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from forestream.config import Settings
+from forestream.names import shorten
 from forestream.streams.errors import ResourceInUseError, StreamError
 from forestream.streams.store import StreamStore
 from forestream.streams.validation import parse_input, render_output, service_model
 
-from .auth import verify_signature
 from .metrics import Metrics
 
 log = logging.getLogger("forestream.server")
@@ -60,7 +60,8 @@ class KinesisProtocol:
         target = request.headers.get("x-amz-target", "")
         if not target.startswith(TARGET_PREFIX):
             return self._error("UnknownOperationException",
-                               f"X-Amz-Target {target!r} is not a Kinesis_20131202 operation",
+                               f"X-Amz-Target {shorten(target)} is not a Kinesis_20131202 "
+                               "operation",
                                400, binary, request_id)
         operation = target[len(TARGET_PREFIX):]
         body = await request.body()
@@ -72,6 +73,12 @@ class KinesisProtocol:
                 return self._error(*refusal.args, binary, request_id)
             except StreamError as exc:
                 return self._error(exc.code, exc.message, exc.status, binary, request_id)
+            except TypeError as exc:  # a member the operation does not take
+                return self._error("ValidationException", str(exc), 400, binary, request_id)
+            except Exception:  # a bug of ours: AWS's shape, the trace in the log
+                log.exception("internal error in SubscribeToShard (request %s)", request_id)
+                return self._error("InternalFailure", f"internal error; request id "
+                                   f"{request_id}", 500, binary, request_id)
         # Decoding, validation and the operation itself run in a worker thread: a large
         # PutRecords body must not stall the event loop, and concurrent puts then share
         # the segment logs' group-commit fsyncs.
@@ -79,10 +86,6 @@ class KinesisProtocol:
                                               request_id)
 
     def _prepare(self, request: Request, body: bytes, operation: str, binary: bool) -> dict:
-        if self.settings.auth_enabled:
-            failure = verify_signature(request, body, self.settings)
-            if failure is not None:
-                raise _Refusal(*failure, 403)
         if operation not in self.operations:
             raise _Refusal("UnknownOperationException",
                            f"{operation} is not a Kinesis operation", 400)

@@ -35,7 +35,9 @@ error code, e.g. ``ValidationError``)::
     DELETE /api/v1/endpoints/{name}
     GET    /api/v1/endpoints/{name}/logs?tail=N
 
-With credentials configured, requests must be SigV4-signed (service ``forestream``).
+Who may call is settled before (:mod:`.guard`). An import's ``source`` may be a path on
+the server only inside ``Settings.import_roots``, and its ``s3_endpoint_url`` only a host
+in ``Settings.outbound_hosts`` (:mod:`.policy`); ``trust`` needs ``Settings.allow_code``.
 """
 
 from __future__ import annotations
@@ -55,12 +57,15 @@ from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ImportFailed, InvalidInput, ModelsError
 from forestream.models.registry import ModelRegistry
 
-from .rest import guard, json_object, problem, threaded
+from .policy import PolicyRefusal, ServerPolicy
+from .rest import answering_errors, json_object, problem, threaded
 
 UPLOAD_SPOOL_BYTES = 16 * 1024 * 1024
 
 
-def _error(request: Request, exc: ModelsError) -> JSONResponse:
+def _error(request: Request, exc: ModelsError | PolicyRefusal) -> JSONResponse:
+    if isinstance(exc, PolicyRefusal):
+        return problem(exc.status, exc.code, exc.message, request.url.path)
     extra = {"version": exc.version} if isinstance(exc, ImportFailed) and \
         getattr(exc, "version", None) is not None else {}
     return problem(exc.status, exc.code, exc.message, request.url.path, **extra)
@@ -93,7 +98,8 @@ def _time(params, name: str) -> dt.datetime | None:
 
 def routes(registry: ModelRegistry, endpoints: EndpointManager,
            settings: Settings) -> list[Route]:
-    guarded = guard(settings, ModelsError, _error)
+    guarded = answering_errors((ModelsError, PolicyRefusal), _error)
+    policy = ServerPolicy(settings)
 
     async def body(request: Request) -> dict:
         return await json_object(request, InvalidInput)
@@ -141,12 +147,21 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
                 raise InvalidInput("'source' is required: upload://ID (from POST "
                                    "/api/v1/models/uploads), s3://bucket/key or a path on "
                                    "the server")
+            if not source.startswith(("upload://", "s3://")):
+                source = str(policy.server_path(source, "source"))
+            endpoint_url = data.get("s3_endpoint_url")
+            if endpoint_url is not None:
+                try:
+                    policy.outbound_url(str(endpoint_url), "s3_endpoint_url")
+                except ValueError as exc:
+                    raise InvalidInput(str(exc)) from None
             sample = None
             if data.get("sample_input_b64") is not None:
                 try:
                     sample = base64.b64decode(data["sample_input_b64"], validate=True)
-                except (binascii.Error, TypeError):
-                    raise InvalidInput("sample_input_b64 must be base64") from None
+                except (binascii.Error, TypeError, ValueError):
+                    raise InvalidInput("sample_input_b64 must be base64 (ASCII letters, "
+                                       "digits, '+', '/' and '=' padding)") from None
             user = request.headers.get("x-forestream-user") or "api"
             return await threaded(
                 registry.import_version, name, source, framework=data.get("framework"),
@@ -155,7 +170,7 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
                 metadata=data.get("metadata"), customer_metadata=data.get("customer_metadata"),
                 metrics=data.get("metrics"), tags=data.get("tags"),
                 description=data.get("description", ""), created_by=user,
-                s3_endpoint_url=data.get("s3_endpoint_url"), http_status=201)
+                s3_endpoint_url=endpoint_url, http_status=201)
         return await search(request, group=name)
 
     async def search(request: Request, group: str | None = None):

@@ -49,8 +49,11 @@ TAGS = [
 ]
 
 ERRORS = {"400": ("BadRequest", "a bad value: the detail names it and what is accepted"),
-          "403": ("Forbidden", "missing or bad AWS Signature V4 (only when the server has "
-                               "credentials)"),
+          "401": ("Unauthorized", "no valid access token (or, with credentials configured, "
+                                  "no valid AWS Signature V4)"),
+          "403": ("Forbidden", "refused by the server's settings: running clients' code, "
+                               "server paths outside its import roots, hosts it may not "
+                               "fetch from, or a request from another web origin"),
           "404": ("NotFound", "no such resource"),
           "409": ("Conflict", "not possible in the resource's current state"),
           "422": ("ImportFailed", "the import ran but produced no usable version (the "
@@ -59,10 +62,14 @@ ERRORS = {"400": ("BadRequest", "a bad value: the detail names it and what is ac
 
 SIGV4 = {"type": "apiKey", "in": "header", "name": "Authorization",
          "description": "AWS Signature Version 4 (AWS4-HMAC-SHA256), service 'forestream', "
-         "any region, signed with the server's FORESTREAM_ACCESS_KEY_ID / "
-         "FORESTREAM_SECRET_ACCESS_KEY (with X-Amz-Date and, optionally, "
-         "X-Amz-Content-Sha256), as botocore and the forestream CLI sign. Required only when "
-         "the server has credentials configured."}
+         "the server's region, signed with the server's FORESTREAM_ACCESS_KEY_ID / "
+         "FORESTREAM_SECRET_ACCESS_KEY over host, X-Amz-Date and the body's SHA-256, as "
+         "botocore and the forestream CLI sign. Accepted when the server has credentials "
+         "configured."}
+TOKEN = {"type": "http", "scheme": "bearer",
+         "description": "The server's access token (printed when it starts, stored in its "
+         "data directory as access-token), as 'Authorization: Bearer TOKEN' or in an "
+         "'X-Forestream-Token' header. forestream commands find it themselves."}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -366,18 +373,23 @@ PATHS: dict[str, dict] = {
 def build_document(settings: Settings) -> dict:
     """The document for a server with ``settings`` (security depends on credentials)."""
     paths = copy.deepcopy(PATHS)
-    if settings.auth_enabled:
-        for path, item in paths.items():
-            for method, operation in item.items():
-                if method != "parameters" and path != PATH:
-                    operation["responses"]["403"] = _ref("responses", "Forbidden")
-        security: list = [{"sigv4": []}]
-        auth = ("This server has credentials configured: every operation (except this "
-                "document) must be signed with AWS Signature V4.")
+    token = settings.require_token or bool(settings.token)
+    security: list = ([{"token": []}] if token else []) + \
+        ([{"sigv4": []}] if settings.auth_enabled else [])
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method != "parameters" and path != PATH:
+                operation["responses"]["403"] = _ref("responses", "Forbidden")
+                if security:
+                    operation["responses"]["401"] = _ref("responses", "Unauthorized")
+    if not security:
+        security = [{}]
+        auth = "This server asks for no authentication (started with --no-token)."
     else:
-        security = [{}, {"sigv4": []}]
-        auth = ("This server has no credentials configured: signatures are optional and "
-                "not checked.")
+        auth = ("Every operation (except this document) needs " + " or ".join(
+            ["the server's access token"] * token +
+            ["an AWS Signature V4 made with the server's credentials"] * settings.auth_enabled)
+            + ".")
     return {
         "openapi": "3.1.0",
         "info": {"title": "forestream", "version": __version__,
@@ -392,7 +404,7 @@ def build_document(settings: Settings) -> dict:
             "responses": {name: {"description": text, "content": {
                 "application/problem+json": {"schema": _ref("schemas", "Problem")}}}
                 for name, text in ERRORS.values()},
-            "securitySchemes": {"sigv4": SIGV4},
+            "securitySchemes": {"token": TOKEN, "sigv4": SIGV4},
         },
         "security": security,
     }

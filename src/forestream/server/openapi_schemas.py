@@ -156,8 +156,16 @@ APPLICATION = {"allOf": [ref("ApplicationRecord"), obj({
 }, ("runtime", "snapshots"))], "description": "an application, described"}
 APPLICATION_CREATE = obj({
     "name": {"type": "string", "pattern": APP_NAME},
-    "code": {"type": "string", "minLength": 1, "description": "a path on the server: a .py "
-             "file or a directory with main.py, defining build(env, properties)"},
+    "code": {"oneOf": [
+        obj({"filename": {"type": "string", "pattern": r"^[^/\\.][^/\\]*\.py$"},
+             "text": {"type": "string", "description": "the Python source"}},
+            ("filename", "text"), "one file defining build(env, properties)", closed=True),
+        obj({"zip_base64": {"type": "string", "contentEncoding": "base64"}}, ("zip_base64",),
+            "a zip with main.py at its top (at most 50 MiB)", closed=True),
+        {"type": "string", "minLength": 1, "description": "a path on the server inside its "
+         "import roots (--import-root): a .py file or a directory with main.py"}],
+        "description": "the application's code (running it needs a server started with "
+                       "--allow-code)"},
     "description": STR,
     "properties": {**_APP_CONFIG["properties"], "default": {}},
     "checkpoint_interval": {**_APP_CONFIG["checkpoint_interval"], "default": 10.0},

@@ -27,8 +27,9 @@ is accepted)::
     PUT    /api/v1/optimizer/components               start it: {"interval_seconds": 60}
     DELETE /api/v1/optimizer/components               stop it
 
-See :mod:`forestream.optimizer.service` for the request shapes. With credentials
-configured, requests must be SigV4-signed (service ``forestream``), as the CLI does.
+See :mod:`forestream.optimizer.service` for the request shapes. Who may call is settled
+before (:mod:`.guard`); server paths in a request (``source.path``, ``catalog``) must lie
+in ``Settings.import_roots``, Prometheus URLs on ``Settings.outbound_hosts``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from starlette.routing import Route
 from forestream.config import Settings
 from forestream.optimizer.service import InvalidRequestError, OptimizerError, OptimizerService
 
-from .rest import guard, json_object, problem, threaded
+from .policy import PolicyRefusal
+from .rest import answering_errors, json_object, problem, threaded
 
 PREFIX = "/api/v1/optimizer"
 #: The report is self-contained: it may not load or run anything.
@@ -51,7 +53,7 @@ REPORT_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def routes(service: OptimizerService, settings: Settings) -> list[Route]:
-    guarded = guard(settings, OptimizerError,
+    guarded = answering_errors((OptimizerError, PolicyRefusal),
                     lambda request, exc: problem(exc.status, exc.code, str(exc),
                                                  request.url.path))
 

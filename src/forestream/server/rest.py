@@ -1,8 +1,9 @@
 """Plumbing shared by forestream's own REST APIs (``/api/v1/...``).
 
-Errors are RFC 9457 problem details (``application/problem+json``); with credentials
-configured every request must carry a valid AWS Signature V4 (service ``forestream``);
-blocking work runs on a worker thread; bodies are JSON objects.
+Errors are RFC 9457 problem details (``application/problem+json``); blocking work runs
+on a worker thread; bodies are JSON objects. Authentication (the access token, or SigV4
+for service ``forestream`` with credentials configured) happens before, in
+:mod:`forestream.server.guard`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from forestream.config import Settings
-
-from .auth import verify_signature
-
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -28,17 +25,13 @@ def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSO
                         status_code=status, media_type="application/problem+json")
 
 
-def guard(settings: Settings, errors: type[Exception],
-          render: Callable[[Request, Exception], Response]) -> Callable[[Handler], Handler]:
-    """Wrap handlers: check the signature when credentials are configured, and turn the
-    package's ``errors`` into responses with ``render``."""
+def answering_errors(errors: type[Exception] | tuple[type[Exception], ...],
+                     render: Callable[[Request, Exception], Response]
+                     ) -> Callable[[Handler], Handler]:
+    """Wrap handlers: turn the package's ``errors`` into responses with ``render``. (Who
+    may call was settled before: :class:`forestream.server.guard.RequestGuard`.)"""
     def wrap(handler: Handler) -> Handler:
         async def run(request: Request) -> Response:
-            if settings.auth_enabled:
-                failure = verify_signature(request, await request.body(), settings)
-                if failure is not None:
-                    return problem(403, "Forbidden", f"{failure[0]}: {failure[1]}",
-                                   request.url.path)
             try:
                 return await handler(request)
             except errors as exc:

@@ -23,8 +23,6 @@ from forestream.config import Settings
 from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ModelsError, NotFoundError, UnsupportedContentType
 
-from .auth import verify_signature
-
 MAX_PAYLOAD = 6 * 1024 * 1024
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _HEADER_MAX = 1024
@@ -52,10 +50,6 @@ def routes(endpoints: EndpointManager, settings: Settings) -> list[Route]:
         if len(body) > MAX_PAYLOAD:
             return aws_error(413, "ValidationError",
                              f"HTTP content length exceeded {MAX_PAYLOAD} bytes.")
-        if settings.auth_enabled:
-            failure = verify_signature(request, body, settings)
-            if failure is not None:
-                return aws_error(403, failure[0], failure[1])
         headers = request.headers
         content_type = headers.get("content-type") or "application/octet-stream"
         accept = headers.get("accept")

@@ -31,7 +31,6 @@ from forestream.models.errors import ConflictError, ModelsError, NotFoundError
 from forestream.models.registry import ModelRegistry
 from forestream.models.sagemaker_models import SageMakerModels
 
-from .auth import verify_signature
 from .sagemaker_common import Context, Operation, SageMakerError
 from .sagemaker_hosting import OPERATIONS as HOSTING
 from .sagemaker_registry import OPERATIONS as REGISTRY
@@ -59,10 +58,6 @@ class SageMakerProtocol:
         operation = request.headers.get("x-amz-target", "")[len(TARGET_PREFIX):]
         body = await request.body()
         try:
-            if self.settings.auth_enabled:
-                failure = verify_signature(request, body, self.settings)
-                if failure is not None:
-                    raise SageMakerError(failure[0], failure[1], 403)
             spec = OPERATIONS.get(operation)
             if spec is None:
                 raise SageMakerError("UnknownOperationException",
@@ -97,6 +92,8 @@ class SageMakerProtocol:
         except ConflictError as exc:
             raise SageMakerError(spec.conflict, exc.message) from None
         except ModelsError as exc:  # InvalidInput, ImportRefused, ImportFailed, ...
+            if exc.status == 403:  # CodeNotAllowed: the server's settings refuse it
+                raise SageMakerError("AccessDeniedException", exc.message) from None
             if exc.status >= 500:
                 raise SageMakerError("InternalFailure", exc.message, 500) from None
             raise SageMakerError("ValidationException", exc.message) from None

@@ -161,7 +161,9 @@ class AdminOperations:
                               stream_creation_timestamp: float | None = None) -> dict:
         info = self._resolve(None, stream_arn)
         consumers = self._db.consumers(info.name)
-        start = int(decode_token(next_token, "consumers")) if next_token else 0
+        start = int(decode_token(next_token, "consumers",
+                                 lambda v: isinstance(v, str) and v.isdigit()
+                                 and len(v) < 10)) if next_token else 0
         limit = max_results or 100
         page = consumers[start : start + limit]
         out = {"Consumers": [self._consumer(info, *c) for c in page]}

@@ -13,6 +13,8 @@ import json
 import threading
 import time
 
+from forestream.names import shorten
+
 from .crypto import seal, unseal
 from .errors import (
     ExpiredIteratorError,
@@ -136,6 +138,9 @@ class RecordOperations:
     def get_records(self, shard_iterator: str, limit: int | None = None,
                     stream_arn: str | None = None) -> dict:
         name, number, position, created = self._decode_iterator(shard_iterator)
+        if stream_arn is not None and stream_arn != self.stream_arn(name):
+            raise InvalidArgumentError(f"StreamARN {shorten(stream_arn)} is not the stream of "
+                                       f"this shard iterator ({self.stream_arn(name)})")
         info = self._streams.get(name)
         if info is None or info.created_ms != created:
             raise ResourceNotFoundError(f"Stream {name} under account {self.account} not found.")

@@ -193,7 +193,7 @@ class StreamStore(AdminOperations, RecordOperations, ReshardOperations):
             if start is not None:
                 raise InvalidArgumentError("NextToken and ExclusiveStartStreamName cannot both "
                                            "be given")
-            start = decode_token(next_token, "streams")
+            start = decode_token(next_token, "streams", lambda v: isinstance(v, str))
         if start is not None:
             names = [n for n in names if n > start]
         limit = limit or 100
@@ -211,7 +211,8 @@ class StreamStore(AdminOperations, RecordOperations, ReshardOperations):
         if next_token is not None:
             # The token carries the stream, position and filter; paginators resend the
             # first call's arguments beside it, which is fine as long as they agree.
-            name, after, filter_type, filter_value = decode_token(next_token, "shards")
+            name, after, filter_type, filter_value = decode_token(next_token, "shards",
+                                                                  _shards_token_ok)
             info = self._resolve(name, None)
             if (stream_name or stream_arn) and \
                     self._resolve(stream_name, stream_arn).name != info.name:
@@ -357,6 +358,21 @@ class StreamStore(AdminOperations, RecordOperations, ReshardOperations):
             lock = self._stream_locks.setdefault(name, ReadWriteLock())
         return lock
 
+
+
+def _shards_token_ok(value) -> bool:
+    """Whether a ListShards token holds what :meth:`StreamStore.list_shards` put in it."""
+    def integer(item) -> bool:
+        return isinstance(item, int) and not isinstance(item, bool)
+
+    if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)
+            and integer(value[1])):
+        return False
+    kind, argument = value[2], value[3]
+    if kind in ("AFTER_SHARD_ID", "AT_TIMESTAMP", "FROM_TIMESTAMP"):
+        return integer(argument)
+    return kind in (None, "AT_LATEST", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON") and \
+        argument is None
 
 
 def _lock_directory(data_dir: Path):

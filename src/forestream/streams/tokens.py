@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
+from typing import Any
+
+from forestream.names import shorten
 
 from .errors import InvalidArgumentError
 
@@ -13,11 +17,21 @@ def encode_token(kind: str, value) -> str:
     return base64.urlsafe_b64encode(json.dumps([kind, value]).encode()).decode()
 
 
-def decode_token(token: str, kind: str):
+MAX_TOKEN_LENGTH = 4096  # the tokens this service issues are far shorter
+
+
+def decode_token(token: str, kind: str, valid: Callable[[Any], bool] = lambda value: True):
+    """The value inside a NextToken of ``kind``; :class:`InvalidArgumentError` for anything
+    this service did not issue (wrong kind, malformed, or a value ``valid`` refuses)."""
+    shown = shorten(token, 80)
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidArgumentError(f"invalid NextToken {shown}")
     try:
         found, value = json.loads(base64.urlsafe_b64decode(token.encode()))
-    except (ValueError, binascii.Error, TypeError) as exc:
-        raise InvalidArgumentError(f"invalid NextToken {token!r}") from exc
+    except (ValueError, binascii.Error, TypeError, RecursionError) as exc:
+        raise InvalidArgumentError(f"invalid NextToken {shown}") from exc
     if found != kind:
-        raise InvalidArgumentError(f"NextToken {token!r} is not a {kind} token")
+        raise InvalidArgumentError(f"NextToken {shown} is not a {kind} token")
+    if not valid(value):
+        raise InvalidArgumentError(f"invalid NextToken {shown}")
     return value
