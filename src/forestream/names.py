@@ -47,6 +47,14 @@ def shorten(value: object, limit: int = ECHO_LIMIT) -> str:
     return f"{text[:limit - 2]}…({len(text)} characters)"
 
 
+def cap_message(message: str, limit: int = 1000) -> str:
+    """An error message cut to ``limit`` characters: whatever a route echoes, an answer
+    stays small (the full value is the client's own; it needs only to recognise it)."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}…(message of {len(message)} characters cut)"
+
+
 def check_name(name: object, what: str) -> str:
     """``name`` when it matches :data:`SAFE_NAME`, else :class:`UnsafeName`."""
     if not isinstance(name, str) or SAFE_NAME.fullmatch(name) is None:

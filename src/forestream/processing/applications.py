@@ -35,7 +35,7 @@ import threading
 import time
 from pathlib import Path
 
-from forestream.names import UnsafeName, child_path
+from forestream.names import UnsafeName, child_path, shorten
 
 from .app_code import ApplicationCode
 from .app_config import DEFAULT_MAX_PARALLELISM, _check_config
@@ -456,7 +456,7 @@ class ApplicationManager(AppFiles, Autoscaler):
         if row is None:
             if missing_ok:
                 return None
-            raise NotFoundError(f"application {name!r} not found")
+            raise NotFoundError(f"application {shorten(name)} not found")
         return json.loads(row[0])
 
     def _put(self, doc: dict) -> None:

@@ -56,8 +56,13 @@ class Server:
         self.tls = (tls_port, tls_cert, tls_key)
         self.app = app
 
+        outer = self
+        self._runtime = None  # this server's runtime record (access_token.register)
+
         class _Uvicorn(uvicorn.Server):
             async def shutdown(self, sockets=None):
+                # uvicorn re-raises SIGTERM/SIGINT once it has stopped: tidy up here
+                outer._unregister()
                 await anyio.to_thread.run_sync(applications.stop_workers)
                 await super().shutdown(sockets)
 
@@ -72,8 +77,8 @@ class Server:
 
     def run(self) -> None:
         url = f"http://{_local(self.settings.host)}:{self.settings.port}"
-        runtime = access_token.register(url, self.token, self.settings.data_dir) \
-            if self.token else None
+        if self.token:
+            self._runtime = access_token.register(url, self.token, self.settings.data_dir)
         try:
             if not self.http2:
                 self.server.run()
@@ -87,8 +92,12 @@ class Server:
                                     self.app.state.applications, self.log_level, tls_port,
                                     cert, key))
         finally:
-            if runtime is not None:
-                access_token.unregister(runtime)
+            self._unregister()
+
+    def _unregister(self) -> None:
+        if self._runtime is not None:
+            access_token.unregister(self._runtime)
+            self._runtime = None
 
 
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from forestream.config import Settings
-from forestream.names import shorten
+from forestream.names import cap_message, shorten
 from forestream.streams.errors import ResourceInUseError, StreamError
 from forestream.streams.store import StreamStore
 from forestream.streams.validation import parse_input, render_output, service_model
@@ -126,7 +126,7 @@ class KinesisProtocol:
 
     def _error(self, code: str, message: str, status: int, binary: bool,
                request_id: str) -> Response:
-        body = {"__type": code, "message": message}
+        body = {"__type": code, "message": cap_message(message)}
         payload = cbor2.dumps(body) if binary else json.dumps(body).encode()
         return Response(payload, status_code=status,
                         media_type=CBOR_TYPE if binary else JSON_TYPE,

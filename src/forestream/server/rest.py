@@ -15,13 +15,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from forestream.names import cap_message
+
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSONResponse:
     """A problem-details response; ``extra`` members are added to the object."""
     return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, "instance": instance, **extra},
+                         "detail": cap_message(detail), "instance": cap_message(instance),
+                         **extra},
                         status_code=status, media_type="application/problem+json")
 
 

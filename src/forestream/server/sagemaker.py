@@ -22,6 +22,7 @@ from starlette.routing import Route
 from forestream.config import Settings
 from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ModelsError, NotFoundError, UnsupportedContentType
+from forestream.names import cap_message
 
 MAX_PAYLOAD = 6 * 1024 * 1024
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -29,6 +30,7 @@ _HEADER_MAX = 1024
 
 
 def aws_error(status: int, code: str, message: str, **fields) -> Response:
+    message = cap_message(message)
     return Response(orjson.dumps({"message": message, "Message": message, **fields}),
                     status_code=status, media_type="application/json",
                     headers={"x-amzn-ErrorType": code})

@@ -30,6 +30,7 @@ from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ConflictError, ModelsError, NotFoundError
 from forestream.models.registry import ModelRegistry
 from forestream.models.sagemaker_models import SageMakerModels
+from forestream.names import cap_message
 
 from .sagemaker_common import Context, Operation, SageMakerError
 from .sagemaker_hosting import OPERATIONS as HOSTING
@@ -112,6 +113,7 @@ def _parse(operation: str, params) -> dict:
 
 
 def _error(code: str, message: str, status: int, request_id: str) -> Response:
-    return Response(orjson.dumps({"__type": code, "message": message}), status_code=status,
+    return Response(orjson.dumps({"__type": code, "message": cap_message(message)}),
+                    status_code=status,
                     media_type=JSON_TYPE,
                     headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code})
