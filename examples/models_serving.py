@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from forestream.quickstart import EmbeddedServer
+from forestream.server.embedded import EmbeddedServer
 
 
 def call(server, method: str, path: str, body=None, raw: bytes | None = None):

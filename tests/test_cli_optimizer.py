@@ -231,7 +231,7 @@ def test_help_teaches_with_examples():
 
 
 def test_cli_choices_are_the_recommenders():
-    from forestream import cli_optimizer
+    from forestream.cli import optimizer as cli_optimizer
     from forestream.optimizer import findings, policies, recommend, types
 
     assert tuple(map(int, cli_optimizer.LOOKBACK_DAYS)) == recommend.LOOKBACK_DAYS

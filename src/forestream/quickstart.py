@@ -19,9 +19,7 @@
 from __future__ import annotations
 
 import json
-import secrets
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -32,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from forestream.demo import DAY, SENSORS, event_metrics, generate_machine
+from forestream.server.embedded import EmbeddedServer
 
 ALERT_GRADE = 0.3  # grades at or above this are alerts (score >= 0.3 * log2(sample size))
 INPUT_STREAM = "sensor-readings"
@@ -113,54 +112,6 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
     return summary
 
 
-class EmbeddedServer:
-    """``forestream server`` in a background thread of this process."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.token: str | None = None
-        self._server = None
-        self._thread = None
-
-    def start(self) -> None:
-        import uvicorn
-
-        from forestream.config import Settings
-        from forestream.server import create_app
-        from forestream.server.connections import GuardedHttpToolsProtocol
-
-        # the quickstart deploys its own application: this server runs its code
-        settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=self.port,
-                            status_delay=0.1, allow_code=True,
-                            token=secrets.token_urlsafe(24))
-        self.token = settings.token
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="error", access_log=False,
-                                http=GuardedHttpToolsProtocol)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="server", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the embedded server did not start")
-            time.sleep(0.02)
-
-    def client(self):
-        from forestream.processing.kinesis_io import kinesis_client
-
-        return kinesis_client(self.url, max_attempts=5)
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-
-
 def _publish(kinesis, fleet, rows: int, rate: float) -> None:
     """Publish all readings in time order, a batch of time steps per PutRecords call, at
     about ``rate`` readings per second (the sensors' clock runs fast: one simulated
@@ -226,9 +177,9 @@ class _Results:
 
 
 def _rest(server: EmbeddedServer, method: str, path: str, body: dict | None = None):
-    from forestream.cli_rest import rest
+    from forestream.rest_client import call
 
-    return rest(server.url, method, f"/api/v1/applications{path}", body, timeout=120,
+    return call(server.url, method, f"/api/v1/applications{path}", body, timeout=120,
                 token=server.token)
 
 

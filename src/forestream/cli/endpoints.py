@@ -11,8 +11,7 @@ from __future__ import annotations
 import click
 from rich.table import Table
 
-from forestream.cli_rest import console, err_console, parse_pairs, rest, show_json
-from forestream.cli_streams import endpoint_option
+from .options import console, endpoint_option, err_console, parse_pairs, rest, show_json
 
 
 @click.group("endpoints", invoke_without_command=True)
@@ -99,7 +98,7 @@ def transform_cmd(endpoint_name, source, destination, content_type, batch_size, 
 
     kinesis = None
     if source.startswith("kinesis://") or destination.startswith("kinesis://"):
-        from forestream.cli_streams import client
+        from .streams import client
 
         kinesis = client(endpoint_url)
     try:

@@ -17,15 +17,14 @@ import urllib.request
 import click
 from rich.table import Table
 
-from forestream.cli_optimizer_options import (
+from ..options import endpoint_option, rest
+from .options import (
     console,
     output_options,
     pop_preferences,
     preference_options,
     show_analysis,
 )
-from forestream.cli_rest import rest
-from forestream.cli_streams import endpoint_option
 
 
 @click.group()

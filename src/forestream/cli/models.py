@@ -15,9 +15,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from forestream.cli_endpoints import endpoints, transform_cmd
-from forestream.cli_rest import console, err_console, parse_pairs, rest, show_json
-from forestream.cli_streams import endpoint_option
+from .endpoints import endpoints, transform_cmd
+from .options import console, endpoint_option, err_console, parse_pairs, rest, show_json
 
 
 @click.group()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import sys
 import time
 
@@ -12,13 +11,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-DEFAULT_ENDPOINT = "http://127.0.0.1:4567"
+from .options import endpoint_option
 
-endpoint_option = click.option(
-    "--endpoint-url", default=lambda: os.environ.get("FORESTREAM_ENDPOINT_URL", DEFAULT_ENDPOINT),
-    show_default=f"$FORESTREAM_ENDPOINT_URL or {DEFAULT_ENDPOINT}",
-    help="The forestream server (or any Kinesis endpoint) to talk to.")
+console = Console()
 
 
 def client(endpoint_url: str):

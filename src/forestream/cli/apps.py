@@ -11,8 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from forestream.cli_rest import rest
-from forestream.cli_streams import endpoint_option
+from .options import endpoint_option, rest
 
 console = Console()
 

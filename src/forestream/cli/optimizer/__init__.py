@@ -19,14 +19,14 @@ import click
 from rich.table import Table
 
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
-from forestream.cli_optimizer_options import CPU_HEADROOMS as CPU_HEADROOMS
-from forestream.cli_optimizer_options import CPU_PERCENTILES as CPU_PERCENTILES
-from forestream.cli_optimizer_options import FINDINGS as FINDINGS
-from forestream.cli_optimizer_options import KINDS as KINDS
-from forestream.cli_optimizer_options import LOOKBACK_DAYS as LOOKBACK_DAYS
-from forestream.cli_optimizer_options import MEM_HEADROOMS as MEM_HEADROOMS
-from forestream.cli_optimizer_options import POLICIES as POLICIES
-from forestream.cli_optimizer_options import (
+from .options import CPU_HEADROOMS as CPU_HEADROOMS
+from .options import CPU_PERCENTILES as CPU_PERCENTILES
+from .options import FINDINGS as FINDINGS
+from .options import KINDS as KINDS
+from .options import LOOKBACK_DAYS as LOOKBACK_DAYS
+from .options import MEM_HEADROOMS as MEM_HEADROOMS
+from .options import POLICIES as POLICIES
+from .options import (
     console,
     err_console,
     output_options,
@@ -34,7 +34,7 @@ from forestream.cli_optimizer_options import (
     preference_options,
     show_analysis,
 )
-from forestream.cli_optimizer_server import analyses, components
+from .server import analyses, components
 
 PROGRESS_FROM = 200  # resources: below this a run takes a second or two
 

@@ -1,0 +1,158 @@
+"""``forestream server`` and ``forestream console-url``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+console = Console()
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on [env FORESTREAM_HOST; "
+              "default 127.0.0.1].")
+@click.option("--port", default=None, type=click.IntRange(1, 65535),
+              help="Port [env FORESTREAM_PORT; default 4567].")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="Where all state lives [env FORESTREAM_DATA_DIR; default ./.forestream].")
+@click.option("--no-fsync", is_flag=True,
+              help="Acknowledge writes before they reach the disk (faster, not crash-safe).")
+@click.option("--throughput-limits", is_flag=True,
+              help="Enforce Kinesis per-shard limits (1 MiB/s, 1,000 records/s in; 2 MiB/s "
+                   "out) to exercise producers' retry logic.")
+@click.option("--http2", is_flag=True,
+              help="Also speak cleartext HTTP/2 (h2c) on --port, as the Kinesis Client "
+                   "Library 2.x reads SubscribeToShard (needs forestream[http2]).")
+@click.option("--tls-port", type=click.IntRange(1, 65535),
+              help="Also listen with TLS here (HTTP/2 by ALPN, and HTTP/1.1); needs "
+                   "--tls-cert and --tls-key.")
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate (chain) for --tls-port.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM private key for --tls-port.")
+@click.option("--allow-code", is_flag=True,
+              help="Let clients make the server run their code: applications, pickled "
+                   "models, SageMaker inference scripts [env FORESTREAM_ALLOW_CODE=1].")
+@click.option("--import-root", "import_roots", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A server folder requests may name as a source (application code, "
+                   "model files, metric files); repeatable [env FORESTREAM_IMPORT_ROOTS]. "
+                   "Without it, clients upload what they import.")
+@click.option("--outbound-host", "outbound_hosts", multiple=True, metavar="HOST[:PORT]",
+              help="A host requests may make the server fetch from (Prometheus, an S3 "
+                   "endpoint); repeatable [env FORESTREAM_OUTBOUND_HOSTS].")
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host name accepted besides localhost/127.0.0.1/[::1] (e.g. behind a "
+                   "proxy); repeatable [env FORESTREAM_ALLOWED_HOSTS].")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="A web origin (https://app.example) whose pages may call this server "
+                   "from a browser; repeatable [env FORESTREAM_CORS_ORIGINS].")
+@click.option("--no-token", is_flag=True,
+              help="Do not ask for the access token on the REST API, console and metrics "
+                   "(anyone who reaches the port may use them) [env FORESTREAM_NO_TOKEN=1].")
+@click.option("--log-level", default="warning", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, tls_cert,
+           tls_key, allow_code, import_roots, outbound_hosts, allowed_hosts, cors_origins,
+           no_token, log_level):
+    """Run the forestream server: the Kinesis and SageMaker APIs on POST /, SageMaker
+    runtime invocations, forestream's REST API (/api/v1), the console (/), /health and
+    /metrics.
+
+    Any Kinesis or SageMaker client works unchanged; point it at the server's URL:
+
+    \b
+      forestream server --port 4567 &
+      aws kinesis create-stream --stream-name demo --shard-count 2 \\
+          --endpoint-url http://127.0.0.1:4567
+      python -c "import boto3; k = boto3.client('kinesis', endpoint_url='http://127.0.0.1:4567',
+          region_name='us-east-1'); print(k.list_streams())"
+
+    The REST API, console and metrics ask for an access token, created at the first
+    start (printed below, stored in DATA_DIR/access-token); forestream commands find it
+    themselves. Set FORESTREAM_ACCESS_KEY_ID and FORESTREAM_SECRET_ACCESS_KEY to require
+    every request signed (AWS Signature V4) with those credentials.
+
+    Applications run your code, so the server refuses them unless you allow it:
+
+    \b
+      forestream server --allow-code &
+      forestream apps create temps --code job.py && forestream apps start temps
+
+    For Java consumers (KCL 2.x reads SubscribeToShard over HTTP/2):
+
+    \b
+      forestream server --http2                  # h2c and HTTP/1.1 on the same port
+      forestream server --tls-port 4568 --tls-cert cert.pem --tls-key key.pem
+    """
+    from forestream.config import Settings
+    from forestream.server import Server
+
+    settings = Settings()
+    settings.host = host or settings.host
+    settings.port = port or settings.port
+    settings.data_dir = data_dir or settings.data_dir
+    settings.fsync = settings.fsync and not no_fsync
+    settings.throughput_limits = settings.throughput_limits or throughput_limits
+    settings.allow_code = settings.allow_code or allow_code
+    settings.import_roots = [*settings.import_roots, *import_roots]
+    settings.outbound_hosts = [*settings.outbound_hosts, *outbound_hosts]
+    settings.allowed_hosts = [*settings.allowed_hosts, *allowed_hosts]
+    settings.cors_origins = [*settings.cors_origins, *cors_origins]
+    settings.require_token = settings.require_token and not no_token
+    if (tls_port is None) != (tls_cert is None) or (tls_port is None) != (tls_key is None):
+        raise click.UsageError("--tls-port, --tls-cert and --tls-key go together")
+    if http2 or tls_port is not None:
+        from forestream.server.http2 import check_available
+
+        check_available()
+    if tls_port is not None and tls_port == settings.port:
+        raise click.UsageError(f"--tls-port {tls_port} must differ from --port")
+    running = Server(settings, log_level, http2=http2, tls_port=tls_port, tls_cert=tls_cert,
+                     tls_key=tls_key)
+    console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
+                  f"(data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
+                  f"SigV4 {'required' if settings.auth_enabled else 'off'}, "
+                  f"code {'allowed' if settings.allow_code else 'refused'})")
+    if running.token:
+        console.print(f"console: [cyan]{_console_url(settings.host, settings.port)}/?token="
+                      f"{running.token}[/]  (token in {settings.data_dir}/access-token)",
+                      soft_wrap=True)
+    else:
+        console.print("[yellow]no access token: whoever reaches the port can use the REST "
+                      "API and console[/]")
+    if tls_port is not None:
+        console.print(f"TLS (HTTP/2 by ALPN, HTTP/1.1) on [cyan]https://{settings.host}:"
+                      f"{tls_port}[/]")
+    running.run()
+
+
+@click.command("console-url")
+@click.option("--endpoint-url", default=None, envvar="FORESTREAM_ENDPOINT_URL",
+              help="The server [env FORESTREAM_ENDPOINT_URL; default http://127.0.0.1:4567].")
+def console_url(endpoint_url):
+    """Print a link that opens the console of a running server and signs you in.
+
+    The token comes from FORESTREAM_TOKEN, else from the server's runtime record (a
+    server you started on this machine), else ./.forestream/access-token.
+
+    \b
+      forestream console-url
+      forestream console-url --endpoint-url http://127.0.0.1:4600
+    """
+    from forestream.access_token import find_token, servers
+
+    url = (endpoint_url or "http://127.0.0.1:4567").rstrip("/")
+    token = find_token(url)
+    if token is None:
+        running = ", ".join(info["url"] for info in servers()) or "none"
+        raise click.ClickException(f"no access token known for {url} (servers started "
+                                   f"here: {running}); set FORESTREAM_TOKEN")
+    click.echo(f"{url}/?token={token}")
+
+
+def _console_url(host: str, port: int) -> str:
+    local = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "[::1]"}.get(host, host)
+    return f"http://{local}:{port}"
