@@ -116,7 +116,7 @@ def watermark_trace(env: StreamExecutionEnvironment, node_index: int, steps: int
     """Run ``steps`` steps of ``env``'s job and return the watermark of node
     ``node_index`` after each step."""
     trace: list[float] = []
-    runner = JobRunner(env, "trace")
+    runner = JobRunner(env.graph, "trace")
 
     def record(done: int) -> None:
         if done > 0:

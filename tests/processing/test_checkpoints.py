@@ -138,7 +138,7 @@ def test_stop_from_inside_the_job_then_resume(tmp_path, reference):
     first = window_job(env, out)
     env.from_generator(lambda: range(10**9)).add_sink(  # a practically endless companion
         lambda i: runner.stop() if i == 200 else None)
-    runner = JobRunner(env, "job")  # after the whole graph is built
+    runner = JobRunner(env.graph, "job")  # after the whole graph is built
     result = runner.run()
     assert result.checkpoints >= 1 and 0 < len(first.values) < len(ref_values)
     env = make_env(ckpt)

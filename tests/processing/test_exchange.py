@@ -56,7 +56,7 @@ class Cluster:
         self.store, self.root, self.build = store, tmp_path / "app", build
         probe = StreamExecutionEnvironment()
         build(probe)
-        self.plan = xp.plan(probe)
+        self.plan = xp.plan(probe.graph)
         self.exchange = ex.ExchangeConfig.load(self.root, "job", key_groups)
         self.exchange.ensure_stream(store)
         self.runners: dict[tuple[str, str], JobRunner] = {}
@@ -70,8 +70,8 @@ class Cluster:
             env.shard_lease = {shard} if kind == "read" else set()
             self.build(env)
             stage = xp.read_stage if kind == "read" else xp.keyed_stage
-            stage(env, self.plan, self.exchange, self.store, shard)
-            runner = JobRunner(env, f"job/{kind}-{shard}")
+            stage(env.graph, self.plan, self.exchange, self.store, shard)
+            runner = JobRunner(env.graph, f"job/{kind}-{shard}")
             runner.open()
             self.runners[(kind, shard)] = runner
         return self.runners[(kind, shard)]
@@ -269,7 +269,7 @@ def test_jobs_the_exchange_cannot_run_are_refused_with_the_reason():
     def plan_of(build):
         env = StreamExecutionEnvironment()
         build(env)
-        return xp.plan(env)
+        return xp.plan(env.graph)
 
     src = lambda env: env.from_collection([{"k": 1}])  # noqa: E731
     assert plan_of(lambda env: src(env).map(lambda v: v).collect()) is None

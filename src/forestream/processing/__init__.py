@@ -7,7 +7,15 @@ checkpoints that give exactly-once state across restarts.
 """
 
 from .cep import Pattern
-from .environment import DataStream, KeyedStream, StreamExecutionEnvironment
+from .datastream import (
+    ConnectedStreams,
+    DataStream,
+    IntervalJoined,
+    JoinedStreams,
+    KeyedStream,
+    WindowedStream,
+)
+from .environment import StreamExecutionEnvironment
 from .functions import (
     AggregateFunction,
     KeyedProcessFunction,
@@ -37,6 +45,7 @@ from .windows import (
 
 __all__ = [
     "AggregateFunction", "CallableSink", "CoProcessFunction", "CollectionSource",
+    "ConnectedStreams", "IntervalJoined", "JoinedStreams", "WindowedStream",
     "ContinuousEventTimeTrigger", "ContinuousProcessingTimeTrigger", "CountTrigger",
     "CountWindows", "DataStream", "GlobalWindows",
     "EventTimeSessionWindows", "FileSink", "FileSource", "GeneratorSource", "JobResult",

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .environment import Node, StreamExecutionEnvironment
 from .exchange import ExchangeConfig, ExchangeError, ExchangeReader, ExchangeWriter
+from .graph import JobGraph, Node
 from .operators import KeyByOperator, SinkOperator
 from .operators import TimestampsAndWatermarksOperator as _Timestamps
 
@@ -28,10 +28,10 @@ class ExchangePlan:
     keyed: list[int]
 
 
-def plan(env: StreamExecutionEnvironment) -> ExchangePlan | None:
+def plan(graph: JobGraph) -> ExchangePlan | None:
     """Split a built job at its ``key_by``; None when it has none (every step then runs
     per source shard). Raises :class:`ExchangeError` for graphs the exchange cannot run."""
-    nodes = env.nodes
+    nodes = graph.nodes
     children: dict[int, list[int]] = {n.index: [] for n in nodes}
     for n in nodes:
         for i in n.inputs:
@@ -94,47 +94,47 @@ def _unkeyed_state(nodes, indexes) -> str | None:
     return None
 
 
-def shardable(env: StreamExecutionEnvironment) -> str | None:
+def shardable(graph: JobGraph) -> str | None:
     """Why this job cannot run as copies per source shard and key group (None: it can):
     its plan fails, a step outside the keyed part keeps state, or it writes files (each
     copy would write, and on restore truncate, the same file)."""
     from .sinks import FileSink
 
     try:
-        found = plan(env)
+        found = plan(graph)
     except ExchangeError as exc:
         return str(exc)
     if found is None:
-        stateful = _unkeyed_state(env.nodes, range(len(env.nodes)))
+        stateful = _unkeyed_state(graph.nodes, range(len(graph.nodes)))
         if stateful:
             return (f"step {stateful} keeps state that is not keyed; with parallelism > 1 "
                     "it would be split by source shard: key the stream first")
-    for node in env.nodes:
+    for node in graph.nodes:
         if isinstance(node.operator, SinkOperator) and isinstance(node.operator.sink, FileSink):
             return (f"step {node.uid} writes a file; with parallelism > 1 every copy would "
                     "write it: write to a stream instead")
     return None
 
 
-def read_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
+def read_stage(graph: JobGraph, plan: ExchangePlan, exchange: ExchangeConfig,
                target, origin: str) -> None:
     """Turn a freshly built job into its read stage for source shard ``origin``."""
-    source_node = env.nodes[plan.source]
+    source_node = graph.nodes[plan.source]
     strategy = source_node.watermark_strategy
     writer = ExchangeWriter(exchange, target, origin,
                             idleness=getattr(strategy, "idleness", None))
-    node = Node(len(env.nodes), operator=writer, inputs=[env.nodes[plan.key_by]])
-    env.nodes = [env.nodes[i] for i in plan.read] + [node]
+    node = Node(len(graph.nodes), operator=writer, inputs=[graph.nodes[plan.key_by]])
+    graph.nodes = [graph.nodes[i] for i in plan.read] + [node]
 
 
-def keyed_stage(env: StreamExecutionEnvironment, plan: ExchangePlan, exchange: ExchangeConfig,
+def keyed_stage(graph: JobGraph, plan: ExchangePlan, exchange: ExchangeConfig,
                 target, shard: str) -> None:
     """Turn a freshly built job into its keyed stage for key-group shard ``shard``."""
-    user_source = env.nodes[plan.source]
+    user_source = graph.nodes[plan.source]
     strategy = user_source.watermark_strategy
     reader = ExchangeReader(exchange, target, shard, user_source.source.api,
                             user_source.source.stream,
                             idleness=getattr(strategy, "idleness", None))
-    node = env.nodes[plan.key_by]  # downstream steps keep pointing at this node
+    node = graph.nodes[plan.key_by]  # downstream steps keep pointing at this node
     node.operator, node.source, node.inputs, node.watermark_strategy = None, reader, [], None
-    env.nodes = [node] + [env.nodes[i] for i in plan.keyed]
+    graph.nodes = [node] + [graph.nodes[i] for i in plan.keyed]

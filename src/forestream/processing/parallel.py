@@ -88,10 +88,10 @@ class ParallelWorker:
         env.shard_lease = {shard} if kind == "source" else set()
         self.module.build(env, self.properties)
         if self.plan is not None and kind == "source":
-            read_stage(env, self.plan, self.exchange, self.exchange_target, origin=shard)
+            read_stage(env.graph, self.plan, self.exchange, self.exchange_target, origin=shard)
         elif self.plan is not None:
-            keyed_stage(env, self.plan, self.exchange, self.exchange_target, shard)
-        runner = JobRunner(env, f"{self.config['name']}/{folder}")
+            keyed_stage(env.graph, self.plan, self.exchange, self.exchange_target, shard)
+        runner = JobRunner(env.graph, f"{self.config['name']}/{folder}")
         runner.open()
         print(f"worker {self.worker}: leased {folder} (restored from checkpoint "
               f"{runner.result.restored_from})", flush=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from forestream.durable import write_atomically
 
-from .environment import Node, StreamExecutionEnvironment
+from .graph import JobGraph, Node
 from .operators import MIN_WATERMARK
 from .records import Collector, Record
 
@@ -135,10 +135,10 @@ class _SourceState:
 
 
 class JobRunner:
-    def __init__(self, env: StreamExecutionEnvironment, job_name: str) -> None:
-        self.env = env
+    def __init__(self, graph: JobGraph, job_name: str) -> None:
+        self.graph = graph
         self.job_name = job_name
-        self.nodes = list(env.nodes)  # built in order: inputs always come first
+        self.nodes = list(graph.nodes)  # built in order: inputs always come first
         self.sources = {n.index: _SourceState(n) for n in self.nodes if n.source is not None}
         self.watermarks: dict[int, float] = {n.index: MIN_WATERMARK for n in self.nodes}
         self._stop = False
@@ -183,12 +183,12 @@ class JobRunner:
         for node in self.nodes:
             if node.operator is not None:
                 node.operator.uid = node.uid
-                node.operator.properties = self.env.properties
-                node.operator.clock = self.env.clock
+                node.operator.properties = self.graph.properties
+                node.operator.clock = self.graph.clock
         for node in self.nodes:
             (node.source or node.operator).open()
         self._restore_latest()
-        if self.env.checkpoint_dir and self.result.restored_from is None:
+        if self.graph.checkpoint_dir and self.result.restored_from is None:
             # a first checkpoint of the empty state: a crash before the first interval
             # then restarts from here (and truncates file sinks) instead of duplicating
             self.checkpoint()
@@ -200,27 +200,27 @@ class JobRunner:
         polled = self._step(final=False)
         if polled:
             self.result.busy_seconds += time.perf_counter() - started
-            if self.env.memory_limit_mb and \
+            if self.graph.memory_limit_mb and \
                     started - self._last_memory_check >= MEMORY_CHECK_SECONDS:
                 self._last_memory_check = started
                 self._check_memory()
         if self._bounded_done():
             self._step(final=True)
             return polled, True
-        if self.env.checkpoint_dir and time.monotonic() - self._last_checkpoint >= \
-                self.env.checkpoint_interval:
+        if self.graph.checkpoint_dir and time.monotonic() - self._last_checkpoint >= \
+                self.graph.checkpoint_interval:
             self.checkpoint(wait=False)
         return polled, False
 
     def _check_memory(self) -> None:
         used = resident_mb()
-        if used <= self.env.memory_limit_mb:
+        if used <= self.graph.memory_limit_mb:
             return
         stateful = [n.uid for n in self.nodes
                     if n.operator is not None and n.operator.snapshot() is not None]
         raise StateMemoryError(
             f"job {self.job_name!r} uses {used:,.0f} MiB, over its memory limit of "
-            f"{self.env.memory_limit_mb:,.0f} MiB. forestream keeps all state in memory (there "
+            f"{self.graph.memory_limit_mb:,.0f} MiB. forestream keeps all state in memory (there "
             f"is no spilling backend yet); stateful operators: {', '.join(stateful) or 'none'}. "
             "Clear state of idle keys (timers), reduce key cardinality, raise the limit "
             "(FORESTREAM_MEMORY_LIMIT_MB or memory_limit_mb=), or run with more parallelism. "
@@ -229,7 +229,7 @@ class JobRunner:
     def close(self, final_checkpoint: bool = True) -> None:
         """A last checkpoint (unless told otherwise), then close everything."""
         try:
-            if final_checkpoint and self.env.checkpoint_dir:
+            if final_checkpoint and self.graph.checkpoint_dir:
                 self.checkpoint()
             else:
                 self.wait_for_checkpoint()
@@ -243,14 +243,14 @@ class JobRunner:
     # ---------------------------------------------------------------------- steps
     def _step(self, final: bool) -> int:
         outputs: dict[int, Collector] = {}
-        now = self.env.clock()
+        now = self.graph.clock()
         polled = 0
         for node in self.nodes:
             out = Collector()
             if node.source is not None:
                 state = self.sources[node.index]
                 if not final:
-                    for split, record in node.source.poll(self.env.batch_size):
+                    for split, record in node.source.poll(self.graph.batch_size):
                         state.observe(split, record, now)
                         out.main.append(record)
                     polled += len(out.main)
@@ -297,7 +297,7 @@ class JobRunner:
         when this returns). Raises what a previous background write raised."""
         started = time.monotonic()
         self.wait_for_checkpoint()
-        directory = self.env.checkpoint_dir
+        directory = self.graph.checkpoint_dir
         directory.mkdir(parents=True, exist_ok=True)
         self._checkpoint_id += 1
         snapshot = {
@@ -344,7 +344,7 @@ class JobRunner:
             self._writer_error = exc
 
     def _restore_latest(self) -> None:
-        directory = self.env.checkpoint_dir
+        directory = self.graph.checkpoint_dir
         if directory is None or not directory.exists():
             return
         for pattern in (".checkpoint-*.tmp", "checkpoint-*.tmp"):  # writes a crash cut short

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .functions import AggregateFunction, KeyedProcessFunction, ProcessWindowFunction
+from .functions import AggregateFunction, KeyedProcessFunction
 from .operators import Operator
-from .records import Collector, OutputTag, Record
+from .records import Collector, Record
 from .state import ValueStateDescriptor
 
 
@@ -150,59 +149,6 @@ class CountWindows:
         if size < 1 or (slide is not None and slide < 1):
             raise ValueError(f"count window size and slide must be >= 1, got {size}, {slide}")
         self.size, self.slide = size, slide or size
-
-
-class WindowedStream:
-    """A keyed stream cut into windows; finish with ``reduce``, ``aggregate`` or
-    ``process``."""
-
-    def __init__(self, keyed, assigner) -> None:
-        self.keyed = keyed
-        self.assigner = assigner
-        self.lateness = 0.0
-        self.late_tag: OutputTag | None = None
-
-    def allowed_lateness(self, seconds: float) -> WindowedStream:
-        self.lateness = float(seconds)
-        return self
-
-    def side_output_late_data(self, tag: OutputTag) -> WindowedStream:
-        self.late_tag = tag
-        return self
-
-    def trigger(self, trigger) -> WindowedStream:
-        """When a :class:`GlobalWindows` window fires: :class:`CountTrigger`,
-        :class:`ContinuousEventTimeTrigger` or :class:`ContinuousProcessingTimeTrigger`."""
-        if not isinstance(self.assigner, GlobalWindows):
-            raise TypeError("custom triggers apply to GlobalWindows; time and count windows "
-                            "fire on their own schedule")
-        self.trigger_ = trigger
-        return self
-
-    def reduce(self, fn: Callable[[Any, Any], Any]):
-        return self._build(_ReduceAggregate(fn), None)
-
-    def aggregate(self, function: AggregateFunction,
-                  window_function: ProcessWindowFunction | None = None):
-        return self._build(function, window_function)
-
-    def process(self, function: ProcessWindowFunction):
-        return self._build(None, function)
-
-    def _build(self, aggregate, window_function):
-        from .environment import KeyedStream
-
-        if isinstance(self.assigner, GlobalWindows):
-            trigger = getattr(self, "trigger_", None)
-            if trigger is None:
-                raise TypeError("GlobalWindows never fire by themselves: add .trigger(...)")
-            op = GlobalWindowOperator(trigger, aggregate, window_function)
-        elif isinstance(self.assigner, CountWindows):
-            op = CountWindowOperator(self.assigner, aggregate, window_function)
-        else:
-            op = WindowOperator(self.assigner, aggregate, window_function, self.lateness,
-                                self.late_tag)
-        return self.keyed._then(op, cls=KeyedStream)
 
 
 class _ReduceAggregate(AggregateFunction):

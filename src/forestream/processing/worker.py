@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             why = ("parallelism > 1 needs a job with exactly one source, a Kinesis stream: "
                    "workers share its shards")
         else:
-            why = shardable(probe)
+            why = shardable(probe.graph)
         if workers > 1 and why:
             raise ValueError(why)
         shares_shards = why is None
@@ -121,7 +121,7 @@ def run_single(app_dir: Path, config: dict, module) -> int:
         traceback.print_exc()
         write_status(app_dir, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
-    runner = JobRunner(env, config["name"])
+    runner = JobRunner(env.graph, config["name"])
 
     def on_term(signum, frame):
         print(f"received signal {signum}: stopping with a final checkpoint", flush=True)
@@ -175,7 +175,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
 
     source = _single_kinesis_source(probe)
     try:
-        plan = plan_of(probe)
+        plan = plan_of(probe.graph)
         exchange = target = None
         if plan is not None:  # the exchange lives on the server running this worker
             target = kinesis_client()
