@@ -1,7 +1,7 @@
 """Build forestream's shipped EC2 instance catalog from apache-libcloud's data files.
 
 The catalog that ``forestream.optimizer.load_catalog()`` reads is a gzipped CSV under
-``src/forestream/optimizer/data/``, one row per (region, instance type). This script is
+``src/forestream/optimizer/catalog/data/``, one row per (region, instance type). This script is
 the only thing that writes it, and it is deterministic: the same libcloud release gives
 the same bytes (rows sorted, gzip header without timestamp or file name).
 
@@ -73,7 +73,8 @@ from collections import defaultdict
 from pathlib import Path
 
 LIBCLOUD_VERSION = "3.9.1"
-OUTPUT_DIR = Path(__file__).resolve().parents[1] / "src" / "forestream" / "optimizer" / "data"
+OUTPUT_DIR = (Path(__file__).resolve().parents[1] / "src" / "forestream" / "optimizer" / "catalog"
+              / "data")
 
 COLUMNS = ("region", "name", "family", "category", "architecture", "vcpu", "memory_gib",
            "gpus", "gpu_memory_gib", "network_gbps", "network_burst_gbps", "cpu_speed",

@@ -8,8 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from ._stats import nan_quantiles, nanmax_from
-from .recommend import STEP_SECONDS
-from .types import UtilizationHistory
+from .types import STEP_SECONDS, UtilizationHistory
 
 
 class _Window:

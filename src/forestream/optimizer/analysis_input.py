@@ -24,7 +24,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from .timeseries import MetricInputError, canonical_metric, check_range, parse_timestamps, resample
-from .types import METRICS, RESOURCE_KINDS, Resource, UtilizationHistory
+from .types import (
+    METRICS,
+    RESOURCE_KINDS,
+    InvalidParameterError,
+    Preferences,
+    Resource,
+    UtilizationHistory,
+)
 
 #: The preferences a request may set (the fields of recommend.Preferences).
 PREFERENCE_NAMES = ("policy", "lookback_days", "cpu_percentile", "cpu_headroom",
@@ -142,9 +149,6 @@ def check_preferences(raw) -> dict:
     if "seed" in chosen and (isinstance(chosen["seed"], bool)
                              or not isinstance(chosen["seed"], int)):
         raise InvalidRequestError(f"seed must be a whole number, got {chosen['seed']!r}")
-    # Imported here: the recommender pulls in numba, which a starting server need not load.
-    from .recommend import InvalidParameterError, Preferences
-
     try:
         Preferences(**chosen)
     except InvalidParameterError as error:

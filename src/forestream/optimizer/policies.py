@@ -44,6 +44,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit, prange
 
+from .types import CPU_HEADROOMS as CPU_HEADROOMS  # noqa: E402 - the choices live in types
+from .types import CPU_PERCENTILES as CPU_PERCENTILES  # noqa: E402
+from .types import MEM_HEADROOMS as MEM_HEADROOMS  # noqa: E402
+from .types import POLICIES as POLICIES  # noqa: E402
 from .workload import (
     WorkloadAnalysis,
     analyze,
@@ -53,11 +57,6 @@ from .workload import (
     nanmax_from,
     pinned_share,
 )
-
-POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
-CPU_PERCENTILES = (90.0, 95.0, 99.5)
-CPU_HEADROOMS = (0.0, 0.2, 0.3)
-MEM_HEADROOMS = (0.1, 0.2, 0.3)
 
 # VPA recommender constants (pkg/recommender: aggregations_config.go, recommender.go,
 # estimator.go): histogram options, half-life, target percentiles, margin, minimums.

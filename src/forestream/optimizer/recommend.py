@@ -53,125 +53,33 @@ True
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .policies import CPU_HEADROOMS, CPU_PERCENTILES, MEM_HEADROOMS, POLICIES
-from .types import InstanceType, UtilizationHistory
+from .catalog.view import CatalogView
+from .instance_sizing import size_instances
+from .service_sizing import SERVICE_KINDS, size_services
+from .types import HOURS_PER_MONTH as HOURS_PER_MONTH
+from .types import LOOKBACK_DAYS as LOOKBACK_DAYS
+from .types import MIN_DATA_HOURS as MIN_DATA_HOURS
+from .types import STEP_SECONDS as STEP_SECONDS
+from .types import Current as Current
+from .types import (
+    InstanceType,
+    InvalidParameterError,
+    Preferences,
+    Recommendation,
+    UtilizationHistory,
+)
+from .types import InsufficientDataError as InsufficientDataError
+from .types import Option as Option
+from .types import RecommendationError as RecommendationError
 
-# The sizing itself lives beside this module, which keeps the API and what it returns:
-# instances.py (instances and Auto Scaling groups), services.py (containers, functions,
-# volumes, streams, applications, endpoints), catalog_view.py (candidate types and their
-# selection) and _grid.py (histories on the 5-minute grid). They import the types and
-# errors below, so recommend_many and candidate_types import them when called.
-
-HOURS_PER_MONTH = 730
-LOOKBACK_DAYS = (14, 32, 93)
-MIN_DATA_HOURS = 30.0
-STEP_SECONDS = 300
-#: forestream picks among fitting types within 3 % of the cheapest by a stable key
-STABLE_PRICE_TOLERANCE = 0.03
-
-
-class RecommendationError(ValueError):
-    """A recommendation cannot be made; the message says which value and why."""
-
-
-class InvalidParameterError(RecommendationError):
-    """A preference outside its accepted values (the message lists them)."""
-
-
-class InsufficientDataError(RecommendationError):
-    """Less than 30 hours of usable samples in the lookback."""
-
-
-@dataclass
-class Option:
-    """One ranked recommendation option."""
-
-    rank: int
-    name: str
-    configuration: dict
-    monthly_price: float | None
-    savings_monthly: float | None
-    savings_pct: float | None
-    performance_risk: int
-    projected_utilization: dict[str, float]
-    migration_effort: str = "VeryLow"
-    architecture: str | None = None
-
-
-@dataclass
-class Current:
-    """The current configuration, its price and how loaded it is."""
-
-    name: str
-    configuration: dict
-    monthly_price: float | None
-    utilization: dict[str, float]
-    performance_risk: int
-    risk: str
-
-
-@dataclass
-class Recommendation:
-    """A resource's finding, reasons, workload class and ranked options."""
-
-    resource_id: str
-    kind: str
-    policy: str
-    finding: str
-    reasons: list[str]
-    workload_class: str
-    period_hours: int
-    current: Current | None
-    options: list[Option]
-    lookback_days: int
-    data_hours: float
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def best(self) -> Option | None:
-        """The first-ranked option (None without options)."""
-        return self.options[0] if self.options else None
-
-    def to_dict(self) -> dict:
-        """Plain JSON-ready data (floats rounded to 6 significant digits)."""
-        return _rounded(asdict(self))
-
-
-@dataclass(frozen=True)
-class Preferences:
-    """Validated preferences shared by every resource of one call."""
-
-    policy: str = "forestream"
-    lookback_days: int = 14
-    cpu_percentile: float = 99.5
-    cpu_headroom: float | None = None
-    mem_headroom: float | None = None
-    horizon_days: float = 7.0
-    max_options: int = 3
-    allow_graviton: bool = False
-    include_burstable: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        _check_choice("policy", self.policy, POLICIES)
-        _check_choice("lookback_days", self.lookback_days, LOOKBACK_DAYS)
-        _check_choice("cpu_percentile", self.cpu_percentile, CPU_PERCENTILES)
-        if self.cpu_headroom is not None:
-            _check_choice("cpu_headroom", self.cpu_headroom, CPU_HEADROOMS)
-        if self.mem_headroom is not None:
-            _check_choice("mem_headroom", self.mem_headroom, MEM_HEADROOMS)
-        if not isinstance(self.max_options, int) or not 1 <= self.max_options <= 10:
-            raise InvalidParameterError(f"max_options must be a whole number from 1 to 10, "
-                                        f"got {self.max_options!r}")
-        if not (isinstance(self.horizon_days, (int, float))
-                and 0 <= self.horizon_days <= 93):
-            raise InvalidParameterError(f"horizon_days must be a number from 0 to 93, got "
-                                        f"{self.horizon_days!r}")
-
+# The sizing itself lives beside this module, which keeps the API: instance_sizing.py
+# (instances and Auto Scaling groups), service_sizing.py (containers, functions, volumes,
+# streams, applications, endpoints), catalog/view.py (candidate types and their
+# selection) and _grid.py (histories on the 5-minute grid); what they share and return
+# is in types.py.
 
 def recommend(history: UtilizationHistory, catalog=None, **preferences) -> Recommendation:
     """Recommendation for one resource; raises :class:`InsufficientDataError` with under
@@ -214,10 +122,6 @@ def recommend_many(histories: Sequence[UtilizationHistory], catalog=None, *,
     - ``endpoint`` (``workers``, ``instance_type``; ``busy_pct`` or ``cpu_pct``): busy
       share times workers, priced by the instance type (``ml.`` prefix dropped).
     """
-    from .catalog_view import _CatalogView
-    from .instances import _instances
-    from .services import SERVICE_KINDS, _services
-
     if errors not in ("report", "raise"):
         raise InvalidParameterError(f"errors must be 'report' or 'raise', got {errors!r}")
     prefs = Preferences(**preferences)
@@ -226,18 +130,18 @@ def recommend_many(histories: Sequence[UtilizationHistory], catalog=None, *,
     by_kind: dict[str, list[int]] = {}
     for i, h in enumerate(histories):
         by_kind.setdefault(h.resource.kind, []).append(i)
-    views: list[_CatalogView] = []
+    views: list[CatalogView] = []
 
-    def view() -> _CatalogView:
+    def view() -> CatalogView:
         if not views:
-            views.append(_CatalogView.of(catalog))
+            views.append(CatalogView.of(catalog))
         return views[0]
 
     for kind, indices in by_kind.items():
         if kind in ("instance", "asg"):
-            _instances(histories, indices, view(), prefs, out, errors, progress)
+            size_instances(histories, indices, view(), prefs, out, errors, progress)
         elif kind in SERVICE_KINDS:
-            _services(kind, histories, indices, view, prefs, out, errors)
+            size_services(kind, histories, indices, view, prefs, out, errors)
             if progress is not None:
                 progress(len(indices))
         else:
@@ -251,45 +155,8 @@ def candidate_types(current: str | InstanceType, catalog=None, *,
                     include_burstable: bool = False) -> list[InstanceType]:
     """The catalog types a resource of type ``current`` may move to (cheapest first):
     the candidate set every policy chooses from (see the module docstring)."""
-    from .catalog_view import _CatalogView
-
-    view = _CatalogView.of(catalog)
+    view = CatalogView.of(catalog)
     current = view.get(current) if isinstance(current, str) else current
     mask = view.candidates(current, allow_graviton, include_burstable)
     chosen = [view.types[j] for j in np.flatnonzero(mask)]
     return sorted(chosen, key=lambda t: (t.price_per_hour, t.vcpu, t.name))
-
-
-# -------------------------------------------------------------------------- helpers
-def _insufficient(hours: float) -> str:
-    return (f"only {hours:.1f} hours of data in the lookback; at least "
-            f"{MIN_DATA_HOURS:g} hours are needed")
-
-
-def _failed(h: UtilizationHistory, prefs: Preferences, finding: str, message: str,
-            hours: float = 0.0) -> Recommendation:
-    return Recommendation(h.resource.resource_id, h.resource.kind, prefs.policy, finding, [],
-                          "", 0, None, [], prefs.lookback_days, round(float(hours), 2),
-                          [message])
-
-
-def _check_choice(name: str, value, allowed: tuple) -> None:
-    ok = not isinstance(value, bool) and any(
-        value == a and type(value) in (int, float, str, type(a)) for a in allowed)
-    if isinstance(value, float) and np.isnan(value):
-        ok = False
-    if not ok:
-        raise InvalidParameterError(f"{name} must be one of "
-                                    f"{', '.join(repr(a) for a in allowed)}; got {value!r}")
-
-
-def _rounded(value):
-    if isinstance(value, float):
-        return float(f"{value:.6g}") if np.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _rounded(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_rounded(v) for v in value]
-    if isinstance(value, np.generic):
-        return _rounded(value.item())
-    return value

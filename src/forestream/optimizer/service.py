@@ -72,6 +72,7 @@ from .catalog import CatalogError, load_catalog
 from .components import ComponentCollector
 from .ingest import read_metrics, read_resources
 from .prometheus import PrometheusError, read_prometheus
+from .recommend import recommend_many
 from .report import (
     ALL_FINDINGS,
     build_analysis,
@@ -81,7 +82,7 @@ from .report import (
     write_atomically,
 )
 from .timeseries import MetricInputError
-from .types import RESOURCE_KINDS, UtilizationHistory
+from .types import RESOURCE_KINDS, RecommendationError, UtilizationHistory
 
 COLLECT_ENV = "FORESTREAM_OPTIMIZER_COLLECT_SECONDS"
 REQUEST_KEYS = ("source", "metrics", "preferences", "region", "catalog")
@@ -154,8 +155,6 @@ class OptimizerService:
         histories, source = self._histories(request)
         if not histories:
             raise InvalidRequestError(f"the source {source} has no resources")
-        from .recommend import RecommendationError, recommend_many  # numba: load on use
-
         with self._run_lock:
             try:
                 recommendations = recommend_many(histories, catalog, **preferences)
@@ -205,7 +204,7 @@ class OptimizerService:
                 "next_token": str(offset + limit) if more else None}
 
     def report_html(self, analysis_id: str, *, max_sections: int | None = None) -> str:
-        """The analysis's HTML report (see :mod:`~forestream.optimizer.report_html`)."""
+        """The analysis's HTML report (see :mod:`forestream.optimizer.report.html`)."""
         return render_html(self._load(analysis_id), max_sections=max_sections)
 
     def delete_analysis(self, analysis_id: str) -> None:

@@ -1,8 +1,14 @@
-"""The optimizer's data model: resources, their utilization history, the instance catalog."""
+"""The optimizer's data model: resources, their utilization history, the instance catalog,
+and what a recommendation is (its options, the preferences that made it, its errors).
+
+Every module of the package shares these; none of them imports another module of the
+package, so the recommender (:mod:`.recommend`), the sizing of instances
+(:mod:`.instance_sizing`) and of services (:mod:`.service_sizing`), the catalog and the
+reports depend on this module and not on each other."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -92,3 +98,152 @@ class UtilizationHistory:
         if len(self.timestamps) < 2:
             return 0.0
         return float(self.timestamps[-1] - self.timestamps[0]) / 3600.0
+
+
+# ------------------------------------------------------------------- recommendations
+#: The recommender's preference choices (see :mod:`.policies` for what each policy does).
+POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
+CPU_PERCENTILES = (90.0, 95.0, 99.5)
+CPU_HEADROOMS = (0.0, 0.2, 0.3)
+MEM_HEADROOMS = (0.1, 0.2, 0.3)
+HOURS_PER_MONTH = 730
+LOOKBACK_DAYS = (14, 32, 93)
+MIN_DATA_HOURS = 30.0
+STEP_SECONDS = 300
+#: forestream picks among fitting types within 3 % of the cheapest by a stable key
+STABLE_PRICE_TOLERANCE = 0.03
+
+
+class RecommendationError(ValueError):
+    """A recommendation cannot be made; the message says which value and why."""
+
+
+class InvalidParameterError(RecommendationError):
+    """A preference outside its accepted values (the message lists them)."""
+
+
+class InsufficientDataError(RecommendationError):
+    """Less than 30 hours of usable samples in the lookback."""
+
+
+@dataclass
+class Option:
+    """One ranked recommendation option."""
+
+    rank: int
+    name: str
+    configuration: dict
+    monthly_price: float | None
+    savings_monthly: float | None
+    savings_pct: float | None
+    performance_risk: int
+    projected_utilization: dict[str, float]
+    migration_effort: str = "VeryLow"
+    architecture: str | None = None
+
+
+@dataclass
+class Current:
+    """The current configuration, its price and how loaded it is."""
+
+    name: str
+    configuration: dict
+    monthly_price: float | None
+    utilization: dict[str, float]
+    performance_risk: int
+    risk: str
+
+
+@dataclass
+class Recommendation:
+    """A resource's finding, reasons, workload class and ranked options."""
+
+    resource_id: str
+    kind: str
+    policy: str
+    finding: str
+    reasons: list[str]
+    workload_class: str
+    period_hours: int
+    current: Current | None
+    options: list[Option]
+    lookback_days: int
+    data_hours: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> Option | None:
+        """The first-ranked option (None without options)."""
+        return self.options[0] if self.options else None
+
+    def to_dict(self) -> dict:
+        """Plain JSON-ready data (floats rounded to 6 significant digits)."""
+        return _rounded(asdict(self))
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Validated preferences shared by every resource of one call."""
+
+    policy: str = "forestream"
+    lookback_days: int = 14
+    cpu_percentile: float = 99.5
+    cpu_headroom: float | None = None
+    mem_headroom: float | None = None
+    horizon_days: float = 7.0
+    max_options: int = 3
+    allow_graviton: bool = False
+    include_burstable: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("policy", self.policy, POLICIES)
+        _check_choice("lookback_days", self.lookback_days, LOOKBACK_DAYS)
+        _check_choice("cpu_percentile", self.cpu_percentile, CPU_PERCENTILES)
+        if self.cpu_headroom is not None:
+            _check_choice("cpu_headroom", self.cpu_headroom, CPU_HEADROOMS)
+        if self.mem_headroom is not None:
+            _check_choice("mem_headroom", self.mem_headroom, MEM_HEADROOMS)
+        if not isinstance(self.max_options, int) or not 1 <= self.max_options <= 10:
+            raise InvalidParameterError(f"max_options must be a whole number from 1 to 10, "
+                                        f"got {self.max_options!r}")
+        if not (isinstance(self.horizon_days, (int, float))
+                and 0 <= self.horizon_days <= 93):
+            raise InvalidParameterError(f"horizon_days must be a number from 0 to 93, got "
+                                        f"{self.horizon_days!r}")
+
+
+def insufficient_data_note(hours: float) -> str:
+    return (f"only {hours:.1f} hours of data in the lookback; at least "
+            f"{MIN_DATA_HOURS:g} hours are needed")
+
+
+def failed_recommendation(h: UtilizationHistory, prefs: Preferences, finding: str,
+                          message: str, hours: float = 0.0) -> Recommendation:
+    """A recommendation without options: ``finding`` (InsufficientData, Unsupported) and
+    why, in ``notes``."""
+    return Recommendation(h.resource.resource_id, h.resource.kind, prefs.policy, finding, [],
+                          "", 0, None, [], prefs.lookback_days, round(float(hours), 2),
+                          [message])
+
+
+def _check_choice(name: str, value, allowed: tuple) -> None:
+    ok = not isinstance(value, bool) and any(
+        value == a and type(value) in (int, float, str, type(a)) for a in allowed)
+    if isinstance(value, float) and np.isnan(value):
+        ok = False
+    if not ok:
+        raise InvalidParameterError(f"{name} must be one of "
+                                    f"{', '.join(repr(a) for a in allowed)}; got {value!r}")
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return float(f"{value:.6g}") if np.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    if isinstance(value, np.generic):
+        return _rounded(value.item())
+    return value

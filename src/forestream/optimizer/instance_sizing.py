@@ -14,25 +14,26 @@ import numpy as np
 from numba import njit
 
 from ._grid import _row_max, _row_quantile, _window
-from .catalog_view import _CatalogView
+from .catalog.view import CatalogView
 from .findings import INSUFFICIENT_DATA, UNSUPPORTED, classify_findings
 from .policies import Demand, requirements
-from .recommend import (
+from .risk import VOLATILE_CLASSES, performance_risk, risk_label
+from .types import (
     HOURS_PER_MONTH,
     MIN_DATA_HOURS,
     STABLE_PRICE_TOLERANCE,
     STEP_SECONDS,
     Current,
+    InstanceType,
     InsufficientDataError,
     Option,
     Preferences,
     Recommendation,
     RecommendationError,
-    _failed,
-    _insufficient,
+    UtilizationHistory,
+    failed_recommendation,
+    insufficient_data_note,
 )
-from .risk import VOLATILE_CLASSES, performance_risk, risk_label
-from .types import InstanceType, UtilizationHistory
 
 _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
 #: forestream: relative error (one standard deviation) of the lookback's sizing
@@ -40,7 +41,7 @@ _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
 LEVEL_ERROR = 0.10
 
 
-def _instances(histories, indices, view: _CatalogView, prefs: Preferences, out, errors,
+def size_instances(histories, indices, view: CatalogView, prefs: Preferences, out, errors,
                progress) -> None:
     T = prefs.lookback_days * 86400 // STEP_SECONDS
     usable: list[int] = []
@@ -57,7 +58,7 @@ def _instances(histories, indices, view: _CatalogView, prefs: Preferences, out, 
         except (LookupError, ValueError) as error:
             if errors == "raise":
                 raise
-            out[i] = _failed(h, prefs, UNSUPPORTED, str(error))
+            out[i] = failed_recommendation(h, prefs, UNSUPPORTED, str(error))
     chunk = max(1, _CELLS_PER_CHUNK // T)
     for begin in range(0, len(usable), chunk):
         rows = usable[begin: begin + chunk]
@@ -69,7 +70,7 @@ def _instances(histories, indices, view: _CatalogView, prefs: Preferences, out, 
             progress(len(rows))
 
 
-def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int, errors):
+def _instance_batch(batch, types, view: CatalogView, prefs: Preferences, T: int, errors):
     R = len(batch)
     vcpu = np.array([t.vcpu for t in types], dtype=float)
     speed = np.array([t.cpu_speed for t in types], dtype=float)
@@ -165,10 +166,10 @@ def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int
     recs = []
     for r, (h, t) in enumerate(zip(batch, types, strict=True)):
         if hours[r] < MIN_DATA_HOURS:
-            message = _insufficient(hours[r])
+            message = insufficient_data_note(hours[r])
             if errors == "raise":
                 raise InsufficientDataError(message)
-            recs.append(_failed(h, prefs, INSUFFICIENT_DATA, message, hours[r]))
+            recs.append(failed_recommendation(h, prefs, INSUFFICIENT_DATA, message, hours[r]))
             continue
         count = _instance_count(h)
         price = t.price_per_hour * HOURS_PER_MONTH * count
@@ -206,7 +207,7 @@ def _instance_batch(batch, types, view: _CatalogView, prefs: Preferences, T: int
     return recs
 
 
-def _expected_saving_cpu(types, view: _CatalogView, prefs: Preferences, level, need_cpu,
+def _expected_saving_cpu(types, view: CatalogView, prefs: Preferences, level, need_cpu,
                          need_mem, need_gpu, need_gpu_mem, net) -> np.ndarray:
     """forestream, when its headroom rule downsizes: the CPU need that maximizes the
     expected saving.

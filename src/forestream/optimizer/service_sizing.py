@@ -14,7 +14,8 @@ import numpy as np
 from ._grid import _row_quantile, _window
 from .findings import INSUFFICIENT_DATA, UNSUPPORTED, classify_findings
 from .policies import Demand, requirements
-from .recommend import (
+from .risk import VOLATILE_CLASSES, performance_risk, risk_label
+from .types import (
     HOURS_PER_MONTH,
     MIN_DATA_HOURS,
     STEP_SECONDS,
@@ -25,11 +26,10 @@ from .recommend import (
     Preferences,
     Recommendation,
     RecommendationError,
-    _failed,
-    _insufficient,
+    UtilizationHistory,
+    failed_recommendation,
+    insufficient_data_note,
 )
-from .risk import VOLATILE_CLASSES, performance_risk, risk_label
-from .types import UtilizationHistory
 
 SERVICE_KINDS = ("container", "function", "volume", "stream", "application", "endpoint")
 #: Reference prices (us-east-1, on demand) for what the instance catalog does not cover.
@@ -48,18 +48,18 @@ EBS_GB_MONTH = {"gp3": 0.08, "gp2": 0.10, "io1": 0.125, "io2": 0.125, "st1": 0.0
 CONTAINER_OVER_FRACTION = 0.7  # requests are continuous: worth changing from 30 % less
 
 
-def _services(kind, histories, indices, view, prefs: Preferences, out, errors) -> None:
+def size_services(kind, histories, indices, view, prefs: Preferences, out, errors) -> None:
     T = prefs.lookback_days * 86400 // STEP_SECONDS
     batch = [histories[i] for i in indices]
     grid = _window(batch, T)
-    handler = {"container": _containers, "function": _functions, "volume": _volumes,
-               "stream": _counts, "application": _counts, "endpoint": _counts}[kind]
+    handler = {"container": _size_containers, "function": _size_functions, "volume": _size_volumes,
+               "stream": _size_counts, "application": _size_counts, "endpoint": _size_counts}[kind]
     try:
         recs = handler(kind, batch, grid, view, prefs, errors)
     except (LookupError, ValueError) as error:
         if errors == "raise" or isinstance(error, InvalidParameterError):
             raise
-        recs = [_failed(h, prefs, UNSUPPORTED, str(error)) for h in batch]
+        recs = [failed_recommendation(h, prefs, UNSUPPORTED, str(error)) for h in batch]
     for i, rec in zip(indices, recs, strict=True):
         out[i] = rec
 
@@ -80,8 +80,9 @@ def _screen(batch, hours, prefs, errors):
             keep.append(r)
             continue
         if errors == "raise":
-            raise InsufficientDataError(_insufficient(hours[r]))
-        failed[r] = _failed(h, prefs, INSUFFICIENT_DATA, _insufficient(hours[r]), hours[r])
+            raise InsufficientDataError(insufficient_data_note(hours[r]))
+        failed[r] = failed_recommendation(h, prefs, INSUFFICIENT_DATA,
+                                          insufficient_data_note(hours[r]), hours[r])
     return keep, failed
 
 
@@ -104,7 +105,7 @@ def _classes(req, R):
     return req.analysis.workload_class, req.analysis.period_hours
 
 
-def _containers(kind, batch, grid, view, prefs, errors):
+def _size_containers(kind, batch, grid, view, prefs, errors):
     cpu_cap = np.array([_current_number(h, "cpu") for h in batch])
     mem_cap = np.array([_current_number(h, "memory_gib") for h in batch])
     cpu_pct = grid.matrix(("cpu_pct_max", "cpu_pct"))
@@ -161,7 +162,7 @@ def _containers(kind, batch, grid, view, prefs, errors):
     return [recs[r] for r in range(R)]
 
 
-def _counts(kind, batch, grid, view, prefs, errors):
+def _size_counts(kind, batch, grid, view, prefs, errors):
     """Streams (shards), applications (parallelism), endpoints (workers)."""
     key = {"stream": "shards", "application": "parallelism", "endpoint": "workers"}[kind]
     cap = np.array([_current_number(h, key) for h in batch])
@@ -225,7 +226,7 @@ def _counts(kind, batch, grid, view, prefs, errors):
     return [recs[r] for r in range(len(batch))]
 
 
-def _volumes(kind, batch, grid, view, prefs, errors):
+def _size_volumes(kind, batch, grid, view, prefs, errors):
     iops = grid.sum_matrix((("disk_read_ops_max", "disk_read_ops"),
                             ("disk_write_ops_max", "disk_write_ops")))
     mibps = grid.sum_matrix((("disk_read_bytes_max", "disk_read_bytes"),
@@ -314,7 +315,7 @@ def _volume_price(vtype: str, size: float, iops: float, tp: float) -> float:
     return price
 
 
-def _functions(kind, batch, grid, view, prefs, errors):
+def _size_functions(kind, batch, grid, view, prefs, errors):
     calls = grid.matrix(("invocations",))
     duration = grid.matrix(("duration_ms",))
     duration_peak = grid.matrix(("duration_ms_max", "duration_ms"))

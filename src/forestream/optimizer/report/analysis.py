@@ -1,4 +1,5 @@
-"""Right-sizing results for people: the analysis document, a terminal table, JSON, HTML.
+"""The analysis document: one run of the recommender as JSON-ready data, its summary,
+terminal table and JSON.
 
 An *analysis* is one run of :func:`~forestream.optimizer.recommend.recommend_many` kept
 as plain JSON-ready data, so the CLI, the server and the reports all read the same
@@ -17,8 +18,8 @@ thing::
 *current* capacity (hourly maxima, or coarser so a chart has at most ``max_points``
 points; ``None`` where nothing was measured) and, per line, the capacity of the
 recommended option on the same scale (50 means "half of what it has now"). That is all
-the HTML report (:func:`render_html`) needs, so a stored analysis can be re-rendered
-without the metrics it came from.
+the HTML report (:func:`forestream.optimizer.report.html.render_html`) needs, so a
+stored analysis can be re-rendered without the metrics it came from.
 
 >>> import numpy as np
 >>> from forestream.optimizer.types import Resource, UtilizationHistory
@@ -49,11 +50,11 @@ import numpy as np
 
 from forestream import durable
 
-from .findings import FINDINGS, INSUFFICIENT_DATA, UNSUPPORTED
-from .types import UtilizationHistory
+from ..findings import FINDINGS, INSUFFICIENT_DATA, UNSUPPORTED
+from ..types import UtilizationHistory
 
 __all__ = ["ALL_FINDINGS", "build_analysis", "filter_recommendations", "money",
-           "new_analysis_id", "recommendation_table", "render_html", "sort_recommendations",
+           "new_analysis_id", "recommendation_table", "sort_recommendations",
            "summarize", "summary_line", "to_json", "utilization_series", "write_atomically"]
 
 #: Every finding a recommendation can carry, in the order reports list them.
@@ -206,14 +207,6 @@ def recommendation_table(recommendations: Iterable[Mapping], *, title: str | Non
                                         else f"[red]{money(saving)}[/]" if saving < 0
                                         else money(0.0)))
     return table
-
-
-def render_html(analysis: Mapping, *, max_sections: int | None = None) -> str:
-    """The analysis as one self-contained HTML page (see
-    :mod:`~forestream.optimizer.report_html`): it opens offline, from a file or the server."""
-    from .report_html import render_html as render
-
-    return render(analysis, max_sections=max_sections)
 
 
 def summary_line(summary: Mapping) -> str:

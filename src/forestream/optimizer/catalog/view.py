@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .recommend import RecommendationError
-from .risk import migration_effort
-from .types import InstanceType
+from ..risk import migration_effort
+from ..types import InstanceType, RecommendationError
+from . import load_catalog
 
 _COMMON_CATEGORIES = ("General purpose", "Compute optimized", "Memory optimized")
 _FAMILY = re.compile(r"^([a-z]+)(\d+)([a-z-]*)$")
@@ -26,7 +26,7 @@ class _Choice:
     fits: np.ndarray  # (R,) whether the first option meets every requirement
 
 
-class _CatalogView:
+class CatalogView:
     """The catalog as arrays, with the candidate rules and a vectorized selection."""
 
     def __init__(self, catalog) -> None:
@@ -42,12 +42,10 @@ class _CatalogView:
         self._masks: dict[tuple, np.ndarray] = {}
 
     @classmethod
-    def of(cls, catalog) -> _CatalogView:
+    def of(cls, catalog) -> CatalogView:
         if isinstance(catalog, cls):
             return catalog
         if catalog is None:
-            from .catalog import load_catalog
-
             catalog = load_catalog()
         return cls(catalog)
 

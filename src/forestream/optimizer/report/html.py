@@ -31,7 +31,7 @@ import html
 import math
 from collections.abc import Mapping, Sequence
 
-from .report import (
+from .analysis import (
     ALL_FINDINGS,
     RISK_WORDS,
     money,

@@ -46,7 +46,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .types import InstanceType
+from ..types import InstanceType
 
 DEFAULT_REGION = "us-east-1"
 ARCHITECTURES = ("x86_64", "arm64")
