@@ -131,7 +131,7 @@ def test_live_answers_match_the_documented_schemas(server, tmp_path):
     versions = "/api/v1/models/groups/{group}/versions"
     refused = call(server, "POST", "/api/v1/models/groups/doc/versions",
                    {"source": upload["source"]})  # no trust: refused, kept as Failed
-    assert check(document, "POST", versions, refused)["title"] == "ValidationError"
+    assert check(document, "POST", versions, refused)["title"] == "ValidationException"
     version = check(document, "POST", versions, call(
         server, "POST", "/api/v1/models/groups/doc/versions",
         {"source": upload["source"], "trust": True, "metrics": {"rmse": 0.1},

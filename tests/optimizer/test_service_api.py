@@ -174,7 +174,7 @@ def test_bad_requests_are_400_naming_the_value_and_store_nothing(server, fleet_d
     status, head, problem = call(server, "POST", f"{API}/analyses", body)
     assert status == 400, problem
     assert head["Content-Type"] == "application/problem+json"
-    assert problem["title"] == "ValidationError" and problem["status"] == 400
+    assert problem["title"] == "ValidationException" and problem["status"] == 400
     for word in words:
         assert word in problem["detail"], problem["detail"]
     assert stored(server) == before

@@ -103,7 +103,7 @@ def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path
     with pytest.raises(urllib.error.HTTPError) as err:
         api(server, "GET", "/counter")
     assert err.value.code == 404
-    assert json.loads(err.value.read())["title"] == "Not found"
+    assert json.loads(err.value.read())["title"] == "ResourceNotFoundException"
 
 
 def test_broken_code_fails_with_traceback_in_logs_and_keeps_its_checkpoint(server, tmp_path):

@@ -1,16 +1,13 @@
 """Errors raised by :mod:`forestream.models`.
 
-Every error a caller can meet is a subclass of :class:`ModelsError`, and every class
-carries two things a front end needs to render it without a lookup table of its own:
-
-* ``status`` — the HTTP status the server answers with (404 for a missing model group,
-  415 for a content type the model cannot read, 424 for an exception inside the model,
-  ...);
-* ``code`` — the error name used in AWS-shaped responses (``__type`` on the SageMaker
-  routes), e.g. ``"ValidationError"`` or ``"ModelError"``, the names SageMaker uses.
-
-The message is always the first positional argument and is written for the person who
-caused the error: it names the bad value and what would have been accepted.
+Every error a caller can meet is a subclass of :class:`ModelsError`, in forestream's one
+convention (:mod:`forestream.errors`): ``status`` is the HTTP status the server answers
+with (404 for a missing model group, 415 for a content type the model cannot read, 424
+for an exception inside the model, ...), ``code`` the error's name on the wire
+(``ValidationException``, ``ModelError``, ...; the SageMaker routes rename kinds to the
+codes SageMaker's API uses). The message is always the first positional argument and is
+written for the person who caused the error: it names the bad value and what would have
+been accepted.
 
 >>> err = UnsupportedContentType("content type 'image/png' is not accepted; "
 ...                              "accepted: application/json, text/csv")
@@ -22,48 +19,26 @@ caused the error: it names the bad value and what would have been accepted.
 
 from __future__ import annotations
 
-
-class ModelsError(Exception):
-    """Base class of every :mod:`forestream.models` error.
-
-    ``status`` is the HTTP status code and ``code`` the AWS-style error name; subclasses
-    override both as class attributes. ``message`` is the human-readable text.
-    """
-
-    status: int = 500
-    code: str = "InternalFailure"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def to_dict(self) -> dict:
-        """The error as a JSON-ready ``{"code", "message", "status"}`` mapping."""
-        return {"code": self.code, "message": self.message, "status": self.status}
+from forestream import errors
 
 
-class NotFoundError(ModelsError):
+class ModelsError(errors.ForestreamError):
+    """Base class of every :mod:`forestream.models` error."""
+
+
+class NotFoundError(errors.NotFoundError, ModelsError):
     """A model group, version, endpoint configuration or endpoint does not exist."""
 
-    status = 404
-    code = "ResourceNotFound"
 
-
-class ConflictError(ModelsError):
+class ConflictError(errors.ConflictError, ModelsError):
     """The request conflicts with current state (a name in use, a group with versions)."""
 
-    status = 409
-    code = "ConflictException"
 
-
-class InvalidInput(ModelsError):
+class InvalidInput(errors.InvalidInputError, ModelsError):
     """A request parameter is malformed or out of range."""
 
-    status = 400
-    code = "ValidationError"
 
-
-class ImportRefused(ModelsError):
+class ImportRefused(errors.InvalidInputError, ModelsError):
     """An import was refused for safety, before anything was loaded.
 
     Raised when an artifact would execute code on load (a pickle, a joblib file, a
@@ -72,16 +47,10 @@ class ImportRefused(ModelsError):
     escape the staging directory.
     """
 
-    status = 400
-    code = "ValidationError"
 
-
-class CodeNotAllowed(ModelsError):
+class CodeNotAllowed(errors.ForbiddenError, ModelsError):
     """The model would run code on the server (``trust=True``: a pickle, custom inference
     code), and this registry or endpoint manager was told not to run clients' code."""
-
-    status = 403
-    code = "AccessDeniedException"
 
 
 class ImportFailed(ModelsError):
@@ -164,16 +133,16 @@ class WorkerCrashed(ModelsError):
     code = "InternalFailure"
 
 
-class ArtifactUnavailable(ModelsError):
+class ArtifactUnavailable(errors.UpstreamError, ModelsError):
     """S3 could not supply a model artifact: unreachable, refusing, or holding objects
     that do not match their manifest. Nothing was written to the local store."""
 
-    status = 502
     code = "ArtifactUnavailable"
 
 
 __all__ = [
     "ArtifactUnavailable",
+    "CodeNotAllowed",
     "ConflictError",
     "FrameworkUnavailable",
     "ImportFailed",

@@ -23,6 +23,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from forestream import errors
+
 from .timeseries import MetricInputError, canonical_metric, check_range, parse_timestamps, resample
 from .types import (
     METRICS,
@@ -39,14 +41,11 @@ PREFERENCE_NAMES = ("policy", "lookback_days", "cpu_percentile", "cpu_headroom",
                     "include_burstable", "seed")
 
 
-class OptimizerError(Exception):
-    """An error a client caused or should know about: ``status`` (HTTP) and ``code``."""
-
-    status = 400
-    code = "ValidationError"
+class OptimizerError(errors.ForestreamError):
+    """An error of the optimizer's service a client caused or should know about."""
 
 
-class InvalidRequestError(OptimizerError):
+class InvalidRequestError(errors.InvalidInputError, OptimizerError):
     """The request names a bad value; the message says which and what is accepted."""
 
 

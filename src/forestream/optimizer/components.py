@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from forestream import errors
+
 from .prometheus import Sample, parse_exposition
 from .timeseries import MetricInputError, resample
 from .types import Resource, UtilizationHistory
@@ -64,7 +66,7 @@ SHARD_COUNTERS = {
 }
 
 
-class ComponentError(RuntimeError):
+class ComponentError(errors.UpstreamError, RuntimeError):
     """The forestream server could not be reached or answered something unexpected."""
 
 

@@ -9,6 +9,9 @@ matrix; see the :mod:`~forestream.optimizer.recommend` docstring for the rules.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
@@ -16,7 +19,7 @@ from numba import njit
 from ._grid import _row_max, _row_quantile, _window
 from .catalog.view import CatalogView
 from .findings import INSUFFICIENT_DATA, UNSUPPORTED, classify_findings
-from .policies import Demand, requirements
+from .policies import Demand, Requirements, requirements
 from .risk import VOLATILE_CLASSES, performance_risk, risk_label
 from .types import (
     HOURS_PER_MONTH,
@@ -34,6 +37,9 @@ from .types import (
     failed_recommendation,
     insufficient_data_note,
 )
+
+if TYPE_CHECKING:
+    from .catalog.view import _Choice
 
 _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
 #: forestream: relative error (one standard deviation) of the lookback's sizing
@@ -70,141 +76,111 @@ def size_instances(histories, indices, view: CatalogView, prefs: Preferences, ou
             progress(len(rows))
 
 
-def _instance_batch(batch, types, view: CatalogView, prefs: Preferences, T: int, errors):
-    R = len(batch)
-    vcpu = np.array([t.vcpu for t in types], dtype=float)
-    speed = np.array([t.cpu_speed for t in types], dtype=float)
-    mem_cap = np.array([t.memory_gib for t in types], dtype=float)
-    gpus = np.array([t.gpus for t in types], dtype=float)
-    gpu_mem_cap = np.array([t.gpu_memory_gib for t in types], dtype=float)
-    cpu_cap = vcpu * speed
+def _instance_batch(batch: Sequence[UtilizationHistory], types: Sequence[InstanceType],
+                    view: CatalogView, prefs: Preferences, T: int,
+                    errors: str) -> list[Recommendation]:
+    """The recommendations of one batch of resources whose current types are ``types``."""
+    caps = _Capacities.of(types)
+    demand, hours, net = _batch_demand(batch, caps, T)
+    req = _requirements(demand, prefs)
+    net_need = _network_need(net, prefs, len(batch))
+    choice = _select(types, _needs(req, caps, types, view, prefs, net_need), net_need, view,
+                     prefs)
+    finding, reasons = _findings(req, caps, net_need)
+    classes, periods = _workload(req, len(batch))
+    current, options = _projections(demand, req, caps, view, choice, classes)
+    sizing = _Sizing(req, choice, finding, reasons, classes, periods, current, options)
+    return [_recommendation(h, t, r, hours[r], sizing, view, prefs, errors)
+            for r, (h, t) in enumerate(zip(batch, types, strict=True))]
+
+
+# --------------------------------------------------------------------------- demand
+@dataclass(frozen=True)
+class _Capacities:
+    """The current types' capacities, one entry per resource of a batch."""
+
+    cpu: np.ndarray  # reference cores: vCPU x relative CPU speed
+    mem: np.ndarray  # GiB
+    gpus: np.ndarray
+    gpu_mem: np.ndarray  # GiB
+    network: np.ndarray  # Gbit/s: the burst rate where above the baseline
+
+    @classmethod
+    def of(cls, types: Sequence[InstanceType]) -> _Capacities:
+        """The capacities of ``types``, in order."""
+        vcpu = np.array([t.vcpu for t in types], dtype=float)
+        speed = np.array([t.cpu_speed for t in types], dtype=float)
+        return cls(vcpu * speed,
+                   np.array([t.memory_gib for t in types], dtype=float),
+                   np.array([t.gpus for t in types], dtype=float),
+                   np.array([t.gpu_memory_gib for t in types], dtype=float),
+                   np.array([max(t.network_burst_gbps, t.network_gbps) for t in types]))
+
+
+def _batch_demand(batch: Sequence[UtilizationHistory], caps: _Capacities, T: int
+                  ) -> tuple[Demand, np.ndarray, np.ndarray | None]:
+    """The batch's demand, its data hours and its network bytes (None: no one measures it)."""
     grid = _window(batch, T)
     cpu_pct = grid.matrix(("cpu_pct_max", "cpu_pct"))
     hours = grid.data_hours(cpu_pct)
     # Metrics no resource of the batch has stay None: no (R, T) matrix of NaN to scan.
-    mem_pct = grid.matrix(("mem_pct_max", "mem_pct"), optional=True)
-    mem_gib = grid.matrix(("mem_used_gib_max", "mem_used_gib"), optional=True)
-    if mem_gib is not None:
-        from_pct = mem_pct if mem_pct is not None else np.full_like(mem_gib, np.nan)
-        mem = np.where(np.isfinite(from_pct), from_pct / 100.0 * mem_cap[:, None], mem_gib)
-        mem_pct = mem / mem_cap[:, None] * 100.0
-    else:
-        mem = None if mem_pct is None else mem_pct / 100.0 * mem_cap[:, None]
+    mem, mem_pct = _memory_demand(
+        grid.matrix(("mem_pct_max", "mem_pct"), optional=True),
+        grid.matrix(("mem_used_gib_max", "mem_used_gib"), optional=True), caps.mem)
     gpu_pct = grid.matrix(("gpu_pct_max", "gpu_pct"), optional=True)
     gpu_mem_pct = grid.matrix(("gpu_mem_pct_max", "gpu_mem_pct"), optional=True)
     net = grid.sum_matrix((("net_in_bytes_max", "net_in_bytes"),
                            ("net_out_bytes_max", "net_out_bytes")), optional=True)
-    demand = Demand(cpu_pct / 100.0 * cpu_cap[:, None], cpu_pct, mem, mem_pct,
-                    None if gpu_pct is None else gpu_pct / 100.0 * gpus[:, None],
-                    None if gpu_mem_pct is None else gpu_mem_pct / 100.0 * gpu_mem_cap[:, None],
-                    cpu_cap, mem_cap, gpus, gpu_mem_cap, STEP_SECONDS)
-    req = requirements(prefs.policy, demand, cpu_percentile=prefs.cpu_percentile,
-                       cpu_headroom=prefs.cpu_headroom, mem_headroom=prefs.mem_headroom,
-                       horizon_days=prefs.horizon_days, seed=prefs.seed)
-    # The network is a constraint every policy keeps the same way (AWS's recipe).
-    net_need = (np.full(R, np.nan) if net is None else
-                _row_quantile(net * 8 / 1e9, prefs.cpu_percentile / 100.0) * 1.2)
-    cpu_max = _row_max(demand.cpu)
-    gpu_level = np.where(np.isfinite(req.gpu), req.gpu, np.nan)
-    if req.analysis is not None:
-        classes = req.analysis.workload_class
-        periods = req.analysis.period_hours
-    else:
-        classes = np.full(R, "", dtype=object)
-        periods = np.zeros(R, dtype=np.int64)
-    volatile = np.isin(classes.astype(str), VOLATILE_CLASSES)
+    demand = Demand(_share(cpu_pct, caps.cpu), cpu_pct, mem, mem_pct,
+                    None if gpu_pct is None else _share(gpu_pct, caps.gpus),
+                    None if gpu_mem_pct is None else _share(gpu_mem_pct, caps.gpu_mem),
+                    caps.cpu, caps.mem, caps.gpus, caps.gpu_mem, STEP_SECONDS)
+    return demand, hours, net
 
-    need_cpu = np.where(np.isfinite(req.cpu), req.cpu, cpu_cap)
-    need_mem = np.where(np.isfinite(req.mem), req.mem, mem_cap)
-    need_gpu = np.where(np.isfinite(req.gpu), req.gpu, gpus)
-    need_gpu_mem = np.where(np.isfinite(req.gpu_mem), req.gpu_mem, gpu_mem_cap)
+
+def _memory_demand(mem_pct: np.ndarray | None, mem_gib: np.ndarray | None,
+                   mem_cap: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Memory demand in GiB and in percent of the current type (None: no one measures it)."""
+    if mem_gib is None:
+        return (None if mem_pct is None else _share(mem_pct, mem_cap)), mem_pct
+    from_pct = mem_pct if mem_pct is not None else np.full_like(mem_gib, np.nan)
+    mem = np.where(np.isfinite(from_pct), _share(from_pct, mem_cap), mem_gib)
+    return mem, mem / mem_cap[:, None] * 100.0
+
+
+def _share(pct: np.ndarray, capacity: np.ndarray) -> np.ndarray:
+    """``pct`` percent of each row's ``capacity``."""
+    return pct / 100.0 * capacity[:, None]
+
+
+# --------------------------------------------------------------------------- needs
+def _requirements(demand: Demand, prefs: Preferences) -> Requirements:
+    """What ``prefs.policy`` asks for each resource of ``demand``."""
+    return requirements(prefs.policy, demand, cpu_percentile=prefs.cpu_percentile,
+                        cpu_headroom=prefs.cpu_headroom, mem_headroom=prefs.mem_headroom,
+                        horizon_days=prefs.horizon_days, seed=prefs.seed)
+
+
+def _network_need(net: np.ndarray | None, prefs: Preferences, R: int) -> np.ndarray:
+    """The Gbit/s each resource needs (NaN: not measured)."""
+    # The network is a constraint every policy keeps the same way (AWS's recipe).
+    if net is None:
+        return np.full(R, np.nan)
+    return _row_quantile(net * 8 / 1e9, prefs.cpu_percentile / 100.0) * 1.2
+
+
+def _needs(req: Requirements, caps: _Capacities, types: Sequence[InstanceType],
+           view: CatalogView, prefs: Preferences, net_need: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The CPU, memory, GPU and GPU-memory needs a candidate must meet, per resource."""
+    need_cpu = np.where(np.isfinite(req.cpu), req.cpu, caps.cpu)
+    need_mem = np.where(np.isfinite(req.mem), req.mem, caps.mem)
+    need_gpu = np.where(np.isfinite(req.gpu), req.gpu, caps.gpus)
+    need_gpu_mem = np.where(np.isfinite(req.gpu_mem), req.gpu_mem, caps.gpu_mem)
     if prefs.policy == "forestream" and prefs.cpu_headroom is None:
         need_cpu = _expected_saving_cpu(types, view, prefs, req.cpu_level, need_cpu, need_mem,
                                         need_gpu, need_gpu_mem, np.nan_to_num(net_need))
-    choice = view.select(types, need_cpu, need_mem, need_gpu, need_gpu_mem,
-                         np.nan_to_num(net_need), prefs.max_options,
-                         allow_graviton=prefs.allow_graviton,
-                         include_burstable=prefs.include_burstable,
-                         tolerance=STABLE_PRICE_TOLERANCE if prefs.policy == "forestream"
-                         else 0.0)
-    has_gpu = gpus > 0
-    finding, reasons = classify_findings(
-        {"CPU": (req.cpu, cpu_cap), "Memory": (req.mem, mem_cap),
-         "GPU": (np.where(has_gpu, req.gpu, np.nan), gpus),
-         "GPUMemory": (np.where(has_gpu, req.gpu_mem, np.nan), gpu_mem_cap),
-         "NetworkBandwidth": (np.where(net_need > 0, net_need, np.nan),
-                              np.array([max(t.network_burst_gbps, t.network_gbps)
-                                        for t in types]))},
-        idle=req.idle,
-        can_shrink={"GPU": gpus > 1, "GPUMemory": gpus > 1,
-                    "NetworkBandwidth": np.zeros(R, dtype=bool)})
-
-    def utilization(cores, memory, gpu_count):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return {"cpu_max": 100 * cpu_max / cores,
-                    "cpu_sizing": 100 * req.cpu_level / cores,
-                    "mem_max": 100 * req.mem_level / memory,
-                    "gpu_sizing": np.where(gpu_count > 0, 100 * gpu_level / np.maximum(
-                        gpu_count, 1e-12), np.nan)}
-
-    def risk(u):
-        worst = np.fmax(np.fmax(u["cpu_sizing"], u["mem_max"]), u["gpu_sizing"]) / 100.0
-        return performance_risk(worst, volatile=volatile)
-
-    current_u = utilization(cpu_cap, mem_cap, gpus)
-    current_risk = risk(current_u).tolist()
-    current_labels = risk_label(np.array(current_risk)).tolist()
-    current_u = _as_lists(current_u)
-    option_u = []
-    option_risk = []
-    for k in range(choice.index.shape[1]):
-        cols = choice.index[:, k]
-        u = utilization(view.capacity[cols], view.memory[cols], view.gpus[cols])
-        option_risk.append(risk(u).tolist())
-        option_u.append(_as_lists(u))
-
-    recs = []
-    for r, (h, t) in enumerate(zip(batch, types, strict=True)):
-        if hours[r] < MIN_DATA_HOURS:
-            message = insufficient_data_note(hours[r])
-            if errors == "raise":
-                raise InsufficientDataError(message)
-            recs.append(failed_recommendation(h, prefs, INSUFFICIENT_DATA, message, hours[r]))
-            continue
-        count = _instance_count(h)
-        price = t.price_per_hour * HOURS_PER_MONTH * count
-        config = {"instance_type": t.name}
-        if count != 1 or h.resource.kind == "asg":
-            config["count"] = count
-        current = Current(t.name, config, price, _pick(current_u, r), int(current_risk[r]),
-                          str(current_labels[r]))
-        options = []
-        for k in range(choice.index.shape[1]):
-            if not choice.valid[r, k]:
-                continue
-            o = view.types[choice.index[r, k]]
-            o_price = o.price_per_hour * HOURS_PER_MONTH * count
-            o_config = {"instance_type": o.name}
-            if "count" in config:
-                o_config["count"] = count
-            options.append(Option(
-                rank=len(options) + 1, name=o.name, configuration=o_config,
-                monthly_price=o_price, savings_monthly=price - o_price,
-                savings_pct=100.0 * (price - o_price) / price if price > 0 else None,
-                performance_risk=int(option_risk[k][r]),
-                projected_utilization=_pick(option_u[k], r),
-                migration_effort=view.migration_effort(t, o), architecture=o.architecture))
-        notes = list(req.notes[r]) if req.notes else []
-        if not choice.fits[r]:
-            notes.append("no catalog type in the candidate set meets the requirement; the "
-                         "closest are offered")
-        if t.price_estimated:
-            notes.append(f"the catalog price of {t.name} is estimated")
-        recs.append(Recommendation(
-            h.resource.resource_id, h.resource.kind, prefs.policy, str(finding[r]),
-            reasons[r], str(classes[r]), int(periods[r]), current, options,
-            prefs.lookback_days, round(float(hours[r]), 2), notes))
-    return recs
+    return need_cpu, need_mem, need_gpu, need_gpu_mem
 
 
 def _expected_saving_cpu(types, view: CatalogView, prefs: Preferences, level, need_cpu,
@@ -264,6 +240,182 @@ def _normal_cdf(z):
         for j in range(z.shape[1]):
             out[i, j] = 0.5 * (1.0 + math.erf(z[i, j] / math.sqrt(2.0)))
     return out
+
+
+# --------------------------------------------------------------------------- choice
+def _select(types: Sequence[InstanceType],
+            needs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+            net_need: np.ndarray, view: CatalogView, prefs: Preferences) -> _Choice:
+    """Up to ``prefs.max_options`` catalog types per resource meeting ``needs``, best first."""
+    return view.select(types, *needs, np.nan_to_num(net_need), prefs.max_options,
+                       allow_graviton=prefs.allow_graviton,
+                       include_burstable=prefs.include_burstable,
+                       tolerance=STABLE_PRICE_TOLERANCE if prefs.policy == "forestream"
+                       else 0.0)
+
+
+def _findings(req: Requirements, caps: _Capacities, net_need: np.ndarray
+              ) -> tuple[np.ndarray, list[list[str]]]:
+    """Each resource's finding and its reason codes."""
+    has_gpu = caps.gpus > 0
+    return classify_findings(
+        {"CPU": (req.cpu, caps.cpu), "Memory": (req.mem, caps.mem),
+         "GPU": (np.where(has_gpu, req.gpu, np.nan), caps.gpus),
+         "GPUMemory": (np.where(has_gpu, req.gpu_mem, np.nan), caps.gpu_mem),
+         "NetworkBandwidth": (np.where(net_need > 0, net_need, np.nan), caps.network)},
+        idle=req.idle,
+        can_shrink={"GPU": caps.gpus > 1, "GPUMemory": caps.gpus > 1,
+                    "NetworkBandwidth": np.zeros(len(caps.cpu), dtype=bool)})
+
+
+def _workload(req: Requirements, R: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each resource's workload class and period in hours ("" and 0 without an analysis)."""
+    if req.analysis is not None:
+        return req.analysis.workload_class, req.analysis.period_hours
+    return np.full(R, "", dtype=object), np.zeros(R, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- projections
+@dataclass(frozen=True)
+class _Projection:
+    """Projected utilization (percent, by metric) and performance risk, one entry per resource."""
+
+    utilization: dict[str, list]
+    risk: list  # scores 0-4
+    labels: list = field(default_factory=list)  # the risk's names (current types only)
+
+
+@dataclass(frozen=True)
+class _Load:
+    """The levels a capacity is judged against, one entry per resource."""
+
+    cpu_max: np.ndarray  # reference cores: the lookback's peak
+    cpu_level: np.ndarray  # reference cores: the sizing percentile
+    mem_level: np.ndarray  # GiB
+    gpu_level: np.ndarray  # GPUs busy (NaN: not measured)
+    volatile: np.ndarray  # whether the workload class is volatile
+
+    @classmethod
+    def of(cls, demand: Demand, req: Requirements, classes: np.ndarray) -> _Load:
+        """The load behind ``demand``, ``req`` and the workload ``classes``."""
+        return cls(_row_max(demand.cpu), req.cpu_level, req.mem_level,
+                   np.where(np.isfinite(req.gpu), req.gpu, np.nan),
+                   np.isin(classes.astype(str), VOLATILE_CLASSES))
+
+    def utilization(self, cores: np.ndarray, memory: np.ndarray,
+                    gpu_count: np.ndarray) -> dict[str, np.ndarray]:
+        """Projected utilization of these capacities in percent, by metric."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return {"cpu_max": 100 * self.cpu_max / cores,
+                    "cpu_sizing": 100 * self.cpu_level / cores,
+                    "mem_max": 100 * self.mem_level / memory,
+                    "gpu_sizing": np.where(gpu_count > 0, 100 * self.gpu_level / np.maximum(
+                        gpu_count, 1e-12), np.nan)}
+
+    def risk(self, u: dict[str, np.ndarray]) -> np.ndarray:
+        """The performance risk (0-4) of the projected utilization ``u``."""
+        worst = np.fmax(np.fmax(u["cpu_sizing"], u["mem_max"]), u["gpu_sizing"]) / 100.0
+        return performance_risk(worst, volatile=self.volatile)
+
+    def project(self, cores: np.ndarray, memory: np.ndarray, gpu_count: np.ndarray, *,
+                labels: bool = False) -> _Projection:
+        """The projection onto these capacities (with risk labels if ``labels``)."""
+        u = self.utilization(cores, memory, gpu_count)
+        risk = self.risk(u).tolist()
+        return _Projection(_as_lists(u), risk,
+                           risk_label(np.array(risk)).tolist() if labels else [])
+
+
+def _projections(demand: Demand, req: Requirements, caps: _Capacities, view: CatalogView,
+                 choice: _Choice, classes: np.ndarray) -> tuple[_Projection, list[_Projection]]:
+    """The projections onto the current types and onto each option column of ``choice``."""
+    load = _Load.of(demand, req, classes)
+    current = load.project(caps.cpu, caps.mem, caps.gpus, labels=True)
+    options = [load.project(view.capacity[cols], view.memory[cols], view.gpus[cols])
+               for cols in choice.index.T]
+    return current, options
+
+
+# --------------------------------------------------------------------------- assembly
+@dataclass(frozen=True)
+class _Sizing:
+    """A batch's sizing, row ``r`` for resource ``r``: what its recommendations are made of."""
+
+    req: Requirements
+    choice: _Choice
+    finding: np.ndarray
+    reasons: list[list[str]]
+    classes: np.ndarray
+    periods: np.ndarray
+    current: _Projection
+    options: list[_Projection]  # one per option column of ``choice``
+
+
+def _recommendation(h: UtilizationHistory, t: InstanceType, r: int, hours: float,
+                    sizing: _Sizing, view: CatalogView, prefs: Preferences,
+                    errors: str) -> Recommendation:
+    """Resource ``r``'s recommendation (InsufficientData, or raised, below MIN_DATA_HOURS)."""
+    if hours < MIN_DATA_HOURS:
+        message = insufficient_data_note(hours)
+        if errors == "raise":
+            raise InsufficientDataError(message)
+        return failed_recommendation(h, prefs, INSUFFICIENT_DATA, message, hours)
+    count = _instance_count(h)
+    current = _current(h, t, r, count, sizing.current)
+    return Recommendation(
+        h.resource.resource_id, h.resource.kind, prefs.policy, str(sizing.finding[r]),
+        sizing.reasons[r], str(sizing.classes[r]), int(sizing.periods[r]), current,
+        _options(t, r, count, current, sizing, view), prefs.lookback_days,
+        round(float(hours), 2), _notes(t, r, sizing))
+
+
+def _current(h: UtilizationHistory, t: InstanceType, r: int, count: int,
+             projection: _Projection) -> Current:
+    """Resource ``r``'s current configuration, its monthly price, utilization and risk."""
+    config: dict = {"instance_type": t.name}
+    if count != 1 or h.resource.kind == "asg":
+        config["count"] = count
+    return Current(t.name, config, _monthly_price(t, count), _pick(projection.utilization, r),
+                   int(projection.risk[r]), str(projection.labels[r]))
+
+
+def _options(t: InstanceType, r: int, count: int, current: Current, sizing: _Sizing,
+             view: CatalogView) -> list[Option]:
+    """Resource ``r``'s ranked options, each as many instances as ``current``."""
+    price = _monthly_price(t, count)
+    options: list[Option] = []
+    for k, projection in enumerate(sizing.options):
+        if not sizing.choice.valid[r, k]:
+            continue
+        o = view.types[sizing.choice.index[r, k]]
+        o_price = _monthly_price(o, count)
+        o_config: dict = {"instance_type": o.name}
+        if "count" in current.configuration:
+            o_config["count"] = count
+        options.append(Option(
+            rank=len(options) + 1, name=o.name, configuration=o_config,
+            monthly_price=o_price, savings_monthly=price - o_price,
+            savings_pct=100.0 * (price - o_price) / price if price > 0 else None,
+            performance_risk=int(projection.risk[r]),
+            projected_utilization=_pick(projection.utilization, r),
+            migration_effort=view.migration_effort(t, o), architecture=o.architecture))
+    return options
+
+
+def _notes(t: InstanceType, r: int, sizing: _Sizing) -> list[str]:
+    """Resource ``r``'s notes: the policy's, then any on the choice and on ``t``'s price."""
+    notes = list(sizing.req.notes[r]) if sizing.req.notes else []
+    if not sizing.choice.fits[r]:
+        notes.append("no catalog type in the candidate set meets the requirement; the "
+                     "closest are offered")
+    if t.price_estimated:
+        notes.append(f"the catalog price of {t.name} is estimated")
+    return notes
+
+
+def _monthly_price(t: InstanceType, count: int) -> float:
+    """The monthly price of ``count`` instances of ``t``."""
+    return t.price_per_hour * HOURS_PER_MONTH * count
 
 
 def _instance_count(h: UtilizationHistory) -> int:

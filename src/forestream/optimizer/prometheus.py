@@ -41,6 +41,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from forestream import errors
+
 from .timeseries import BUCKET_SECONDS, MetricInputError, canonical_metric, parse_timestamps
 from .types import METRICS, Resource, UtilizationHistory
 
@@ -86,7 +88,7 @@ PRESETS: dict[str, tuple[dict[str, str], tuple[str, ...], str]] = {
 MAX_POINTS_PER_REQUEST = 11_000  # Prometheus refuses query_range answers above 11,000 points
 
 
-class PrometheusError(RuntimeError):
+class PrometheusError(errors.UpstreamError, RuntimeError):
     """The Prometheus server could not be reached or rejected a query."""
 
 

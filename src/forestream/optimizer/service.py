@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 
+from forestream import errors
 from forestream.names import shorten
 
 from .analysis_input import (
@@ -92,16 +93,12 @@ PROMETHEUS_KEYS = ("url", "preset", "days", "start", "end", "queries", "headers"
 _ID = re.compile(r"^\d{8}T\d{12}Z-[0-9a-f]{6}$")
 
 
-class AnalysisNotFoundError(OptimizerError):
-    status = 404
-    code = "ResourceNotFoundException"
+class AnalysisNotFoundError(errors.NotFoundError, OptimizerError):
+    """No stored analysis of that id."""
 
 
-class SourceUnavailableError(OptimizerError):
+class SourceUnavailableError(errors.UpstreamError, OptimizerError):
     """The metric source (a Prometheus server) failed or could not be reached."""
-
-    status = 502
-    code = "SourceUnavailable"
 
 
 class OptimizerService:

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from forestream import errors
+
 from .types import METRICS
 
 BUCKET_SECONDS = 300
@@ -65,7 +67,7 @@ CLOUDWATCH_NAMES: dict[str, tuple[str, bool]] = {
 PERCENT_METRICS = frozenset(m for m in METRICS if m.endswith("_pct"))
 
 
-class MetricInputError(ValueError):
+class MetricInputError(errors.InvalidInputError, ValueError):
     """Metric input that cannot be used; the message names the value and what is accepted."""
 
 

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from forestream import errors
+
 #: Canonical metric names. Percentages are 0-100 of the resource's current capacity;
 #: byte and operation counts are per second (averaged over the sample period); ``*_max``
 #: variants, when present, hold the maximum within the sample period.
@@ -114,7 +116,7 @@ STEP_SECONDS = 300
 STABLE_PRICE_TOLERANCE = 0.03
 
 
-class RecommendationError(ValueError):
+class RecommendationError(errors.InvalidInputError, ValueError):
     """A recommendation cannot be made; the message says which value and why."""
 
 

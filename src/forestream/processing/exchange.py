@@ -48,6 +48,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
+from forestream import errors
+
 from .keys import key_hash
 from .operators import MIN_WATERMARK, Operator
 from .records import Record
@@ -65,7 +67,7 @@ IDLE_POLL_MAX_SECONDS = 0.1  # an empty key group is polled at least this often
 _SEQUENCE = re.compile(r"@(\d+)")
 
 
-class ExchangeError(ValueError):
+class ExchangeError(errors.InvalidInputError, ValueError):
     """The job cannot run its keyed part across parallel workers as written."""
 
 

@@ -31,7 +31,7 @@ PREFIX = "/api/v1/applications"
 def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
     policy = ServerPolicy(settings)
     guarded = answering_errors((ApplicationError, PolicyRefusal),
-                               lambda request, exc: problem(exc.status, exc.title, str(exc),
+                               lambda request, exc: problem(exc.status, exc.code, str(exc),
                                                             request.url.path))
 
     def code_of(value) -> ApplicationCode | str:
@@ -44,7 +44,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         try:
             result = await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
         except ApplicationError as exc:
-            return problem(exc.status, exc.title, str(exc), request.url.path)
+            return problem(exc.status, exc.code, str(exc), request.url.path)
         if result is None:
             return Response(status_code=204)
         return JSONResponse(result, status_code=status)
@@ -69,7 +69,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
                 raise ApplicationError(str(exc)) from None
             code = code_of(code)
         except (ApplicationError, PolicyRefusal) as exc:
-            return problem(exc.status, exc.title, str(exc), request.url.path)
+            return problem(exc.status, exc.code, str(exc), request.url.path)
         return await call(request, manager.create_application, name, code, status=201, **args)
 
     async def listing(request: Request):
@@ -82,7 +82,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         try:
             data = await body(request)
         except ApplicationError as exc:
-            return problem(exc.status, exc.title, str(exc), request.url.path)
+            return problem(exc.status, exc.code, str(exc), request.url.path)
         args = {k: data[k] for k in ("code", "properties", "checkpoint_interval", "parallelism",
                                      "autoscaling") if k in data}
         if args.get("code") is not None:

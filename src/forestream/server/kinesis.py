@@ -72,7 +72,8 @@ class KinesisProtocol:
             except _Refusal as refusal:
                 return self._error(*refusal.args, binary, request_id)
             except StreamError as exc:
-                return self._error(exc.code, exc.message, exc.status, binary, request_id)
+                return self._error(exc.code, exc.message, 400 if exc.status < 500 else 500, binary,
+                               request_id)
             except TypeError as exc:  # a member the operation does not take
                 return self._error("ValidationException", str(exc), 400, binary, request_id)
             except Exception:  # a bug of ours: AWS's shape, the trace in the log
@@ -115,7 +116,8 @@ class KinesisProtocol:
             return self._error(*refusal.args, binary, request_id)
         except StreamError as exc:
             self.metrics.error(operation, exc.code)
-            return self._error(exc.code, exc.message, exc.status, binary, request_id)
+            return self._error(exc.code, exc.message, 400 if exc.status < 500 else 500, binary,
+                               request_id)
         except TypeError as exc:  # a member the operation does not take
             return self._error("ValidationException", str(exc), 400, binary, request_id)
         except Exception:  # a bug of ours: answer in AWS's shape, keep the trace in the log

@@ -1,68 +1,56 @@
-"""Errors of the stream store, named as the Kinesis API names them.
+"""Errors of the stream store, named as the Kinesis API names them, in forestream's one
+convention (:mod:`forestream.errors`).
 
-Each class carries the AWS error code (``__type`` on the wire) and HTTP status, so the
-server turns any of them into the AWS error shape without a table of its own.
+Each class is a kind (not found, conflict, invalid input, ...) with the exact Kinesis
+error code (``__type`` on the wire; every code is an error shape of botocore's Kinesis
+model, checked by the tests). ``status`` is the kind's HTTP status; the Kinesis protocol
+(AWS JSON 1.1) answers every client error with 400 itself.
 """
 
 from __future__ import annotations
 
-
-class StreamError(Exception):
-    """Base class: ``code`` is the AWS error type, ``status`` the HTTP status."""
-
-    code = "InternalFailure"
-    status = 500
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+from forestream import errors
 
 
-class ValidationError(StreamError):
-    code = "ValidationException"
-    status = 400
+class StreamError(errors.ForestreamError):
+    """Base class of the stream store's errors."""
 
 
-class InvalidArgumentError(StreamError):
+class ValidationError(errors.InvalidInputError, StreamError):
+    """A member breaks the API model's constraints (type, length, pattern, range)."""
+
+
+class InvalidArgumentError(errors.InvalidInputError, StreamError):
     code = "InvalidArgumentException"
-    status = 400
 
 
-class ResourceNotFoundError(StreamError):
-    code = "ResourceNotFoundException"
-    status = 400
+class ResourceNotFoundError(errors.NotFoundError, StreamError):
+    """No stream, shard or consumer of that name (``ResourceNotFoundException``)."""
 
 
-class ResourceInUseError(StreamError):
+class ResourceInUseError(errors.ConflictError, StreamError):
     code = "ResourceInUseException"
-    status = 400
 
 
-class LimitExceededError(StreamError):
-    code = "LimitExceededException"
-    status = 400
+class LimitExceededError(errors.LimitExceededError, StreamError):
+    """Too many streams, shards, consumers or tags (``LimitExceededException``)."""
 
 
-class ExpiredIteratorError(StreamError):
+class ExpiredIteratorError(errors.InvalidInputError, StreamError):
     code = "ExpiredIteratorException"
-    status = 400
 
 
-class ExpiredNextTokenError(StreamError):
+class ExpiredNextTokenError(errors.InvalidInputError, StreamError):
     code = "ExpiredNextTokenException"
-    status = 400
 
 
-class ThroughputExceededError(StreamError):
+class ThroughputExceededError(errors.LimitExceededError, StreamError):
     code = "ProvisionedThroughputExceededException"
-    status = 400
 
 
-class AccessDeniedError(StreamError):
-    code = "AccessDeniedException"
-    status = 400
+class AccessDeniedError(errors.ForbiddenError, StreamError):
+    """``AccessDeniedException``."""
 
 
-class KMSError(StreamError):
+class KMSError(errors.ConflictError, StreamError):
     code = "KMSInvalidStateException"
-    status = 400

@@ -46,6 +46,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from forestream import errors
+
 from ..types import InstanceType
 
 DEFAULT_REGION = "us-east-1"
@@ -57,7 +59,7 @@ OPTIONAL_FIELDS = ("region", "family", "category", "architecture", "gpus", "gpu_
 DATA_DIR = Path(__file__).with_name("data")
 
 
-class CatalogError(ValueError):
+class CatalogError(errors.InvalidInputError, ValueError):
     """A catalog file or argument is not usable; the message says which value and why."""
 
 
