@@ -31,7 +31,9 @@ from .operators import MIN_WATERMARK
 from .records import Collector, Record
 
 KEEP_CHECKPOINTS = 3
-CHECKPOINT_MAGIC = b"FSCKPT1z"  # then a zlib-compressed pickle
+#: Format 1 of checkpoint files ("FSCKPT" + version + "z" for zlib), then the compressed
+#: pickle; a new format gets a new version (see docs/architecture.md, on-disk formats).
+CHECKPOINT_MAGIC = b"FSCKPT1z"
 IDLE_SLEEP_SECONDS = 0.05
 
 
@@ -69,20 +71,22 @@ class JobResult:
 
 
 def checkpoint_files(directory: Path) -> list[Path]:
-    """A folder's checkpoint files, oldest first. ``checkpoint-99999999.pkl`` is where
-    earlier versions put a restored snapshot: it counts as the oldest."""
+    """A folder's checkpoint files (``checkpoint-<8 digits>.pkl``), oldest first."""
     def order(path: Path) -> int:
         number = path.stem.rpartition("-")[2]
-        return -1 if number == "99999999" or not number.isdigit() else int(number)
+        return int(number) if number.isdigit() else -1
     return sorted(directory.glob("checkpoint-*.pkl"), key=order)
 
 
 def read_checkpoint(path: Path) -> dict:
-    """The snapshot in a checkpoint file (compressed, or a plain pickle from before)."""
+    """The snapshot in a checkpoint file: :data:`CHECKPOINT_MAGIC` (which names the format
+    version), then a zlib-compressed pickle."""
     data = Path(path).read_bytes()
-    if data.startswith(CHECKPOINT_MAGIC):
-        data = zlib.decompress(data[len(CHECKPOINT_MAGIC):])
-    return pickle.loads(data)
+    if not data.startswith(CHECKPOINT_MAGIC):
+        raise ValueError(f"{path} is not a checkpoint of this forestream version (format "
+                         f"{CHECKPOINT_MAGIC[:7].decode()}): start the application with "
+                         "restore SKIP, or with the forestream version that wrote it")
+    return pickle.loads(zlib.decompress(data[len(CHECKPOINT_MAGIC):]))
 
 
 class _SourceState:

@@ -79,12 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
         return 2
-    # a checkpoint of the whole job (from before jobs on streams ran per shard and key
-    # group, or restored from such a snapshot) keeps the job in one piece
+    # checkpoints of the job whole and per shard/key group cannot stand for each other
+    # (the code changed from one kind of job to the other)
     checkpoints = app_dir / "checkpoints"
     whole_job = any(checkpoints.glob("checkpoint-*.pkl"))
     per_shard = any(p.is_dir() for p in checkpoints.glob("*"))
-    split = shares_shards and not (whole_job and workers == 1)
+    split = shares_shards
     if (split and whole_job) or (not split and per_shard):
         message = (f"the checkpoints in {checkpoints} are "
                    f"{'of the whole job' if whole_job else 'per shard and key group'}, but "

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from forestream import access_token
 from forestream.config import Settings
+from forestream.formats import check_data_dir
 from forestream.models.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 from forestream.models.sources import ImportLimits
@@ -103,6 +104,8 @@ class Server:
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:
     """Build the server around a (new or given) stream store."""
     settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(settings.data_dir)
     token = settings.token or (access_token.load_or_create(settings.data_dir)
                                if settings.require_token else None)
     store = store or StreamStore(settings.data_dir, fsync=settings.fsync,
