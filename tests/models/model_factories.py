@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forestream.models.worker import Invocation, ModelWorker
+from forestream.models.serving.worker import Invocation, ModelWorker
 
 _rng = np.random.default_rng(42)
 TRAIN = _rng.normal(size=(120, 4))

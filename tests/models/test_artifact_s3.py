@@ -15,7 +15,7 @@ from registry_factories import MotoS3, onnx_model, s3_credentials, tree
 
 from forestream.models.errors import ArtifactUnavailable, ConflictError, ImportFailed, InvalidInput
 from forestream.models.registry import ModelRegistry
-from forestream.models.store import manifest_digest
+from forestream.models.registry.artifact_store import manifest_digest
 
 pytestmark = pytest.mark.service
 

@@ -16,7 +16,7 @@ from forestream.models.errors import (
     ModelLoadError,
     UnsupportedContentType,
 )
-from forestream.models.handlers import as_rows, make_predictor, requested_method
+from forestream.models.serving.handlers import as_rows, make_predictor, requested_method
 
 # model_fn, input_fn, predict_fn and output_fn, with a private content type and a
 # context argument that sends CustomAttributes back.

@@ -31,7 +31,7 @@ from registry_factories import (
 
 from forestream.models.errors import ImportFailed, ImportRefused, InvalidInput
 from forestream.models.registry import ModelRegistry
-from forestream.models.sources import ImportLimits
+from forestream.models.staging.sources import ImportLimits
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from registry_factories import (
 )
 
 from forestream.models.errors import ImportFailed, ImportRefused, InvalidInput
-from forestream.models.sources import ImportLimits, stage_source
-from forestream.models.store import UploadStore
+from forestream.models.registry.artifact_store import UploadStore
+from forestream.models.staging.sources import ImportLimits, stage_source
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ from forestream.models.errors import (
     UnsupportedContentType,
     WorkerCrashed,
 )
-from forestream.models.worker import ModelWorker, validate_artifact
+from forestream.models.serving.worker import ModelWorker, validate_artifact
 
 # A custom-code artifact that does what the request body says: cheap to start (no
 # framework import), and able to crash, hang or print on demand.
@@ -314,7 +314,7 @@ def test_worker_exits_when_its_parent_dies(artifacts):
     script = textwrap.dedent(f"""
         import asyncio, os
         from pathlib import Path
-        from forestream.models.worker import ModelWorker
+        from forestream.models.serving.worker import ModelWorker
 
         async def main():
             worker = ModelWorker(Path({str(base / "puppet")!r}), "sklearn", trusted=True)

@@ -93,8 +93,8 @@ def endpoint_logs(name, tail, endpoint_url):
 def transform_cmd(endpoint_name, source, destination, content_type, batch_size, concurrency,
                   join_input, endpoint_url):
     """Batch transform: score every row of a file or stream through ENDPOINT_NAME."""
-    from forestream.models.batch import endpoint_invoker, transform
     from forestream.models.errors import ModelsError
+    from forestream.models.hosting.batch import endpoint_invoker, transform
 
     kinesis = None
     if source.startswith("kinesis://") or destination.startswith("kinesis://"):

@@ -9,14 +9,12 @@ What SageMaker's model import, Model Registry and endpoints do, self-hosted:
 * :class:`ModelWorker` is the subprocess that loads one model version and answers
   requests (SageMaker's handler contract, default handlers per framework);
 * :class:`EndpointManager` serves versions as endpoints with weighted variants;
-* :func:`~forestream.models.batch.transform` scores files or streams in batches.
+* :func:`~forestream.models.hosting.batch.transform` scores files or streams in batches.
 
 Frameworks: scikit-learn, XGBoost, LightGBM, ONNX, PyTorch, TensorFlow/Keras,
 forestream's Random Cut Forest (MXNet cannot be installed here and is refused clearly).
 """
 
-from .batch import endpoint_invoker, transform
-from .endpoints import EndpointManager
 from .errors import (
     ConflictError,
     FrameworkUnavailable,
@@ -31,8 +29,10 @@ from .errors import (
     UnsupportedContentType,
     WorkerCrashed,
 )
+from .hosting.batch import endpoint_invoker, transform
+from .hosting.endpoints import EndpointManager
 from .registry import ModelRegistry
-from .worker import Invocation, ModelWorker, validate_artifact
+from .serving.worker import Invocation, ModelWorker, validate_artifact
 
 __all__ = [
     "ConflictError",

@@ -75,7 +75,7 @@ class ImportFailed(ModelsError):
 class ModelValidationError(ModelsError):
     """Loading the model, or running the sample input through it, failed.
 
-    Raised by :func:`forestream.models.worker.validate_artifact`; the message says which
+    Raised by :func:`forestream.models.serving.worker.validate_artifact`; the message says which
     step failed (load or sample) and quotes the model's own exception.
     """
 

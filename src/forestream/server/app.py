@@ -16,9 +16,9 @@ from starlette.routing import Route
 from forestream import access_token
 from forestream.config import Settings
 from forestream.formats import check_data_dir
-from forestream.models.endpoints import EndpointManager
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
-from forestream.models.sources import ImportLimits
+from forestream.models.staging.sources import ImportLimits
 from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore

@@ -30,9 +30,9 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from forestream.config import Settings
-from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import InvalidInput
 from forestream.models.errors import NotFoundError as ModelNotFound
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 from forestream.optimizer.service import OptimizerError, OptimizerService
 from forestream.processing.applications import ApplicationManager

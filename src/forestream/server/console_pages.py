@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from forestream.models.endpoints import LATENCY_BUCKETS
+from forestream.models.hosting.endpoints import LATENCY_BUCKETS
 
 DOCS = ("streams.md", "processing.md", "rcf.md", "models.md", "optimizer.md", "console.md")
 GOOD = {"ACTIVE", "RUNNING", "InService", "Ready", "Approved", "OPEN", "optimized"}

@@ -53,8 +53,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forestream.config import Settings
-from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ImportFailed, InvalidInput, ModelsError
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 
 from .policy import PolicyRefusal, ServerPolicy

@@ -8,9 +8,10 @@ required ones. Used by :mod:`forestream.server.openapi`.
 
 from __future__ import annotations
 
-from forestream.models.endpoints import MAX_VARIANTS, MAX_WORKERS_PER_VARIANT
 from forestream.models.frameworks import FRAMEWORKS
-from forestream.models.importer import (
+from forestream.models.hosting.endpoints import MAX_VARIANTS, MAX_WORKERS_PER_VARIANT
+from forestream.models.registry import APPROVAL_STATUSES, MAX_PAGE, STATUSES
+from forestream.models.staging.importer import (
     GROUP_NAME,
     IMMUTABLE_METADATA_KEYS,
     MAX_DESCRIPTION,
@@ -19,7 +20,6 @@ from forestream.models.importer import (
     MAX_PROPERTIES,
     MAX_PROPERTY_VALUE,
 )
-from forestream.models.registry import APPROVAL_STATUSES, MAX_PAGE, STATUSES
 from forestream.optimizer.catalog import ARCHITECTURES
 from forestream.optimizer.report import ALL_FINDINGS
 from forestream.optimizer.service import PROMETHEUS_KEYS

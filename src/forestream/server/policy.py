@@ -2,7 +2,7 @@
 from other hosts. (Running clients' code is the libraries' own setting, ``allow_code``
 on :class:`~forestream.processing.applications.ApplicationManager`,
 :class:`~forestream.models.registry.ModelRegistry` and
-:class:`~forestream.models.endpoints.EndpointManager`, which the server sets from
+:class:`~forestream.models.hosting.endpoints.EndpointManager`, which the server sets from
 ``Settings.allow_code``.)
 
 - A request may name a file or folder on the server (application code, a model, metric

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from forestream.config import Settings
-from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ModelsError, NotFoundError, UnsupportedContentType
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.names import cap_message
 
 MAX_PAYLOAD = 6 * 1024 * 1024

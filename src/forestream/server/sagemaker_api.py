@@ -26,10 +26,10 @@ from starlette.responses import Response
 
 from forestream.aws_shapes import ServiceShapes, ShapeValidationError
 from forestream.config import Settings
-from forestream.models.endpoints import EndpointManager
 from forestream.models.errors import ConflictError, ModelsError, NotFoundError
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
-from forestream.models.sagemaker_models import SageMakerModels
+from forestream.models.registry.sagemaker_models import SageMakerModels
 from forestream.names import cap_message
 
 from .sagemaker_common import Context, Operation, SageMakerError

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from forestream.models.endpoints import EndpointManager
+from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
-from forestream.models.sagemaker_models import SageMakerModels
+from forestream.models.registry.sagemaker_models import SageMakerModels
 
 DEFAULT_MAX_RESULTS = 10  # SageMaker's page size when MaxResults is not given
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 
-from forestream.models.endpoints import MAX_WORKERS_PER_VARIANT
 from forestream.models.errors import NotFoundError
+from forestream.models.hosting.endpoints import MAX_WORKERS_PER_VARIANT
 
 from .sagemaker_common import Context, Operation, SageMakerError, epoch, listing, validation
 

@@ -4,7 +4,7 @@ A model package group is a registry group; a versioned model package is a regist
 version (``ModelPackageVersion`` = the version number, ARN
 ``arn:aws:sagemaker:<region>:000000000000:model-package/<group>/<version>``).
 ``CreateModelPackage`` imports ``InferenceSpecification.Containers[0].ModelDataUrl`` (the
-container ``Environment`` rules of :mod:`forestream.models.sagemaker_models` apply,
+container ``Environment`` rules of :mod:`forestream.models.registry.sagemaker_models` apply,
 ``FORESTREAM_TRUST`` included); ``MetadataProperties`` become the version's immutable
 metadata (CommitId → commit, Repository → repository, GeneratedBy → generated_by),
 ``CustomerMetadataProperties`` its customer metadata, ``Tags`` its tags; the rest of the
@@ -19,7 +19,7 @@ not import, ``ConflictException``.
 
 from __future__ import annotations
 
-from forestream.models.sagemaker_models import model_data_url
+from forestream.models.registry.sagemaker_models import model_data_url
 
 from .sagemaker_common import Context, Operation, epoch, listing, tag_map, validation
 

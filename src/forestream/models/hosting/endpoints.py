@@ -2,8 +2,8 @@
 
 An *endpoint configuration* names one or more production variants, each a model version
 (``"group:3"``), a traffic weight and a worker count. An *endpoint* serves one
-configuration: every variant gets a :class:`~forestream.models.pools.VariantPool` of
-:class:`~forestream.models.worker.ModelWorker` subprocesses holding the loaded model,
+configuration: every variant gets a :class:`~forestream.models.hosting.pools.VariantPool` of
+:class:`~forestream.models.serving.worker.ModelWorker` subprocesses holding the loaded model,
 and each invocation goes to a variant picked at random in proportion to the weights
 (or to the variant the caller targets), then to an idle worker of that variant.
 
@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from .errors import (
+from ..errors import (
     CodeNotAllowed,
     ConflictError,
     InvalidInput,
@@ -41,6 +41,8 @@ from .errors import (
     ModelsError,
     NotFoundError,
 )
+from ..registry import ModelRegistry
+from ..serving.worker import Invocation
 
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .pools import DRAIN_TIMEOUT as DRAIN_TIMEOUT
@@ -48,8 +50,6 @@ from .pools import LATENCY_BUCKETS as LATENCY_BUCKETS
 from .pools import RESTARTS_PER_MINUTE as RESTARTS_PER_MINUTE
 from .pools import STARTUP_TIMEOUT as STARTUP_TIMEOUT
 from .pools import EndpointMetrics, LiveVariants, VariantPool
-from .registry import ModelRegistry
-from .worker import Invocation
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MAX_VARIANTS = 10

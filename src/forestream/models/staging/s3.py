@@ -2,7 +2,7 @@
 
 Read with boto3 from AWS or any S3-compatible endpoint (:func:`s3_client` says which).
 Objects are copied with the same guarded writes and limits as local files
-(:mod:`forestream.models.archives`), and an archive object is downloaded beside the
+(:mod:`forestream.models.staging.archives`), and an archive object is downloaded beside the
 staging directory, never inside it, then extracted.
 """
 
@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import ImportFailed, ImportRefused, InvalidInput
 from .archives import (
     check_total,
     copy_stream,
@@ -20,7 +21,6 @@ from .archives import (
     is_archive_name,
     safe_relative_path,
 )
-from .errors import ImportFailed, ImportRefused, InvalidInput
 
 if TYPE_CHECKING:  # sources imports this module; the limits are only annotations here
     from .sources import ImportLimits

@@ -13,22 +13,22 @@ may take a trailing ``context`` argument, an :class:`InvocationContext`); the on
 leaves out are filled by the defaults of the model's framework:
 
 * ``model_fn`` — :func:`forestream.models.frameworks.load_model`;
-* ``input_fn`` — :func:`forestream.models.codecs.decode` of ``application/json``,
+* ``input_fn`` — :func:`forestream.models.serving.codecs.decode` of ``application/json``,
   ``text/csv`` or ``application/x-npy``, then the framework's usual input (a numpy
   array for scikit-learn, a ``DMatrix`` for XGBoost, a tensor for PyTorch);
 * ``predict_fn`` — the framework's prediction call. The request's CustomAttributes may
   pick another method, e.g. ``method=predict_proba`` for a classifier's probabilities;
-* ``output_fn`` — :func:`forestream.models.codecs.encode` for the ``Accept`` type
+* ``output_fn`` — :func:`forestream.models.serving.codecs.encode` for the ``Accept`` type
   (JSON by default). A forestream RCF model answers as SageMaker's RCF does,
   ``{"scores": [{"score": s}, ...]}``.
 
 A content type outside the three raises
 :class:`~forestream.models.errors.UnsupportedContentType` (415) naming it.
 
-This module runs inside the worker process (:mod:`forestream.models.worker`). The default
-``input_fn`` and ``predict_fn`` of each framework, and the model's signature, come from
-its :class:`~forestream.models.predictors.Predictor` (:mod:`forestream.models.predictors`,
-:mod:`forestream.models.tensor_predictors`); :func:`make_predictor` picks one per model.
+This module runs inside the worker process (:mod:`.worker`). The default ``input_fn``
+and ``predict_fn`` of each framework, and the model's signature, come from its
+:class:`~forestream.models.serving.predictors.Predictor` (:mod:`.predictors`,
+:mod:`.tensor_predictors`); :func:`make_predictor` picks one per model.
 """
 
 from __future__ import annotations
@@ -43,9 +43,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from . import codecs
-from .errors import ImportRefused, ModelLoadError, ModelsError
-from .frameworks import (
+from ..errors import ImportRefused, ModelLoadError, ModelsError
+from ..frameworks import (
     HANDLER_FUNCTIONS,
     INFERENCE_CODE,
     ModelSpec,
@@ -54,8 +53,9 @@ from .frameworks import (
     resolve_model,
     trust_refusal,
 )
-from .loaders import framework_version, library_versions, load_model
-from .mlflow_format import mlflow_signature, read_mlmodel
+from ..frameworks.loaders import framework_version, library_versions, load_model
+from ..frameworks.mlflow import mlflow_signature, read_mlmodel
+from . import codecs
 
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .predictors import (

@@ -26,7 +26,7 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
 
 MAX_PAGE = 1000
 

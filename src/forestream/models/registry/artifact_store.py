@@ -26,10 +26,8 @@ removes those whose process is gone (a crash mid-import), and nothing else.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
-import stat
 import time
 import uuid
 from collections.abc import Iterable
@@ -40,7 +38,10 @@ from typing import BinaryIO
 from forestream.durable import fsync_dir
 from forestream.names import shorten
 
-from .errors import InvalidInput
+from ..errors import InvalidInput
+from ..staging.manifest import build_manifest as build_manifest
+from ..staging.manifest import file_sha256 as file_sha256
+from ..staging.manifest import manifest_digest as manifest_digest
 
 _CHUNK = 1024 * 1024
 _TMP_PREFIXES = ("stage", "download", "trash")
@@ -54,40 +55,6 @@ class StoredArtifact:
     files: list[dict]
     size_bytes: int
     path: Path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def build_manifest(root: Path) -> list[dict]:
-    """``[{"path", "sha256", "size"}]`` for every file below ``root``, sorted by path.
-
-    The staged tree holds only regular files and directories (staging guarantees it);
-    anything else here is a bug upstream, so it raises rather than being skipped.
-    """
-    files = []
-    for path in sorted(root.rglob("*")):
-        mode = path.lstat().st_mode
-        if stat.S_ISDIR(mode):
-            continue
-        if not stat.S_ISREG(mode):
-            raise ValueError(f"{path} is not a regular file; staging must not produce it")
-        files.append({"path": path.relative_to(root).as_posix(), "sha256": file_sha256(path),
-                      "size": path.stat().st_size})
-    files.sort(key=lambda f: f["path"])
-    return files
-
-
-def manifest_digest(files: list[dict]) -> str:
-    """The artifact digest of a manifest (see the module docstring for the exact bytes)."""
-    lines = "".join(f"{f['path']}\t{f['sha256']}\n" for f in sorted(files,
-                                                                    key=lambda f: f["path"]))
-    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 class ArtifactStore:

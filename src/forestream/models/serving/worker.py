@@ -3,14 +3,14 @@
 :class:`ModelWorker` starts a Python process for one artifact. The child loads the
 model (running ``code/inference.py`` if the artifact has one), reports that it is ready,
 then serves requests one at a time with the handlers of
-:mod:`forestream.models.handlers`. A model that crashes, hangs or leaks memory takes
+:mod:`forestream.models.serving.handlers`. A model that crashes, hangs or leaks memory takes
 only its worker down; the serving process sees :class:`WorkerCrashed` and starts
 another one.
 
 The transport — two pipes, length-prefixed JSON frames, answers matched by request id,
 a dead worker noticed at once — is
-:class:`~forestream.models._worker_process.WorkerProcess`, which :class:`ModelWorker`
-extends; the child's side is :mod:`forestream.models._worker_child`.
+:class:`~forestream.models.serving.wire.WorkerProcess`, which :class:`ModelWorker`
+extends; the child's side is :mod:`forestream.models.serving.child`.
 
 :func:`validate_artifact` is the import-time check built on the same machinery: spawn,
 load, run a sample, report, close.
@@ -25,10 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import errors
-from ._worker_child import main as main  # re-exported: the worker's entry point lived here
-from ._worker_process import WorkerProcess
-from .errors import (
+from .. import errors
+from ..errors import (
     FrameworkUnavailable,
     ImportRefused,
     InvalidInput,
@@ -38,12 +36,15 @@ from .errors import (
     ModelValidationError,
     WorkerCrashed,
 )
+from ..frameworks import check_available, needs_trust, trust_refusal
+from .child import main as main  # re-exported: the worker's entry point lived here
+from .wire import WorkerProcess
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                      "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 _ERRORS = {name: getattr(errors, name) for name in errors.__all__}
 _PREVIEW_BYTES = 1024
-_ENTRY = "import sys; from forestream.models._worker_child import main; sys.exit(main())"
+_ENTRY = "import sys; from forestream.models.serving.child import main; sys.exit(main())"
 
 
 @dataclass
@@ -110,8 +111,6 @@ class ModelWorker(WorkerProcess):
         """
         if self._process is not None:
             raise RuntimeError("this ModelWorker was already started; create a new one")
-        from .frameworks import needs_trust, trust_refusal
-
         # Refuse here, before a process exists; the worker checks again before loading.
         reason = needs_trust(self.artifact_dir, self.framework)
         if reason and not self.trusted:
@@ -205,8 +204,6 @@ def validate_artifact(artifact_dir: Path, framework: str, *, trusted: bool,
 async def _validate(artifact_dir: Path, framework: str, trusted: bool, sample: bytes | None,
                     content_type: str | None, timeout: float, log_path: Path | None) -> dict:
     import tempfile
-
-    from .frameworks import check_available, needs_trust, trust_refusal
 
     check_available(framework)
     try:

@@ -1,6 +1,6 @@
 """The default predictors of the tensor frameworks: ONNX Runtime, PyTorch and TensorFlow.
 
-Each is a :class:`~forestream.models.predictors.Predictor` (see that module for the
+Each is a :class:`~forestream.models.serving.predictors.Predictor` (see that module for the
 contract): request rows become the tensor type the model's input declares, and the
 model's outputs come back as numpy arrays. They run inside the worker process, and
 import their framework only when a model of it is served.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelInvocationError, ModelLoadError
 from . import codecs
-from .errors import ModelInvocationError, ModelLoadError
 from .predictors import Predictor, as_rows, worker_threads
 
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,

@@ -7,7 +7,7 @@ that holds a single top-level directory is unwrapped, so that
 
 Archives are treated as hostile. A member with an absolute path or a ``..`` component,
 a link whose target lies outside the archive, a device, FIFO or socket, more members
-than ``max_files`` (:class:`~forestream.models.sources.ImportLimits`), a member larger
+than ``max_files`` (:class:`~forestream.models.staging.sources.ImportLimits`), a member larger
 than ``max_file_bytes`` or a total above ``max_total_bytes`` is refused with
 :class:`ImportRefused` before it is written.
 Links that stay inside the archive become copies of their target, so the staged tree
@@ -16,7 +16,7 @@ is links-free. A truncated or corrupt archive fails with :class:`ImportFailed`.
 The guarded writes — :func:`copy_stream` (a size-limited, fsynced copy),
 :func:`safe_relative_path` (no absolute paths, no ``..``) and :func:`check_total` — live
 here too: every staging path uses them (local files and directories, uploads and S3, in
-:mod:`forestream.models.sources` and :mod:`forestream.models.s3`), not archives alone.
+:mod:`.sources` and :mod:`.s3`), not archives alone.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO
 
-from .errors import ImportFailed, ImportRefused
+from ..errors import ImportFailed, ImportRefused
 
 if TYPE_CHECKING:  # sources imports this module; the limits are only annotations here
     from .sources import ImportLimits

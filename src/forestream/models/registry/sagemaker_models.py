@@ -34,9 +34,9 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from ._registry_db import now_iso
-from .errors import ConflictError, ImportRefused, InvalidInput, ModelsError, NotFoundError
-from .registry import ModelRegistry
+from ..errors import ConflictError, ImportRefused, InvalidInput, ModelsError, NotFoundError
+from . import ModelRegistry
+from .database import now_iso
 
 ACCOUNT = "000000000000"
 TRUST_VARIABLE = "FORESTREAM_TRUST"

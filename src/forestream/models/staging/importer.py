@@ -5,7 +5,7 @@
 :class:`InvalidInput` before anything is stored. :func:`prepare_artifact` then turns the
 request into a validated staging directory:
 
-1. :func:`~forestream.models.sources.stage_source` copies the source into ``tmp/``;
+1. :func:`~forestream.models.staging.sources.stage_source` copies the source into ``tmp/``;
 2. the framework is the declared one, else
    :func:`~forestream.models.frameworks.detect_framework`'s answer (which maps an MLflow
    directory's flavor); a framework this server cannot run fails here;
@@ -13,7 +13,7 @@ request into a validated staging directory:
    code on load (pickles, ``code/inference.py``); without ``trust=True`` the import is
    refused with :class:`ImportRefused` and nothing is loaded;
 4. every file is hashed (the manifest that becomes the artifact's digest);
-5. :func:`~forestream.models.worker.validate_artifact` loads the model in a subprocess
+5. :func:`~forestream.models.serving.worker.validate_artifact` loads the model in a subprocess
    and runs the sample input through it, if one was given;
 6. whatever the load wrote into the staging directory (``__pycache__``, caches) is
    removed, and a file the load *changed* fails the import, so the digest stays true.
@@ -29,10 +29,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ImportFailed, ImportRefused, InvalidInput, ModelsError
-from .frameworks import FRAMEWORKS
+from ..errors import ImportFailed, ImportRefused, InvalidInput, ModelsError
+from ..frameworks import (
+    FRAMEWORKS,
+    check_available,
+    detect_framework,
+    mlflow_signature,
+    needs_trust,
+)
+from ..serving.worker import validate_artifact
+from .manifest import build_manifest
 from .sources import ImportLimits, StagedSource, local_path, parse_s3_uri, stage_source
-from .store import build_manifest
 
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 IMMUTABLE_METADATA_KEYS = ("commit", "repository", "generated_by")
@@ -121,9 +128,6 @@ class PreparedArtifact:
 def prepare_artifact(request: ImportRequest, staging: Path, *, limits: ImportLimits,
                      uploads_dir: Path, timeout: float) -> PreparedArtifact:
     """Run steps 1-6 of the module docstring on ``staging`` (an empty directory)."""
-    from .frameworks import check_available, detect_framework, mlflow_signature, needs_trust
-    from .worker import validate_artifact
-
     staged = stage_source(request.source, staging, s3_endpoint_url=request.s3_endpoint_url,
                           limits=limits, uploads_dir=uploads_dir)
     framework = request.framework or detect_framework(staging)

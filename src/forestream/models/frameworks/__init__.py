@@ -5,17 +5,17 @@ custom inference code in ``code/inference.py`` — or an MLflow model directory 
 an ``MLmodel`` file). This module looks at the files, never executes them:
 
 * :func:`detect_framework` names the framework from file names and a sniff of their
-  first bytes (:mod:`forestream.models.model_files` classifies each file, and
-  :mod:`forestream.models.mlflow_format` reads an ``MLmodel`` file);
+  first bytes (:mod:`forestream.models.frameworks.files` classifies each file, and
+  :mod:`forestream.models.frameworks.mlflow` reads an ``MLmodel`` file);
 * :func:`resolve_model` says exactly which file or directory holds the model, in which
   format, and why loading it would execute code (:attr:`ModelSpec.trust_reason`);
 * :func:`needs_trust` answers the safety question an importer must ask first;
 * :func:`check_available` raises :class:`~forestream.models.errors.FrameworkUnavailable`
   when the framework's library cannot be imported here, without importing it;
-* :func:`~forestream.models.loaders.load_model` and
-  :func:`~forestream.models.loaders.library_versions` (in :mod:`forestream.models.loaders`,
+* :func:`~forestream.models.frameworks.loaders.load_model` and
+  :func:`~forestream.models.frameworks.loaders.library_versions` (in :mod:`.loaders`,
   and importable from here) import the library and load the model. They are meant for
-  the worker process (:mod:`forestream.models.worker`): nothing in the serving process
+  the worker process (:mod:`forestream.models.serving.worker`): nothing in the serving process
   ever unpickles a model.
 
 Framework names used throughout :mod:`forestream.models`: ``"sklearn"``, ``"xgboost"``,
@@ -39,16 +39,16 @@ import ast
 import importlib.util
 from pathlib import Path
 
-from .errors import FrameworkUnavailable, InvalidInput
+from ..errors import FrameworkUnavailable, InvalidInput
+from .files import KNOWN_FILES, ModelSpec, classify_file, refuse_empty
 
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .loaders import framework_version as framework_version
 from .loaders import library_versions as library_versions
 from .loaders import load_model as load_model
-from .mlflow_format import mlflow_signature as mlflow_signature
-from .mlflow_format import mlflow_spec
-from .mlflow_format import read_mlmodel as read_mlmodel
-from .model_files import KNOWN_FILES, ModelSpec, classify_file, refuse_empty
+from .mlflow import mlflow_signature as mlflow_signature
+from .mlflow import mlflow_spec
+from .mlflow import read_mlmodel as read_mlmodel
 
 FRAMEWORKS = ("sklearn", "xgboost", "lightgbm", "onnx", "pytorch", "tensorflow", "mxnet",
               "forestream-rcf")

@@ -1,11 +1,11 @@
 """Loading a model: import its framework's library and read the file; the worker's job.
 
-:func:`load_model` turns a :class:`~forestream.models.model_files.ModelSpec` into the
+:func:`load_model` turns a :class:`~forestream.models.frameworks.files.ModelSpec` into the
 framework's native object (a scikit-learn estimator, an ``xgboost.Booster``, an ONNX
 Runtime session, a torch module ...); :func:`library_versions` and
 :func:`framework_version` record what loaded it. These import the framework, and
 pickle-based formats execute code from the file, so they are meant for the worker
-process (:mod:`forestream.models.worker`): nothing in the serving process ever unpickles
+process (:mod:`forestream.models.serving.worker`): nothing in the serving process ever unpickles
 a model.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import platform
 
-from .errors import FrameworkUnavailable, ModelLoadError
-from .model_files import ModelSpec
+from ..errors import FrameworkUnavailable, ModelLoadError
+from .files import ModelSpec
 
 # distributions whose versions are recorded with a model of each framework
 _LIBRARIES = {

@@ -13,8 +13,8 @@ the request pipe reaches end-of-file and the child exits; when the child dies th
 response pipe (and a pidfd, where Linux offers one) tells the parent at once.
 
 :class:`WorkerProcess` is this machinery, driven from an asyncio event loop;
-:class:`~forestream.models.worker.ModelWorker` builds on it, and
-:mod:`forestream.models._worker_child` is the other end.
+:class:`~forestream.models.serving.worker.ModelWorker` builds on it, and
+:mod:`forestream.models.serving.child` is the other end.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import orjson
 
-from .errors import ModelsError, WorkerCrashed
+from ..errors import ModelsError, WorkerCrashed
 
 #: The frame prefix: header length, body length (see the module docstring).
 FRAME = struct.Struct(">II")

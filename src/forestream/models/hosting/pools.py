@@ -1,6 +1,6 @@
 """What serves an endpoint's traffic: a pool of workers per variant, and its counters.
 
-* :class:`VariantPool` — the :class:`~forestream.models.worker.ModelWorker` processes of
+* :class:`VariantPool` — the :class:`~forestream.models.serving.worker.ModelWorker` processes of
   one production variant: a request takes an idle worker, a dead one is replaced in the
   background (within a restart budget), and the pool grows, shrinks and drains on
   request;
@@ -9,7 +9,7 @@
 * :class:`EndpointMetrics` — request, error and latency counters per variant, rendered
   for Prometheus.
 
-:class:`~forestream.models.endpoints.EndpointManager` owns these; they live on the
+:class:`~forestream.models.hosting.endpoints.EndpointManager` owns these; they live on the
 server's event loop.
 """
 
@@ -23,8 +23,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InvalidInput, ModelInvocationError, ModelLoadError, ModelsError, WorkerCrashed
-from .worker import Invocation, ModelWorker
+from ..errors import InvalidInput, ModelInvocationError, ModelLoadError, ModelsError, WorkerCrashed
+from ..serving.worker import Invocation, ModelWorker
 
 STARTUP_TIMEOUT = 300.0
 DRAIN_TIMEOUT = 60.0

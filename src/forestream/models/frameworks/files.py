@@ -5,7 +5,7 @@ starts with a ``"learner"`` key, a LightGBM text model with the line ``tree``, a
 TorchScript archive holds a ``code/`` folder, a pickle names the classes it rebuilds)
 and says whether loading it executes code; the answer is a :class:`ModelSpec`. Nothing
 here imports a framework or executes the file. :mod:`forestream.models.frameworks`
-applies this to a whole artifact; :mod:`forestream.models.mlflow_format` to the file an
+applies this to a whole artifact; :mod:`forestream.models.frameworks.mlflow` to the file an
 MLmodel names.
 """
 
@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput
+from ..errors import FrameworkUnavailable, InvalidInput
 
 KNOWN_FILES = ("recognised model files: *.joblib, *.pkl, *.pickle (scikit-learn), *.json, "
                "*.ubj, *.model, *.bst (XGBoost), *.txt, *.lgb (LightGBM text), *.onnx, *.pt, "
@@ -100,8 +100,6 @@ def skops_spec(path: Path, mlflow: dict | None = None) -> ModelSpec:
     try:
         from skops.io import get_untrusted_types
     except ImportError:
-        from .errors import FrameworkUnavailable
-
         raise FrameworkUnavailable(f"{path.name} is a skops file and skops is not installed "
                                    "on this server; install forestream[sklearn]") from None
     try:

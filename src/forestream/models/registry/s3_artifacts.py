@@ -2,7 +2,7 @@
 
 When a registry has an artifact URI (``FORESTREAM_MODEL_ARTIFACT_URI``, e.g.
 ``s3://bucket/prefix``), every artifact it commits also lives in S3 under its
-content digest (see :mod:`forestream.models.store`):
+content digest (see :mod:`forestream.models.registry.artifact_store`):
 
 * ``<prefix>/<digest>/files/<relative path>`` — one object per file;
 * ``<prefix>/<digest>/MANIFEST.json`` — ``{"format", "digest", "size_bytes", "files":
@@ -39,9 +39,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import ArtifactUnavailable, ImportFailed, InvalidInput, ModelsError, NotFoundError
-from .s3 import s3_client, s3_error_code
-from .store import manifest_digest
+from ..errors import ArtifactUnavailable, ImportFailed, InvalidInput, ModelsError, NotFoundError
+from ..staging.s3 import s3_client, s3_error_code
+from .artifact_store import manifest_digest
 
 ARTIFACT_URI_ENV = "FORESTREAM_MODEL_ARTIFACT_URI"
 MANIFEST_NAME = "MANIFEST.json"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
-from .errors import InvalidInput, ModelInvocationError
+from ..errors import InvalidInput, ModelInvocationError
 
 #: ``invoke(body, content_type) -> (answer body, answer content type)``
 Invoker = Callable[[bytes, str], tuple[bytes, str]]

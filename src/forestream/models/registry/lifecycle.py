@@ -1,8 +1,8 @@
 """The import lifecycle and artifact copies of :class:`~forestream.models.registry.ModelRegistry`.
 
 A version's record goes ``Importing`` -> ``Ready`` | ``Failed``; its files are committed
-to the content-addressed ``artifacts/<digest>/`` (see :mod:`forestream.models.store`)
-and, with an artifact URI, uploaded to S3 (see :mod:`forestream.models.s3_artifacts`).
+to the content-addressed ``artifacts/<digest>/`` (see :mod:`.artifact_store`)
+and, with an artifact URI, uploaded to S3 (see :mod:`.s3_artifacts`).
 An artifact is removed (locally and in S3) when no version refers to it any more, and
 restored, verified, from S3 when its local copy is gone.
 """
@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ._registry_db import RegistryDatabase, importer_alive, now_iso, process_token
-from .errors import NotFoundError
-from .importer import ImportRequest
+from ..errors import NotFoundError
+from ..staging.importer import ImportRequest
+from .artifact_store import ArtifactStore, UploadStore, manifest_digest
+from .database import RegistryDatabase, importer_alive, now_iso, process_token
 from .s3_artifacts import S3Artifacts
-from .store import ArtifactStore, UploadStore, manifest_digest
 
 
 class _VersionLifecycle:

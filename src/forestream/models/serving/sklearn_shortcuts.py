@@ -1,8 +1,9 @@
 """scikit-learn predictions without scikit-learn's per-call overhead, bit for bit.
 
 scikit-learn validates its input on every call, which costs far more than the
-arithmetic of a small model on one row. :class:`~forestream.models.predictors.SklearnPredictor`
-avoids that cost in two ways, both of which keep results identical:
+arithmetic of a small model on one row.
+:class:`~forestream.models.serving.predictors.SklearnPredictor` avoids that cost in two
+ways, both of which keep results identical:
 
 * :func:`sklearn_fast_path` turns on scikit-learn's ``assume_finite`` in the worker and
   returns the context that turns it back off, for input that is not all-finite;

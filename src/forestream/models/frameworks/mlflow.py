@@ -4,7 +4,7 @@ An MLflow model directory holds an ``MLmodel`` YAML file whose ``flavors`` say w
 library saved the model and where the file is. :func:`read_mlmodel` parses it,
 :func:`mlflow_signature` reads the recorded input/output signature, and
 :func:`mlflow_spec` maps a flavor (sklearn, xgboost, lightgbm, onnx, pytorch,
-tensorflow, keras) to the :class:`~forestream.models.model_files.ModelSpec` that this
+tensorflow, keras) to the :class:`~forestream.models.frameworks.files.ModelSpec` that this
 server's loader of the same framework reads. MLflow itself is never imported.
 
 (Named ``mlflow_format`` so that it never shadows the ``mlflow`` package.)
@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import InvalidInput
-from .model_files import (
+from ..errors import InvalidInput
+from .files import (
     ModelSpec,
     is_lightgbm_text,
     is_torchscript,

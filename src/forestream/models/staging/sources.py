@@ -8,18 +8,18 @@ the staging directory. Sources understood by :func:`stage_source`:
 
 * a local file (``model.joblib``, ``model.onnx`` ...), copied to the root;
 * a local directory, copied as is (an MLflow model directory, with its ``MLmodel``
-  file, is a directory like any other; :func:`~forestream.models.mlflow_format.read_mlmodel`
+  file, is a directory like any other; :func:`~forestream.models.frameworks.mlflow.read_mlmodel`
   reads it afterwards);
 * a tar archive, plain or gzip/bzip2/xz-compressed (SageMaker's ``model.tar.gz``),
-  extracted member by member (:mod:`forestream.models.archives`); an archive that holds
+  extracted member by member (:mod:`forestream.models.staging.archives`); an archive that holds
   a single top-level directory is unwrapped, so that ``tar czf model.tar.gz my-model/``
   works too;
 * ``s3://bucket/key`` (one object; a key ending in ``.tar.gz``, ``.tgz`` or ``.tar`` is
   extracted) or ``s3://bucket/prefix/`` (every object under the prefix), read with boto3
-  from any S3-compatible endpoint (:mod:`forestream.models.s3`);
+  from any S3-compatible endpoint (:mod:`forestream.models.staging.s3`);
 * ``upload://<id>``, a file a client sent earlier (see ``ModelRegistry.store_upload``).
 
-Archives are treated as hostile (:mod:`forestream.models.archives`): unsafe members and
+Archives are treated as hostile (:mod:`forestream.models.staging.archives`): unsafe members and
 broken limits are refused with :class:`ImportRefused` before anything is written.
 Every function here writes only below the destination it is given; on error the caller
 removes that directory, which is how an import never leaves anything half-written.
@@ -33,11 +33,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from ..errors import ImportFailed, ImportRefused, InvalidInput
+
 # ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .archives import ARCHIVE_SUFFIXES as ARCHIVE_SUFFIXES
 from .archives import check_total, copy_stream, extract_archive, is_archive_name
 from .archives import safe_relative_path as safe_relative_path
-from .errors import ImportFailed, ImportRefused, InvalidInput
 from .s3 import parse_s3_uri as parse_s3_uri
 from .s3 import s3_client as s3_client
 from .s3 import stage_s3

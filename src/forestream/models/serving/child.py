@@ -1,11 +1,11 @@
 """The worker process itself: load one model, say so, then answer requests until told to stop.
 
-:class:`~forestream.models.worker.ModelWorker` starts this as
-``python -P -c "from forestream.models._worker_child import main; ..."`` with the
+:class:`~forestream.models.serving.worker.ModelWorker` starts this as
+``python -P -c "from forestream.models.serving.child import main; ..."`` with the
 artifact, the framework and the two pipe descriptors on the command line. :func:`main`
-loads the model with :class:`~forestream.models.handlers.InferenceHandler`, sends the
+loads the model with :class:`~forestream.models.serving.handlers.InferenceHandler`, sends the
 ready frame (or why loading failed), and serves one request at a time over the pipes
-(frames as :mod:`forestream.models._worker_process` describes) until the parent closes
+(frames as :mod:`forestream.models.serving.wire` describes) until the parent closes
 the request pipe.
 """
 
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import orjson
 
-from ._worker_process import FRAME
-from .errors import ModelsError
+from ..errors import ModelsError
+from .wire import FRAME
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m forestream.models.worker",
+    parser = argparse.ArgumentParser(prog="python -m forestream.models.serving.worker",
                                      description="Serve one model over two pipes "
                                                  "(started by forestream.models.ModelWorker).")
     parser.add_argument("--artifact-dir", required=True, type=Path)

@@ -7,8 +7,8 @@ prediction is shaped for the response, and what the model's signature is.
 
 This module holds the contract (:class:`Predictor`, :func:`as_rows`,
 :func:`worker_threads`) and the predictors of scikit-learn, XGBoost, LightGBM and
-forestream's Random Cut Forest; :mod:`forestream.models.tensor_predictors` holds those of
-ONNX Runtime, PyTorch and TensorFlow, and :func:`forestream.models.handlers.make_predictor`
+forestream's Random Cut Forest; :mod:`forestream.models.serving.tensor_predictors` holds those of
+ONNX Runtime, PyTorch and TensorFlow, and :func:`forestream.models.serving.handlers.make_predictor`
 picks one for a loaded model. Like the handlers, they run inside the worker process.
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InvalidInput, ModelInvocationError
 from . import codecs
-from .errors import InvalidInput, ModelInvocationError
 from .sklearn_shortcuts import checked_shortcuts, selects_columns_by_name, sklearn_fast_path
 
 
@@ -100,7 +100,7 @@ class SklearnPredictor(Predictor):
       all-finite, or not a plain float array, goes to scikit-learn with full validation,
       so its errors (and NaN support) are unchanged;
     * for a few common estimators — linear models and tree ensembles, by exact type —
-      :mod:`~forestream.models.sklearn_shortcuts` computes ``predict`` and friends from
+      :mod:`~forestream.models.serving.sklearn_shortcuts` computes ``predict`` and friends from
       the fitted attributes as scikit-learn itself does, for a finite float64 array of
       the right width. Each shortcut is checked against scikit-learn on probe rows when
       the model loads and dropped if it disagrees in any bit beyond 1e-12.

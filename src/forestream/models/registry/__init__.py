@@ -20,7 +20,7 @@ and a deleted version's number is never reused. Each version records:
   ``updated_at`` (ISO 8601 UTC).
 
 State lives under ``<data_dir>/models/``: ``registry.sqlite`` (WAL) for records,
-``artifacts/<digest>/`` for model files (see :mod:`forestream.models.store`), ``tmp/``
+``artifacts/<digest>/`` for model files (see :mod:`.artifact_store`), ``tmp/``
 for imports in progress and ``uploads/`` for uploaded files. A new ``ModelRegistry`` on
 the same directory sees everything; imports that a dead process left ``Importing`` are
 marked ``Failed`` when it opens. One instance is safe to use from many threads.
@@ -28,7 +28,7 @@ marked ``Failed`` when it opens. One instance is safe to use from many threads.
 With an artifact URI (``s3://bucket/prefix``) every artifact is also uploaded to S3 and
 the version's ``artifact_uri`` says where; ``artifacts/`` is then a cache that
 :meth:`ModelRegistry.artifact_dir` refills, verified, from S3 (see
-:mod:`forestream.models.s3_artifacts`).
+:mod:`forestream.models.registry.s3_artifacts`).
 
 Every method returns JSON-ready dicts and raises :mod:`forestream.models.errors`:
 ``InvalidInput`` for a malformed argument (nothing is changed), ``NotFoundError``,
@@ -43,20 +43,9 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from . import importer
-
-# ``name as name``: re-exported for code that imports it from here, where it lived before.
-from ._registry_db import MAX_PAGE as MAX_PAGE
-from ._registry_db import SCHEMA as SCHEMA
-from ._registry_db import (
-    RegistryDatabase,
-    check_limit,
-    now_iso,
-    to_micros,
-)
-from ._registry_lifecycle import _VersionLifecycle
-from .errors import CodeNotAllowed, ConflictError, InvalidInput, NotFoundError
-from .importer import (
+from ..errors import CodeNotAllowed, ConflictError, InvalidInput, NotFoundError
+from ..staging import importer
+from ..staging.importer import (
     ImportRequest,
     check_group_name,
     check_metrics,
@@ -64,9 +53,20 @@ from .importer import (
     check_text,
     check_version,
 )
+from ..staging.sources import ImportLimits, is_archive_name
+from .artifact_store import ArtifactStore, UploadStore
+
+# ``name as name``: re-exported for code that imports it from here, where it lived before.
+from .database import MAX_PAGE as MAX_PAGE
+from .database import SCHEMA as SCHEMA
+from .database import (
+    RegistryDatabase,
+    check_limit,
+    now_iso,
+    to_micros,
+)
+from .lifecycle import _VersionLifecycle
 from .s3_artifacts import S3Artifacts
-from .sources import ImportLimits, is_archive_name
-from .store import ArtifactStore, UploadStore
 
 STATUSES = ("Importing", "Ready", "Failed")
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -165,7 +165,7 @@ class ModelRegistry(_VersionLifecycle):
                        s3_endpoint_url: str | None = None) -> dict:
         """Import ``source`` as the next version of ``group`` (created if missing).
 
-        The steps are :func:`forestream.models.importer.prepare_artifact`'s; a refusal or
+        The steps are :func:`forestream.models.staging.importer.prepare_artifact`'s; a refusal or
         failure at any step leaves the version recorded as ``Failed`` with the reason and
         nothing in ``artifacts/`` or ``tmp/``, and raises ``ImportRefused`` or
         ``ImportFailed`` (both with ``.version``). With an artifact URI, a failed upload

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 import orjson
 
-from .errors import ModelInvocationError, UnsupportedContentType
+from ..errors import ModelInvocationError, UnsupportedContentType
 
 JSON = "application/json"
 CSV = "text/csv"
