@@ -94,7 +94,7 @@ def test_document_is_valid_and_lists_exactly_the_api_routes(server, tmp_path):
 
 def test_enums_follow_the_code():
     from forestream.optimizer import policies, recommend, risk
-    from forestream.server import openapi_schemas as schemas
+    from forestream.server.rest import schemas
 
     assert list(policies.POLICIES) == schemas.POLICIES
     assert list(recommend.LOOKBACK_DAYS) == schemas.LOOKBACK_DAYS

@@ -1,5 +1,5 @@
 """Signature V4 as AWS checks it: AWS's published test vectors verify; forged, replayed,
-mis-scoped and expired signatures do not (unit tests of forestream.server.auth)."""
+mis-scoped and expired signatures do not (unit tests of forestream.server.aws.sigv4)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 
 import pytest
 
-from forestream.server.auth import Credentials, SignedRequest, is_signed, verify
+from forestream.server.aws.sigv4 import Credentials, SignedRequest, is_signed, verify
 
 SUITE_KEYS = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
 SUITE_NOW = dt.datetime(2015, 8, 30, 12, 36, tzinfo=dt.timezone.utc)

@@ -1,7 +1,7 @@
 """The optimizer as the server runs it: stored analyses and a component collector.
 
 :class:`OptimizerService` is what ``/api/v1/optimizer`` calls (see
-:mod:`forestream.server.optimizer_api`); it is plain Python, usable without a server.
+:mod:`forestream.server.rest.optimizer`); it is plain Python, usable without a server.
 An *analysis* reads utilization histories from one source, runs
 :func:`~forestream.optimizer.recommend.recommend_many` on them and keeps the result
 (:func:`~forestream.optimizer.report.build_analysis`) as

@@ -23,16 +23,16 @@ from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
-from .apps_api import routes as application_routes
 from .connections import GuardedHttpToolsProtocol
-from .console import routes as console_routes
+from .console.routes import routes as console_routes
 from .guard import AUTHENTICATED, RequestGuard
 from .kinesis import KinesisProtocol
 from .metrics import Metrics, render_applications
-from .models_api import routes as model_routes
-from .openapi import routes as openapi_routes
-from .optimizer_api import routes as optimizer_routes
 from .policy import ServerPolicy
+from .rest.applications import routes as application_routes
+from .rest.models import routes as model_routes
+from .rest.openapi import routes as openapi_routes
+from .rest.optimizer import routes as optimizer_routes
 from .sagemaker import routes as sagemaker_routes
 from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
 from .sagemaker_api import SageMakerProtocol

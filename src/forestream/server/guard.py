@@ -44,7 +44,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from forestream.access_token import COOKIE, TOKEN_HEADER
 from forestream.config import Settings
 
-from .auth import Credentials, SignedRequest, decode_query, verify
+from .aws.sigv4 import Credentials, SignedRequest, decode_query, verify
+from .console import pages as console_pages
 
 MIB = 1024 * 1024
 AWS_BODY_LIMIT = 16 * MIB  # a 10 MiB PutRecords batch, base64 and JSON around it
@@ -471,8 +472,6 @@ async def _render(route: RouteClass, refusal: Refused, headers: dict[str, str],
                              "instance": path})
         media = "application/problem+json"
     elif route.family == "console" and refusal.status == 401:
-        from . import console_pages
-
         body, media = console_pages.login(refusal.message).encode(), "text/html; charset=utf-8"
         extra.update({"content-security-policy": "default-src 'none'; style-src "
                       "'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",

@@ -3,7 +3,7 @@
 It describes every ``/api/v1`` route (applications, models, endpoint configurations,
 endpoints, optimizer): parameters as the handlers check them, request bodies, the status
 codes each route answers and the JSON it returns (schemas in
-:mod:`forestream.server.openapi_schemas`); errors are ``application/problem+json``.
+:mod:`forestream.server.rest.schemas`); errors are ``application/problem+json``.
 ``tests/test_openapi.py`` checks the document against the app's routes and live
 responses, so that it cannot drift from the code.
 
@@ -25,7 +25,7 @@ from starlette.routing import Route
 from forestream import __version__
 from forestream.config import Settings
 
-from .openapi_schemas import (
+from .schemas import (
     ALL_FINDINGS,
     APPROVAL_STATUSES,
     ARCHITECTURES,

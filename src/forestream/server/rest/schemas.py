@@ -3,7 +3,7 @@
 Request schemas state what the handlers accept and check (ranges, enums, patterns);
 response schemas the dicts the library methods return. Response objects stay open
 (``additionalProperties`` is not restricted): a server may add members, never drop the
-required ones. Used by :mod:`forestream.server.openapi`.
+required ones. Used by :mod:`forestream.server.rest.openapi`.
 """
 
 from __future__ import annotations

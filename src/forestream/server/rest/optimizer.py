@@ -44,8 +44,8 @@ from starlette.routing import Route
 from forestream.config import Settings
 from forestream.optimizer.service import InvalidRequestError, OptimizerError, OptimizerService
 
-from .policy import PolicyRefusal
-from .rest import answering_errors, json_object, problem, threaded
+from ..policy import PolicyRefusal
+from .common import answering_errors, json_object, problem, threaded
 
 PREFIX = "/api/v1/optimizer"
 #: The report is self-contained: it may not load or run anything.

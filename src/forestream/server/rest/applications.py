@@ -22,8 +22,8 @@ from forestream.processing.app_code import ApplicationCode
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
 
-from .policy import PolicyRefusal, ServerPolicy
-from .rest import answering_errors, json_object, problem
+from ..policy import PolicyRefusal, ServerPolicy
+from .common import answering_errors, json_object, problem
 
 PREFIX = "/api/v1/applications"
 

@@ -40,8 +40,8 @@ from forestream.processing.errors import NotFoundError as ApplicationNotFound
 from forestream.streams.errors import ResourceNotFoundError
 from forestream.streams.store import StreamStore
 
-from . import console_pages as pages
-from .optimizer_api import REPORT_POLICY
+from ..rest.optimizer import REPORT_POLICY
+from . import pages
 
 DEFAULT_REFRESH_SECONDS = 10
 RECENT_ANALYSES = 5

@@ -57,8 +57,8 @@ from forestream.models.errors import ImportFailed, InvalidInput, ModelsError
 from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 
-from .policy import PolicyRefusal, ServerPolicy
-from .rest import answering_errors, json_object, problem, threaded
+from ..policy import PolicyRefusal, ServerPolicy
+from .common import answering_errors, json_object, problem, threaded
 
 UPLOAD_SPOOL_BYTES = 16 * 1024 * 1024
 
