@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from model_factories import ROWS, TARGET, TRAIN, WorkerHarness, sklearn_model, write_code
 
-from forestream.models import codecs
+from forestream.models.serving import codecs
 from forestream.models.errors import (
     ImportRefused,
     ModelInvocationError,

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 from forestream.names import UnsafeName, child_path, shorten
@@ -402,8 +403,6 @@ class ApplicationManager(AppFiles, Autoscaler):
             try:
                 self._supervise_once()
             except Exception:  # never let one bad moment stop the restarts of every app
-                import traceback
-
                 print(f"application supervisor: {traceback.format_exc()}", file=sys.stderr,
                       flush=True)
 

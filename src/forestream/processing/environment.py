@@ -16,6 +16,7 @@ checkpoints, so a program restarted from a checkpoint must build the same graph.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,8 +32,6 @@ from .watermarks import WatermarkStrategy
 
 def default_memory_limit_mb() -> float:
     """``FORESTREAM_MEMORY_LIMIT_MB``, else 75% of physical memory (0 where unknown)."""
-    import os
-
     raw = os.environ.get("FORESTREAM_MEMORY_LIMIT_MB")
     if raw:
         try:

@@ -51,6 +51,7 @@ from pathlib import Path
 from forestream import errors
 
 from .keys import key_hash
+from .kinesis_io import KinesisSource, kinesis_api
 from .operators import MIN_WATERMARK, Operator
 from .records import Record
 from .sources import Source
@@ -159,10 +160,8 @@ class ExchangeWriter(Operator):
     def __init__(self, exchange: ExchangeConfig, target, origin: str,
                  idleness: float | None = None) -> None:
         super().__init__()
-        from .kinesis_io import KinesisApi
-
         self.exchange = exchange
-        self.api = KinesisApi(target)
+        self.api = kinesis_api(target)
         self.codec = Codec(exchange.secret)
         self.origin = origin
         self.idleness = idleness
@@ -298,8 +297,6 @@ class ExchangeReader(Source):
 
     def __init__(self, exchange: ExchangeConfig, target, shard: str, origin_api,
                  origin_stream: str, idleness: float | None = None) -> None:
-        from .kinesis_io import KinesisSource
-
         self.inner = KinesisSource(exchange.stream, target, "TRIM_HORIZON",
                                    deserializer=lambda data: data, batch_limit=20,
                                    shards={shard})

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from .exchange import ExchangeConfig, ExchangeError, ExchangeReader, ExchangeWriter
 from .graph import JobGraph, Node
+from .inference import ModelInferenceOperator
 from .operators import KeyByOperator, SinkOperator
 from .operators import TimestampsAndWatermarksOperator as _Timestamps
+from .sinks import FileSink
 
 
 @dataclass
@@ -82,8 +84,6 @@ def plan(graph: JobGraph) -> ExchangePlan | None:
 
 def _unkeyed_state(nodes, indexes) -> str | None:
     """The first of these steps that keeps state of its own (not per key), if any."""
-    from .inference import ModelInferenceOperator
-
     for i in indexes:
         op = nodes[i].operator
         if op is None or isinstance(op, SinkOperator | KeyByOperator | _Timestamps |
@@ -98,8 +98,6 @@ def shardable(graph: JobGraph) -> str | None:
     """Why this job cannot run as copies per source shard and key group (None: it can):
     its plan fails, a step outside the keyed part keeps state, or it writes files (each
     copy would write, and on restore truncate, the same file)."""
-    from .sinks import FileSink
-
     try:
         found = plan(graph)
     except ExchangeError as exc:

@@ -13,17 +13,23 @@ operator holds no state of its own; a checkpoint restores nothing but the model
 reference, and a restarted job loads the same version again.
 
 This module is the one place where ``forestream.processing`` uses ``forestream.models``
-(lazily, in :meth:`ModelInferenceOperator.open`); ``forestream.models`` never imports
+(the registry and workers, for a model version); ``forestream.models`` never imports
 ``forestream.processing``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from pathlib import Path
 
+import boto3
 import orjson
+from botocore.config import Config
+
+from forestream.config import Settings, client_credentials, client_region
+from forestream.models import ModelRegistry, ModelWorker
 
 from .operators import Operator
 from .records import Record
@@ -87,9 +93,6 @@ class ModelInferenceOperator(Operator):
 
     def open(self) -> None:
         if self.model is not None:
-            from forestream.config import Settings
-            from forestream.models import ModelRegistry, ModelWorker
-
             registry = ModelRegistry(Path(self.data_dir) if self.data_dir is not None
                                      else Settings().data_dir)
             group, version = registry.parse_ref(self.model)
@@ -102,13 +105,6 @@ class ModelInferenceOperator(Operator):
                                        desc["framework"], trusted=bool(desc.get("trusted")))
             self._loop.run(self._worker.start())
         else:
-            import os
-
-            import boto3
-            from botocore.config import Config
-
-            from forestream.config import client_credentials, client_region
-
             key, secret = client_credentials()
             url = self.endpoint_url or os.environ.get("FORESTREAM_ENDPOINT_URL",
                                                       "http://127.0.0.1:4567")

@@ -11,8 +11,15 @@ drop duplicates after a replay.
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from forestream.config import client_credentials, client_region
+from forestream.streams.store import StreamStore
 
 from .records import Record
 from .sources import Source
@@ -26,13 +33,6 @@ def kinesis_client(endpoint_url: str | None = None, max_attempts: int = 10):
     :func:`forestream.config.client_credentials`; placeholders when none are set (a server
     without credentials accepts any).
     """
-    import os
-
-    import boto3
-    from botocore.config import Config
-
-    from forestream.config import client_credentials, client_region
-
     url = endpoint_url or os.environ.get("FORESTREAM_ENDPOINT_URL", "http://127.0.0.1:4567")
     key, secret = client_credentials()
     return boto3.client("kinesis", endpoint_url=url, region_name=client_region(),
@@ -42,49 +42,87 @@ def kinesis_client(endpoint_url: str | None = None, max_attempts: int = 10):
 
 
 class KinesisApi:
-    """The few Kinesis calls the connectors need, over a boto3 client or a StreamStore."""
-
-    def __init__(self, target) -> None:
-        self.target = target
-        self.in_process = hasattr(target, "enforce_retention")  # a StreamStore
+    """The few Kinesis calls the connectors need; :func:`kinesis_api` picks the
+    implementation for a target (a boto3 client, or an in-process StreamStore)."""
 
     def list_shards(self, stream: str) -> list[dict]:
-        if self.in_process:
-            return self.target.list_shards(stream_name=stream)["Shards"]
-        shards, token = [], None
+        raise NotImplementedError
+
+    def iterator(self, stream: str, shard: str, kind: str, sequence: str | None = None) -> str:
+        raise NotImplementedError
+
+    def get_records(self, iterator: str, limit: int) -> dict:
+        raise NotImplementedError
+
+    def put_records(self, stream: str, records: list[dict]) -> dict:
+        raise NotImplementedError
+
+
+def kinesis_api(target: Any) -> KinesisApi:
+    """The :class:`KinesisApi` over ``target``: a :class:`StreamStore` is called in
+    process; anything else is taken for a boto3 Kinesis client (any endpoint)."""
+    if isinstance(target, KinesisApi):
+        return target
+    if isinstance(target, StreamStore):
+        return StoreKinesis(target)
+    return ClientKinesis(target)
+
+
+class ClientKinesis(KinesisApi):
+    """Through a boto3 Kinesis client (the wire API: PascalCase, pages of shards)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def list_shards(self, stream: str) -> list[dict]:
+        shards: list[dict] = []
+        token = None
         while True:
-            page = self.target.list_shards(NextToken=token) if token else \
-                self.target.list_shards(StreamName=stream)
+            page = self.client.list_shards(NextToken=token) if token else \
+                self.client.list_shards(StreamName=stream)
             shards += page["Shards"]
             token = page.get("NextToken")
             if not token:
                 return shards
 
     def iterator(self, stream: str, shard: str, kind: str, sequence: str | None = None) -> str:
-        if self.in_process:
-            return self.target.get_shard_iterator(
-                stream_name=stream, shard_id=shard, shard_iterator_type=kind,
-                starting_sequence_number=sequence)["ShardIterator"]
         args = {"StreamName": stream, "ShardId": shard, "ShardIteratorType": kind}
         if sequence is not None:
             args["StartingSequenceNumber"] = sequence
-        return self.target.get_shard_iterator(**args)["ShardIterator"]
+        return str(self.client.get_shard_iterator(**args)["ShardIterator"])
 
     def get_records(self, iterator: str, limit: int) -> dict:
-        if self.in_process:
-            return self.target.get_records(shard_iterator=iterator, limit=limit)
-        return self.target.get_records(ShardIterator=iterator, Limit=limit)
+        return dict(self.client.get_records(ShardIterator=iterator, Limit=limit))
 
     def put_records(self, stream: str, records: list[dict]) -> dict:
-        if self.in_process:
-            return self.target.put_records(stream_name=stream, records=records)
-        return self.target.put_records(StreamName=stream, Records=records)
+        return dict(self.client.put_records(StreamName=stream, Records=records))
+
+
+class StoreKinesis(KinesisApi):
+    """In process, on a :class:`StreamStore` (its Python API: snake_case, all shards)."""
+
+    def __init__(self, store: StreamStore) -> None:
+        self.store = store
+
+    def list_shards(self, stream: str) -> list[dict]:
+        return list(self.store.list_shards(stream_name=stream)["Shards"])
+
+    def iterator(self, stream: str, shard: str, kind: str, sequence: str | None = None) -> str:
+        return str(self.store.get_shard_iterator(
+            stream_name=stream, shard_id=shard, shard_iterator_type=kind,
+            starting_sequence_number=sequence)["ShardIterator"])
+
+    def get_records(self, iterator: str, limit: int) -> dict:
+        return self.store.get_records(shard_iterator=iterator, limit=limit)
+
+    def put_records(self, stream: str, records: list[dict]) -> dict:
+        return self.store.put_records(stream_name=stream, records=records)
 
 
 def read_records(target, stream: str, limit: int = 10_000):
     """Every record of ``stream`` now there, through ``target`` (a boto3 client or a
     StreamStore): shards oldest first, each read up to its current end."""
-    api = KinesisApi(target)
+    api = kinesis_api(target)
     shards = sorted(api.list_shards(stream), key=lambda s: int(
         s["SequenceNumberRange"]["StartingSequenceNumber"]))
     for shard in shards:
@@ -114,7 +152,7 @@ class KinesisSource(Source):
         # finishes when they are closed and fully read.
         self.only = set(shards) if shards is not None else None
         self.bounded = self.only is not None
-        self.api = KinesisApi(target)
+        self.api = kinesis_api(target)
         self.start = start
         self.deserializer = deserializer or (lambda data: json.loads(data))
         self.batch_limit = batch_limit
@@ -227,7 +265,7 @@ class KinesisSink:
     def __init__(self, stream: str, target, partition_key=None, serializer=None,
                  record_ids: bool = True, max_attempts: int = 8) -> None:
         self.stream = stream
-        self.api = KinesisApi(target)
+        self.api = kinesis_api(target)
         self.partition_key = partition_key
         self.serializer = serializer or (lambda v: json.dumps(v, default=str).encode())
         self.record_ids = record_ids

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import resource
 import threading
 import time
 import zlib
@@ -51,8 +52,6 @@ def resident_mb() -> float:
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
-        import resource
-
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -20,7 +20,13 @@ import time
 import traceback
 from pathlib import Path
 
+from . import exchange as ex
+from .app_config import DEFAULT_MAX_PARALLELISM
 from .environment import StreamExecutionEnvironment
+from .exchange_plan import plan as plan_of
+from .exchange_plan import shardable
+from .kinesis_io import KinesisSource, kinesis_client
+from .parallel import BALANCE_SECONDS, ParallelWorker
 from .runtime import IDLE_SLEEP_SECONDS, JobRunner
 
 STATUS_EVERY_SECONDS = 1.0
@@ -65,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         module.build(probe, properties)
         if not probe.nodes:
             raise ValueError("build(env, properties) added no source to env")
-        from .exchange_plan import shardable
-
         if _single_kinesis_source(probe) is None:
             why = ("parallelism > 1 needs a job with exactly one source, a Kinesis stream: "
                    "workers share its shards")
@@ -101,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _single_kinesis_source(env: StreamExecutionEnvironment):
-    from .kinesis_io import KinesisSource
-
     sources = [n.source for n in env.nodes if n.source is not None]
     if len(sources) == 1 and isinstance(sources[0], KinesisSource):
         return sources[0]
@@ -167,12 +169,6 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
                  worker: int, workers: int) -> int:
     """Worker ``worker`` of ``workers`` sharing the job's Kinesis source (and, for a keyed
     job, its key groups): see :mod:`forestream.processing.parallel`."""
-    from . import exchange as ex
-    from .app_config import DEFAULT_MAX_PARALLELISM
-    from .exchange_plan import plan as plan_of
-    from .kinesis_io import kinesis_client
-    from .parallel import BALANCE_SECONDS, ParallelWorker
-
     source = _single_kinesis_source(probe)
     try:
         plan = plan_of(probe.graph)

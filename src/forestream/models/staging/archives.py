@@ -27,12 +27,10 @@ import shutil
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 
 from ..errors import ImportFailed, ImportRefused
-
-if TYPE_CHECKING:  # sources imports this module; the limits are only annotations here
-    from .sources import ImportLimits
+from .limits import ImportLimits
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1024 * 1024

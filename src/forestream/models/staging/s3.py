@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import ImportFailed, ImportRefused, InvalidInput
 from .archives import (
@@ -21,9 +20,7 @@ from .archives import (
     is_archive_name,
     safe_relative_path,
 )
-
-if TYPE_CHECKING:  # sources imports this module; the limits are only annotations here
-    from .sources import ImportLimits
+from .limits import ImportLimits
 
 
 def stage_s3(uri: str, dest: Path, endpoint_url: str | None, limits: ImportLimits) -> None:

@@ -29,66 +29,23 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
 from ..errors import ImportFailed, ImportRefused, InvalidInput
-
-# ``name as name``: re-exported for code that imports it from here, where it lived before.
 from .archives import ARCHIVE_SUFFIXES as ARCHIVE_SUFFIXES
 from .archives import check_total, copy_stream, extract_archive, is_archive_name
 from .archives import safe_relative_path as safe_relative_path
+
+# ``name as name``: part of this module's API (callers import them from here)
+from .limits import GIB as GIB
+from .limits import ImportLimits as ImportLimits
+from .limits import StagedSource as StagedSource
 from .s3 import parse_s3_uri as parse_s3_uri
 from .s3 import s3_client as s3_client
 from .s3 import stage_s3
 
-GIB = 1024 ** 3
 UPLOAD_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-@dataclass(frozen=True)
-class ImportLimits:
-    """Size limits applied while staging; exceeding one refuses the import.
-
-    ``max_files``: members of an archive (or files of a directory / S3 prefix);
-    ``max_file_bytes``: any single file; ``max_total_bytes``: the whole staged model, and
-    any archive or upload before it is unpacked. Defaults: 10,000 files, 8 GiB, 20 GiB.
-    :meth:`from_env` reads ``FORESTREAM_MODEL_MAX_FILES``,
-    ``FORESTREAM_MODEL_MAX_FILE_BYTES`` and ``FORESTREAM_MODEL_MAX_TOTAL_BYTES``.
-    """
-
-    max_files: int = 10_000
-    max_file_bytes: int = 8 * GIB
-    max_total_bytes: int = 20 * GIB
-
-    def __post_init__(self) -> None:
-        for name in ("max_files", "max_file_bytes", "max_total_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidInput(f"import limit {name}={value!r} must be a positive integer")
-
-    @classmethod
-    def from_env(cls, environ: dict | None = None) -> ImportLimits:
-        env = os.environ if environ is None else environ
-        values = {}
-        for name in ("max_files", "max_file_bytes", "max_total_bytes"):
-            raw = env.get(f"FORESTREAM_MODEL_{name.upper()}")
-            if raw is not None:
-                if not raw.strip().isdigit():
-                    raise InvalidInput(f"FORESTREAM_MODEL_{name.upper()}={raw!r} must be a "
-                                       "positive integer")
-                values[name] = int(raw)
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class StagedSource:
-    """What :func:`stage_source` produced: the canonical source URI and how it was read
-    (``"file"``, ``"directory"``, ``"archive"``, ``"s3"`` or ``"upload"``)."""
-
-    source_uri: str
-    kind: str
 
 
 def stage_source(source: str | Path, dest_dir: Path, *, s3_endpoint_url: str | None = None,
