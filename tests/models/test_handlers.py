@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from model_factories import ROWS, TARGET, TRAIN, WorkerHarness, sklearn_model, write_code
 
-from forestream.models.serving import codecs
 from forestream.models.errors import (
     ImportRefused,
     ModelInvocationError,
     ModelLoadError,
     UnsupportedContentType,
 )
+from forestream.models.serving import codecs
 from forestream.models.serving.handlers import as_rows, make_predictor, requested_method
 
 # model_fn, input_fn, predict_fn and output_fn, with a private content type and a
