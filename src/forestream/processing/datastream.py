@@ -34,7 +34,6 @@ from .graph import JobGraph, Node
 from .inference import ModelInferenceOperator
 from .joins import CoProcessFunction, CoProcessOperator, IntervalJoinOperator, WindowJoinOperator
 from .kinesis_io import KinesisSink
-from .ml import RandomCutForestOperator, ThresholdedRCFOperator
 from .operators import (
     FilterOperator,
     FlatMapOperator,
@@ -45,6 +44,7 @@ from .operators import (
     SinkOperator,
     TimestampsAndWatermarksOperator,
 )
+from .rcf_operators import RandomCutForestOperator, ThresholdedRCFOperator
 from .records import OutputTag
 from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink
 from .watermarks import WatermarkStrategy

@@ -15,10 +15,20 @@ from forestream.aws_shapes import ServiceShapes
 
 from .errors import InvalidArgumentError, ValidationError
 
+#: Members the model leaves optional that forestream's streams need: records are routed by
+#: partition key (the USER_PARTITION_KEY distribution; newer models make PartitionKey
+#: optional for AUTO distribution, which forestream does not offer).
+REQUIRED_HERE = {"PutRecordInput": "PartitionKey", "PutRecordsRequestEntry": "PartitionKey"}
+
 
 @functools.cache
 def _kinesis() -> ServiceShapes:
-    return ServiceShapes("kinesis", error=ValidationError)
+    shapes = ServiceShapes("kinesis", error=ValidationError)
+    for shape, member in REQUIRED_HERE.items():
+        required = shapes.shapes[shape].setdefault("required", [])
+        if member not in required:
+            required.append(member)
+    return shapes
 
 
 def service_model() -> dict:
