@@ -2,7 +2,7 @@
 no data the requests cannot name may change.
 
 * Kinesis (every operation of botocore's ``kinesis`` model) and the SageMaker control
-  plane (every operation :data:`forestream.server.sagemaker_api.OPERATIONS` serves), as
+  plane (every operation :data:`forestream.server.aws.sagemaker.OPERATIONS` serves), as
   raw ``POST /`` requests (not boto3, so invalid input gets through). Bodies are drawn by
   Hypothesis from the botocore input shapes: well-typed requests whose values keep the
   shape's constraints or name existing resources (to reach the operations themselves),
@@ -52,10 +52,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from forestream.config import Settings
+from forestream.server.aws.kinesis import REQUIRED_HERE as KINESIS_REQUIRED
+from forestream.server.aws.sagemaker import OPERATIONS as SAGEMAKER_SUPPORTED
 from forestream.server.rest.openapi import build_document
-from forestream.server.sagemaker_api import OPERATIONS as SAGEMAKER_SUPPORTED
 from forestream.streams.store import StreamStore
-from forestream.streams.validation import REQUIRED_HERE as KINESIS_REQUIRED
 from server_support import ServerProcess, free_port
 
 pytestmark = [pytest.mark.service]

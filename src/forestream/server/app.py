@@ -23,19 +23,19 @@ from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.streams.store import StreamStore
 
+from .aws.kinesis import kinesis_protocol
+from .aws.sagemaker import TARGET_PREFIX as SAGEMAKER_TARGET
+from .aws.sagemaker import SageMakerControlPlane
+from .aws.sagemaker.runtime import routes as sagemaker_routes
 from .connections import GuardedHttpToolsProtocol
 from .console.routes import routes as console_routes
 from .guard import AUTHENTICATED, RequestGuard
-from .kinesis import KinesisProtocol
 from .metrics import Metrics, render_applications
 from .policy import ServerPolicy
 from .rest.applications import routes as application_routes
 from .rest.models import routes as model_routes
 from .rest.openapi import routes as openapi_routes
 from .rest.optimizer import routes as optimizer_routes
-from .sagemaker import routes as sagemaker_routes
-from .sagemaker_api import TARGET_PREFIX as SAGEMAKER_TARGET
-from .sagemaker_api import SageMakerProtocol
 
 RETENTION_SWEEP_SECONDS = 60.0
 
@@ -113,7 +113,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                                  throughput_limits=settings.throughput_limits,
                                  region=settings.region)
     metrics = Metrics()
-    kinesis = KinesisProtocol(store, settings, metrics)
+    kinesis = kinesis_protocol(store, metrics)
     # Application workers reach this server's Kinesis API through this variable.
     manager = ApplicationManager(settings.data_dir, environment={
         "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"},
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     registry = ModelRegistry(settings.data_dir, allow_code=settings.allow_code)
     endpoints = EndpointManager(registry, settings.data_dir, allow_code=settings.allow_code)
     policy = ServerPolicy(settings)
-    sagemaker = SageMakerProtocol(registry, endpoints, settings)
+    sagemaker = SageMakerControlPlane(registry, endpoints, settings)
     optimizer = OptimizerService(settings.data_dir, region=settings.region, endpoint_url=(
         f"http://{_local(settings.host)}:{settings.port}"), token=token,
         check_path=policy.server_path, check_url=policy.outbound_url)
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     async def aws_entry(request: Request):
         # one header check routes the SageMaker control plane; Kinesis is the default
         if request.headers.get("x-amz-target", "").startswith(SAGEMAKER_TARGET):
-            return await sagemaker.handle(request)
+            return await sagemaker.protocol.handle(request)
         return await kinesis.handle(request)
 
     async def health(request: Request):

@@ -180,6 +180,12 @@ class RecordOperations:
         return out
 
     # ----------------------------------------------------------------- retention
+    def continuation_sequence_number(self, shard_iterator: str) -> str:
+        """The sequence number a SubscribeToShard event continues after: the one just
+        before the iterator's position (its shard's first for a position at the start)."""
+        _, number, position, _ = self._decode_iterator(shard_iterator)
+        return sequence_number(number, max(position - 1, 0))
+
     def enforce_retention(self) -> int:
         """Drop records older than each stream's retention and expired closed shards;
         return the number of records dropped."""

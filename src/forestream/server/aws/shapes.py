@@ -8,8 +8,9 @@ collects every violation in AWS's message format (``1 validation error detected:
 constraint: ...``) and converts wire values into Python ones (blobs from base64 in JSON,
 timestamps from epoch seconds); :meth:`ServiceShapes.render_output` goes back.
 
-Used for Kinesis (``forestream.streams.validation``, on the hot path: nothing is
-formatted unless there is an error) and for the SageMaker control plane. Patterns that
+Used for Kinesis (:mod:`.kinesis`, on the hot path: nothing is formatted unless there is
+an error) and for the SageMaker control plane (:mod:`.sagemaker`), by the one envelope of
+:mod:`.protocol`. Patterns that
 Python's ``re`` cannot compile (Java's ``\\p{L}`` classes) are not checked here; the
 package behind the operation checks those values itself.
 """
@@ -23,6 +24,8 @@ import functools
 import math
 import re
 from typing import Any
+
+from botocore.loaders import Loader
 
 from forestream.names import ECHO_LIMIT
 
@@ -41,13 +44,15 @@ class ServiceShapes:
     """
 
     def __init__(self, service: str, error: type[Exception] = ShapeValidationError) -> None:
-        from botocore.loaders import Loader
-
         model = Loader().load_service_model(service, "service-2")
         self.model = model
         self.operations: dict = model["operations"]
         self.shapes: dict = model["shapes"]
         self.error = error
+
+    def error_shapes(self) -> list[str]:
+        """The names of the model's error shapes (its exceptions), sorted."""
+        return sorted(name for name, shape in self.shapes.items() if shape.get("exception"))
 
     def parse_input(self, operation: str, params: Any, binary: bool = False) -> dict:
         """``params`` checked against ``operation``'s input shape and converted to Python

@@ -1,5 +1,5 @@
-"""What the SageMaker control-plane handlers share: the error they raise, the objects
-they work on, timestamps on the wire, and SageMaker's List* filters and pages."""
+"""What the SageMaker control-plane handlers share: the service model and its errors, the
+objects they work on, timestamps on the wire, and SageMaker's List* filters and pages."""
 
 from __future__ import annotations
 
@@ -10,23 +10,28 @@ from dataclasses import dataclass
 
 import orjson
 
+from forestream import errors as kinds
 from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 from forestream.models.registry.sagemaker_models import SageMakerModels
 
+from ..errors import AwsError, ServiceErrors
+from ..shapes import ServiceShapes
+
 DEFAULT_MAX_RESULTS = 10  # SageMaker's page size when MaxResults is not given
 
 
-class SageMakerError(Exception):
-    """An answer in AWS's error shape: ``__type`` ``code``, ``message``, HTTP ``status``."""
+#: botocore's SageMaker model, and the error classes of its error shapes.
+SHAPES = ServiceShapes("sagemaker")
+ERRORS = ServiceErrors("sagemaker", SHAPES.error_shapes(), {
+    kinds.ForbiddenError: "AccessDeniedException",
+    kinds.NotFoundError: "ValidationException",  # SageMaker's answer for most missing things
+    kinds.ConflictError: "ResourceInUse",
+    kinds.LimitExceededError: "ResourceLimitExceeded"})
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
-
-def validation(message: str) -> SageMakerError:
-    return SageMakerError("ValidationException", message)
+def validation(message: str) -> AwsError:
+    return ERRORS.ValidationException(message)
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,10 @@ class Context:
 
 
 @dataclass(frozen=True)
-class Operation:
-    """One supported operation: its handler ``fn(context, args) -> dict`` (a coroutine
-    function runs on the event loop, a plain one on a worker thread) and the AWS error
-    types that the models package's NotFoundError and ConflictError become."""
+class Handler:
+    """One supported operation: ``fn(context, args) -> dict`` (a coroutine function runs
+    on the event loop, a plain one on a worker thread) and the codes this operation
+    answers the models package's NotFoundError and ConflictError with."""
 
     fn: object
     not_found: str = "ValidationException"

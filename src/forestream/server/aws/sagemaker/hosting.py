@@ -18,7 +18,7 @@ import asyncio
 from forestream.models.errors import NotFoundError
 from forestream.models.hosting.endpoints import MAX_WORKERS_PER_VARIANT
 
-from .sagemaker_common import Context, Operation, SageMakerError, epoch, listing, validation
+from .common import ERRORS, Context, Handler, epoch, listing, validation
 
 _deletions: set[asyncio.Task] = set()  # strong references to background deletions
 
@@ -78,7 +78,7 @@ def create_endpoint_config(ctx: Context, args: dict) -> dict:
             raise validation(exc.message) from None
         workers = given.get("InitialInstanceCount", 1)
         if workers > MAX_WORKERS_PER_VARIANT:
-            raise SageMakerError("ResourceLimitExceeded", _over_limit(given["VariantName"],
+            raise ERRORS.ResourceLimitExceeded(_over_limit(given["VariantName"],
                                                                       workers))
         variants.append({"variant_name": given["VariantName"], "model": ref,
                          "weight": given.get("InitialVariantWeight", 1.0),
@@ -175,7 +175,7 @@ async def update_endpoint_weights_and_capacities(ctx: Context, args: dict) -> di
         if "DesiredInstanceCount" in desired:
             count = desired["DesiredInstanceCount"]
             if count > MAX_WORKERS_PER_VARIANT:
-                raise SageMakerError("ResourceLimitExceeded", _over_limit(variant, count))
+                raise ERRORS.ResourceLimitExceeded(_over_limit(variant, count))
             workers[variant] = count
     await ctx.endpoints.update_weights_and_capacities(name, weights, workers)
     return {"EndpointArn": ctx.models.arn("endpoint", name)}
@@ -195,21 +195,21 @@ async def delete_endpoint(ctx: Context, args: dict) -> dict:
 
 
 OPERATIONS = {
-    "CreateModel": Operation(create_model),
-    "DescribeModel": Operation(describe_model),
-    "ListModels": Operation(list_models),
-    "DeleteModel": Operation(delete_model),
-    "CreateEndpointConfig": Operation(create_endpoint_config),
-    "DescribeEndpointConfig": Operation(describe_endpoint_config),
-    "ListEndpointConfigs": Operation(list_endpoint_configs),
-    "DeleteEndpointConfig": Operation(delete_endpoint_config),
-    "CreateEndpoint": Operation(create_endpoint),
-    "DescribeEndpoint": Operation(describe_endpoint),
-    "ListEndpoints": Operation(list_endpoints),
-    "UpdateEndpoint": Operation(update_endpoint, conflict="ValidationException"),
-    "UpdateEndpointWeightsAndCapacities": Operation(update_endpoint_weights_and_capacities,
+    "CreateModel": Handler(create_model),
+    "DescribeModel": Handler(describe_model),
+    "ListModels": Handler(list_models),
+    "DeleteModel": Handler(delete_model),
+    "CreateEndpointConfig": Handler(create_endpoint_config),
+    "DescribeEndpointConfig": Handler(describe_endpoint_config),
+    "ListEndpointConfigs": Handler(list_endpoint_configs),
+    "DeleteEndpointConfig": Handler(delete_endpoint_config),
+    "CreateEndpoint": Handler(create_endpoint),
+    "DescribeEndpoint": Handler(describe_endpoint),
+    "ListEndpoints": Handler(list_endpoints),
+    "UpdateEndpoint": Handler(update_endpoint, conflict="ValidationException"),
+    "UpdateEndpointWeightsAndCapacities": Handler(update_endpoint_weights_and_capacities,
                                                     conflict="ValidationException"),
-    "DeleteEndpoint": Operation(delete_endpoint),
+    "DeleteEndpoint": Handler(delete_endpoint),
 }
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from forestream.models.registry.sagemaker_models import model_data_url
 
-from .sagemaker_common import Context, Operation, epoch, listing, tag_map, validation
+from .common import Context, Handler, epoch, listing, tag_map, validation
 
 PACKAGE_STATUS = {"Ready": "Completed", "Failed": "Failed", "Importing": "InProgress"}
 METADATA_KEYS = {"CommitId": "commit", "Repository": "repository",
@@ -168,14 +168,14 @@ def update_model_package(ctx: Context, args: dict) -> dict:
 
 _REGISTRY = dict(not_found="ResourceNotFound", conflict="ConflictException")
 OPERATIONS = {
-    "CreateModelPackageGroup": Operation(create_model_package_group),
-    "DescribeModelPackageGroup": Operation(describe_model_package_group, **_REGISTRY),
-    "ListModelPackageGroups": Operation(list_model_package_groups, **_REGISTRY),
-    "DeleteModelPackageGroup": Operation(delete_model_package_group, **_REGISTRY),
-    "CreateModelPackage": Operation(create_model_package, **_REGISTRY),
-    "DescribeModelPackage": Operation(describe_model_package, **_REGISTRY),
-    "ListModelPackages": Operation(list_model_packages, **_REGISTRY),
-    "UpdateModelPackage": Operation(update_model_package, **_REGISTRY),
+    "CreateModelPackageGroup": Handler(create_model_package_group),
+    "DescribeModelPackageGroup": Handler(describe_model_package_group, **_REGISTRY),
+    "ListModelPackageGroups": Handler(list_model_package_groups, **_REGISTRY),
+    "DeleteModelPackageGroup": Handler(delete_model_package_group, **_REGISTRY),
+    "CreateModelPackage": Handler(create_model_package, **_REGISTRY),
+    "DescribeModelPackage": Handler(describe_model_package, **_REGISTRY),
+    "ListModelPackages": Handler(list_model_packages, **_REGISTRY),
+    "UpdateModelPackage": Handler(update_model_package, **_REGISTRY),
 }
 
 

@@ -1,0 +1,131 @@
+"""The Kinesis Data Streams API: JSON 1.1 and CBOR over ``POST /``, on a StreamStore.
+
+Each operation of botocore's Kinesis model that :class:`~forestream.streams.StreamStore`
+implements (its method of the same name in snake_case) is served through the one AWS
+envelope (:mod:`.protocol`); SubscribeToShard answers with a stream of AWS event-stream
+messages. Errors carry the store's Kinesis codes (every one an error shape of the model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import zlib
+from collections.abc import AsyncIterator
+from functools import cache
+
+import anyio
+
+from forestream.streams.errors import ResourceInUseError
+from forestream.streams.store import StreamStore
+
+from ..metrics import Metrics
+from .errors import ServiceErrors
+from .protocol import JSON_TYPE, JsonProtocol, Operation
+from .shapes import ServiceShapes
+
+TARGET_PREFIX = "Kinesis_20131202."
+SUBSCRIPTION_SECONDS = 300.0
+SUBSCRIPTION_POLL_SECONDS = 0.2
+SUBSCRIPTION_HEARTBEAT_SECONDS = 2.0
+#: Members the model leaves optional that forestream's streams need: records are routed by
+#: partition key (the USER_PARTITION_KEY distribution; newer models make PartitionKey
+#: optional for AUTO distribution, which forestream does not offer).
+REQUIRED_HERE = {"PutRecordInput": "PartitionKey", "PutRecordsRequestEntry": "PartitionKey"}
+
+
+@cache
+def kinesis_shapes() -> ServiceShapes:
+    """botocore's Kinesis model, with the members forestream requires beyond it."""
+    shapes = ServiceShapes("kinesis")
+    for shape, member in REQUIRED_HERE.items():
+        required = shapes.shapes[shape].setdefault("required", [])
+        if member not in required:
+            required.append(member)
+    return shapes
+
+
+def kinesis_protocol(store: StreamStore, metrics: Metrics) -> JsonProtocol:
+    """The Kinesis API over ``store``, counting calls in ``metrics``."""
+    shapes = kinesis_shapes()
+    operations = {}
+    for name in shapes.operations:
+        method = getattr(store, snake_case(name), None)
+        if method is not None:
+            operations[name] = Operation(_keywords(method))
+    operations["SubscribeToShard"] = Operation(lambda args: _subscribe(store, args),
+                                               streaming=True)
+    errors = ServiceErrors("kinesis", shapes.error_shapes(), {})
+    return JsonProtocol(shapes, TARGET_PREFIX, operations, errors, cbor=True,
+                        observe=metrics.observe, failed=metrics.error)
+
+
+def snake_case(name: str) -> str:
+    """``GetShardIterator`` → ``get_shard_iterator`` (the store's method names).
+
+    >>> snake_case("DescribeStreamSummary"), snake_case("UpdateMaxRecordSizeInKiB")
+    ('describe_stream_summary', 'update_max_record_size_in_ki_b')
+    """
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+
+
+def _keywords(method):
+    """The store method called with the request's members as snake_case keywords."""
+    def run(args: dict):
+        return method(**{snake_case(k): v for k, v in args.items()})
+    return run
+
+
+# ------------------------------------------------------------------ enhanced fan-out
+async def _subscribe(store: StreamStore, args: dict) -> AsyncIterator[bytes]:
+    """SubscribeToShard: the initial response, then an event per batch of records (or a
+    heartbeat every few seconds) for 5 minutes, or until the shard is closed and read."""
+    consumer = store.describe_stream_consumer(
+        consumer_arn=args["ConsumerARN"])["ConsumerDescription"]
+    if consumer["ConsumerStatus"] != "ACTIVE":
+        raise ResourceInUseError(f"Consumer {consumer['ConsumerARN']} is not ACTIVE")
+    position = args["StartingPosition"]
+    iterator = store.get_shard_iterator(
+        args["ShardId"], position["Type"], stream_arn=consumer["StreamARN"],
+        starting_sequence_number=position.get("SequenceNumber"),
+        timestamp=position.get("Timestamp"))["ShardIterator"]
+    yield event_message("initial-response", b"{}")
+    shapes = kinesis_shapes()
+    deadline = time.monotonic() + SUBSCRIPTION_SECONDS
+    last_sent = 0.0
+    while time.monotonic() < deadline:
+        response = await anyio.to_thread.run_sync(store.get_records, iterator, 10_000)
+        records = response["Records"]
+        done = "ChildShards" in response
+        if records or done or time.monotonic() - last_sent > SUBSCRIPTION_HEARTBEAT_SECONDS:
+            event = shapes.render_output("GetRecords", response, False)
+            payload = {"Records": event["Records"],
+                       "MillisBehindLatest": event.get("MillisBehindLatest", 0),
+                       "ContinuationSequenceNumber": records[-1]["SequenceNumber"] if records
+                       else store.continuation_sequence_number(iterator)}
+            if done:
+                payload["ChildShards"] = event["ChildShards"]
+            yield event_message("SubscribeToShardEvent", json.dumps(payload).encode())
+            last_sent = time.monotonic()
+        if done:
+            return
+        iterator = response["NextShardIterator"]
+        if not records:
+            await asyncio.sleep(SUBSCRIPTION_POLL_SECONDS)
+
+
+def event_message(event_type: str, payload: bytes) -> bytes:
+    """One AWS event-stream message: prelude, CRCs, string headers, JSON payload."""
+    headers = b""
+    for name, value in ((":message-type", "event"), (":event-type", event_type),
+                        (":content-type", JSON_TYPE)):
+        raw_name, raw_value = name.encode(), value.encode()
+        headers += (bytes([len(raw_name)]) + raw_name + b"\x07"
+                    + len(raw_value).to_bytes(2, "big") + raw_value)
+    total = 12 + len(headers) + len(payload) + 4
+    prelude = total.to_bytes(4, "big") + len(headers).to_bytes(4, "big")
+    message = prelude + zlib.crc32(prelude).to_bytes(4, "big") + headers + payload
+    return message + zlib.crc32(message).to_bytes(4, "big")
