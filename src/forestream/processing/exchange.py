@@ -45,10 +45,12 @@ import re
 import secrets
 import time
 from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
 from forestream import errors
+from forestream.streams.hashing import shard_id, uniform_ranges
 
 from .keys import key_hash
 from .kinesis_io import KinesisSource, kinesis_api
@@ -115,6 +117,11 @@ class ExchangeConfig:
             finally:
                 tmp.unlink(missing_ok=True)
         doc = json.loads(path.read_text())
+        return cls(doc["stream"], int(doc["key_groups"]), cls._secret(app_dir))
+
+    @staticmethod
+    def _secret(app_dir: Path) -> bytes:
+        """The application's signing key (created on first use, race-free)."""
         key_path = app_dir / KEY_FILE
         if not key_path.exists():
             tmp = key_path.with_name(f".{KEY_FILE}.{os.getpid()}")
@@ -127,28 +134,60 @@ class ExchangeConfig:
                 pass
             finally:
                 tmp.unlink(missing_ok=True)
-        return cls(doc["stream"], int(doc["key_groups"]), key_path.read_bytes())
+        return key_path.read_bytes()
+
+    @classmethod
+    def existing(cls, app_dir: Path, key_groups: int, target) -> ExchangeConfig:
+        """For a worker that exchanges in memory: the exchange stream the checkpoints still
+        name, if it exists (its key groups are drained from it first), else none (an
+        empty stream name); the signing key either way."""
+        path = app_dir / "checkpoints" / EXCHANGE_FILE
+        stream = ""
+        if path.exists():
+            named = json.loads(path.read_text())["stream"]
+            if named in kinesis_api(target).stream_names():
+                stream = named
+        config = cls.load(app_dir, "", key_groups) if stream else None
+        secret = config.secret if config is not None else cls._secret(app_dir)
+        return cls(stream, key_groups, secret)
 
     def ensure_stream(self, target, timeout: float = 30.0) -> None:
         """Create the exchange stream (one shard per key group) if it is not there yet."""
-        in_process = hasattr(target, "enforce_retention")
-        try:
-            if in_process:
-                target.create_stream(stream_name=self.stream, shard_count=self.key_groups)
-            else:
-                target.create_stream(StreamName=self.stream, ShardCount=self.key_groups)
-        except Exception as exc:  # another worker created it
-            if "ResourceInUse" not in type(exc).__name__ + str(exc):
-                raise
+        api = kinesis_api(target)
+        api.create_stream(self.stream, self.key_groups)
         deadline = time.monotonic() + timeout
-        while True:
-            summary = (target.describe_stream_summary(stream_name=self.stream) if in_process
-                       else target.describe_stream_summary(StreamName=self.stream))
-            if summary["StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE":
-                return
+        while api.stream_status(self.stream) != "ACTIVE":
             if time.monotonic() > deadline:
                 raise TimeoutError(f"exchange stream {self.stream} did not become ACTIVE")
             time.sleep(0.1)
+
+
+class LocalExchange:
+    """The exchange in memory, for a worker that runs every key group (parallelism 1):
+    per key group, the messages an :class:`ExchangeWriter` would have sent to its shard,
+    in order, handed over by reference (nothing pickled, nothing written). Key groups
+    have the exchange stream's shard ids and hash ranges, so checkpoints are laid out as
+    with the exchange stream and a job moves between the two at a committed round."""
+
+    def __init__(self, key_groups: int) -> None:
+        self.starts = [start for start, _ in uniform_ranges(key_groups)]
+        self.shards = [shard_id(group) for group in range(key_groups)]
+        self.queues: list[deque[dict]] = [deque() for _ in range(key_groups)]
+
+    def group_of(self, shard: str) -> int:
+        return self.shards.index(shard)
+
+    def put(self, group: int, message: dict) -> None:
+        self.queues[group].append(message)
+
+    def take(self, group: int) -> list[dict]:
+        queue = self.queues[group]
+        taken = list(queue)
+        queue.clear()
+        return taken
+
+    def empty(self) -> bool:
+        return not any(self.queues)
 
 
 # ------------------------------------------------------------------- the two ends
@@ -161,7 +200,8 @@ class ExchangeWriter(Operator):
                  idleness: float | None = None) -> None:
         super().__init__()
         self.exchange = exchange
-        self.api = kinesis_api(target)
+        self.local = target if isinstance(target, LocalExchange) else None
+        self.api = None if self.local is not None else kinesis_api(target)
         self.codec = Codec(exchange.secret)
         self.origin = origin
         self.idleness = idleness
@@ -172,9 +212,12 @@ class ExchangeWriter(Operator):
         self._last_record = 0.0
 
     def open(self) -> None:
-        shards = sorted(self.api.list_shards(self.exchange.stream),
-                        key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
-        self._starts = [int(s["HashKeyRange"]["StartingHashKey"]) for s in shards]
+        if self.local is not None:
+            self._starts = list(self.local.starts)
+        else:
+            shards = sorted(self.api.list_shards(self.exchange.stream),
+                            key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+            self._starts = [int(s["HashKeyRange"]["StartingHashKey"]) for s in shards]
         self._last_record = self.clock()
 
     def process(self, records, out):
@@ -223,6 +266,11 @@ class ExchangeWriter(Operator):
                                       "fin": final, "items": chunk}
         if markers_due:
             self._marker_at = now
+        if self.local is not None:  # in memory: the messages themselves, in order
+            for wave in waves:
+                for group, message in wave.items():
+                    self.local.put(group, message)
+            return
         for wave in waves:  # a group's second chunk only after its first is stored: order
             entries = []
             for group, message in wave.items():
@@ -247,7 +295,8 @@ class ExchangeWriter(Operator):
                 self._put(batch)
 
     def _chunks(self, items: list[tuple]) -> list[list[tuple]]:
-        if len(items) <= 1 or len(pickle.dumps(items, protocol=5)) <= MAX_MESSAGE_BYTES:
+        if self.local is not None or len(items) <= 1 or \
+                len(pickle.dumps(items, protocol=5)) <= MAX_MESSAGE_BYTES:
             return [items]
         half = len(items) // 2
         return self._chunks(items[:half]) + self._chunks(items[half:])
@@ -297,10 +346,13 @@ class ExchangeReader(Source):
 
     def __init__(self, exchange: ExchangeConfig, target, shard: str, origin_api,
                  origin_stream: str, idleness: float | None = None) -> None:
-        self.inner = KinesisSource(exchange.stream, target, "TRIM_HORIZON",
-                                   deserializer=lambda data: data, batch_limit=20,
-                                   shards={shard})
-        self.inner.bounded = False
+        self.local = target if isinstance(target, LocalExchange) else None
+        self.inner: KinesisSource | None = None
+        if self.local is None:
+            self.inner = KinesisSource(exchange.stream, target, "TRIM_HORIZON",
+                                       deserializer=lambda data: data, batch_limit=20,
+                                       shards={shard})
+            self.inner.bounded = False
         self.shard = shard
         self.codec = Codec(exchange.secret)
         self.origin_api = origin_api
@@ -319,13 +371,18 @@ class ExchangeReader(Source):
 
     @property
     def millis_behind(self) -> dict[str, int]:
-        return self.inner.millis_behind
+        return self.inner.millis_behind if self.inner is not None else {}
 
     def open(self) -> None:
-        self.inner.open()
+        if self.inner is not None:
+            self.inner.open()
 
     def poll(self, max_records):
         out: list[tuple[str, Record]] = []
+        if self.local is not None:
+            for message in self.local.take(self.local.group_of(self.shard)):
+                out += self._accept(message)
+            return out
         now = time.monotonic()
         if now < self._next_poll:  # an idle key group is asked less often
             return out
@@ -353,6 +410,11 @@ class ExchangeReader(Source):
                 f"unpickled: {type(exc).__name__}: {exc}. Did a code update rename or remove "
                 "a class carried in records across key_by? Roll that update back, or start "
                 "with restore SKIP") from exc
+        return self._accept(message)
+
+    def _accept(self, message: dict) -> list[tuple[str, Record]]:
+        """A message's records this key group has not processed yet (per origin: above
+        the highest (sequence, index) seen), and its origin's watermark."""
         state = self.origins.setdefault(message["o"], [-1, -1, MIN_WATERMARK, False, False])
         out = []
         for seq, sub, value, timestamp, key, rid in message["items"]:
@@ -387,14 +449,27 @@ class ExchangeReader(Source):
         return False
 
     def snapshot(self):
-        return {"inner": self.inner.snapshot(), "origins": {k: list(v) for k, v in
-                                                            self.origins.items()},
+        # in memory there is no exchange position: what was taken is processed at once
+        return {"inner": self.inner.snapshot() if self.inner is not None else None,
+                "origins": {k: list(v) for k, v in self.origins.items()},
                 "watermark": self.watermark}
 
     def restore(self, state):
-        self.inner.restore(state["inner"])
+        # a snapshot of the other kind restores the per-origin positions alone: taken in
+        # memory (no exchange position: the exchange read from its start, deduplicated),
+        # or from the exchange stream (drained before a worker went in memory)
+        if self.inner is not None and state["inner"] is not None:
+            self.inner.restore(state["inner"])
         self.origins = {k: list(v) for k, v in state["origins"].items()}
         self.watermark = state["watermark"]
 
     def close(self) -> None:
-        self.inner.close()
+        if self.inner is not None:
+            self.inner.close()
+
+    def caught_up(self) -> bool:
+        """Whether everything the exchange stream holds for this key group was read."""
+        if self.inner is None:
+            return True
+        return bool(self.inner.millis_behind) and \
+            max(self.inner.millis_behind.values()) == 0 and self._empty_polls > 0

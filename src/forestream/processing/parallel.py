@@ -1,9 +1,16 @@
 """One worker of an application on a Kinesis source: leases, runners, back-pressure, drain.
 
 Jobs without ``key_by`` run one copy per leased shard of the source (checkpoints in
-``checkpoints/<shard>``). Keyed jobs run in two stages through the application's exchange
-stream (see :mod:`forestream.processing.exchange`): a read stage per leased source shard
-and a keyed stage per leased key group (``checkpoints/keygroup-<shard>``).
+``checkpoints/<shard>``). Keyed jobs run in two stages (see
+:mod:`forestream.processing.exchange`): a read stage per leased source shard and a keyed
+stage per leased key group (``checkpoints/keygroup-<shard>``). With several workers the
+stages meet in the application's exchange stream (durable: workers may come and go, on
+any machine). A worker that runs every stage (parallelism 1) hands records over in memory
+instead (:class:`~.exchange.LocalExchange`): no pickling, no writes, no reads back; only
+the sinks and the checkpoints touch the disk, and checkpoints are taken in committed
+rounds (:mod:`.checkpoint_rounds`) so that a crash resumes every stage from one instant.
+Checkpoints are laid out the same way in both modes; a worker that goes into memory
+first drains what the exchange stream still holds for its key groups.
 
 Read stages pause while a key group this worker runs is more than
 ``BACKPRESSURE_MILLIS`` behind the exchange stream, so the exchange never holds much
@@ -14,12 +21,14 @@ before their final checkpoints.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import traceback
 from pathlib import Path
 
 from . import exchange as ex
+from .checkpoint_rounds import CheckpointRounds
 from .environment import StreamExecutionEnvironment
 from .exchange_plan import keyed_stage, read_stage
 from .leases import LeaseTable
@@ -31,19 +40,31 @@ DRAIN_SECONDS = 8.0
 
 
 class ParallelWorker:
+    """Worker ``worker`` of ``workers``. ``local``: an in-memory :class:`LocalExchange`
+    (this worker runs every key group) instead of the exchange stream ``exchange`` names;
+    a keyed job then checkpoints in rounds."""
+
     def __init__(self, app_dir: Path, config: dict, module, source, plan, exchange,
-                 exchange_target, worker: int, workers: int) -> None:
+                 exchange_target, worker: int, workers: int,
+                 local: ex.LocalExchange | None = None) -> None:
         self.app_dir, self.config, self.module = app_dir, config, module
         self.properties = config.get("properties", {})
         self.api, self.plan, self.exchange = source.api, plan, exchange
-        self.exchange_target = exchange_target
+        self.local = local if plan is not None else None
+        self.exchange_target = self.local if self.local is not None else exchange_target
         self.worker, self.workers = worker, workers
         # the pid lets a successor take the leases of a dead worker at once (leases.py)
         owner = f"worker-{worker}-{os.getpid()}"
         self.tables = {"source": (LeaseTable(app_dir / "leases.db", owner), source.stream)}
-        if exchange is not None:
+        if exchange is not None and self.local is None:
             self.tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner),
                                     exchange.stream)
+        self.rounds = CheckpointRounds(
+            app_dir / "checkpoints", float(config.get("checkpoint_interval", 10.0))) \
+            if self.local is not None else None
+        self._restore_latest = False  # in memory after the exchange stream: see enter_memory
+        self._round_at = time.monotonic()
+        self._finishing: set[tuple[str, str]] = set()
         self.runners: dict[tuple[str, str], JobRunner] = {}
         self.open_source_shards = 0
         self.records = 0
@@ -52,6 +73,10 @@ class ParallelWorker:
 
     # ------------------------------------------------------------------ leases
     def balance(self) -> None:
+        if self.local is not None:  # every key group is this worker's
+            for shard in self.local.shards:
+                if ("keyed", shard) not in self.runners:
+                    self.runners[("keyed", shard)] = self._start("keyed", shard)
         for kind, (leases, stream) in self.tables.items():
             shards = self.api.list_shards(stream)
             if kind == "source":
@@ -81,10 +106,12 @@ class ParallelWorker:
 
     def _start(self, kind: str, shard: str) -> JobRunner:
         folder = shard if kind == "source" else f"keygroup-{shard}"
+        # in memory, the worker takes the checkpoints (in rounds), not each runner
+        interval = math.inf if self.local is not None else \
+            float(self.config.get("checkpoint_interval", 10.0))
         env = StreamExecutionEnvironment(
             properties=self.properties, checkpoint_dir=self.app_dir / "checkpoints" / folder,
-            checkpoint_interval=float(self.config.get("checkpoint_interval", 10.0)),
-            batch_size=int(self.config.get("batch_size", 1000)))
+            checkpoint_interval=interval, batch_size=int(self.config.get("batch_size", 1000)))
         env.shard_lease = {shard} if kind == "source" else set()
         self.module.build(env, self.properties)
         if self.plan is not None and kind == "source":
@@ -92,7 +119,13 @@ class ParallelWorker:
         elif self.plan is not None:
             keyed_stage(env.graph, self.plan, self.exchange, self.exchange_target, shard)
         runner = JobRunner(env.graph, f"{self.config['name']}/{folder}")
-        runner.open()
+        if self.rounds is None:
+            runner.open()
+        elif self._restore_latest:  # checkpoints of the exchange-stream era, just drained
+            runner.open(initial_checkpoint=False)
+        else:
+            runner.open(self.rounds.committed, restore=self.rounds.committed is not None,
+                        initial_checkpoint=False)
         print(f"worker {self.worker}: leased {folder} (restored from checkpoint "
               f"{runner.result.restored_from})", flush=True)
         return runner
@@ -100,6 +133,8 @@ class ParallelWorker:
     # ------------------------------------------------------------------- steps
     def step(self, kinds: tuple[str, ...] = ("source", "keyed")) -> int:
         """Advance every runner of these kinds once; the records they polled."""
+        if self.local is not None:
+            return self._step_in_memory()
         self.steps += 1
         polled_any = 0
         if "source" in kinds and self._key_groups_lagging():
@@ -116,6 +151,93 @@ class ParallelWorker:
                 self.tables[kind][0].finish(shard)
                 print(f"worker {self.worker}: {shard} finished", flush=True)
         return polled_any
+
+    def _step_in_memory(self) -> int:
+        """Read stages, then the key groups until every hand-over queue is empty; a round
+        of checkpoints when one is due (between steps: nothing in flight)."""
+        self.steps += 1
+        polled_any = 0
+        for key, runner in list(self.runners.items()):
+            if key[0] != "source" or key in self._finishing:
+                continue
+            polled, finished = runner.advance()
+            polled_any += polled
+            self.records += polled
+            if finished:  # retired once a committed round holds its final state
+                self._finishing.add(key)
+                self.rounds.defer(lambda key=key: self._finished(key))
+        keyed = [r for k, r in self.runners.items() if k[0] == "keyed"]
+        while True:
+            for runner in keyed:
+                polled, _ = runner.advance()
+                polled_any += polled
+            if self.local.empty():
+                break
+        self.rounds.run_committed()
+        if time.monotonic() - self._round_at >= self.rounds.interval:
+            self.take_round()
+        return polled_any
+
+    def take_round(self, wait: bool = False) -> int:
+        """Checkpoint every runner under one new round number, committed once written."""
+        round_id = self.rounds.next_round()
+        writers = []
+        for runner in self.runners.values():
+            runner.checkpoint(wait=False, checkpoint_id=round_id)
+            writer = runner.pending_write()
+            if writer is not None:
+                writers.append(writer)
+        self.rounds.commit_when_written(round_id, writers, wait=wait)
+        self._round_at = time.monotonic()
+        return round_id
+
+    def _finished(self, key: tuple[str, str]) -> None:
+        runner = self.runners.pop(key, None)
+        self._finishing.discard(key)
+        if runner is not None:
+            self._retire(runner, final_checkpoint=False)
+            self.tables[key[0]][0].finish(key[1])
+            print(f"worker {self.worker}: {key[1]} finished", flush=True)
+
+    def enter_memory(self, exchange_target, drain_seconds: float = 120.0) -> None:
+        """Start in memory. Checkpoints of the exchange-stream era (no committed round)
+        are made consistent first: their key groups read what the exchange stream still
+        holds for them, then every runner restores its latest checkpoint and a round is
+        committed at once."""
+        if self.rounds.committed is not None or not self._has_checkpoints():
+            return
+        if self.exchange is not None and self.exchange.stream:
+            self._drain_exchange(exchange_target, drain_seconds)
+        self._restore_latest = True
+        self.balance()
+        self.take_round(wait=True)
+        self._restore_latest = False
+        (self.app_dir / "checkpoints" / ex.EXCHANGE_FILE).unlink(missing_ok=True)
+
+    def _has_checkpoints(self) -> bool:
+        root = self.app_dir / "checkpoints"
+        return root.is_dir() and any(p.is_dir() for p in root.iterdir())
+
+    def _drain_exchange(self, target, seconds: float) -> None:
+        durable = ParallelWorker(self.app_dir, self.config, self.module, _Source(
+            self.api, self.tables["source"][1]), self.plan, self.exchange, target,
+            self.worker, self.workers)
+        durable.tables = {}  # key groups only: nothing is read from the source meanwhile
+        for shard in self.local.shards:
+            durable.runners[("keyed", shard)] = durable._start("keyed", shard)
+        deadline = time.monotonic() + seconds
+        readers = [r.nodes[0].source for r in durable.runners.values()]
+        while time.monotonic() < deadline:
+            polled = durable.step(kinds=("keyed",))
+            if not polled and all(reader.caught_up() for reader in readers):
+                break
+            if not polled:
+                time.sleep(0.01)
+        else:
+            raise RuntimeError(f"key groups did not catch up with {self.exchange.stream} "
+                               f"within {seconds:.0f} s")
+        for key in list(durable.runners):
+            durable._retire(durable.runners.pop(key), final_checkpoint=True)
 
     def _key_groups_lagging(self) -> bool:
         return any(max(runner.nodes[0].source.millis_behind.values(), default=0)
@@ -135,7 +257,11 @@ class ParallelWorker:
     def stop(self, drain: bool = True) -> None:
         """Read stages first; then the key groups drain what the exchange still holds
         (unless ``drain`` is false: the server is gone); then every lease is given back.
-        A runner that fails to close does not keep the others from closing."""
+        In memory: one last committed round. A runner that fails to close does not keep
+        the others from closing."""
+        if self.local is not None:
+            self._stop_in_memory()
+            return
         errors = []
         for kind in ("source", "keyed"):
             if kind not in self.tables:
@@ -156,6 +282,16 @@ class ParallelWorker:
         for error in errors:
             print(f"worker {self.worker}: a final checkpoint failed:\n{error}", flush=True)
 
+    def _stop_in_memory(self) -> None:
+        try:
+            self.take_round(wait=True)
+            self.rounds.run_committed()
+        finally:
+            for key in list(self.runners):
+                self._retire(self.runners.pop(key), final_checkpoint=False)
+            leases = self.tables["source"][0]
+            leases.release(set(leases.owners()))
+
     def _drain(self, leases: LeaseTable, shards: set[str]) -> None:
         deadline = time.monotonic() + DRAIN_SECONDS
         quiet_since = renewed = time.monotonic()
@@ -170,6 +306,13 @@ class ParallelWorker:
                 return
             else:
                 time.sleep(0.01)
+
+
+class _Source:
+    """The source stream as a worker needs it: its Kinesis API and name."""
+
+    def __init__(self, api, stream: str) -> None:
+        self.api, self.stream = api, stream
 
 
 def runner_metrics(runners: dict) -> dict:

@@ -71,10 +71,12 @@ class JobResult:
 
 def checkpoint_files(directory: Path) -> list[Path]:
     """A folder's checkpoint files (``checkpoint-<8 digits>.pkl``), oldest first."""
-    def order(path: Path) -> int:
-        number = path.stem.rpartition("-")[2]
-        return int(number) if number.isdigit() else -1
-    return sorted(directory.glob("checkpoint-*.pkl"), key=order)
+    return sorted(directory.glob("checkpoint-*.pkl"), key=_number)
+
+
+def _number(path: Path) -> int:
+    number = path.stem.rpartition("-")[2]
+    return int(number) if number.isdigit() else -1
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -181,8 +183,13 @@ class JobRunner:
 
     # The step-wise interface, for drivers that interleave several runners (parallel
     # workers run one runner per leased shard).
-    def open(self) -> None:
-        """Open sources and operators and restore the latest checkpoint (if any)."""
+    def open(self, restore_id: int | None = None, *, restore: bool = True,
+             initial_checkpoint: bool = True) -> None:
+        """Open sources and operators and restore a checkpoint: the latest, or with
+        ``restore_id`` that one (a round of checkpoints a coordinator committed; newer
+        ones were never committed and are dropped). ``restore`` False starts empty (a
+        coordinator that committed no round yet). ``initial_checkpoint``: checkpoint the
+        restored or empty state at once (a coordinator does that in its own round)."""
         for node in self.nodes:
             if node.operator is not None:
                 node.operator.uid = node.uid
@@ -190,8 +197,13 @@ class JobRunner:
                 node.operator.clock = self.graph.clock
         for node in self.nodes:
             (node.source or node.operator).open()
-        self._restore_latest()
-        if self.graph.checkpoint_dir and self.result.restored_from is None:
+        if restore:
+            self._restore(restore_id)
+        elif self.graph.checkpoint_dir is not None and self.graph.checkpoint_dir.exists():
+            for stale in checkpoint_files(self.graph.checkpoint_dir):
+                stale.unlink(missing_ok=True)  # written by a round that never committed
+        if initial_checkpoint and self.graph.checkpoint_dir and \
+                self.result.restored_from is None:
             # a first checkpoint of the empty state: a crash before the first interval
             # then restarts from here (and truncates file sinks) instead of duplicating
             self.checkpoint()
@@ -295,14 +307,17 @@ class JobRunner:
                    (n.source for n in self.nodes if n.source is not None))
 
     # ---------------------------------------------------------------- checkpoints
-    def checkpoint(self, wait: bool = True) -> Path:
+    def checkpoint(self, wait: bool = True, checkpoint_id: int | None = None) -> Path:
         """Snapshot now; the file is written in the background (``wait``: and is in place
-        when this returns). Raises what a previous background write raised."""
+        when this returns). ``checkpoint_id``: the number a coordinator gives its round
+        (default: the next of this runner's own). Raises what a previous background write
+        raised."""
         started = time.monotonic()
         self.wait_for_checkpoint()
         directory = self.graph.checkpoint_dir
         directory.mkdir(parents=True, exist_ok=True)
-        self._checkpoint_id += 1
+        self._checkpoint_id = self._checkpoint_id + 1 if checkpoint_id is None \
+            else checkpoint_id
         snapshot = {
             "job": self.job_name, "id": self._checkpoint_id,
             "graph": [n.uid for n in self.nodes],
@@ -323,6 +338,10 @@ class JobRunner:
         if wait:
             self.wait_for_checkpoint()
         return path
+
+    def pending_write(self) -> threading.Thread | None:
+        """The thread writing the last checkpoint, while it writes (for coordinators)."""
+        return self._writer
 
     def wait_for_checkpoint(self) -> None:
         """Until the checkpoint being written (if any) is in place."""
@@ -346,7 +365,7 @@ class JobRunner:
         except BaseException as exc:  # raised on the processing thread at the next wait
             self._writer_error = exc
 
-    def _restore_latest(self) -> None:
+    def _restore(self, checkpoint_id: int | None) -> None:
         directory = self.graph.checkpoint_dir
         if directory is None or not directory.exists():
             return
@@ -354,6 +373,18 @@ class JobRunner:
             for torn in directory.glob(pattern):
                 torn.unlink(missing_ok=True)
         candidates = checkpoint_files(directory)
+        if checkpoint_id is not None:
+            wanted = directory / f"checkpoint-{checkpoint_id:08d}.pkl"
+            newer = [p for p in candidates if _number(p) > checkpoint_id]
+            for stale in newer:  # a round that never committed
+                stale.unlink(missing_ok=True)
+            if not wanted.exists():
+                if any(_number(p) < checkpoint_id for p in candidates):
+                    raise ValueError(f"{directory} has no checkpoint {checkpoint_id}, the "
+                                     "committed round, but older ones: start the "
+                                     "application with restore SKIP")
+                return  # this part did not exist yet at that round: it starts empty
+            candidates = [wanted]
         if not candidates:
             return
         snapshot = read_checkpoint(candidates[-1])

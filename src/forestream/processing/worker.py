@@ -172,14 +172,20 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
     source = _single_kinesis_source(probe)
     try:
         plan = plan_of(probe.graph)
-        exchange = target = None
+        exchange = target = local = None
+        key_groups = int(config.get("max_parallelism", DEFAULT_MAX_PARALLELISM))
         if plan is not None:  # the exchange lives on the server running this worker
             target = kinesis_client()
-            exchange = ex.ExchangeConfig.load(app_dir, config["name"], int(
-                config.get("max_parallelism", DEFAULT_MAX_PARALLELISM)))
-            exchange.ensure_stream(target)
+            if workers == 1:  # every key group here: records change hands in memory
+                local = ex.LocalExchange(key_groups)
+                exchange = ex.ExchangeConfig.existing(app_dir, key_groups, target)
+            else:
+                exchange = ex.ExchangeConfig.load(app_dir, config["name"], key_groups)
+                exchange.ensure_stream(target)
         runner = ParallelWorker(app_dir, config, module, source, plan, exchange, target,
-                                worker, workers)
+                                worker, workers, local=local)
+        if local is not None:
+            runner.enter_memory(target)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=3))
