@@ -10,6 +10,7 @@ drop duplicates after a replay.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -19,6 +20,7 @@ import boto3
 from botocore.config import Config
 
 from forestream.config import client_credentials, client_region
+from forestream.streams.errors import ResourceInUseError
 from forestream.streams.store import StreamStore
 
 from .records import Record
@@ -55,6 +57,16 @@ class KinesisApi:
         raise NotImplementedError
 
     def put_records(self, stream: str, records: list[dict]) -> dict:
+        raise NotImplementedError
+
+    def stream_names(self) -> list[str]:
+        raise NotImplementedError
+
+    def create_stream(self, stream: str, shards: int) -> None:
+        """Create ``stream``; nothing if it exists already (another worker made it)."""
+        raise NotImplementedError
+
+    def stream_status(self, stream: str) -> str:
         raise NotImplementedError
 
 
@@ -97,6 +109,23 @@ class ClientKinesis(KinesisApi):
     def put_records(self, stream: str, records: list[dict]) -> dict:
         return dict(self.client.put_records(StreamName=stream, Records=records))
 
+    def stream_names(self) -> list[str]:
+        names: list[str] = []
+        page = self.client.list_streams()
+        while True:
+            names += page["StreamNames"]
+            if not page.get("HasMoreStreams") or not page["StreamNames"]:
+                return names
+            page = self.client.list_streams(ExclusiveStartStreamName=names[-1])
+
+    def create_stream(self, stream: str, shards: int) -> None:
+        with contextlib.suppress(self.client.exceptions.ResourceInUseException):
+            self.client.create_stream(StreamName=stream, ShardCount=shards)
+
+    def stream_status(self, stream: str) -> str:
+        return str(self.client.describe_stream_summary(StreamName=stream)[
+            "StreamDescriptionSummary"]["StreamStatus"])
+
 
 class StoreKinesis(KinesisApi):
     """In process, on a :class:`StreamStore` (its Python API: snake_case, all shards)."""
@@ -118,10 +147,40 @@ class StoreKinesis(KinesisApi):
     def put_records(self, stream: str, records: list[dict]) -> dict:
         return self.store.put_records(stream_name=stream, records=records)
 
+    def stream_names(self) -> list[str]:
+        return self.store.stream_names()
+
+    def create_stream(self, stream: str, shards: int) -> None:
+        with contextlib.suppress(ResourceInUseError):
+            self.store.create_stream(stream_name=stream, shard_count=shards)
+
+    def stream_status(self, stream: str) -> str:
+        return str(self.store.describe_stream_summary(stream_name=stream)[
+            "StreamDescriptionSummary"]["StreamStatus"])
+
 
 def read_records(target, stream: str, limit: int = 10_000):
     """Every record of ``stream`` now there, through ``target`` (a boto3 client or a
-    StreamStore): shards oldest first, each read up to its current end."""
+    StreamStore): shards oldest first, each read up to its current end.
+
+    Yields the records as GetRecords returns them (``Data`` as bytes, ``PartitionKey``,
+    ``SequenceNumber``, ``ApproximateArrivalTimestamp``); ``limit`` is the page size.
+    Handy to check what a job wrote, in tests and notebooks.
+
+    >>> import json, shutil, tempfile
+    >>> from forestream.processing.kinesis_io import read_records
+    >>> from forestream.streams.store import StreamStore
+    >>> folder = tempfile.mkdtemp()
+    >>> store = StreamStore(folder, fsync=False, status_delay=0.0)
+    >>> store.create_stream("events", shard_count=1)
+    {}
+    >>> _ = store.put_records(stream_name="events", records=[
+    ...     {"Data": json.dumps({"n": n}).encode(), "PartitionKey": "k"} for n in range(3)])
+    >>> [json.loads(record["Data"]) for record in read_records(store, "events")]
+    [{'n': 0}, {'n': 1}, {'n': 2}]
+    >>> store.close()
+    >>> shutil.rmtree(folder)
+    """
     api = kinesis_api(target)
     shards = sorted(api.list_shards(stream), key=lambda s: int(
         s["SequenceNumberRange"]["StartingSequenceNumber"]))
@@ -138,7 +197,58 @@ def read_records(target, stream: str, limit: int = 10_000):
 class KinesisSource(Source):
     """Reads a stream. ``start`` is ``TRIM_HORIZON`` or ``LATEST`` for shards with no
     checkpointed position. ``deserializer`` turns the record's bytes into the value
-    (default: JSON). The record timestamp is the approximate arrival time (seconds)."""
+    (default: JSON). The record timestamp is the approximate arrival time (seconds).
+
+    Usually made by ``env.from_kinesis(stream, target)``. ``target`` is a boto3 Kinesis
+    client (AWS, a forestream server, any Kinesis-API endpoint) or an in-process
+    :class:`~forestream.streams.store.StreamStore`. Every shard is a split with its own
+    watermark; the last sequence number read per shard is checkpointed, so a restored
+    job goes on after it. When a shard is split or merged, its children are read once
+    it is read to its end, which keeps each partition key's records in order. A stream
+    never ends: run the job with ``until=`` or ``max_seconds=`` (or stop it).
+
+    Parameters
+    ----------
+    stream
+        Name of the stream.
+    target
+        A boto3 Kinesis client or a StreamStore.
+    start
+        Where shards without a checkpointed position start: ``TRIM_HORIZON`` (the
+        oldest record kept) or ``LATEST`` (records written from now on).
+    deserializer
+        ``deserializer(data: bytes) -> value``; default ``json.loads``.
+    batch_limit
+        Most records asked of a shard per GetRecords call.
+    rediscover_seconds
+        How often the shard list is read again, to find new shards.
+    shards
+        Read only these shards (a parallel worker's lease); the source then ends once
+        they are closed and read to their end.
+
+    Examples
+    --------
+    >>> import json, shutil, tempfile
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> from forestream.streams.store import StreamStore
+    >>> folder = tempfile.mkdtemp()
+    >>> store = StreamStore(folder, fsync=False, status_delay=0.0)
+    >>> store.create_stream("clicks", shard_count=2)
+    {}
+    >>> clicks = [{"user": "ann", "page": "/"}, {"user": "bob", "page": "/a"},
+    ...           {"user": "ann", "page": "/b"}]
+    >>> _ = store.put_records(stream_name="clicks", records=[
+    ...     {"Data": json.dumps(c).encode(), "PartitionKey": c["user"]} for c in clicks])
+    >>> env = StreamExecutionEnvironment()
+    >>> pages = (env.from_kinesis("clicks", store)
+    ...          .map(lambda click: (click["user"], click["page"]))
+    ...          .collect())
+    >>> _ = env.execute(until=lambda: len(pages.values) >= 3, max_seconds=30)
+    >>> sorted(pages.values)  # two shards: ordered per user, not overall
+    [('ann', '/'), ('ann', '/b'), ('bob', '/a')]
+    >>> store.close()
+    >>> shutil.rmtree(folder)
+    """
 
     name = "kinesis"
 
@@ -260,6 +370,52 @@ class KinesisSink:
     Dict values get ``"_record_id"`` (the input's provenance id) unless
     ``record_ids=False``: after a restart from a checkpoint some records are written again
     with the same id, and readers drop duplicates by it.
+
+    Usually made by ``stream.sink_to_kinesis(stream_name, target)``. ``target`` is a boto3
+    Kinesis client or an in-process :class:`~forestream.streams.store.StreamStore`.
+    Records are written in batches of up to 500; records that PutRecords reports as
+    failed are retried with backoff, up to ``max_attempts`` times. ``written`` counts the
+    records written (it is part of the checkpointed state).
+
+    Parameters
+    ----------
+    stream
+        Name of the stream to write to (it must exist).
+    target
+        A boto3 Kinesis client or a StreamStore.
+    partition_key
+        ``partition_key(value) -> str``; default: the record's key (after ``key_by``),
+        else its id.
+    serializer
+        ``serializer(value) -> bytes``; default: JSON (``str()`` for what JSON cannot
+        represent).
+    record_ids
+        Add ``"_record_id"`` to dict values.
+    max_attempts
+        Attempts per batch before the job fails.
+
+    Examples
+    --------
+    >>> import json, shutil, tempfile
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> from forestream.processing.kinesis_io import read_records
+    >>> from forestream.streams.store import StreamStore
+    >>> folder = tempfile.mkdtemp()
+    >>> store = StreamStore(folder, fsync=False, status_delay=0.0)
+    >>> store.create_stream("alerts", shard_count=1)
+    {}
+    >>> env = StreamExecutionEnvironment()
+    >>> sink = (env.from_collection([{"host": "h1", "cpu": 97}, {"host": "h2", "cpu": 99}])
+    ...         .sink_to_kinesis("alerts", store, partition_key=lambda alert: alert["host"]))
+    >>> _ = env.execute()
+    >>> sink.written
+    2
+    >>> for record in read_records(store, "alerts"):
+    ...     print(record["PartitionKey"], json.loads(record["Data"]))
+    h1 {'host': 'h1', 'cpu': 97, '_record_id': 'collection@0'}
+    h2 {'host': 'h2', 'cpu': 99, '_record_id': 'collection@1'}
+    >>> store.close()
+    >>> shutil.rmtree(folder)
     """
 
     def __init__(self, stream: str, target, partition_key=None, serializer=None,
