@@ -23,6 +23,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
@@ -31,6 +32,9 @@ from rich.table import Table
 
 from forestream.demo import DAY, SENSORS, event_metrics, generate_machine
 from forestream.server.embedded import EmbeddedServer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ALERT_GRADE = 0.3  # grades at or above this are alerts (score >= 0.3 * log2(sample size))
 INPUT_STREAM = "sensor-readings"
@@ -152,8 +156,8 @@ class _Results:
         self.scores = {(d.machine, s): np.zeros(rows) for d in fleet for s in SENSORS}
         self.latencies: list[float] = []
         self.count = 0
-        self.on_alert = print
-        self.on_progress = lambda n: None
+        self.on_alert: Callable[[str], object] = print
+        self.on_progress: Callable[[int], object] = lambda n: None
 
     def graded(self, event: dict) -> None:
         key = (event["machine"], event["sensor"])
@@ -249,16 +253,16 @@ def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, app
     totals = np.zeros(4, dtype=int)
     for data in fleet:
         for sensor in SENSORS:
-            flags = results.grades[(data.machine, sensor)] >= ALERT_GRADE
-            totals += event_metrics(flags, data.truth(sensor))
+            alerting = results.grades[(data.machine, sensor)] >= ALERT_GRADE
+            totals += event_metrics(alerting, data.truth(sensor))
             for inc in data.incidents:
                 if inc.sensor == sensor:
-                    hit = flags[inc.start : min(len(flags), inc.end + 13)].any()
+                    hit = alerting[inc.start : min(len(alerting), inc.end + 13)].any()
                     per_kind.setdefault(inc.kind, [0, 0])
                     per_kind[inc.kind][0] += 1
                     per_kind[inc.kind][1] += int(hit)
-    for kind, (n, hit) in sorted(per_kind.items()):
-        table.add_row(kind, str(n), str(hit), f"{hit / n:.0%}")
+    for kind, (n, hits) in sorted(per_kind.items()):
+        table.add_row(kind, str(n), str(hits), f"{hits / n:.0%}")
     found, incidents, true_flags, flags = (int(v) for v in totals)
     latency = np.array(results.latencies) * 1000
     summary = {

@@ -735,25 +735,6 @@ def rest_schema(fuzzed):
                                          timeout=ANSWER_SECONDS)
 
 
-#: Answers the server gives that its OpenAPI document does not list (method, path template,
-#: status). Each is a finding to fix in forestream/server/rest/openapi.py; the strict xfail test
-#: below fails once it is fixed, so that the entry is removed here.
-UNDOCUMENTED = {
-    # a body that is not a JSON object: 400, but /stop documents no 400
-    ("POST", "/api/v1/applications/{name}/stop", 400),
-}
-
-
-def _status_documented(ctx, response, case):
-    """schemathesis's status_code_conformance, less the known :data:`UNDOCUMENTED`."""
-    from schemathesis.specs.openapi.checks import status_code_conformance
-
-    known = (case.operation.method.upper(), case.operation.path, response.status_code)
-    if known in UNDOCUMENTED:
-        return None
-    return status_code_conformance(ctx, response, case)
-
-
 @pytest.mark.parametrize("method,path", REST_OPERATIONS,
                          ids=[f"{m} {p}" for m, p in REST_OPERATIONS])
 def test_rest_operation_answers_fuzzed_requests(fuzzed, rest_schema, method, path):
@@ -764,6 +745,7 @@ def test_rest_operation_answers_fuzzed_requests(fuzzed, rest_schema, method, pat
     from schemathesis.specs.openapi.checks import (
         content_type_conformance,
         response_schema_conformance,
+        status_code_conformance,
     )
 
     fuzzed.refresh_play()
@@ -775,7 +757,7 @@ def test_rest_operation_answers_fuzzed_requests(fuzzed, rest_schema, method, pat
             GenerationMode.POSITIVE, path_parameters={"group": PLAY_GROUP}))
     cases = cases.filter(lambda case: _no_sentinel(repr((
         case.path_parameters, case.query, case.body, case.headers))))
-    checks = [not_a_server_error, _status_documented, content_type_conformance,
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance]
 
     @_settings(REST_EXAMPLES)
@@ -796,23 +778,17 @@ def test_rest_operation_answers_fuzzed_requests(fuzzed, rest_schema, method, pat
     fuzzed.alive()
 
 
-@pytest.mark.xfail(strict=True, reason="rest/openapi.py documents no 400 for POST .../stop")
-@pytest.mark.parametrize("method,path,status", sorted(UNDOCUMENTED))
-def test_known_undocumented_answers_are_still_undocumented(fuzzed, method, path, status):
-    """Pins each :data:`UNDOCUMENTED` entry: fails (XPASS) once the document lists it."""
-    document = fuzzed.http.get("/api/v1/openapi.json").json()
-    assert str(status) in document["paths"][path][method.lower()]["responses"]
-
-
-@pytest.mark.xfail(strict=True, reason="rest/schemas.py PROPERTY_KEY uses \\w, which JSON "
-                   "Schema (ECMA-262) reads as ASCII; the registry's Python re accepts any "
-                   "Unicode letter")
 def test_tag_keys_the_server_accepts_match_the_documented_pattern(fuzzed):
     """Found by this fuzzer (FORESTREAM_FUZZ_SEED=11, scale 5): a group tagged with a
-    non-ASCII letter ('ª') is accepted, and then listed against its own schema."""
+    non-ASCII letter ('ª') was accepted, then listed against its own schema, whose
+    pattern (JSON Schema, ECMA-262) reads ``\\w`` as ASCII. Keys are ASCII now, as
+    documented: such a tag is refused, an ASCII one kept and valid."""
     jsonschema_rs = pytest.importorskip("jsonschema_rs")
-    created = fuzzed.http.post("/api/v1/models/groups", headers=fuzzed.server.auth,
+    refused = fuzzed.http.post("/api/v1/models/groups", headers=fuzzed.server.auth,
                                json={"name": "tagged-group", "tags": {"\u00aa": "x"}})
+    assert refused.status_code == 400 and "\u00aa" in refused.text
+    created = fuzzed.http.post("/api/v1/models/groups", headers=fuzzed.server.auth,
+                               json={"name": "tagged-group", "tags": {"team:ml": "x"}})
     assert created.status_code == 201, created.text
     document = fuzzed.http.get("/api/v1/openapi.json").json()
     schema = {**document["components"]["schemas"]["ModelGroup"],

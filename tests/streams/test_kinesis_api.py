@@ -2,6 +2,7 @@
 
 import json
 import time
+import urllib.error
 import urllib.request
 
 import boto3
@@ -282,3 +283,23 @@ def test_throughput_limits_flag_throttles_like_kinesis(tmp_path, server_process)
     time.sleep(1.1)  # the allowance refills
     assert kinesis.put_records(StreamName="slow", Records=[
         {"Data": b"x", "PartitionKey": "k"}])["FailedRecordCount"] == 0
+
+
+def test_members_forestream_does_not_take_are_refused_by_name(kinesis, server):
+    """Members of the current API model the store does not implement (StreamId, DryRun,
+    RecordDistributionStrategy) are named in a ValidationException, never ignored: a
+    dry run ignored would act for real."""
+    create(kinesis, "members", 1)
+    request = server.request("/", method="POST", headers={
+        "X-Amz-Target": "Kinesis_20131202.PutRecord",
+        "Content-Type": "application/x-amz-json-1.1"},
+        data=json.dumps({"StreamName": "members", "Data": "eA==", "PartitionKey": "k",
+                         "DryRun": True}).encode())
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    body = json.loads(refused.value.read())
+    assert refused.value.code == 400 and body["__type"] == "ValidationException"
+    assert "DryRun is not supported" in body["message"] and "PartitionKey" in body["message"]
+    iterator = kinesis.get_shard_iterator(StreamName="members", ShardId="shardId-000000000000",
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    assert kinesis.get_records(ShardIterator=iterator)["Records"] == []  # nothing written

@@ -40,7 +40,7 @@ def rest(endpoint: str, method: str, path: str, body: dict | None = None, **opti
 
 def parse_pairs(items: tuple[str, ...], option: str, numeric: bool = False) -> dict | None:
     """``KEY=VALUE`` options as a dict (values as numbers when ``numeric``); None if none."""
-    out = {}
+    out: dict[str, str | float] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import TYPE_CHECKING
 
 import anyio
 from starlette.applications import Starlette
@@ -37,6 +38,9 @@ from .rest.models import routes as model_routes
 from .rest.openapi import routes as openapi_routes
 from .rest.optimizer import routes as optimizer_routes
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 RETENTION_SWEEP_SECONDS = 60.0
 
 
@@ -58,7 +62,7 @@ class Server:
         self.app = app
 
         outer = self
-        self._runtime = None  # this server's runtime record (access_token.register)
+        self._runtime: Path | None = None  # this server's runtime record (access_token.register)
 
         class _Uvicorn(uvicorn.Server):
             async def shutdown(self, sockets=None):

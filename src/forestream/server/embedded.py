@@ -34,8 +34,8 @@ class EmbeddedServer:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.token: str | None = None
-        self._server = None
-        self._thread = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         # the program that embeds a server deploys its own applications: it runs code
@@ -46,12 +46,12 @@ class EmbeddedServer:
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
                                 log_level="error", access_log=False,
                                 http=GuardedHttpToolsProtocol)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="server", daemon=True)
-        self._thread.start()
+        self._server = server = uvicorn.Server(config)
+        self._thread = thread = threading.Thread(target=server.run, name="server", daemon=True)
+        thread.start()
         deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the embedded server did not start")
             time.sleep(0.02)
 
@@ -61,4 +61,5 @@ class EmbeddedServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
-            self._thread.join(timeout=10)
+            if self._thread is not None:
+                self._thread.join(timeout=10)

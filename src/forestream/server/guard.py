@@ -213,7 +213,7 @@ class RequestGuard:
         if family in ("aws", "runtime"):
             if self.credentials is None:
                 return body
-            receive = await self._signature(scope, headers, route, body)
+            receive = await self._signature(scope, headers, route, body, self.credentials)
             scope[AUTHENTICATED] = True
             return receive
         # forestream's own routes: the token, or the key pair when configured
@@ -223,7 +223,7 @@ class RequestGuard:
         if self.credentials is not None and family != "console" and \
                 ("authorization" in headers and headers["authorization"].startswith("AWS4")
                  or "X-Amz-Algorithm" in scope.get("query_string", b"").decode("latin-1")):
-            return await self._signature(scope, headers, route, body)
+            return await self._signature(scope, headers, route, body, self.credentials)
         if self.token is None and self.credentials is None:
             return body
         scope[AUTHENTICATED] = False
@@ -265,13 +265,14 @@ class RequestGuard:
         return bool(separator) and user_ok and password_ok
 
     async def _signature(self, scope: Scope, headers: dict[str, str], route: RouteClass,
-                         body: _Body) -> Receive:
+                         body: _Body, credentials: Credentials) -> Receive:
+        service = route.service
+        assert service is not None  # only public routes have none, and they are not signed
         request = SignedRequest(scope["method"], _raw_path(scope),
                                 decode_query(scope.get("query_string", b"")), headers)
         status = 401 if route.family == "rest" else 403 if route.family == "runtime" else 400
         if route.streamed:
-            failure = verify(request, None, self.credentials, self.settings.region,
-                             route.service)
+            failure = verify(request, None, credentials, self.settings.region, service)
             if failure is not None:
                 raise Refused(status, failure.code, failure.message)
             claimed = headers.get("x-amz-content-sha256")
@@ -279,8 +280,8 @@ class RequestGuard:
                 body.expect_sha256(claimed)
             return body
         data = await body.read_all()
-        failure = verify(request, hashlib.sha256(data).hexdigest(), self.credentials,
-                         self.settings.region, route.service)
+        failure = verify(request, hashlib.sha256(data).hexdigest(), credentials,
+                         self.settings.region, service)
         if failure is not None:
             raise Refused(status, failure.code, failure.message)
         return _replay(data, body.receive)
@@ -318,7 +319,7 @@ class RequestGuard:
             return False
         if scope["method"] == "GET":
             query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            offered = query.get("token")
+            offered = query.get("token", "")
         elif scope["method"] == "POST" and scope["path"] == "/login":
             form = dict(parse_qsl((await body.read_all()).decode("latin-1")))
             offered = form.get("token", "").strip()

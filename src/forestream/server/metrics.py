@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from forestream.streams.hashing import parse_sequence_number, shard_id
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -112,7 +116,7 @@ def render_applications(statuses: dict[str, list[dict]]) -> str:
     count, duration and size, and busy seconds (time spent in steps with records)."""
     lines = []
 
-    def family(name: str, kind: str, rows: list[tuple[str, float]]) -> None:
+    def family(name: str, kind: str, rows: Sequence[tuple[str, float]]) -> None:
         lines.append(f"# TYPE forestream_application_{name} {kind}")
         lines.extend(f"forestream_application_{name}{{{labels}}} {value}"
                      for labels, value in rows)

@@ -43,7 +43,7 @@ from .sources import ImportLimits, StagedSource, local_path, parse_s3_uri, stage
 
 GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 IMMUTABLE_METADATA_KEYS = ("commit", "repository", "generated_by")
-PROPERTY_KEY = re.compile(r"[\w .:/=+\-@]{1,128}")
+PROPERTY_KEY = re.compile(r"[\w .:/=+\-@]{1,128}", re.ASCII)  # as the API documents it
 MAX_DESCRIPTION = 1024
 MAX_IMMUTABLE_VALUE = 1024
 MAX_PROPERTIES = 50  # customer metadata entries, and tags (SageMaker's limits)
@@ -227,7 +227,7 @@ def check_properties(name: str, properties, max_value: int = MAX_PROPERTY_VALUE)
                            f"{MAX_PROPERTIES}")
     for key, value in properties.items():
         if not isinstance(key, str) or not PROPERTY_KEY.fullmatch(key):
-            raise InvalidInput(f"{name} key {key!r} is invalid; accepted: 1 to 128 letters, "
+            raise InvalidInput(f"{name} key {key!r} is invalid; accepted: 1 to 128 ASCII letters, "
                                "digits, spaces and _.:/=+-@")
         check_text(f"{name} value for {key!r}", value, max_value)
     return dict(properties)
@@ -242,7 +242,7 @@ def check_metrics(metrics) -> dict:
                            f"{MAX_METRICS}")
     for key, value in metrics.items():
         if not isinstance(key, str) or not PROPERTY_KEY.fullmatch(key):
-            raise InvalidInput(f"metric name {key!r} is invalid; accepted: 1 to 128 letters, "
+            raise InvalidInput(f"metric name {key!r} is invalid; accepted: 1 to 128 ASCII letters, "
                                "digits, spaces and _.:/=+-@")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                 not math.isfinite(value):

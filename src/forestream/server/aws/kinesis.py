@@ -9,6 +9,7 @@ messages. Errors carry the store's Kinesis codes (every one an error shape of th
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import time
@@ -47,6 +48,10 @@ def kinesis_shapes() -> ServiceShapes:
     return shapes
 
 
+#: The Kinesis model's error classes (the store's errors carry these codes already).
+ERRORS = ServiceErrors("kinesis", kinesis_shapes().error_shapes(), {})
+
+
 def kinesis_protocol(store: StreamStore, metrics: Metrics) -> JsonProtocol:
     """The Kinesis API over ``store``, counting calls in ``metrics``."""
     shapes = kinesis_shapes()
@@ -57,8 +62,7 @@ def kinesis_protocol(store: StreamStore, metrics: Metrics) -> JsonProtocol:
             operations[name] = Operation(_keywords(method))
     operations["SubscribeToShard"] = Operation(lambda args: _subscribe(store, args),
                                                streaming=True)
-    errors = ServiceErrors("kinesis", shapes.error_shapes(), {})
-    return JsonProtocol(shapes, TARGET_PREFIX, operations, errors, cbor=True,
+    return JsonProtocol(shapes, TARGET_PREFIX, operations, ERRORS, cbor=True,
                         observe=metrics.observe, failed=metrics.error)
 
 
@@ -73,10 +77,25 @@ def snake_case(name: str) -> str:
 
 
 def _keywords(method):
-    """The store method called with the request's members as snake_case keywords."""
+    """The store method called with the request's members as snake_case keywords; a member
+    the model has but the store does not take (``StreamId``, ``DryRun``...) is refused by
+    name rather than ignored (a dry run ignored would act for real)."""
+    takes = set(inspect.signature(method).parameters)
+
     def run(args: dict):
-        return method(**{snake_case(k): v for k, v in args.items()})
+        kwargs = {snake_case(k): v for k, v in args.items()}
+        unknown = [k for k in args if snake_case(k) not in takes]
+        if unknown:
+            raise ERRORS.ValidationException(
+                f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not supported "
+                f"by forestream's {method.__name__} (accepted: "
+                f"{', '.join(_pascal(p) for p in sorted(takes))})")
+        return method(**kwargs)
     return run
+
+
+def _pascal(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 # ------------------------------------------------------------------ enhanced fan-out

@@ -186,6 +186,7 @@ class _Where:
         parent = str(self.parent) if self.parent is not None else ""
         if self.index is not None:
             return f"{parent}.{self.index + 1}.member"
+        assert self.member is not None  # every _Where names a member or an index
         member = self.member[:1].lower() + self.member[1:]
         return f"{parent}.{member}" if parent else member
 

@@ -9,6 +9,7 @@ for service ``forestream`` with credentials configured) happens before, in
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, overload
 
 import anyio
 import orjson
@@ -18,6 +19,8 @@ from starlette.responses import JSONResponse, Response
 from forestream.names import cap_message
 
 Handler = Callable[[Request], Awaitable[Response]]
+E = TypeVar("E", bound=Exception)
+F = TypeVar("F", bound=Exception)
 
 
 def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSONResponse:
@@ -28,8 +31,19 @@ def problem(status: int, title: str, detail: str, instance: str, **extra) -> JSO
                         status_code=status, media_type="application/problem+json")
 
 
+@overload
+def answering_errors(errors: type[E], render: Callable[[Request, E], Response]
+                     ) -> Callable[[Handler], Handler]: ...
+
+
+@overload
+def answering_errors(errors: tuple[type[E], type[F]],
+                     render: Callable[[Request, E | F], Response]
+                     ) -> Callable[[Handler], Handler]: ...
+
+
 def answering_errors(errors: type[Exception] | tuple[type[Exception], ...],
-                     render: Callable[[Request, Exception], Response]
+                     render: Callable[[Request, Any], Response]
                      ) -> Callable[[Handler], Handler]:
     """Wrap handlers: turn the package's ``errors`` into responses with ``render``. (Who
     may call was settled before: :class:`forestream.server.guard.RequestGuard`.)"""

@@ -71,7 +71,7 @@ def _error(request: Request, exc: ModelsError | PolicyRefusal) -> JSONResponse:
     return problem(exc.status, exc.code, exc.message, request.url.path, **extra)
 
 
-def _int(params, name: str, default: int | None, low: int, high: int) -> int | None:
+def _int(params, name: str, default: int, low: int, high: int) -> int:
     raw = params.get(name)
     if raw is None:
         return default
@@ -227,6 +227,8 @@ def routes(registry: ModelRegistry, endpoints: EndpointManager,
             return await threaded(lambda: {"endpoints": endpoints.list_endpoints()})
         data = await body(request)
         name = data.get("name")
+        if not isinstance(name, str):  # before a config is made for it
+            raise InvalidInput("'name' (the endpoint's name, a string) is required")
         config_name = data.get("config")
         if data.get("variants") is not None:
             if config_name is not None:

@@ -186,7 +186,7 @@ PATHS: dict[str, dict] = {
     },
     "/api/v1/applications/{name}/stop": {
         "parameters": [APP],
-        "post": op(A, "Stop a running application", ok("Application"), "404", "409",
+        "post": op(A, "Stop a running application", ok("Application"), "400", "404", "409",
                    request={"required": False, "content": {JSON: {"schema": {
                        "type": "object", "properties": {
                            "force": {"type": "boolean", "default": False,

@@ -109,7 +109,7 @@ PROBLEM = obj({
 }, ("type", "title", "status", "detail", "instance"), "RFC 9457 problem details")
 
 # ------------------------------------------------------------------ applications
-_APP_CONFIG = {
+_APP_CONFIG: dict[str, dict] = {
     "properties": {"type": "object", "additionalProperties": ANY_OBJ,
                    "description": "property-group name -> {key: value}"},
     "checkpoint_interval": {"type": "number", "minimum": 0.1, "maximum": 86400,

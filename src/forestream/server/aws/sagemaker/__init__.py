@@ -15,6 +15,7 @@ runtime's invocations (``POST /endpoints/{name}/invocations``) are :mod:`.runtim
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from forestream.config import Settings
 from forestream.models.errors import ConflictError, NotFoundError
@@ -26,6 +27,9 @@ from ..protocol import JsonProtocol, Operation
 from .common import ERRORS, SHAPES, Context, Handler
 from .hosting import OPERATIONS as HOSTING
 from .registry import OPERATIONS as REGISTRY
+
+if TYPE_CHECKING:
+    from forestream.errors import ForestreamError
 
 TARGET_PREFIX = "SageMaker."
 OPERATIONS: dict[str, Handler] = {**HOSTING, **REGISTRY}
@@ -48,7 +52,8 @@ class SageMakerControlPlane:
 
 
 def _operation(context: Context, handler: Handler) -> Operation:
-    codes = {NotFoundError: handler.not_found, ConflictError: handler.conflict}
+    codes: dict[type[ForestreamError], str] = {NotFoundError: handler.not_found,
+                                               ConflictError: handler.conflict}
     fn = handler.fn
     if asyncio.iscoroutinefunction(fn):
         async def run_async(args: dict):

@@ -7,6 +7,7 @@ import base64
 import binascii
 import datetime as dt
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -17,6 +18,10 @@ from forestream.models.registry.sagemaker_models import SageMakerModels
 
 from ..errors import AwsError, ServiceErrors
 from ..shapes import ServiceShapes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 DEFAULT_MAX_RESULTS = 10  # SageMaker's page size when MaxResults is not given
 
@@ -49,7 +54,7 @@ class Handler:
     on the event loop, a plain one on a worker thread) and the codes this operation
     answers the models package's NotFoundError and ConflictError with."""
 
-    fn: object
+    fn: Callable[[Context, dict], Any]
     not_found: str = "ValidationException"
     conflict: str = "ResourceInUse"
 

@@ -50,11 +50,12 @@ def list_model_package_groups(ctx: Context, args: dict) -> dict:
         if not token:
             break
     items = [_render_group(ctx, g) for g in groups]
-    page, token = listing("ListModelPackageGroups", items, args,
-                          name_key="ModelPackageGroupName",
-                          sort_keys={"Name": "ModelPackageGroupName",
-                                     "CreationTime": "CreationTime"})
-    return {"ModelPackageGroupSummaryList": page, **({"NextToken": token} if token else {})}
+    summaries, token = listing("ListModelPackageGroups", items, args,
+                               name_key="ModelPackageGroupName",
+                               sort_keys={"Name": "ModelPackageGroupName",
+                                          "CreationTime": "CreationTime"})
+    return {"ModelPackageGroupSummaryList": summaries,
+            **({"NextToken": token} if token else {})}
 
 
 def delete_model_package_group(ctx: Context, args: dict) -> dict:
@@ -142,11 +143,12 @@ def list_model_packages(ctx: Context, args: dict) -> dict:
         if not token:
             break
     items = [_render_version(ctx, v) for v in versions]
-    page, token = listing("ListModelPackages", items, args, name_key="ModelPackageGroupName",
-                          sort_keys={"Name": "ModelPackageGroupName",
-                                     "CreationTime": "CreationTime"},
-                          default_order="Ascending")
-    return {"ModelPackageSummaryList": page, **({"NextToken": token} if token else {})}
+    summaries, token = listing("ListModelPackages", items, args,
+                               name_key="ModelPackageGroupName",
+                               sort_keys={"Name": "ModelPackageGroupName",
+                                          "CreationTime": "CreationTime"},
+                               default_order="Ascending")
+    return {"ModelPackageSummaryList": summaries, **({"NextToken": token} if token else {})}
 
 
 def update_model_package(ctx: Context, args: dict) -> dict:
