@@ -54,7 +54,63 @@ class _Stage:
 
 class Pattern:
     """A sequence of stages; build with ``begin``, ``where``, ``next``, ``followed_by``,
-    ``times``, ``within``."""
+    ``times``, ``within``.
+
+    ``Pattern.begin(name)`` starts the first stage; ``next(name)`` and
+    ``followed_by(name)`` add a stage that must come right after the previous one
+    (``next``: the key's very next event) or any time later (``followed_by``: events
+    that do not fit are skipped). ``where`` adds a condition to the newest stage (all of
+    its ``where``s must hold), ``or_where`` an alternative, ``times(n)`` asks for ``n``
+    events in the stage, and ``within(seconds)`` bounds the time from a match's first
+    event to its last. Apply it with :meth:`KeyedStream.pattern
+    <forestream.processing.KeyedStream.pattern>`: it emits ``{stage name: [events]}``
+    for every match, per key, and drops the partial matches that overlap it.
+
+    Examples
+    --------
+    A password change followed, within an hour, by a large withdrawal from the same
+    account (account C withdraws too late, B changed no password):
+
+    >>> from forestream.processing import Pattern, StreamExecutionEnvironment
+    >>> events = [
+    ...     {"account": "A", "t": 0, "type": "password_change"},
+    ...     {"account": "B", "t": 5, "type": "withdrawal", "amount": 5000},
+    ...     {"account": "A", "t": 100, "type": "withdrawal", "amount": 50},
+    ...     {"account": "C", "t": 150, "type": "password_change"},
+    ...     {"account": "A", "t": 200, "type": "withdrawal", "amount": 5000},
+    ...     {"account": "C", "t": 9000, "type": "withdrawal", "amount": 8000}]
+    >>> suspicious = (Pattern.begin("change").where(lambda e: e["type"] == "password_change")
+    ...               .followed_by("withdrawal").where(lambda e: e["type"] == "withdrawal")
+    ...               .where(lambda e: e["amount"] > 1000)
+    ...               .within(3600))
+    >>> env = StreamExecutionEnvironment()
+    >>> alerts = (env.from_collection(events, timestamps=[e["t"] for e in events])
+    ...           .key_by(lambda e: e["account"])
+    ...           .pattern(suspicious)
+    ...           .map(lambda match: (match["withdrawal"][0]["account"],
+    ...                               match["change"][0]["t"], match["withdrawal"][0]["t"]))
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> alerts.values
+    [('A', 0, 200)]
+
+    ``next`` and ``followed_by`` on the same readings: with ``next`` the reading above 95
+    must come right after the one above 90.
+
+    >>> readings = [("s1", v) for v in (91, 50, 92, 97, 93, 99)]
+    >>> strict = (Pattern.begin("hot").where(lambda r: r[1] > 90)
+    ...           .next("hotter").where(lambda r: r[1] > 95))
+    >>> relaxed = (Pattern.begin("hot").where(lambda r: r[1] > 90)
+    ...            .followed_by("hotter").where(lambda r: r[1] > 95))
+    >>> env = StreamExecutionEnvironment()
+    >>> keyed = env.from_collection(readings).key_by(lambda r: r[0])
+    >>> pair = lambda match: (match["hot"][0][1], match["hotter"][0][1])
+    >>> strict_matches = keyed.pattern(strict).map(pair).collect()
+    >>> relaxed_matches = keyed.pattern(relaxed).map(pair).collect()
+    >>> _ = env.execute()
+    >>> strict_matches.values, relaxed_matches.values
+    ([(92, 97), (93, 99)], [(91, 97), (93, 99)])
+    """
 
     def __init__(self, stages: list[_Stage], within: float | None = None) -> None:
         self.stages = stages

@@ -124,7 +124,50 @@ class IntervalJoinOperator(Operator):
 
 class CoProcessFunction:
     """Sees two streams. ``process_element1`` (first input; keyed state when it is keyed)
-    and ``process_element2`` (second input, e.g. rules to broadcast) yield outputs."""
+    and ``process_element2`` (second input, e.g. rules to broadcast) yield outputs.
+
+    Used through ``first.connect(second).process(function)``
+    (:class:`~forestream.processing.ConnectedStreams`). Like a
+    :class:`~forestream.processing.KeyedProcessFunction`, it gets keyed state in
+    :meth:`open` (when ``first`` is keyed, for its keys) and may yield, return a list, or
+    return one value. ``ctx.broadcast_state()`` is a dictionary shared by every key —
+    Flink's broadcast state pattern: the second input (rules, thresholds, model
+    settings) writes it, the first reads it. Both are checkpointed with the job. In each
+    batch the second input's records are handled before the first's, so rules that
+    arrive together with events already apply to them. Event-time timers registered
+    through ``ctx.timer_service()`` call :meth:`on_timer`.
+
+    Examples
+    --------
+    Alerts for readings above a threshold that a second stream broadcasts, with a count
+    of alerts per device in keyed state:
+
+    >>> from forestream.processing import (
+    ...     CoProcessFunction, StreamExecutionEnvironment, ValueStateDescriptor)
+    >>> class Alerts(CoProcessFunction):
+    ...     def open(self, runtime_context):
+    ...         self.alerts = runtime_context.get_state(ValueStateDescriptor("alerts", 0))
+    ...     def process_element1(self, reading, ctx):
+    ...         limit = ctx.broadcast_state().get("limit", float("inf"))
+    ...         if reading["value"] > limit:
+    ...             self.alerts.update(self.alerts.value() + 1)
+    ...             yield reading["device"], reading["value"], self.alerts.value()
+    ...     def process_element2(self, rule, ctx):
+    ...         ctx.broadcast_state()["limit"] = rule["limit"]
+    >>> env = StreamExecutionEnvironment()
+    >>> readings = env.from_collection([
+    ...     {"device": "d1", "value": 5}, {"device": "d2", "value": 7},
+    ...     {"device": "d1", "value": 9}, {"device": "d2", "value": 3},
+    ...     {"device": "d1", "value": 11}])
+    >>> rules = env.from_collection([{"limit": 6}])
+    >>> alerts = (readings.key_by(lambda reading: reading["device"])
+    ...           .connect(rules)
+    ...           .process(Alerts())
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> alerts.values
+    [('d2', 7, 1), ('d1', 9, 1), ('d1', 11, 2)]
+    """
 
     def open(self, runtime_context: RuntimeContext) -> None:
         pass

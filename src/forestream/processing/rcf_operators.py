@@ -66,11 +66,76 @@ class _PerKeyModelOperator(Operator):
 class RandomCutForestOperator(_PerKeyModelOperator):
     """Adds ``ANOMALY_SCORE`` to each record (a dict) from its key's forest over ``fields``.
 
+    Used through ``stream.key_by(...).random_cut_forest(fields, ...)``. Each key gets a
+    :class:`~forestream.rcf.RandomCutForest` of its own, created on its first record and
+    seeded from ``random_seed`` and the key, so results do not depend on which worker
+    runs the key. Every record is scored, then learned: the score is about 1 for
+    ordinary points and grows towards ``log2(sample_size)`` for points that are easy to
+    isolate from what the forest has seen; it is 0 for a key's first ``output_after``
+    records, while its forest fills up.
+
     With ``explain=True`` also ``ANOMALY_EXPLANATION``: per field ``ATTRIBUTION_SCORE``
     (its share of the score), ``STRENGTH`` (how one-sided it is: ``|high − low| /
     (high + low)``, 0–1) and ``DIRECTION`` (``HIGH`` or ``LOW``), as
     RANDOM_CUT_FOREST_WITH_EXPLANATION reports them. Without explanations, each key's
     records in a batch are scored through the forest's compiled batch path.
+
+    Parameters
+    ----------
+    fields
+        Keys of the record's numeric values that make the point to score.
+    explain
+        Add ``ANOMALY_EXPLANATION`` (slower: records are scored one at a time).
+    output_after
+        Records of a key learned before scores are reported (0 before). Default: a
+        quarter of ``sample_size``.
+    random_seed
+        Seed of the forests, for reproducible scores.
+    **forest_args
+        ``num_trees`` (100), ``sample_size`` (256), ``time_decay`` (1/100000) and
+        ``shingle_size`` (1) of :class:`~forestream.rcf.RandomCutForest`; the defaults
+        are Kinesis Analytics' RANDOM_CUT_FOREST defaults.
+
+    Examples
+    --------
+    Two sensors follow a slow wave; sensor ``s2`` jumps once, at ``t = 150``. Small
+    forests keep the example quick.
+
+    >>> import math
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> readings = [{"sensor": sensor, "t": t, "value": 20 + math.sin(t / 4)}
+    ...             for t in range(200) for sensor in ("s1", "s2")]
+    >>> readings[2 * 150 + 1]["value"] = 35.0  # s2 at t = 150
+    >>> env = StreamExecutionEnvironment()
+    >>> scored = (env.from_collection(readings)
+    ...           .key_by(lambda reading: reading["sensor"])
+    ...           .random_cut_forest(["value"], num_trees=30, sample_size=64, random_seed=7)
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> [r["ANOMALY_SCORE"] for r in scored.values if r["sensor"] == "s1"][:3]  # warming up
+    [0.0, 0.0, 0.0]
+    >>> top = max(scored.values, key=lambda r: r["ANOMALY_SCORE"])
+    >>> top["sensor"], top["t"], round(top["ANOMALY_SCORE"], 1)
+    ('s2', 150, 5.6)
+
+    With ``explain=True``, the explanation names the field that made a point unusual:
+
+    >>> points = [{"t": t, "cpu": 50 + 5 * math.sin(t / 5), "mem": 60 + 5 * math.cos(t / 5)}
+    ...           for t in range(120)]
+    >>> points[100]["mem"] = 95.0
+    >>> env = StreamExecutionEnvironment()
+    >>> explained = (env.from_collection(points)
+    ...              .key_by(lambda point: "host-1")
+    ...              .random_cut_forest(["cpu", "mem"], explain=True, num_trees=30,
+    ...                                 sample_size=64, random_seed=7)
+    ...              .collect())
+    >>> _ = env.execute()
+    >>> top = max(explained.values, key=lambda r: r["ANOMALY_SCORE"])
+    >>> top["t"], top["ANOMALY_EXPLANATION"]["mem"]["DIRECTION"]
+    (100, 'HIGH')
+    >>> {field: round(e["ATTRIBUTION_SCORE"], 1)
+    ...  for field, e in top["ANOMALY_EXPLANATION"].items()}
+    {'cpu': 0.0, 'mem': 4.7}
     """
 
     name = "random_cut_forest"
@@ -131,7 +196,56 @@ class RandomCutForestOperator(_PerKeyModelOperator):
 class ThresholdedRCFOperator(_PerKeyModelOperator):
     """Adds ``ANOMALY_SCORE``, ``ANOMALY_GRADE`` and, for anomalies graded at least
     ``explain_min_grade``, the explanation (which field, which earlier input, expected
-    value) from a per-key :class:`~forestream.rcf.ThresholdedDetector`."""
+    value) from a per-key :class:`~forestream.rcf.ThresholdedDetector`.
+
+    Used through ``stream.key_by(...).thresholded_random_cut_forest(fields, ...)``. Where
+    :class:`RandomCutForestOperator` leaves it to the reader to decide which score is
+    high, the detector decides: it follows the recent distribution of its key's scores
+    and grades a record above an adaptive threshold between 0 (not an anomaly) and 1
+    (as unusual as a score can be). One incident is reported once. The explanation,
+    ``ANOMALY_EXPLANATION``, is ``{"field", "relative_index", "expected_value"}``: the
+    field that caused the anomaly, which input of the shingle it was in (0: the current
+    record, -1: the one before, …) and the value the forest expected there.
+
+    Parameters
+    ----------
+    fields
+        Keys of the record's numeric values that make the point to score.
+    random_seed
+        Seed of the detectors (combined with each key), for reproducible grades.
+    explain_min_grade
+        Explain only anomalies graded at least this high (explanations cost a replay
+        of the batch up to the anomaly).
+    **detector_args
+        Passed to :class:`~forestream.rcf.ThresholdedDetector`: ``shingle_size`` (4),
+        ``num_trees`` (100), ``sample_size`` (256), ``time_decay``, ``output_after``,
+        ``z_factor`` (3), ``horizon``, ``warmup`` (64 scores before grading),
+        ``min_deviation``, ``refractory``, ``multi_scale``.
+
+    Examples
+    --------
+    Two sensors follow a slow wave; sensor ``s2`` jumps once, at ``t = 150``, and only
+    that record is graded as an anomaly:
+
+    >>> import math
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> readings = [{"sensor": sensor, "t": t, "value": 20 + math.sin(t / 4)}
+    ...             for t in range(200) for sensor in ("s1", "s2")]
+    >>> readings[2 * 150 + 1]["value"] = 35.0  # s2 at t = 150
+    >>> env = StreamExecutionEnvironment()
+    >>> graded = (env.from_collection(readings)
+    ...           .key_by(lambda reading: reading["sensor"])
+    ...           .thresholded_random_cut_forest(["value"], num_trees=30, sample_size=64,
+    ...                                          warmup=32, random_seed=7)
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> anomalies = [r for r in graded.values if r["ANOMALY_GRADE"] > 0]
+    >>> [(r["sensor"], r["t"], round(r["ANOMALY_GRADE"], 1)) for r in anomalies]
+    [('s2', 150, 0.9)]
+    >>> explanation = anomalies[0]["ANOMALY_EXPLANATION"]
+    >>> explanation["field"], explanation["relative_index"], round(explanation["expected_value"])
+    ('value', 0, 20)
+    """
 
     name = "thresholded_rcf"
 

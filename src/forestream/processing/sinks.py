@@ -21,6 +21,40 @@ from .records import Record
 
 
 class Sink:
+    """Interface every sink implements; ``stream.sink_to(sink)`` attaches one.
+
+    ``open`` runs before the job starts, ``write(records)`` gets each non-empty batch of
+    :class:`~forestream.processing.Record` (value, event time, key and a stable id),
+    ``flush`` runs before every checkpoint and at the end of a bounded input, and
+    ``close`` at the end. What ``snapshot`` returns is checkpointed, and ``restore``
+    gets it back when a job restarts from that checkpoint: a sink that can undo what it
+    wrote after the checkpoint (as :class:`FileSink` truncates) is exactly-once, any
+    other is at-least-once.
+
+    Examples
+    --------
+    A sink that keeps the largest value per key:
+
+    >>> from forestream.processing import Sink, StreamExecutionEnvironment
+    >>> class MaxPerKey(Sink):
+    ...     def __init__(self):
+    ...         self.best = {}
+    ...     def write(self, records):
+    ...         for r in records:
+    ...             self.best[r.key] = max(self.best.get(r.key, r.value), r.value)
+    ...     def snapshot(self):
+    ...         return dict(self.best)
+    ...     def restore(self, state):
+    ...         self.best = dict(state)
+    >>> env = StreamExecutionEnvironment()
+    >>> sink = (env.from_collection([3, 8, 5, 6, 1])
+    ...         .key_by(lambda n: "odd" if n % 2 else "even")
+    ...         .sink_to(MaxPerKey()))
+    >>> _ = env.execute()
+    >>> sink.best
+    {'odd': 5, 'even': 8}
+    """
+
     def open(self) -> None:
         pass
 
@@ -41,7 +75,22 @@ class Sink:
 
 
 class CallableSink(Sink):
-    """Calls ``fn(value)`` for every record (``with_records=True``: ``fn(record)``)."""
+    """Calls ``fn(value)`` for every record (``with_records=True``: ``fn(record)``).
+
+    What ``stream.add_sink(fn)`` makes. The function's effects are outside the job's
+    checkpoints: after a restart it may see some values again.
+
+    >>> from forestream.processing import CallableSink, StreamExecutionEnvironment
+    >>> seen = []
+    >>> env = StreamExecutionEnvironment()
+    >>> _ = env.from_collection(["a", "b"]).add_sink(seen.append)
+    >>> _ = (env.from_collection([10, 20], timestamps=[1.0, 2.0])
+    ...      .sink_to(CallableSink(lambda r: seen.append((r.value, r.timestamp)),
+    ...                            with_records=True)))
+    >>> _ = env.execute()
+    >>> sorted(seen, key=str)
+    [(10, 1.0), (20, 2.0), 'a', 'b']
+    """
 
     def __init__(self, fn: Callable[[Any], None], with_records: bool = False) -> None:
         self.fn = fn
@@ -53,7 +102,24 @@ class CallableSink(Sink):
 
 
 class ListSink(Sink):
-    """Collects values in memory (tests, notebooks); part of the checkpointed state."""
+    """Collects values in memory (tests, notebooks); part of the checkpointed state.
+
+    What ``stream.collect()`` returns. After ``env.execute()``, ``values`` holds the
+    values in arrival order and ``records`` the full
+    :class:`~forestream.processing.Record` objects (event time, key, id). A restore
+    drops what was collected after the checkpoint.
+
+    >>> from forestream.processing import ListSink, StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> squares = (env.from_collection([1, 2, 3], timestamps=[10.0, 20.0, 30.0])
+    ...            .map(lambda n: n * n)
+    ...            .collect())
+    >>> _ = env.execute()
+    >>> isinstance(squares, ListSink), squares.values
+    (True, [1, 4, 9])
+    >>> [(r.value, r.timestamp, r.rid) for r in squares.records][0]
+    (1, 10.0, 'collection@0')
+    """
 
     def __init__(self) -> None:
         self.values: list[Any] = []
@@ -72,6 +138,18 @@ class ListSink(Sink):
 
 
 class PrintSink(Sink):
+    """Prints every value, after ``prefix``, to ``stream`` (standard output by default).
+
+    What ``stream.print(prefix)`` makes; for trying things out.
+
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> _ = env.from_collection([{"id": 1}, {"id": 2}]).print("out> ")
+    >>> _ = env.execute()
+    out> {'id': 1}
+    out> {'id': 2}
+    """
+
     def __init__(self, prefix: str = "", stream=None) -> None:
         self.prefix = prefix
         self.stream = stream or sys.stdout
@@ -89,6 +167,38 @@ class FileSink(Sink):
 
     Exactly-once for the file: the byte length at each checkpoint is part of the state,
     and a restore truncates anything written after it.
+
+    What ``stream.write_to_file(path, format)`` makes. The file (and its folder) is
+    created if need be; an existing file is appended to. In ``csv`` the header is the
+    first value's keys (or the existing file's header), and keys not in it are left out.
+    Values JSON cannot represent are written as ``str(value)``.
+
+    Parameters
+    ----------
+    path
+        The file to append to.
+    format
+        ``jsonl`` (one JSON document per line) or ``csv``.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> env = StreamExecutionEnvironment()
+    >>> rows = env.from_collection([{"host": "h1", "cpu": 97}, {"host": "h2", "cpu": 42}])
+    >>> _ = rows.write_to_file(folder / "hosts.jsonl")
+    >>> _ = rows.write_to_file(folder / "hosts.csv", format="csv")
+    >>> _ = env.execute()
+    >>> print((folder / "hosts.jsonl").read_text(), end="")
+    {"host": "h1", "cpu": 97}
+    {"host": "h2", "cpu": 42}
+    >>> print((folder / "hosts.csv").read_text(), end="")
+    host,cpu
+    h1,97
+    h2,42
+    >>> shutil.rmtree(folder)
     """
 
     def __init__(self, path: str | Path, format: str = "jsonl") -> None:

@@ -18,7 +18,44 @@ from .records import Record
 
 
 class Source:
-    """Interface every source implements."""
+    """Interface every source implements.
+
+    ``env.from_source(source)`` reads one. ``open`` runs before the first poll;
+    ``poll(max_records)`` returns the records available now, each with the id of its
+    split (records of one split keep their order, and each split has a watermark of its
+    own); ``finished`` tells when a ``bounded`` source has nothing left (an unbounded one
+    runs until the job is stopped). ``snapshot`` returns the position to checkpoint and
+    ``restore`` goes back to it: restored, the source must give exactly the records
+    after that position again. A record's ``rid`` should name its split and position,
+    so it is the same on every replay.
+
+    Examples
+    --------
+    A bounded source counting down from ``start``:
+
+    >>> from forestream.processing import Record, Source, StreamExecutionEnvironment
+    >>> class Countdown(Source):
+    ...     bounded = True
+    ...     def __init__(self, start):
+    ...         self.start, self.position = start, 0
+    ...     def poll(self, max_records):
+    ...         end = min(self.start, self.position + max_records)
+    ...         out = [("countdown", Record(self.start - i, None, None, f"countdown@{i}"))
+    ...                for i in range(self.position, end)]
+    ...         self.position = end
+    ...         return out
+    ...     def finished(self):
+    ...         return self.position >= self.start
+    ...     def snapshot(self):
+    ...         return {"position": self.position}
+    ...     def restore(self, state):
+    ...         self.position = state["position"]
+    >>> env = StreamExecutionEnvironment(batch_size=2)
+    >>> numbers = env.from_source(Countdown(5)).collect()
+    >>> _ = env.execute()
+    >>> numbers.values
+    [5, 4, 3, 2, 1]
+    """
 
     name = "source"
     bounded = False
@@ -45,7 +82,20 @@ class Source:
 
 
 class CollectionSource(Source):
-    """A Python iterable (materialised), optionally with a timestamp per element."""
+    """A Python iterable (materialised), optionally with a timestamp per element.
+
+    What ``env.from_collection(values, timestamps)`` reads: one split, bounded, in the
+    iterable's order. ``timestamps`` (seconds, one per value) become the records' event
+    time; with a :class:`~forestream.processing.WatermarkStrategy` the watermark follows
+    them, without one every event-time window and timer fires at the end of the input.
+
+    >>> from forestream.processing import CollectionSource, StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> out = env.from_source(CollectionSource("abc", timestamps=[1.0, 2.0, 3.0])).collect()
+    >>> _ = env.execute()
+    >>> [(r.value, r.timestamp, r.rid) for r in out.records]
+    [('a', 1.0, 'collection@0'), ('b', 2.0, 'collection@1'), ('c', 3.0, 'collection@2')]
+    """
 
     name = "collection"
     bounded = True
@@ -76,7 +126,24 @@ class CollectionSource(Source):
 
 class GeneratorSource(Source):
     """Records from ``factory()`` (called again on restore, then fast-forwarded), so any
-    deterministic generator is replayable. Bounded when the generator ends."""
+    deterministic generator is replayable. Bounded when the generator ends.
+
+    What ``env.from_generator(factory)`` reads. Records have no timestamp: give event
+    time with a :class:`~forestream.processing.WatermarkStrategy`'s timestamp assigner.
+
+    >>> import itertools
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> def readings():
+    ...     for i in itertools.count():
+    ...         if i == 5:
+    ...             return
+    ...         yield {"i": i, "value": i * i}
+    >>> env = StreamExecutionEnvironment(batch_size=2)
+    >>> out = env.from_generator(readings).map(lambda r: r["value"]).collect()
+    >>> _ = env.execute()
+    >>> out.values
+    [0, 1, 4, 9, 16]
+    """
 
     name = "generator"
     bounded = True
@@ -118,7 +185,39 @@ class GeneratorSource(Source):
 
 class FileSource(Source):
     """A text file read line by line: ``format`` is ``lines``, ``jsonl`` or ``csv``
-    (a header row; each record a dict of strings)."""
+    (a header row; each record a dict of strings).
+
+    What ``env.from_file(path, format)`` reads: bounded, one split (the file), read
+    whole when the job opens. ``lines`` gives each line as a string without its
+    newline; ``jsonl`` each line parsed as JSON; blank lines are skipped in both.
+    Records have no timestamp: give event time with a
+    :class:`~forestream.processing.WatermarkStrategy`'s timestamp assigner.
+
+    Parameters
+    ----------
+    path
+        The file to read (it must exist when the job starts).
+    format
+        ``lines``, ``jsonl`` or ``csv``.
+
+    Examples
+    --------
+    >>> import shutil, tempfile
+    >>> from pathlib import Path
+    >>> from forestream.processing import FileSource, StreamExecutionEnvironment
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "orders.csv").write_text("id,amount\\no1,20\\no2,35\\n")
+    >>> _ = (folder / "events.jsonl").write_text('{"n": 1}\\n\\n{"n": 2}\\n')
+    >>> env = StreamExecutionEnvironment()
+    >>> orders = env.from_file(folder / "orders.csv", format="csv").collect()
+    >>> events = env.from_source(FileSource(folder / "events.jsonl")).collect()
+    >>> _ = env.execute()
+    >>> orders.values
+    [{'id': 'o1', 'amount': '20'}, {'id': 'o2', 'amount': '35'}]
+    >>> events.values
+    [{'n': 1}, {'n': 2}]
+    >>> shutil.rmtree(folder)
+    """
 
     name = "file"
     bounded = True

@@ -16,17 +16,134 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ValueStateDescriptor:
+    """Names one value per key: ``runtime_context.get_state(descriptor)`` in ``open``.
+
+    The handle's ``value()`` is the current key's value (``default`` until one is
+    set), ``update(value)`` sets it and ``clear()`` removes it. The runtime sets the
+    current key before every element and timer, so one handle serves all keys. State is
+    checkpointed with the job; values must be picklable.
+
+    Parameters
+    ----------
+    name
+        Names the state within its operator (unique per operator).
+    default
+        What ``value()`` returns for a key with no value; shared by all keys, so use an
+        immutable one (``0``, ``None``, a tuple), not a list or dict.
+
+    Examples
+    --------
+    Drop repeated deliveries of the same event id:
+
+    >>> from forestream.processing import (
+    ...     KeyedProcessFunction, StreamExecutionEnvironment, ValueStateDescriptor)
+    >>> class FirstOnly(KeyedProcessFunction):
+    ...     def open(self, runtime_context):
+    ...         self.seen = runtime_context.get_state(ValueStateDescriptor("seen", False))
+    ...     def process_element(self, event, ctx):
+    ...         if not self.seen.value():
+    ...             self.seen.update(True)
+    ...             yield event
+    >>> env = StreamExecutionEnvironment()
+    >>> events = [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}, {"id": 1, "v": "a"},
+    ...           {"id": 3, "v": "c"}, {"id": 2, "v": "b"}]
+    >>> unique = (env.from_collection(events)
+    ...           .key_by(lambda event: event["id"])
+    ...           .process(FirstOnly())
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> [event["v"] for event in unique.values]
+    ['a', 'b', 'c']
+    """
+
     name: str
     default: Any = None
 
 
 @dataclass(frozen=True)
 class ListStateDescriptor:
+    """Names a list per key: ``runtime_context.get_list_state(descriptor)`` in ``open``.
+
+    The handle's ``get()`` returns a copy of the current key's list (empty if none),
+    ``add(value)`` appends, ``update(values)`` replaces the list and ``clear()`` removes
+    it. Checkpointed with the job; elements must be picklable.
+
+    Parameters
+    ----------
+    name
+        Names the state within its operator (unique per operator).
+
+    Examples
+    --------
+    Gather each cart's items until its checkout:
+
+    >>> from forestream.processing import (
+    ...     KeyedProcessFunction, ListStateDescriptor, StreamExecutionEnvironment)
+    >>> class Carts(KeyedProcessFunction):
+    ...     def open(self, runtime_context):
+    ...         self.items = runtime_context.get_list_state(ListStateDescriptor("items"))
+    ...     def process_element(self, event, ctx):
+    ...         cart, item = event
+    ...         if item != "checkout":
+    ...             self.items.add(item)
+    ...             return None
+    ...         items = self.items.get()
+    ...         self.items.clear()
+    ...         return [(cart, items)]
+    >>> env = StreamExecutionEnvironment()
+    >>> events = [("c1", "apple"), ("c2", "tea"), ("c1", "bread"), ("c1", "checkout"),
+    ...           ("c2", "milk"), ("c2", "checkout")]
+    >>> orders = (env.from_collection(events)
+    ...           .key_by(lambda event: event[0])
+    ...           .process(Carts())
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> orders.values
+    [('c1', ['apple', 'bread']), ('c2', ['tea', 'milk'])]
+    """
+
     name: str
 
 
 @dataclass(frozen=True)
 class MapStateDescriptor:
+    """Names a dictionary per key: ``runtime_context.get_map_state(descriptor)`` in
+    ``open``.
+
+    The handle works on the current key's dictionary: ``get(k, default)``,
+    ``put(k, v)``, ``remove(k)``, ``contains(k)``, ``items()``, ``keys()`` and
+    ``clear()`` (the whole dictionary). Checkpointed with the job; keys and values must
+    be picklable.
+
+    Parameters
+    ----------
+    name
+        Names the state within its operator (unique per operator).
+
+    Examples
+    --------
+    Visits per page, per user:
+
+    >>> from forestream.processing import (
+    ...     KeyedProcessFunction, MapStateDescriptor, StreamExecutionEnvironment)
+    >>> class PageVisits(KeyedProcessFunction):
+    ...     def open(self, runtime_context):
+    ...         self.visits = runtime_context.get_map_state(MapStateDescriptor("visits"))
+    ...     def process_element(self, click, ctx):
+    ...         user, page = click
+    ...         self.visits.put(page, self.visits.get(page, 0) + 1)
+    ...         yield user, page, self.visits.get(page)
+    >>> env = StreamExecutionEnvironment()
+    >>> clicks = [("ann", "/"), ("bob", "/"), ("ann", "/docs"), ("ann", "/"), ("bob", "/")]
+    >>> visits = (env.from_collection(clicks)
+    ...           .key_by(lambda click: click[0])
+    ...           .process(PageVisits())
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> visits.values
+    [('ann', '/', 1), ('bob', '/', 1), ('ann', '/docs', 1), ('ann', '/', 2), ('bob', '/', 2)]
+    """
+
     name: str
 
 

@@ -23,6 +23,19 @@ from .state import ValueStateDescriptor
 
 @dataclass(frozen=True, order=True)
 class TimeWindow:
+    """The interval ``[start, end)`` of event (or processing) time a window covers.
+
+    A :class:`~forestream.processing.ProcessWindowFunction` gets it with the window's
+    elements; a window's results carry its :meth:`max_timestamp` as their event time.
+
+    >>> from forestream.processing import TimeWindow
+    >>> window = TimeWindow(10.0, 20.0)
+    >>> window.max_timestamp()
+    19.999
+    >>> TimeWindow(0.0, 10.0) < window
+    True
+    """
+
     start: float
     end: float
 
@@ -36,6 +49,54 @@ class CountWindow:
 
 
 class TumblingEventTimeWindows:
+    """Fixed-size, non-overlapping windows of event time: ``[0, size)``, ``[size,
+    2 size)``, … (shifted by ``offset``).
+
+    Every record falls in exactly one window. A window collects the records of its key
+    and fires when the watermark passes its end (and again for late records within the
+    allowed lateness, see :class:`~forestream.processing.WindowedStream`): what it emits
+    comes from the function that finishes the windowed stream (``reduce``, ``aggregate``
+    or ``process``). Records need event time: a
+    :class:`~forestream.processing.WatermarkStrategy` (or timestamps given to the
+    source) provides it; at the end of a bounded input every open window fires.
+
+    Parameters
+    ----------
+    size
+        Length of each window, in seconds.
+    offset
+        Shift of the window boundaries, in seconds (``offset=2`` with ``size=10``:
+        ``[2, 12)``, ``[12, 22)``, …).
+
+    Examples
+    --------
+    Clicks per user per 10 seconds; a
+    :class:`~forestream.processing.ProcessWindowFunction` reports each window's bounds.
+
+    >>> from forestream.processing import (
+    ...     ProcessWindowFunction, StreamExecutionEnvironment, TumblingEventTimeWindows,
+    ...     WatermarkStrategy)
+    >>> class CountClicks(ProcessWindowFunction):
+    ...     def process(self, key, window, elements):
+    ...         yield key, window.start, window.end, len(elements)
+    >>> clicks = [("alice", 1), ("bob", 4), ("alice", 8), ("alice", 12), ("bob", 25)]
+    >>> strategy = (WatermarkStrategy.for_monotonous_timestamps()
+    ...             .with_timestamp_assigner(lambda click, _: click[1]))
+    >>> env = StreamExecutionEnvironment()
+    >>> counts = (env.from_collection(clicks, watermark_strategy=strategy)
+    ...           .key_by(lambda click: click[0])
+    ...           .window(TumblingEventTimeWindows.of(10))
+    ...           .process(CountClicks())
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> for row in sorted(counts.values):
+    ...     print(row)
+    ('alice', 0.0, 10.0, 2)
+    ('alice', 10.0, 20.0, 1)
+    ('bob', 0.0, 10.0, 1)
+    ('bob', 20.0, 30.0, 1)
+    """
+
     def __init__(self, size: float, offset: float = 0.0) -> None:
         if size <= 0:
             raise ValueError(f"window size must be > 0 seconds, got {size}")
@@ -51,6 +112,48 @@ class TumblingEventTimeWindows:
 
 
 class SlidingEventTimeWindows:
+    """Windows of ``size`` seconds of event time that start every ``slide`` seconds.
+
+    With ``slide < size`` windows overlap and every record belongs to about ``size /
+    slide`` of them (a moving aggregate: "the last minute, every ten seconds"); with
+    ``slide == size`` they are tumbling windows. Each window fires when the watermark
+    passes its end.
+
+    Parameters
+    ----------
+    size
+        Length of each window, in seconds.
+    slide
+        Seconds between the starts of consecutive windows.
+    offset
+        Shift of the window boundaries, in seconds.
+
+    Examples
+    --------
+    Windows of 10 seconds every 5 seconds: the reading at 6 s is in ``[0, 10)`` and in
+    ``[5, 15)``.
+
+    >>> from forestream.processing import (
+    ...     ProcessWindowFunction, SlidingEventTimeWindows, StreamExecutionEnvironment)
+    >>> class Describe(ProcessWindowFunction):
+    ...     def process(self, key, window, elements):
+    ...         yield window.start, window.end, [value for _, value in elements]
+    >>> readings = [("s1", 1), ("s1", 6), ("s1", 7), ("s1", 12)]
+    >>> env = StreamExecutionEnvironment()
+    >>> windows = (env.from_collection(readings, timestamps=[t for _, t in readings])
+    ...            .key_by(lambda r: r[0])
+    ...            .window(SlidingEventTimeWindows.of(10, 5))
+    ...            .process(Describe())
+    ...            .collect())
+    >>> _ = env.execute()
+    >>> for row in sorted(windows.values):
+    ...     print(row)
+    (-5.0, 5.0, [1])
+    (0.0, 10.0, [1, 6, 7])
+    (5.0, 15.0, [6, 7, 12])
+    (10.0, 20.0, [12])
+    """
+
     def __init__(self, size: float, slide: float, offset: float = 0.0) -> None:
         if size <= 0 or slide <= 0:
             raise ValueError(f"size and slide must be > 0 seconds, got {size}, {slide}")
@@ -71,7 +174,46 @@ class SlidingEventTimeWindows:
 
 
 class EventTimeSessionWindows:
-    """Windows of activity separated by at least ``gap`` seconds of silence (merging)."""
+    """Windows of activity separated by at least ``gap`` seconds of silence (merging).
+
+    Each record opens a window ``[t, t + gap)``; windows of a key that overlap merge,
+    so a session lasts from its first record to ``gap`` seconds after its last one, and
+    fires when the watermark passes that end. Sessions merge their contents:
+    ``reduce`` and ``process`` always can, and an
+    :class:`~forestream.processing.AggregateFunction` must implement ``merge``.
+
+    Parameters
+    ----------
+    gap
+        Seconds of silence that close a session.
+
+    Examples
+    --------
+    User activity with a 5-second gap: the clicks at 1 s and 3 s make one session, those
+    at 10 s and 12 s another, and the one at 30 s a third.
+
+    >>> from forestream.processing import (
+    ...     EventTimeSessionWindows, ProcessWindowFunction, StreamExecutionEnvironment,
+    ...     WatermarkStrategy)
+    >>> class Session(ProcessWindowFunction):
+    ...     def process(self, key, window, elements):
+    ...         yield key, window.start, window.end, len(elements)
+    >>> clicks = [("alice", t) for t in (1, 3, 10, 12, 30)]
+    >>> strategy = (WatermarkStrategy.for_monotonous_timestamps()
+    ...             .with_timestamp_assigner(lambda click, _: click[1]))
+    >>> env = StreamExecutionEnvironment()
+    >>> sessions = (env.from_collection(clicks, watermark_strategy=strategy)
+    ...             .key_by(lambda click: click[0])
+    ...             .window(EventTimeSessionWindows.with_gap(5))
+    ...             .process(Session())
+    ...             .collect())
+    >>> _ = env.execute()
+    >>> for row in sorted(sessions.values):
+    ...     print(row)
+    ('alice', 1.0, 8.0, 2)
+    ('alice', 10.0, 17.0, 2)
+    ('alice', 30.0, 35.0, 1)
+    """
 
     merging = True
 
@@ -90,7 +232,49 @@ class EventTimeSessionWindows:
 
 class TumblingProcessingTimeWindows(TumblingEventTimeWindows):
     """Tumbling windows on the wall clock at the operator (fire on the clock, not on
-    watermarks)."""
+    watermarks).
+
+    A record belongs to the window of the moment the window operator sees it, whatever
+    its event time; a window fires once the clock passes its end (checked every runtime
+    step), and at the end of a bounded input. Results depend on when records arrive, so
+    they are not reproducible from the data alone, and a job restarted from a checkpoint
+    may cut its windows differently.
+
+    Parameters
+    ----------
+    size
+        Length of each window, in seconds of the environment's clock.
+    offset
+        Shift of the window boundaries, in seconds.
+
+    Examples
+    --------
+    The environment's ``clock`` (``time.time`` by default) is replaced here by one that
+    ticks a second before every runtime step, and ``batch_size=1`` lets one record in per
+    step, so the seven records arrive at 1 s, 2 s, …, 7 s:
+
+    >>> from forestream.processing import (
+    ...     ProcessWindowFunction, StreamExecutionEnvironment, TumblingProcessingTimeWindows)
+    >>> class Describe(ProcessWindowFunction):
+    ...     def process(self, key, window, elements):
+    ...         yield window.start, window.end, elements
+    >>> now = [0.0]
+    >>> def tick():
+    ...     now[0] += 1.0
+    ...     return False  # do not stop: run until the input ends
+    >>> env = StreamExecutionEnvironment(batch_size=1, clock=lambda: now[0])
+    >>> windows = (env.from_collection(["a", "b", "c", "d", "e", "f", "g"])
+    ...            .key_by(lambda letter: "letters")
+    ...            .window(TumblingProcessingTimeWindows.of(3))
+    ...            .process(Describe())
+    ...            .collect())
+    >>> _ = env.execute(until=tick)
+    >>> for row in windows.values:
+    ...     print(row)
+    (0.0, 3.0, ['a', 'b'])
+    (3.0, 6.0, ['c', 'd', 'e'])
+    (6.0, 9.0, ['f', 'g'])
+    """
 
     processing_time = True
 
@@ -103,7 +287,31 @@ class GlobalWindow:
 
 
 class GlobalWindows:
-    """One never-ending window per key; it fires only when its trigger says so."""
+    """One never-ending window per key; it fires only when its trigger says so.
+
+    A global window has no end, so it needs ``.trigger(...)``: :class:`CountTrigger`
+    (every n elements of a key), :class:`ContinuousEventTimeTrigger` (every interval of
+    event time) or :class:`ContinuousProcessingTimeTrigger` (every interval of the
+    clock). Each firing emits the window's current result; with ``purge=True`` the
+    window then starts afresh, otherwise it keeps accumulating.
+
+    Examples
+    --------
+    A running total per key, emitted every second element:
+
+    >>> from forestream.processing import CountTrigger, GlobalWindows, StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> values = [("a", 1), ("a", 2), ("b", 10), ("a", 3), ("a", 4), ("b", 20)]
+    >>> totals = (env.from_collection(values)
+    ...           .key_by(lambda pair: pair[0])
+    ...           .window(GlobalWindows.create())
+    ...           .trigger(CountTrigger.of(2))
+    ...           .reduce(lambda x, y: (x[0], x[1] + y[1]))
+    ...           .collect())
+    >>> _ = env.execute()
+    >>> totals.values
+    [('a', 3), ('a', 10), ('b', 30)]
+    """
 
     @classmethod
     def create(cls) -> GlobalWindows:
@@ -112,7 +320,38 @@ class GlobalWindows:
 
 @dataclass(frozen=True)
 class CountTrigger:
-    """Fire every ``count`` elements of a key (``purge``: and start the window afresh)."""
+    """Fire every ``count`` elements of a key (``purge``: and start the window afresh).
+
+    For :class:`GlobalWindows` only (count windows proper are
+    :meth:`KeyedStream.count_window <forestream.processing.KeyedStream.count_window>`).
+    Build it with :meth:`of`, which checks the count.
+
+    Parameters
+    ----------
+    count
+        Elements of a key between firings.
+    purge
+        Empty the key's window after each firing (``False``: results accumulate over
+        the whole stream).
+
+    Examples
+    --------
+    Sums of each key's elements, two at a time: with ``purge=True`` every firing sums only
+    the elements since the last one (compare :class:`GlobalWindows`, which keeps them).
+
+    >>> from forestream.processing import CountTrigger, GlobalWindows, StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> values = [("a", 1), ("a", 2), ("b", 10), ("a", 3), ("a", 4), ("b", 20)]
+    >>> pairs = (env.from_collection(values)
+    ...          .key_by(lambda pair: pair[0])
+    ...          .window(GlobalWindows.create())
+    ...          .trigger(CountTrigger.of(2, purge=True))
+    ...          .reduce(lambda x, y: (x[0], x[1] + y[1]))
+    ...          .collect())
+    >>> _ = env.execute()
+    >>> pairs.values
+    [('a', 3), ('a', 7), ('b', 30)]
+    """
 
     count: int
     purge: bool = False
@@ -127,7 +366,43 @@ class CountTrigger:
 @dataclass(frozen=True)
 class ContinuousEventTimeTrigger:
     """Fire every ``interval`` seconds of event time (when the watermark passes each
-    multiple of it), for every key with elements."""
+    multiple of it), for every key with elements.
+
+    For :class:`GlobalWindows` only. The first firing is at the end of the interval of
+    the first element (as in Flink); a watermark that jumps over several multiples fires
+    once. Elements after the last multiple the watermark passed are not fired when a
+    bounded input ends. Build it with :meth:`of`, which checks the interval.
+
+    Parameters
+    ----------
+    interval
+        Seconds of event time between firings.
+    purge
+        Empty every key's window after each firing (``False``: results accumulate).
+
+    Examples
+    --------
+    Readings summed per 10 seconds of event time. With ``batch_size=1`` the watermark
+    moves after every record, as it would on a live stream: it passes 10 once the
+    reading at 11 s is in (so that one counts too), and 20 with the reading at 25 s.
+
+    >>> from forestream.processing import (
+    ...     ContinuousEventTimeTrigger, GlobalWindows, StreamExecutionEnvironment,
+    ...     WatermarkStrategy)
+    >>> strategy = (WatermarkStrategy.for_monotonous_timestamps()
+    ...             .with_timestamp_assigner(lambda reading, _: reading[1]))
+    >>> readings = [("s1", 0, 1), ("s1", 4, 1), ("s1", 11, 1), ("s1", 12, 1), ("s1", 25, 1)]
+    >>> env = StreamExecutionEnvironment(batch_size=1)
+    >>> sums = (env.from_collection(readings, watermark_strategy=strategy)
+    ...         .key_by(lambda reading: reading[0])
+    ...         .window(GlobalWindows.create())
+    ...         .trigger(ContinuousEventTimeTrigger.of(10, purge=True))
+    ...         .reduce(lambda x, y: (x[0], y[1], x[2] + y[2]))
+    ...         .collect())
+    >>> _ = env.execute()
+    >>> [(r.timestamp, r.value[2]) for r in sums.records]
+    [(10.0, 3), (20.0, 2)]
+    """
 
     interval: float
     purge: bool = False
@@ -141,10 +416,52 @@ class ContinuousEventTimeTrigger:
 
 @dataclass(frozen=True)
 class ContinuousProcessingTimeTrigger(ContinuousEventTimeTrigger):
-    """Fire every ``interval`` seconds of wall-clock time at the operator."""
+    """Fire every ``interval`` seconds of wall-clock time at the operator.
+
+    For :class:`GlobalWindows` only; like :class:`ContinuousEventTimeTrigger`, with the
+    environment's clock in place of the watermark (the first firing is at the end of the
+    interval in which the first element arrived). What each firing holds depends on when
+    records arrive, so it is not reproducible from the data alone; see
+    :class:`TumblingProcessingTimeWindows` for a clock driven by hand.
+
+    >>> from forestream.processing import ContinuousProcessingTimeTrigger
+    >>> ContinuousProcessingTimeTrigger.of(60, purge=True)
+    ContinuousProcessingTimeTrigger(interval=60.0, purge=True)
+    """
 
 
 class CountWindows:
+    """Windows of a key's last ``size`` elements, fired every ``slide`` elements.
+
+    Made by :meth:`KeyedStream.count_window <forestream.processing.KeyedStream.count_window>`.
+    Without ``slide`` the windows tumble (every ``size`` elements, each element in one
+    window); with it they slide: once a key has ``size`` elements, the window fires
+    again every ``slide`` elements over the latest ``size``. A key's incomplete window
+    never fires, not even at the end of a bounded input. Count windows need no event time.
+
+    Parameters
+    ----------
+    size
+        Elements in each window.
+    slide
+        Elements between firings (default: ``size``).
+
+    Examples
+    --------
+    >>> from forestream.processing import StreamExecutionEnvironment
+    >>> env = StreamExecutionEnvironment()
+    >>> values = [("a", 1), ("a", 2), ("b", 10), ("a", 3), ("a", 4), ("b", 20), ("a", 5)]
+    >>> keyed = env.from_collection(values).key_by(lambda pair: pair[0])
+    >>> add = lambda x, y: (x[0], x[1] + y[1])
+    >>> tumbling = keyed.count_window(2).reduce(add).collect()
+    >>> sliding = keyed.count_window(3, 1).reduce(add).collect()
+    >>> _ = env.execute()
+    >>> tumbling.values  # a: 1+2 and 3+4 (5 waits for a partner); b: 10+20
+    [('a', 3), ('a', 7), ('b', 30)]
+    >>> sliding.values  # a's last three, from its third element on
+    [('a', 6), ('a', 9), ('a', 12)]
+    """
+
     def __init__(self, size: int, slide: int | None = None) -> None:
         if size < 1 or (slide is not None and slide < 1):
             raise ValueError(f"count window size and slide must be >= 1, got {size}, {slide}")
