@@ -16,10 +16,11 @@ decaying as ``exp(-λ·age)``.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit, prange
 
+from ._jit import njit, prange
 from ._rng import next_uniform
 from ._tree import (
     EMPTY,
@@ -31,10 +32,16 @@ from ._tree import (
     score_point,
 )
 
+if TYPE_CHECKING:
+    from ._jit import BoolArray, Float64Array, Int32Array, UInt64Array
+
 
 @njit(cache=True)
-def _sample_and_insert(t, p, seq, time_decay, nodes, cut_values, boxes, leaves, leaf_point,
-                       free_nodes, free_leaves, trees, heap_keys, heap_leaves, rng):
+def _sample_and_insert(t: int, p: Float64Array, seq: int, time_decay: float,
+                       nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+                       leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
+                       free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+                       heap_leaves: Int32Array, rng: UInt64Array) -> None:
     capacity = heap_keys.shape[1]
     u = next_uniform(rng, t)
     if u <= 0.0:
@@ -57,9 +64,12 @@ def _sample_and_insert(t, p, seq, time_decay, nodes, cut_values, boxes, leaves, 
 
 
 @njit(cache=True, parallel=True)
-def score_and_update(points, first_seq, time_decay, want_scores, want_update, tree_scores,
-                     nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
-                     trees, heap_keys, heap_leaves, rng):
+def score_and_update(points: Float64Array, first_seq: int, time_decay: float,
+                     want_scores: bool, want_update: bool, tree_scores: Float64Array,
+                     nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+                     leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
+                     free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+                     heap_leaves: Int32Array, rng: UInt64Array) -> None:
     """Score each row of ``points`` in every tree (into ``tree_scores[t, i]``), then learn it."""
     for t in prange(trees.shape[0]):
         _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tree_scores,
@@ -68,9 +78,12 @@ def score_and_update(points, first_seq, time_decay, want_scores, want_update, tr
 
 
 @njit(cache=True)
-def score_and_update_serial(points, first_seq, time_decay, want_scores, want_update,
-                            tree_scores, nodes, cut_values, boxes, leaves, leaf_point,
-                            free_nodes, free_leaves, trees, heap_keys, heap_leaves, rng):
+def score_and_update_serial(points: Float64Array, first_seq: int, time_decay: float,
+                            want_scores: bool, want_update: bool, tree_scores: Float64Array,
+                            nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+                            leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
+                            free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+                            heap_leaves: Int32Array, rng: UInt64Array) -> None:
     """:func:`score_and_update` on the calling thread: for a record or a few at a time,
     where starting worker threads costs more than it saves (and, on a busy machine,
     waits for a free core)."""
@@ -81,7 +94,7 @@ def score_and_update_serial(points, first_seq, time_decay, want_scores, want_upd
 
 
 @njit(cache=True)
-def mean_over_trees(tree_scores, out):
+def mean_over_trees(tree_scores: Float64Array, out: Float64Array) -> None:
     """``out[i]`` = mean of ``tree_scores[:, i]``, summed in tree order (one rounding for
     every path, so batch and per-record scores are bit-identical)."""
     n_trees = tree_scores.shape[0]
@@ -93,9 +106,12 @@ def mean_over_trees(tree_scores, out):
 
 
 @njit(cache=True)
-def _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tree_scores,
-                 nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves, trees,
-                 heap_keys, heap_leaves, rng):
+def _stream_tree(t: int, points: Float64Array, first_seq: int, time_decay: float,
+                 want_scores: bool, want_update: bool, tree_scores: Float64Array,
+                 nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+                 leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
+                 free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+                 heap_leaves: Int32Array, rng: UInt64Array) -> None:
     path = np.empty(heap_keys.shape[1] + 1, dtype=np.int32)
     for i in range(points.shape[0]):
         p = points[i]
@@ -109,7 +125,9 @@ def _stream_tree(t, points, first_seq, time_decay, want_scores, want_update, tre
 
 
 @njit(cache=True, parallel=True)
-def attribution_batch(points, out, nodes, cut_values, boxes, leaves, leaf_point, trees):
+def attribution_batch(points: Float64Array, out: Float64Array, nodes: Int32Array,
+                      cut_values: Float64Array, boxes: Float64Array, leaves: Int32Array,
+                      leaf_point: Float64Array, trees: Int32Array) -> None:
     """Per-tree attribution of each point: ``out[t, i, 0:D]`` high, ``out[t, i, D:2D]`` low."""
     n_trees = trees.shape[0]
     depth_limit = leaves.shape[1] + 1
@@ -121,7 +139,9 @@ def attribution_batch(points, out, nodes, cut_values, boxes, leaves, leaf_point,
 
 
 @njit(cache=True, parallel=True)
-def neighbours(point, out_points, out_distance, nodes, cut_values, leaf_point, trees):
+def neighbours(point: Float64Array, out_points: Float64Array, out_distance: Float64Array,
+               nodes: Int32Array, cut_values: Float64Array, leaf_point: Float64Array,
+               trees: Int32Array) -> None:
     """For each tree, the sampled point in the leaf that ``point`` falls into."""
     n_trees = trees.shape[0]
     dims = point.shape[0]
@@ -141,8 +161,9 @@ def neighbours(point, out_points, out_distance, nodes, cut_values, leaf_point, t
 
 
 @njit(cache=True, parallel=True)
-def impute(point, missing, max_leaves, out, nodes, cut_values, boxes, leaves, leaf_point,
-           trees):
+def impute(point: Float64Array, missing: BoolArray, max_leaves: int, out: Float64Array,
+           nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+           leaves: Int32Array, leaf_point: Float64Array, trees: Int32Array) -> None:
     """Per tree, the completion of ``point`` (missing dims taken from a sampled point)
     that this tree finds least anomalous. Explores both sides of every cut on a missing
     dimension, visiting at most ``max_leaves`` leaves per tree."""
@@ -193,7 +214,8 @@ def impute(point, missing, max_leaves, out, nodes, cut_values, boxes, leaves, le
 
 
 @njit(cache=True, inline="always")
-def _heap_push(keys, leaf_ids, t, size, key, leaf):
+def _heap_push(keys: Float64Array, leaf_ids: Int32Array, t: int, size: int, key: float,
+               leaf: int) -> None:
     i = size
     while i > 0:
         parent = (i - 1) >> 1
@@ -207,7 +229,8 @@ def _heap_push(keys, leaf_ids, t, size, key, leaf):
 
 
 @njit(cache=True, inline="always")
-def _heap_replace_top(keys, leaf_ids, t, size, key, leaf):
+def _heap_replace_top(keys: Float64Array, leaf_ids: Int32Array, t: int, size: int, key: float,
+                      leaf: int) -> None:
     i = 0
     while True:
         child = 2 * i + 1
@@ -225,9 +248,12 @@ def _heap_replace_top(keys, leaf_ids, t, size, key, leaf):
 
 
 @njit(cache=True)
-def step_one(shingle, row, point, want_score, want_update, advance_shingle, seq, time_decay,
-             path, nodes, cut_values, boxes, leaves, leaf_point, free_nodes, free_leaves,
-             trees, heap_keys, heap_leaves, rng):
+def step_one(shingle: Float64Array, row: Float64Array, point: Float64Array, want_score: bool,
+             want_update: bool, advance_shingle: bool, seq: int, time_decay: float,
+             path: Int32Array, nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+             leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
+             free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+             heap_leaves: Int32Array, rng: UInt64Array) -> float:
     """One record on the calling thread: build its shingled point from ``shingle`` (the last
     inputs, oldest first) and ``row``, score it (mean over trees, summed in tree order as
     :func:`mean_over_trees` does), learn it, and shift the shingle. The per-record path:
@@ -239,7 +265,7 @@ def step_one(shingle, row, point, want_score, want_update, advance_shingle, seq,
     for c in range(d):
         point[(s - 1) * d + c] = row[c]
     total = 0.0
-    n_trees = trees.shape[0]
+    n_trees: int = trees.shape[0]
     for t in range(n_trees):
         if want_score:
             total += score_point(t, point, nodes, cut_values, boxes, leaves, leaf_point, trees,

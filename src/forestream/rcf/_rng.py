@@ -8,8 +8,14 @@ seeded through splitmix64 so that neighbouring seeds give unrelated streams.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from numba import njit
+
+from ._jit import njit
+
+if TYPE_CHECKING:
+    from ._jit import UInt64Array
 
 _MUL = np.uint64(0x2545F4914F6CDD1D)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -25,7 +31,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-def seed_states(seed: int, count: int) -> np.ndarray:
+def seed_states(seed: int, count: int) -> UInt64Array:
     """Return ``count`` independent, non-zero generator states derived from ``seed``."""
     states = np.empty(count, dtype=np.uint64)
     x = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
@@ -41,7 +47,7 @@ def seed_states(seed: int, count: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
-def next_uniform(states, t):
+def next_uniform(states: UInt64Array, t: int) -> float:
     """Advance tree ``t``'s state and return a float uniform in [0, 1)."""
     x = states[t]
     x ^= x >> _S12

@@ -21,9 +21,14 @@ Per score ``r`` (0 while the forest warms up, and then ignored):
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
+
+from ._jit import njit
+
+if TYPE_CHECKING:
+    from ._jit import Float64Array
 
 # state slots
 MEAN = 0
@@ -43,14 +48,15 @@ REFRACTORY = 5
 PARAM_SIZE = 6
 
 
-def initial_state() -> np.ndarray:
+def initial_state() -> Float64Array:
     state = np.zeros(STATE_SIZE)
     state[SINCE_FLAG] = np.inf
     return state
 
 
 @njit(cache=True)
-def threshold_scores(scores, params, state, grades, thresholds):
+def threshold_scores(scores: Float64Array, params: Float64Array, state: Float64Array,
+                     grades: Float64Array, thresholds: Float64Array) -> None:
     """Grade each score in order, updating ``state``; fills ``grades`` and ``thresholds``."""
     z_factor = params[Z_FACTOR]
     alpha = 1.0 / params[HORIZON]

@@ -16,11 +16,15 @@ a query point from a subtree is exact and costs O(D). A point goes left at a nod
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
 
+from ._jit import njit
 from ._rng import next_uniform
+
+if TYPE_CHECKING:
+    from ._jit import Float64Array, Int32Array, UInt64Array
 
 EMPTY = np.int32(0x7FFFFFFF)
 NO_PARENT = np.int32(-1)
@@ -51,22 +55,22 @@ HIGH = 1
 
 
 @njit(cache=True, inline="always")
-def _is_leaf(ref):
+def _is_leaf(ref: int) -> bool:
     return ref < 0
 
 
 @njit(cache=True, inline="always")
-def _leaf_index(ref):
+def _leaf_index(ref: int) -> int:
     return -ref - 1
 
 
 @njit(cache=True, inline="always")
-def _leaf_ref(leaf):
+def _leaf_ref(leaf: int) -> int:
     return -leaf - 1
 
 
 @njit(cache=True)
-def leaf_equals(leaf_point, t, leaf, p):
+def leaf_equals(leaf_point: Float64Array, t: int, leaf: int, p: Float64Array) -> bool:
     for d in range(p.shape[0]):
         if leaf_point[t, leaf, d] != p[d]:
             return False
@@ -74,14 +78,16 @@ def leaf_equals(leaf_point, t, leaf, p):
 
 
 @njit(cache=True)
-def subtree_mass(nodes, leaves, t, ref):
+def subtree_mass(nodes: Int32Array, leaves: Int32Array, t: int, ref: int) -> int:
     if ref < 0:
-        return leaves[t, -ref - 1, LEAF_MASS]
-    return nodes[t, ref, MASS]
+        leaf_mass: int = leaves[t, -ref - 1, LEAF_MASS]
+        return leaf_mass
+    node_mass: int = nodes[t, ref, MASS]
+    return node_mass
 
 
 @njit(cache=True)
-def tree_mass(nodes, leaves, trees, t):
+def tree_mass(nodes: Int32Array, leaves: Int32Array, trees: Int32Array, t: int) -> int:
     root = trees[t, ROOT]
     if root == EMPTY:
         return 0
@@ -89,7 +95,8 @@ def tree_mass(nodes, leaves, trees, t):
 
 
 @njit(cache=True)
-def _set_parent(nodes, leaves, t, ref, parent):
+def _set_parent(nodes: Int32Array, leaves: Int32Array, t: int, ref: int,
+                parent: int | np.int32) -> None:
     if ref < 0:
         leaves[t, -ref - 1, LEAF_PARENT] = parent
     else:
@@ -97,7 +104,8 @@ def _set_parent(nodes, leaves, t, ref, parent):
 
 
 @njit(cache=True)
-def _replace_child(nodes, trees, t, parent, old_ref, new_ref):
+def _replace_child(nodes: Int32Array, trees: Int32Array, t: int, parent: int | np.int32,
+                   old_ref: int, new_ref: int) -> None:
     if parent == NO_PARENT:
         trees[t, ROOT] = new_ref
     elif nodes[t, parent, LEFT] == old_ref:
@@ -107,8 +115,10 @@ def _replace_child(nodes, trees, t, parent, old_ref, new_ref):
 
 
 @njit(cache=True)
-def insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
-                 free_leaves, trees, rng):
+def insert_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
+                 boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                 free_nodes: Int32Array, free_leaves: Int32Array, trees: Int32Array,
+                 rng: UInt64Array) -> int:
     """Insert ``p`` into tree ``t`` and return the leaf that now holds it.
 
     Walks down from the root. At each subtree with box B a cut is drawn on B ∪ {p}
@@ -117,7 +127,7 @@ def insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
     the node's own cut. A point equal to an existing leaf raises that leaf's mass.
     """
     dims = p.shape[0]
-    root = trees[t, ROOT]
+    root: int = trees[t, ROOT]
     if root == EMPTY:
         leaf = _pop_leaf(free_leaves, trees, t)
         for d in range(dims):
@@ -128,7 +138,7 @@ def insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
         return leaf
 
     ref = root
-    parent = NO_PARENT
+    parent: int | np.int32 = NO_PARENT
     while True:
         if ref < 0:
             leaf = -ref - 1
@@ -203,8 +213,10 @@ def insert_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
 
 
 @njit(cache=True)
-def _split_above(t, p, sibling, parent, cut_dim, cut, nodes, cut_values, boxes, leaves,
-                 leaf_point, free_nodes, free_leaves, trees):
+def _split_above(t: int, p: Float64Array, sibling: int, parent: int | np.int32,
+                 cut_dim: int, cut: float, nodes: Int32Array, cut_values: Float64Array,
+                 boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                 free_nodes: Int32Array, free_leaves: Int32Array, trees: Int32Array) -> int:
     """Put a new node with the given cut above ``sibling``, with a new leaf for ``p``."""
     dims = p.shape[0]
     leaf = _pop_leaf(free_leaves, trees, t)
@@ -238,8 +250,9 @@ def _split_above(t, p, sibling, parent, cut_dim, cut, nodes, cut_values, boxes, 
 
 
 @njit(cache=True)
-def delete_leaf(t, leaf, nodes, cut_values, boxes, leaves, leaf_point, free_nodes,
-                free_leaves, trees):
+def delete_leaf(t: int, leaf: int, nodes: Int32Array, cut_values: Float64Array,
+                boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                free_nodes: Int32Array, free_leaves: Int32Array, trees: Int32Array) -> None:
     """Remove one copy of ``leaf``'s point from tree ``t``; lift its sibling if it goes."""
     dims = leaf_point.shape[2]
     if leaves[t, leaf, LEAF_MASS] > 1:
@@ -272,7 +285,8 @@ def delete_leaf(t, leaf, nodes, cut_values, boxes, leaves, leaf_point, free_node
 
 
 @njit(cache=True)
-def _refresh_box(t, n, nodes, boxes, leaf_point, dims):
+def _refresh_box(t: int, n: int, nodes: Int32Array, boxes: Float64Array,
+                 leaf_point: Float64Array, dims: int) -> bool:
     """Recompute node ``n``'s box from its children; return whether it changed."""
     left = nodes[t, n, LEFT]
     right = nodes[t, n, RIGHT]
@@ -300,7 +314,8 @@ def _refresh_box(t, n, nodes, boxes, leaf_point, dims):
 
 
 @njit(cache=True)
-def descend(t, p, nodes, cut_values, trees, path):
+def descend(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
+            trees: Int32Array, path: Int32Array) -> tuple[int, int]:
     """Follow the cuts from the root; fill ``path`` with internal nodes, return (leaf, depth)."""
     ref = trees[t, ROOT]
     depth = 0
@@ -315,7 +330,9 @@ def descend(t, p, nodes, cut_values, trees, path):
 
 
 @njit(cache=True)
-def score_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, trees, path):
+def score_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
+                boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                trees: Int32Array, path: Int32Array) -> float:
     """Anomaly score of ``p`` in tree ``t``, normalised by log2(tree mass + 1)."""
     if trees[t, ROOT] == EMPTY:
         return 0.0
@@ -324,7 +341,7 @@ def score_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, trees, path)
     if leaf_equals(leaf_point, t, leaf, p):
         m = leaves[t, leaf, LEAF_MASS]
         damp = 1.0 - m / (2.0 * total_mass)
-        score = damp / (depth + math.log2(m + 1.0))
+        score: float = damp / (depth + math.log2(m + 1.0))
     else:
         score = 1.0 / (depth + 1.0)
     dims = p.shape[0]
@@ -352,7 +369,9 @@ def score_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, trees, path)
 
 
 @njit(cache=True)
-def attribute_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, trees, path, out):
+def attribute_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
+                    boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                    trees: Int32Array, path: Int32Array, out: Float64Array) -> None:
     """Write tree ``t``'s attribution of ``p`` into ``out`` (high[0:D], low[D:2D])."""
     dims = p.shape[0]
     for j in range(2 * dims):
@@ -410,24 +429,26 @@ def attribute_point(t, p, nodes, cut_values, boxes, leaves, leaf_point, trees, p
 
 
 @njit(cache=True, inline="always")
-def _pop_node(free_nodes, trees, t):
+def _pop_node(free_nodes: Int32Array, trees: Int32Array, t: int) -> int:
     trees[t, FREE_NODES] -= 1
-    return free_nodes[t, trees[t, FREE_NODES]]
+    node: int = free_nodes[t, trees[t, FREE_NODES]]
+    return node
 
 
 @njit(cache=True, inline="always")
-def _push_node(free_nodes, trees, t, n):
+def _push_node(free_nodes: Int32Array, trees: Int32Array, t: int, n: int) -> None:
     free_nodes[t, trees[t, FREE_NODES]] = n
     trees[t, FREE_NODES] += 1
 
 
 @njit(cache=True, inline="always")
-def _pop_leaf(free_leaves, trees, t):
+def _pop_leaf(free_leaves: Int32Array, trees: Int32Array, t: int) -> int:
     trees[t, FREE_LEAVES] -= 1
-    return free_leaves[t, trees[t, FREE_LEAVES]]
+    leaf: int = free_leaves[t, trees[t, FREE_LEAVES]]
+    return leaf
 
 
 @njit(cache=True, inline="always")
-def _push_leaf(free_leaves, trees, t, leaf):
+def _push_leaf(free_leaves: Int32Array, trees: Int32Array, t: int, leaf: int) -> None:
     free_leaves[t, trees[t, FREE_LEAVES]] = leaf
     trees[t, FREE_LEAVES] += 1

@@ -5,12 +5,26 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from . import _threshold
 from .forest import RandomCutForest
 from .results import Attribution
+
+if TYPE_CHECKING:
+    from typing import Any, TypeAlias, TypeVar
+
+    import numpy.typing as npt
+
+    from ._jit import Float64Array
+    from .forest import ForestSnapshot
+
+    # every forest's snapshot, then the threshold state (see _snapshot)
+    DetectorSnapshot: TypeAlias = tuple[tuple[ForestSnapshot, ...], Float64Array]
+    # forest scores: one score, or one per row of a batch
+    _Scores = TypeVar("_Scores", float, Float64Array)
 
 _MAGIC = b"FSTRD\x01"
 _CHUNK = 512  # rows scored speculatively before an explained anomaly forces a rewind
@@ -28,20 +42,20 @@ class AnomalyDescriptor:
     """
 
     index: int
-    values: np.ndarray
+    values: Float64Array
     score: float
     grade: float
     threshold: float
     attribution: Attribution | None = field(default=None, repr=False)
     relative_index: int | None = None
     dimension: int | None = None
-    expected_values: np.ndarray | None = None
+    expected_values: Float64Array | None = None
 
     @property
     def is_anomaly(self) -> bool:
         return self.grade > 0.0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form (lists instead of arrays)."""
         out = {
             "index": self.index,
@@ -129,7 +143,7 @@ class ThresholdedDetector:
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
                                       time_decay, output_after, random_seed)
-        self.level_forest = None
+        self.level_forest: RandomCutForest | None = None
         if multi_scale and shingle_size > 1:
             self.level_forest = RandomCutForest(
                 dimensions, 1, num_trees, sample_size, self.forest.time_decay,
@@ -154,7 +168,7 @@ class ThresholdedDetector:
         return self.forest.shingle_size
 
     # ------------------------------------------------------------------------ stream
-    def process(self, x) -> AnomalyDescriptor:
+    def process(self, x: npt.ArrayLike) -> AnomalyDescriptor:
         """Score, grade and explain input ``x``, then learn it."""
         row = self.forest._check_rows(x, single=True)
         index = self.forest._inputs_seen
@@ -165,7 +179,7 @@ class ThresholdedDetector:
             forest.update(row[0])
         return descriptor
 
-    def process_batch(self, X, explain: bool = True,
+    def process_batch(self, X: npt.ArrayLike, explain: bool = True,
                       explain_min_grade: float = 0.0) -> list[AnomalyDescriptor]:
         """Process rows in order; identical to calling :meth:`process` on each row.
 
@@ -185,7 +199,7 @@ class ThresholdedDetector:
             scores = self._score_and_update(chunk)
             grades, thresholds = self._grade(scores)
             flagged = np.flatnonzero((grades > 0.0) & (grades >= explain_min_grade))
-            if explain and len(flagged):
+            if saved is not None and len(flagged):  # a snapshot exactly when explaining
                 j = int(flagged[0])
                 self._restore(saved)
                 if j:
@@ -201,7 +215,7 @@ class ThresholdedDetector:
             start += len(chunk)
         return out
 
-    def grade_batch(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def grade_batch(self, X: npt.ArrayLike) -> tuple[Float64Array, Float64Array, Float64Array]:
         """Fast path without explanations: arrays of scores, grades and thresholds."""
         scores = self._score_and_update(self.forest._check_rows(X, single=False))
         grades, thresholds = self._grade(scores)
@@ -264,31 +278,33 @@ class ThresholdedDetector:
     def _forests(self) -> list[RandomCutForest]:
         return [self.forest] if self.level_forest is None else [self.forest, self.level_forest]
 
-    def _combine(self, shape, level=None):
+    def _combine(self, shape: _Scores, level: _Scores | None = None
+                 ) -> _Scores | Float64Array:
         """Detector score from the forests' scores: 0 until the shape forest reports."""
         if level is None:
             return shape
         return np.where(np.asarray(shape) > 0.0, (shape + level) / 2.0, 0.0)
 
-    def _score_and_update(self, rows: np.ndarray) -> np.ndarray:
+    def _score_and_update(self, rows: Float64Array) -> Float64Array:
         return self._combine(*(f.score_and_update(rows) for f in self._forests))
 
-    def _snapshot(self) -> tuple:
+    def _snapshot(self) -> DetectorSnapshot:
         return tuple(f._snapshot() for f in self._forests), self._state.copy()
 
-    def _restore(self, saved: tuple) -> None:
+    def _restore(self, saved: DetectorSnapshot) -> None:
         for forest, snapshot in zip(self._forests, saved[0], strict=True):
             forest._restore(snapshot)
         self._state = saved[1]
 
-    def _grade(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _grade(self, scores: Float64Array) -> tuple[Float64Array, Float64Array]:
         grades = np.zeros(len(scores))
         thresholds = np.zeros(len(scores))
         _threshold.threshold_scores(np.asarray(scores, dtype=float), self._params,
                                     self._state, grades, thresholds)
         return grades, thresholds
 
-    def _describe(self, index, values, score, grade, threshold, explain=True):
+    def _describe(self, index: int, values: Float64Array, score: float | Float64Array,
+                  grade: float, threshold: float, explain: bool = True) -> AnomalyDescriptor:
         if grade <= 0.0 or not explain:
             return AnomalyDescriptor(int(index), values.copy(), float(score), float(grade),
                                      float(threshold))
@@ -304,7 +320,7 @@ class ThresholdedDetector:
             attribution = Attribution(high=high / 2.0, low=low / 2.0)
         per_input = attribution.total.reshape(s, d)
         position, dimension = np.unravel_index(int(np.argmax(per_input)), per_input.shape)
-        query = point.copy()
+        query = cast("Float64Array", point).copy()  # a grade > 0 needs a full shingle
         query[position * d : (position + 1) * d] = np.nan
         expected = forest.impute(query)[position * d : (position + 1) * d]
         return AnomalyDescriptor(int(index), values.copy(), float(score), float(grade),
@@ -312,13 +328,13 @@ class ThresholdedDetector:
                                  int(dimension), expected)
 
 
-def _positive(name: str, value) -> float:
+def _positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a number > 0, got {value!r}")
     return float(value)
 
 
-def _count(name: str, value, low: int) -> int:
+def _count(name: str, value: object, low: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)

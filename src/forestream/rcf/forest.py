@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import math
 import secrets
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import _kernels
 from ._state import ForestState, pack, unpack
 from .results import Attribution, Forecast, Neighbour
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TypeAlias
+
+    import numpy.typing as npt
+
+    from ._jit import BoolArray, Float64Array, Int32Array
+
+    # what learning changes: state, shingle, inputs seen, points seen (see _snapshot)
+    ForestSnapshot: TypeAlias = tuple[ForestState, Float64Array, int, int]
 
 _CHUNK = 8192  # rows per kernel call: bounds the per-tree score buffer
 _PARALLEL_FROM = 32  # fewer rows run on the calling thread: starting threads costs more,
@@ -127,27 +139,27 @@ class RandomCutForest:
         return self._points_seen >= self.output_after and self._points_seen > 0
 
     @property
-    def shingle(self) -> np.ndarray:
+    def shingle(self) -> Float64Array:
         """The current shingle (last ``shingle_size`` inputs, oldest first), a copy."""
         return self._shingle.copy()
 
     # -------------------------------------------------------------------------- stream
-    def score(self, x) -> float:
+    def score(self, x: npt.ArrayLike) -> float:
         """Anomaly score of input ``x`` given what the forest has learned; learns nothing."""
         row = self._check_rows(x, single=True)[0]
         if self._inputs_seen + 1 < self.shingle_size or not self.is_ready:
             return 0.0
         return self._step(row, want_score=True, learn=False)
 
-    def update(self, x) -> None:
+    def update(self, x: npt.ArrayLike) -> None:
         """Learn input ``x`` (one row of ``dimensions`` values)."""
         self._step(self._check_rows(x, single=True)[0], want_score=False, learn=True)
 
-    def update_many(self, X) -> None:
+    def update_many(self, X: npt.ArrayLike) -> None:
         """Learn every row of ``X`` in order, without scoring (faster than scoring too)."""
         self._stream(self._check_rows(X, single=False), want_scores=False)
 
-    def score_and_update(self, X) -> np.ndarray:
+    def score_and_update(self, X: npt.ArrayLike) -> Float64Array:
         """Score each row of ``X``, then learn it; the batch fast path.
 
         Equivalent to ``[forest.score(x) for x in X]`` interleaved with ``update(x)``,
@@ -156,7 +168,7 @@ class RandomCutForest:
         """
         return self._stream(self._check_rows(X, single=False), want_scores=True)
 
-    def attribution(self, x) -> Attribution:
+    def attribution(self, x: npt.ArrayLike) -> Attribution:
         """Split the score of input ``x`` over the dimensions of its shingled point."""
         row = self._check_rows(x, single=True)
         point = self._peek_point(row[0])
@@ -171,7 +183,7 @@ class RandomCutForest:
         return Attribution(high=mean[: self.point_dimensions],
                            low=mean[self.point_dimensions :])
 
-    def score_points(self, points) -> np.ndarray:
+    def score_points(self, points: npt.ArrayLike) -> Float64Array:
         """Scores of whole (already shingled) points, ``(n, point_dimensions)``; learns nothing.
 
         The batch path for a fitted forest, e.g. scoring a data set after training.
@@ -189,7 +201,7 @@ class RandomCutForest:
         return self._run(np.ascontiguousarray(arr), want_scores=True, want_update=False)
 
     # ------------------------------------------------------------------------- queries
-    def near_neighbours(self, x, k: int = 5) -> list[Neighbour]:
+    def near_neighbours(self, x: npt.ArrayLike, k: int = 5) -> list[Neighbour]:
         """Up to ``k`` sampled points closest to the shingled point of input ``x``.
 
         Each tree proposes the sampled point in the leaf where ``x`` falls; proposals are
@@ -211,7 +223,7 @@ class RandomCutForest:
         order = np.argsort(dist, kind="stable")[:k]
         return [Neighbour(unique[i], float(dist[i]), int(votes[i])) for i in order]
 
-    def impute(self, x, max_leaves: int = 256) -> np.ndarray:
+    def impute(self, x: npt.ArrayLike, max_leaves: int = 256) -> Float64Array:
         """Fill the NaN values of ``x`` with the forest's most likely completion.
 
         ``x`` is either one input row (``dimensions`` values, completed in the context
@@ -220,7 +232,7 @@ class RandomCutForest:
         completion it finds least anomalous; the forest answers with the median.
         """
         per_tree, missing, width = self._impute_per_tree(x, max_leaves)
-        completed = np.median(per_tree, axis=0)
+        completed: Float64Array = np.median(per_tree, axis=0)
         return completed[-width:] if width == self.dimensions else completed
 
     def forecast(self, horizon: int, coverage: float = 0.8) -> Forecast:
@@ -292,7 +304,7 @@ class RandomCutForest:
             raise ValueError("corrupt serialized RandomCutForest: array shapes disagree")
         return forest
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[bytes], RandomCutForest], tuple[bytes]]:
         # pickling goes through the same exact byte format as checkpoints
         return (RandomCutForest.from_bytes, (self.to_bytes(),))
 
@@ -302,25 +314,25 @@ class RandomCutForest:
                 f"{self.sample_size}, time_decay={self.time_decay:g}, output_after="
                 f"{self.output_after}, points_seen={self._points_seen})")
 
-    def _snapshot(self) -> tuple:
+    def _snapshot(self) -> ForestSnapshot:
         """Everything that learning changes, for an exact in-memory rewind."""
         return (self._state.copy(), self._shingle.copy(), self._inputs_seen, self._points_seen)
 
-    def _restore(self, snapshot: tuple) -> None:
+    def _restore(self, snapshot: ForestSnapshot) -> None:
         state, shingle, inputs_seen, points_seen = snapshot
         self._state = state
         self._shingle = shingle
         self._inputs_seen = inputs_seen
         self._points_seen = points_seen
 
-    def tree_sizes(self) -> np.ndarray:
+    def tree_sizes(self) -> Int32Array:
         """Number of sampled points (with multiplicity) held by each tree."""
         return self._state.trees[:, 3].copy()
 
     # ------------------------------------------------------------------------ helpers
-    def _check_rows(self, X, single: bool) -> np.ndarray:
+    def _check_rows(self, X: npt.ArrayLike, single: bool) -> Float64Array:
         if single and self.dimensions == 1 and isinstance(X, (float, np.floating)) and \
-                abs(X) <= _MAX_ABS_VALUE:
+                abs(X) <= _MAX_ABS_VALUE:  # type: ignore[operator]  # mypy infers abs() as object
             return np.array([[X]], dtype=np.float64)
         try:
             raw = np.asarray(X)
@@ -352,13 +364,13 @@ class RandomCutForest:
                 f"number within ±{_MAX_ABS_VALUE:g}; use impute() to fill missing values")
         return arr
 
-    def _peek_point(self, row: np.ndarray) -> np.ndarray | None:
+    def _peek_point(self, row: Float64Array) -> Float64Array | None:
         """The shingled point that learning ``row`` would produce, or None if incomplete."""
         if self._inputs_seen + 1 < self.shingle_size:
             return None
         return np.concatenate([self._shingle[1:].reshape(-1), row])
 
-    def _stream(self, rows: np.ndarray, want_scores: bool) -> np.ndarray:
+    def _stream(self, rows: Float64Array, want_scores: bool) -> Float64Array:
         s = self.shingle_size
         n = rows.shape[0]
         scores = np.zeros(n)
@@ -381,7 +393,7 @@ class RandomCutForest:
         self._inputs_seen += n
         return scores
 
-    def _step(self, row: np.ndarray, want_score: bool, learn: bool) -> float:
+    def _step(self, row: Float64Array, want_score: bool, learn: bool) -> float:
         """Score and/or learn one input through the per-record kernel."""
         complete = self._inputs_seen + 1 >= self.shingle_size
         score = _kernels.step_one(self._shingle, row, self._point, want_score and complete,
@@ -392,7 +404,7 @@ class RandomCutForest:
             self._points_seen += complete
         return score
 
-    def _run(self, points: np.ndarray, want_scores: bool, want_update: bool) -> np.ndarray:
+    def _run(self, points: Float64Array, want_scores: bool, want_update: bool) -> Float64Array:
         args = self._kernel_args
         n = len(points)
         out = np.zeros(n)
@@ -420,7 +432,8 @@ class RandomCutForest:
         self._point = np.zeros(self.dimensions * self.shingle_size)
         self._path = np.zeros(self.sample_size + 1, dtype=np.int32)
 
-    def _impute_per_tree(self, x, max_leaves: int):
+    def _impute_per_tree(self, x: npt.ArrayLike, max_leaves: int
+                         ) -> tuple[Float64Array, BoolArray, int]:
         _check_int("max_leaves", max_leaves, 1, 1_000_000)
         arr = np.asarray(x, dtype=np.float64).reshape(-1)
         width = arr.shape[0]
@@ -446,7 +459,7 @@ class RandomCutForest:
         return per_tree, missing, width
 
 
-def _check_int(name: str, value, low: int, high: int) -> int:
+def _check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
     if not low <= int(value) <= high:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -16,11 +20,11 @@ class Attribution:
     all dimensions and both directions they give the scalar score.
     """
 
-    high: np.ndarray
-    low: np.ndarray
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
 
     @property
-    def total(self) -> np.ndarray:
+    def total(self) -> npt.NDArray[np.float64]:
         """Per-dimension contribution, ``high + low``."""
         return self.high + self.low
 
@@ -29,7 +33,7 @@ class Attribution:
         """The scalar anomaly score these contributions add up to."""
         return float(self.high.sum() + self.low.sum())
 
-    def direction(self) -> np.ndarray:
+    def direction(self) -> npt.NDArray[np.str_]:
         """Per dimension ``"HIGH"`` or ``"LOW"``, whichever contributes more."""
         return np.where(self.high >= self.low, "HIGH", "LOW")
 
@@ -38,7 +42,7 @@ class Attribution:
 class Neighbour:
     """A sampled point near a query, with its distance and how many trees found it."""
 
-    point: np.ndarray
+    point: npt.NDArray[np.float64]
     distance: float
     votes: int
 
@@ -47,6 +51,6 @@ class Neighbour:
 class Forecast:
     """Forecast of the next ``horizon`` inputs: point values and a [lower, upper] range."""
 
-    values: np.ndarray  # (horizon, dimensions)
-    lower: np.ndarray
-    upper: np.ndarray
+    values: npt.NDArray[np.float64]  # (horizon, dimensions)
+    lower: npt.NDArray[np.float64]
+    upper: npt.NDArray[np.float64]
