@@ -54,3 +54,12 @@ def test_bad_parameters_raise_clear_errors():
         RandomCutForestEstimator(contamination=0.9).fit(X)
     with pytest.raises(ValueError, match="num_trees"):
         RandomCutForestEstimator(num_trees=0).fit(X)
+
+
+def test_a_random_state_object_seeds_the_forest_reproducibly():
+    """scikit-learn's random_state may be a RandomState: fit must draw its seed from it
+    (it raised TypeError before), and the same state gives the same forest."""
+    X = np.random.default_rng(0).normal(size=(200, 2))
+    first = RandomCutForestEstimator(num_trees=10, random_state=np.random.RandomState(3))
+    second = RandomCutForestEstimator(num_trees=10, random_state=np.random.RandomState(3))
+    assert np.array_equal(first.fit(X).score_samples(X), second.fit(X).score_samples(X))

@@ -91,13 +91,10 @@ class RandomCutForestEstimator(OutlierMixin, BaseEstimator):  # type: ignore[mis
         seed = self.random_state
         if seed is None or isinstance(seed, (int, np.integer)):
             rng = np.random.default_rng(seed)
-        else:  # a RandomState or Generator, as scikit-learn allows
-            # FIXME: mypy is right here: RandomState(a RandomState) raises TypeError, so a
-            # RandomState random_state fails (seed.randint(...) was meant). Kept as is for
-            # now: the fix changes behaviour and belongs in a change of its own.
-            rng = np.random.default_rng(
-                np.random.RandomState(seed).randint(2**31)  # type: ignore[arg-type]  # FIXME
-                if isinstance(seed, np.random.RandomState) else seed)
+        elif isinstance(seed, np.random.RandomState):  # as scikit-learn allows: draw a seed
+            rng = np.random.default_rng(seed.randint(2**31))
+        else:  # a Generator
+            rng = np.random.default_rng(seed)
         sample = min(int(self.num_samples_per_tree), len(X))
         self.forest_ = RandomCutForest(
             dimensions=X.shape[1], num_trees=int(self.num_trees), sample_size=max(sample, 2),
