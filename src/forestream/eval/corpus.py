@@ -54,8 +54,10 @@ class NabFile:
                 f"{self.name}: timestamps {self.timestamps.shape} and values "
                 f"{self.values.shape} must be 1-d arrays of the same length"
             )
+        # numpy's stubs have no datetime64(<datetime64>, unit) overload; numpy accepts it.
         self.windows = [
-            (np.datetime64(start, "ns"), np.datetime64(end, "ns")) for start, end in self.windows
+            (np.datetime64(start, "ns"), np.datetime64(end, "ns"))  # type: ignore[call-overload]
+            for start, end in self.windows
         ]
 
     @property
@@ -203,7 +205,7 @@ def _parse_windows(
 ) -> list[tuple[np.datetime64, np.datetime64]]:
     if not isinstance(raw, list):
         raise ValueError(f"{labels_path}: windows for {name} must be a list, got {raw!r}")
-    windows = []
+    windows: list[tuple[np.datetime64, np.datetime64]] = []
     for pair in raw:
         if not (isinstance(pair, list | tuple) and len(pair) == 2):
             raise ValueError(f"{labels_path}: window {pair!r} for {name} is not [start, end]")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.progress import (
@@ -28,6 +29,9 @@ from rich.progress import (
 from rich.text import Text
 
 from .corpus import NabFile, parse_floats, parse_timestamps, read_csv_columns
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 __all__ = ["read_results", "results_path", "run_detector", "write_results"]
 
@@ -185,7 +189,7 @@ def _check_detector_name(name: str) -> None:
 def _format_timestamps(timestamps: np.ndarray) -> list[str]:
     ns = timestamps.astype("datetime64[ns]")
     ticks = ns.astype(np.int64)
-    unit = "ns"
+    unit: Literal["ns", "us", "s"] = "ns"
     if np.all(ticks % 1000 == 0):
         unit = "s" if np.all(ticks % 1_000_000_000 == 0) else "us"
     text = np.datetime_as_string(ns, unit=unit)

@@ -4,11 +4,15 @@ resource as rows of a ``(resources, T)`` matrix, and row statistics on such matr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 
 from ._stats import nan_quantiles, nanmax_from
 from .types import STEP_SECONDS, UtilizationHistory
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 
 class _Window:
@@ -32,6 +36,11 @@ class _Window:
                 int(seg[0]) - start) // STEP_SECONDS == T - n
             cols = None if regular else ((seg - start) // STEP_SECONDS).astype(np.int64)
             self.places.append((first, cols, n))
+
+    @overload
+    def matrix(self, names: Iterable[str], optional: Literal[False] = ...) -> np.ndarray: ...
+    @overload
+    def matrix(self, names: Iterable[str], optional: bool) -> np.ndarray | None: ...
 
     def matrix(self, names: Iterable[str], optional: bool = False) -> np.ndarray | None:
         """Rows of the first of ``names`` each history has (all-NaN rows if none); with

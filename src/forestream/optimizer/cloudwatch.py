@@ -28,6 +28,7 @@ divided by the sample period to get per-second rates.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -39,10 +40,13 @@ from .timeseries import (
     parse_timestamps,
 )
 
+if TYPE_CHECKING:
+    from typing import TypeGuard
+
 Series = tuple[str, str, np.ndarray, np.ndarray, bool]
 
 
-def is_cloudwatch_output(data: object) -> bool:
+def is_cloudwatch_output(data: object) -> TypeGuard[dict]:
     """True for get-metric-data or get-metric-statistics output."""
     return isinstance(data, dict) and ("MetricDataResults" in data or "Datapoints" in data)
 
@@ -87,11 +91,11 @@ def cloudwatch_series(data: dict, file: str, default_id: str) -> Iterator[Series
 def _resource_and_metric(label: str, query_id: str, default_id: str,
                          where: str) -> tuple[str, tuple[str, bool]]:
     parts = label.split()
-    if len(parts) == 2 and canonical_metric(parts[1]):
-        return parts[0], canonical_metric(parts[1])
+    if len(parts) == 2 and (known := canonical_metric(parts[1])):
+        return parts[0], known
     for candidate in (label, query_id):
-        if candidate and canonical_metric(candidate):
-            return default_id, canonical_metric(candidate)
+        if candidate and (known := canonical_metric(candidate)):
+            return default_id, known
     found = metric_from_filename(label) or metric_from_filename(query_id)
     if found:
         return default_id, found

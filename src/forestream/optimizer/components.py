@@ -103,8 +103,8 @@ class ComponentCollector:
         if credentials is None:
             from forestream.config import client_credentials
 
-            found = client_credentials()
-            credentials = found if found[0] else None
+            key, secret = client_credentials()  # both set, or both None
+            credentials = (key, secret) if key and secret else None
         self.credentials = credentials
         if region is None:
             from forestream.config import client_region
@@ -148,7 +148,7 @@ class ComponentCollector:
             rows[rid] = row
             self._rows[rid].append(row)
         if self.directory is not None:
-            self._write(rows)
+            self._write(self.directory, rows)
         return rows
 
     def histories(self, bucket_seconds: int = 300) -> list[UtilizationHistory]:
@@ -311,10 +311,10 @@ class ComponentCollector:
                                  f"{self.endpoint_url}: {getattr(error, 'reason', error)}"
                                  ) from None
 
-    def _write(self, rows: dict[str, dict[str, float]]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _write(self, directory: Path, rows: dict[str, dict[str, float]]) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
         for rid, row in rows.items():
-            path = self.directory / (re.sub(r"[^A-Za-z0-9._-]", "_", rid) + ".csv")
+            path = directory / (re.sub(r"[^A-Za-z0-9._-]", "_", rid) + ".csv")
             names = COLUMNS_BY_KIND[self.resources[rid].kind]
             new = not path.exists() or path.stat().st_size == 0
             with path.open("a", newline="") as out:
@@ -326,7 +326,7 @@ class ComponentCollector:
                                                for n in names)])
         described = [{"resource_id": rid, "kind": r.kind, "current": r.current, "tags": r.tags}
                      for rid, r in sorted(self.resources.items()) if rid in self._rows]
-        index = self.directory / "resources.json"
+        index = directory / "resources.json"
         temporary = index.with_suffix(".tmp")
         temporary.write_text(json.dumps(described, indent=1, sort_keys=True) + "\n")
         temporary.replace(index)

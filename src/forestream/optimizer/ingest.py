@@ -365,12 +365,13 @@ def _from_table(table: Mapping[str, list | np.ndarray], path: Path, default_id: 
         cloudwatch_total = found[0] in _PERIOD_TOTAL_CANONICAL
         mapping[value_columns[0]] = (found[0], found[1] or (metric is None and cloudwatch_total))
     else:
-        unknown = [c for c in value_columns if canonical_metric(c) is None]
+        known = {c: canonical_metric(c) for c in value_columns}
+        unknown = [c for c, m in known.items() if m is None]
         if unknown:
             raise MetricInputError(f"{path.name}: unknown columns {unknown}; accepted: "
                                    f"{list(TIMESTAMP_COLUMNS)}, 'resource_id', "
                                    f"{', '.join(accepted_metric_names())} (or pass rename=)")
-        mapping = {c: canonical_metric(c) for c in value_columns}
+        mapping = {c: m for c, m in known.items() if m is not None}
     seconds = parse_timestamps(table[time_column], where=path.name)
     owners = (np.asarray([str(v).strip() for v in table["resource_id"]], dtype=object)
               if "resource_id" in table else None)

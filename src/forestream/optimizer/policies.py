@@ -363,6 +363,7 @@ def _vpa_kernel(values, weights, first, ratio, num_buckets, percentile):
 # ------------------------------------------------------------------------- helpers
 def _quantile(x: np.ndarray | None, q: float, R: int | None = None) -> np.ndarray:
     if x is None:
+        assert R is not None, "R (the row count) is needed when x is None"
         return np.full(R, np.nan)
     return nan_quantiles_masked(np.ascontiguousarray(x, dtype=np.float64),
                                 np.zeros(x.shape[0], dtype=np.int64), np.array([q]))[:, 0]
@@ -370,6 +371,7 @@ def _quantile(x: np.ndarray | None, q: float, R: int | None = None) -> np.ndarra
 
 def _nanmax(x: np.ndarray | None, R: int | None = None) -> np.ndarray:
     if x is None:
+        assert R is not None, "R (the row count) is needed when x is None"
         return np.full(R, np.nan)
     return nanmax_from(x, np.zeros(x.shape[0], dtype=np.int64))
 
@@ -389,7 +391,7 @@ def _share_saturated(x, start: np.ndarray, R: int) -> np.ndarray:
     return pinned_share(np.ascontiguousarray(x), SATURATED_PCT, 100.5, start)
 
 
-def _daily_peak_cv(x: np.ndarray, start: np.ndarray, per_hour: int) -> np.ndarray:
+def _daily_peak_cv(x: np.ndarray | None, start: np.ndarray, per_hour: int) -> np.ndarray:
     """std / mean of the daily maxima of each row (from ``start``), 0 if unmeasured."""
     if x is None:
         return np.zeros(len(start))

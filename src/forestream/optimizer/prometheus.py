@@ -121,8 +121,8 @@ def read_prometheus(url: str, *, start: float | str | None = None,
         raise MetricInputError(f"preset must be one of {sorted(PRESETS)}, got {preset!r}")
     preset_queries, preset_labels, preset_kind = PRESETS[preset]
     chosen = {**preset_queries, **(queries or {})}
-    bad = [name for name in chosen if canonical_metric(name) is None
-           or canonical_metric(name)[0] != name]
+    bad = [name for name in chosen
+           if (known := canonical_metric(name)) is None or known[0] != name]
     if bad:
         raise MetricInputError(f"query names {bad} are not metric names; accepted: "
                                f"{', '.join(METRICS)} (and their _max variants)")

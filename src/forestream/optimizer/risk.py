@@ -34,7 +34,12 @@ array([0, 3, 4])
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 RISK_LABELS = ("VeryLow", "Low", "Medium", "High")
 MIGRATION_EFFORTS = ("VeryLow", "Low", "Medium", "High")
@@ -42,7 +47,7 @@ RISK_THRESHOLDS = (0.60, 0.75, 0.85, 0.95)
 VOLATILE_CLASSES = ("bursty", "trending")
 
 
-def performance_risk(utilization: np.ndarray, *, volatile: np.ndarray | bool = False
+def performance_risk(utilization: ArrayLike, *, volatile: np.ndarray | bool = False
                      ) -> np.ndarray:
     """Scores 0-4 from projected utilization fractions (NaN counts as 0)."""
     u = np.nan_to_num(np.asarray(utilization, dtype=np.float64), nan=0.0)

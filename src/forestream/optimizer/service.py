@@ -169,9 +169,10 @@ class OptimizerService:
                      reverse=True) if self.analyses_dir.is_dir() else []
         if next_token:
             ids = [i for i in ids if i < next_token]
-        page = [self._summary(i) for i in ids[:limit]]
-        page = [p for p in page if p is not None]
-        return {"analyses": page, "next_token": page[-1]["id"] if len(ids) > limit else None}
+        summaries = [self._summary(i) for i in ids[:limit]]
+        page = [p for p in summaries if p is not None]
+        # the last id looked at, even if it was deleted meanwhile (the page may be empty)
+        return {"analyses": page, "next_token": ids[limit - 1] if len(ids) > limit else None}
 
     def get_analysis(self, analysis_id: str, *, include_series: bool = False) -> dict:
         """The stored analysis; ``series`` (chart data) only when asked for."""

@@ -166,6 +166,7 @@ def _size_counts(kind, batch, grid, view, prefs, errors):
     """Streams (shards), applications (parallelism), endpoints (workers)."""
     key = {"stream": "shards", "application": "parallelism", "endpoint": "workers"}[kind]
     cap = np.array([_current_number(h, key) for h in batch])
+    unit_price: float | None
     if kind == "stream":
         units = np.fmax(np.fmax(
             grid.matrix(("bytes_in_max", "bytes_in")) / SHARD_IN_BYTES,
@@ -209,14 +210,18 @@ def _size_counts(kind, batch, grid, view, prefs, errors):
             return u, int(performance_risk(u["sizing"] / 100, volatile=volatile))
 
         now_price = None if per_unit is None else cap[r] * per_unit * HOURS_PER_MONTH
-        options = []
+        options: list[Option] = []
         for n in sorted({int(count[r]), int(count[r]) + 1})[: prefs.max_options]:
             u, risk = entry(n)
-            price = None if per_unit is None else n * per_unit * HOURS_PER_MONTH
-            saving = None if price is None else now_price - price
+            price: float | None = None
+            saving: float | None = None
+            saving_pct: float | None = None
+            if per_unit is not None and now_price is not None:
+                price = n * per_unit * HOURS_PER_MONTH
+                saving = now_price - price
+                saving_pct = 100 * saving / now_price
             options.append(Option(len(options) + 1, f"{n} {key}", {key: n}, price, saving,
-                                  None if saving is None else 100 * saving / now_price, risk,
-                                  _finite(u), "VeryLow"))
+                                  saving_pct, risk, _finite(u), "VeryLow"))
         u_now, risk_now = entry(cap[r])
         current = Current(f"{int(cap[r])} {key}", dict(h.resource.current), now_price,
                           _finite(u_now), risk_now, str(risk_label(np.array([risk_now]))[0]))
@@ -258,7 +263,7 @@ def _size_volumes(kind, batch, grid, view, prefs, errors):
             choices.append(("gp3", io, tp))
         io = float(max(100, math.ceil(need_iops[r] / 100) * 100))
         choices.append(("io2", min(io, 256000.0), min(4000.0, max(io * 0.256, need_tp[r]))))
-        options = []
+        options: list[Option] = []
         for vtype, io, tp in sorted(choices, key=lambda c: _volume_price(c[0], size, c[1],
                                                                           c[2])):
             price = _volume_price(vtype, size, io, tp)
@@ -362,7 +367,7 @@ def _size_functions(kind, batch, grid, view, prefs, errors):
                 picked.append(float(sizes[j]))
             if len(picked) == prefs.max_options:
                 break
-        options = []
+        options: list[Option] = []
         for m in picked:
             price = float(cost(m))
             u = {"memory_max": 100 * peak_mb / m,

@@ -167,10 +167,10 @@ def resolve_model(model_dir: Path, framework: str | None = None) -> ModelSpec:
     if not matching:
         if framework is not None and "model_fn" in handler_functions(model_dir):
             return ModelSpec(framework, model_dir, "model_fn")
-        found = ", ".join(sorted(p.name for p in model_dir.iterdir())) if model_dir.is_dir() \
-            else model_dir.name
+        present = ", ".join(sorted(p.name for p in model_dir.iterdir())) \
+            if model_dir.is_dir() else model_dir.name
         wanted = f"no {framework} model file" if framework else "no model file"
-        raise InvalidInput(f"{wanted} found in the artifact (files: {found or 'none'}); "
+        raise InvalidInput(f"{wanted} found in the artifact (files: {present or 'none'}); "
                            f"{KNOWN_FILES}")
     spec = _pick_one(matching)
     refuse_empty(spec.path)

@@ -63,7 +63,11 @@ def mlflow_signature(model_dir: Path) -> dict | None:
 
 def mlflow_spec(model_dir: Path) -> ModelSpec:
     """Map an MLflow flavor to the loader of the same framework here."""
-    flavors = read_mlmodel(model_dir)["flavors"]
+    document = read_mlmodel(model_dir)
+    if document is None:
+        raise InvalidInput("the model directory has no MLmodel file, so it is not an MLflow "
+                           "model")
+    flavors = document["flavors"]
 
     def file(key: str, flavor: dict) -> Path:
         relative = flavor.get(key)

@@ -91,15 +91,16 @@ class VariantPool:
             raise ModelInvocationError(f"variant {self.variant!r} has no running worker")
         worker = await self._idle.get()
         self._in_flight += 1
+        crashed = False
         try:
             return await worker.invoke(body, content_type, accept, custom_attributes)
         except WorkerCrashed:
             self._replace(worker)
-            worker = None
+            crashed = True
             raise
         finally:
             self._in_flight -= 1
-            if worker is not None:
+            if not crashed:
                 if worker in self._workers:
                     self._idle.put_nowait(worker)
                 else:  # removed by a resize while it was busy
@@ -206,10 +207,11 @@ class EndpointMetrics:
         """Variant → ``invocations``, ``errors``, ``latency_sum`` and per-bucket
         ``buckets`` counts (bounds: ``LATENCY_BUCKETS``) for one endpoint."""
         with self._lock:
-            out = {variant: {"invocations": count, "errors": 0,
-                             "latency_sum": self.latency_sum.get((ep, variant), 0.0),
-                             "buckets": list(self.latency_buckets.get((ep, variant), []))}
-                   for (ep, variant), count in self.invocations.items() if ep == endpoint}
+            out: dict[str, dict] = {
+                variant: {"invocations": count, "errors": 0,
+                          "latency_sum": self.latency_sum.get((ep, variant), 0.0),
+                          "buckets": list(self.latency_buckets.get((ep, variant), []))}
+                for (ep, variant), count in self.invocations.items() if ep == endpoint}
             for (ep, variant, _code), count in self.errors.items():
                 if ep == endpoint and variant in out:
                     out[variant]["errors"] += count

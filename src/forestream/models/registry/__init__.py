@@ -193,7 +193,9 @@ class ModelRegistry(_VersionLifecycle):
             reason, replacement = importer.failure_of(err)
             self._fail_import(doc, reason)
             raised = replacement or err
-            raised.version = doc["version"]
+            # Whatever is raised carries the number: ImportFailed, ImportRefused and an
+            # interruption (KeyboardInterrupt, ...) alike; BaseException declares no .version.
+            setattr(raised, "version", doc["version"])  # noqa: B010
             if replacement is None:
                 raise
             raise replacement from err

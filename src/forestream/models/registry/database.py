@@ -25,8 +25,12 @@ import sqlite3
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidInput
+
+if TYPE_CHECKING:
+    from typing import Literal
 
 MAX_PAGE = 1000
 
@@ -122,7 +126,8 @@ class RegistryDatabase:
                       limit: int, next_token: str | None) -> tuple[list[dict], str | None]:
         """Up to ``limit`` version dicts matching every filter given (the caller validated
         them), ordered by (group, version) after ``next_token``'s, and the next token."""
-        where, args = ["1 = 1"], []
+        where = ["1 = 1"]
+        args: list[object] = []
         if group is not None:
             where.append("v.group_name = ?")
             args.append(group)
@@ -130,10 +135,10 @@ class RegistryDatabase:
             if value is not None:
                 where.append(f"v.{name} = ?")
                 args.append(value)
-        for value, op in ((created_after_us, ">"), (created_before_us, "<")):
-            if value is not None:
+        for micros, op in ((created_after_us, ">"), (created_before_us, "<")):
+            if micros is not None:
                 where.append(f"v.created_us {op} ?")
-                args.append(value)
+                args.append(micros)
         for key, value in metadata.items():
             where.append("EXISTS (SELECT 1 FROM version_properties p WHERE p.group_name = "
                          "v.group_name AND p.version = v.version AND p.key = ? AND "
@@ -218,7 +223,7 @@ class Transaction:
         self.db._depth += 1
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         try:
             self.db._depth -= 1
             if self.db._depth == 0:
@@ -277,14 +282,15 @@ def to_micros(name: str, value) -> int:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(round(value * 1_000_000))
     elif isinstance(value, str):
+        parsed: datetime | None
         try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            moment = None
-        if moment is None:
+            parsed = None
+        if parsed is None:
             raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
                                "(2024-05-01T12:00:00Z), epoch seconds or a datetime")
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        moment = parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
     else:
         raise InvalidInput(f"{name} {value!r} is invalid; accepted: an ISO 8601 time "
                            "(2024-05-01T12:00:00Z), epoch seconds or a datetime")

@@ -12,6 +12,7 @@ the request pipe.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -40,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--response-fd", required=True, type=int)
     parser.add_argument("--trusted", action="store_true")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    with contextlib.suppress(AttributeError, ValueError):
-        sys.stdout.reconfigure(line_buffering=True)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # not when stdout was replaced or closed
+        with contextlib.suppress(ValueError):
+            sys.stdout.reconfigure(line_buffering=True)
     channel = _Channel(args.request_fd, args.response_fd)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
 

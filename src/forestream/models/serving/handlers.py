@@ -170,6 +170,7 @@ class InferenceHandler:
         media = codecs.input_media_type(content_type)
         out_media = codecs.negotiate_accept(accept)
         predictor = self.predictor
+        assert predictor is not None  # load() refuses a default path without a predictor
         inputs = predictor.prepare(codecs.decode(body, media))
         prediction = predictor.predict(inputs, requested_method(custom_attributes))
         return (codecs.encode(predictor.document(prediction, out_media), out_media), out_media,
@@ -198,6 +199,7 @@ class InferenceHandler:
         if "predict_fn" in fns:
             prediction = _call(fns["predict_fn"], takes["predict_fn"], ctx, data, self.model)
         else:
+            assert predictor is not None  # load() refuses a default predict without one
             prediction = predictor.predict(predictor.prepare(data),
                                            requested_method(custom_attributes))
         if "output_fn" in fns:
@@ -222,8 +224,10 @@ class InferenceHandler:
             media = codecs.input_media_type(content_type)
             out_media = codecs.negotiate_accept(accept)
             data = codecs.decode(body, media)
-            prediction = self.predictor.predict(self.predictor.prepare(data), "predict")
-            out = codecs.encode(self.predictor.document(prediction, out_media), out_media)
+            predictor = self.predictor
+            assert predictor is not None  # load() refuses a default path without a predictor
+            prediction = predictor.predict(predictor.prepare(data), "predict")
+            out = codecs.encode(predictor.document(prediction, out_media), out_media)
             return out, out_media, {"inputs": [_describe_value("input", data)],
                                     "outputs": [_describe_value("prediction", prediction)]}
         out, out_type, _ = self.invoke(body, content_type, accept, None)
@@ -324,6 +328,8 @@ def _import_inference_code(model_dir: Path) -> dict:
     if code_dir not in sys.path:
         sys.path.insert(0, code_dir)  # so inference.py can import its sibling modules
     module_spec = importlib.util.spec_from_file_location("inference", path)
+    if module_spec is None or module_spec.loader is None:  # not for a .py file, in practice
+        raise ModelLoadError(f"{INFERENCE_CODE.as_posix()} cannot be imported")
     module = importlib.util.module_from_spec(module_spec)
     sys.modules["inference"] = module
     try:

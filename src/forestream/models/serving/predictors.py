@@ -30,6 +30,10 @@ class Predictor:
     method a request names; ``document`` shapes a prediction for a response type.
     """
 
+    # Set by the predictors whose models take feature rows (read by ``_booster_input``).
+    n_features: int | None
+    feature_names: list[str] | None
+
     def __init__(self, model, calls: dict) -> None:
         self.model = model
         self._calls = calls
@@ -132,9 +136,10 @@ class SklearnPredictor(Predictor):
     def prepare(self, data):
         if isinstance(data, np.ndarray):
             rows = as_rows(data, self.n_features)
-            if self._rows_as_frame and rows.ndim == 2 and rows.shape[1] == self.n_features:
-                return self._frame(dict(zip(self.feature_names, rows.T, strict=True)),
-                                   self.feature_names)
+            names = self.feature_names  # never None when _rows_as_frame is set
+            if (self._rows_as_frame and names is not None and rows.ndim == 2
+                    and rows.shape[1] == self.n_features):
+                return self._frame(dict(zip(names, rows.T, strict=True)), names)
             return rows
         if isinstance(data, (list, dict)):
             frame = self._frame(data, self.feature_names)

@@ -8,11 +8,17 @@ import their framework only when a model of it is served.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..errors import ModelInvocationError, ModelLoadError
 from . import codecs
 from .predictors import Predictor, as_rows, worker_threads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                "tensor(float16)": np.float16, "tensor(int64)": np.int64,
@@ -139,6 +145,7 @@ class TensorFlowPredictor(Predictor):
 
         self._tf = tensorflow
         signatures = getattr(model, "signatures", None)
+        self._serving: Callable[..., Any] | None
         if hasattr(model, "layers") and callable(model):
             self._serving = None
             inputs = getattr(model, "inputs", None) or []
@@ -146,12 +153,13 @@ class TensorFlowPredictor(Predictor):
                                  for i in inputs}
             super().__init__(model, {"predict": self._call_keras})
         elif signatures is not None and "serving_default" in signatures:
-            self._serving = signatures["serving_default"]
+            serving = self._serving = signatures["serving_default"]
             self._input_specs = {name: (spec.dtype.name, tuple(spec.shape))
-                                 for name, spec in self._serving.structured_input_signature[1]
+                                 for name, spec in serving.structured_input_signature[1]
                                  .items()}
-            outputs = sorted(self._serving.structured_outputs)
-            calls = {"predict": lambda feed: self._call_serving(feed, None)}
+            outputs = sorted(serving.structured_outputs)
+            calls: dict[str, Callable[..., Any]] = {
+                "predict": lambda feed: self._call_serving(feed, None)}
             for name in outputs:
                 calls[name] = lambda feed, name=name: self._call_serving(feed, name)
             super().__init__(model, calls)
@@ -184,7 +192,9 @@ class TensorFlowPredictor(Predictor):
         return _tensors_to_numpy_tf(result)
 
     def _call_serving(self, feed, output: str | None):
-        result = self._serving(**feed)
+        serving = self._serving
+        assert serving is not None  # a method only a SavedModel's signature registers
+        result = serving(**feed)
         if output is not None:
             return result[output].numpy()
         if len(result) == 1:

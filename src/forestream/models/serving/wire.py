@@ -103,12 +103,12 @@ class WorkerProcess:
 
     # ------------------------------------------------------------------- transport
     async def _request(self, header: dict, body: bytes, timeout: float) -> tuple[dict, bytes]:
-        if self._gone is not None or self._process is None:
+        loop = self._loop
+        if self._gone is not None or self._process is None or loop is None:
             raise WorkerCrashed(self._gone or "the worker has not been started")
         request_id = self._next_id
         self._next_id += 1
         header["id"] = request_id
-        loop = self._loop
         future = loop.create_future()
         self._pending[request_id] = future
         deadline = loop.time() + timeout
@@ -133,18 +133,22 @@ class WorkerProcess:
         expires what is late or sleeps again until the earliest pending deadline.
         """
         self._watchdog = None
-        now = self._loop.time()
+        loop = self._loop
+        assert loop is not None  # the watchdog is only armed by _request, on a live worker
+        now = loop.time()
         for request_id, (deadline, timeout) in list(self._deadlines.items()):
             if deadline <= now:
                 self._expire(request_id, None, timeout)
                 return
         if self._deadlines and self._gone is None:
             earliest = min(deadline for deadline, _ in self._deadlines.values())
-            self._watchdog = self._loop.call_at(earliest, self._check_deadlines)
+            self._watchdog = loop.call_at(earliest, self._check_deadlines)
 
     def _spawn(self, entry: str, arguments: list[str], env: dict) -> None:
         """Start ``python -c entry arguments... --request-fd R --response-fd W`` with
         ``env``, and watch its pipes (and pidfd) from the running event loop."""
+        loop = self._loop
+        assert loop is not None, "set _loop to the running event loop before _spawn"
         request_read, request_write = os.pipe()
         response_read, response_write = os.pipe()
         log = open(self.log_path, "ab") if self.log_path is not None else None  # noqa: SIM115
@@ -172,11 +176,11 @@ class WorkerProcess:
         self._request_fd, self._response_fd = request_write, response_read
         os.set_blocking(request_write, False)
         os.set_blocking(response_read, False)
-        self._loop.add_reader(response_read, self._on_readable)
+        loop.add_reader(response_read, self._on_readable)
         if hasattr(os, "pidfd_open"):
             try:
                 self._pidfd = os.pidfd_open(self.pid)
-                self._loop.add_reader(self._pidfd, self._on_exit)
+                loop.add_reader(self._pidfd, self._on_exit)
             except OSError:
                 self._pidfd = None
 
@@ -185,13 +189,15 @@ class WorkerProcess:
         if self._outgoing:
             self._outgoing += prefix + header + body
             return
+        fd = self._request_fd
+        assert fd is not None  # callers (_request) checked that the worker is not gone
         # One write() per frame: a pipe reader woken by the first piece of a writev()
         # would sleep again for the rest, doubling the context switches per request.
         frame = prefix + header + body if len(body) < _JOIN_LIMIT else None
         total = len(prefix) + len(header) + len(body)
         try:
-            written = os.write(self._request_fd, frame) if frame is not None else \
-                os.writev(self._request_fd, (prefix, header, body))
+            written = os.write(fd, frame) if frame is not None else \
+                os.writev(fd, (prefix, header, body))
         except BlockingIOError:
             written = 0
         except OSError as exc:  # EPIPE: the worker is gone
@@ -199,11 +205,15 @@ class WorkerProcess:
             return
         if written < total:
             self._outgoing += (prefix + header + body)[written:]
-            self._loop.add_writer(self._request_fd, self._on_writable)
+            loop = self._loop
+            assert loop is not None  # set before the pipes exist
+            loop.add_writer(fd, self._on_writable)
 
     def _on_writable(self) -> None:
+        fd, loop = self._request_fd, self._loop
+        assert fd is not None and loop is not None  # _mark_gone unregisters before closing
         try:
-            written = os.write(self._request_fd, self._outgoing)
+            written = os.write(fd, self._outgoing)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -211,11 +221,13 @@ class WorkerProcess:
             return
         del self._outgoing[:written]
         if not self._outgoing:
-            self._loop.remove_writer(self._request_fd)
+            loop.remove_writer(fd)
 
     def _on_readable(self) -> None:
+        fd = self._response_fd
+        assert fd is not None  # _mark_gone unregisters this reader before closing the fd
         try:
-            chunk = os.read(self._response_fd, _READ_SIZE)
+            chunk = os.read(fd, _READ_SIZE)
         except BlockingIOError:
             return
         except OSError:
@@ -271,6 +283,7 @@ class WorkerProcess:
             return
         self._drain()
         process = self._process
+        assert process is not None  # only the pipes and pidfd of a spawned worker call this
         code = process.poll()
         if code is None:
             # The pipe closed but the process has not exited yet (or a child holds the

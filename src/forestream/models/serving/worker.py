@@ -256,7 +256,7 @@ async def _validate(artifact_dir: Path, framework: str, trusted: bool, sample: b
 # --------------------------------------------------------------------------- helpers
 
 def _error_from(header: dict) -> ModelsError:
-    cls = _ERRORS.get(header.get("error"), ModelInvocationError)
+    cls = _ERRORS.get(header.get("error", ""), ModelInvocationError)
     return cls(header.get("message") or "the worker reported an error without a message")
 
 

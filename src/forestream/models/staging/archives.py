@@ -27,10 +27,13 @@ import shutil
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from ..errors import ImportFailed, ImportRefused
 from .limits import ImportLimits
+
+if TYPE_CHECKING:
+    from typing import IO, Literal
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 _CHUNK = 1024 * 1024
@@ -50,12 +53,13 @@ def extract_archive(archive: Path, dest: Path, limits: ImportLimits, display: st
                             f"{limits.max_total_bytes} bytes (max_total_bytes)")
     with open(archive, "rb") as f:
         magic = f.read(6)
-    compression = ("gz" if magic[:2] == b"\x1f\x8b" else "bz2" if magic[:3] == b"BZh"
-                   else "xz" if magic == b"\xfd7zXZ\x00" else "")
+    mode: Literal["r:gz", "r:bz2", "r:xz", "r:"] = (
+        "r:gz" if magic[:2] == b"\x1f\x8b" else "r:bz2" if magic[:3] == b"BZh"
+        else "r:xz" if magic == b"\xfd7zXZ\x00" else "r:")
     try:
-        with tarfile.open(archive, mode=f"r:{compression}") as tar:
+        with tarfile.open(archive, mode=mode) as tar:
             _extract_members(tar, dest, limits, display)
-            if not compression:
+            if mode == "r:":
                 _check_end_of_archive(tar, display)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         if isinstance(err, OSError) and err.errno is not None:
@@ -67,7 +71,7 @@ def extract_archive(archive: Path, dest: Path, limits: ImportLimits, display: st
     _unwrap_single_directory(dest)
 
 
-def copy_stream(src: BinaryIO, dest: Path, *, limit: int, what: str) -> int:
+def copy_stream(src: IO[bytes], dest: Path, *, limit: int, what: str) -> int:
     """Copy ``src`` to the new file ``dest`` (fsynced), refusing more than ``limit`` bytes.
 
     ``what`` names the file in the refusal message. Returns the number of bytes written.
@@ -141,6 +145,7 @@ def _extract_members(tar: tarfile.TarFile, dest: Path, limits: ImportLimits,
             total += member.size
             check_total(total, limits)
             source = tar.extractfile(member)
+            assert source is not None  # extractfile gives a file for every regular member
             try:
                 copy_stream(source, dest / name, limit=limits.max_file_bytes,
                             what=f"archive member {name!r}")

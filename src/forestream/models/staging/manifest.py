@@ -32,7 +32,7 @@ def build_manifest(root: Path) -> list[dict]:
     The staged tree holds only regular files and directories (staging guarantees it);
     anything else here is a bug upstream, so it raises rather than being skipped.
     """
-    files = []
+    files: list[dict] = []
     for path in sorted(root.rglob("*")):
         mode = path.lstat().st_mode
         if stat.S_ISDIR(mode):

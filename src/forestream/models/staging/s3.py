@@ -111,7 +111,7 @@ def _download_object(client, bucket: str, key: str, size: int, dest: Path,
 
 def _download_prefix(client, bucket: str, prefix: str, dest: Path, limits: ImportLimits,
                      uri: str) -> None:
-    objects = []
+    objects: list[tuple[str, str]] = []
     total = 0
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket,
                                                                   Prefix=prefix):

@@ -43,7 +43,7 @@ import gzip
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from forestream import errors
@@ -88,7 +88,8 @@ def load_catalog(region: str = DEFAULT_REGION, path: str | Path | None = None) -
     rows = _read_rows(source.resolve(), source.stat().st_mtime_ns if source.exists() else 0)
     regions = sorted({row["region"] for _, row in rows if row.get("region")})
     if regions:
-        selected = [(number, row) for number, row in rows if row.get("region") == region]
+        selected: Sequence[tuple[int, dict]] = [(number, row) for number, row in rows
+                                                if row.get("region") == region]
         if not selected:
             close = difflib.get_close_matches(region, regions, n=3, cutoff=0.5)
             hint = f"; did you mean {_quoted(close)}?" if close else ""

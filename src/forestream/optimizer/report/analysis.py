@@ -45,6 +45,7 @@ import math
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -52,6 +53,9 @@ from forestream import durable
 
 from ..findings import FINDINGS, INSUFFICIENT_DATA, UNSUPPORTED
 from ..types import UtilizationHistory
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 __all__ = ["ALL_FINDINGS", "build_analysis", "filter_recommendations", "money",
            "new_analysis_id", "recommendation_table", "sort_recommendations",
@@ -187,10 +191,11 @@ def recommendation_table(recommendations: Iterable[Mapping], *, title: str | Non
     from rich.table import Table
 
     table = Table(title=title, header_style="bold", pad_edge=False)
-    for name, justify in (("resource", "left"), ("kind", "left"), ("class", "left"),
-                          ("finding", "left"), ("reasons", "left"), ("current", "left"),
-                          ("recommended", "left"), ("risk", "left"),
-                          ("savings/month", "right")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("resource", "left"), ("kind", "left"), ("class", "left"), ("finding", "left"),
+        ("reasons", "left"), ("current", "left"), ("recommended", "left"), ("risk", "left"),
+        ("savings/month", "right"))
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
     styles = {"Overprovisioned": "yellow", "Underprovisioned": "red", "Idle": "magenta",
               "Optimized": "green"}
