@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import secrets
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 _CHUNK = 8192  # rows per kernel call: bounds the per-tree score buffer
 _PARALLEL_FROM = 32  # fewer rows run on the calling thread: starting threads costs more,
 # and on a busy machine waits for a free core (measured: 20k -> 2k points/s under load)
+_LOAD_CHECK_SECONDS = 1.0
 _MAX_ABS_VALUE = 1e300  # beyond this, sums of ranges could overflow float64
 _FORMAT_VERSION = 1
 
@@ -411,7 +414,7 @@ class RandomCutForest:
         for start in range(0, n, _CHUNK):
             chunk = points[start : start + _CHUNK]
             tree_scores = np.zeros((self.num_trees, len(chunk)))
-            kernel = _kernels.score_and_update if len(chunk) >= _PARALLEL_FROM else \
+            kernel = _kernels.score_and_update if _parallel_pays(len(chunk)) else \
                 _kernels.score_and_update_serial
             kernel(chunk, self._points_seen, self.time_decay, want_scores, want_update,
                    tree_scores, *args)
@@ -465,3 +468,25 @@ def _check_int(name: str, value: object, low: int, high: int) -> int:
     if not low <= int(value) <= high:
         raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
     return int(value)
+
+
+_free_cores = {"at": -1.0, "free": 0.0}
+
+
+def _parallel_pays(rows: int) -> bool:
+    """Whether the threaded kernel beats the serial one for ``rows`` points now: enough
+    rows to pay for starting threads, and a core free for the second thread — on a
+    machine another process keeps busy the threaded kernel waits for cores and runs ten
+    times slower (measured; benchmarks/RESULTS.md), so it falls back to one thread.
+    Free cores are the core count less the 1-minute load average (which counts this
+    process too), looked at once a second."""
+    if rows < _PARALLEL_FROM:
+        return False
+    now = time.monotonic()
+    if now - _free_cores["at"] >= _LOAD_CHECK_SECONDS:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # not on this platform: assume the cores are there
+            load = 0.0
+        _free_cores["at"], _free_cores["free"] = now, (os.cpu_count() or 1) - load
+    return _free_cores["free"] >= 1.0
