@@ -14,6 +14,7 @@ $(VENV)/bin/python:
 
 $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e '.[test,sklearn,plot]'
+	$(PY) -m forestream.rcf.warmup  # compile the RCF kernels into numba's cache, once
 	touch $(STAMP)
 
 # TensorFlow (~1.6 GB) only for the test suite, not the quickstart.
@@ -26,10 +27,14 @@ quickstart: $(STAMP)
 
 test: $(STAMP) $(TFSTAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -n 2 --dist loadfile src tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)  # every benchmark, peers side by side (several minutes; see benchmarks/RESULTS.md)
 	$(PIP) install --quiet -e '.[bench]'

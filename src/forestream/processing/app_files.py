@@ -11,6 +11,7 @@ from pathlib import Path
 
 from forestream.names import UnsafeName, child_path, shorten
 
+from .checkpoint_rounds import COMMITTED_FILE, committed_round
 from .errors import NotFoundError
 from .exchange import EXCHANGE_FILE
 from .runtime import checkpoint_files
@@ -34,15 +35,34 @@ class AppFiles:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
 
     def _latest_checkpoints(self, name: str) -> dict[str, Path]:
-        """The newest checkpoint of the job (``job``) or of each shard (parallel)."""
+        """The newest checkpoint of the job (``job``) or of each shard (parallel); where a
+        worker checkpoints in rounds, those of the last committed round."""
         root = self.root / name / "checkpoints"
+        committed = committed_round(root) if root.is_dir() else None
         found = {}
         for folder, part in [(root, JOB_PART)] + [(d, d.name) for d in sorted(root.glob("*"))
                                                   if d.is_dir()]:
             files = checkpoint_files(folder)
+            if committed is not None:
+                files = [f for f in files if f.name == f"checkpoint-{committed:08d}.pkl"]
             if files:
                 found[part] = files[-1]
         return found
+
+    def _settle_rounds(self, name: str) -> None:
+        """Before workers that checkpoint on their own (parallelism above 1): keep each
+        folder's checkpoints up to the last committed round (newer ones were never
+        committed), and forget the round."""
+        root = self.root / name / "checkpoints"
+        committed = committed_round(root) if root.is_dir() else None
+        if committed is None:
+            return
+        for folder in [d for d in root.glob("*") if d.is_dir()]:
+            for path in checkpoint_files(folder):
+                number = path.stem.rpartition("-")[2]
+                if number.isdigit() and int(number) > committed:
+                    path.unlink(missing_ok=True)
+        (root / COMMITTED_FILE).unlink(missing_ok=True)
 
     def _copy_snapshot(self, name: str, snapshot: str) -> None:
         target = self.root / name / "snapshots" / snapshot

@@ -9,9 +9,9 @@ and drives their lifecycle as Managed Service for Apache Flink does:
 READY → STARTING → RUNNING → STOPPING → READY, UPDATING while new code or configuration
 is rolled out (restarting from the latest checkpoint), AUTOSCALING while the workers are
 restarted with a new parallelism (see :mod:`forestream.processing.autoscaling`), DELETING.
-A worker that crashes is restarted from its latest checkpoint, at most ``max_restarts`` times within
-``restart_window`` seconds; then the application returns to READY with the failure
-recorded. Stopping takes a snapshot by default.
+A worker that crashes is restarted from its latest checkpoint, each worker at most
+``max_restarts`` times within ``restart_window`` seconds; then the application returns to
+READY with the failure recorded. Stopping takes a snapshot by default.
 
 Parallelism N: N worker processes share the shards of the job's Kinesis source through
 a lease table (see :mod:`forestream.processing.leases`). A keyed job's state is split
@@ -73,7 +73,9 @@ class ApplicationManager(AppFiles, Autoscaler):
                          "doc TEXT NOT NULL)")
         self._lock = threading.RLock()
         self._workers: dict[str, list[subprocess.Popen]] = {}
-        self._restarts: dict[str, list[float]] = {}
+        # (application, worker) -> when it was restarted: each worker has its own budget,
+        # so one crash of every worker at once (a killed host) is not N failures of one
+        self._restarts: dict[tuple[str, int], list[float]] = {}
         self._stopping: set[str] = set()
         self._supervisor_stop = threading.Event()
         self._closed = False
@@ -224,7 +226,8 @@ class ApplicationManager(AppFiles, Autoscaler):
             elif restore != "LATEST":
                 raise ApplicationError(f"restore must be LATEST, SKIP or SNAPSHOT, got "
                                        f"{restore!r}")
-            self._restarts[name] = []
+            for key in [k for k in self._restarts if k[0] == name]:
+                del self._restarts[key]
             doc["last_failure"] = None
             self._start(doc)
             return self.describe_application(name)
@@ -361,6 +364,8 @@ class ApplicationManager(AppFiles, Autoscaler):
                   "max_parallelism": doc.get("max_parallelism", DEFAULT_MAX_PARALLELISM)}
         (app_dir / "config.json").write_text(json.dumps(config))
         count = doc["parallelism"]
+        if only is None and count > 1:  # rounds are for one worker running every stage
+            self._settle_rounds(name)
         if only is None:  # workers beyond the count (before a rescale) report no more
             for path in app_dir.glob("status*.json"):
                 path.unlink(missing_ok=True)
@@ -431,10 +436,11 @@ class ApplicationManager(AppFiles, Autoscaler):
                 self._set_status(doc, "READY")
             return
         now = time.time()
-        recent = [t for t in self._restarts.get(name, []) if now - t < self.restart_window]
+        recent = [t for t in self._restarts.get((name, worker), [])
+                  if now - t < self.restart_window]
         if len(recent) < self.max_restarts:
             recent.append(now)
-            self._restarts[name] = recent
+            self._restarts[(name, worker)] = recent
             self._spawn(name, only=worker)  # from its latest checkpoint(s)
             return
         doc["last_failure"] = {"time": now, "exit_code": code,

@@ -21,6 +21,7 @@ before their final checkpoints.
 
 from __future__ import annotations
 
+import fcntl
 import math
 import os
 import time
@@ -59,6 +60,8 @@ class ParallelWorker:
         if exchange is not None and self.local is None:
             self.tables["keyed"] = (LeaseTable(app_dir / "leases-keygroups.db", owner),
                                     exchange.stream)
+        if self.local is not None:  # one worker in memory at a time (see _exclusive)
+            self._lock = _exclusive(app_dir / "checkpoints" / ".in-memory.lock")
         self.rounds = CheckpointRounds(
             app_dir / "checkpoints", float(config.get("checkpoint_interval", 10.0))) \
             if self.local is not None else None
@@ -306,6 +309,25 @@ class ParallelWorker:
                 return
             else:
                 time.sleep(0.01)
+
+
+def _exclusive(path: Path, seconds: float = 60.0):
+    """An exclusive lock on ``path``, held while the returned file stays open. A worker
+    in memory owns every key group without leases; a predecessor still finishing (an
+    orphan of a killed server taking its last round) must be done before it starts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("a+")
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise RuntimeError(f"another worker of this application still runs in "
+                                   f"memory ({path} is locked)") from None
+            time.sleep(0.1)
 
 
 class _Source:

@@ -7,12 +7,14 @@ operator's state, so they are checkpointed and restored with the job.
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 
 import numpy as np
 
 from forestream.rcf import RandomCutForest, ThresholdedDetector
+from forestream.rcf.warmup import warm_up
 
 from .keys import key_hash
 from .operators import Operator
@@ -30,8 +32,18 @@ def _seed(random_seed: int, key) -> int:
     return (random_seed * 1_000_003 + key_hash(key)) % 2**62
 
 
+_warm = threading.Event()
+
+
 class _PerKeyModelOperator(Operator):
     """Shared plumbing: numeric fields → points, records grouped by key (in order)."""
+
+    def open(self) -> None:
+        # the kernels compiled (or loaded from numba's cache) before the first record,
+        # not while the input piles up (once per process)
+        if not _warm.is_set():
+            warm_up()
+            _warm.set()
 
     def __init__(self, fields: list[str]) -> None:
         super().__init__()
