@@ -427,6 +427,8 @@ class KinesisSink:
         self.record_ids = record_ids
         self.max_attempts = max_attempts
         self.written = 0
+        # set by a driver that runs several runners in one process (see PutBatcher)
+        self.batcher: PutBatcher | None = None
 
     def open(self):
         pass
@@ -440,6 +442,9 @@ class KinesisSink:
             key = self.partition_key(r.value) if self.partition_key else \
                 (str(r.key) if r.key is not None else r.rid)
             entries.append({"Data": self.serializer(value), "PartitionKey": str(key)[:256]})
+        if self.batcher is not None:
+            self.batcher.add(self, entries)
+            return
         for start in range(0, len(entries), 500):
             self._put(entries[start : start + 500])
 
@@ -460,7 +465,8 @@ class KinesisSink:
                            f"after {self.max_attempts} attempts")
 
     def flush(self):
-        pass
+        if self.batcher is not None:
+            self.batcher.flush()
 
     def close(self):
         pass
@@ -470,3 +476,34 @@ class KinesisSink:
 
     def restore(self, state):
         self.written = state["written"]
+
+
+class PutBatcher:
+    """PutRecords shared by the Kinesis sinks of several runners in one process.
+
+    A worker that runs every key group of a job in memory has a sink per key group; each
+    would send its few records of a step in a call of its own. Sinks given a batcher
+    leave their entries here instead, and the worker flushes once per step (and before
+    every checkpoint, as a sink does): one call per stream and 500 records, in the order
+    the sinks wrote them."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[KinesisSink, list[dict[str, Any]]]] = []
+
+    def add(self, sink: KinesisSink, entries: list[dict[str, Any]]) -> None:
+        self._pending.append((sink, entries))
+
+    def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        by_stream: dict[tuple[int, str], list[tuple[KinesisSink, dict[str, Any]]]] = {}
+        for sink, entries in pending:
+            group = by_stream.setdefault((id(sink.api), sink.stream), [])
+            group.extend((sink, entry) for entry in entries)
+        for items in by_stream.values():
+            for start in range(0, len(items), 500):
+                chunk = items[start : start + 500]
+                first = chunk[0][0]
+                first._put([entry for _, entry in chunk])
+                first.written -= len(chunk)  # _put counted them all on the first sink
+                for sink, _ in chunk:
+                    sink.written += 1

@@ -32,6 +32,7 @@ from . import exchange as ex
 from .checkpoint_rounds import CheckpointRounds
 from .environment import StreamExecutionEnvironment
 from .exchange_plan import keyed_stage, read_stage
+from .kinesis_io import KinesisSink, PutBatcher
 from .leases import LeaseTable
 from .runtime import JobRunner
 
@@ -66,6 +67,7 @@ class ParallelWorker:
             app_dir / "checkpoints", float(config.get("checkpoint_interval", 10.0))) \
             if self.local is not None else None
         self._restore_latest = False  # in memory after the exchange stream: see enter_memory
+        self.puts = PutBatcher()  # in memory: the key groups' sinks write once per step
         self._round_at = time.monotonic()
         self._finishing: set[tuple[str, str]] = set()
         self.runners: dict[tuple[str, str], JobRunner] = {}
@@ -121,6 +123,11 @@ class ParallelWorker:
             read_stage(env.graph, self.plan, self.exchange, self.exchange_target, origin=shard)
         elif self.plan is not None:
             keyed_stage(env.graph, self.plan, self.exchange, self.exchange_target, shard)
+        if self.local is not None and kind == "keyed":
+            for node in env.graph.nodes:
+                sink = getattr(node.operator, "sink", None)
+                if isinstance(sink, KinesisSink):
+                    sink.batcher = self.puts
         runner = JobRunner(env.graph, f"{self.config['name']}/{folder}")
         if self.rounds is None:
             runner.open()
@@ -176,6 +183,7 @@ class ParallelWorker:
                 polled_any += polled
             if self.local.empty():
                 break
+        self.puts.flush()
         self.rounds.run_committed()
         if time.monotonic() - self._round_at >= self.rounds.interval:
             self.take_round()
