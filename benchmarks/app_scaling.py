@@ -51,10 +51,10 @@ def build(env, properties):
 '''
 
 
-def rest(url: str, method: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"{url}/api/v1/applications{path}", method=method,
-                                     data=json.dumps(body).encode() if body else None,
-                                     headers={"Content-Type": "application/json"})
+def rest(server, method: str, path: str, body: dict | None = None):
+    request = server.request(f"/api/v1/applications{path}", method=method,
+                             data=json.dumps(body).encode() if body else None,
+                             headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=120) as response:
         raw = response.read()
         return json.loads(raw) if raw else None
@@ -86,22 +86,24 @@ def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str
     kinesis.create_stream(StreamName=out, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
     name = f"bench-{tag}"
-    rest(server.url, "POST", "", {"name": name, "code": str(code), "parallelism": parallelism,
+    rest(server, "POST", "", {"name": name, "code": {"filename": code.name,
+                                                     "text": code.read_text()},
+                              "parallelism": parallelism,
                                   "max_parallelism": 4, "checkpoint_interval": 10.0,
                                   "properties": {"bench": {"input": "bench-in",
                                                            "output": out}}})
     started = time.perf_counter()
-    rest(server.url, "POST", f"/{name}/start")
+    rest(server, "POST", f"/{name}/start")
     while count(kinesis, out) < events:
         time.sleep(0.5)
-        app = rest(server.url, "GET", f"/{name}")
+        app = rest(server, "GET", f"/{name}")
         if app["status"] != "RUNNING" or time.perf_counter() - started > 900:
             raise RuntimeError(f"{name} is {app['status']} after "
                                f"{time.perf_counter() - started:.0f} s: "
                                f"{app.get('last_failure') or 'not done'}")
     seconds = time.perf_counter() - started
-    rest(server.url, "POST", f"/{name}/stop", {"snapshot": False})
-    rest(server.url, "DELETE", f"/{name}")
+    rest(server, "POST", f"/{name}/stop", {"snapshot": False})
+    rest(server, "DELETE", f"/{name}")
     kinesis.delete_stream(StreamName=out)
     return seconds
 

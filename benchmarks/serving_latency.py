@@ -39,6 +39,7 @@ import io
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -110,10 +111,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: forestream's access token: the benchmark starts its server with it (FORESTREAM_TOKEN)
+TOKEN = secrets.token_urlsafe(16)
+
+
 def http(method: str, url: str, body: bytes | None = None,
          content_type: str = "application/json", timeout: float = 30) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"Content-Type": content_type} if body else {})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if body:
+        headers["Content-Type"] = content_type
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -242,7 +249,8 @@ class ForestreamPeer:
         argv = [str(FORESTREAM), "server", "--host", HOST, "--port", str(self.port),
                 "--data-dir", str(data_dir)]
         self.command = f"forestream server --host {HOST} --port PORT --data-dir TMP"
-        self.server = Server("forestream", argv, tmp / "forestream.log", dict(os.environ))
+        self.server = Server("forestream", argv, tmp / "forestream.log",
+                             {**os.environ, "FORESTREAM_TOKEN": TOKEN})
         started = time.monotonic()
         self.server.wait_ready(f"{self.url}/health")
         api = f"{self.url}/api/v1"
