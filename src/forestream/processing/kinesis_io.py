@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from typing import Any
 
@@ -483,18 +484,50 @@ class PutBatcher:
 
     A worker that runs every key group of a job in memory has a sink per key group; each
     would send its few records of a step in a call of its own. Sinks given a batcher
-    leave their entries here instead, and the worker flushes once per step (and before
-    every checkpoint, as a sink does): one call per stream and 500 records, in the order
-    the sinks wrote them."""
+    leave their entries here instead, and the worker sends them once per step: one call
+    per stream and 500 records, in the order the sinks wrote them. ``flush(wait=False)``
+    sends on a thread of the batcher's own (one at a time, so order holds), while the
+    worker goes on with its next step; :meth:`wait` returns once everything handed over
+    is written — the worker waits before every checkpoint (what a checkpoint covers is
+    written before it completes, as a sink's own flush guarantees) and at the end."""
 
     def __init__(self) -> None:
         self._pending: list[tuple[KinesisSink, list[dict[str, Any]]]] = []
+        self._sending: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def add(self, sink: KinesisSink, entries: list[dict[str, Any]]) -> None:
         self._pending.append((sink, entries))
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
+        """Send what the sinks handed over (``wait``: and everything before it)."""
+        self.wait()
         pending, self._pending = self._pending, []
+        if pending:
+            if wait:
+                self._send(pending)
+            else:
+                self._sending = threading.Thread(target=self._send_in_background,
+                                                 args=(pending,), name="sink-puts",
+                                                 daemon=True)
+                self._sending.start()
+
+    def wait(self) -> None:
+        """Until the sends under way are done; raises what they raised."""
+        if self._sending is not None:
+            self._sending.join()
+            self._sending = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _send_in_background(self, pending: list) -> None:
+        try:
+            self._send(pending)
+        except BaseException as exc:  # raised on the worker's thread by wait()
+            self._error = exc
+
+    def _send(self, pending: list[tuple[KinesisSink, list[dict[str, Any]]]]) -> None:
         by_stream: dict[tuple[int, str], list[tuple[KinesisSink, dict[str, Any]]]] = {}
         for sink, entries in pending:
             group = by_stream.setdefault((id(sink.api), sink.stream), [])

@@ -183,7 +183,7 @@ class ParallelWorker:
                 polled_any += polled
             if self.local.empty():
                 break
-        self.puts.flush()
+        self.puts.flush(wait=False)  # written while the next step reads and processes
         self.rounds.run_committed()
         if time.monotonic() - self._round_at >= self.rounds.interval:
             self.take_round()
@@ -191,6 +191,7 @@ class ParallelWorker:
 
     def take_round(self, wait: bool = False) -> int:
         """Checkpoint every runner under one new round number, committed once written."""
+        self.puts.wait()  # what the round covers is written first
         round_id = self.rounds.next_round()
         writers = []
         for runner in self.runners.values():
