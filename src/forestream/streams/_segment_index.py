@@ -205,7 +205,7 @@ class Segment:
                 data = b""
             index = SparseIndex.parse(data, base=self.base, log_size=self.size, every=every)
             rewrite = index is None or not len(index) or index.offsets[-1] >= next_base
-            if rewrite:  # missing or damaged index: rebuild it from the whole segment
+            if index is None or rewrite:  # missing or damaged: rebuild it from the segment
                 self.index, expect, pos = SparseIndex(every), self.base, 0
             else:
                 self.index, expect, pos = index, index.offsets[-1], index.positions[-1]
@@ -258,6 +258,18 @@ class Segment:
         if pread(self.idx_fd, len(wanted) + 1, 0) != wanted:
             os.ftruncate(self.idx_fd, 0)
             os.pwrite(self.idx_fd, wanted, 0)
+
+    def open_fd(self) -> int:
+        """The log file's descriptor; only the active segment and pinned ones have one."""
+        if self.fd is None:
+            raise ValueError(f"segment {self.log_path} is not open")
+        return self.fd
+
+    def open_idx_fd(self) -> int:
+        """The index file's descriptor (the active segment's)."""
+        if self.idx_fd is None:
+            raise ValueError(f"segment index {self.idx_path} is not open")
+        return self.idx_fd
 
     def doom(self) -> None:
         """Mark for closing: the fds close now, or when the last reader lets go."""

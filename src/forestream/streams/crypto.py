@@ -8,6 +8,7 @@ files readable only by the owner and never logged.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -58,7 +59,8 @@ def seal(data: bytes, cipher: AESGCM | None, associated: bytes) -> bytes:
     return bytes([ENCRYPTED]) + nonce + cipher.encrypt(nonce, data, associated)
 
 
-def unseal(stored: bytes, cipher_for, associated: bytes) -> tuple[bytes, bool]:
+def unseal(stored: bytes, cipher_for: Callable[[], AESGCM | None],
+           associated: bytes) -> tuple[bytes, bool]:
     """Return (data, was_encrypted); ``cipher_for()`` is asked only for encrypted records."""
     if stored[0] == PLAIN:
         return stored[1:], False

@@ -10,8 +10,11 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
+from typing import Literal, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS streams (
@@ -75,6 +78,13 @@ class ShardInfo:
     def is_open(self) -> bool:
         return self.closed_ms is None
 
+    @property
+    def last_offset(self) -> int:
+        """A closed shard's last offset (-1 if it closed empty); ValueError while open."""
+        if self.ending_offset is None:
+            raise ValueError(f"shard {self.number} is still open")
+        return self.ending_offset
+
 
 @dataclass
 class StreamInfo:
@@ -95,6 +105,14 @@ class StreamInfo:
         return [s for s in self.shards if s.is_open]
 
 
+class ConsumerInfo(NamedTuple):
+    """A registered stream consumer, as the ``consumers`` table keeps it."""
+
+    name: str
+    created_ms: int
+    ready_ms: int  # when CREATING turns ACTIVE
+
+
 class MetadataDB:
     """A thread-safe wrapper over one SQLite connection in WAL mode."""
 
@@ -112,20 +130,26 @@ class MetadataDB:
         with self.lock:
             self._conn.close()
 
-    def transaction(self):
+    def transaction(self) -> _Transaction:
+        """``with db.transaction():`` runs its statements in one SQLite transaction
+        (``BEGIN IMMEDIATE`` ... ``COMMIT``, ``ROLLBACK`` on an exception), holding the
+        lock throughout; nested blocks join the outermost one."""
         return _Transaction(self)
 
-    def execute(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         with self.lock:
             return self._conn.execute(sql, args)
 
     def load_streams(self) -> dict[str, StreamInfo]:
         with self.lock:
-            streams = {}
-            for row in self._conn.execute(
+            streams: dict[str, StreamInfo] = {}
+            for (name, created_ms, status, ready_ms, mode, retention_hours, next_shard,
+                 encryption, key_id, max_record_kib, metrics) in self._conn.execute(
                     "SELECT name, created_ms, status, ready_ms, mode, retention_hours, "
                     "next_shard, encryption, key_id, max_record_kib, metrics FROM streams"):
-                streams[row[0]] = StreamInfo(*row[:10], metrics=json.loads(row[10]))
+                streams[name] = StreamInfo(name, created_ms, status, ready_ms, mode,
+                                           retention_hours, next_shard, encryption, key_id,
+                                           max_record_kib, metrics=json.loads(metrics))
             for row in self._conn.execute(
                     "SELECT stream, number, parent, adjacent_parent, start_hash, end_hash, "
                     "created_ms, closed_ms, ending_offset FROM shards ORDER BY stream, number"):
@@ -166,19 +190,20 @@ class MetadataDB:
                             (stream,)).fetchall()
         return dict(rows)
 
-    def set_tags(self, stream: str, tags: dict[str, str]) -> None:
+    def set_tags(self, stream: str, tags: Mapping[str, str]) -> None:
         with self.transaction():
             for key, value in tags.items():
                 self.execute("INSERT OR REPLACE INTO tags VALUES (?,?,?)", (stream, key, value))
 
-    def remove_tags(self, stream: str, keys: list[str]) -> None:
+    def remove_tags(self, stream: str, keys: Iterable[str]) -> None:
         with self.transaction():
             for key in keys:
                 self.execute("DELETE FROM tags WHERE stream=? AND key=?", (stream, key))
 
-    def consumers(self, stream: str) -> list[tuple[str, int, int]]:
-        return self.execute("SELECT name, created_ms, ready_ms FROM consumers WHERE stream=? "
+    def consumers(self, stream: str) -> list[ConsumerInfo]:
+        rows = self.execute("SELECT name, created_ms, ready_ms FROM consumers WHERE stream=? "
                             "ORDER BY created_ms, name", (stream,)).fetchall()
+        return [ConsumerInfo(*row) for row in rows]
 
     def insert_consumer(self, stream: str, name: str, created_ms: int, ready_ms: int) -> None:
         self.execute("INSERT INTO consumers VALUES (?,?,?,?)", (stream, name, created_ms,
@@ -192,14 +217,15 @@ class _Transaction:
     def __init__(self, db: MetadataDB) -> None:
         self.db = db
 
-    def __enter__(self):
+    def __enter__(self) -> _Transaction:
         self.db.lock.acquire()
         if self.db.depth == 0:
             self.db._conn.execute("BEGIN IMMEDIATE")
         self.db.depth += 1
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         try:
             self.db.depth -= 1
             if self.db.depth == 0:

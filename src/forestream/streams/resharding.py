@@ -2,24 +2,35 @@
 
 Parents close with an ending sequence number (their last record) and stay readable until
 retention drops them; children start empty. Readers that reach a closed shard's end get
-its ``ChildShards`` and move on. A mixin of :class:`forestream.streams.store.StreamStore`.
+its ``ChildShards`` and move on. A component of
+:class:`~forestream.streams.store.StreamStore` over the shared
+:class:`~forestream.streams.catalog.StreamCatalog`; it holds the stream's lock for
+writing while it changes shards, so no record lands in a parent after it closes.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any, NamedTuple
 
+from .catalog import StreamCatalog
 from .errors import InvalidArgumentError, LimitExceededError, ResourceInUseError
-from .hashing import parse_hash_key, shard_id, uniform_ranges
+from .hashing import parse_hash_key, uniform_ranges
 from .metadata import ShardInfo, StreamInfo
 
 
-class ReshardOperations:
+class Resharder:
+    """The resharding operations over ``catalog``."""
+
+    def __init__(self, catalog: StreamCatalog) -> None:
+        self.catalog = catalog
+
     def split_shard(self, shard_to_split: str, new_starting_hash_key: str,
-                    stream_name: str | None = None, stream_arn: str | None = None) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        self._require_active(info)
-        with self._stream_lock(info.name).write():
+                    stream_name: str | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_active(info)
+        with self.catalog.stream_lock(info.name).write():
             parent = self._open_shard(info, shard_to_split)
             key = parse_hash_key(new_starting_hash_key, "NewStartingHashKey")
             if not parent.start_hash < key <= parent.end_hash:
@@ -27,32 +38,33 @@ class ReshardOperations:
                     f"NewStartingHashKey {key} must be in ({parent.start_hash}, "
                     f"{parent.end_hash}], inside shard {shard_to_split}'s hash key range")
             self._check_limit(1)
-            self._reshard(info, [parent], [(parent.start_hash, key - 1, parent.number, None),
-                                           (key, parent.end_hash, parent.number, None)])
+            self._reshard(info, [parent], [ChildShard(parent.start_hash, key - 1, parent.number),
+                                           ChildShard(key, parent.end_hash, parent.number)])
         return {}
 
     def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str,
-                     stream_name: str | None = None, stream_arn: str | None = None) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        self._require_active(info)
-        with self._stream_lock(info.name).write():
+                     stream_name: str | None = None,
+                     stream_arn: str | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_active(info)
+        with self.catalog.stream_lock(info.name).write():
             a = self._open_shard(info, shard_to_merge)
             b = self._open_shard(info, adjacent_shard_to_merge)
             if a.end_hash + 1 != b.start_hash and b.end_hash + 1 != a.start_hash:
                 raise InvalidArgumentError(
                     f"Shards {shard_to_merge} and {adjacent_shard_to_merge} in stream "
-                    f"{info.name} under account {self.account} are not an adjacent pair of "
-                    "shards eligible for merging")
+                    f"{info.name} under account {self.catalog.settings.account} are not an "
+                    "adjacent pair of shards eligible for merging")
             lo, hi = min(a.start_hash, b.start_hash), max(a.end_hash, b.end_hash)
-            self._reshard(info, [a, b], [(lo, hi, a.number, b.number)])
+            self._reshard(info, [a, b], [ChildShard(lo, hi, a.number, b.number)])
         return {}
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str,
-                           stream_name: str | None = None, stream_arn: str | None = None
-                           ) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        self._require_active(info)
-        with self._stream_lock(info.name).write():
+                           stream_name: str | None = None,
+                           stream_arn: str | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_active(info)
+        with self.catalog.stream_lock(info.name).write():
             current = sorted(info.open_shards(), key=lambda s: s.start_hash)
             n = len(current)
             if not (n + 1) // 2 <= target_shard_count <= 2 * n:
@@ -64,42 +76,54 @@ class ReshardOperations:
             for lo, hi in uniform_ranges(target_shard_count):
                 overlapping = [s.number for s in current if s.start_hash <= hi and
                                s.end_hash >= lo]
-                children.append((lo, hi, overlapping[0],
-                                 overlapping[1] if len(overlapping) > 1 else None))
+                children.append(ChildShard(lo, hi, overlapping[0],
+                                           overlapping[1] if len(overlapping) > 1 else None))
             self._reshard(info, current, children)
         return {"StreamName": info.name, "CurrentShardCount": n,
-                "TargetShardCount": target_shard_count, "StreamARN": self.stream_arn(info.name)}
+                "TargetShardCount": target_shard_count,
+                "StreamARN": self.catalog.stream_arn(info.name)}
 
     # ------------------------------------------------------------------ helpers
     def _open_shard(self, info: StreamInfo, value: str) -> ShardInfo:
-        shard = self._shard(info, value)
+        shard = self.catalog.shard(info, value)
         if not shard.is_open:
             raise ResourceInUseError(f"Shard {value} in stream {info.name} under account "
-                                     f"{self.account} has already been merged or split, and "
-                                     "thus is not eligible for merging or splitting")
+                                     f"{self.catalog.settings.account} has already been "
+                                     "merged or split, and thus is not eligible for merging "
+                                     "or splitting")
         return shard
 
     def _check_limit(self, extra: int) -> None:
-        if self.open_shard_count() + extra > self.shard_limit:
-            raise LimitExceededError(f"this would exceed the shard limit of {self.shard_limit} "
-                                     f"(open now: {self.open_shard_count()})")
+        limit = self.catalog.settings.shard_limit
+        if self.catalog.open_shard_count() + extra > limit:
+            raise LimitExceededError(f"this would exceed the shard limit of {limit} "
+                                     f"(open now: {self.catalog.open_shard_count()})")
 
     def _reshard(self, info: StreamInfo, parents: list[ShardInfo],
-                 children: list[tuple[int, int, int, int | None]]) -> None:
+                 children: list[ChildShard]) -> None:
+        """Close ``parents`` at their last record and add ``children``, in one transaction;
+        the caller holds the stream's lock for writing."""
+        catalog, db = self.catalog, self.catalog.db
         now = int(time.time() * 1000)
-        with self._db.transaction():
+        with db.transaction():
             for parent in parents:
                 parent.closed_ms = now
-                parent.ending_offset = self._log(info.name, parent.number).next_offset - 1
-                self._db.close_shard(info.name, parent)
-            for lo, hi, parent, adjacent in children:
-                child = ShardInfo(info.next_shard, parent, adjacent, lo, hi, now)
+                parent.ending_offset = catalog.log(info.name, parent.number).next_offset - 1
+                db.close_shard(info.name, parent)
+            for lo, hi, parent_number, adjacent in children:
+                child = ShardInfo(info.next_shard, parent_number, adjacent, lo, hi, now)
                 info.next_shard += 1
                 info.shards.append(child)
-                self._db.insert_shard(info.name, child)
-            info.status, info.ready_ms = "UPDATING", now + self.status_delay_ms
-            self._db.update_stream(info)
-        self._settle(info)
+                db.insert_shard(info.name, child)
+            info.status, info.ready_ms = "UPDATING", now + catalog.settings.status_delay_ms
+            db.update_stream(info)
+        catalog.settle(info)
 
 
-__all__ = ["ReshardOperations", "shard_id"]
+class ChildShard(NamedTuple):
+    """A shard a reshard creates: its hash key range and its parents' numbers."""
+
+    start_hash: int
+    end_hash: int
+    parent: int
+    adjacent_parent: int | None = None

@@ -172,7 +172,9 @@ class SegmentLog:
         i, n, every, crc32 = 0, len(items), self._every, zlib.crc32
         while i < n:
             seg = self._active
-            pos, off, parts, idx = seg.size, self._next_offset, [], []
+            pos, off = seg.size, self._next_offset
+            parts: list[bytes] = []
+            idx: list[bytes] = []
             idx_at = len(seg.index) * ENTRY.size
             next_idx = seg.index.positions[-1] + every if len(seg.index) else 0
             while i < n:
@@ -188,11 +190,11 @@ class SegmentLog:
                 pos, off, i = pos + flen, off + 1, i + 1
             if parts:
                 data = b"".join(parts)
-                written = 0
+                written, fd = 0, seg.open_fd()
                 while written < len(data):
-                    written += os.pwrite(seg.fd, memoryview(data)[written:], seg.size + written)
+                    written += os.pwrite(fd, memoryview(data)[written:], seg.size + written)
                 if idx:
-                    os.pwrite(seg.idx_fd, b"".join(idx), idx_at)
+                    os.pwrite(seg.open_idx_fd(), b"".join(idx), idx_at)
                 seg.size, seg.next_offset, seg.last_ts = pos, off, ts
                 self._next_offset, self._last_ts = off, ts
                 if not self._fsync_on:
@@ -203,8 +205,8 @@ class SegmentLog:
     def _roll(self) -> None:
         old = self._active
         if self._fsync_on:
-            self._sync(old.fd)
-            self._sync(old.idx_fd)
+            self._sync(old.open_fd())
+            self._sync(old.open_idx_fd())
         old.committed_end = old.size
         self._committed = max(self._committed, old.next_offset)
         self._segments.append(self._create_segment(old.next_offset))
@@ -225,10 +227,10 @@ class SegmentLog:
             pos, upto = seg.size, self._next_offset
             self.fsync_count += 1
             error = None
-            self._pin(seg)
+            fd = self._pin(seg)
             self._lock.release()
             try:
-                _fsync(seg.fd)
+                _fsync(fd)
             except BaseException as e:
                 error = e
             finally:
@@ -276,10 +278,11 @@ class SegmentLog:
             return sum(s.size for s in self._segments)
 
     # ----------------------------------------------------------------- reads
-    def _pin(self, seg: Segment) -> None:  # lock held; keeps seg.fd open until _unpin
+    def _pin(self, seg: Segment) -> int:  # lock held; keeps seg.fd open until _unpin
         if seg.fd is None:
             seg.fd = os.open(seg.log_path, os.O_RDONLY)
         seg.refs += 1
+        return seg.fd
 
     def _unpin(self, seg: Segment) -> None:  # lock held; only the active segment keeps its fd
         seg.refs -= 1
@@ -301,9 +304,12 @@ class SegmentLog:
             if offset >= end_offset:
                 return []
             i = bisect_right(self._segments, offset, key=lambda s: s.base) - 1
-            segs, ends, recs, data = [], [], 0, 0
+            segs: list[Segment] = []
+            fds: list[int] = []
+            ends: list[int] = []
+            recs = data = 0
             for seg in self._segments[i:]:  # only the segments this read can reach
-                self._pin(seg)
+                fds.append(self._pin(seg))
                 segs.append(seg)
                 ends.append(seg.committed_end)
                 recs += seg.next_offset - max(seg.base, offset)
@@ -316,9 +322,9 @@ class SegmentLog:
         total = 0
         readahead = min(READAHEAD, max(64 * 1024, max_bytes + 2 * self._every))
         try:
-            for seg, end in zip(segs, ends, strict=True):
+            for seg, fd, end in zip(segs, fds, ends, strict=True):
                 try:
-                    for fpos, off, ts, key, value, _ in iter_frames(seg.fd, pos, end, readahead):
+                    for fpos, off, ts, key, value, _ in iter_frames(fd, pos, end, readahead):
                         if off != expect:
                             raise BadFrame(fpos, f"offset {off} where {expect} was expected")
                         expect += 1
@@ -349,9 +355,9 @@ class SegmentLog:
                 if seg.last_ts is None or seg.last_ts < timestamp_ms:
                     continue
                 off, pos = seg.index.floor_time(timestamp_ms)
-                self._pin(seg)
+                fd = self._pin(seg)
                 try:
-                    for _p, off, ts, _k, _v, _ in iter_frames(seg.fd, pos, seg.committed_end,
+                    for _p, off, ts, _k, _v, _ in iter_frames(fd, pos, seg.committed_end,
                                                                  64 * 1024):
                         if ts >= timestamp_ms:
                             return min(off, end_offset)

@@ -2,45 +2,41 @@
 
 Every public method is one Kinesis API operation, takes the operation's members as
 snake_case keyword arguments and returns the same dictionary that boto3 returns for
-it, so in-process code and HTTP clients see one API. Streams may be named by
-``stream_name`` or ``stream_arn`` wherever the API allows either.
+it, so in-process code and HTTP clients see one API (the server looks the methods up by
+name). Streams may be named by ``stream_name`` or ``stream_arn`` wherever the API allows
+either.
 
-Records are written by :mod:`forestream.streams.records` and resharding lives in
-:mod:`forestream.streams.resharding`; this module holds the streams themselves, their
-metadata, tags, consumers and settings.
+:class:`StreamStore` is a facade over one shared state and four components, each given
+that state and doing one job:
+
+* :class:`~.catalog.StreamCatalog` (catalog.py): streams' metadata, segment logs, locks,
+  keys and the iterator secret; finds streams and describes them;
+* :class:`~.lifecycle.StreamLifecycle` (lifecycle.py): creating, deleting, describing and
+  listing streams and shards;
+* :class:`~.record_io.RecordIO` (record_io.py): PutRecord(s), shard iterators,
+  GetRecords and retention;
+* :class:`~.admin.StreamAdmin` (admin.py): retention periods, stream modes, monitoring,
+  limits, encryption, tags and consumers;
+* :class:`~.resharding.Resharder` (resharding.py): SplitShard, MergeShards and
+  UpdateShardCount.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import threading
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from .admin import AdminOperations
-from .crypto import KeyStore
-from .errors import (
-    InvalidArgumentError,
-    LimitExceededError,
-    ResourceInUseError,
-    ResourceNotFoundError,
-)
-from .hashing import sequence_number, shard_id, uniform_ranges
-from .metadata import MetadataDB, ShardInfo, StreamInfo, now_ms
-from .records import RecordOperations
-from .resharding import ReshardOperations
-from .rwlock import ReadWriteLock
-from .segment_log import SegmentLog
-from .tokens import decode_token, encode_token
+from .admin import StreamAdmin
+from .catalog import DEFAULT_ACCOUNT, DEFAULT_REGION, StoreSettings, StreamCatalog
+from .lifecycle import StreamLifecycle
+from .record_io import RecordIO
+from .resharding import Resharder
 
-DEFAULT_REGION = "us-east-1"
-DEFAULT_ACCOUNT = "000000000000"
-ON_DEMAND_SHARDS = 4
-STREAM_DIR_PREFIX = "stream-"
+__all__ = ["StreamStore", "DEFAULT_ACCOUNT", "DEFAULT_REGION"]
 
 
-class StreamStore(AdminOperations, RecordOperations, ReshardOperations):
+class StreamStore:
     """Durable Kinesis-style streams under ``data_dir``.
 
     Parameters
@@ -63,359 +59,247 @@ class StreamStore(AdminOperations, RecordOperations, ReshardOperations):
                  shard_limit: int = 500, on_demand_stream_limit: int = 50,
                  throughput_limits: bool = False, region: str = DEFAULT_REGION,
                  account: str = DEFAULT_ACCOUNT) -> None:
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_directory(self.data_dir)
-        self.fsync = fsync
-        self.status_delay_ms = int(status_delay * 1000)
-        self.shard_limit = shard_limit
-        self.on_demand_stream_limit = on_demand_stream_limit
-        self.throughput_limits = throughput_limits
-        self.region = region
-        self.account = account
-        self._db = MetadataDB(self.data_dir / "streams.db")
-        self._streams: dict[str, StreamInfo] = self._db.load_streams()
-        self._logs: dict[tuple[str, int], SegmentLog] = {}
-        self._logs_lock = threading.Lock()
-        self._stream_locks: dict[str, ReadWriteLock] = {}
-        self._keys = KeyStore(self.data_dir / "keys")
-        self._iterator_secret = _load_secret(self.data_dir / "iterator.key")
-        self._init_records()
-        self._closed = False
-        self._remove_orphans()
+        settings = StoreSettings(
+            fsync=fsync, status_delay_ms=int(status_delay * 1000), shard_limit=shard_limit,
+            on_demand_stream_limit=on_demand_stream_limit,
+            throughput_limits=throughput_limits, region=region, account=account)
+        self._catalog = StreamCatalog(data_dir, settings)
+        self._lifecycle = StreamLifecycle(self._catalog)
+        self._records = RecordIO(self._catalog)
+        self._admin = StreamAdmin(self._catalog)
+        self._resharder = Resharder(self._catalog)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Close every open log (idempotent)."""
-        with self._logs_lock:
-            for log in self._logs.values():
-                log.close()
-            self._logs.clear()
-        if not self._closed:
-            self._db.close()
-            self._lock_file.close()  # releases the directory lock
-            self._closed = True
+        self._catalog.close()
 
     def __enter__(self) -> StreamStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ----------------------------------------------------------- the store itself
+    @property
+    def data_dir(self) -> Path:
+        return self._catalog.data_dir
+
+    @property
+    def fsync(self) -> bool:
+        return self._catalog.settings.fsync
+
+    @property
+    def status_delay_ms(self) -> int:
+        return self._catalog.settings.status_delay_ms
+
+    @property
+    def shard_limit(self) -> int:
+        return self._catalog.settings.shard_limit
+
+    @property
+    def on_demand_stream_limit(self) -> int:
+        return self._catalog.settings.on_demand_stream_limit
+
+    @property
+    def throughput_limits(self) -> bool:
+        return self._catalog.settings.throughput_limits
+
+    @property
+    def region(self) -> str:
+        return self._catalog.settings.region
+
+    @property
+    def account(self) -> str:
+        return self._catalog.settings.account
+
+    def stream_arn(self, name: str) -> str:
+        return self._catalog.stream_arn(name)
+
+    def stream_names(self) -> list[str]:
+        return self._catalog.stream_names()
+
+    def open_shard_count(self) -> int:
+        return self._catalog.open_shard_count()
 
     # ---------------------------------------------------------------- streams
     def create_stream(self, stream_name: str, shard_count: int | None = None,
-                      stream_mode_details: dict | None = None, tags: dict | None = None,
+                      stream_mode_details: Mapping[str, str] | None = None,
+                      tags: Mapping[str, str] | None = None,
                       warm_throughput_mi_bps: int | None = None,
-                      max_record_size_in_ki_b: int | None = None) -> dict:
-        mode = (stream_mode_details or {}).get("StreamMode", "PROVISIONED")
-        if mode == "PROVISIONED" and shard_count is None:
-            raise InvalidArgumentError("ShardCount is required for a PROVISIONED stream")
-        count = shard_count if shard_count is not None else ON_DEMAND_SHARDS
-        if count < 1:
-            raise InvalidArgumentError(f"ShardCount {count} must be at least 1")
-        with self._db.transaction():
-            if stream_name in self._streams:
-                raise ResourceInUseError(f"Stream {stream_name} under account {self.account} "
-                                         "already exists.")
-            if self.open_shard_count() + count > self.shard_limit:
-                raise LimitExceededError(
-                    f"creating {count} shards would exceed the shard limit of "
-                    f"{self.shard_limit} (open now: {self.open_shard_count()})")
-            on_demand = sum(s.mode == "ON_DEMAND" for s in self._streams.values())
-            if mode == "ON_DEMAND" and on_demand >= self.on_demand_stream_limit:
-                raise LimitExceededError(f"at most {self.on_demand_stream_limit} ON_DEMAND "
-                                         "streams are allowed")
-            # Files left by a stream of this name that was deleted just before a crash
-            # are orphans: the metadata says the stream does not exist.
-            shutil.rmtree(self._stream_dir(stream_name), ignore_errors=True)
-            self._keys.forget(stream_name)
-            now = now_ms()
-            info = StreamInfo(stream_name, now, "CREATING", now + self.status_delay_ms, mode,
-                              24, count, "NONE", None, max_record_size_in_ki_b or 1024, [])
-            for number, (lo, hi) in enumerate(uniform_ranges(count)):
-                info.shards.append(ShardInfo(number, None, None, lo, hi, now))
-            self._db.insert_stream(info)
-            for shard in info.shards:
-                self._db.insert_shard(stream_name, shard)
-            if tags:
-                self._db.set_tags(stream_name, tags)
-            self._streams[stream_name] = info
-        return {}
+                      max_record_size_in_ki_b: int | None = None) -> dict[str, Any]:
+        return self._lifecycle.create_stream(
+            stream_name, shard_count, stream_mode_details, tags, warm_throughput_mi_bps,
+            max_record_size_in_ki_b)
 
     def delete_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
-                      enforce_consumer_deletion: bool = False) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        if self._db.consumers(info.name) and not enforce_consumer_deletion:
-            raise ResourceInUseError(f"Stream {info.name} has registered consumers; pass "
-                                     "EnforceConsumerDeletion=true to delete it with them")
-        with self._stream_lock(info.name).write():
-            with self._db.transaction():
-                self._db.delete_stream(info.name)
-                del self._streams[info.name]
-            with self._logs_lock:
-                for shard in info.shards:
-                    log = self._logs.pop((info.name, shard.number), None)
-                    if log is None:
-                        log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
-                    log.delete()
-            self._keys.forget(info.name)
-            self._stream_locks.pop(info.name, None)
-        return {}
+                      enforce_consumer_deletion: bool = False) -> dict[str, Any]:
+        return self._lifecycle.delete_stream(stream_name, stream_arn, enforce_consumer_deletion)
 
     def describe_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
                         limit: int | None = None,
-                        exclusive_start_shard_id: str | None = None) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        shards = self._visible_shards(info)
-        if exclusive_start_shard_id is not None:
-            after = _shard_number_or_invalid(exclusive_start_shard_id)
-            shards = [s for s in shards if s.number > after]
-        limit = limit or 100
-        page = shards[:limit]
-        description = self._summary(info)
-        description.pop("OpenShardCount")
-        description.pop("ConsumerCount", None)
-        description["Shards"] = [self._describe_shard(info, s) for s in page]
-        description["HasMoreShards"] = len(shards) > limit
-        return {"StreamDescription": description}
+                        exclusive_start_shard_id: str | None = None) -> dict[str, Any]:
+        return self._lifecycle.describe_stream(stream_name, stream_arn, limit,
+                                               exclusive_start_shard_id)
 
     def describe_stream_summary(self, stream_name: str | None = None,
-                                stream_arn: str | None = None) -> dict:
-        info = self._resolve(stream_name, stream_arn)
-        return {"StreamDescriptionSummary": self._summary(info)}
+                                stream_arn: str | None = None) -> dict[str, Any]:
+        return self._lifecycle.describe_stream_summary(stream_name, stream_arn)
 
     def list_streams(self, limit: int | None = None,
                      exclusive_start_stream_name: str | None = None,
-                     next_token: str | None = None) -> dict:
-        names = sorted(self._streams)
-        start = exclusive_start_stream_name
-        if next_token is not None:
-            if start is not None:
-                raise InvalidArgumentError("NextToken and ExclusiveStartStreamName cannot both "
-                                           "be given")
-            start = decode_token(next_token, "streams", lambda v: isinstance(v, str))
-        if start is not None:
-            names = [n for n in names if n > start]
-        limit = limit or 100
-        page = names[:limit]
-        out = {"StreamNames": page, "HasMoreStreams": len(names) > limit,
-               "StreamSummaries": [self._list_summary(self._streams[n]) for n in page]}
-        if len(names) > limit:
-            out["NextToken"] = encode_token("streams", page[-1])
-        return out
+                     next_token: str | None = None) -> dict[str, Any]:
+        return self._lifecycle.list_streams(limit, exclusive_start_stream_name, next_token)
 
     def list_shards(self, stream_name: str | None = None, stream_arn: str | None = None,
                     next_token: str | None = None, exclusive_start_shard_id: str | None = None,
                     max_results: int | None = None, stream_creation_timestamp: float | None = None,
-                    shard_filter: dict | None = None) -> dict:
-        if next_token is not None:
-            # The token carries the stream, position and filter; paginators resend the
-            # first call's arguments beside it, which is fine as long as they agree.
-            name, after, filter_type, filter_value = decode_token(next_token, "shards",
-                                                                  _shards_token_ok)
-            info = self._resolve(name, None)
-            if (stream_name or stream_arn) and \
-                    self._resolve(stream_name, stream_arn).name != info.name:
-                raise InvalidArgumentError(f"NextToken belongs to stream {info.name}, not "
-                                           f"{stream_name or stream_arn}")
-        else:
-            info = self._resolve(stream_name, stream_arn)
-            after = _shard_number_or_invalid(exclusive_start_shard_id) \
-                if exclusive_start_shard_id else -1
-            filter_type, filter_value = _parse_shard_filter(shard_filter)
-            if filter_type == "AFTER_SHARD_ID":
-                after = max(after, filter_value)
-        shards = [s for s in self._filter_shards(info, filter_type, filter_value)
-                  if s.number > after]
-        limit = max_results or 1000
-        page = shards[:limit]
-        out = {"Shards": [self._describe_shard(info, s) for s in page]}
-        if len(shards) > limit:
-            out["NextToken"] = encode_token("shards", [info.name, page[-1].number, filter_type,
-                                                        filter_value])
-        return out
+                    shard_filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self._lifecycle.list_shards(stream_name, stream_arn, next_token,
+                                           exclusive_start_shard_id, max_results,
+                                           stream_creation_timestamp, shard_filter)
 
-    # ----------------------------------------------------------------- helpers
-    def _remove_orphans(self) -> None:
-        """Delete log directories and keys of streams the metadata no longer has (a crash
-        between DeleteStream's commit and its file removal leaves them)."""
-        root = self.data_dir / "streams"
-        if root.is_dir():
-            for path in root.iterdir():
-                name = path.name[len(STREAM_DIR_PREFIX):]
-                if path.is_dir() and path.name.startswith(STREAM_DIR_PREFIX) and \
-                        name not in self._streams:
-                    shutil.rmtree(path, ignore_errors=True)
-        keys = self.data_dir / "keys"
-        if keys.is_dir():
-            for path in keys.glob("*.key"):
-                if path.stem not in self._streams:
-                    path.unlink(missing_ok=True)
+    # ---------------------------------------------------------------- records
+    def put_record(self, data: bytes, partition_key: str, stream_name: str | None = None,
+                   stream_arn: str | None = None, explicit_hash_key: str | None = None,
+                   sequence_number_for_ordering: str | None = None) -> dict[str, Any]:
+        return self._records.put_record(data, partition_key, stream_name, stream_arn,
+                                        explicit_hash_key, sequence_number_for_ordering)
 
-    def stream_arn(self, name: str) -> str:
-        return f"arn:aws:kinesis:{self.region}:{self.account}:stream/{name}"
+    def put_records(self, records: Sequence[Mapping[str, Any]], stream_name: str | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        return self._records.put_records(records, stream_name, stream_arn)
 
-    def open_shard_count(self) -> int:
-        return sum(len(s.open_shards()) for s in self._streams.values())
+    def get_shard_iterator(self, shard_id: str, shard_iterator_type: str,
+                           stream_name: str | None = None, stream_arn: str | None = None,
+                           starting_sequence_number: str | None = None,
+                           timestamp: float | None = None) -> dict[str, Any]:
+        return self._records.get_shard_iterator(shard_id, shard_iterator_type, stream_name,
+                                                stream_arn, starting_sequence_number, timestamp)
 
-    def stream_names(self) -> list[str]:
-        return sorted(self._streams)
+    def get_records(self, shard_iterator: str, limit: int | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        return self._records.get_records(shard_iterator, limit, stream_arn)
 
-    def _resolve(self, stream_name: str | None, stream_arn: str | None) -> StreamInfo:
-        if stream_name is None and stream_arn is None:
-            raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
-        if stream_arn is not None:
-            prefix = f"arn:aws:kinesis:{self.region}:{self.account}:stream/"
-            arn_name = stream_arn[len(prefix):].split("/")[0] \
-                if stream_arn.startswith(prefix) else None
-            if arn_name is None:
-                raise ResourceNotFoundError(f"Stream {stream_arn} not found: ARNs here start "
-                                            f"with {prefix}")
-            if stream_name is not None and stream_name != arn_name:
-                raise InvalidArgumentError(f"StreamName {stream_name} and StreamARN "
-                                           f"{stream_arn} name different streams")
-            stream_name = arn_name
-        info = self._streams.get(stream_name)
-        if info is None:
-            raise ResourceNotFoundError(f"Stream {stream_name} under account {self.account} "
-                                        "not found.")
-        self._settle(info)
-        return info
+    def continuation_sequence_number(self, shard_iterator: str) -> str:
+        """The sequence number a SubscribeToShard event continues after: the one just
+        before the iterator's position (its shard's first for a position at the start)."""
+        return self._records.continuation_sequence_number(shard_iterator)
 
-    def _settle(self, info: StreamInfo) -> None:
-        if info.status != "ACTIVE" and now_ms() >= info.ready_ms:
-            info.status = "ACTIVE"
-            self._db.update_stream(info)
+    def enforce_retention(self) -> int:
+        """Drop records older than each stream's retention and expired closed shards;
+        return the number of records dropped."""
+        return self._records.enforce_retention()
 
-    def _require_active(self, info: StreamInfo) -> None:
-        if info.status != "ACTIVE":
-            raise ResourceInUseError(f"Stream {info.name} under account {self.account} not "
-                                     f"ACTIVE, instead in state {info.status}")
+    # ------------------------------------------------------------ resharding
+    def split_shard(self, shard_to_split: str, new_starting_hash_key: str,
+                    stream_name: str | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        return self._resharder.split_shard(shard_to_split, new_starting_hash_key, stream_name,
+                                           stream_arn)
 
-    def _mark_updating(self, info: StreamInfo) -> None:
-        info.status, info.ready_ms = "UPDATING", now_ms() + self.status_delay_ms
-        self._db.update_stream(info)
-        self._settle(info)
+    def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str,
+                     stream_name: str | None = None,
+                     stream_arn: str | None = None) -> dict[str, Any]:
+        return self._resharder.merge_shards(shard_to_merge, adjacent_shard_to_merge,
+                                            stream_name, stream_arn)
 
-    def _summary(self, info: StreamInfo) -> dict:
-        out = {
-            "StreamName": info.name, "StreamARN": self.stream_arn(info.name),
-            "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
-            "RetentionPeriodHours": info.retention_hours,
-            "StreamCreationTimestamp": info.created_ms / 1000.0,
-            "EnhancedMonitoring": [{"ShardLevelMetrics": list(info.metrics)}],
-            "EncryptionType": info.encryption,
-            "OpenShardCount": len(info.open_shards()),
-            "ConsumerCount": len(self._db.consumers(info.name)),
-            "MaxRecordSizeInKiB": info.max_record_kib,
-        }
-        if info.key_id:
-            out["KeyId"] = info.key_id
-        return out
+    def update_shard_count(self, target_shard_count: int, scaling_type: str,
+                           stream_name: str | None = None,
+                           stream_arn: str | None = None) -> dict[str, Any]:
+        return self._resharder.update_shard_count(target_shard_count, scaling_type,
+                                                  stream_name, stream_arn)
 
-    def _list_summary(self, info: StreamInfo) -> dict:
-        self._settle(info)
-        return {"StreamName": info.name, "StreamARN": self.stream_arn(info.name),
-                "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
-                "StreamCreationTimestamp": info.created_ms / 1000.0}
+    # ------------------------------------------------------ stream settings
+    def increase_stream_retention_period(self, retention_period_hours: int,
+                                         stream_name: str | None = None,
+                                         stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.increase_stream_retention_period(retention_period_hours,
+                                                            stream_name, stream_arn)
 
-    def _describe_shard(self, info: StreamInfo, shard: ShardInfo) -> dict:
-        out = {"ShardId": shard_id(shard.number),
-               "HashKeyRange": {"StartingHashKey": str(shard.start_hash),
-                                "EndingHashKey": str(shard.end_hash)},
-               "SequenceNumberRange": {
-                   "StartingSequenceNumber": sequence_number(shard.number, 0)}}
-        if shard.parent is not None:
-            out["ParentShardId"] = shard_id(shard.parent)
-        if shard.adjacent_parent is not None:
-            out["AdjacentParentShardId"] = shard_id(shard.adjacent_parent)
-        if not shard.is_open:
-            out["SequenceNumberRange"]["EndingSequenceNumber"] = sequence_number(
-                shard.number, max(shard.ending_offset, 0))
-        return out
+    def decrease_stream_retention_period(self, retention_period_hours: int,
+                                         stream_name: str | None = None,
+                                         stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.decrease_stream_retention_period(retention_period_hours,
+                                                            stream_name, stream_arn)
 
-    def _shard_dir(self, stream: str, number: int) -> Path:
-        return self._stream_dir(stream) / shard_id(number)
+    def update_stream_mode(self, stream_arn: str, stream_mode_details: Mapping[str, str],
+                           warm_throughput_mi_bps: int | None = None) -> dict[str, Any]:
+        return self._admin.update_stream_mode(stream_arn, stream_mode_details,
+                                              warm_throughput_mi_bps)
 
-    def _stream_dir(self, stream: str) -> Path:
-        # A prefix keeps names such as "." or ".." (valid stream names) plain directories.
-        return self.data_dir / "streams" / f"{STREAM_DIR_PREFIX}{stream}"
+    def update_max_record_size(self, max_record_size_in_ki_b: int,
+                               stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.update_max_record_size(max_record_size_in_ki_b, stream_arn)
 
-    def _log(self, stream: str, number: int) -> SegmentLog:
-        key = (stream, number)
-        log = self._logs.get(key)
-        if log is None:
-            with self._logs_lock:
-                log = self._logs.get(key)
-                if log is None:
-                    log = SegmentLog(self._shard_dir(stream, number), fsync=self.fsync)
-                    self._logs[key] = log
-        return log
+    def enable_enhanced_monitoring(self, shard_level_metrics: list[str],
+                                   stream_name: str | None = None,
+                                   stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.enable_enhanced_monitoring(shard_level_metrics, stream_name,
+                                                      stream_arn)
 
-    def _stream_lock(self, name: str) -> ReadWriteLock:
-        lock = self._stream_locks.get(name)
-        if lock is None:
-            lock = self._stream_locks.setdefault(name, ReadWriteLock())
-        return lock
+    def disable_enhanced_monitoring(self, shard_level_metrics: list[str],
+                                    stream_name: str | None = None,
+                                    stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.disable_enhanced_monitoring(shard_level_metrics, stream_name,
+                                                       stream_arn)
 
+    def describe_limits(self) -> dict[str, Any]:
+        return self._admin.describe_limits()
 
+    def start_stream_encryption(self, encryption_type: str, key_id: str,
+                                stream_name: str | None = None,
+                                stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.start_stream_encryption(encryption_type, key_id, stream_name,
+                                                   stream_arn)
 
-def _shards_token_ok(value) -> bool:
-    """Whether a ListShards token holds what :meth:`StreamStore.list_shards` put in it."""
-    def integer(item) -> bool:
-        return isinstance(item, int) and not isinstance(item, bool)
+    def stop_stream_encryption(self, encryption_type: str, key_id: str,
+                               stream_name: str | None = None,
+                               stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.stop_stream_encryption(encryption_type, key_id, stream_name,
+                                                  stream_arn)
 
-    if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)
-            and integer(value[1])):
-        return False
-    kind, argument = value[2], value[3]
-    if kind in ("AFTER_SHARD_ID", "AT_TIMESTAMP", "FROM_TIMESTAMP"):
-        return integer(argument)
-    return kind in (None, "AT_LATEST", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON") and \
-        argument is None
+    # ------------------------------------------------------------------ tags
+    def add_tags_to_stream(self, tags: Mapping[str, str], stream_name: str | None = None,
+                           stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.add_tags_to_stream(tags, stream_name, stream_arn)
 
+    def remove_tags_from_stream(self, tag_keys: Iterable[str], stream_name: str | None = None,
+                                stream_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.remove_tags_from_stream(tag_keys, stream_name, stream_arn)
 
-def _lock_directory(data_dir: Path):
-    """Hold an exclusive lock on the data directory: two stores (say, a server and a
-    script) writing the same logs would corrupt them."""
-    import fcntl
+    def list_tags_for_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
+                             exclusive_start_tag_key: str | None = None,
+                             limit: int | None = None) -> dict[str, Any]:
+        return self._admin.list_tags_for_stream(stream_name, stream_arn,
+                                                exclusive_start_tag_key, limit)
 
-    handle = (data_dir / "store.lock").open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ResourceInUseError(f"data directory {data_dir} is in use by another process "
-                                 "(is a forestream server running on it?)") from None
-    return handle
+    def tag_resource(self, tags: Mapping[str, str], resource_arn: str) -> dict[str, Any]:
+        return self._admin.tag_resource(tags, resource_arn)
 
+    def untag_resource(self, tag_keys: Iterable[str], resource_arn: str) -> dict[str, Any]:
+        return self._admin.untag_resource(tag_keys, resource_arn)
 
-def _load_secret(path: Path) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+    def list_tags_for_resource(self, resource_arn: str) -> dict[str, Any]:
+        return self._admin.list_tags_for_resource(resource_arn)
 
+    # ------------------------------------------------------------- consumers
+    def register_stream_consumer(self, stream_arn: str, consumer_name: str,
+                                 tags: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self._admin.register_stream_consumer(stream_arn, consumer_name, tags)
 
-def _shard_number_or_invalid(value: str) -> int:
-    from .hashing import shard_number
+    def describe_stream_consumer(self, stream_arn: str | None = None,
+                                 consumer_name: str | None = None,
+                                 consumer_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.describe_stream_consumer(stream_arn, consumer_name, consumer_arn)
 
-    return shard_number(value)
+    def list_stream_consumers(self, stream_arn: str, next_token: str | None = None,
+                              max_results: int | None = None,
+                              stream_creation_timestamp: float | None = None) -> dict[str, Any]:
+        return self._admin.list_stream_consumers(stream_arn, next_token, max_results,
+                                                 stream_creation_timestamp)
 
-
-def _parse_shard_filter(shard_filter: dict | None) -> tuple[str | None, object]:
-    if not shard_filter:
-        return None, None
-    kind = shard_filter["Type"]
-    if kind == "AFTER_SHARD_ID":
-        if "ShardId" not in shard_filter:
-            raise InvalidArgumentError("ShardFilter AFTER_SHARD_ID needs ShardId")
-        return kind, _shard_number_or_invalid(shard_filter["ShardId"])
-    if kind in ("AT_TIMESTAMP", "FROM_TIMESTAMP"):
-        if "Timestamp" not in shard_filter:
-            raise InvalidArgumentError(f"ShardFilter {kind} needs Timestamp")
-        return kind, int(shard_filter["Timestamp"] * 1000)
-    return kind, None
+    def deregister_stream_consumer(self, stream_arn: str | None = None,
+                                   consumer_name: str | None = None,
+                                   consumer_arn: str | None = None) -> dict[str, Any]:
+        return self._admin.deregister_stream_consumer(stream_arn, consumer_name, consumer_arn)

@@ -1,0 +1,320 @@
+"""The stream catalog: the state that every part of the stream store shares.
+
+:class:`StreamCatalog` owns the data directory and everything in it: the streams'
+metadata (``streams.db`` and the :class:`~.metadata.StreamInfo` objects loaded from it),
+one :class:`~.segment_log.SegmentLog` per shard, a readers–writer lock per stream, the
+encryption keys and the secret that signs shard iterators. It finds streams by name or
+ARN, settles their CREATING / UPDATING statuses, describes them in Kinesis's shapes, and
+adds and removes streams and shards together with their files.
+
+The components behind :class:`~forestream.streams.store.StreamStore` (stream lifecycle,
+record I/O, administration, resharding) each hold the catalog and use only this public
+API; none keeps state of its own beyond caches.
+
+Locking: :meth:`StreamCatalog.stream_lock` is held for reading while records are written
+and for writing while a stream's shards change (resharding, retention, deletion); the
+metadata database serializes its own statements (``db.transaction()`` groups them);
+:meth:`StreamCatalog.log` may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .crypto import KeyStore
+from .errors import InvalidArgumentError, ResourceInUseError, ResourceNotFoundError
+from .hashing import sequence_number, shard_id, shard_number
+from .metadata import MetadataDB, ShardInfo, StreamInfo, now_ms
+from .rwlock import ReadWriteLock
+from .segment_log import SegmentLog
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_ACCOUNT = "000000000000"
+STREAM_DIR_PREFIX = "stream-"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """How a store behaves; the parameters of :class:`~.store.StreamStore`."""
+
+    fsync: bool = True
+    status_delay_ms: int = 300
+    shard_limit: int = 500
+    on_demand_stream_limit: int = 50
+    throughput_limits: bool = False
+    region: str = DEFAULT_REGION
+    account: str = DEFAULT_ACCOUNT
+
+
+class StreamCatalog:
+    """The streams under ``data_dir``, their logs, locks and keys (see the module doc).
+
+    Opening takes an exclusive lock on the directory (:class:`ResourceInUseError` if
+    another store holds it) and removes files of streams the metadata no longer has.
+    """
+
+    def __init__(self, data_dir: str | Path, settings: StoreSettings | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_directory(self.data_dir)
+        self.settings = settings or StoreSettings()
+        self.db = MetadataDB(self.data_dir / "streams.db")
+        self._streams: dict[str, StreamInfo] = self.db.load_streams()
+        self._logs: dict[tuple[str, int], SegmentLog] = {}
+        self._logs_lock = threading.Lock()
+        self._stream_locks: dict[str, ReadWriteLock] = {}
+        self.keys = KeyStore(self.data_dir / "keys")
+        self.iterator_secret = _load_secret(self.data_dir / "iterator.key")
+        self._closed = False
+        self._remove_orphans()
+
+    def close(self) -> None:
+        """Close every open log, the database and the directory lock (idempotent)."""
+        with self._logs_lock:
+            for log in self._logs.values():
+                log.close()
+            self._logs.clear()
+        if not self._closed:
+            self.db.close()
+            self._lock_file.close()  # releases the directory lock
+            self._closed = True
+
+    # ----------------------------------------------------------------- finding
+    def stream_arn(self, name: str) -> str:
+        return f"arn:aws:kinesis:{self.settings.region}:{self.settings.account}:stream/{name}"
+
+    def stream_names(self) -> list[str]:
+        return sorted(self._streams)
+
+    def streams(self) -> list[StreamInfo]:
+        """Every stream's info (a new list: streams may come and go while it is used)."""
+        return list(self._streams.values())
+
+    def find(self, name: str) -> StreamInfo | None:
+        """The stream called ``name`` as it is (its status not settled), or None."""
+        return self._streams.get(name)
+
+    def get(self, name: str) -> StreamInfo:
+        """The stream called ``name`` as it is; KeyError if there is none."""
+        return self._streams[name]
+
+    def resolve(self, stream_name: str | None, stream_arn: str | None) -> StreamInfo:
+        """The stream a request names by ``stream_name`` or ``stream_arn`` (or both, if
+        they agree), its status settled; Kinesis's errors for anything else."""
+        if stream_arn is not None:
+            prefix = f"arn:aws:kinesis:{self.settings.region}:{self.settings.account}:stream/"
+            if not stream_arn.startswith(prefix):
+                raise ResourceNotFoundError(f"Stream {stream_arn} not found: ARNs here start "
+                                            f"with {prefix}")
+            name = stream_arn[len(prefix):].split("/")[0]
+            if stream_name is not None and stream_name != name:
+                raise InvalidArgumentError(f"StreamName {stream_name} and StreamARN "
+                                           f"{stream_arn} name different streams")
+        elif stream_name is not None:
+            name = stream_name
+        else:
+            raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
+        info = self._streams.get(name)
+        if info is None:
+            raise ResourceNotFoundError(f"Stream {name} under account "
+                                        f"{self.settings.account} not found.")
+        self.settle(info)
+        return info
+
+    def visible_shards(self, info: StreamInfo) -> list[ShardInfo]:
+        """The stream's shards that retention has not dropped, by shard number."""
+        return sorted(info.shards, key=lambda s: s.number)
+
+    def shard(self, info: StreamInfo, value: str) -> ShardInfo:
+        """The shard ``value`` (a shard id) of the stream; ResourceNotFound if none."""
+        number = shard_number(value)
+        for shard in self.visible_shards(info):
+            if shard.number == number:
+                return shard
+        raise ResourceNotFoundError(f"Shard {value} in stream {info.name} under account "
+                                    f"{self.settings.account} does not exist")
+
+    def open_shard_count(self) -> int:
+        return sum(len(s.open_shards()) for s in self._streams.values())
+
+    def on_demand_stream_count(self) -> int:
+        return sum(s.mode == "ON_DEMAND" for s in self._streams.values())
+
+    # ---------------------------------------------------------------- statuses
+    def settle(self, info: StreamInfo) -> None:
+        """Turn a CREATING / UPDATING stream ACTIVE once its delay has passed."""
+        if info.status != "ACTIVE" and now_ms() >= info.ready_ms:
+            info.status = "ACTIVE"
+            self.db.update_stream(info)
+
+    def require_active(self, info: StreamInfo) -> None:
+        if info.status != "ACTIVE":
+            raise ResourceInUseError(f"Stream {info.name} under account "
+                                     f"{self.settings.account} not ACTIVE, instead in state "
+                                     f"{info.status}")
+
+    def mark_updating(self, info: StreamInfo) -> None:
+        """Save ``info`` (changed by the caller) as UPDATING for the status delay."""
+        info.status, info.ready_ms = "UPDATING", now_ms() + self.settings.status_delay_ms
+        self.db.update_stream(info)
+        self.settle(info)
+
+    # ------------------------------------------------------------ descriptions
+    def summary(self, info: StreamInfo) -> dict[str, Any]:
+        """DescribeStreamSummary's StreamDescriptionSummary of the stream."""
+        out: dict[str, Any] = {
+            "StreamName": info.name, "StreamARN": self.stream_arn(info.name),
+            "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
+            "RetentionPeriodHours": info.retention_hours,
+            "StreamCreationTimestamp": info.created_ms / 1000.0,
+            "EnhancedMonitoring": [{"ShardLevelMetrics": list(info.metrics)}],
+            "EncryptionType": info.encryption,
+            "OpenShardCount": len(info.open_shards()),
+            "ConsumerCount": len(self.db.consumers(info.name)),
+            "MaxRecordSizeInKiB": info.max_record_kib,
+        }
+        if info.key_id:
+            out["KeyId"] = info.key_id
+        return out
+
+    def list_summary(self, info: StreamInfo) -> dict[str, Any]:
+        """ListStreams' StreamSummaries entry of the stream (its status settled)."""
+        self.settle(info)
+        return {"StreamName": info.name, "StreamARN": self.stream_arn(info.name),
+                "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
+                "StreamCreationTimestamp": info.created_ms / 1000.0}
+
+    def describe_shard(self, shard: ShardInfo) -> dict[str, Any]:
+        """The Shard shape of DescribeStream and ListShards."""
+        sequence_range = {"StartingSequenceNumber": sequence_number(shard.number, 0)}
+        out: dict[str, Any] = {
+            "ShardId": shard_id(shard.number),
+            "HashKeyRange": {"StartingHashKey": str(shard.start_hash),
+                             "EndingHashKey": str(shard.end_hash)},
+            "SequenceNumberRange": sequence_range}
+        if shard.parent is not None:
+            out["ParentShardId"] = shard_id(shard.parent)
+        if shard.adjacent_parent is not None:
+            out["AdjacentParentShardId"] = shard_id(shard.adjacent_parent)
+        if not shard.is_open:
+            sequence_range["EndingSequenceNumber"] = sequence_number(
+                shard.number, max(shard.last_offset, 0))
+        return out
+
+    # ---------------------------------------------------- adding and removing
+    def add_stream(self, info: StreamInfo, tags: Mapping[str, str] | None = None) -> None:
+        """Store a new stream (its shards in ``info.shards``) and its tags in one
+        transaction. Files left by a deleted stream of the same name (a crash between
+        DeleteStream's commit and its file removal) are removed first."""
+        with self.db.transaction():
+            shutil.rmtree(self._stream_dir(info.name), ignore_errors=True)
+            self.keys.forget(info.name)
+            self.db.insert_stream(info)
+            for shard in info.shards:
+                self.db.insert_shard(info.name, shard)
+            if tags:
+                self.db.set_tags(info.name, tags)
+            self._streams[info.name] = info
+
+    def remove_stream(self, info: StreamInfo) -> None:
+        """Delete a stream: wait for its writers, commit the deletion, then remove its
+        logs and key. Readers that still hold an iterator get ResourceNotFound."""
+        with self.stream_lock(info.name).write():
+            with self.db.transaction():
+                self.db.delete_stream(info.name)
+                del self._streams[info.name]
+            with self._logs_lock:
+                for shard in info.shards:
+                    log = self._logs.pop((info.name, shard.number), None)
+                    if log is None:
+                        log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
+                    log.delete()
+            self.keys.forget(info.name)
+            self._stream_locks.pop(info.name, None)
+
+    def remove_shard(self, info: StreamInfo, shard: ShardInfo) -> None:
+        """Delete a shard and its log (retention's end of an expired closed shard); the
+        caller holds the stream's lock for writing."""
+        with self._logs_lock:
+            log = self._logs.pop((info.name, shard.number), None)
+        if log is None:
+            log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
+        log.delete()
+        self.db.delete_shard(info.name, shard.number)
+        info.shards.remove(shard)
+
+    # ----------------------------------------------------------------- storage
+    def log(self, stream: str, number: int) -> SegmentLog:
+        """The segment log of shard ``number`` of ``stream``, opened on first use."""
+        key = (stream, number)
+        log = self._logs.get(key)
+        if log is None:
+            with self._logs_lock:
+                log = self._logs.get(key)
+                if log is None:
+                    log = SegmentLog(self._shard_dir(stream, number),
+                                     fsync=self.settings.fsync)
+                    self._logs[key] = log
+        return log
+
+    def stream_lock(self, name: str) -> ReadWriteLock:
+        """The stream's lock: read for appending records, write for changing shards."""
+        lock = self._stream_locks.get(name)
+        if lock is None:
+            lock = self._stream_locks.setdefault(name, ReadWriteLock())
+        return lock
+
+    def _shard_dir(self, stream: str, number: int) -> Path:
+        return self._stream_dir(stream) / shard_id(number)
+
+    def _stream_dir(self, stream: str) -> Path:
+        # A prefix keeps names such as "." or ".." (valid stream names) plain directories.
+        return self.data_dir / "streams" / f"{STREAM_DIR_PREFIX}{stream}"
+
+    def _remove_orphans(self) -> None:
+        """Delete log directories and keys of streams the metadata no longer has (a crash
+        between DeleteStream's commit and its file removal leaves them)."""
+        root = self.data_dir / "streams"
+        if root.is_dir():
+            for path in root.iterdir():
+                name = path.name[len(STREAM_DIR_PREFIX):]
+                if path.is_dir() and path.name.startswith(STREAM_DIR_PREFIX) and \
+                        name not in self._streams:
+                    shutil.rmtree(path, ignore_errors=True)
+        keys = self.data_dir / "keys"
+        if keys.is_dir():
+            for path in keys.glob("*.key"):
+                if path.stem not in self._streams:
+                    path.unlink(missing_ok=True)
+
+
+def _lock_directory(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on the data directory: two stores (say, a server and a
+    script) writing the same logs would corrupt them."""
+    import fcntl
+
+    handle = (data_dir / "store.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ResourceInUseError(f"data directory {data_dir} is in use by another process "
+                                 "(is a forestream server running on it?)") from None
+    return handle
+
+
+def _load_secret(path: Path) -> bytes:
+    if path.exists():
+        return path.read_bytes()
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(secret)
+    return secret

@@ -1,0 +1,281 @@
+"""Writing and reading records: PutRecord(s), shard iterators, GetRecords, retention.
+
+A component of :class:`~forestream.streams.store.StreamStore` over the shared
+:class:`~forestream.streams.catalog.StreamCatalog`. (Not to be confused with
+:mod:`forestream.processing.records`, the dataflow engine's records.)
+
+Writers hold the stream's lock for reading, so many appends run at once while resharding
+and retention (which hold it for writing) wait; each shard's segment log orders and
+group-commits the appends it gets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from forestream.names import shorten
+
+from .catalog import StreamCatalog
+from .crypto import seal, unseal
+from .errors import InvalidArgumentError, KMSError, ResourceNotFoundError
+from .hashing import (
+    parse_hash_key,
+    parse_sequence_number,
+    partition_hash,
+    sequence_number,
+    shard_id,
+)
+from .iterators import ShardIterators
+from .metadata import ShardInfo, StreamInfo
+from .throughput import ShardThrottle
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+MAX_GET_RECORDS = 10_000
+MAX_GET_BYTES = 10 * 2**20
+MAX_PUT_RECORDS_BYTES = 10 * 2**20
+
+
+class RecordIO:
+    """Record writes and reads, shard iterators and retention over ``catalog``."""
+
+    def __init__(self, catalog: StreamCatalog) -> None:
+        self.catalog = catalog
+        self.iterators = ShardIterators(catalog.iterator_secret)
+        self._throttles: dict[tuple[str, int], ShardThrottle] = {}
+        self._throttles_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ writing
+    def put_record(self, data: bytes, partition_key: str, stream_name: str | None = None,
+                   stream_arn: str | None = None, explicit_hash_key: str | None = None,
+                   sequence_number_for_ordering: str | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        self._check_size(info, data, partition_key)
+        if sequence_number_for_ordering is not None:
+            parse_sequence_number(sequence_number_for_ordering)
+        with self.catalog.stream_lock(info.name).read():
+            self.catalog.resolve(info.name, None)  # the stream may have gone while we waited
+            shard = RoutingTable.of(info).route(partition_key, explicit_hash_key)
+            self._throttle(info, shard.number).take_write(1, len(data) + len(partition_key))
+            first, _ = self._append(info, shard.number, [(partition_key, data)])
+        return {"ShardId": shard_id(shard.number),
+                "SequenceNumber": sequence_number(shard.number, first),
+                "EncryptionType": info.encryption}
+
+    def put_records(self, records: Sequence[Mapping[str, Any]], stream_name: str | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        total = 0
+        for i, record in enumerate(records):
+            self._check_size(info, record["Data"], record["PartitionKey"], index=i)
+            total += len(record["Data"]) + len(record["PartitionKey"].encode())
+        if total > MAX_PUT_RECORDS_BYTES:
+            raise InvalidArgumentError(f"PutRecords request size {total} bytes exceeds the "
+                                       f"limit of {MAX_PUT_RECORDS_BYTES} bytes")
+        results: list[dict[str, str] | None] = [None] * len(records)
+        failed = 0
+        with self.catalog.stream_lock(info.name).read():
+            self.catalog.resolve(info.name, None)
+            by_shard: dict[int, list[int]] = {}
+            table = RoutingTable.of(info)
+            for i, record in enumerate(records):
+                shard = table.route(record["PartitionKey"], record.get("ExplicitHashKey"))
+                by_shard.setdefault(shard.number, []).append(i)
+            for number, indexes in by_shard.items():
+                accepted = indexes
+                if self.catalog.settings.throughput_limits:
+                    accepted = self._throttle(info, number).admit(
+                        [len(records[i]["Data"]) + len(records[i]["PartitionKey"])
+                         for i in indexes], indexes)
+                    for i in set(indexes) - set(accepted):
+                        failed += 1
+                        results[i] = {
+                            "ErrorCode": "ProvisionedThroughputExceededException",
+                            "ErrorMessage": f"Rate exceeded for shard {shard_id(number)} in "
+                                            f"stream {info.name} under account "
+                                            f"{self.catalog.settings.account}."}
+                if not accepted:
+                    continue
+                first, _ = self._append(info, number, [(records[i]["PartitionKey"],
+                                                        records[i]["Data"]) for i in accepted])
+                for k, i in enumerate(accepted):
+                    results[i] = {"SequenceNumber": sequence_number(number, first + k),
+                                  "ShardId": shard_id(number)}
+        return {"FailedRecordCount": failed, "Records": results,
+                "EncryptionType": info.encryption}
+
+    # ------------------------------------------------------------------ reading
+    def get_shard_iterator(self, shard_id: str, shard_iterator_type: str,
+                           stream_name: str | None = None, stream_arn: str | None = None,
+                           starting_sequence_number: str | None = None,
+                           timestamp: float | None = None) -> dict[str, Any]:
+        info = self.catalog.resolve(stream_name, stream_arn)
+        shard = self.catalog.shard(info, shard_id)
+        log = self.catalog.log(info.name, shard.number)
+        kind = shard_iterator_type
+        if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
+            if starting_sequence_number is None:
+                raise InvalidArgumentError(f"StartingSequenceNumber is required for {kind}")
+            owner, offset = parse_sequence_number(starting_sequence_number)
+            if owner != shard.number:
+                raise InvalidArgumentError(
+                    f"StartingSequenceNumber {starting_sequence_number} used in "
+                    f"GetShardIterator on shard {shard_id} in stream {info.name} under account "
+                    f"{self.catalog.settings.account} is invalid because it did not come "
+                    "from this stream.")
+            position = offset if kind == "AT_SEQUENCE_NUMBER" else offset + 1
+        elif kind == "TRIM_HORIZON":
+            position = log.start_offset
+        elif kind == "LATEST":
+            position = log.next_offset
+        else:  # AT_TIMESTAMP
+            if timestamp is None:
+                raise InvalidArgumentError("Timestamp is required for AT_TIMESTAMP")
+            position = log.offset_at_time(int(timestamp * 1000))
+        return {"ShardIterator": self.iterators.encode(info.name, info.created_ms,
+                                                       shard.number, position)}
+
+    def get_records(self, shard_iterator: str, limit: int | None = None,
+                    stream_arn: str | None = None) -> dict[str, Any]:
+        name, number, position, created = self.iterators.decode(shard_iterator)
+        account = self.catalog.settings.account
+        if stream_arn is not None and stream_arn != self.catalog.stream_arn(name):
+            raise InvalidArgumentError(f"StreamARN {shorten(stream_arn)} is not the stream of "
+                                       f"this shard iterator ({self.catalog.stream_arn(name)})")
+        info = self.catalog.find(name)
+        if info is None or info.created_ms != created:
+            raise ResourceNotFoundError(f"Stream {name} under account {account} not found.")
+        shard = next((s for s in info.shards if s.number == number), None)
+        if shard is None:
+            raise ResourceNotFoundError(f"Shard {shard_id(number)} in stream {name} under "
+                                        f"account {account} does not exist")
+        log = self.catalog.log(name, number)
+        stored = log.read(position, max_records=limit or MAX_GET_RECORDS,
+                          max_bytes=MAX_GET_BYTES) if position < log.next_offset else []
+        if stored:
+            self._throttle(info, number).take_read(sum(len(r.value) for r in stored))
+        keys = self.catalog.keys
+
+        def cipher() -> AESGCM | None:  # asked only for encrypted records
+            return keys.key_for(name)
+
+        records = []
+        for r in stored:
+            try:
+                data, encrypted = unseal(r.value, cipher, r.key)
+            except KeyError as exc:
+                raise KMSError(f"record {sequence_number(number, r.offset)} of stream {name} "
+                               f"cannot be decrypted: {exc.args[0]}") from None
+            records.append({"SequenceNumber": sequence_number(number, r.offset),
+                            "ApproximateArrivalTimestamp": r.timestamp_ms / 1000.0,
+                            "Data": data, "PartitionKey": r.key.decode("utf-8"),
+                            "EncryptionType": "KMS" if encrypted else "NONE"})
+        next_position = stored[-1].offset + 1 if stored else max(position, log.start_offset)
+        behind = 0
+        if stored and log.last_timestamp_ms is not None and next_position < log.next_offset:
+            behind = max(0, log.last_timestamp_ms - stored[-1].timestamp_ms)
+        # StreamName is for in-process callers (per-shard metrics); the wire omits it
+        out: dict[str, Any] = {"Records": records, "MillisBehindLatest": behind,
+                               "StreamName": name}
+        if not shard.is_open and next_position > shard.last_offset:
+            out["ChildShards"] = _child_shards(info, shard)
+        else:
+            out["NextShardIterator"] = self.iterators.encode(info.name, info.created_ms,
+                                                             number, next_position)
+        return out
+
+    def continuation_sequence_number(self, shard_iterator: str) -> str:
+        """The sequence number a SubscribeToShard event continues after: the one just
+        before the iterator's position (its shard's first for a position at the start)."""
+        _, number, position, _ = self.iterators.decode(shard_iterator)
+        return sequence_number(number, max(position - 1, 0))
+
+    # ----------------------------------------------------------------- retention
+    def enforce_retention(self) -> int:
+        """Drop records older than each stream's retention and expired closed shards;
+        return the number of records dropped."""
+        dropped = 0
+        now = int(time.time() * 1000)
+        for info in self.catalog.streams():
+            horizon = now - info.retention_hours * 3600 * 1000
+            with self.catalog.stream_lock(info.name).write():
+                for shard in list(info.shards):
+                    log = self.catalog.log(info.name, shard.number)
+                    dropped += log.delete_before(horizon)
+                    expired = shard.closed_ms is not None and shard.closed_ms < horizon
+                    if expired and log.start_offset >= log.next_offset:
+                        self.catalog.remove_shard(info, shard)
+        return dropped
+
+    # ------------------------------------------------------------------ helpers
+    def _append(self, info: StreamInfo, number: int,
+                entries: list[tuple[str, bytes]]) -> tuple[int, int]:
+        """Seal (encrypt, if the stream is) and append; (first offset, timestamp_ms)."""
+        cipher = self.catalog.keys.key_for(info.name) if info.encryption != "NONE" else None
+        encoded = []
+        for key, data in entries:
+            k = key.encode("utf-8")
+            encoded.append((k, seal(data, cipher, k)))
+        return self.catalog.log(info.name, number).append(encoded)
+
+    @staticmethod
+    def _check_size(info: StreamInfo, data: bytes, key: str, index: int | None = None) -> None:
+        size = len(data) + len(key.encode("utf-8"))
+        limit = info.max_record_kib * 1024
+        if size > limit:
+            where = f"record {index}" if index is not None else "record"
+            raise InvalidArgumentError(
+                f"{where} is {size} bytes (data + partition key), above the stream's maximum "
+                f"record size of {limit} bytes ({info.max_record_kib} KiB)")
+
+    def _throttle(self, info: StreamInfo, number: int) -> ShardThrottle:
+        key = (info.name, number)
+        throttle = self._throttles.get(key)
+        if throttle is None:
+            settings = self.catalog.settings
+            with self._throttles_lock:
+                throttle = self._throttles.setdefault(key, ShardThrottle(
+                    enabled=settings.throughput_limits, name=f"{shard_id(number)} in stream "
+                    f"{info.name} under account {settings.account}"))
+        return throttle
+
+
+class RoutingTable(NamedTuple):
+    """A stream's open shards by starting hash key, for bisecting hash keys."""
+
+    shards: list[ShardInfo]
+    starts: list[int]
+
+    @classmethod
+    def of(cls, info: StreamInfo) -> RoutingTable:
+        shards = sorted(info.open_shards(), key=lambda s: s.start_hash)
+        return cls(shards, [s.start_hash for s in shards])
+
+    def route(self, partition_key: str, explicit_hash_key: str | None) -> ShardInfo:
+        """The open shard a record goes to: the one whose hash key range holds its
+        explicit hash key, else the MD5 of its partition key."""
+        key = parse_hash_key(explicit_hash_key) if explicit_hash_key is not None else \
+            partition_hash(partition_key)
+        shards, starts = self
+        i = bisect.bisect_right(starts, key) - 1
+        if i < 0 or key > shards[i].end_hash:
+            raise InvalidArgumentError(f"hash key {key} is not covered by an open shard")
+        return shards[i]
+
+
+def _child_shards(info: StreamInfo, shard: ShardInfo) -> list[dict[str, Any]]:
+    """GetRecords' ChildShards of a closed shard whose end a reader reached."""
+    children = []
+    for child in info.shards:
+        if shard.number in (child.parent, child.adjacent_parent):
+            parents = [shard_id(p) for p in (child.parent, child.adjacent_parent)
+                       if p is not None]
+            children.append({"ShardId": shard_id(child.number), "ParentShards": parents,
+                             "HashKeyRange": {"StartingHashKey": str(child.start_hash),
+                                              "EndingHashKey": str(child.end_hash)}})
+    return children
