@@ -7,7 +7,7 @@ when the directory is first used. A server opening a directory of an older forma
 the upgrade steps of :data:`UPGRADES` in order (each rewrites what changed, then bumps the
 number); a directory of a newer format is refused, naming both numbers, so an older
 release never misreads data. Files that travel on their own carry their own version too
-(checkpoints: ``FSCKPT1z``; forests: ``FSRCF\\x01``; detectors: ``FSTRD\\x01``). The
+(checkpoints: ``FSCKPT2s``; forests: ``FSRCF\\x01``; detectors: ``FSTRD\\x01``). The
 formats and their history are listed in docs/architecture.md.
 
 >>> import tempfile, pathlib

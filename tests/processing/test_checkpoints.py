@@ -319,6 +319,30 @@ def test_checkpoint_files_are_atomic_and_only_three_are_kept(tmp_path):
     assert snapshot["graph"] == [n.uid for n in env.nodes]
 
 
+def test_a_checkpoint_in_format_1_is_still_restored(tmp_path, reference):
+    """Checkpoints written before format 2 (one zlib pickle, ``FSCKPT1z``) restore: an
+    application upgraded in place resumes where it was."""
+    import pickle
+    import zlib
+
+    ref_values, ref_files, _ = reference
+    ckpt, out = tmp_path / "ckpt", tmp_path / "out"
+    env = make_env(ckpt)
+    first = window_job(env, out)
+    env.execute(until=StepLimit(5))
+    for path in ckpt.glob("checkpoint-*.pkl"):  # rewritten as the older version wrote them
+        assert path.read_bytes().startswith(runtime_module.CHECKPOINT_MAGIC)
+        snapshot = runtime_module.read_checkpoint(path)
+        path.write_bytes(b"FSCKPT1z" + zlib.compress(pickle.dumps(snapshot), 1))
+    env = make_env(ckpt)
+    second = window_job(env, out)
+    assert env.execute().restored_from is not None
+    assert first.values + second.values == ref_values
+    assert files(out) == ref_files
+    newest = max(ckpt.glob("checkpoint-*.pkl"))
+    assert newest.read_bytes().startswith(b"FSCKPT2s")
+
+
 def test_a_leftover_temp_file_from_a_crash_is_ignored_and_replaced(tmp_path, reference):
     ref_values, ref_files, _ = reference
     ckpt, out = tmp_path / "ckpt", tmp_path / "out"

@@ -3,6 +3,7 @@ serialization, and the ThresholdedDetector built on it."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numba
@@ -406,6 +407,24 @@ def test_detector_process_batch_equals_process_per_row():
     _assert_same_descriptors(batch, single)
 
 
+def test_detector_small_batches_explained_row_by_row_equal_one_batch():
+    """A stream's batches are often a few rows: those are explained row by row (no
+    rewind snapshot), with the same descriptors and explanations as one large batch."""
+    x = noise_with_spikes(900, seed=4, every=110)
+    whole = ThresholdedDetector(**_DETECTOR).process_batch(x, explain_min_grade=0.2)
+    pieces_detector = ThresholdedDetector(**_DETECTOR)
+    pieces, start = [], 0
+    for size in itertools.cycle((1, 3, 7, 31, 2, 64)):
+        if start >= len(x):
+            break
+        pieces += pieces_detector.process_batch(x[start:start + size], explain_min_grade=0.2)
+        start += size
+    _assert_same_descriptors(pieces, whole)
+    explained = [d for d in pieces if d.attribution is not None]
+    assert explained and all(d.grade >= 0.2 for d in explained)
+    assert all(d.attribution is None for d in pieces if 0 < d.grade < 0.2)
+
+
 def test_detector_process_batch_equals_process_for_multidimensional_input():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((700, 2))
@@ -442,3 +461,23 @@ def test_fresh_detector_round_trips():
     x = noisy_sine(300, seed=3)
     assert [d.score for d in restored.process_batch(x)] == [
         d.score for d in detector.process_batch(x)]
+
+
+def test_copies_are_independent_and_continue_identically():
+    x = noise_with_spikes(1200, seed=5)
+    detector = ThresholdedDetector(**_DETECTOR)
+    detector.process_batch(x[:600])
+    frozen = detector.to_bytes()
+    twin = detector.copy()
+    assert twin.to_bytes() == frozen
+    ahead = detector.process_batch(x[600:])  # the original learns on
+    assert twin.to_bytes() == frozen  # the copy is untouched
+    again = twin.process_batch(x[600:])
+    assert [(d.score, d.grade) for d in again] == [(d.score, d.grade) for d in ahead]
+    forest = RandomCutForest(num_trees=20, sample_size=64, random_seed=1)
+    for value in x[:300]:
+        forest.update(value)
+    copy_ = forest.copy()
+    before = copy_.to_bytes()
+    forest.update(x[300])
+    assert copy_.to_bytes() == before and forest.to_bytes() != before

@@ -11,10 +11,12 @@ drop duplicates after a replay.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import threading
 import time
+import urllib.parse
 from typing import Any
 
 import boto3
@@ -70,6 +72,18 @@ class KinesisApi:
     def stream_status(self, stream: str) -> str:
         raise NotImplementedError
 
+    def target_key(self) -> object:
+        """What identifies the target: sources on one target can wait together."""
+        return ("api", id(self))
+
+    def wait_for_records(self, positions: dict[str, dict[str, str | None]],
+                         timeout: float) -> dict[str, list[str]] | None:
+        """Wait (at most ``timeout`` seconds) until a shard in ``positions`` ({stream:
+        {shard: last sequence number read, or None}}) has records after it: the shards
+        that have, per stream. None when the target cannot wait (Kinesis has no such
+        call; a forestream server and a StreamStore can), and the caller polls instead."""
+        return None
+
 
 def kinesis_api(target: Any) -> KinesisApi:
     """The :class:`KinesisApi` over ``target``: a :class:`StreamStore` is called in
@@ -86,6 +100,8 @@ class ClientKinesis(KinesisApi):
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self._waiter: RecordWaiter | None = None
+        self._can_wait = True  # until the endpoint proves it cannot
 
     def list_shards(self, stream: str) -> list[dict]:
         shards: list[dict] = []
@@ -127,6 +143,25 @@ class ClientKinesis(KinesisApi):
         return str(self.client.describe_stream_summary(StreamName=stream)[
             "StreamDescriptionSummary"]["StreamStatus"])
 
+    def wait_for_records(self, positions: dict[str, dict[str, str | None]],
+                         timeout: float) -> dict[str, list[str]] | None:
+        if not self._can_wait:
+            return None
+        if self._waiter is None:
+            self._waiter = RecordWaiter.for_endpoint(
+                str(getattr(self.client.meta, "endpoint_url", "") or ""))
+            if self._waiter is None:
+                self._can_wait = False
+                return None
+        ready = self._waiter.wait(positions, timeout)
+        if self._waiter.refused:
+            self._can_wait = False
+            self._waiter.close()
+        return ready
+
+    def target_key(self) -> object:
+        return ("endpoint", getattr(self.client.meta, "endpoint_url", None))
+
 
 class StoreKinesis(KinesisApi):
     """In process, on a :class:`StreamStore` (its Python API: snake_case, all shards)."""
@@ -158,6 +193,103 @@ class StoreKinesis(KinesisApi):
     def stream_status(self, stream: str) -> str:
         return str(self.store.describe_stream_summary(stream_name=stream)[
             "StreamDescriptionSummary"]["StreamStatus"])
+
+    def wait_for_records(self, positions: dict[str, dict[str, str | None]],
+                         timeout: float) -> dict[str, list[str]] | None:
+        return self.store.wait_for_records(positions, timeout)
+
+    def target_key(self) -> object:
+        return ("store", id(self.store))
+
+
+class RecordWaiter:
+    """Long-polls a forestream server's ``POST /api/v1/streams/wait`` over one kept-alive
+    connection. Only for the server this worker runs under (``FORESTREAM_ENDPOINT_URL``)
+    or one on this machine, so the access token never travels elsewhere; a server that
+    refuses (an older one, a Kinesis endpoint that is not forestream) is not asked again.
+    """
+
+    PATH = "/api/v1/streams/wait"
+
+    def __init__(self, endpoint: str, host: str, port: int) -> None:
+        self.endpoint = endpoint
+        self.host, self.port = host, port
+        self.refused = False
+        self._connection: http.client.HTTPConnection | None = None
+
+    @classmethod
+    def for_endpoint(cls, endpoint: str) -> RecordWaiter | None:
+        parts = urllib.parse.urlsplit(endpoint)
+        if parts.scheme != "http" or not parts.hostname:
+            return None
+        port = parts.port or 80
+        own = urllib.parse.urlsplit(os.environ.get("FORESTREAM_ENDPOINT_URL", ""))
+        mine = (own.hostname, own.port or 80) == (parts.hostname, port)
+        if not mine and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+            return None
+        return cls(endpoint.rstrip("/"), parts.hostname, port)
+
+    def wait(self, positions: dict[str, dict[str, str | None]],
+             timeout: float) -> dict[str, list[str]] | None:
+        """The server's answer, or None when it could not be had (the caller sleeps)."""
+        from forestream.rest_client import auth_headers
+
+        body = json.dumps({"streams": positions,
+                           "timeout_ms": int(max(0.0, timeout) * 1000)}).encode()
+        headers = {"Content-Type": "application/json",
+                   **auth_headers(self.endpoint, "POST", self.endpoint + self.PATH, body)}
+        for attempt in (0, 1):  # a kept-alive connection the server closed: once more
+            try:
+                if self._connection is None:
+                    self._connection = http.client.HTTPConnection(
+                        self.host, self.port, timeout=timeout + 10)
+                self._connection.request("POST", self.PATH, body, headers)
+                response = self._connection.getresponse()
+                payload = response.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                if attempt:
+                    return None
+                continue
+            if response.status != 200:
+                # not found, not allowed, not understood: this server cannot wait
+                self.refused = response.status in (401, 403, 404, 405, 400)
+                return None
+            try:
+                return dict(json.loads(payload)["ready"])
+            except (ValueError, KeyError, TypeError):
+                self.refused = True
+                return None
+        return None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+
+def wait_for_input(sources: list, timeout: float, fallback: float) -> None:
+    """Block until one of ``sources`` may have new records, at most ``timeout`` seconds.
+
+    When every source is a :class:`KinesisSource` on one target that can wait (a
+    forestream server, a StreamStore), the wait ends the moment a record arrives: a job
+    reacts in milliseconds without polling. Otherwise (other sources, AWS itself, shards
+    whose place is unknown) it sleeps ``fallback`` seconds, as a poller would.
+    """
+    positions: dict[str, dict[str, str | None]] = {}
+    api: KinesisApi | None = None
+    for source in sources:
+        shards = source.wait_positions() if isinstance(source, KinesisSource) else None
+        if shards is None or (api is not None
+                              and api.target_key() != source.api.target_key()):
+            time.sleep(fallback)
+            return
+        api = source.api
+        if shards:
+            positions.setdefault(source.stream, {}).update(shards)
+    if api is None or not positions or api.wait_for_records(positions, timeout) is None:
+        time.sleep(fallback)
 
 
 def read_records(target, stream: str, limit: int = 10_000):
@@ -295,6 +427,22 @@ class KinesisSource(Source):
 
     def splits(self) -> list[str]:
         return [s for s in self._iterators if self._ready(s)]
+
+    def wait_positions(self) -> dict[str, str | None] | None:
+        """Per shard being read, the last sequence number read (None: nothing yet, so
+        any record is new): what :func:`wait_for_input` waits on. None when a shard's
+        place cannot be told (started at LATEST, nothing read yet)."""
+        out: dict[str, str | None] = {}
+        for shard in self._iterators:
+            if not self._ready(shard):
+                continue
+            if shard in self.positions:
+                out[shard] = self.positions[shard]
+            elif self.start == "TRIM_HORIZON":
+                out[shard] = None
+            else:
+                return None
+        return out
 
     def finished(self) -> bool:
         return self.only is not None and self.only <= self.finished_shards
@@ -511,6 +659,13 @@ class PutBatcher:
                                                  args=(pending,), name="sink-puts",
                                                  daemon=True)
                 self._sending.start()
+
+    def send_if_idle(self) -> None:
+        """Start sending what is pending unless a send is under way (then it waits for
+        the next call): a worker calls this between key groups, so their records go out
+        while it processes the next ones instead of at the end of the step."""
+        if self._pending and (self._sending is None or not self._sending.is_alive()):
+            self.flush(wait=False)
 
     def wait(self) -> None:
         """Until the sends under way are done; raises what they raised."""

@@ -4,6 +4,10 @@ An operator gets a list of records and a :class:`Collector`; event-time progress
 through :meth:`Operator.on_watermark`. Its state is whatever :meth:`Operator.snapshot`
 returns (picklable), restored by :meth:`Operator.restore` — the runtime checkpoints
 them between batches, when no record is in flight, so state is exactly-once.
+
+Large state can be serialized off the processing thread: ``snapshot`` returns
+:class:`Deferred` around a function that produces the state later, from private copies
+taken now (see the RCF operators, whose per-key forests are megabytes each).
 """
 
 from __future__ import annotations
@@ -19,6 +23,25 @@ from .records import Collector, OutputTag, Record
 from .state import KeyedStateBackend
 
 MIN_WATERMARK = -math.inf
+
+
+class Deferred:
+    """A snapshot whose serializable form is produced later, on the checkpoint writer's
+    thread: ``produce()`` is called once, after :meth:`Operator.snapshot` returned, and
+    its result is what :meth:`Operator.restore` gets back. It must only read what
+    nothing changes any more — copies the snapshot took — so the job can go on at once.
+
+    >>> state = {"counts": [1, 2]}
+    >>> frozen = Deferred(lambda copy=list(state["counts"]): {"counts": copy})
+    >>> state["counts"].append(3)  # the job goes on
+    >>> frozen.produce()
+    {'counts': [1, 2]}
+    """
+
+    __slots__ = ("produce",)
+
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self.produce = produce
 
 
 class Operator:

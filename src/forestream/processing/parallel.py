@@ -32,9 +32,9 @@ from . import exchange as ex
 from .checkpoint_rounds import CheckpointRounds
 from .environment import StreamExecutionEnvironment
 from .exchange_plan import keyed_stage, read_stage
-from .kinesis_io import KinesisSink, PutBatcher
+from .kinesis_io import KinesisSink, PutBatcher, wait_for_input
 from .leases import LeaseTable
-from .runtime import JobRunner
+from .runtime import IDLE_SLEEP_SECONDS, JobRunner
 
 BALANCE_SECONDS = 1.0
 BACKPRESSURE_MILLIS = 30_000
@@ -181,6 +181,7 @@ class ParallelWorker:
             for runner in keyed:
                 polled, _ = runner.advance()
                 polled_any += polled
+                self.puts.send_if_idle()
             if self.local.empty():
                 break
         self.puts.flush(wait=False)  # written while the next step reads and processes
@@ -188,6 +189,15 @@ class ParallelWorker:
         if time.monotonic() - self._round_at >= self.rounds.interval:
             self.take_round()
         return polled_any
+
+    def wait_for_input(self, timeout: float) -> None:
+        """After a step that polled nothing: until a record may have arrived (at most
+        ``timeout``). In memory only the read stages have sources to wait on (the
+        hand-over queues are empty between steps); otherwise every runner's."""
+        runners = [r for k, r in self.runners.items()
+                   if self.local is None or k[0] == "source"]
+        wait_for_input([s for r in runners for s in r.sources_now()], timeout,
+                       IDLE_SLEEP_SECONDS)
 
     def take_round(self, wait: bool = False) -> int:
         """Checkpoint every runner under one new round number, committed once written."""

@@ -17,7 +17,7 @@ from forestream.rcf import RandomCutForest, ThresholdedDetector
 from forestream.rcf.warmup import warm_up
 
 from .keys import key_hash
-from .operators import Operator
+from .operators import Deferred, Operator
 from .records import Record
 
 # Kinesis Analytics' defaults: numberOfTrees 100, subSampleSize 256, timeDecay 100000
@@ -288,7 +288,9 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self):
-        return {k: d.to_bytes(compress=False) for k, d in self.detectors.items()}
+        # copies now (a memcpy each), bytes on the checkpoint writer's thread
+        copies = {k: d.copy() for k, d in self.detectors.items()}
+        return Deferred(lambda: {k: d.to_bytes(compress=False) for k, d in copies.items()})
 
     def restore(self, state):
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}

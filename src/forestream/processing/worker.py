@@ -27,7 +27,7 @@ from .exchange_plan import plan as plan_of
 from .exchange_plan import shardable
 from .kinesis_io import KinesisSource, kinesis_client
 from .parallel import BALANCE_SECONDS, ParallelWorker
-from .runtime import IDLE_SLEEP_SECONDS, JobRunner
+from .runtime import IDLE_WAIT_SECONDS, JobRunner
 
 STATUS_EVERY_SECONDS = 1.0
 
@@ -219,7 +219,7 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
                 write_status(app_dir, worker, state="RUNNING", **runner.status())
                 report = False
             if not polled:
-                time.sleep(IDLE_SLEEP_SECONDS)
+                runner.wait_for_input(IDLE_WAIT_SECONDS)
     except Exception:
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))

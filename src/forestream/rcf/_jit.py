@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         *,
         cache: bool = ...,
         parallel: bool = ...,
+        nogil: bool = ...,
         inline: Literal["always", "never"] | Callable[..., bool] = ...,
     ) -> Callable[[_F], _F]:
         """``numba.njit(**options)``: compile the decorated function in nopython mode."""

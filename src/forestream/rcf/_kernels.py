@@ -11,6 +11,10 @@ point number ``seq`` gets the key ``log(-log(u)) - λ·seq`` for u uniform in (0
 the tree keeps the ``S`` points with the smallest keys in a max-heap. With λ = 0 this is
 a uniform reservoir sample; with λ > 0 recent points are favoured, the weight of a point
 decaying as ``exp(-λ·age)``.
+
+The kernels called from Python release the GIL (``nogil``): a job's other threads (its
+sinks' writes, a checkpoint being serialized) run meanwhile. A forest's arrays are only
+ever touched by the thread that owns the forest.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
     from ._jit import BoolArray, Float64Array, Int32Array, UInt64Array
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _sample_and_insert(t: int, p: Float64Array, seq: int, time_decay: float,
                        nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
                        leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
@@ -63,7 +67,7 @@ def _sample_and_insert(t: int, p: Float64Array, seq: int, time_decay: float,
     _heap_replace_top(heap_keys, heap_leaves, t, size, key, leaf)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def score_and_update(points: Float64Array, first_seq: int, time_decay: float,
                      want_scores: bool, want_update: bool, tree_scores: Float64Array,
                      nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
@@ -77,7 +81,7 @@ def score_and_update(points: Float64Array, first_seq: int, time_decay: float,
                      trees, heap_keys, heap_leaves, rng)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score_and_update_serial(points: Float64Array, first_seq: int, time_decay: float,
                             want_scores: bool, want_update: bool, tree_scores: Float64Array,
                             nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
@@ -93,7 +97,7 @@ def score_and_update_serial(points: Float64Array, first_seq: int, time_decay: fl
                      trees, heap_keys, heap_leaves, rng)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mean_over_trees(tree_scores: Float64Array, out: Float64Array) -> None:
     """``out[i]`` = mean of ``tree_scores[:, i]``, summed in tree order (one rounding for
     every path, so batch and per-record scores are bit-identical)."""
@@ -105,7 +109,7 @@ def mean_over_trees(tree_scores: Float64Array, out: Float64Array) -> None:
         out[i] = total / n_trees
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _stream_tree(t: int, points: Float64Array, first_seq: int, time_decay: float,
                  want_scores: bool, want_update: bool, tree_scores: Float64Array,
                  nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
@@ -124,7 +128,7 @@ def _stream_tree(t: int, points: Float64Array, first_seq: int, time_decay: float
                                heap_leaves, rng)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def attribution_batch(points: Float64Array, out: Float64Array, nodes: Int32Array,
                       cut_values: Float64Array, boxes: Float64Array, leaves: Int32Array,
                       leaf_point: Float64Array, trees: Int32Array) -> None:
@@ -138,7 +142,7 @@ def attribution_batch(points: Float64Array, out: Float64Array, nodes: Int32Array
                             path, out[t, i])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def neighbours(point: Float64Array, out_points: Float64Array, out_distance: Float64Array,
                nodes: Int32Array, cut_values: Float64Array, leaf_point: Float64Array,
                trees: Int32Array) -> None:
@@ -160,7 +164,7 @@ def neighbours(point: Float64Array, out_points: Float64Array, out_distance: Floa
         out_distance[t] = math.sqrt(dist)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def impute(point: Float64Array, missing: BoolArray, max_leaves: int, out: Float64Array,
            nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
            leaves: Int32Array, leaf_point: Float64Array, trees: Int32Array) -> None:
@@ -247,7 +251,7 @@ def _heap_replace_top(keys: Float64Array, leaf_ids: Int32Array, t: int, size: in
     leaf_ids[t, i] = leaf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def step_one(shingle: Float64Array, row: Float64Array, point: Float64Array, want_score: bool,
              want_update: bool, advance_shingle: bool, seq: int, time_decay: float,
              path: Int32Array, nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,

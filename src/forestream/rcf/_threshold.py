@@ -54,7 +54,7 @@ def initial_state() -> Float64Array:
     return state
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def threshold_scores(scores: Float64Array, params: Float64Array, state: Float64Array,
                      grades: Float64Array, thresholds: Float64Array) -> None:
     """Grade each score in order, updating ``state``; fills ``grades`` and ``thresholds``."""

@@ -37,6 +37,7 @@ from .rest.applications import routes as application_routes
 from .rest.models import routes as model_routes
 from .rest.openapi import routes as openapi_routes
 from .rest.optimizer import routes as optimizer_routes
+from .rest.streams import routes as stream_routes
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -118,9 +119,12 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                                  region=settings.region)
     metrics = Metrics()
     kinesis = kinesis_protocol(store, metrics)
-    # Application workers reach this server's Kinesis API through this variable.
-    manager = ApplicationManager(settings.data_dir, environment={
-        "FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"},
+    # Application workers reach this server's Kinesis API through this variable, and
+    # its REST API (waiting for records: /api/v1/streams/wait) with the token.
+    worker_env = {"FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"}
+    if token:
+        worker_env["FORESTREAM_TOKEN"] = token
+    manager = ApplicationManager(settings.data_dir, environment=worker_env,
         delete_stream=lambda name: store.delete_stream(stream_name=name),
         allow_code=settings.allow_code)
     registry = ModelRegistry(settings.data_dir, allow_code=settings.allow_code)
@@ -181,6 +185,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         Route("/health", health, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         *application_routes(manager, settings),
+        *stream_routes(store),
         *model_routes(registry, endpoints, settings),
         *optimizer_routes(optimizer, settings),
         *openapi_routes(settings),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import uvicorn
 
+from forestream import access_token
 from forestream.config import Settings
 from forestream.processing.kinesis_io import kinesis_client
 
@@ -36,6 +37,7 @@ class EmbeddedServer:
         self.token: str | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._runtime: Path | None = None
 
     def start(self) -> None:
         # the program that embeds a server deploys its own applications: it runs code
@@ -54,11 +56,17 @@ class EmbeddedServer:
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the embedded server did not start")
             time.sleep(0.02)
+        # as `forestream server` does: local clients (the CLI, a job's record waits) find
+        # the token of the server at this URL
+        self._runtime = access_token.register(self.url, self.token, self.data_dir)
 
     def client(self):
         return kinesis_client(self.url, max_attempts=5)
 
     def stop(self) -> None:
+        if self._runtime is not None:
+            access_token.unregister(self._runtime)
+            self._runtime = None
         if self._server is not None:
             self._server.should_exit = True
             if self._thread is not None:

@@ -72,6 +72,9 @@ class StreamCatalog:
         self._stream_locks: dict[str, ReadWriteLock] = {}
         self.keys = KeyStore(self.data_dir / "keys")
         self.iterator_secret = _load_secret(self.data_dir / "iterator.key")
+        # appends bump this and wake readers waiting for records (RecordIO.wait_for_records)
+        self._arrivals = threading.Condition()
+        self.arrivals = 0
         self._closed = False
         self._remove_orphans()
 
@@ -85,6 +88,18 @@ class StreamCatalog:
             self.db.close()
             self._lock_file.close()  # releases the directory lock
             self._closed = True
+
+    # ----------------------------------------------------------------- arrivals
+    def announce_records(self) -> None:
+        """Records were appended (and are durable): wake every waiting reader."""
+        with self._arrivals:
+            self.arrivals += 1
+            self._arrivals.notify_all()
+
+    def wait_for_arrival(self, seen: int, timeout: float) -> None:
+        """Until an append after the one numbered ``seen``, or ``timeout`` seconds."""
+        with self._arrivals:
+            self._arrivals.wait_for(lambda: self.arrivals != seen, timeout)
 
     # ----------------------------------------------------------------- finding
     def stream_arn(self, name: str) -> str:

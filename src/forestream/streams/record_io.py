@@ -195,6 +195,41 @@ class RecordIO:
         _, number, position, _ = self.iterators.decode(shard_iterator)
         return sequence_number(number, max(position - 1, 0))
 
+    def wait_for_records(self, positions: Mapping[str, Mapping[str, str | None]],
+                         timeout: float) -> dict[str, list[str]]:
+        """Until a shard named in ``positions`` ({stream: {shard id: the last sequence
+        number read, or None for none yet}}) has records after that position, or
+        ``timeout`` seconds: the shards that have, per stream (empty on time-out). A
+        reader on the same machine waits here instead of polling."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            seen = self.catalog.arrivals
+            ready = {stream: found for stream, shards in positions.items()
+                     if (found := self._shards_with_records(stream, shards))}
+            remaining = deadline - time.monotonic()
+            if ready or remaining <= 0:
+                return ready
+            self.catalog.wait_for_arrival(seen, remaining)
+
+    def _shards_with_records(self, stream: str, shards: Mapping[str, str | None]
+                             ) -> list[str]:
+        info = self.catalog.resolve(stream, None)
+        found = []
+        for shard_name, after in shards.items():
+            shard = self.catalog.shard(info, shard_name)
+            log = self.catalog.log(info.name, shard.number)
+            if after is None:
+                position = log.start_offset
+            else:
+                owner, offset = parse_sequence_number(after)
+                if owner != shard.number:
+                    raise InvalidArgumentError(
+                        f"sequence number {shorten(after)} is not of shard {shard_name}")
+                position = offset + 1
+            if log.next_offset > position:
+                found.append(shard_name)
+        return found
+
     # ----------------------------------------------------------------- retention
     def enforce_retention(self) -> int:
         """Drop records older than each stream's retention and expired closed shards;
@@ -221,7 +256,9 @@ class RecordIO:
         for key, data in entries:
             k = key.encode("utf-8")
             encoded.append((k, seal(data, cipher, k)))
-        return self.catalog.log(info.name, number).append(encoded)
+        appended = self.catalog.log(info.name, number).append(encoded)
+        self.catalog.announce_records()
+        return appended
 
     @staticmethod
     def _check_size(info: StreamInfo, data: bytes, key: str, index: int | None = None) -> None:

@@ -181,6 +181,12 @@ class StreamStore:
                     stream_arn: str | None = None) -> dict[str, Any]:
         return self._records.get_records(shard_iterator, limit, stream_arn)
 
+    def wait_for_records(self, positions: Mapping[str, Mapping[str, str | None]],
+                         timeout: float) -> dict[str, list[str]]:
+        """Wait (at most ``timeout`` seconds) until a shard has records after a position:
+        see :meth:`RecordIO.wait_for_records`."""
+        return self._records.wait_for_records(positions, timeout)
+
     def continuation_sequence_number(self, shard_iterator: str) -> str:
         """The sequence number a SubscribeToShard event continues after: the one just
         before the iterator's position (its shard's first for a position at the start)."""

@@ -40,6 +40,8 @@ JSON = "application/json"
 
 TAGS = [
     {"name": "applications", "description": "stream processing applications and snapshots"},
+    {"name": "streams", "description": "what Kinesis has no call for: waiting for records "
+     "(the Kinesis API itself is served on POST /)"},
     {"name": "models", "description": "the model registry: uploads, groups and versions"},
     {"name": "endpoints", "description": "endpoint configurations and endpoints serving "
      "model versions (invocations: the SageMaker runtime route, outside /api/v1)"},
@@ -303,6 +305,14 @@ PATHS: dict[str, dict] = {
                         "type": "array", "items": {"type": "string"}}}}}}}}},
             "400", "404", params=(query("tail", "lines per log", type="integer", minimum=1,
                                         maximum=100_000, default=200),)),
+    },
+    "/api/v1/streams/wait": {
+        "post": op("streams", "Wait until shards have records after given positions",
+                   ok("StreamWaitResult"), "400", "404", request=body("StreamWait"),
+                   description="A long poll for readers on the server's machine: answers "
+                   "as soon as a named shard has records after its position, or after "
+                   "timeout_ms with ready empty. Kinesis itself has no such call; "
+                   "forestream's application workers use it instead of polling."),
     },
     "/api/v1/optimizer/analyses": {
         "get": op(OPT, "List analyses, newest first", ok("AnalysisList"), "400",

@@ -416,6 +416,26 @@ def _listing(member: str, item: str, paged: bool = False, **more) -> dict:
 
 
 SCHEMAS: dict[str, dict] = {
+    "StreamWait": {
+        "type": "object", "required": ["streams"], "additionalProperties": False,
+        "properties": {
+            "streams": {
+                "type": "object", "minProperties": 1,
+                "description": "stream name -> {shard id -> the last sequence number "
+                               "read, or null for none yet}",
+                "additionalProperties": {
+                    "type": "object", "minProperties": 1,
+                    "additionalProperties": {
+                        "anyOf": [{"type": "string", "pattern": "^[0-9]{1,128}$"},
+                                  {"type": "null"}]}}},
+            "timeout_ms": {"type": "integer", "minimum": 0, "maximum": 20000,
+                           "default": 1000}}},
+    "StreamWaitResult": {
+        "type": "object", "required": ["ready"], "properties": {
+            "ready": {"type": "object", "description": "stream -> shards with new records "
+                      "(empty: the time ran out)",
+                      "additionalProperties": {"type": "array",
+                                               "items": {"type": "string"}}}}},
     "Problem": PROBLEM,
     "ApplicationRecord": APPLICATION_RECORD, "Application": APPLICATION,
     "ApplicationList": _listing("applications", "ApplicationRecord"),
