@@ -66,11 +66,20 @@ def test_application_lifecycle_checkpoints_and_restart(server, kinesis, tmp_path
     assert 'forestream_application_running_workers{application="counter"} 1' in metrics
     assert 'application="counter",worker="0",operator=' in metrics
     assert 'forestream_application_millis_behind_latest{application="counter"' in metrics
+    # everything read: the lag in records is 0 on every source shard
+    assert 'forestream_application_records_behind{application="counter",worker="0",' \
+        in metrics
+    caught_up = wait(lambda: (r := api(server, "GET", "/counter")["runtime"])
+                     .get("records_behind_total") == 0 and r, 30, "no records behind")
+    assert len(caught_up["records_behind"]) == 2  # both shards of "in"
 
     out = cli(server, "stop", "counter").stdout  # final checkpoint + snapshot
     assert "READY" in out
     assert len(api(server, "GET", "/counter/snapshots")["snapshots"]) == 1
     put(kinesis, "in", 30)  # arrives while stopped
+    assert api(server, "GET", "/counter")["runtime"]["records_behind_total"] == 30
+    assert "records behind (not yet read, all source shards): 30" in \
+        cli(server, "describe", "counter").stdout
     cli(server, "start", "counter")  # resumes from the checkpoint: state carries on
     assert wait(lambda: totals(kinesis, "out") == {"a": 110, "b": 110, "c": 110}, 90,
                 "totals after restart")

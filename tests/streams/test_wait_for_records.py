@@ -198,3 +198,16 @@ def test_client_kinesis_falls_back_where_it_cannot_wait(monkeypatch):
     monkeypatch.delenv("FORESTREAM_ENDPOINT_URL", raising=False)
     api = ClientKinesis(kinesis_client("https://kinesis.eu-west-1.amazonaws.com"))
     assert api.wait_for_records({"s": {"shardId-000000000000": None}}, 0.1) is None
+
+
+def test_records_behind_counts_what_a_reader_has_not_read(store):
+    a, b = shard_ids(store)
+    out = store.put_records(stream_name="s", records=[
+        {"Data": b"x", "PartitionKey": "k", "ExplicitHashKey": "0"} for _ in range(5)])
+    sequences = [r["SequenceNumber"] for r in out["Records"]]
+    assert store.records_behind("s", a, None) == 5
+    assert store.records_behind("s", a, sequences[1]) == 3
+    assert store.records_behind("s", a, sequences[-1]) == 0
+    assert store.records_behind("s", b, None) == 0
+    with pytest.raises(InvalidArgumentError, match=b):
+        store.records_behind("s", b, sequences[0])

@@ -177,6 +177,9 @@ def describe(name, endpoint_url):
             console.print("MillisBehindLatest (most behind shard): " + ", ".join(
                 f"{source} {millis} ms ({shard}, of {shards[source]})"
                 for source, (millis, shard) in worst.items()))
+        if "records_behind_total" in runtime:
+            console.print(f"records behind (not yet read, all source shards): "
+                          f"{runtime['records_behind_total']:,}")
         operators = runtime.get("operators") or {}
         if operators:
             table = Table(title="Operators")

@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from forestream.names import UnsafeName, child_path, shorten
@@ -57,7 +58,9 @@ class ApplicationManager(AppFiles, Autoscaler):
 
     def __init__(self, data_dir: str | Path, max_restarts: int = 3,
                  restart_window: float = 600.0, environment: dict[str, str] | None = None,
-                 delete_stream=None, allow_code: bool = True) -> None:
+                 delete_stream=None, allow_code: bool = True,
+                 records_behind: Callable[[str, str, str | None], int] | None = None
+                 ) -> None:
         self.allow_code = allow_code
         self.root = Path(data_dir) / "apps"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -66,6 +69,9 @@ class ApplicationManager(AppFiles, Autoscaler):
         self.environment = environment or {}
         # Removes an application's exchange stream (given by the server: its stream store).
         self.delete_stream = delete_stream
+        # Counts a reader's lag in records: (stream, shard, last sequence read) -> records
+        # after it (given by the server: its stream store).
+        self.records_behind = records_behind
         self._db = sqlite3.connect(self.root / "apps.db", check_same_thread=False,
                                    isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -136,17 +142,37 @@ class ApplicationManager(AppFiles, Autoscaler):
 
     def describe_application(self, name: str) -> dict:
         doc = self._get(name)
-        status = self._read_status(name)
+        status = self._with_lag(self._read_status(name))
         return {**doc, "runtime": status, "snapshots": len(self.list_snapshots(name))}
 
     def runtime_statuses(self) -> dict[str, list[dict]]:
         """Application name → the latest status of each of its workers (for metrics)."""
         out = {}
         for doc in self.list_applications():
-            status = self._read_status(doc["name"])
+            status = self._with_lag(self._read_status(doc["name"]))
             if status is not None:
                 out[doc["name"]] = status.get("workers") or [status]
         return out
+
+    def _with_lag(self, status: dict | None) -> dict | None:
+        """The status with ``records_behind`` ("<source>/<shard>" -> records after the
+        worker's position, as the stream holds them now) per worker, and their sum."""
+        if status is None or self.records_behind is None:
+            return status
+        workers = status.get("workers") or [status]
+        total = 0
+        for worker in workers:
+            behind = {}
+            for where, (stream, sequence) in (worker.get("read_positions") or {}).items():
+                try:
+                    behind[where] = self.records_behind(stream, where.rpartition("/")[2],
+                                                        sequence)
+                except Exception:  # noqa: BLE001 - a stream deleted or resharded meanwhile
+                    continue
+            worker["records_behind"] = behind
+            total += sum(behind.values())
+        status["records_behind_total"] = total
+        return status
 
     def list_applications(self) -> list[dict]:
         rows = self._db.execute("SELECT doc FROM apps ORDER BY name").fetchall()

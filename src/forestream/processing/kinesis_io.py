@@ -428,6 +428,14 @@ class KinesisSource(Source):
     def splits(self) -> list[str]:
         return [s for s in self._iterators if self._ready(s)]
 
+    def read_positions(self) -> dict[str, str | None]:
+        """Per shard being read, the last sequence number read (None: nothing yet, from
+        the shard's start); shards started at LATEST with nothing read are left out. The
+        server turns these into the job's lag in records."""
+        positions = dict(self.positions)  # a status thread may ask while the job reads
+        return {shard: positions.get(shard) for shard in list(self._iterators)
+                if shard in positions or self.start == "TRIM_HORIZON"}
+
     def wait_positions(self) -> dict[str, str | None] | None:
         """Per shard being read, the last sequence number read (None: nothing yet, so
         any record is new): what :func:`wait_for_input` waits on. None when a shard's

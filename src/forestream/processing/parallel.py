@@ -32,7 +32,7 @@ from . import exchange as ex
 from .checkpoint_rounds import CheckpointRounds
 from .environment import StreamExecutionEnvironment
 from .exchange_plan import keyed_stage, read_stage
-from .kinesis_io import KinesisSink, PutBatcher, wait_for_input
+from .kinesis_io import KinesisSink, KinesisSource, PutBatcher, wait_for_input
 from .leases import LeaseTable
 from .runtime import IDLE_SLEEP_SECONDS, JobRunner
 
@@ -378,4 +378,18 @@ def runner_metrics(runners: dict) -> dict:
                 for shard, millis in getattr(n.source, "millis_behind", {}).items():
                     lag[f"{n.uid}/{shard}"] = millis
     out["busy_seconds"] = round(out["busy_seconds"], 3)
-    return {**out, "operators": operators, "millis_behind_latest": lag}
+    return {**out, "operators": operators, "millis_behind_latest": lag,
+            "read_positions": read_positions(runners.values())}
+
+
+def read_positions(runners) -> dict[str, list]:
+    """``"<source uid>/<shard>" -> [stream, last sequence number read or None]`` over the
+    runners' Kinesis sources (the job's input streams, not its exchange stream): the
+    server counts the records behind each (``records_behind`` in the status)."""
+    out: dict[str, list] = {}
+    for runner in runners:
+        for n in runner.nodes:
+            if isinstance(n.source, KinesisSource):
+                for shard, sequence in n.source.read_positions().items():
+                    out[f"{n.uid}/{shard}"] = [n.source.stream, sequence]
+    return out

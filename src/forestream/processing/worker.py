@@ -26,7 +26,7 @@ from .environment import StreamExecutionEnvironment
 from .exchange_plan import plan as plan_of
 from .exchange_plan import shardable
 from .kinesis_io import KinesisSource, kinesis_client
-from .parallel import BALANCE_SECONDS, ParallelWorker
+from .parallel import BALANCE_SECONDS, ParallelWorker, read_positions
 from .runtime import IDLE_WAIT_SECONDS, JobRunner
 
 STATUS_EVERY_SECONDS = 1.0
@@ -145,7 +145,8 @@ def run_single(app_dir: Path, config: dict, module) -> int:
                                     for n in runner.nodes if n.operator is not None},
                          millis_behind_latest={
                              f"{n.uid}/{shard}": lag for n in runner.nodes if n.source
-                             for shard, lag in getattr(n.source, "millis_behind", {}).items()})
+                             for shard, lag in getattr(n.source, "millis_behind", {}).items()},
+                         read_positions=read_positions([runner]))
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
@@ -160,7 +161,7 @@ def run_single(app_dir: Path, config: dict, module) -> int:
         return 1
     done.set()
     write_status(app_dir, state="STOPPED", steps=result.steps, records_in=result.records_in,
-                 checkpoints=result.checkpoints)
+                 checkpoints=result.checkpoints, read_positions=read_positions([runner]))
     print(f"application {config['name']} stopped after {result.steps} steps", flush=True)
     return 0
 
@@ -224,8 +225,10 @@ def run_parallel(app_dir: Path, config: dict, module, probe: StreamExecutionEnvi
         traceback.print_exc()
         write_status(app_dir, worker, state="FAILED", error=traceback.format_exc(limit=5))
         return 1
+    positions = read_positions(runner.runners.values())  # where reading stops
     runner.stop(drain=not orphaned)
-    write_status(app_dir, worker, state="STOPPED", records_in=runner.records)
+    write_status(app_dir, worker, state="STOPPED", records_in=runner.records,
+                 read_positions=positions)
     print(f"application {config['name']} worker {worker} stopped after {runner.steps} steps",
           flush=True)
     return 0

@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         worker_env["FORESTREAM_TOKEN"] = token
     manager = ApplicationManager(settings.data_dir, environment=worker_env,
         delete_stream=lambda name: store.delete_stream(stream_name=name),
+        records_behind=store.records_behind,
         allow_code=settings.allow_code)
     registry = ModelRegistry(settings.data_dir, allow_code=settings.allow_code)
     endpoints = EndpointManager(registry, settings.data_dir, allow_code=settings.allow_code)

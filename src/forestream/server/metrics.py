@@ -112,8 +112,9 @@ class Metrics:
 
 def render_applications(statuses: dict[str, list[dict]]) -> str:
     """Prometheus text for stream processing applications, from their workers' status
-    files: records in/out per operator, MillisBehindLatest per source shard, checkpoint
-    count, duration and size, and busy seconds (time spent in steps with records)."""
+    files: records in/out per operator, MillisBehindLatest and records behind per source
+    shard, checkpoint count, duration and size, and busy seconds (time spent in steps
+    with records)."""
     lines = []
 
     def family(name: str, kind: str, rows: Sequence[tuple[str, float]]) -> None:
@@ -121,7 +122,8 @@ def render_applications(statuses: dict[str, list[dict]]) -> str:
         lines.extend(f"forestream_application_{name}{{{labels}}} {value}"
                      for labels, value in rows)
 
-    records, lag, checkpoints, ck_seconds, ck_bytes, busy, workers = ([] for _ in range(7))
+    records, lag, behind, checkpoints, ck_seconds, ck_bytes, busy, workers = (
+        [] for _ in range(8))
     for app, app_statuses in sorted(statuses.items()):
         running = 0
         for i, status in enumerate(app_statuses):
@@ -132,6 +134,8 @@ def render_applications(statuses: dict[str, list[dict]]) -> str:
                 records.append((f'{base},operator="{op}",direction="out"', counts[1]))
             for shard, millis in sorted((status.get("millis_behind_latest") or {}).items()):
                 lag.append((f'{base},shard="{shard}"', millis))
+            for shard, count in sorted((status.get("records_behind") or {}).items()):
+                behind.append((f'{base},shard="{shard}"', count))
             checkpoints.append((base, status.get("checkpoints", 0)))
             ck_seconds.append((base, status.get("checkpoint_seconds", 0.0)))
             ck_bytes.append((base, status.get("checkpoint_bytes", 0)))
@@ -139,6 +143,7 @@ def render_applications(statuses: dict[str, list[dict]]) -> str:
         workers.append((f'application="{app}"', running))
     family("operator_records_total", "counter", records)
     family("millis_behind_latest", "gauge", lag)
+    family("records_behind", "gauge", behind)
     family("checkpoints_total", "counter", checkpoints)
     family("last_checkpoint_seconds", "gauge", ck_seconds)
     family("last_checkpoint_bytes", "gauge", ck_bytes)

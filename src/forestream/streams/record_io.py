@@ -211,24 +211,26 @@ class RecordIO:
                 return ready
             self.catalog.wait_for_arrival(seen, remaining)
 
+    def records_behind(self, stream: str, shard_name: str, after: str | None) -> int:
+        """How many records of a shard follow ``after`` (the last sequence number a reader
+        has; None: it has read none, so every record kept): its lag in records."""
+        info = self.catalog.resolve(stream, None)
+        shard = self.catalog.shard(info, shard_name)
+        log = self.catalog.log(info.name, shard.number)
+        if after is None:
+            position = log.start_offset
+        else:
+            owner, offset = parse_sequence_number(after)
+            if owner != shard.number:
+                raise InvalidArgumentError(
+                    f"sequence number {shorten(after)} is not of shard {shard_name}")
+            position = max(offset + 1, log.start_offset)
+        return max(0, log.next_offset - position)
+
     def _shards_with_records(self, stream: str, shards: Mapping[str, str | None]
                              ) -> list[str]:
-        info = self.catalog.resolve(stream, None)
-        found = []
-        for shard_name, after in shards.items():
-            shard = self.catalog.shard(info, shard_name)
-            log = self.catalog.log(info.name, shard.number)
-            if after is None:
-                position = log.start_offset
-            else:
-                owner, offset = parse_sequence_number(after)
-                if owner != shard.number:
-                    raise InvalidArgumentError(
-                        f"sequence number {shorten(after)} is not of shard {shard_name}")
-                position = offset + 1
-            if log.next_offset > position:
-                found.append(shard_name)
-        return found
+        return [shard for shard, after in shards.items()
+                if self.records_behind(stream, shard, after) > 0]
 
     # ----------------------------------------------------------------- retention
     def enforce_retention(self) -> int:

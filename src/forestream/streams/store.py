@@ -187,6 +187,11 @@ class StreamStore:
         see :meth:`RecordIO.wait_for_records`."""
         return self._records.wait_for_records(positions, timeout)
 
+    def records_behind(self, stream: str, shard_id: str, after: str | None) -> int:
+        """Records of a shard after sequence number ``after`` (None: all kept): a reader's
+        lag in records (see :meth:`RecordIO.records_behind`)."""
+        return self._records.records_behind(stream, shard_id, after)
+
     def continuation_sequence_number(self, shard_iterator: str) -> str:
         """The sequence number a SubscribeToShard event continues after: the one just
         before the iterator's position (its shard's first for a position at the start)."""

@@ -133,8 +133,9 @@ def application(data: dict) -> str:
     for i, worker in enumerate(workers):
         for uid, (records_in, records_out) in sorted((worker.get("operators") or {}).items()):
             operators.append([i, text(uid), number(records_in), number(records_out)])
+        behind = worker.get("records_behind") or {}
         for shard, millis in sorted((worker.get("millis_behind_latest") or {}).items()):
-            lag.append([i, text(shard), number(millis)])
+            lag.append([i, text(shard), number(millis), number(behind.get(shard))])
     failure = app.get("last_failure")
     facts = fields([
         ("status", badge(app["status"])), ("worker state", badge(runtime.get("state") or "-")),
@@ -170,7 +171,8 @@ def application(data: dict) -> str:
             table(["worker", "operator", "records in", "records out"], operators,
                   "no operator counts yet (the worker reports every few seconds)"),
             "<h2>Lag per shard</h2>",
-            table(["worker", "source/shard", "millis behind latest"], lag, "no source lag"),
+            table(["worker", "source/shard", "millis behind latest", "records behind"], lag,
+                  "no source lag"),
             f"<h2>Log (last {len(data['logs'])} lines)</h2>", log_block(data["logs"])]
     return page(f"Application {app['name']}", "".join(body), data["refresh"])
 
