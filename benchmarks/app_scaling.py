@@ -6,9 +6,13 @@ The same application — JSON decode → key_by → per-key Random Cut Forest (K
 defaults: 100 trees, sample 256) → scores to an output stream — is created and started
 at each parallelism in turn (fresh application, fresh output stream), and timed from
 ``start`` until every event's score is in the output stream. Peers side by side in the
-same run: parallelism 1 and 2 of the managed application, and the same pipeline run
-in-process by the library (``env.execute``, no exchange, no worker process) as the
-reference. Reported: events/s (median of the repeats) and the ratio to parallelism 1.
+same run: parallelism 1 and 2 of the managed application, and the same job (same source,
+operators and output stream) run in-process by the library (``env.execute``: no worker
+process, no checkpoints) as the reference. Reported per peer (medians of the repeats):
+events/s from start to the last score (worker launch included), events/s from the
+first score to the last (the rate once running), CPU seconds per 1,000 events (the
+benchmark's and the server's processes and every worker, user + system), and the ratio
+of each rate to the library's.
 
     .venv/bin/python benchmarks/app_scaling.py [--events 40000] [--repeats 3]
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import statistics
@@ -60,10 +65,52 @@ def rest(server, method: str, path: str, body: dict | None = None):
         return json.loads(raw) if raw else None
 
 
-def count(kinesis, stream: str) -> int:
-    from forestream.processing.kinesis_io import read_records
+class OutputCounter:
+    """Counts a stream's records as they arrive, reading each shard on from where it was
+    (a full re-read every poll would load the server it measures)."""
 
-    return sum(1 for _ in read_records(kinesis, stream))
+    def __init__(self, kinesis, stream: str) -> None:
+        self.kinesis, self.stream, self.count = kinesis, stream, 0
+        self.iterators: dict[str, str] = {}
+        self.first_at: float | None = None
+
+    def poll(self) -> int:
+        for shard in self.kinesis.list_shards(StreamName=self.stream)["Shards"]:
+            sid = shard["ShardId"]
+            iterator = self.iterators.get(sid) or self.kinesis.get_shard_iterator(
+                StreamName=self.stream, ShardId=sid,
+                ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            while iterator:
+                page = self.kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+                self.count += len(page["Records"])
+                iterator = page.get("NextShardIterator")
+                if iterator:
+                    self.iterators[sid] = iterator
+                if not page["Records"]:
+                    break
+        if self.count and self.first_at is None:
+            self.first_at = time.perf_counter()
+        return self.count
+
+
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def load(kinesis, events: int) -> None:
@@ -81,45 +128,70 @@ def load(kinesis, events: int) -> None:
         kinesis.put_records(StreamName="bench-in", Records=batch)
 
 
-def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str) -> float:
+def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str) -> dict:
     out = f"bench-out-{tag}"
     kinesis.create_stream(StreamName=out, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
     name = f"bench-{tag}"
     rest(server, "POST", "", {"name": name, "code": {"filename": code.name,
                                                      "text": code.read_text()},
-                              "parallelism": parallelism,
-                                  "max_parallelism": 4, "checkpoint_interval": 10.0,
-                                  "properties": {"bench": {"input": "bench-in",
-                                                           "output": out}}})
+                              "parallelism": parallelism, "max_parallelism": 4,
+                              "checkpoint_interval": 10.0,
+                              "properties": {"bench": {"input": "bench-in", "output": out}}})
+    counter = OutputCounter(kinesis, out)
+    cpu0 = tree_cpu(server.proc.pid) + own_cpu()
     started = time.perf_counter()
     rest(server, "POST", f"/{name}/start")
-    while count(kinesis, out) < events:
-        time.sleep(0.5)
+    while counter.poll() < events:
+        time.sleep(0.2)
         app = rest(server, "GET", f"/{name}")
         if app["status"] != "RUNNING" or time.perf_counter() - started > 900:
             raise RuntimeError(f"{name} is {app['status']} after "
                                f"{time.perf_counter() - started:.0f} s: "
                                f"{app.get('last_failure') or 'not done'}")
-    seconds = time.perf_counter() - started
+    ended = time.perf_counter()
+    cpu = tree_cpu(server.proc.pid) + own_cpu() - cpu0  # workers still alive: counted
     rest(server, "POST", f"/{name}/stop", {"snapshot": False})
     rest(server, "DELETE", f"/{name}")
     kinesis.delete_stream(StreamName=out)
-    return seconds
+    return measured(events, started, counter.first_at, ended, cpu)
 
 
-def run_library(kinesis, events: int) -> float:
+def measured(events: int, started: float, first_at: float | None, ended: float,
+             cpu: float) -> dict:
+    return {"seconds": ended - started, "rate": events / (ended - started),
+            "running_rate": events / (ended - first_at) if first_at and ended > first_at
+            else math.nan, "cpu_per_1k": 1000 * cpu / events}
+
+
+def run_library(server, kinesis, events: int, tag: str) -> dict:
+    """The same job in this process: same source, operators and output stream."""
     from forestream.processing import StreamExecutionEnvironment
 
+    out = f"bench-out-{tag}"
+    kinesis.create_stream(StreamName=out, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
     env = StreamExecutionEnvironment(batch_size=1000)
-    seen = {"n": 0}
+    seen = {"n": 0, "first": None}
+
+    def counted(e):
+        seen["n"] += 1
+        if seen["first"] is None:
+            seen["first"] = time.perf_counter()
+        return e
     (env.from_kinesis("bench-in", kinesis, deserializer=json.loads)
         .key_by(lambda e: e["k"])
         .random_cut_forest(["v"])
-        .add_sink(lambda e: seen.__setitem__("n", seen["n"] + 1)))
+        .map(lambda e: {"k": e["k"], "s": e["ANOMALY_SCORE"]})
+        .map(counted)
+        .sink_to_kinesis(out, kinesis))
+    cpu0 = tree_cpu(server.proc.pid) + own_cpu()
     started = time.perf_counter()
     env.execute("bench", until=lambda: seen["n"] >= events, max_seconds=900)
-    return time.perf_counter() - started
+    ended = time.perf_counter()  # the last batch is written when execute() returns
+    cpu = tree_cpu(server.proc.pid) + own_cpu() - cpu0
+    kinesis.delete_stream(StreamName=out)
+    return measured(events, started, seen["first"], ended, cpu)
 
 
 def main() -> int:
@@ -143,27 +215,41 @@ def main() -> int:
         console.print(f"machine: nproc={os.cpu_count()}, load average {os.getloadavg()}; "
                       f"{args.events:,} events, {KEYS} keys, 4 source shards, "
                       f"{args.repeats} repeat(s)")
-        times: dict[str, list[float]] = {"library (in-process)": [], "application p=1": [],
-                                         "application p=2": []}
+        runs: dict[str, list[dict]] = {"library (in-process)": [], "application p=1": [],
+                                       "application p=2": []}
         for r in range(args.repeats):
-            times["library (in-process)"].append(run_library(kinesis, args.events))
+            runs["library (in-process)"].append(
+                run_library(server, kinesis, args.events, f"r{r}lib"))
             for p in (1, 2):
-                times[f"application p={p}"].append(
+                runs[f"application p={p}"].append(
                     run_app(server, kinesis, code, p, args.events, f"r{r}p{p}"))
             console.print(f"repeat {r + 1}: " + ", ".join(
-                f"{k} {args.events / v[-1]:,.0f} events/s" for k, v in times.items()))
-        base = args.events / statistics.median(times["application p=1"])
-        table = Table(title=f"RCF per key as a managed application (median of "
+                f"{k} {v[-1]['rate']:,.0f} events/s ({v[-1]['running_rate']:,.0f} once "
+                f"running, {v[-1]['cpu_per_1k']:.2f} CPU-s/1k)" for k, v in runs.items()))
+
+        def median(peer: str, key: str) -> float:
+            return statistics.median(run[key] for run in runs[peer])
+        base = "library (in-process)"
+        table = Table(title=f"RCF per key: library vs managed application (medians of "
                             f"{args.repeats})")
-        for col in ("peer", "events/s", "seconds", "÷ application p=1"):
+        for col in ("peer", "seconds", "events/s", "events/s once running",
+                    "CPU-s per 1k events", "÷ library (events/s, once running)"):
             table.add_column(col, justify="left" if col == "peer" else "right")
-        for peer, values in times.items():
-            rate = args.events / statistics.median(values)
-            table.add_row(peer, f"{rate:,.0f}", f"{statistics.median(values):.1f}",
-                          f"{rate / base:.2f}")
+        for peer in runs:
+            table.add_row(peer, f"{median(peer, 'seconds'):.1f}",
+                          f"{median(peer, 'rate'):,.0f}",
+                          f"{median(peer, 'running_rate'):,.0f}",
+                          f"{median(peer, 'cpu_per_1k'):.2f}",
+                          f"{median(peer, 'rate') / median(base, 'rate'):.2f}, "
+                          f"{median(peer, 'running_rate') / median(base, 'running_rate'):.2f}")
         console.print(table)
+        ratio = median("application p=1", "rate") / median(base, "rate")
+        console.print(f"application p=1 / library = {ratio:.0%} of its events/s (target "
+                      f">= 90%); load average at the end {os.getloadavg()}")
         console.print("seconds: from start (application: POST start, worker launch "
-                      "included) until every score is in the output stream")
+                      "included) until every score is in the output stream; once running: "
+                      "from the first score to the last; CPU: this process, the server and "
+                      "its workers")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -9,7 +9,11 @@ forestream: batch sizes 100/1000/5000, no checkpoints (+ RCF with NUMBA_NUM_THRE
 (apache-flink 2.3 DataStream API, local mini-cluster, Python functions; own venv, installed on
 first use) at parallelism 1 and 2: its RCF is a KeyedProcessFunction with the SAME forestream
 RandomCutForest per key in ValueState (+ a row keeping forests in a plain dict instead; a
-labelled pure-Python stand-in if forestream.rcf cannot import). Each run is a fresh subprocess:
+labelled pure-Python stand-in if forestream.rcf cannot import). The managed-application path
+(rcf only): the same pipeline as a forestream application at parallelism 1 and 2 on a
+`forestream server` (fsync on), reading the events from a 4-shard Kinesis stream and
+writing scores to another; its CPU is the server's and its workers' (not the benchmark's
+client, which loads and reads the streams). Each run is a fresh subprocess:
   throughput: a bounded collection; events/s = events / execute() wall time; CPU = user+sys of
               the worker and its descendants (JVM, Python UDF workers) during execute().
   fixed rate: events released by wall clock at --rate (forestream: a Source subclass; PyFlink: a
@@ -52,9 +56,11 @@ def make_events(n: int, seed: int = 7) -> list[str]:
 
 
 class TreeCPU:
-    """CPU seconds of this process and its descendants, from /proc (sampled every 0.1 s)."""
+    """CPU seconds of a process (default: this one) and its descendants, from /proc
+    (sampled every 0.1 s)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int | None = None) -> None:
+        self.root = root or os.getpid()
         self.seen: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
@@ -69,7 +75,7 @@ class TreeCPU:
                 except OSError:
                     continue
                 procs[int(entry)] = (int(f[1]), (int(f[11]) + int(f[12])) / tick)
-        mine, todo = set(), [os.getpid()]
+        mine, todo = set(), [self.root]
         while todo:
             pid = todo.pop()
             mine.add(pid)
@@ -155,6 +161,103 @@ def run_forestream(cfg, cpu: TreeCPU):
     started = time.perf_counter()
     env.execute("bench")
     return time.perf_counter() - started, obs, meta, {}
+
+
+APP_JOB = '''
+import json
+
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    p = properties["bench"]
+    (env.from_kinesis(p["input"], client, deserializer=json.loads)
+        .key_by(lambda e: e["key"])
+        .random_cut_forest(["value"], num_trees=int(p["num_trees"]),
+                           sample_size=int(p["sample_size"]))
+        .sink_to_kinesis(p["output"], client))
+'''
+
+
+def run_forestream_app(cfg, cpu: TreeCPU):
+    """The rcf pipeline as a managed application on a server started here."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import urllib.request
+
+    from forestream.processing.kinesis_io import kinesis_client
+    from server_support import ServerProcess
+
+    events = Path(cfg["data"]).read_text().splitlines()[:cfg["events"]]
+    server = ServerProcess(Path(cfg["outdir"]) / "data").start()
+
+    def rest(method, path, body=None):
+        request = server.request(f"/api/v1/applications{path}", method=method,
+                                 data=json.dumps(body).encode() if body else None,
+                                 headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            raw = response.read()
+            return json.loads(raw) if raw else None
+
+    def put(batch):  # partition key: the event's key, as a producer would choose
+        kinesis.put_records(StreamName="bench-in", Records=[
+            {"Data": e.encode(), "PartitionKey": json.loads(e)["key"]} for e in batch])
+    try:
+        kinesis = kinesis_client(server.url)
+        for name, shards in (("bench-in", 4), ("bench-out", 2)):
+            kinesis.create_stream(StreamName=name, ShardCount=shards)
+            kinesis.get_waiter("stream_exists").wait(StreamName=name,
+                                                     WaiterConfig={"Delay": 0.1})
+        if not cfg["rate"]:  # throughput: everything is there before the start
+            for start in range(0, len(events), 500):
+                put(events[start:start + 500])
+        rest("POST", "", {"name": "bench", "parallelism": cfg["parallelism"],
+                          "max_parallelism": 4, "checkpoint_interval": 10.0,
+                          "code": {"filename": "job.py", "text": APP_JOB},
+                          "properties": {"bench": {"input": "bench-in", "output": "bench-out",
+                                                   **RCF_ARGS}}})
+        cpu.root = server.proc.pid
+        cpu.start()
+        started = time.perf_counter()
+        cfg["launch"] = time.time()  # first output: since the start (not the server's)
+        rest("POST", "/bench/start")
+        meta: dict = {}
+        if cfg["rate"]:  # released by wall clock once the application runs
+            while not all(w.get("state") == "RUNNING" for w in (lambda r: r and (
+                    r.get("workers") or [r]) or [{}])(rest("GET", "/bench")["runtime"])):
+                time.sleep(0.05)
+
+            def publish():
+                meta["t0"] = t0 = time.time()
+                sent = 0
+                while sent < len(events):
+                    due = min(len(events), int((time.time() - t0) * cfg["rate"]) + 1)
+                    for start in range(sent, due, 500):
+                        put(events[start:min(due, start + 500)])
+                    if due > sent:
+                        meta["last"], meta["released"] = time.time(), due
+                    sent = due
+                    time.sleep(0.005)
+            threading.Thread(target=publish, daemon=True).start()
+        obs: list = []
+        iterators: dict[str, str] = {}
+        deadline = time.monotonic() + cfg.get("timeout", 900)
+        while len(obs) < len(events) and time.monotonic() < deadline:
+            for shard in kinesis.list_shards(StreamName="bench-out")["Shards"]:
+                sid = shard["ShardId"]
+                iterator = iterators.get(sid) or kinesis.get_shard_iterator(
+                    StreamName="bench-out", ShardId=sid,
+                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+                page = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
+                iterators[sid] = page["NextShardIterator"]
+                obs += [(r["ApproximateArrivalTimestamp"].timestamp(),
+                         json.loads(r["Data"])["seq"]) for r in page["Records"]]
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        rest("POST", "/bench/stop", {"snapshot": False})
+    finally:
+        server.stop()
+    return wall, obs, meta, {}
 
 
 def run_pyflink(cfg, cpu: TreeCPU):
@@ -263,7 +366,8 @@ def run_pyflink(cfg, cpu: TreeCPU):
 
 def worker(cfg) -> None:
     cpu = TreeCPU()
-    run = run_forestream if cfg["engine"] == "forestream" else run_pyflink
+    run = {"forestream": run_forestream, "forestream app": run_forestream_app,
+           "PyFlink": run_pyflink}[cfg["engine"]]
     wall, obs, meta, extra = run(cfg, cpu)
     cpu_exec, cpu_total = cpu.stop()
     res = {"events": cfg["events"], "wall": wall, "cpu": cpu_exec, "cpu_total": cpu_total,
@@ -339,6 +443,8 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=20_000, help="events/s in the fixed-rate runs")
     ap.add_argument("--repeats", type=int, default=1, help="runs per case; medians reported")
     ap.add_argument("--skip-pyflink", action="store_true", help="forestream only")
+    ap.add_argument("--skip-app", action="store_true",
+                    help="without the managed-application rows")
     ap.add_argument("--batch-sizes", default="100,1000,5000", help="forestream batch sizes")
     ap.add_argument("--parallelism", default="1,2", help="PyFlink parallelisms")
     ap.add_argument("--pipelines", default="window,rcf", help="window and/or rcf")
@@ -376,6 +482,9 @@ def main() -> None:
              for b in args.batch_sizes.split(",")]
     cases.append(("forestream", "batch=1000 NUMBA_NUM_THREADS=1", {"batch": 1000},
                   {"NUMBA_NUM_THREADS": "1"}, {"rcf"}, True))
+    if not args.skip_app:
+        cases += [("forestream app", f"application p={p}", {"parallelism": p}, {}, {"rcf"},
+                   True) for p in (1, 2)]
     if pyflink:
         cases += [("PyFlink", f"p={p}", {"parallelism": int(p)}, {}, both,
                    args.all_fixed or i == 0) for i, p in enumerate(args.parallelism.split(","))]
@@ -400,7 +509,7 @@ def main() -> None:
                         else 0
                     cfg = {"engine": engine, "pipeline": pipeline, "rate": rate, "data": data,
                            "events": n or args.events, **extra}
-                    python = sys.executable if engine == "forestream" else pyflink
+                    python = pyflink if engine == "PyFlink" else sys.executable
                     runs = [launch(python, cfg, args.timeout, {**base_env, **env})
                             for _ in range(args.repeats)]
                     res = results[pipeline, label, mode] = median_of(runs)
@@ -448,7 +557,12 @@ def main() -> None:
                           f"{fix.get('first_output_s', float('nan')):.2f} s (target <= 2 s)")
     console.print("events/s = events / execute() wall; CPU = user+sys of the worker and its "
                   "descendants during execute(); p99 and first output (since the worker's launch) "
-                  "from the fixed-rate run, else from the bounded run.")
+                  "from the fixed-rate run, else from the bounded run. forestream app: wall from "
+                  "POST start to the last score in the output stream (worker launch included; "
+                  "first output since POST start too); "
+                  "CPU of the server and its workers; latency = the score's arrival in the "
+                  "output stream - the event's scheduled release (published once the "
+                  "application runs).")
     console.print(f"load average at the end: {tuple(round(x, 2) for x in os.getloadavg())}")
 
 
