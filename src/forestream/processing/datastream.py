@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
-from .cep import PatternOperator
+from .cep import Pattern, PatternOperator
 from .functions import (
     AggregateFunction,
     KeyedProcessFunction,
@@ -46,17 +46,23 @@ from .operators import (
 )
 from .rcf_operators import RandomCutForestOperator, ThresholdedRCFOperator
 from .records import OutputTag
-from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink
+from .sinks import CallableSink, FileSink, ListSink, PrintSink, Sink, SinkLike
 from .watermarks import WatermarkStrategy
 from .windows import (
+    ContinuousEventTimeTrigger,
+    CountTrigger,
     CountWindowOperator,
     CountWindows,
     GlobalWindowOperator,
     GlobalWindows,
     RollingReduceFunction,
+    WindowAssigner,
     WindowOperator,
     _ReduceAggregate,
 )
+
+_Stream = TypeVar("_Stream", bound="DataStream")
+_Sink = TypeVar("_Sink", bound=SinkLike)
 
 
 class DataStream:
@@ -93,8 +99,16 @@ class DataStream:
         self.graph = graph
         self.node = node
 
+    @overload
     def _then(self, operator: Operator, inputs: list[Node] | None = None,
-              side: OutputTag | None = None, cls=None) -> DataStream:
+              side: OutputTag | None = None, cls: None = None) -> DataStream: ...
+
+    @overload
+    def _then(self, operator: Operator, inputs: list[Node] | None = None,
+              side: OutputTag | None = None, *, cls: type[_Stream]) -> _Stream: ...
+
+    def _then(self, operator: Operator, inputs: list[Node] | None = None,
+              side: OutputTag | None = None, cls: type[DataStream] | None = None) -> DataStream:
         node = self.graph.add(operator=operator, inputs=inputs or [self.node], side=side)
         return (cls or DataStream)(self.graph, node)
 
@@ -111,7 +125,7 @@ class DataStream:
     def flat_map(self, fn: Callable[[Any], Iterable[Any]]) -> DataStream:
         return self._then(FlatMapOperator(fn))
 
-    def predict(self, fields: list[str], **kwargs) -> DataStream:
+    def predict(self, fields: list[str], **kwargs: Any) -> DataStream:
         """Add a model's prediction to each record; see
         :class:`~forestream.processing.inference.ModelInferenceOperator`."""
         return self._then(ModelInferenceOperator(fields, **kwargs))
@@ -132,11 +146,11 @@ class DataStream:
         return self._then(MapOperator(lambda v: v), inputs=[self.node] +
                           [o.node for o in others])
 
-    def join(self, other: DataStream):
+    def join(self, other: DataStream) -> JoinedStreams:
         """Window join: ``.where(key).equal_to(key).window(assigner).apply(fn)``."""
         return JoinedStreams(self, other)
 
-    def connect(self, other: DataStream):
+    def connect(self, other: DataStream) -> ConnectedStreams:
         """One :class:`~forestream.processing.joins.CoProcessFunction` over both streams
         (keyed state for this one when keyed; broadcast state from ``other``)."""
         return ConnectedStreams(self, other)
@@ -145,7 +159,7 @@ class DataStream:
         return self._then(MapOperator(lambda v: v), side=tag)
 
     # ------------------------------------------------------------------- sinks
-    def sink_to(self, sink: Sink) -> Sink:
+    def sink_to(self, sink: _Sink) -> _Sink:
         self._then(SinkOperator(sink))
         return sink
 
@@ -157,12 +171,14 @@ class DataStream:
 
     def collect(self) -> ListSink:
         """Collect values in memory: the returned sink's ``values`` after execute."""
-        return self.sink_to(ListSink())  # type: ignore[return-value]
+        return self.sink_to(ListSink())
 
     def write_to_file(self, path: str | Path, format: str = "jsonl") -> Sink:
         return self.sink_to(FileSink(path, format))
 
-    def sink_to_kinesis(self, stream: str, target, partition_key=None, serializer=None) -> Sink:
+    def sink_to_kinesis(self, stream: str, target: Any,
+                        partition_key: Callable[[Any], Any] | None = None,
+                        serializer: Callable[[Any], bytes] | None = None) -> KinesisSink:
         return self.sink_to(KinesisSink(stream, target, partition_key, serializer))
 
 
@@ -193,10 +209,10 @@ class KeyedStream(DataStream):
     [('north', 5), ('south', 3), ('north', 7), ('north', 11), ('south', 4)]
     """
 
-    def window(self, assigner):
+    def window(self, assigner: WindowAssigner | GlobalWindows) -> WindowedStream:
         return WindowedStream(self, assigner)
 
-    def count_window(self, size: int, slide: int | None = None):
+    def count_window(self, size: int, slide: int | None = None) -> WindowedStream:
         """Windows of each key's last ``size`` records, fired every ``slide`` records
         (default: ``size``, tumbling); see
         :class:`~forestream.processing.CountWindows`.
@@ -216,20 +232,20 @@ class KeyedStream(DataStream):
         """Rolling reduce per key: emits the running result for every record."""
         return self.process(RollingReduceFunction(fn))
 
-    def interval_join(self, other: KeyedStream):
+    def interval_join(self, other: KeyedStream) -> IntervalJoined:
         """Pairs with equal keys whose times differ by ``.between(lower, upper)``."""
         return IntervalJoined(self, other)
 
-    def pattern(self, pattern) -> DataStream:
+    def pattern(self, pattern: Pattern) -> DataStream:
         """Complex event processing: emit ``{stage name: [events]}`` for every match of
         ``pattern`` (see :mod:`forestream.processing.cep`) per key."""
         return self._then(PatternOperator(pattern), cls=KeyedStream)
 
-    def random_cut_forest(self, fields: list[str], **kwargs) -> DataStream:
+    def random_cut_forest(self, fields: list[str], **kwargs: Any) -> DataStream:
         """Score each record with its key's forest; see :class:`RandomCutForestOperator`."""
         return self._then(RandomCutForestOperator(fields, **kwargs), cls=KeyedStream)
 
-    def thresholded_random_cut_forest(self, fields: list[str], **kwargs) -> DataStream:
+    def thresholded_random_cut_forest(self, fields: list[str], **kwargs: Any) -> DataStream:
         """Grade each record with its key's detector; see :class:`ThresholdedRCFOperator`."""
         return self._then(ThresholdedRCFOperator(fields, **kwargs), cls=KeyedStream)
 
@@ -283,7 +299,8 @@ class WindowedStream:
     [('s1', 4, 5)]
     """
 
-    def __init__(self, keyed, assigner) -> None:
+    def __init__(self, keyed: KeyedStream,
+                 assigner: WindowAssigner | GlobalWindows | CountWindows) -> None:
         self.keyed = keyed
         self.assigner = assigner
         self.lateness = 0.0
@@ -297,7 +314,7 @@ class WindowedStream:
         self.late_tag = tag
         return self
 
-    def trigger(self, trigger) -> WindowedStream:
+    def trigger(self, trigger: CountTrigger | ContinuousEventTimeTrigger) -> WindowedStream:
         """When a :class:`GlobalWindows` window fires: :class:`CountTrigger`,
         :class:`ContinuousEventTimeTrigger` or :class:`ContinuousProcessingTimeTrigger`."""
         if not isinstance(self.assigner, GlobalWindows):
@@ -306,17 +323,19 @@ class WindowedStream:
         self.trigger_ = trigger
         return self
 
-    def reduce(self, fn: Callable[[Any, Any], Any]):
+    def reduce(self, fn: Callable[[Any, Any], Any]) -> KeyedStream:
         return self._build(_ReduceAggregate(fn), None)
 
     def aggregate(self, function: AggregateFunction,
-                  window_function: ProcessWindowFunction | None = None):
+                  window_function: ProcessWindowFunction | None = None) -> KeyedStream:
         return self._build(function, window_function)
 
-    def process(self, function: ProcessWindowFunction):
+    def process(self, function: ProcessWindowFunction) -> KeyedStream:
         return self._build(None, function)
 
-    def _build(self, aggregate, window_function):
+    def _build(self, aggregate: AggregateFunction | None,
+               window_function: ProcessWindowFunction | None) -> KeyedStream:
+        op: Operator
         if isinstance(self.assigner, GlobalWindows):
             trigger = getattr(self, "trigger_", None)
             if trigger is None:
@@ -367,24 +386,26 @@ class JoinedStreams:
     [('o1', 'p1'), ('o1', 'p2')]
     """
 
-    def __init__(self, left, right) -> None:
+    def __init__(self, left: DataStream, right: DataStream) -> None:
         self.left, self.right = left, right
-        self._key_left = self._key_right = self._assigner = None
+        self._key_left: Callable[[Any], Any] | None = None
+        self._key_right: Callable[[Any], Any] | None = None
+        self._assigner: WindowAssigner | None = None
 
-    def where(self, selector) -> JoinedStreams:
+    def where(self, selector: Callable[[Any], Any]) -> JoinedStreams:
         self._key_left = selector
         return self
 
-    def equal_to(self, selector) -> JoinedStreams:
+    def equal_to(self, selector: Callable[[Any], Any]) -> JoinedStreams:
         self._key_right = selector
         return self
 
-    def window(self, assigner) -> JoinedStreams:
+    def window(self, assigner: WindowAssigner) -> JoinedStreams:
         self._assigner = assigner
         return self
 
-    def apply(self, fn: Callable[[Any, Any], Any]):
-        if None in (self._key_left, self._key_right, self._assigner):
+    def apply(self, fn: Callable[[Any, Any], Any]) -> DataStream:
+        if self._key_left is None or self._key_right is None or self._assigner is None:
             raise TypeError("join(...) needs .where(key).equal_to(key).window(assigner) "
                             "before .apply(fn)")
         op = WindowJoinOperator(self._key_left, self._key_right, self._assigner, fn)
@@ -424,7 +445,7 @@ class IntervalJoined:
     [('o1', 8), ('o1', 15)]
     """
 
-    def __init__(self, left, right) -> None:
+    def __init__(self, left: KeyedStream, right: KeyedStream) -> None:
         self.left, self.right = left, right
         self._bounds: tuple[float, float] | None = None
 
@@ -432,7 +453,7 @@ class IntervalJoined:
         self._bounds = (lower, upper)
         return self
 
-    def process(self, fn: Callable[[Any, Any], Any]):
+    def process(self, fn: Callable[[Any, Any], Any]) -> KeyedStream:
         if self._bounds is None:
             raise TypeError("interval_join(...) needs .between(lower, upper)")
         op = IntervalJoinOperator(*self._bounds, fn)
@@ -472,10 +493,10 @@ class ConnectedStreams:
     ['68.0 F', '77.0 F', '86.0 F']
     """
 
-    def __init__(self, first, second) -> None:
+    def __init__(self, first: DataStream, second: DataStream) -> None:
         self.first, self.second = first, second
 
-    def process(self, function: CoProcessFunction):
+    def process(self, function: CoProcessFunction) -> DataStream:
         keyed = isinstance(self.first, KeyedStream)
         return self.first._then(CoProcessOperator(function, keyed),
                                 inputs=[self.first.node, self.second.node],

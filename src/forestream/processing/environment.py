@@ -25,7 +25,7 @@ from typing import Any
 from .datastream import DataStream
 from .graph import JobGraph, Node
 from .kinesis_io import KinesisSource
-from .runtime import JobRunner
+from .runtime import JobResult, JobRunner
 from .sources import CollectionSource, FileSource, GeneratorSource, Source
 from .watermarks import WatermarkStrategy
 
@@ -68,7 +68,8 @@ class StreamExecutionEnvironment:
         0 turns the guard off.
     """
 
-    def __init__(self, properties: dict | None = None, checkpoint_dir: str | Path | None = None,
+    def __init__(self, properties: dict[str, Any] | None = None,
+                 checkpoint_dir: str | Path | None = None,
                  checkpoint_interval: float = 10.0, batch_size: int = 1000,
                  clock: Callable[[], float] = time.time,
                  memory_limit_mb: float | None = None) -> None:
@@ -83,7 +84,7 @@ class StreamExecutionEnvironment:
                               clock=clock, memory_limit_mb=limit)
 
     @property
-    def properties(self) -> dict:
+    def properties(self) -> dict[str, Any]:
         return self.graph.properties
 
     @property
@@ -137,8 +138,9 @@ class StreamExecutionEnvironment:
                   watermark_strategy: WatermarkStrategy | None = None) -> DataStream:
         return self.from_source(FileSource(path, format), watermark_strategy)
 
-    def from_kinesis(self, stream: str, target, start: str = "TRIM_HORIZON",
-                     deserializer=None, watermark_strategy: WatermarkStrategy | None = None
+    def from_kinesis(self, stream: str, target: Any, start: str = "TRIM_HORIZON",
+                     deserializer: Callable[[bytes], Any] | None = None,
+                     watermark_strategy: WatermarkStrategy | None = None
                      ) -> DataStream:
         """A Kinesis stream through ``target``: a boto3 Kinesis client (any endpoint, a
         forestream server included) or an in-process StreamStore."""
@@ -148,7 +150,7 @@ class StreamExecutionEnvironment:
 
     # ---------------------------------------------------------------- execution
     def execute(self, job_name: str = "job", max_seconds: float | None = None,
-                until: Callable[[], bool] | None = None):
+                until: Callable[[], bool] | None = None) -> JobResult:
         """Run the job: bounded jobs run to the end; unbounded ones until ``until()`` is
         true, ``max_seconds`` pass, or :meth:`JobRunner.stop` is called."""
         runner = JobRunner(self.graph, job_name)

@@ -7,8 +7,8 @@ Process functions *yield* their outputs (as PyFlink's do); side outputs go throu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from .records import OutputTag
 from .state import (
@@ -20,6 +20,30 @@ from .state import (
     ValueState,
     ValueStateDescriptor,
 )
+
+
+class _TimerHost(Protocol):
+    """What a :class:`TimerService` works on: a (keyed) operator's event time, clock and
+    state backend (a process or co-process operator)."""
+
+    @property
+    def watermark(self) -> float: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def backend(self) -> KeyedStateBackend | None: ...
+
+
+class _ContextHost(_TimerHost, Protocol):
+    """What a :class:`Context` works on: a :class:`_TimerHost` with its timer service and
+    side outputs."""
+
+    @property
+    def timers(self) -> TimerService: ...
+
+    def side_output(self, tag: OutputTag, value: Any, timestamp: float | None) -> None: ...
 
 
 class RuntimeContext:
@@ -45,7 +69,7 @@ class RuntimeContext:
     [2.5, 5.0, 10.0]
     """
 
-    def __init__(self, backend: KeyedStateBackend | None, properties: dict,
+    def __init__(self, backend: KeyedStateBackend | None, properties: dict[str, Any],
                  operator_name: str) -> None:
         self._backend = backend
         self.properties = properties
@@ -68,7 +92,7 @@ class RuntimeContext:
 
 
 class TimerService:
-    def __init__(self, operator) -> None:
+    def __init__(self, operator: _TimerHost) -> None:
         self._op = operator
 
     def current_watermark(self) -> float:
@@ -77,23 +101,32 @@ class TimerService:
     def current_processing_time(self) -> float:
         return self._op.clock()
 
+    def _backend(self) -> KeyedStateBackend:
+        backend = self._op.backend
+        assert backend is not None  # Context.timer_service() refuses unkeyed operators
+        return backend
+
     def register_event_time_timer(self, when: float) -> None:
-        self._op.backend.register_timer("event", when, self._op.backend.current_key)
+        backend = self._backend()
+        backend.register_timer("event", when, backend.current_key)
 
     def register_processing_time_timer(self, when: float) -> None:
-        self._op.backend.register_timer("processing", when, self._op.backend.current_key)
+        backend = self._backend()
+        backend.register_timer("processing", when, backend.current_key)
 
     def delete_event_time_timer(self, when: float) -> None:
-        self._op.backend.delete_timer("event", when, self._op.backend.current_key)
+        backend = self._backend()
+        backend.delete_timer("event", when, backend.current_key)
 
     def delete_processing_time_timer(self, when: float) -> None:
-        self._op.backend.delete_timer("processing", when, self._op.backend.current_key)
+        backend = self._backend()
+        backend.delete_timer("processing", when, backend.current_key)
 
 
 class Context:
     """Per-element (or per-timer) context of a process function."""
 
-    def __init__(self, operator) -> None:
+    def __init__(self, operator: _ContextHost) -> None:
         self._op = operator
         self._timestamp: float | None = None
 
@@ -150,7 +183,7 @@ class ProcessFunction:
     def open(self, runtime_context: RuntimeContext) -> None:
         pass
 
-    def process_element(self, value: Any, ctx: Context) -> Iterable | None:
+    def process_element(self, value: Any, ctx: Context) -> Iterable[Any] | None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -211,7 +244,7 @@ class KeyedProcessFunction(ProcessFunction):
     [('ann', 13.0, 2), ('bob', 25.0, 2), ('ann', 40.0, 1)]
     """
 
-    def on_timer(self, timestamp: float, ctx: Context) -> Iterable | None:
+    def on_timer(self, timestamp: float, ctx: Context) -> Iterable[Any] | None:
         return None
 
 
@@ -305,5 +338,5 @@ class ProcessWindowFunction:
     [('/a', 0.0, 95), ('/a', 60.0, 300), ('/b', 0.0, 30)]
     """
 
-    def process(self, key: Any, window, elements: list) -> Iterable:
+    def process(self, key: Any, window: Any, elements: list[Any]) -> Iterable[Any]:
         raise NotImplementedError

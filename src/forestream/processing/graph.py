@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 from .operators import Operator
 from .records import OutputTag
@@ -37,7 +38,8 @@ class Node:
 
     @property
     def uid(self) -> str:
-        kind = self.source.name if self.source else self.operator.name
+        # a node is a source or an operator
+        kind = self.source.name if self.source else cast(Operator, self.operator).name
         return f"{self.index}-{kind}"
 
 
@@ -53,7 +55,7 @@ class JobGraph:
     a parallel worker, the Kinesis shards this copy of the job may read.
     """
 
-    properties: dict = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
     checkpoint_dir: Path | None = None
     checkpoint_interval: float = 10.0
     batch_size: int = 1000
@@ -62,7 +64,7 @@ class JobGraph:
     nodes: list[Node] = field(default_factory=list)
     shard_lease: set[str] | None = None
 
-    def add(self, **parts) -> Node:
+    def add(self, **parts: Any) -> Node:
         """A new node with the next index (``parts``: Node's fields), appended."""
         node = Node(len(self.nodes), **parts)
         self.nodes.append(node)

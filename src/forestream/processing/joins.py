@@ -17,28 +17,32 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .functions import Context, RuntimeContext, TimerService
 from .operators import Operator
-from .records import Collector, Record
+from .records import Collector, OutputTag, Record
 from .state import KeyedStateBackend
+
+if TYPE_CHECKING:
+    from .windows import TimeWindow, WindowAssigner
 
 
 class WindowJoinOperator(Operator):
     name = "window_join"
     two_input = True
 
-    def __init__(self, key_left, key_right, assigner, fn) -> None:
+    def __init__(self, key_left: Callable[[Any], Any], key_right: Callable[[Any], Any],
+                 assigner: WindowAssigner, fn: Callable[[Any, Any], Any]) -> None:
         super().__init__()
         self.key_left, self.key_right = key_left, key_right
         self.assigner = assigner
         self.fn = fn
         # (key, window) -> ([left values], [right values])
-        self.buffers: dict[tuple[Any, Any], tuple[list, list]] = {}
+        self.buffers: dict[tuple[Any, TimeWindow], tuple[list[Any], list[Any]]] = {}
 
-    def process_inputs(self, left, right, out):
+    def process_inputs(self, left: list[Record], right: list[Record], out: Collector) -> None:
         for side, records, selector in ((0, left, self.key_left), (1, right, self.key_right)):
             for r in records:
                 if r.timestamp is None:
@@ -50,7 +54,7 @@ class WindowJoinOperator(Operator):
                         continue  # late for this window
                     self.buffers.setdefault((key, window), ([], []))[side].append(r.value)
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         due = sorted((w.end, str(k), k, w) for (k, w) in self.buffers if w.end <= watermark)
         for _, _, key, window in due:
             lefts, rights = self.buffers.pop((key, window))
@@ -61,13 +65,14 @@ class WindowJoinOperator(Operator):
                                     f"{self.uid}/{key}/{window.start!r}/{n}"))
                     n += 1
 
-    def finish(self, out):
+    def finish(self, out: Collector) -> None:
         self.on_watermark(math.inf, out)
 
-    def snapshot(self):
+    def snapshot(self) -> dict[tuple[Any, TimeWindow], tuple[list[Any], list[Any]]]:
         return {k: (list(a), list(b)) for k, (a, b) in self.buffers.items()}
 
-    def restore(self, state):
+    def restore(self, state: dict[tuple[Any, TimeWindow], tuple[list[Any], list[Any]]]
+                ) -> None:
         self.buffers = {k: (list(a), list(b)) for k, (a, b) in state.items()}
 
 
@@ -84,13 +89,15 @@ class IntervalJoinOperator(Operator):
         self.left: dict[Any, list[tuple[float, Any, str]]] = {}
         self.right: dict[Any, list[tuple[float, Any, str]]] = {}
 
-    def process_inputs(self, left, right, out):
+    def process_inputs(self, left: list[Record], right: list[Record], out: Collector) -> None:
         for r in left:
             self._arrive(r, self.left, self.right, out, is_left=True)
         for r in right:
             self._arrive(r, self.right, self.left, out, is_left=False)
 
-    def _arrive(self, r: Record, mine, other, out: Collector, is_left: bool) -> None:
+    def _arrive(self, r: Record, mine: dict[Any, list[tuple[float, Any, str]]],
+                other: dict[Any, list[tuple[float, Any, str]]], out: Collector,
+                is_left: bool) -> None:
         if r.timestamp is None:
             raise ValueError(f"{self.uid}: an interval join needs event time")
         mine.setdefault(r.key, []).append((r.timestamp, r.value, r.rid))
@@ -101,7 +108,7 @@ class IntervalJoinOperator(Operator):
                 pair_id = f"{r.rid}+{rid}" if is_left else f"{rid}+{r.rid}"
                 out.emit(Record(self.fn(a, b), max(lts, rts), r.key, f"{self.uid}/{pair_id}"))
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         # a left element can still meet rights up to ts + upper; a right one lefts down to
         # ts - upper... keep each while a partner could still arrive
         for side, horizon in ((self.left, watermark - self.upper),
@@ -113,11 +120,11 @@ class IntervalJoinOperator(Operator):
                 else:
                     del side[key]
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"left": {k: list(v) for k, v in self.left.items()},
                 "right": {k: list(v) for k, v in self.right.items()}}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.left = {k: list(v) for k, v in state["left"].items()}
         self.right = {k: list(v) for k, v in state["right"].items()}
 
@@ -172,18 +179,20 @@ class CoProcessFunction:
     def open(self, runtime_context: RuntimeContext) -> None:
         pass
 
-    def process_element1(self, value: Any, ctx: Context):
+    def process_element1(self, value: Any, ctx: Context) -> Iterable[Any] | None:
         raise NotImplementedError
 
-    def process_element2(self, value: Any, ctx: Context):
+    def process_element2(self, value: Any, ctx: Context) -> Iterable[Any] | None:
         raise NotImplementedError
 
-    def on_timer(self, timestamp: float, ctx: Context):
+    def on_timer(self, timestamp: float, ctx: Context) -> Iterable[Any] | None:
         return None
 
 
 class _CoContext(Context):
-    def broadcast_state(self) -> dict:
+    _op: CoProcessOperator
+
+    def broadcast_state(self) -> dict[Any, Any]:
         """A dictionary shared by every key: what the second input has told us."""
         return self._op.broadcast
 
@@ -196,17 +205,17 @@ class CoProcessOperator(Operator):
         super().__init__()
         self.function = function
         self.backend = KeyedStateBackend() if keyed else None
-        self.broadcast: dict = {}
+        self.broadcast: dict[Any, Any] = {}
         self.timers = TimerService(self)
         self.ctx = _CoContext(self)
 
-    def open(self):
+    def open(self) -> None:
         self.function.open(RuntimeContext(self.backend, self.properties, self.uid))
 
-    def side_output(self, tag, value, timestamp):
+    def side_output(self, tag: OutputTag, value: Any, timestamp: float | None) -> None:
         self._out.emit_side(tag, Record(value, timestamp, None, f"{self.uid}/side"))
 
-    def process_inputs(self, first, second, out):
+    def process_inputs(self, first: list[Record], second: list[Record], out: Collector) -> None:
         self._out = out
         for handler, records in ((self.function.process_element2, second),
                                  (self.function.process_element1, first)):
@@ -216,7 +225,7 @@ class CoProcessOperator(Operator):
                 self.ctx._timestamp = r.timestamp
                 self._emit(handler(r.value, self.ctx), r, out)
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         if self.backend is None:
             return
         self._out = out
@@ -226,7 +235,7 @@ class CoProcessOperator(Operator):
             self._emit(self.function.on_timer(when, self.ctx),
                        Record(None, when, key, f"{self.uid}/timer/{key}/{when!r}"), out)
 
-    def _emit(self, produced, origin: Record, out: Collector) -> None:
+    def _emit(self, produced: Iterable[Any] | None, origin: Record, out: Collector) -> None:
         if produced is None:
             return
         if not inspect.isgenerator(produced) and not isinstance(produced, list):
@@ -234,11 +243,11 @@ class CoProcessOperator(Operator):
         for i, value in enumerate(produced):
             out.emit(Record(value, origin.timestamp, origin.key, f"{origin.rid}/{i}"))
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"keyed": self.backend.snapshot() if self.backend else None,
                 "broadcast": dict(self.broadcast)}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         if self.backend is not None and state["keyed"] is not None:
             self.backend.restore(state["keyed"])
         self.broadcast.clear()

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -30,7 +31,7 @@ from .records import Record
 from .sources import Source
 
 
-def kinesis_client(endpoint_url: str | None = None, max_attempts: int = 10):
+def kinesis_client(endpoint_url: str | None = None, max_attempts: int = 10) -> Any:
     """A boto3 Kinesis client for the forestream server this code runs under.
 
     Application workers get the server's URL in ``FORESTREAM_ENDPOINT_URL``; outside a
@@ -50,16 +51,16 @@ class KinesisApi:
     """The few Kinesis calls the connectors need; :func:`kinesis_api` picks the
     implementation for a target (a boto3 client, or an in-process StreamStore)."""
 
-    def list_shards(self, stream: str) -> list[dict]:
+    def list_shards(self, stream: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def iterator(self, stream: str, shard: str, kind: str, sequence: str | None = None) -> str:
         raise NotImplementedError
 
-    def get_records(self, iterator: str, limit: int) -> dict:
+    def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
         raise NotImplementedError
 
-    def put_records(self, stream: str, records: list[dict]) -> dict:
+    def put_records(self, stream: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         raise NotImplementedError
 
     def stream_names(self) -> list[str]:
@@ -103,8 +104,8 @@ class ClientKinesis(KinesisApi):
         self._waiter: RecordWaiter | None = None
         self._can_wait = True  # until the endpoint proves it cannot
 
-    def list_shards(self, stream: str) -> list[dict]:
-        shards: list[dict] = []
+    def list_shards(self, stream: str) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
         token = None
         while True:
             page = self.client.list_shards(NextToken=token) if token else \
@@ -120,10 +121,10 @@ class ClientKinesis(KinesisApi):
             args["StartingSequenceNumber"] = sequence
         return str(self.client.get_shard_iterator(**args)["ShardIterator"])
 
-    def get_records(self, iterator: str, limit: int) -> dict:
+    def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
         return dict(self.client.get_records(ShardIterator=iterator, Limit=limit))
 
-    def put_records(self, stream: str, records: list[dict]) -> dict:
+    def put_records(self, stream: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         return dict(self.client.put_records(StreamName=stream, Records=records))
 
     def stream_names(self) -> list[str]:
@@ -169,7 +170,7 @@ class StoreKinesis(KinesisApi):
     def __init__(self, store: StreamStore) -> None:
         self.store = store
 
-    def list_shards(self, stream: str) -> list[dict]:
+    def list_shards(self, stream: str) -> list[dict[str, Any]]:
         return list(self.store.list_shards(stream_name=stream)["Shards"])
 
     def iterator(self, stream: str, shard: str, kind: str, sequence: str | None = None) -> str:
@@ -177,10 +178,10 @@ class StoreKinesis(KinesisApi):
             stream_name=stream, shard_id=shard, shard_iterator_type=kind,
             starting_sequence_number=sequence)["ShardIterator"])
 
-    def get_records(self, iterator: str, limit: int) -> dict:
+    def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
         return self.store.get_records(shard_iterator=iterator, limit=limit)
 
-    def put_records(self, stream: str, records: list[dict]) -> dict:
+    def put_records(self, stream: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         return self.store.put_records(stream_name=stream, records=records)
 
     def stream_names(self) -> list[str]:
@@ -269,7 +270,7 @@ class RecordWaiter:
             self._connection = None
 
 
-def wait_for_input(sources: list, timeout: float, fallback: float) -> None:
+def wait_for_input(sources: Sequence[Source], timeout: float, fallback: float) -> None:
     """Block until one of ``sources`` may have new records, at most ``timeout`` seconds.
 
     When every source is a :class:`KinesisSource` on one target that can wait (a
@@ -280,9 +281,8 @@ def wait_for_input(sources: list, timeout: float, fallback: float) -> None:
     positions: dict[str, dict[str, str | None]] = {}
     api: KinesisApi | None = None
     for source in sources:
-        shards = source.wait_positions() if isinstance(source, KinesisSource) else None
-        if shards is None or (api is not None
-                              and api.target_key() != source.api.target_key()):
+        if not isinstance(source, KinesisSource) or (shards := source.wait_positions()) is None \
+                or (api is not None and api.target_key() != source.api.target_key()):
             time.sleep(fallback)
             return
         api = source.api
@@ -292,7 +292,7 @@ def wait_for_input(sources: list, timeout: float, fallback: float) -> None:
         time.sleep(fallback)
 
 
-def read_records(target, stream: str, limit: int = 10_000):
+def read_records(target: Any, stream: str, limit: int = 10_000) -> Iterator[dict[str, Any]]:
     """Every record of ``stream`` now there, through ``target`` (a boto3 client or a
     StreamStore): shards oldest first, each read up to its current end.
 
@@ -318,7 +318,7 @@ def read_records(target, stream: str, limit: int = 10_000):
     shards = sorted(api.list_shards(stream), key=lambda s: int(
         s["SequenceNumberRange"]["StartingSequenceNumber"]))
     for shard in shards:
-        iterator = api.iterator(stream, shard["ShardId"], "TRIM_HORIZON")
+        iterator: str | None = api.iterator(stream, shard["ShardId"], "TRIM_HORIZON")
         while iterator:
             page = api.get_records(iterator, limit)
             yield from page["Records"]
@@ -385,8 +385,8 @@ class KinesisSource(Source):
 
     name = "kinesis"
 
-    def __init__(self, stream: str, target, start: str = "TRIM_HORIZON",
-                 deserializer=None, batch_limit: int = 1000,
+    def __init__(self, stream: str, target: Any, start: str = "TRIM_HORIZON",
+                 deserializer: Callable[[bytes], Any] | None = None, batch_limit: int = 1000,
                  rediscover_seconds: float = 10.0, shards: set[str] | None = None) -> None:
         if start not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"start must be TRIM_HORIZON or LATEST, got {start!r}")
@@ -408,10 +408,10 @@ class KinesisSource(Source):
         self._turn = 0
         self.millis_behind: dict[str, int] = {}  # per shard, from the last GetRecords
 
-    def open(self):
+    def open(self) -> None:
         self._discover()
 
-    def poll(self, max_records):
+    def poll(self, max_records: int) -> list[tuple[str, Record]]:
         if time.monotonic() >= self._next_discovery:
             self._discover()
         out: list[tuple[str, Record]] = []
@@ -455,10 +455,10 @@ class KinesisSource(Source):
     def finished(self) -> bool:
         return self.only is not None and self.only <= self.finished_shards
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"positions": dict(self.positions), "finished": sorted(self.finished_shards)}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.positions = dict(state["positions"])
         self.finished_shards = set(state["finished"])
         self._iterators = {}
@@ -498,7 +498,7 @@ class KinesisSource(Source):
                 raise
             page = self.api.get_records(self._iterator_for(shard), limit)
         self.millis_behind[shard] = int(page.get("MillisBehindLatest", 0))
-        out = []
+        out: list[tuple[str, Record]] = []
         for r in page["Records"]:
             seq = r["SequenceNumber"]
             stamp = r["ApproximateArrivalTimestamp"]
@@ -575,7 +575,8 @@ class KinesisSink:
     >>> shutil.rmtree(folder)
     """
 
-    def __init__(self, stream: str, target, partition_key=None, serializer=None,
+    def __init__(self, stream: str, target: Any, partition_key: Callable[[Any], Any] | None = None,
+                 serializer: Callable[[Any], bytes] | None = None,
                  record_ids: bool = True, max_attempts: int = 8) -> None:
         self.stream = stream
         self.api = kinesis_api(target)
@@ -587,11 +588,11 @@ class KinesisSink:
         # set by a driver that runs several runners in one process (see PutBatcher)
         self.batcher: PutBatcher | None = None
 
-    def open(self):
+    def open(self) -> None:
         pass
 
     def write(self, records: list[Record]) -> None:
-        entries = []
+        entries: list[dict[str, Any]] = []
         for r in records:
             value = r.value
             if self.record_ids and isinstance(value, dict):
@@ -621,17 +622,17 @@ class KinesisSink:
         raise RuntimeError(f"{len(batch)} record(s) could not be written to {self.stream} "
                            f"after {self.max_attempts} attempts")
 
-    def flush(self):
+    def flush(self) -> None:
         if self.batcher is not None:
             self.batcher.flush()
 
-    def close(self):
+    def close(self) -> None:
         pass
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"written": self.written}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.written = state["written"]
 
 
@@ -684,7 +685,8 @@ class PutBatcher:
             error, self._error = self._error, None
             raise error
 
-    def _send_in_background(self, pending: list) -> None:
+    def _send_in_background(self, pending: list[tuple[KinesisSink, list[dict[str, Any]]]]
+                            ) -> None:
         try:
             self._send(pending)
         except BaseException as exc:  # raised on the worker's thread by wait()

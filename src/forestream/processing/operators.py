@@ -15,12 +15,16 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .functions import Context, KeyedProcessFunction, ProcessFunction, RuntimeContext, TimerService
 from .records import Collector, OutputTag, Record
 from .state import KeyedStateBackend
+
+if TYPE_CHECKING:
+    from .sinks import SinkLike
+    from .watermarks import WatermarkStrategy
 
 MIN_WATERMARK = -math.inf
 
@@ -52,7 +56,7 @@ class Operator:
     def __init__(self) -> None:
         self.uid = ""
         self.watermark = MIN_WATERMARK
-        self.properties: dict = {}
+        self.properties: dict[str, Any] = {}
         self.clock: Callable[[], float] = time.time
         self.records_in = 0
         self.records_out = 0
@@ -86,6 +90,15 @@ class Operator:
         pass
 
 
+class TwoInputOperator(Protocol):
+    """An operator with two inputs (joins, connected streams): its class sets
+    ``two_input = True`` and the runtime calls :meth:`process_inputs` instead of
+    :meth:`Operator.process`."""
+
+    def process_inputs(self, first: list[Record], second: list[Record],
+                       out: Collector) -> None: ...
+
+
 class MapOperator(Operator):
     name = "map"
 
@@ -93,7 +106,7 @@ class MapOperator(Operator):
         super().__init__()
         self.fn = fn
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         fn = self.fn
         out.main.extend([Record(fn(r.value), r.timestamp, r.key, r.rid) for r in records])
 
@@ -105,7 +118,7 @@ class FilterOperator(Operator):
         super().__init__()
         self.fn = fn
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         fn = self.fn
         out.main.extend([r for r in records if fn(r.value)])
 
@@ -117,7 +130,7 @@ class FlatMapOperator(Operator):
         super().__init__()
         self.fn = fn
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         for r in records:
             for i, value in enumerate(self.fn(r.value) or ()):
                 out.main.append(Record(value, r.timestamp, r.key, f"{r.rid}/{i}"))
@@ -132,7 +145,7 @@ class KeyByOperator(Operator):
         super().__init__()
         self.selector = selector
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         selector = self.selector
         out.main.extend([Record(r.value, r.timestamp, selector(r.value), r.rid)
                          for r in records])
@@ -147,12 +160,12 @@ class TimestampsAndWatermarksOperator(Operator):
 
     name = "timestamps"
 
-    def __init__(self, strategy) -> None:
+    def __init__(self, strategy: WatermarkStrategy) -> None:
         super().__init__()
         self.strategy = strategy
         self.max_timestamp = MIN_WATERMARK
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         assign = self.strategy.timestamp_assigner
         for r in records:
             ts = float(assign(r.value, r.timestamp)) if assign else r.timestamp
@@ -165,10 +178,10 @@ class TimestampsAndWatermarksOperator(Operator):
             return math.inf
         return self.max_timestamp - self.strategy.out_of_orderness - 0.001
 
-    def snapshot(self):
+    def snapshot(self) -> float:
         return self.max_timestamp
 
-    def restore(self, state):
+    def restore(self, state: float) -> None:
         self.max_timestamp = state
 
 
@@ -187,16 +200,17 @@ class ProcessOperator(Operator):
         self._current_rid = ""
         self._side_count = 0
 
-    def open(self):
+    def open(self) -> None:
         self.function.open(RuntimeContext(self.backend, self.properties, self.uid))
 
     def side_output(self, tag: OutputTag, value: Any, timestamp: float | None) -> None:
         self._side_count += 1
         key = self.backend.current_key if self.backend else None
+        assert self._out is not None  # side outputs come from process() and timers only
         self._out.emit_side(tag, Record(value, timestamp, key,
                                         f"{self._current_rid}/s{self._side_count}"))
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         self._out = out
         fn = self.function
         for r in records:
@@ -207,11 +221,11 @@ class ProcessOperator(Operator):
             self._side_count = 0
             self._emit(fn.process_element(r.value, self.ctx), r.timestamp, r.key, r.rid, out)
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         self.watermark = watermark
         self._fire("event", watermark, out)
 
-    def on_processing_time(self, now, out):
+    def on_processing_time(self, now: float, out: Collector) -> None:
         self._fire("processing", now, out)
 
     def _fire(self, domain: str, now: float, out: Collector) -> None:
@@ -226,7 +240,8 @@ class ProcessOperator(Operator):
             self._side_count = 0
             self._emit(self.function.on_timer(when, self.ctx), when, key, rid, out)
 
-    def _emit(self, produced, timestamp, key, rid, out) -> None:
+    def _emit(self, produced: Iterable[Any] | None, timestamp: float | None, key: Any, rid: str,
+              out: Collector) -> None:
         if produced is None:
             return
         # Process functions yield their outputs; a returned list is a list of outputs;
@@ -236,13 +251,13 @@ class ProcessOperator(Operator):
         for i, value in enumerate(produced):
             out.main.append(Record(value, timestamp, key, f"{rid}/{i}"))
 
-    def close(self):
+    def close(self) -> None:
         self.function.close()
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any] | None:
         return self.backend.snapshot() if self.backend else None
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any] | None) -> None:
         if self.backend is not None and state is not None:
             self.backend.restore(state)
 
@@ -252,26 +267,26 @@ class SinkOperator(Operator):
 
     name = "sink"
 
-    def __init__(self, sink) -> None:
+    def __init__(self, sink: SinkLike) -> None:
         super().__init__()
         self.sink = sink
 
-    def open(self):
+    def open(self) -> None:
         self.sink.open()
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         if records:
             self.sink.write(records)
 
-    def finish(self, out):
+    def finish(self, out: Collector) -> None:
         self.sink.flush()
 
-    def close(self):
+    def close(self) -> None:
         self.sink.close()
 
-    def snapshot(self):
+    def snapshot(self) -> Any:
         self.sink.flush()  # everything before a checkpoint is written before it completes
         return self.sink.snapshot()
 
-    def restore(self, state):
+    def restore(self, state: Any) -> None:
         self.sink.restore(state)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,7 +18,12 @@ from forestream.rcf.warmup import warm_up
 
 from .keys import key_hash
 from .operators import Deferred, Operator
-from .records import Record
+from .records import Collector, Record
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from forestream.rcf import Attribution
 
 # Kinesis Analytics' defaults: numberOfTrees 100, subSampleSize 256, timeDecay 100000
 # (λ = 1/100000), shingleSize 1.
@@ -26,7 +31,7 @@ KINESIS_DEFAULTS = {"num_trees": 100, "sample_size": 256, "time_decay": 1.0 / 10
                     "shingle_size": 1}
 
 
-def _seed(random_seed: int, key) -> int:
+def _seed(random_seed: int, key: Any) -> int:
     """A key's model seed: from the key itself, so a key gets the same model whichever
     worker or key group it lands on and in whatever order keys first appear."""
     return (random_seed * 1_000_003 + key_hash(key)) % 2**62
@@ -51,18 +56,18 @@ class _PerKeyModelOperator(Operator):
             raise ValueError(f"{self.name} needs at least one numeric field")
         self.fields = list(fields)
 
-    def _point(self, value: dict) -> list[float]:
+    def _point(self, value: dict[str, Any]) -> list[float]:
         try:
             return [float(value[f]) for f in self.fields]
         except KeyError as exc:
             raise ValueError(f"{self.uid}: record has no field {exc.args[0]!r}; "
                              f"expected {self.fields}: {value!r:.200}") from None
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         by_key: dict[Any, list[int]] = defaultdict(list)
         for i, r in enumerate(records):
             by_key[r.key].append(i)
-        results: list[dict | None] = [None] * len(records)
+        results: list[dict[str, Any] | None] = [None] * len(records)
         for key, indexes in by_key.items():
             points = np.array([self._point(records[i].value) for i in indexes])
             values = [records[i].value for i in indexes]
@@ -71,7 +76,8 @@ class _PerKeyModelOperator(Operator):
         out.main.extend(Record(v, r.timestamp, r.key, r.rid)
                         for v, r in zip(results, records, strict=True))
 
-    def _score_key(self, key, points: np.ndarray, values: list[dict]) -> list[dict]:
+    def _score_key(self, key: Any, points: npt.NDArray[np.float64], values: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
         raise NotImplementedError
 
 
@@ -153,14 +159,14 @@ class RandomCutForestOperator(_PerKeyModelOperator):
     name = "random_cut_forest"
 
     def __init__(self, fields: list[str], explain: bool = False, output_after: int | None = None,
-                 random_seed: int = 0, **forest_args) -> None:
+                 random_seed: int = 0, **forest_args: Any) -> None:
         super().__init__(fields)
         self.explain = explain
         self.forest_args = {**KINESIS_DEFAULTS, **forest_args, "output_after": output_after}
         self.random_seed = random_seed
         self.forests: dict[Any, RandomCutForest] = {}
 
-    def _forest(self, key) -> RandomCutForest:
+    def _forest(self, key: Any) -> RandomCutForest:
         forest = self.forests.get(key)
         if forest is None:
             forest = RandomCutForest(dimensions=len(self.fields), random_seed=_seed(
@@ -169,13 +175,14 @@ class RandomCutForestOperator(_PerKeyModelOperator):
             self.forests[key] = forest
         return forest
 
-    def _score_key(self, key, points, values):
+    def _score_key(self, key: Any, points: npt.NDArray[np.float64], values: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
         forest = self._forest(key)
         if not self.explain:
             scores = forest.score_and_update(points)
             return [{**v, "ANOMALY_SCORE": float(s)} for v, s in zip(values, scores,
                                                                     strict=True)]
-        out = []
+        out: list[dict[str, Any]] = []
         for point, value in zip(points, values, strict=True):
             score = forest.score(point)
             attribution = forest.attribution(point)
@@ -184,11 +191,11 @@ class RandomCutForestOperator(_PerKeyModelOperator):
                         "ANOMALY_EXPLANATION": self._explanation(attribution)})
         return out
 
-    def _explanation(self, attribution) -> dict:
+    def _explanation(self, attribution: Attribution) -> dict[str, dict[str, Any]]:
         d = len(self.fields)
         high = attribution.high.reshape(-1, d).sum(axis=0)
         low = attribution.low.reshape(-1, d).sum(axis=0)
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for j, field in enumerate(self.fields):
             total = high[j] + low[j]
             out[field] = {"ATTRIBUTION_SCORE": float(total),
@@ -196,11 +203,11 @@ class RandomCutForestOperator(_PerKeyModelOperator):
                           "DIRECTION": "HIGH" if high[j] >= low[j] else "LOW"}
         return out
 
-    def snapshot(self):
+    def snapshot(self) -> dict[Any, bytes]:
         # uncompressed: the checkpoint writer compresses the whole snapshot in the background
         return {k: f.to_bytes(compress=False) for k, f in self.forests.items()}
 
-    def restore(self, state):
+    def restore(self, state: dict[Any, bytes | RandomCutForest]) -> None:
         self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
                         for k, f in state.items()}
 
@@ -262,35 +269,38 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
     name = "thresholded_rcf"
 
     def __init__(self, fields: list[str], random_seed: int = 0, explain_min_grade: float = 0.0,
-                 **detector_args) -> None:
+                 **detector_args: Any) -> None:
         super().__init__(fields)
         self.explain_min_grade = explain_min_grade
         self.detector_args = detector_args
         self.random_seed = random_seed
         self.detectors: dict[Any, ThresholdedDetector] = {}
 
-    def _score_key(self, key, points, values):
+    def _score_key(self, key: Any, points: npt.NDArray[np.float64], values: list[dict[str, Any]]
+                   ) -> list[dict[str, Any]]:
         detector = self.detectors.get(key)
         if detector is None:
             detector = ThresholdedDetector(dimensions=len(self.fields),
                                            random_seed=_seed(self.random_seed, key),
                                            **self.detector_args)
             self.detectors[key] = detector
-        out = []
+        out: list[dict[str, Any]] = []
         descriptors = detector.process_batch(points, explain_min_grade=self.explain_min_grade)
         for value, d in zip(values, descriptors, strict=True):
             result = {**value, "ANOMALY_SCORE": d.score, "ANOMALY_GRADE": d.grade}
             if d.attribution is not None:
+                # an explained anomaly names its dimension and the values expected there
+                assert d.dimension is not None and d.expected_values is not None
                 result["ANOMALY_EXPLANATION"] = {
                     "field": self.fields[d.dimension], "relative_index": d.relative_index,
                     "expected_value": float(d.expected_values[d.dimension])}
             out.append(result)
         return out
 
-    def snapshot(self):
+    def snapshot(self) -> Deferred:
         # copies now (a memcpy each), bytes on the checkpoint writer's thread
         copies = {k: d.copy() for k, d in self.detectors.items()}
         return Deferred(lambda: {k: d.to_bytes(compress=False) for k, d in copies.items()})
 
-    def restore(self, state):
+    def restore(self, state: dict[Any, bytes]) -> None:
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}

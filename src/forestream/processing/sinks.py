@@ -15,9 +15,26 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from .records import Record
+
+
+class SinkLike(Protocol):
+    """What a job calls on a sink: the methods of :class:`Sink` (which
+    :class:`~forestream.processing.kinesis_io.KinesisSink` has without deriving from it)."""
+
+    def open(self) -> None: ...
+
+    def write(self, records: list[Record]) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, state: Any) -> None: ...
 
 
 class Sink:
@@ -96,7 +113,7 @@ class CallableSink(Sink):
         self.fn = fn
         self.with_records = with_records
 
-    def write(self, records):
+    def write(self, records: list[Record]) -> None:
         for r in records:
             self.fn(r if self.with_records else r.value)
 
@@ -125,14 +142,14 @@ class ListSink(Sink):
         self.values: list[Any] = []
         self.records: list[Record] = []
 
-    def write(self, records):
+    def write(self, records: list[Record]) -> None:
         self.records.extend(records)
         self.values.extend(r.value for r in records)
 
-    def snapshot(self):
+    def snapshot(self) -> int:
         return len(self.records)
 
-    def restore(self, state):
+    def restore(self, state: int) -> None:
         del self.records[state:]
         del self.values[state:]
 
@@ -150,15 +167,15 @@ class PrintSink(Sink):
     out> {'id': 2}
     """
 
-    def __init__(self, prefix: str = "", stream=None) -> None:
+    def __init__(self, prefix: str = "", stream: TextIO | None = None) -> None:
         self.prefix = prefix
         self.stream = stream or sys.stdout
 
-    def write(self, records):
+    def write(self, records: list[Record]) -> None:
         for r in records:
             print(f"{self.prefix}{r.value}", file=self.stream)
 
-    def flush(self):
+    def flush(self) -> None:
         self.stream.flush()
 
 
@@ -206,18 +223,19 @@ class FileSink(Sink):
             raise ValueError(f"format must be jsonl or csv, got {format!r}")
         self.path = Path(path)
         self.format = format
-        self._handle = None
+        self._handle: TextIO | None = None
         self._fields: list[str] | None = None
 
-    def open(self):
+    def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.path.open("a", newline="")
         if self.format == "csv" and self.path.stat().st_size > 0:
             with self.path.open(newline="") as handle:
                 self._fields = next(csv.reader(handle), None)
 
-    def write(self, records):
+    def write(self, records: list[Record]) -> None:
         if self.format == "jsonl":
+            assert self._handle is not None  # open() runs before the first write
             self._handle.write("".join(json.dumps(r.value, default=str) + "\n"
                                        for r in records))
             return
@@ -228,24 +246,25 @@ class FileSink(Sink):
         writer = csv.DictWriter(buffer, fieldnames=self._fields, extrasaction="ignore")
         for r in records:
             writer.writerow(r.value)
+        assert self._handle is not None  # open() runs before the first write
         self._handle.write(buffer.getvalue())
 
-    def flush(self):
+    def flush(self) -> None:
         if self._handle:
             self._handle.flush()
             os.fsync(self._handle.fileno())
 
-    def close(self):
+    def close(self) -> None:
         if self._handle:
             self.flush()
             self._handle.close()
             self._handle = None
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         self.flush()
         return {"length": self.path.stat().st_size, "fields": self._fields}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         if self._handle:
             self._handle.close()
         with self.path.open("r+b") as handle:

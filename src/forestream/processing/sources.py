@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ class Source:
     ...                for i in range(self.position, end)]
     ...         self.position = end
     ...         return out
-    ...     def finished(self):
+    ...     def finished(self) -> bool:
     ...         return self.position >= self.start
     ...     def snapshot(self):
     ...         return {"position": self.position}
@@ -71,10 +71,10 @@ class Source:
         """A bounded source that has nothing left."""
         return False
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         raise NotImplementedError
 
-    def restore(self, state: dict) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -107,20 +107,20 @@ class CollectionSource(Source):
             raise ValueError(f"{len(self.timestamps)} timestamps for {len(self.values)} values")
         self.position = 0
 
-    def poll(self, max_records):
+    def poll(self, max_records: int) -> list[tuple[str, Record]]:
         start, end = self.position, min(len(self.values), self.position + max_records)
         self.position = end
         ts = self.timestamps
         return [("collection", Record(self.values[i], ts[i] if ts else None, None,
                                       f"collection@{i}")) for i in range(start, end)]
 
-    def finished(self):
+    def finished(self) -> bool:
         return self.position >= len(self.values)
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"position": self.position}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]
 
 
@@ -151,15 +151,16 @@ class GeneratorSource(Source):
     def __init__(self, factory: Callable[[], Iterable[Any]]) -> None:
         self.factory = factory
         self.position = 0
-        self._iterator = None
+        self._iterator: Iterator[Any] | None = None
         self._done = False
 
-    def open(self):
+    def open(self) -> None:
         self._iterator = iter(self.factory())
         for _ in range(self.position):
             next(self._iterator, None)
 
-    def poll(self, max_records):
+    def poll(self, max_records: int) -> list[tuple[str, Record]]:
+        assert self._iterator is not None  # open() runs before the first poll
         out = []
         for _ in range(max_records):
             try:
@@ -171,13 +172,13 @@ class GeneratorSource(Source):
             self.position += 1
         return out
 
-    def finished(self):
+    def finished(self) -> bool:
         return self._done
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"position": self.position}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]
         if self._iterator is not None:
             self.open()
@@ -230,7 +231,7 @@ class FileSource(Source):
         self.position = 0
         self._rows: list[Any] | None = None
 
-    def open(self):
+    def open(self) -> None:
         if not self.path.is_file():
             raise FileNotFoundError(f"source file not found: {self.path}")
         with self.path.open(newline="") as handle:
@@ -241,17 +242,18 @@ class FileSource(Source):
                 self._rows = [json.loads(x) for x in lines] if self.format == "jsonl" \
                     else lines
 
-    def poll(self, max_records):
+    def poll(self, max_records: int) -> list[tuple[str, Record]]:
+        assert self._rows is not None  # open() runs before the first poll
         start, end = self.position, min(len(self._rows), self.position + max_records)
         self.position = end
         return [(str(self.path), Record(self._rows[i], None, None, f"{self.path.name}@{i}"))
                 for i in range(start, end)]
 
-    def finished(self):
+    def finished(self) -> bool:
         return self._rows is not None and self.position >= len(self._rows)
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"position": self.position}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.position = state["position"]

@@ -183,12 +183,12 @@ class KeyedStateBackend:
                 self._registered.discard(marker)
                 yield when, key
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         return {"tables": {k: dict(v) for k, v in self.tables.items()},
                 "event": list(self.event_timers), "processing": list(self.processing_timers),
                 "seq": self._timer_seq, "registered": set(self._registered)}
 
-    def restore(self, snapshot: dict) -> None:
+    def restore(self, snapshot: dict[str, Any]) -> None:
         # In place: state handles taken in open() keep pointing at these dictionaries.
         for name, table in self.tables.items():
             table.clear()
@@ -222,13 +222,13 @@ class ListState:
         self._backend = backend
         self._table = backend.table(descriptor.name)
 
-    def get(self) -> list:
+    def get(self) -> list[Any]:
         return list(self._table.get(self._backend.current_key, ()))
 
     def add(self, value: Any) -> None:
         self._table.setdefault(self._backend.current_key, []).append(value)
 
-    def update(self, values: list) -> None:
+    def update(self, values: list[Any]) -> None:
         self._table[self._backend.current_key] = list(values)
 
     def clear(self) -> None:
@@ -240,10 +240,13 @@ class MapState:
         self._backend = backend
         self._table = backend.table(descriptor.name)
 
-    def _map(self, create: bool = False) -> dict:
+    def _map(self, create: bool = False) -> dict[Any, Any]:
+        mapping: dict[Any, Any]
         if create:
-            return self._table.setdefault(self._backend.current_key, {})
-        return self._table.get(self._backend.current_key, {})
+            mapping = self._table.setdefault(self._backend.current_key, {})
+            return mapping
+        mapping = self._table.get(self._backend.current_key, {})
+        return mapping
 
     def get(self, key: Any, default: Any = None) -> Any:
         return self._map().get(key, default)
@@ -260,7 +263,7 @@ class MapState:
     def items(self) -> list[tuple[Any, Any]]:
         return list(self._map().items())
 
-    def keys(self) -> list:
+    def keys(self) -> list[Any]:
         return list(self._map().keys())
 
     def clear(self) -> None:

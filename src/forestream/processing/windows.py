@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from .functions import AggregateFunction, KeyedProcessFunction
+from .functions import (
+    AggregateFunction,
+    Context,
+    KeyedProcessFunction,
+    ProcessWindowFunction,
+    RuntimeContext,
+)
 from .operators import Operator
-from .records import Collector, Record
+from .records import Collector, OutputTag, Record
 from .state import ValueStateDescriptor
 
 
@@ -41,6 +48,14 @@ class TimeWindow:
 
     def max_timestamp(self) -> float:
         return self.end - 0.001
+
+
+class WindowAssigner(Protocol):
+    """What places a record in time windows: the windows of its timestamp
+    (:class:`TumblingEventTimeWindows`, :class:`SlidingEventTimeWindows`,
+    :class:`EventTimeSessionWindows`, :class:`TumblingProcessingTimeWindows`)."""
+
+    def assign(self, timestamp: float) -> list[TimeWindow]: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -165,7 +180,7 @@ class SlidingEventTimeWindows:
 
     def assign(self, timestamp: float) -> list[TimeWindow]:
         last = timestamp - (timestamp - self.offset) % self.slide
-        windows = []
+        windows: list[TimeWindow] = []
         start = last
         while start > timestamp - self.size:
             windows.append(TimeWindow(start, start + self.size))
@@ -469,30 +484,30 @@ class CountWindows:
 
 
 class _ReduceAggregate(AggregateFunction):
-    def __init__(self, fn) -> None:
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
         self.fn = fn
 
-    def create_accumulator(self):
+    def create_accumulator(self) -> Any:
         return _EMPTY
 
-    def add(self, value, acc):
+    def add(self, value: Any, acc: Any) -> Any:
         return value if acc is _EMPTY else self.fn(acc, value)
 
-    def get_result(self, acc):
+    def get_result(self, acc: Any) -> Any:
         return acc
 
-    def merge(self, a, b):
+    def merge(self, a: Any, b: Any) -> Any:
         if a is _EMPTY:
             return b
         return a if b is _EMPTY else self.fn(a, b)
 
 
 class _Empty:
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[], _Empty], tuple[()]]:
         return (_empty, ())
 
 
-def _empty():
+def _empty() -> _Empty:
     return _EMPTY
 
 
@@ -502,7 +517,9 @@ _EMPTY = _Empty()
 class WindowOperator(Operator):
     name = "window"
 
-    def __init__(self, assigner, aggregate, window_function, lateness, late_tag) -> None:
+    def __init__(self, assigner: WindowAssigner, aggregate: AggregateFunction | None,
+                 window_function: ProcessWindowFunction | None, lateness: float,
+                 late_tag: OutputTag | None) -> None:
         super().__init__()
         self.assigner = assigner
         self.aggregate = aggregate
@@ -519,7 +536,7 @@ class WindowOperator(Operator):
         self.timers: list[tuple[float, int, Any, TimeWindow]] = []
         self._timer_seq = 0
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         for r in records:
             ts = self.clock() if self.processing else r.timestamp
             if ts is None:
@@ -544,10 +561,10 @@ class WindowOperator(Operator):
             if not accepted and self.late_tag is not None:
                 out.emit_side(self.late_tag, r)  # once, and only if no window took it
 
-    def _add(self, key, value) -> None:
+    def _add(self, key: tuple[Any, TimeWindow], value: Any) -> None:
         _accumulate(self.contents, key, value, self.aggregate)
 
-    def _merge(self, k, window: TimeWindow):
+    def _merge(self, k: Any, window: TimeWindow) -> tuple[Any, TimeWindow]:
         lo, hi = window.start, window.end
         merged = [(kk, w) for (kk, w) in self.contents if kk == k and w.start < hi and
                   lo < w.end]
@@ -569,11 +586,11 @@ class WindowOperator(Operator):
         self.contents[target] = combined
         return target
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         if not self.processing:
             self._advance(watermark, out)
 
-    def on_processing_time(self, now, out):
+    def on_processing_time(self, now: float, out: Collector) -> None:
         if self.processing:
             self._advance(now, out)
 
@@ -587,7 +604,7 @@ class WindowOperator(Operator):
             del self.contents[key]
             self.fired.pop(key, None)
 
-    def _fire(self, key, out: Collector) -> None:
+    def _fire(self, key: tuple[Any, TimeWindow], out: Collector) -> None:
         k, window = key
         content = self.contents[key]
         count = self.fired.get(key, 0)
@@ -597,14 +614,14 @@ class WindowOperator(Operator):
         for i, value in enumerate(values):
             out.emit(Record(value, window.max_timestamp(), k, f"{base}/{i}"))
 
-    def finish(self, out):
+    def finish(self, out: Collector) -> None:
         self._advance(math.inf, out)
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"contents": dict(self.contents), "fired": dict(self.fired),
                 "timers": list(self.timers), "timer_seq": self._timer_seq}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.contents = dict(state["contents"])
         self.fired = dict(state["fired"])
         self.timers = list(state["timers"])
@@ -616,7 +633,8 @@ class CountWindowOperator(Operator):
 
     name = "count_window"
 
-    def __init__(self, assigner: CountWindows, aggregate, window_function) -> None:
+    def __init__(self, assigner: CountWindows, aggregate: AggregateFunction | None,
+                 window_function: ProcessWindowFunction | None) -> None:
         super().__init__()
         self.size, self.slide = assigner.size, assigner.slide
         self.aggregate = aggregate
@@ -624,7 +642,7 @@ class CountWindowOperator(Operator):
         self.buffers: dict[Any, list[Any]] = {}
         self.counts: dict[Any, int] = {}
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         for r in records:
             buffer = self.buffers.setdefault(r.key, [])
             buffer.append(r.value)
@@ -645,11 +663,11 @@ class CountWindowOperator(Operator):
                 for i, value in enumerate(values):
                     out.emit(Record(value, r.timestamp, r.key, f"{self.uid}/{r.key}/{n}/{i}"))
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"buffers": {k: list(v) for k, v in self.buffers.items()},
                 "counts": dict(self.counts)}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.buffers = {k: list(v) for k, v in state["buffers"].items()}
         self.counts = dict(state["counts"])
 
@@ -659,7 +677,9 @@ class GlobalWindowOperator(Operator):
 
     name = "global_window"
 
-    def __init__(self, trigger, aggregate, window_function) -> None:
+    def __init__(self, trigger: CountTrigger | ContinuousEventTimeTrigger,
+                 aggregate: AggregateFunction | None,
+                 window_function: ProcessWindowFunction | None) -> None:
         super().__init__()
         self.trigger = trigger
         self.aggregate = aggregate
@@ -669,7 +689,7 @@ class GlobalWindowOperator(Operator):
         self.fired = 0
         self.next_fire: float | None = None
 
-    def process(self, records, out):
+    def process(self, records: list[Record], out: Collector) -> None:
         for r in records:
             self._add(r.key, r.value)
             if self.next_fire is None and not isinstance(self.trigger, CountTrigger):
@@ -684,20 +704,21 @@ class GlobalWindowOperator(Operator):
                 if self.counts[r.key] % self.trigger.count == 0:
                     self._fire(r.key, r.timestamp, out)
 
-    def _add(self, key, value) -> None:
+    def _add(self, key: Any, value: Any) -> None:
         _accumulate(self.contents, key, value, self.aggregate)
 
-    def on_watermark(self, watermark, out):
+    def on_watermark(self, watermark: float, out: Collector) -> None:
         if type(self.trigger) is ContinuousEventTimeTrigger:
             self._periodic(watermark, out)
 
-    def on_processing_time(self, now, out):
+    def on_processing_time(self, now: float, out: Collector) -> None:
         if isinstance(self.trigger, ContinuousProcessingTimeTrigger):
             self._periodic(now, out)
 
     def _periodic(self, now: float, out: Collector) -> None:
         if now == math.inf:
             return
+        assert not isinstance(self.trigger, CountTrigger)  # called for periodic triggers only
         interval = self.trigger.interval
         if self.next_fire is None or now < self.next_fire:
             return
@@ -706,7 +727,7 @@ class GlobalWindowOperator(Operator):
         for key in sorted(self.contents, key=repr):
             self._fire(key, when, out)
 
-    def _fire(self, key, timestamp, out: Collector) -> None:
+    def _fire(self, key: Any, timestamp: float | None, out: Collector) -> None:
         content = self.contents.get(key)
         if content is None:
             return
@@ -717,18 +738,19 @@ class GlobalWindowOperator(Operator):
         if self.trigger.purge:
             del self.contents[key]
 
-    def snapshot(self):
+    def snapshot(self) -> dict[str, Any]:
         return {"contents": dict(self.contents), "counts": dict(self.counts),
                 "fired": self.fired, "next_fire": self.next_fire}
 
-    def restore(self, state):
+    def restore(self, state: dict[str, Any]) -> None:
         self.contents = dict(state["contents"])
         self.counts = dict(state["counts"])
         self.fired = state["fired"]
         self.next_fire = state["next_fire"]
 
 
-def _accumulate(contents: dict, key, value, aggregate) -> None:
+def _accumulate(contents: dict[Any, Any], key: Any, value: Any,
+                aggregate: AggregateFunction | None) -> None:
     """Add ``value`` to a window's content: an accumulator, or the list of elements."""
     if aggregate is not None:
         acc = contents.get(key)
@@ -739,9 +761,11 @@ def _accumulate(contents: dict, key, value, aggregate) -> None:
         contents.setdefault(key, []).append(value)
 
 
-def _results(content, aggregate, window_function, key, window) -> list:
+def _results(content: Any, aggregate: AggregateFunction | None,
+             window_function: ProcessWindowFunction | None, key: Any, window: Any) -> list[Any]:
     """What a firing window emits: the aggregate's result and/or the window function's."""
     if window_function is None:
+        assert aggregate is not None  # a window has an aggregate, a window function or both
         return [aggregate.get_result(content)]
     items = [aggregate.get_result(content)] if aggregate else list(content)
     return list(window_function.process(key, window, items) or ())
@@ -750,13 +774,13 @@ def _results(content, aggregate, window_function, key, window) -> list:
 class RollingReduceFunction(KeyedProcessFunction):
     """``KeyedStream.reduce``: keeps the running result per key and emits it each time."""
 
-    def __init__(self, fn) -> None:
+    def __init__(self, fn: Callable[[Any, Any], Any]) -> None:
         self.fn = fn
 
-    def open(self, runtime_context):
+    def open(self, runtime_context: RuntimeContext) -> None:
         self.state = runtime_context.get_state(ValueStateDescriptor("reduce", _EMPTY))
 
-    def process_element(self, value, ctx):
+    def process_element(self, value: Any, ctx: Context) -> Iterator[Any]:
         current = self.state.value()
         result = value if current is _EMPTY else self.fn(current, value)
         self.state.update(result)
