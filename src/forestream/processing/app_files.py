@@ -7,7 +7,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from forestream.names import UnsafeName, child_path, shorten
 
@@ -22,6 +24,12 @@ JOB_PART = "job"  # a snapshot's file for a single-worker job; parallel jobs: on
 class AppFiles:
     """Needs ``self.root`` (the apps folder), ``self.delete_stream`` and ``self._get``
     from the manager."""
+
+    if TYPE_CHECKING:  # the manager's (ApplicationManager)
+        root: Path
+        delete_stream: Callable[[str], object] | None
+
+        def _get(self, name: str, missing_ok: bool = False) -> dict[str, Any] | None: ...
 
     def _reset_leases(self, name: str) -> None:
         """Forget who read what: the checkpoints now say where each shard stands."""

@@ -36,6 +36,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Literal, overload
 
 from forestream.names import UnsafeName, child_path, shorten
 
@@ -58,7 +59,7 @@ class ApplicationManager(AppFiles, Autoscaler):
 
     def __init__(self, data_dir: str | Path, max_restarts: int = 3,
                  restart_window: float = 600.0, environment: dict[str, str] | None = None,
-                 delete_stream=None, allow_code: bool = True,
+                 delete_stream: Callable[[str], object] | None = None, allow_code: bool = True,
                  records_behind: Callable[[str, str, str | None], int] | None = None
                  ) -> None:
         self.allow_code = allow_code
@@ -78,7 +79,7 @@ class ApplicationManager(AppFiles, Autoscaler):
         self._db.execute("CREATE TABLE IF NOT EXISTS apps (name TEXT PRIMARY KEY, "
                          "doc TEXT NOT NULL)")
         self._lock = threading.RLock()
-        self._workers: dict[str, list[subprocess.Popen]] = {}
+        self._workers: dict[str, list[subprocess.Popen[bytes] | None]] = {}
         # (application, worker) -> when it was restarted: each worker has its own budget,
         # so one crash of every worker at once (a killed host) is not N failures of one
         self._restarts: dict[tuple[str, int], list[float]] = {}
@@ -482,7 +483,13 @@ class ApplicationManager(AppFiles, Autoscaler):
     def _worker_pids(self, name: str) -> list[int]:
         return [p.pid for p in self._workers.get(name, []) if p is not None]
 
-    def _get(self, name: str, missing_ok: bool = False) -> dict | None:
+    @overload
+    def _get(self, name: str, missing_ok: Literal[False] = False) -> dict[str, Any]: ...
+
+    @overload
+    def _get(self, name: str, missing_ok: bool = False) -> dict[str, Any] | None: ...
+
+    def _get(self, name: str, missing_ok: bool = False) -> dict[str, Any] | None:
         row = self._db.execute("SELECT doc FROM apps WHERE name=?", (name,)).fetchone()
         if row is None:
             if missing_ok:

@@ -18,6 +18,7 @@ import math
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING, Any
 
 from .app_config import DEFAULT_MAX_PARALLELISM, MAX_PARALLELISM
 from .errors import ApplicationError
@@ -154,6 +155,23 @@ def decide(policy: AutoscalingPolicy, parallelism: int, ceiling: int,
 class Autoscaler:
     """The manager's side (a mixin of :class:`~.applications.ApplicationManager`): called
     by its supervisor for each running application, under its lock."""
+
+    if TYPE_CHECKING:  # the manager's (ApplicationManager, AppFiles)
+        _trackers: dict[str, UtilizationTracker]
+
+        def _get(self, name: str, missing_ok: bool = False) -> dict[str, Any] | None: ...
+
+        def _read_status(self, name: str) -> dict | None: ...
+
+        def _set_status(self, doc: dict, status: str) -> None: ...
+
+        def _log(self, name: str, line: str) -> None: ...
+
+        def _terminate(self, name: str, take_snapshot: bool, force: bool = False) -> None: ...
+
+        def _put(self, doc: dict) -> None: ...
+
+        def _start(self, doc: dict) -> None: ...
 
     def _autoscale(self, name: str) -> None:
         """Sample the workers' utilization; rescale when the policy says so."""

@@ -215,6 +215,7 @@ class ExchangeWriter(Operator):
         if self.local is not None:
             self._starts = list(self.local.starts)
         else:
+            assert self.api is not None  # not in memory: the exchange stream's API
             shards = sorted(self.api.list_shards(self.exchange.stream),
                             key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
             self._starts = [int(s["HashKeyRange"]["StartingHashKey"]) for s in shards]
@@ -247,8 +248,8 @@ class ExchangeWriter(Operator):
             seen[seq] = sub
             group = bisect_right(self._starts, key_hash(r.key)) - 1
             groups.setdefault(group, []).append((seq, sub, r.value, r.timestamp, r.key, r.rid))
-        for items in groups.values():
-            items.sort(key=lambda item: (item[0], item[1]))
+        for queued in groups.values():
+            queued.sort(key=lambda item: (item[0], item[1]))
         self.pending = []
         idle = self.idleness is not None and now - self._last_record >= self.idleness
         mark = (self.watermark, idle, final)
@@ -259,11 +260,11 @@ class ExchangeWriter(Operator):
             if not items and not (markers_due and self._sent.get(group) != mark):
                 continue
             self._sent[group] = mark
-            for wave, chunk in enumerate(self._chunks(items or [])):
-                while len(waves) <= wave:
+            for index, chunk in enumerate(self._chunks(items or [])):
+                while len(waves) <= index:
                     waves.append({})
-                waves[wave][group] = {"o": self.origin, "wm": self.watermark, "idle": idle,
-                                      "fin": final, "items": chunk}
+                waves[index][group] = {"o": self.origin, "wm": self.watermark, "idle": idle,
+                                       "fin": final, "items": chunk}
         if markers_due:
             self._marker_at = now
         if self.local is not None:  # in memory: the messages themselves, in order
@@ -284,7 +285,8 @@ class ExchangeWriter(Operator):
                                 "ExplicitHashKey": str(self._starts[group])})
             # PutRecords takes at most 5 MiB per call: send the wave in slices (each slice's
             # entries go to distinct key groups, so order per group holds)
-            batch, size = [], 0
+            batch: list[dict] = []
+            size = 0
             for entry in entries:
                 if batch and size + len(entry["Data"]) > MAX_CALL_BYTES:
                     self._put(batch)
@@ -302,6 +304,7 @@ class ExchangeWriter(Operator):
         return self._chunks(items[:half]) + self._chunks(items[half:])
 
     def _put(self, entries: list[dict]) -> None:
+        assert self.api is not None  # not in memory: the exchange stream's API
         delay, give_up = 0.05, time.monotonic() + PUT_GIVE_UP_SECONDS
         while entries:
             try:
@@ -386,6 +389,7 @@ class ExchangeReader(Source):
         now = time.monotonic()
         if now < self._next_poll:  # an idle key group is asked less often
             return out
+        assert self.inner is not None  # not in memory: reads the exchange stream
         while len(out) < max_records:
             page = self.inner.poll(20)
             if not page:

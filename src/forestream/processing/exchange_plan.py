@@ -11,6 +11,7 @@ at all (see :mod:`forestream.processing.exchange`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from .exchange import ExchangeConfig, ExchangeError, ExchangeReader, ExchangeWriter
 from .graph import JobGraph, Node
@@ -18,6 +19,9 @@ from .inference import ModelInferenceOperator
 from .operators import KeyByOperator, SinkOperator
 from .operators import TimestampsAndWatermarksOperator as _Timestamps
 from .sinks import FileSink
+
+if TYPE_CHECKING:
+    from .kinesis_io import KinesisSource
 
 
 @dataclass
@@ -36,8 +40,8 @@ def plan(graph: JobGraph) -> ExchangePlan | None:
     nodes = graph.nodes
     children: dict[int, list[int]] = {n.index: [] for n in nodes}
     for n in nodes:
-        for i in n.inputs:
-            children[i.index].append(n.index)
+        for upstream in n.inputs:
+            children[upstream.index].append(n.index)
 
     def below(start: int) -> set[int]:
         seen, todo = set(), list(children[start])
@@ -130,8 +134,8 @@ def keyed_stage(graph: JobGraph, plan: ExchangePlan, exchange: ExchangeConfig,
     """Turn a freshly built job into its keyed stage for key-group shard ``shard``."""
     user_source = graph.nodes[plan.source]
     strategy = user_source.watermark_strategy
-    reader = ExchangeReader(exchange, target, shard, user_source.source.api,
-                            user_source.source.stream,
+    source = cast("KinesisSource", user_source.source)  # a parallel job reads one stream
+    reader = ExchangeReader(exchange, target, shard, source.api, source.stream,
                             idleness=getattr(strategy, "idleness", None))
     node = graph.nodes[plan.key_by]  # downstream steps keep pointing at this node
     node.operator, node.source, node.inputs, node.watermark_strategy = None, reader, [], None

@@ -23,6 +23,7 @@ import asyncio
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import boto3
 import orjson
@@ -88,8 +89,8 @@ class ModelInferenceOperator(Operator):
         self.endpoint_url = endpoint_url
         self.custom_attributes = custom_attributes
         self._loop: _LoopThread | None = None
-        self._worker = None
-        self._client = None
+        self._worker: ModelWorker | None = None
+        self._client: Any = None  # a boto3 SageMaker runtime client, for an endpoint
 
     def open(self) -> None:
         if self.model is not None:
@@ -122,6 +123,7 @@ class ModelInferenceOperator(Operator):
 
     def _invoke(self, body: bytes) -> bytes:
         if self._worker is not None:
+            assert self._loop is not None  # started with the worker
             answer = self._loop.run(self._worker.invoke(
                 body, "application/json", "application/json", self.custom_attributes))
             return answer.body
@@ -148,6 +150,7 @@ class ModelInferenceOperator(Operator):
 
     def close(self) -> None:
         if self._worker is not None:
+            assert self._loop is not None  # started with the worker
             self._loop.run(self._worker.close())
             self._worker = None
         if self._loop is not None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import numbers
 import pickle
+from typing import SupportsInt, cast
 
 
-def key_hash(key) -> int:
+def key_hash(key: object) -> int:
     """A 128-bit hash of a key, the same in every process (Python's ``hash`` is not)."""
     return int.from_bytes(hashlib.md5(_canonical(key)).digest(), "big")
 
 
-def _canonical(key) -> bytes:
+def _canonical(key: object) -> bytes:
     if isinstance(key, str):
         return key.encode("utf-8", "surrogatepass")
     if isinstance(key, bytes):
@@ -25,7 +26,9 @@ def _canonical(key) -> bytes:
     if isinstance(key, numbers.Integral):  # bool, int, numpy integers: equal keys agree
         return b"\x00i%d" % int(key)
     if isinstance(key, numbers.Real) and float(key).is_integer():
-        return b"\x00i%d" % int(key)  # 1, 1.0 and True are one key in a dict: here too
+        # 1, 1.0 and True are one key in a dict: here too (cast: the numbers.Real stub
+        # does not promise __int__, which float, numpy's floats and Fraction have)
+        return b"\x00i%d" % int(cast(SupportsInt, key))
     if isinstance(key, numbers.Real):
         return b"\x00f" + float(key).hex().encode()
     if isinstance(key, tuple):

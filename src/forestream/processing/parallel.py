@@ -27,14 +27,18 @@ import os
 import time
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from . import exchange as ex
 from .checkpoint_rounds import CheckpointRounds
 from .environment import StreamExecutionEnvironment
-from .exchange_plan import keyed_stage, read_stage
+from .exchange_plan import ExchangePlan, keyed_stage, read_stage
 from .kinesis_io import KinesisSink, KinesisSource, PutBatcher, wait_for_input
 from .leases import LeaseTable
 from .runtime import IDLE_SLEEP_SECONDS, JobRunner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BALANCE_SECONDS = 1.0
 BACKPRESSURE_MILLIS = 30_000
@@ -46,7 +50,8 @@ class ParallelWorker:
     (this worker runs every key group) instead of the exchange stream ``exchange`` names;
     a keyed job then checkpoints in rounds."""
 
-    def __init__(self, app_dir: Path, config: dict, module, source, plan, exchange,
+    def __init__(self, app_dir: Path, config: dict, module, source: KinesisSource | _Source,
+                 plan: ExchangePlan | None, exchange,
                  exchange_target, worker: int, workers: int,
                  local: ex.LocalExchange | None = None) -> None:
         self.app_dir, self.config, self.module = app_dir, config, module
@@ -165,6 +170,7 @@ class ParallelWorker:
     def _step_in_memory(self) -> int:
         """Read stages, then the key groups until every hand-over queue is empty; a round
         of checkpoints when one is due (between steps: nothing in flight)."""
+        assert self.rounds is not None and self.local is not None  # set when in memory
         self.steps += 1
         polled_any = 0
         for key, runner in list(self.runners.items()):
@@ -175,7 +181,8 @@ class ParallelWorker:
             self.records += polled
             if finished:  # retired once a committed round holds its final state
                 self._finishing.add(key)
-                self.rounds.defer(lambda key=key: self._finished(key))
+                # (cast: mypy cannot infer a lambda whose default binds the loop variable)
+                self.rounds.defer(cast("Callable[[], None]", lambda key=key: self._finished(key)))
         keyed = [r for k, r in self.runners.items() if k[0] == "keyed"]
         while True:
             for runner in keyed:
@@ -201,6 +208,7 @@ class ParallelWorker:
 
     def take_round(self, wait: bool = False) -> int:
         """Checkpoint every runner under one new round number, committed once written."""
+        assert self.rounds is not None  # rounds are taken in memory only
         self.puts.wait()  # what the round covers is written first
         round_id = self.rounds.next_round()
         writers = []
@@ -226,6 +234,7 @@ class ParallelWorker:
         are made consistent first: their key groups read what the exchange stream still
         holds for them, then every runner restores its latest checkpoint and a round is
         committed at once."""
+        assert self.rounds is not None  # a worker in memory takes rounds
         if self.rounds.committed is not None or not self._has_checkpoints():
             return
         if self.exchange is not None and self.exchange.stream:
@@ -245,10 +254,12 @@ class ParallelWorker:
             self.api, self.tables["source"][1]), self.plan, self.exchange, target,
             self.worker, self.workers)
         durable.tables = {}  # key groups only: nothing is read from the source meanwhile
+        assert self.local is not None  # enter_memory drains: the worker runs in memory
         for shard in self.local.shards:
             durable.runners[("keyed", shard)] = durable._start("keyed", shard)
         deadline = time.monotonic() + seconds
-        readers = [r.nodes[0].source for r in durable.runners.values()]
+        readers = [cast(ex.ExchangeReader, r.nodes[0].source)
+                   for r in durable.runners.values()]
         while time.monotonic() < deadline:
             polled = durable.step(kinds=("keyed",))
             if not polled and all(reader.caught_up() for reader in readers):
@@ -262,8 +273,9 @@ class ParallelWorker:
             durable._retire(durable.runners.pop(key), final_checkpoint=True)
 
     def _key_groups_lagging(self) -> bool:
-        return any(max(runner.nodes[0].source.millis_behind.values(), default=0)
-                   > BACKPRESSURE_MILLIS
+        # a keyed runner starts with its key group's ExchangeReader
+        return any(max(cast(ex.ExchangeReader, runner.nodes[0].source).millis_behind.values(),
+                       default=0) > BACKPRESSURE_MILLIS
                    for (kind, _), runner in self.runners.items() if kind == "keyed")
 
     def status(self) -> dict:
@@ -305,6 +317,7 @@ class ParallelWorker:
             print(f"worker {self.worker}: a final checkpoint failed:\n{error}", flush=True)
 
     def _stop_in_memory(self) -> None:
+        assert self.rounds is not None  # set when in memory
         try:
             self.take_round(wait=True)
             self.rounds.run_committed()

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import zstandard
 
@@ -31,8 +32,11 @@ from forestream.durable import write_atomically
 
 from .graph import JobGraph, Node
 from .kinesis_io import wait_for_input
-from .operators import MIN_WATERMARK, Deferred
+from .operators import MIN_WATERMARK, Deferred, TwoInputOperator
 from .records import Collector, Record
+
+if TYPE_CHECKING:
+    from .sources import Source
 
 KEEP_CHECKPOINTS = 3
 #: Format 2 of checkpoint files ("FSCKPT" + version + "s" for zstd): then one zstd frame
@@ -96,7 +100,7 @@ def _number(path: Path) -> int:
     return int(number) if number.isdigit() else -1
 
 
-def read_checkpoint(path: Path) -> dict:
+def read_checkpoint(path: Path) -> dict[str, Any]:
     """The snapshot in a checkpoint file (format 2, or 1: see :data:`CHECKPOINT_MAGIC`),
     deferred operator states in place."""
     data = Path(path).read_bytes()
@@ -206,7 +210,7 @@ class JobRunner:
         self.result.seconds = time.monotonic() - started
         return self.result
 
-    def sources_now(self) -> list:
+    def sources_now(self) -> list[Source]:
         """The job's sources (what :meth:`wait_for_input` waits on)."""
         return [n.source for n in self.nodes if n.source is not None]
 
@@ -230,7 +234,9 @@ class JobRunner:
                 node.operator.properties = self.graph.properties
                 node.operator.clock = self.graph.clock
         for node in self.nodes:
-            (node.source or node.operator).open()
+            part = node.source or node.operator
+            assert part is not None  # a node is a source or an operator
+            part.open()
         if restore:
             self._restore(restore_id)
         elif self.graph.checkpoint_dir is not None and self.graph.checkpoint_dir.exists():
@@ -284,7 +290,9 @@ class JobRunner:
                 self.wait_for_checkpoint()
         finally:
             for node in self.nodes:
-                (node.source or node.operator).close()
+                part = node.source or node.operator
+                assert part is not None  # a node is a source or an operator
+                part.close()
             self.result.operator_records = {
                 n.uid: (n.operator.records_in, n.operator.records_out)
                 for n in self.nodes if n.operator is not None}
@@ -306,6 +314,7 @@ class JobRunner:
                 self.watermarks[node.index] = math.inf if final else state.advance(now)
             else:
                 op = node.operator
+                assert op is not None  # a node that is not a source is an operator
                 records = []
                 per_input = []
                 for i, upstream in enumerate(node.inputs):
@@ -319,7 +328,8 @@ class JobRunner:
                 op.records_in += len(records)
                 if getattr(op, "two_input", False):  # joins and connected streams
                     if records:
-                        op.process_inputs(per_input[0], per_input[1], out)
+                        cast(TwoInputOperator, op).process_inputs(
+                            per_input[0], per_input[1], out)
                 elif records:
                     op.process(records, out)
                 incoming = min(self.watermarks[u.index] for u in node.inputs)
@@ -349,10 +359,11 @@ class JobRunner:
         started = time.monotonic()
         self.wait_for_checkpoint()
         directory = self.graph.checkpoint_dir
+        assert directory is not None  # only jobs with a checkpoint folder checkpoint
         directory.mkdir(parents=True, exist_ok=True)
         self._checkpoint_id = self._checkpoint_id + 1 if checkpoint_id is None \
             else checkpoint_id
-        snapshot = {
+        snapshot: dict[str, Any] = {
             "job": self.job_name, "id": self._checkpoint_id,
             "graph": [n.uid for n in self.nodes],
             "sources": {n.uid: n.source.snapshot() for n in self.nodes if n.source},
@@ -453,6 +464,7 @@ class JobRunner:
                 state.max_ts, state.watermark = snapshot["source_time"][node.uid]
             else:
                 op_state, watermark = snapshot["operators"][node.uid]
+                assert node.operator is not None  # a node is a source or an operator
                 node.operator.restore(op_state)
                 node.operator.watermark = watermark
         self.watermarks = {int(k): v for k, v in snapshot["watermarks"].items()}

@@ -37,6 +37,7 @@ def load_user_module(code_dir: Path, entry: str):
     path = code_dir / entry
     sys.path.insert(0, str(path.parent))
     spec = importlib.util.spec_from_file_location("forestream_application", path)
+    assert spec is not None and spec.loader is not None  # a .py file has a source loader
     module = importlib.util.module_from_spec(spec)
     # registered, so that values of classes defined there pickle (checkpoints, exchange)
     sys.modules["forestream_application"] = module
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         module.build(probe, properties)
         if not probe.nodes:
             raise ValueError("build(env, properties) added no source to env")
+        why: str | None
         if _single_kinesis_source(probe) is None:
             why = ("parallelism > 1 needs a job with exactly one source, a Kinesis stream: "
                    "workers share its shards")

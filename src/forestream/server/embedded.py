@@ -41,10 +41,10 @@ class EmbeddedServer:
 
     def start(self) -> None:
         # the program that embeds a server deploys its own applications: it runs code
+        token = secrets.token_urlsafe(24)
         settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=self.port,
-                            status_delay=0.1, allow_code=True,
-                            token=secrets.token_urlsafe(24))
-        self.token = settings.token
+                            status_delay=0.1, allow_code=True, token=token)
+        self.token = token
         config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
                                 log_level="error", access_log=False,
                                 http=GuardedHttpToolsProtocol)
@@ -58,7 +58,7 @@ class EmbeddedServer:
             time.sleep(0.02)
         # as `forestream server` does: local clients (the CLI, a job's record waits) find
         # the token of the server at this URL
-        self._runtime = access_token.register(self.url, self.token, self.data_dir)
+        self._runtime = access_token.register(self.url, token, self.data_dir)
 
     def client(self):
         return kinesis_client(self.url, max_attempts=5)
