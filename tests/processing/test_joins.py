@@ -97,3 +97,32 @@ def test_join_state_survives_a_restart(tmp_path):
     second_env.execute()
     assert first.values == []
     assert sorted(second.values) == sorted(reference.values) and len(reference.values) == 8
+
+
+def test_connected_streams_side_outputs_have_ids_of_their_own():
+    """Each side output of a CoProcessFunction gets an id derived from the record that
+    produced it and its number: readers dropping replayed duplicates by id keep them all."""
+    from forestream.processing import OutputTag, Record
+    from forestream.processing.joins import CoProcessOperator
+    from forestream.processing.records import Collector
+
+    notes = OutputTag("notes")
+
+    class Annotate(CoProcessFunction):
+        def process_element1(self, value, ctx):
+            ctx.output(notes, f"{value}: seen")
+            ctx.output(notes, f"{value}: checked")
+            return value
+
+        def process_element2(self, value, ctx):
+            ctx.output(notes, f"rule {value}")
+
+    operator = CoProcessOperator(Annotate(), keyed=False)
+    operator.open()
+    out = Collector()
+    operator.process_inputs([Record("a", 1.0, None, "in@1"), Record("b", 2.0, None, "in@2")],
+                            [Record("r", 0.5, None, "rules@1")], out)
+    ids = [r.rid for r in out.side[notes]]
+    assert [r.value for r in out.side[notes]] == [
+        "rule r", "a: seen", "a: checked", "b: seen", "b: checked"]
+    assert ids == ["rules@1/s1", "in@1/s1", "in@1/s2", "in@2/s1", "in@2/s2"]

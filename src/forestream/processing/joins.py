@@ -208,12 +208,19 @@ class CoProcessOperator(Operator):
         self.broadcast: dict[Any, Any] = {}
         self.timers = TimerService(self)
         self.ctx = _CoContext(self)
+        # side outputs are numbered within the record (or timer) that produced them, so
+        # each has an id of its own that a replay reproduces
+        self._current_rid = ""
+        self._side_count = 0
 
     def open(self) -> None:
         self.function.open(RuntimeContext(self.backend, self.properties, self.uid))
 
     def side_output(self, tag: OutputTag, value: Any, timestamp: float | None) -> None:
-        self._out.emit_side(tag, Record(value, timestamp, None, f"{self.uid}/side"))
+        self._side_count += 1
+        key = self.backend.current_key if self.backend else None
+        self._out.emit_side(tag, Record(value, timestamp, key,
+                                        f"{self._current_rid}/s{self._side_count}"))
 
     def process_inputs(self, first: list[Record], second: list[Record], out: Collector) -> None:
         self._out = out
@@ -223,6 +230,7 @@ class CoProcessOperator(Operator):
                 if self.backend is not None:
                     self.backend.current_key = r.key
                 self.ctx._timestamp = r.timestamp
+                self._current_rid, self._side_count = r.rid, 0
                 self._emit(handler(r.value, self.ctx), r, out)
 
     def on_watermark(self, watermark: float, out: Collector) -> None:
@@ -232,8 +240,9 @@ class CoProcessOperator(Operator):
         for when, key in self.backend.due_timers("event", watermark):
             self.backend.current_key = key
             self.ctx._timestamp = when
-            self._emit(self.function.on_timer(when, self.ctx),
-                       Record(None, when, key, f"{self.uid}/timer/{key}/{when!r}"), out)
+            timer = Record(None, when, key, f"{self.uid}/timer/{key}/{when!r}")
+            self._current_rid, self._side_count = timer.rid, 0
+            self._emit(self.function.on_timer(when, self.ctx), timer, out)
 
     def _emit(self, produced: Iterable[Any] | None, origin: Record, out: Collector) -> None:
         if produced is None:
