@@ -464,15 +464,28 @@ CRASH_JOB = textwrap.dedent('''
 
 
 def run_job(script: Path, out: Path, ckpt: Path, kill_after: int = -1,
-            kill_in: float | None = None) -> int:
-    """Run the job; ``kill_in``: SIGKILL it that many seconds after it started."""
+            kill_at: tuple[int, float] | None = None) -> int:
+    """Run the job; ``kill_at`` (lines, seconds): SIGKILL it from outside that many seconds
+    after its output first holds that many more lines (a moment tied to its progress, not
+    to the wall clock: a loaded machine can make a run several times slower)."""
     out.mkdir(exist_ok=True)
+    records = out / "records.jsonl"
+
+    def lines() -> int:
+        try:
+            return records.read_bytes().count(b"\n")
+        except OSError:
+            return 0
+    before = lines()
     proc = subprocess.Popen([sys.executable, str(script), str(out), str(ckpt),
                              str(kill_after)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if kill_in is not None:
-        try:
-            proc.wait(kill_in)
-        except subprocess.TimeoutExpired:
+    if kill_at is not None:
+        more, delay = kill_at
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and lines() < before + more and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(delay)
+        if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)
     if proc.returncode not in (0, -signal.SIGKILL):
@@ -505,7 +518,8 @@ def test_sigkill_at_random_moments_then_restart_gives_the_uninterrupted_output(t
         if attempt % 2 == 0:  # the job kills itself after a random number of records
             rc = run_job(script, out, ckpt, kill_after=rng.randint(90, 1000))
         else:  # the test kills it at a random moment (a checkpoint exists by now)
-            rc = run_job(script, out, ckpt, kill_in=rng.uniform(0.1, 0.3) * full_run)
+            rc = run_job(script, out, ckpt, kill_at=(rng.randint(50, 800),
+                                                     rng.uniform(0.0, 0.05)))
         outcomes.append((attempt, rc, len((out / "records.jsonl").read_bytes().splitlines())))
         if rc == 0:
             break

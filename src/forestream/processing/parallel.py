@@ -26,6 +26,7 @@ import math
 import os
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -41,6 +42,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 BALANCE_SECONDS = 1.0
+#: Threads that advance the key groups of a worker running them all in memory (default:
+#: 2 where there are 2 cores or more; ``FORESTREAM_KEYED_THREADS=1`` keeps one thread).
+KEYED_THREADS = max(1, int(os.environ.get("FORESTREAM_KEYED_THREADS",
+                                          min(2, os.cpu_count() or 1))))
 BACKPRESSURE_MILLIS = 30_000
 DRAIN_SECONDS = 8.0
 
@@ -73,6 +78,8 @@ class ParallelWorker:
             if self.local is not None else None
         self._restore_latest = False  # in memory after the exchange stream: see enter_memory
         self.puts = PutBatcher()  # in memory: the key groups' sinks write once per step
+        self._pool = ThreadPoolExecutor(KEYED_THREADS, thread_name_prefix="key-groups") \
+            if self.local is not None and KEYED_THREADS > 1 else None
         self._round_at = time.monotonic()
         self._finishing: set[tuple[str, str]] = set()
         self.runners: dict[tuple[str, str], JobRunner] = {}
@@ -185,16 +192,32 @@ class ParallelWorker:
                 self.rounds.defer(cast("Callable[[], None]", lambda key=key: self._finished(key)))
         keyed = [r for k, r in self.runners.items() if k[0] == "keyed"]
         while True:
-            for runner in keyed:
-                polled, _ = runner.advance()
-                polled_any += polled
-                self.puts.send_if_idle()
+            polled_any += self._advance_key_groups(keyed)
             if self.local.empty():
                 break
         self.puts.flush(wait=False)  # written while the next step reads and processes
         self.rounds.run_committed()
         if time.monotonic() - self._round_at >= self.rounds.interval:
             self.take_round()
+        return polled_any
+
+    def _advance_key_groups(self, keyed: list[JobRunner]) -> int:
+        """Advance every key group once; the records they polled. Key groups share
+        nothing (state, operators and hand-over queue are each their own), so with
+        ``KEYED_THREADS`` > 1 they run on a pool: the RCF kernels release the GIL, and a
+        second core scores one key group while another is scored. The sinks' records go
+        out between key groups either way."""
+        polled_any = 0
+        if self._pool is None or len(keyed) < 2:
+            for runner in keyed:
+                polled, _ = runner.advance()
+                polled_any += polled
+                self.puts.send_if_idle()
+            return polled_any
+        for done in as_completed([self._pool.submit(runner.advance) for runner in keyed]):
+            polled, _ = done.result()  # raises what the key group raised
+            polled_any += polled
+            self.puts.send_if_idle()
         return polled_any
 
     def wait_for_input(self, timeout: float) -> None:
@@ -326,6 +349,8 @@ class ParallelWorker:
                 self._retire(self.runners.pop(key), final_checkpoint=False)
             leases = self.tables["source"][0]
             leases.release(set(leases.owners()))
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
 
     def _drain(self, leases: LeaseTable, shards: set[str]) -> None:
         deadline = time.monotonic() + DRAIN_SECONDS
