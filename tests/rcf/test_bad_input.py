@@ -198,12 +198,17 @@ def test_numpy_float32_time_decay_is_accepted():
 
 
 @pytest.mark.parametrize("kwargs, name", [
-    (dict(z_factor=0), "z_factor"),
-    (dict(z_factor=float("nan")), "z_factor"),
+    (dict(alert_grade=0), "alert_grade"),
+    (dict(alert_grade=1.5), "alert_grade"),
+    (dict(alert_grade=float("nan")), "alert_grade"),
+    (dict(averaging=0), "averaging"),
     (dict(horizon=0), "horizon"),
     (dict(warmup=-1), "warmup"),
-    (dict(min_deviation=-1.0), "min_deviation"),
+    (dict(min_deviation_ratio=-1.0), "min_deviation_ratio"),
     (dict(refractory=-1), "refractory"),
+    (dict(repeat_factor=float("inf")), "repeat_factor"),
+    (dict(shape_weight=-0.5), "shape_weight"),
+    (dict(stuck_after=0), "stuck_after"),
     (dict(num_trees=0), "num_trees"),
     (dict(shingle_size=0), "shingle_size"),
 ], ids=lambda v: str(v))

@@ -222,9 +222,11 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
     high, the detector decides: it follows the recent distribution of its key's scores
     and grades a record above an adaptive threshold between 0 (not an anomaly) and 1
     (as unusual as a score can be). One incident is reported once. The explanation,
-    ``ANOMALY_EXPLANATION``, is ``{"field", "relative_index", "expected_value"}``: the
-    field that caused the anomaly, which input of the shingle it was in (0: the current
-    record, -1: the one before, …) and the value the forest expected there.
+    ``ANOMALY_EXPLANATION``, is ``{"field", "relative_index", "expected_value", "kind"}``:
+    the field that caused the anomaly, which input of the shingle it was in (0: the
+    current record, -1: the one before, …), the value the forest expected there, and
+    what was unusual (``"level"``, ``"shape"`` or ``"stuck"``: a field repeating one
+    value for longer than ever before).
 
     Parameters
     ----------
@@ -238,8 +240,9 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
     **detector_args
         Passed to :class:`~forestream.rcf.ThresholdedDetector`: ``shingle_size`` (4),
         ``num_trees`` (100), ``sample_size`` (256), ``time_decay``, ``output_after``,
-        ``z_factor`` (3), ``horizon``, ``warmup`` (64 scores before grading),
-        ``min_deviation``, ``refractory``, ``multi_scale``.
+        ``alert_grade`` (0.5), ``averaging``, ``horizon``, ``warmup`` (150 scores before
+        grading), ``min_deviation_ratio``, ``refractory``, ``repeat_factor``,
+        ``shape_weight``, ``stuck_after``.
 
     Examples
     --------
@@ -260,7 +263,7 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
     >>> _ = env.execute()
     >>> anomalies = [r for r in graded.values if r["ANOMALY_GRADE"] > 0]
     >>> [(r["sensor"], r["t"], round(r["ANOMALY_GRADE"], 1)) for r in anomalies]
-    [('s2', 150, 0.9)]
+    [('s2', 150, 0.8)]
     >>> explanation = anomalies[0]["ANOMALY_EXPLANATION"]
     >>> explanation["field"], explanation["relative_index"], round(explanation["expected_value"])
     ('value', 0, 20)
@@ -293,7 +296,8 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
                 assert d.dimension is not None and d.expected_values is not None
                 result["ANOMALY_EXPLANATION"] = {
                     "field": self.fields[d.dimension], "relative_index": d.relative_index,
-                    "expected_value": float(d.expected_values[d.dimension])}
+                    "expected_value": float(d.expected_values[d.dimension]),
+                    "kind": d.kind}
             out.append(result)
         return out
 

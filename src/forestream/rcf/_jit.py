@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     # the arrays the kernels take (see forestream.rcf._state.ForestState)
     Float64Array: TypeAlias = npt.NDArray[np.float64]
     Int32Array: TypeAlias = npt.NDArray[np.int32]
+    Int64Array: TypeAlias = npt.NDArray[np.int64]
     UInt64Array: TypeAlias = npt.NDArray[np.uint64]
     BoolArray: TypeAlias = npt.NDArray[np.bool_]
 

@@ -1,21 +1,31 @@
-"""The adaptive threshold behind :class:`forestream.rcf.ThresholdedDetector`, in numba.
+"""The grading behind :class:`forestream.rcf.ThresholdedDetector`, in numba.
 
-The thresholder sees only the stream of raw forest scores, so it runs over a whole
-batch of scores in one compiled loop. Its state is a small float array, which makes it
-trivially checkpointed and rewound.
+The grader sees, per input, the raw scores of the detector's two forests (the *level*
+forest over the newest input, the *shape* forest over the shingle) and the input's
+values. It runs over a whole batch in one compiled loop; its state is one small float
+array (a few dozen numbers), so it is trivially copied, checkpointed and rewound.
 
-Per score ``r`` (0 while the forest warms up, and then ignored):
-- a running mean ``μ`` and deviation ``σ`` of recent scores (exponentially weighted over
-  ``horizon`` scores; a score above the threshold enters them clipped at the threshold,
-  so an incident does not raise the bar for its own continuation);
-- threshold ``τ = μ + z_factor · σ``, with ``σ`` floored at ``min_deviation`` (a
-  perfectly regular series would otherwise flag the faintest wobble);
-- above the threshold, grade ``min(1, r / max_score)`` — the score as a fraction of the
-  largest score a forest can give, ``log2(sample_size)`` — so grades rank events by
-  their strength on one scale across series; 0 below the threshold;
-- repeats of one event are suppressed: for ``refractory`` points after a reported
-  point (at least the shingle, which still holds the anomalous input) a new report
-  needs a score above the last reported one.
+Per forest ("stream"), an anomaly *likelihood* in the manner of Numenta's HTM detector
+(Ahmad et al. 2017): the average of the last ``averaging`` raw scores is compared with
+the distribution of such averages seen so far on this series — an exponentially
+weighted mean and deviation over ``horizon`` averages, the deviation floored at
+``min_deviation_ratio`` times the mean so that a very regular series is not flagged for
+a wobble — and turned into a Gaussian tail probability ``p``. Its *surprise* is
+``-log10(p)``; a forest's surprise is multiplied by its weight (the shape forest counts
+less: on its own it flags every change of pattern).
+
+Stuck inputs: per input column, the length of the current run of identical values. A run
+longer than every earlier run of that column, and at least ``stuck_after`` long, is
+surprising in proportion to how rarely the column stood still so far: with ``c``
+changes in ``i`` inputs, each further repeat adds ``-log10(1 - (c+1)/(i+2))``. A column
+that never changed (a constant series) is never stuck; one that often repeats must
+repeat for longer. A run is reported once.
+
+The detector's surprise is the largest of these; its grade is ``min(1, surprise/10)``
+(HTM's log-likelihood scale: a probability of 1e-10 is grade 1). An input is an
+anomaly when its grade reaches ``alert_grade``, except that within ``refractory`` inputs
+of a reported anomaly only a grade ``repeat_factor`` times higher reports again: one
+incident, one report.
 """
 
 from __future__ import annotations
@@ -28,66 +38,170 @@ import numpy as np
 from ._jit import njit
 
 if TYPE_CHECKING:
-    from ._jit import Float64Array
-
-# state slots
-MEAN = 0
-VAR = 1
-COUNT = 2
-SINCE_FLAG = 3
-LAST_FLAG_SCORE = 4
-STATE_SIZE = 5
+    from ._jit import Float64Array, Int64Array
 
 # parameter slots
-Z_FACTOR = 0
-HORIZON = 1
+AVERAGING = 0
+ALPHA = 1  # 1 / horizon
 WARMUP = 2
-MIN_DEVIATION = 3
-MAX_SCORE = 4
+MIN_DEVIATION_RATIO = 3
+ALERT_GRADE = 4
 REFRACTORY = 5
-PARAM_SIZE = 6
+REPEAT_FACTOR = 6
+STUCK_AFTER = 7
+LEVEL_WEIGHT = 8
+SHAPE_WEIGHT = 9
+ALERT_Z = 10  # the z-score of the alert grade's tail probability (reported thresholds)
+PARAM_SIZE = 11
+
+# global state slots
+INPUTS = 0
+SINCE_ALERT = 1
+LAST_GRADE = 2
+GLOBAL_SIZE = 3
+# per-stream state slots (then a ring of `averaging` raw scores)
+SUM = 0
+FILLED = 1
+COUNT = 2
+MEAN = 3
+VAR = 4
+STREAM_HEAD = 5
+# per-column state slots
+RUN = 0
+MAX_RUN = 1
+CHANGES = 2
+LAST_VALUE = 3
+REPORTED = 4  # 1 once the current run was reported
+COLUMN_SIZE = 5
+
+STREAMS = 2  # level, shape
+# causes reported per input
+NO_CAUSE = -1
+LEVEL = 0
+SHAPE = 1
+STUCK = 2  # STUCK + column
+
+SURPRISE_SCALE = 10.0  # -log10 of the probability that makes grade 1
+_DEVIATION_FLOOR = 0.01  # absolute floor on a stream's deviation (scores are ~1)
 
 
-def initial_state() -> Float64Array:
-    state = np.zeros(STATE_SIZE)
-    state[SINCE_FLAG] = np.inf
+def state_size(averaging: int, dimensions: int) -> int:
+    return GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging) + COLUMN_SIZE * dimensions
+
+
+def initial_state(averaging: int, dimensions: int) -> Float64Array:
+    state = np.zeros(state_size(averaging, dimensions))
+    state[SINCE_ALERT] = np.inf
     return state
 
 
+def stream_offset(stream: int, averaging: int) -> int:
+    return GLOBAL_SIZE + stream * (STREAM_HEAD + averaging)
+
+
 @njit(cache=True, nogil=True)
-def threshold_scores(scores: Float64Array, params: Float64Array, state: Float64Array,
-                     grades: Float64Array, thresholds: Float64Array) -> None:
-    """Grade each score in order, updating ``state``; fills ``grades`` and ``thresholds``."""
-    z_factor = params[Z_FACTOR]
-    alpha = 1.0 / params[HORIZON]
-    warmup = params[WARMUP]
-    floor = params[MIN_DEVIATION]
-    max_score = params[MAX_SCORE]
-    refractory = params[REFRACTORY]
-    for i in range(scores.shape[0]):
-        r = scores[i]
+def grade_scores(level: Float64Array, shape: Float64Array, values: Float64Array,
+                 params: Float64Array, state: Float64Array, grades: Float64Array,
+                 thresholds: Float64Array, causes: Int64Array) -> None:
+    """Grade each input in order, updating ``state``; fills ``grades`` (0: ordinary),
+    ``thresholds`` (the level forest's score that would alert now, 0 while learning) and
+    ``causes`` (LEVEL, SHAPE, STUCK + column, or NO_CAUSE)."""
+    averaging = int(params[AVERAGING])
+    alert = params[ALERT_GRADE]
+    weights = (params[LEVEL_WEIGHT], params[SHAPE_WEIGHT])
+    columns = GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging)
+    dims = values.shape[1]
+    for i in range(level.shape[0]):
+        surprise = 0.0
+        cause = NO_CAUSE
+        for stream in range(STREAMS):
+            raw = level[i] if stream == LEVEL else shape[i]
+            base = GLOBAL_SIZE + stream * (STREAM_HEAD + averaging)
+            s = weights[stream] * _stream_surprise(raw, state, base, params, averaging)
+            if s > surprise:
+                surprise, cause = s, stream
+        inputs = state[INPUTS]
+        for q in range(dims):
+            s = _stuck_surprise(values[i, q], state, columns + COLUMN_SIZE * q, inputs, params)
+            if s > surprise:
+                surprise, cause = s, STUCK + q
+        state[INPUTS] = inputs + 1.0
+        thresholds[i] = _alert_score(state, GLOBAL_SIZE, params)
+        grade = min(1.0, surprise / SURPRISE_SCALE)
         grades[i] = 0.0
-        if r <= 0.0:
-            thresholds[i] = 0.0
-            continue
-        mean = state[MEAN]
-        deviation = max(math.sqrt(max(state[VAR], 0.0)), floor)
-        threshold = mean + z_factor * deviation
-        state[SINCE_FLAG] += 1.0
-        if state[COUNT] >= warmup:
-            thresholds[i] = threshold
-            if r > threshold:
-                repeat = state[SINCE_FLAG] <= refractory and r <= state[LAST_FLAG_SCORE]
-                if not repeat:
-                    grades[i] = min(1.0, r / max_score)
-                    state[SINCE_FLAG] = 0.0
-                    state[LAST_FLAG_SCORE] = r
+        causes[i] = NO_CAUSE
+        state[SINCE_ALERT] += 1.0
+        if grade >= alert and grade > 0.0:
+            repeat = state[SINCE_ALERT] <= params[REFRACTORY] and \
+                grade <= state[LAST_GRADE] * params[REPEAT_FACTOR]
+            if not repeat:
+                grades[i] = grade
+                causes[i] = cause
+                state[SINCE_ALERT] = 0.0
+                state[LAST_GRADE] = grade
+                if cause >= STUCK:  # one report per run
+                    state[columns + COLUMN_SIZE * (cause - STUCK) + REPORTED] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _stream_surprise(raw: float, state: Float64Array, base: int, params: Float64Array,
+                     averaging: int) -> float:
+    """Learn one raw score of a stream; the surprise of the recent average (0 while the
+    stream learns, or when the forest reports no score yet)."""
+    if raw <= 0.0:
+        return 0.0
+    slot = base + STREAM_HEAD + int(state[base + FILLED]) % averaging
+    state[base + SUM] += raw - state[slot]
+    state[slot] = raw
+    state[base + FILLED] += 1.0
+    if state[base + FILLED] < averaging:
+        return 0.0
+    recent = state[base + SUM] / averaging
+    mean = state[base + MEAN]
+    surprise = 0.0
+    if state[base + COUNT] >= params[WARMUP]:
+        deviation = max(math.sqrt(max(state[base + VAR], 0.0)),
+                        params[MIN_DEVIATION_RATIO] * abs(mean), _DEVIATION_FLOOR)
+        z = (recent - mean) / deviation
+        tail = 0.5 * math.erfc(z / math.sqrt(2.0))
+        surprise = -math.log10(max(tail, 1e-300))
+    state[base + COUNT] += 1.0
+    weight = max(params[ALPHA], 1.0 / state[base + COUNT])
+    delta = recent - mean
+    state[base + MEAN] = mean + weight * delta
+    state[base + VAR] = (1.0 - weight) * (state[base + VAR] + weight * delta * delta)
+    return surprise
+
+
+@njit(cache=True, nogil=True)
+def _stuck_surprise(value: float, state: Float64Array, base: int, inputs: float,
+                    params: Float64Array) -> float:
+    """Follow one column's runs of identical values; the surprise of the current run."""
+    if inputs > 0.0:
+        last = state[base + LAST_VALUE]
+        if abs(value - last) <= 1e-12 * max(1.0, abs(value)):
+            state[base + RUN] += 1.0
         else:
-            thresholds[i] = 0.0
-        # learn the score, clipped at the threshold once the statistics are warm
-        x = min(r, threshold) if state[COUNT] >= warmup else r
-        state[COUNT] += 1.0
-        weight = max(alpha, 1.0 / state[COUNT])
-        delta = x - mean
-        state[MEAN] = mean + weight * delta
-        state[VAR] = (1.0 - weight) * (state[VAR] + weight * delta * delta)
+            state[base + MAX_RUN] = max(state[base + MAX_RUN], state[base + RUN])
+            state[base + RUN] = 0.0
+            state[base + CHANGES] += 1.0
+            state[base + REPORTED] = 0.0
+    state[base + LAST_VALUE] = value
+    run = state[base + RUN]
+    longest = state[base + MAX_RUN]
+    if inputs < params[WARMUP] or state[base + CHANGES] == 0.0 or run <= longest or \
+            run < params[STUCK_AFTER] or state[base + REPORTED] > 0.0:
+        return 0.0
+    change_rate = float(state[base + CHANGES] + 1.0) / (inputs + 2.0)
+    return float(run - longest) * -math.log10(max(1.0 - change_rate, 1e-12))
+
+
+@njit(cache=True, nogil=True)
+def _alert_score(state: Float64Array, base: int, params: Float64Array) -> float:
+    """The average level-forest score that would make an anomaly now (0 while learning)."""
+    if state[base + COUNT] < params[WARMUP]:
+        return 0.0
+    mean = state[base + MEAN]
+    deviation = max(math.sqrt(max(state[base + VAR], 0.0)),
+                    params[MIN_DEVIATION_RATIO] * abs(mean), _DEVIATION_FLOOR)
+    return float(mean + params[ALERT_Z] * deviation)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from statistics import NormalDist
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,15 +19,16 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from ._jit import Float64Array
+    from ._jit import Float64Array, Int64Array
     from .forest import ForestSnapshot
 
-    # every forest's snapshot, then the threshold state (see _snapshot)
+    # every forest's snapshot, then the grader's state (see _snapshot)
     DetectorSnapshot: TypeAlias = tuple[tuple[ForestSnapshot, ...], Float64Array]
     # forest scores: one score, or one per row of a batch
     _Scores = TypeVar("_Scores", float, Float64Array)
 
-_MAGIC = b"FSTRD\x01"
+_MAGIC = b"FSTRD\x02"  # format 2: the likelihood grader (format 1 is still read)
+_MAGIC_V1 = b"FSTRD\x01"
 _CHUNK = 512  # rows scored speculatively before an explained anomaly forces a rewind
 # Fewer rows than this are explained row by row: saving the forests for a rewind costs as
 # much as scoring a few dozen rows one at a time (measured: ~2 ms against ~0.2 ms a row
@@ -38,11 +40,16 @@ _ROW_BY_ROW = 32
 class AnomalyDescriptor:
     """What the detector says about one input.
 
-    ``grade`` is 0 for ordinary inputs and in (0, 1] for anomalies (how far above the
-    threshold). For anomalies, ``attribution`` splits the score over the shingled point;
+    ``score`` is the forests' raw score (about 1 for ordinary inputs); ``grade`` is 0 for
+    ordinary inputs and in [``alert_grade``, 1] for anomalies (``-log10`` of how
+    unlikely the recent scores are, over 10); ``threshold`` is the score the level
+    forest's recent scores would have to average to make an anomaly now. For anomalies,
+    ``kind`` says which test found it (``"level"``: an unusual value, ``"shape"``: an
+    unusual pattern over the shingle, ``"stuck"``: a value repeated for longer than ever
+    before); ``attribution`` splits the score over the shingled point;
     ``relative_index`` says which input caused it (0: this one, -k: the one k steps
     back, still inside the shingle), ``dimension`` which column of that input, and
-    ``expected_values`` what the forest expected that input to be.
+    ``expected_values`` what the forests expected that input to be.
     """
 
     index: int
@@ -54,6 +61,7 @@ class AnomalyDescriptor:
     relative_index: int | None = None
     dimension: int | None = None
     expected_values: Float64Array | None = None
+    kind: str | None = None
 
     @property
     def is_anomaly(self) -> bool:
@@ -72,6 +80,7 @@ class AnomalyDescriptor:
             "dimension": self.dimension,
             "expected_values": None if self.expected_values is None
             else self.expected_values.tolist(),
+            "kind": self.kind,
         }
         if self.attribution is not None:
             out["attribution"] = {"high": self.attribution.high.tolist(),
@@ -80,38 +89,53 @@ class AnomalyDescriptor:
 
 
 class ThresholdedDetector:
-    """Streaming anomaly detection with grades, like AWS's ThresholdedRandomCutForest.
+    """Streaming anomaly detection with grades and explanations, RCF at the core.
 
-    Two forests look at each input at two scales: a *shape* forest over the last
-    ``shingle_size`` inputs (catches changes of pattern) and a *level* forest over the
-    input alone (catches unusual values); the detector's score is their mean. An
-    adaptive threshold follows the recent distribution of scores (mean plus ``z_factor``
-    deviations, learned with anomalies clipped so an incident does not hide its own
-    continuation). Above it, the grade is the score as a fraction of the largest
-    possible score, ``log2(sample_size)``, so grades compare across series. One event is
-    reported once: within ``refractory`` inputs of a report, only a higher score reports
-    again. Each anomaly comes with its attribution, the input and column that caused
-    it, and the value the forest expected there.
+    Two Random Cut Forests look at each input: a *level* forest over the input alone
+    (unusual values) and a *shape* forest over the last ``shingle_size`` inputs (broken
+    patterns). Their raw scores are not compared with a fixed bar: each forest's recent
+    scores (the average of the last ``averaging``) are compared with the distribution of
+    its scores on this series so far, as Numenta's HTM detector does, which gives the
+    probability of scores this high; a series with noisy scores needs far higher scores
+    to alarm than a quiet one, so one grade scale fits every series. A third test
+    watches for *stuck* inputs: a column repeating one value for longer than it ever did
+    before — invisible to a forest, which finds a repeated value perfectly ordinary.
+
+    The grade is ``-log10`` of the smallest of these probabilities over 10 (a
+    probability of 1e-10 is grade 1), and an input is an anomaly when its grade reaches
+    ``alert_grade`` (0.5: a probability of 1e-5). One incident is reported once: within
+    ``refractory`` inputs of a report only a grade ``repeat_factor`` times higher
+    reports again. Each anomaly comes with its attribution, the input and column that
+    caused it, the value the forests expected there, and its ``kind`` (``"level"``,
+    ``"shape"`` or ``"stuck"``). Everything is causal (each input graded before it is
+    learned, one pass) and bounded: two forests and a few dozen numbers per series.
 
     Parameters
     ----------
     dimensions, shingle_size, num_trees, sample_size, time_decay, output_after, random_seed
-        As for :class:`RandomCutForest`.
-    z_factor
-        Deviations above the mean score that make an anomaly.
+        As for :class:`RandomCutForest` (the shape forest's shingle; the level forest's
+        is 1). With ``shingle_size=1`` there is only the level forest.
+    alert_grade
+        Grades at or above this are anomalies (0.5 ⇔ probability 1e-5).
+    averaging
+        Recent raw scores averaged before they are compared with the distribution.
     horizon
-        Number of recent scores the mean and deviation follow.
+        Number of recent averages the distribution's mean and deviation follow.
     warmup
-        Scores to learn before grading.
-    min_deviation
-        Floor on the score deviation, so a perfectly regular series is not flagged for
-        noise-level changes.
+        Averages learned before grading (and inputs before stuck columns are reported).
+    min_deviation_ratio
+        Floor on the deviation of scores, as a fraction of their mean, so a perfectly
+        regular series is not flagged for noise-level changes.
     refractory
-        Inputs after a report during which only a stronger score reports again
-        (at least ``shingle_size``).
-    multi_scale
-        Add the level forest (only meaningful when ``shingle_size > 1``); ``False``
-        uses the shape forest alone, at half the cost.
+        Inputs after a report during which only a grade ``repeat_factor`` times higher
+        reports again.
+    repeat_factor
+        How much stronger a repeat within ``refractory`` must be.
+    shape_weight
+        Weight of the shape forest's surprise against the level forest's (1); 0 ignores
+        it for grading (it still explains which input of the shingle caused an anomaly).
+    stuck_after
+        Fewest repeats of one value that can make a stuck column.
 
     Examples
     --------
@@ -120,13 +144,20 @@ class ThresholdedDetector:
     >>> rng = np.random.default_rng(1)
     >>> series = 10 + np.sin(np.arange(3000) / 8) + 0.1 * rng.standard_normal(3000)
     >>> series[2500] = 25.0
+    >>> series[2700:2760] = series[2700]      # a sensor stuck for 60 readings
     >>> detector = ThresholdedDetector(random_seed=3)
     >>> found = [d for d in detector.process_batch(series) if d.is_anomaly]
-    >>> [d.index for d in found if d.grade > 0.5]
-    [2500]
-    >>> d = next(d for d in found if d.index == 2500)
-    >>> d.relative_index, bool(abs(d.expected_values[0] - 10) < 2)
-    (0, True)
+    >>> [(d.index, d.kind) for d in found]
+    [(2500, 'level'), (2705, 'stuck')]
+    >>> d = found[0]
+    >>> d.relative_index, bool(abs(d.expected_values[0] - 10) < 2), d.grade
+    (0, True, 1.0)
+
+    References
+    ----------
+    Guha, Mishra, Roy, Schrijvers. *Robust Random Cut Forest Based Anomaly Detection on
+    Streams*. ICML 2016. Ahmad, Lavin, Purdy, Agha. *Unsupervised real-time anomaly
+    detection for streaming data*. Neurocomputing 262, 2017 (the anomaly likelihood).
     """
 
     def __init__(
@@ -138,30 +169,47 @@ class ThresholdedDetector:
         time_decay: float | None = None,
         output_after: int | None = None,
         random_seed: int | None = None,
-        z_factor: float = 3.0,
-        horizon: int = 1000,
-        warmup: int = 64,
-        min_deviation: float = 0.05,
-        refractory: int = 200,
-        multi_scale: bool = True,
+        alert_grade: float = 0.5,
+        averaging: int = 3,
+        horizon: int = 4000,
+        warmup: int = 150,
+        min_deviation_ratio: float = 0.3,
+        refractory: int = 100,
+        repeat_factor: float = 2.0,
+        shape_weight: float = 0.3,
+        stuck_after: int = 5,
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
                                       time_decay, output_after, random_seed)
         self.level_forest: RandomCutForest | None = None
-        if multi_scale and shingle_size > 1:
+        if shingle_size > 1:
             self.level_forest = RandomCutForest(
                 dimensions, 1, num_trees, sample_size, self.forest.time_decay,
                 self.forest.output_after, (self.forest.random_seed + 1) % 2**63)
-        self.z_factor = _positive("z_factor", z_factor)
+        self.alert_grade = _fraction("alert_grade", alert_grade)
+        self.averaging = _count("averaging", averaging, 1)
         self.horizon = _count("horizon", horizon, 1)
         self.warmup = _count("warmup", warmup, 0)
-        self.min_deviation = _positive("min_deviation", min_deviation)
-        self.refractory = max(_count("refractory", refractory, 0), self.forest.shingle_size)
-        self.multi_scale = bool(multi_scale)
-        max_score = np.log2(self.forest.sample_size)
-        self._params = np.array([self.z_factor, self.horizon, self.warmup,
-                                 self.min_deviation, max_score, self.refractory], dtype=float)
-        self._state = _threshold.initial_state()
+        self.min_deviation_ratio = _nonnegative("min_deviation_ratio", min_deviation_ratio)
+        self.refractory = _count("refractory", refractory, 0)
+        self.repeat_factor = _nonnegative("repeat_factor", repeat_factor)
+        self.shape_weight = _nonnegative("shape_weight", shape_weight)
+        self.stuck_after = _count("stuck_after", stuck_after, 1)
+        params = np.zeros(_threshold.PARAM_SIZE)
+        params[_threshold.AVERAGING] = self.averaging
+        params[_threshold.ALPHA] = 1.0 / self.horizon
+        params[_threshold.WARMUP] = self.warmup
+        params[_threshold.MIN_DEVIATION_RATIO] = self.min_deviation_ratio
+        params[_threshold.ALERT_GRADE] = self.alert_grade
+        params[_threshold.REFRACTORY] = self.refractory
+        params[_threshold.REPEAT_FACTOR] = self.repeat_factor
+        params[_threshold.STUCK_AFTER] = self.stuck_after
+        params[_threshold.LEVEL_WEIGHT] = 1.0
+        params[_threshold.SHAPE_WEIGHT] = self.shape_weight
+        tail = 10.0 ** (-self.alert_grade * _threshold.SURPRISE_SCALE)
+        params[_threshold.ALERT_Z] = -NormalDist().inv_cdf(tail)
+        self._params = params
+        self._state = _threshold.initial_state(self.averaging, self.dimensions)
 
     @property
     def dimensions(self) -> int:
@@ -178,9 +226,12 @@ class ThresholdedDetector:
 
     def _process_row(self, row: Float64Array, explain_min_grade: float) -> AnomalyDescriptor:
         index = self.forest._inputs_seen
-        score = self._combine(*(f.score(row) for f in self._forests))
-        grades, thresholds = self._grade(np.array([score]))
-        descriptor = self._describe(index, row, score, grades[0], thresholds[0],
+        level, shape = self._forest_scores(*(f.score(row) for f in self._forests))
+        rows = row[None, :]
+        scores, grades, thresholds, causes = self._grade(
+            np.array([level]), np.array([shape]), rows)
+        descriptor = self._describe(index, row, scores[0], grades[0], thresholds[0],
+                                    int(causes[0]),
                                     explain=bool(grades[0] >= explain_min_grade))
         for forest in self._forests:
             forest.update(row)
@@ -192,7 +243,7 @@ class ThresholdedDetector:
 
         Rows are scored in compiled batches. With ``explain``, the batch is rewound to
         just before each anomaly so that its attribution and expected value are computed
-        on exactly the forest that scored it; ``explain_min_grade`` limits that to
+        on exactly the forests that scored it; ``explain_min_grade`` limits that to
         anomalies graded at least that high (the others come without explanation), which
         saves the rewinds when only strong anomalies are shown.
         """
@@ -205,34 +256,35 @@ class ThresholdedDetector:
             chunk = rows[start : start + _CHUNK] if explain else rows[start:]
             saved = self._snapshot() if explain else None
             first_index = self.forest._inputs_seen
-            scores = self._score_and_update(chunk)
-            grades, thresholds = self._grade(scores)
+            scores, grades, thresholds, causes = self._grade(*self._score_and_update(chunk),
+                                                             chunk)
             flagged = np.flatnonzero((grades > 0.0) & (grades >= explain_min_grade))
             if saved is not None and len(flagged):  # a snapshot exactly when explaining
                 j = int(flagged[0])
                 self._restore(saved)
                 if j:
-                    self._score_and_update(chunk[:j])
-                    self._grade(scores[:j])
+                    self._grade(*self._score_and_update(chunk[:j]), chunk[:j])
                 out.extend(self._describe(first_index + i, chunk[i], scores[i], grades[i],
-                                          thresholds[i], explain=False) for i in range(j))
+                                          thresholds[i], int(causes[i]), explain=False)
+                           for i in range(j))
                 out.append(self.process(chunk[j]))
                 start += j + 1
                 continue
             out.extend(self._describe(first_index + i, chunk[i], scores[i], grades[i],
-                                      thresholds[i], explain=False) for i in range(len(chunk)))
+                                      thresholds[i], int(causes[i]), explain=False)
+                       for i in range(len(chunk)))
             start += len(chunk)
         return out
 
     def grade_batch(self, X: npt.ArrayLike) -> tuple[Float64Array, Float64Array, Float64Array]:
         """Fast path without explanations: arrays of scores, grades and thresholds."""
-        scores = self._score_and_update(self.forest._check_rows(X, single=False))
-        grades, thresholds = self._grade(scores)
+        rows = self.forest._check_rows(X, single=False)
+        scores, grades, thresholds, _ = self._grade(*self._score_and_update(rows), rows)
         return scores, grades, thresholds
 
     # --------------------------------------------------------------- serialization
     def copy(self) -> ThresholdedDetector:
-        """An independent detector in the same state (forests and threshold copied): what
+        """An independent detector in the same state (forests and grader copied): what
         a checkpoint serializes off the processing thread while this one goes on."""
         twin = object.__new__(type(self))  # not copy.copy: that pickles
         twin.__dict__.update(self.__dict__)
@@ -243,12 +295,9 @@ class ThresholdedDetector:
         return twin
 
     def to_bytes(self, compress: bool = True) -> bytes:
-        """Complete state (forest and threshold) as bytes (see
+        """Complete state (forests and grader) as bytes (see
         :meth:`RandomCutForest.to_bytes` for ``compress``)."""
-        config = {"z_factor": self.z_factor, "horizon": self.horizon, "warmup": self.warmup,
-                  "min_deviation": self.min_deviation, "refractory": self.refractory,
-                  "multi_scale": self.multi_scale}
-        header = json.dumps({**config, "forests": len(self._forests)}).encode()
+        header = json.dumps({**self._config(), "forests": len(self._forests)}).encode()
         parts = [_MAGIC, len(header).to_bytes(4, "little"), header]
         for forest in self._forests:
             blob = forest.to_bytes(compress=compress)
@@ -260,21 +309,25 @@ class ThresholdedDetector:
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> ThresholdedDetector:
-        """Restore a detector written by :meth:`to_bytes`."""
+        """Restore a detector written by :meth:`to_bytes`.
+
+        Detectors written by forestream before the grader changed (format 1) are read
+        too: their forests exactly, their threshold's mean and deviation as the starting
+        distribution of both forests' scores, so they go on grading at once."""
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise TypeError(f"expected bytes from ThresholdedDetector.to_bytes(), got "
                             f"{type(blob)!r}")
         blob = bytes(blob)
-        if not blob.startswith(_MAGIC):
+        if not blob.startswith((_MAGIC, _MAGIC_V1)):
             raise ValueError("not a serialized forestream ThresholdedDetector")
         try:
-            return cls._parse(blob)
+            return cls._parse(blob, legacy=blob.startswith(_MAGIC_V1))
         except (KeyError, IndexError, TypeError, EOFError, OSError, json.JSONDecodeError,
                 UnicodeDecodeError) as exc:
             raise ValueError(f"corrupt serialized ThresholdedDetector: {exc}") from exc
 
     @classmethod
-    def _parse(cls, blob: bytes) -> ThresholdedDetector:
+    def _parse(cls, blob: bytes, legacy: bool) -> ThresholdedDetector:
         pos = len(_MAGIC)
         n = int.from_bytes(blob[pos : pos + 4], "little")
         config = json.loads(blob[pos + 4 : pos + 4 + n])
@@ -286,27 +339,53 @@ class ThresholdedDetector:
             pos += 8 + m
         state = np.load(io.BytesIO(blob[pos:]), allow_pickle=False)
         shape = forests[0]
+        if legacy:  # format 1: threshold parameters of the old grader
+            config = {"refractory": min(int(config.get("refractory", 100)), 100)}
         detector = cls(shape.dimensions, shape.shingle_size, 1, shape.sample_size,
                        shape.time_decay, shape.output_after, shape.random_seed, **config)
         detector.forest = shape
-        detector.level_forest = forests[1] if len(forests) > 1 else None
-        detector._state = state
+        if shape.shingle_size > 1:
+            if len(forests) > 1:
+                detector.level_forest = forests[1]
+            else:  # a format-1 detector without its level forest: one starts learning now
+                assert detector.level_forest is not None
+                detector.level_forest = RandomCutForest(
+                    shape.dimensions, 1, shape.num_trees, shape.sample_size,
+                    shape.time_decay, shape.output_after, (shape.random_seed + 1) % 2**63)
+        else:
+            detector.level_forest = None
+        if legacy:
+            detector._state = _legacy_state(state, detector)
+        elif state.shape != detector._state.shape:
+            raise ValueError(f"corrupt serialized ThresholdedDetector: grader state of "
+                             f"{state.shape} numbers, expected {detector._state.shape}")
+        else:
+            detector._state = state
         return detector
 
     # ---------------------------------------------------------------------- helpers
+    def _config(self) -> dict[str, float | int]:
+        return {"alert_grade": self.alert_grade, "averaging": self.averaging,
+                "horizon": self.horizon, "warmup": self.warmup,
+                "min_deviation_ratio": self.min_deviation_ratio,
+                "refractory": self.refractory, "repeat_factor": self.repeat_factor,
+                "shape_weight": self.shape_weight, "stuck_after": self.stuck_after}
+
     @property
     def _forests(self) -> list[RandomCutForest]:
+        """The shape forest (the one with the shingle) first, then the level forest."""
         return [self.forest] if self.level_forest is None else [self.forest, self.level_forest]
 
-    def _combine(self, shape: _Scores, level: _Scores | None = None
-                 ) -> _Scores | Float64Array:
-        """Detector score from the forests' scores: 0 until the shape forest reports."""
-        if level is None:
-            return shape
-        return np.where(np.asarray(shape) > 0.0, (shape + level) / 2.0, 0.0)
+    def _forest_scores(self, first: _Scores, second: _Scores | None = None
+                       ) -> tuple[_Scores, _Scores]:
+        """(level, shape) raw scores from the forests' scores in :attr:`_forests` order;
+        with one forest (no shingle) it is the level forest and there is no shape."""
+        if second is None:
+            return first, first * 0.0
+        return second, first
 
-    def _score_and_update(self, rows: Float64Array) -> Float64Array:
-        return self._combine(*(f.score_and_update(rows) for f in self._forests))
+    def _score_and_update(self, rows: Float64Array) -> tuple[Float64Array, Float64Array]:
+        return self._forest_scores(*(f.score_and_update(rows) for f in self._forests))
 
     def _snapshot(self) -> DetectorSnapshot:
         return tuple(f._snapshot() for f in self._forests), self._state.copy()
@@ -316,22 +395,31 @@ class ThresholdedDetector:
             forest._restore(snapshot)
         self._state = saved[1]
 
-    def _grade(self, scores: Float64Array) -> tuple[Float64Array, Float64Array]:
-        grades = np.zeros(len(scores))
-        thresholds = np.zeros(len(scores))
-        _threshold.threshold_scores(np.asarray(scores, dtype=float), self._params,
-                                    self._state, grades, thresholds)
-        return grades, thresholds
+    def _grade(self, level: Float64Array, shape: Float64Array, rows: Float64Array
+               ) -> tuple[Float64Array, Float64Array, Float64Array, Int64Array]:
+        """Detector scores (the forests' mean once both report), grades, thresholds and
+        causes of a batch of rows whose forest scores are ``level`` and ``shape``."""
+        n = len(level)
+        grades = np.zeros(n)
+        thresholds = np.zeros(n)
+        causes = np.full(n, _threshold.NO_CAUSE, dtype=np.int64)
+        level = np.asarray(level, dtype=float)
+        shape = np.asarray(shape, dtype=float)
+        _threshold.grade_scores(level, shape, rows, self._params, self._state, grades,
+                                thresholds, causes)
+        scores = np.where(shape > 0.0, (level + shape) / 2.0, level)
+        return scores, grades, thresholds, causes
 
     def _describe(self, index: int, values: Float64Array, score: float | Float64Array,
-                  grade: float, threshold: float, explain: bool = True) -> AnomalyDescriptor:
+                  grade: float, threshold: float, cause: int = _threshold.NO_CAUSE,
+                  explain: bool = True) -> AnomalyDescriptor:
+        kind = _kind(cause) if grade > 0.0 else None
         if grade <= 0.0 or not explain:
             return AnomalyDescriptor(int(index), values.copy(), float(score), float(grade),
-                                     float(threshold))
+                                     float(threshold), kind=kind)
         forest = self.forest
-        point = forest._peek_point(values)
-        attribution = forest.attribution(values)
         d, s = forest.dimensions, forest.shingle_size
+        attribution = forest.attribution(values)
         if self.level_forest is not None:  # the level forest sees the newest input only
             level = self.level_forest.attribution(values)
             high, low = attribution.high.copy(), attribution.low.copy()
@@ -339,18 +427,72 @@ class ThresholdedDetector:
             low[-d:] += level.low
             attribution = Attribution(high=high / 2.0, low=low / 2.0)
         per_input = attribution.total.reshape(s, d)
-        position, dimension = np.unravel_index(int(np.argmax(per_input)), per_input.shape)
-        query = cast("Float64Array", point).copy()  # a grade > 0 needs a full shingle
-        query[position * d : (position + 1) * d] = np.nan
-        expected = forest.impute(query)[position * d : (position + 1) * d]
+        if cause >= _threshold.STUCK:  # this input made the column's run too long
+            position, dimension = s - 1, cause - _threshold.STUCK
+        elif cause == _threshold.LEVEL:  # an unusual value: in the newest input
+            position, dimension = s - 1, int(np.argmax(per_input[-1]))
+        else:
+            flat = np.unravel_index(int(np.argmax(per_input)), per_input.shape)
+            position, dimension = int(flat[0]), int(flat[1])
+        expected = self._expected(values, position)
         return AnomalyDescriptor(int(index), values.copy(), float(score), float(grade),
                                  float(threshold), attribution, int(position) - (s - 1),
-                                 int(dimension), expected)
+                                 int(dimension), expected, kind)
+
+    def _expected(self, values: Float64Array, position: int) -> Float64Array:
+        """What the forests expected the input at ``position`` of the shingle to be."""
+        forest = self.forest
+        d = forest.dimensions
+        point = forest._peek_point(values)
+        if point is not None and forest.is_ready:
+            query = point.copy()
+            query[position * d : (position + 1) * d] = np.nan
+            return forest.impute(query)[position * d : (position + 1) * d]
+        level = self.level_forest if self.level_forest is not None else forest
+        if level.is_ready:  # a typical input, without the shingle's context
+            return level.impute(np.full(d, np.nan))
+        return values.copy()  # nothing learned yet to expect anything else
 
 
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+def _kind(cause: int) -> str | None:
+    if cause == _threshold.NO_CAUSE:
+        return None
+    return ("level", "shape")[cause] if cause < _threshold.STUCK else "stuck"
+
+
+def _legacy_state(old: Float64Array, detector: ThresholdedDetector) -> Float64Array:
+    """Grader state for a format-1 detector: the old threshold's running mean and
+    variance of scores become both forests' score distributions (the best guess of
+    them there is), and a report within the old refractory period stays one."""
+    state = _threshold.initial_state(detector.averaging, detector.dimensions)
+    mean, var, count, since = float(old[0]), float(old[1]), float(old[2]), float(old[3])
+    for stream in range(_threshold.STREAMS):
+        base = _threshold.stream_offset(stream, detector.averaging)
+        ring = slice(base + _threshold.STREAM_HEAD,
+                     base + _threshold.STREAM_HEAD + detector.averaging)
+        state[ring] = mean
+        state[base + _threshold.SUM] = mean * detector.averaging
+        state[base + _threshold.FILLED] = detector.averaging if count else 0.0
+        state[base + _threshold.COUNT] = count
+        state[base + _threshold.MEAN] = mean
+        state[base + _threshold.VAR] = var
+    state[_threshold.INPUTS] = detector.forest._inputs_seen
+    state[_threshold.SINCE_ALERT] = since
+    state[_threshold.LAST_GRADE] = 1.0 if np.isfinite(since) else 0.0
+    return state
+
+
+def _fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _nonnegative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0.0 <= value < float("inf"):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 
 
