@@ -26,6 +26,9 @@ class Settings:
     ``access_key_id`` / ``secret_access_key``: when both are set, every AWS-protocol
     request must carry a valid Signature V4 made with them; otherwise any signature (or
     none) is accepted on the AWS routes, as local development tools do.
+    ``require_signature`` (``FORESTREAM_REQUIRE_SIGNATURE=1``) asks Kinesis requests for
+    a signature of AWS's form even then (not verified without credentials), answering
+    AWS's MissingAuthenticationToken / IncompleteSignature errors as AWS does.
 
     What protects a server on one machine (see docs/security.md):
 
@@ -74,6 +77,8 @@ class Settings:
         default_factory=lambda: _list("FORESTREAM_ALLOWED_HOSTS"))
     cors_origins: list[str] = field(
         default_factory=lambda: _list("FORESTREAM_CORS_ORIGINS"))
+    require_signature: bool = field(
+        default_factory=lambda: _flag("FORESTREAM_REQUIRE_SIGNATURE", False))
 
     @property
     def auth_enabled(self) -> bool:

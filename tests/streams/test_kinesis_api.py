@@ -74,9 +74,16 @@ def test_pagination_walks_every_page(kinesis):
         "PageSize": 2}))
     assert len(pages) == 3
     assert [n for p in pages for n in p["StreamNames"]] == [f"p{i}" for i in range(5)]
-    shards = [s for p in kinesis.get_paginator("list_shards").paginate(
-        StreamName="p0", PaginationConfig={"PageSize": 1}) for s in p["Shards"]]
-    assert len(shards) == 2
+    # ListShards pages by NextToken alone (it names the stream): as on AWS, a StreamName
+    # beside it is refused, so boto3's paginator (which resends it) stops at page two
+    first = kinesis.list_shards(StreamName="p0", MaxResults=1)
+    second = kinesis.list_shards(NextToken=first["NextToken"], MaxResults=1)
+    assert [s["ShardId"] for s in first["Shards"] + second["Shards"]] == \
+        ["shardId-000000000000", "shardId-000000000001"] and "NextToken" not in second
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException,
+                       match="NextToken and StreamName cannot be provided together"):
+        list(kinesis.get_paginator("list_shards").paginate(
+            StreamName="p0", PaginationConfig={"PageSize": 1}))
 
 
 def test_resharding_lineage_and_child_shards(kinesis):

@@ -63,7 +63,7 @@ def test_explicit_hash_key_overrides_partition_key(store):
     out = store.put_record(stream_name="s", data=b"x", partition_key="anything",
                            explicit_hash_key=str(MAX_HASH_KEY))
     assert out["ShardId"] == "shardId-000000000001"
-    with pytest.raises(InvalidArgumentError, match="outside the hash key range"):
+    with pytest.raises(InvalidArgumentError, match=r"must be in the range: \[0, 2\^128-1\]"):
         store.put_record(stream_name="s", data=b"x", partition_key="k",
                          explicit_hash_key=str(MAX_HASH_KEY + 1))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import click
@@ -22,12 +23,11 @@ console = Console()
 @click.option("--throughput-limits", is_flag=True,
               help="Enforce Kinesis per-shard limits (1 MiB/s, 1,000 records/s in; 2 MiB/s "
                    "out) to exercise producers' retry logic.")
-@click.option("--http2", is_flag=True,
-              help="Also speak cleartext HTTP/2 (h2c) on --port, as the Kinesis Client "
-                   "Library 2.x reads SubscribeToShard (needs forestream[http2]).")
+@click.option("--http2", is_flag=True, hidden=True,
+              help="Accepted for old scripts: every port speaks HTTP/2 now.")
 @click.option("--tls-port", type=click.IntRange(1, 65535),
-              help="Also listen with TLS here (HTTP/2 by ALPN, and HTTP/1.1); needs "
-                   "--tls-cert and --tls-key.")
+              help="Also listen with TLS on this port (HTTP/2 or HTTP/1.1, chosen by ALPN); "
+                   "needs --tls-cert and --tls-key.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM certificate (chain) for --tls-port.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -61,7 +61,10 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
     runtime invocations, forestream's REST API (/api/v1), the console (/), /health and
     /metrics.
 
-    Any Kinesis or SageMaker client works unchanged; point it at the server's URL:
+    Any Kinesis or SageMaker client works unchanged (boto3, the AWS CLI, the AWS SDKs for
+    JavaScript, Java, Go...); point it at the server's URL. The port speaks HTTP/1.1 and
+    HTTP/2 (h2c: by prior knowledge or Upgrade), SubscribeToShard's event stream
+    included:
 
     \b
       forestream server --port 4567 &
@@ -81,11 +84,12 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
       forestream server --allow-code &
       forestream apps create temps --code job.py && forestream apps start temps
 
-    For Java consumers (KCL 2.x reads SubscribeToShard over HTTP/2):
+    Clients that speak HTTP/2 only over TLS, or a network that needs TLS: add a TLS
+    port (h2 or HTTP/1.1 by ALPN; the certificate must name the host clients use):
 
     \b
-      forestream server --http2                  # h2c and HTTP/1.1 on the same port
       forestream server --tls-port 4568 --tls-cert cert.pem --tls-key key.pem
+      aws kinesis list-streams --endpoint-url https://127.0.0.1:4568 --ca-bundle cert.pem
     """
     from forestream.config import Settings
     from forestream.server import Server
@@ -104,16 +108,17 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
     settings.require_token = settings.require_token and not no_token
     if (tls_port is None) != (tls_cert is None) or (tls_port is None) != (tls_key is None):
         raise click.UsageError("--tls-port, --tls-cert and --tls-key go together")
-    if http2 or tls_port is not None:
-        from forestream.server.http2 import check_available
-
-        check_available()
     if tls_port is not None and tls_port == settings.port:
         raise click.UsageError(f"--tls-port {tls_port} must differ from --port")
-    running = Server(settings, log_level, http2=http2, tls_port=tls_port, tls_cert=tls_cert,
-                     tls_key=tls_key)
+    try:
+        running = Server(settings, log_level, tls_port=tls_port, tls_cert=tls_cert,
+                         tls_key=tls_key)
+    except ssl.SSLError as error:
+        raise click.UsageError(f"--tls-cert {tls_cert} / --tls-key {tls_key}: {error}") \
+            from None
     console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
-                  f"(data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
+                  "(HTTP/1.1 and HTTP/2, "
+                  f"data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
                   f"SigV4 {'required' if settings.auth_enabled else 'off'}, "
                   f"code {'allowed' if settings.allow_code else 'refused'})")
     if running.token:
@@ -124,7 +129,7 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
         console.print("[yellow]no access token: whoever reaches the port can use the REST "
                       "API and console[/]")
     if tls_port is not None:
-        console.print(f"TLS (HTTP/2 by ALPN, HTTP/1.1) on [cyan]https://{settings.host}:"
+        console.print(f"TLS (HTTP/2 or HTTP/1.1 by ALPN) on [cyan]https://{settings.host}:"
                       f"{tls_port}[/]")
     running.run()
 

@@ -3,6 +3,7 @@ control plane by ``X-Amz-Target``), health and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from typing import TYPE_CHECKING
@@ -28,7 +29,7 @@ from .aws.kinesis import kinesis_protocol
 from .aws.sagemaker import TARGET_PREFIX as SAGEMAKER_TARGET
 from .aws.sagemaker import SageMakerControlPlane
 from .aws.sagemaker.runtime import routes as sagemaker_routes
-from .connections import GuardedHttpToolsProtocol
+from .connections import HEADER_TIMEOUT_SECONDS, GuardedHttpToolsProtocol, tls_context
 from .console.routes import routes as console_routes
 from .guard import AUTHENTICATED, RequestGuard
 from .metrics import Metrics, render_applications
@@ -43,29 +44,59 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RETENTION_SWEEP_SECONDS = 60.0
+#: How long a closing TLS connection waits for the client's close_notify (asyncio waits
+#: 30 s by default: idle pooled clients never answer, and the server's stop waits on them).
+TLS_SHUTDOWN_SECONDS = 2.0
 
 
 class Server:
-    """``forestream server``: uvicorn around :func:`create_app` (Hypercorn with ``http2``
-    or TLS: see :mod:`forestream.server.http2`), stopping application workers *before*
-    it stops listening, so their last checkpoint can flush to this server's streams
-    (uvicorn closes the sockets before the lifespan shutdown runs)."""
+    """``forestream server``: uvicorn around :func:`create_app`, every port speaking
+    HTTP/1.1 and HTTP/2 (:mod:`forestream.server.connections`), plus a TLS port when
+    ``tls_port``, ``tls_cert`` and ``tls_key`` are given (HTTP/2 or HTTP/1.1 by ALPN).
+    Application workers are stopped *before* the server stops listening, so their last
+    checkpoint can flush to this server's streams (uvicorn closes the sockets before the
+    lifespan shutdown runs)."""
 
-    def __init__(self, settings: Settings, log_level: str = "info", http2: bool = False,
-                 tls_port: int | None = None, tls_cert=None, tls_key=None) -> None:
+    def __init__(self, settings: Settings, log_level: str = "info",
+                 tls_port: int | None = None, tls_cert: Path | None = None,
+                 tls_key: Path | None = None) -> None:
         import uvicorn
 
         app = create_app(settings)
         applications = app.state.applications
         self.settings, self.log_level = settings, log_level
-        self.http2 = http2 or tls_port is not None
-        self.tls = (tls_port, tls_cert, tls_key)
         self.app = app
+        tls = tls_context(tls_cert, tls_key) if tls_port is not None and tls_cert is not None \
+            and tls_key is not None else None
 
         outer = self
+        self.failure: str | None = None  # why the server stopped at its start
         self._runtime: Path | None = None  # this server's runtime record (access_token.register)
 
         class _Uvicorn(uvicorn.Server):
+            async def startup(self, sockets=None):
+                await super().startup(sockets)
+                if tls is not None and self.started:
+                    await self._listen_tls(tls_port, tls)
+
+            async def _listen_tls(self, port, context):
+                config = self.config
+
+                def protocol():
+                    return GuardedHttpToolsProtocol(
+                        config=config, server_state=self.server_state,
+                        app_state=self.lifespan.state)
+
+                try:
+                    self.servers.append(await asyncio.get_running_loop().create_server(
+                        protocol, host=config.host, port=port, ssl=context,
+                        backlog=config.backlog,
+                        ssl_handshake_timeout=HEADER_TIMEOUT_SECONDS,
+                        ssl_shutdown_timeout=TLS_SHUTDOWN_SECONDS))
+                except OSError as exc:  # e.g. the port is taken: stop, as uvicorn does
+                    outer.failure = f"TLS port {port}: {exc}"
+                    self.should_exit = True
+
             async def shutdown(self, sockets=None):
                 # uvicorn re-raises SIGTERM/SIGINT once it has stopped: tidy up here
                 outer._unregister()
@@ -74,7 +105,7 @@ class Server:
 
         self.server = _Uvicorn(uvicorn.Config(app, host=settings.host, port=settings.port,
                                               log_level=log_level, access_log=False,
-                                              http=GuardedHttpToolsProtocol))
+                                              http=GuardedHttpToolsProtocol, ws="none"))
 
     @property
     def token(self) -> str | None:
@@ -86,19 +117,11 @@ class Server:
         if self.token:
             self._runtime = access_token.register(url, self.token, self.settings.data_dir)
         try:
-            if not self.http2:
-                self.server.run()
-                return
-            import asyncio
-
-            from . import http2
-
-            tls_port, cert, key = self.tls
-            asyncio.run(http2.serve(self.app, self.settings.host, self.settings.port,
-                                    self.app.state.applications, self.log_level, tls_port,
-                                    cert, key))
+            self.server.run()
         finally:
             self._unregister()
+        if self.failure is not None:
+            raise SystemExit(f"forestream server: {self.failure}")
 
     def _unregister(self) -> None:
         if self._runtime is not None:

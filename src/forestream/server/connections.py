@@ -1,5 +1,19 @@
-"""Connections that cannot be held open for free: a deadline and a size cap on request
-headers, for uvicorn's HTTP/1.1 protocol.
+"""Which protocol a connection speaks, and connections that cannot be held open for free.
+
+Every port of ``forestream server`` speaks HTTP/1.1 and HTTP/2, decided per connection
+by :class:`GuardedHttpToolsProtocol` (uvicorn's httptools protocol, which keeps serving
+HTTP/1.1 itself, at its speed):
+
+* a connection that opens with the HTTP/2 preface (``PRI * HTTP/2.0``: h2c by prior
+  knowledge, as curl ``--http2-prior-knowledge`` and the AWS SDK for JavaScript on a
+  plain ``http://`` endpoint do) is handed to :class:`~.http2.Http2Connection`;
+* on a TLS port, the protocol the client and server agreed by ALPN (``h2``, else
+  ``http/1.1``);
+* an HTTP/1.1 request with ``Upgrade: h2c`` (Java's ``HttpClient`` asks so on plain
+  HTTP, curl ``--http2`` too) is answered ``101 Switching Protocols`` and served as
+  HTTP/2 stream 1; its body, announced by ``Content-Length``, still arrives as HTTP/1.1.
+  Other upgrades (and ``h2c`` over TLS, which RFC 9113 forbids) are served as HTTP/1.1
+  and the connection closed after the response.
 
 uvicorn waits for request headers without a deadline: a client dripping one byte every
 few seconds keeps a connection (and its buffers) forever, and 200 of them are 200 open
@@ -7,36 +21,81 @@ sockets. Here the request line and headers must be complete within
 :data:`HEADER_TIMEOUT_SECONDS` of the connection opening (or of the previous response
 ending, on a kept-alive connection) and hold at most :data:`MAX_HEADER_BYTES`; otherwise
 the connection is answered 408 or 431 and closed. Bodies have their own deadline, set by
-:class:`forestream.server.guard.RequestGuard`. (Under Hypercorn, ``--http2``, its own
-``read_timeout`` and ``h11_max_incomplete_size`` play this part.)
+:class:`forestream.server.guard.RequestGuard`. HTTP/2 connections have the same limits
+(:mod:`.http2.connection`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
+import ssl
+from pathlib import Path
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from .http2 import PREFACE, Http2Connection, Http2Stream, UpgradedRequest
 
 HEADER_TIMEOUT_SECONDS = 10.0
 MAX_HEADER_BYTES = 64 * 1024
+UPGRADE_BODY_HIGH_WATER = 1024 * 1024  # body bytes held for an upgraded request's reader
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header deadline and a header size cap."""
+    """uvicorn's httptools protocol with a header deadline and a header size cap, which
+    hands HTTP/2 connections over to :class:`~.http2.Http2Connection` (see the module
+    docstring)."""
 
     header_timeout = HEADER_TIMEOUT_SECONDS
     max_header_bytes = MAX_HEADER_BYTES
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
+            self._hand_over(transport).connection_made(transport)
+            return
         super().connection_made(transport)
         self._refused = False
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._sniffed = b"" if ssl_object is None else None  # None: HTTP/1.1, decided
+        self._upgrade: _UpgradeBody | None = None
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
+        if self._upgrade is not None and self._upgrade.connection is not None:
+            self._upgrade.connection.connection_lost(exc)  # gone before the switch
+
+    def _should_upgrade(self) -> bool:
+        return False  # no WebSocket routes; h2c is taken in on_headers_complete
+
+    def data_received(self, data: bytes) -> None:
+        if self._sniffed is not None:  # the first bytes: the HTTP/2 preface?
+            data = self._sniffed + data
+            if PREFACE.startswith(data[:len(PREFACE)]):
+                if len(data) < len(PREFACE):
+                    self._sniffed = data
+                    return
+                connection = self._hand_over(self.transport)
+                connection.connection_made(self.transport)
+                connection.data_received(data)
+                return
+            self._sniffed = None
+        if self._upgrade is not None:
+            self._upgrade.feed(data)
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self.send_400_response("Invalid HTTP request received.")
+        except httptools.HttpParserUpgrade as upgrade:
+            # llhttp stops at the end of an upgrade request's headers; its body follows
+            if self._upgrade is not None:
+                self._upgrade.feed(data[upgrade.args[0]:])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -56,15 +115,37 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()
-        if not self._refused:
+        if self._refused:
+            return
+        if not self.parser.should_upgrade():
             super().on_headers_complete()
+            return
+        length = _content_length(self.headers)
+        if length is None:
+            self.send_400_response("An upgrade request's body needs a Content-Length.")
+            self._refused = True
+            return
+        settings = self._h2c_settings()
+        if settings is None:  # not h2c: served as HTTP/1.1, the connection closed after
+            super().on_headers_complete()
+            self.cycle.keep_alive = False
+            self._upgrade = _UpgradeBody(self, length, self.cycle)
+            return
+        connection = self._hand_over(self.transport, switch=False)
+        method = self.parser.get_method()
+        headers = [(name, value) for name, value in self.headers
+                   if name not in (b"connection", b"upgrade", b"http2-settings")]
+        stream = connection.upgrade(self.transport, settings,
+                                    UpgradedRequest(method, self.url, headers))
+        self._upgrade = _UpgradeBody(self, length, stream, connection)
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused:
+        if not self._refused and self._upgrade is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if not self._refused:
+        # llhttp ends an upgrade request at its headers: _UpgradeBody reads its body
+        if not self._refused and self._upgrade is None:
             super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -73,6 +154,43 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._arm_header_timer()  # the next request on this connection
 
     # ------------------------------------------------------------------ helpers
+    def _hand_over(self, transport: asyncio.Transport, switch: bool = True) -> Http2Connection:
+        """Make this connection an HTTP/2 one; this protocol serves it no more (and
+        with ``switch`` receives none of its bytes from now on)."""
+        self._disarm_header_timer()
+        self.connections.discard(self)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+        connection = Http2Connection(self.config, self.server_state, self.app_state,
+                                     self.loop)
+        if switch:
+            transport.set_protocol(connection)
+        self._sniffed = None
+        return connection
+
+    def _h2c_settings(self) -> bytes | None:
+        """The ``HTTP2-Settings`` of a valid ``Upgrade: h2c`` request (RFC 7540 §3.2) on
+        a cleartext connection, else None."""
+        if self.scheme != "http":
+            return None
+        upgrade, connection, settings = [], [], []
+        for name, value in self.headers:
+            if name == b"upgrade":
+                upgrade += [token.strip().lower() for token in value.split(b",")]
+            elif name == b"connection":
+                connection += [token.strip().lower() for token in value.split(b",")]
+            elif name == b"http2-settings":
+                settings.append(value.strip())
+        if b"h2c" not in upgrade or b"upgrade" not in connection or len(settings) != 1 or \
+                b"http2-settings" not in connection:
+            return None
+        try:
+            binascii.a2b_base64(settings[0].replace(b"-", b"+").replace(b"_", b"/")
+                                + b"=" * (-len(settings[0]) % 4), strict_mode=True)
+        except binascii.Error:
+            return None
+        return settings[0]
+
     def _count(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > self.max_header_bytes:
@@ -105,3 +223,75 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                              b"charset=utf-8\r\ncontent-length: " + str(len(body)).encode()
                              + b"\r\nconnection: close\r\n\r\n" + body)
         self.transport.close()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The body length an upgrade request announces (0 without one); None when it is
+    chunked or unclear: llhttp leaves an upgrade request's body to us, and only a
+    length tells where it ends."""
+    lengths = {value.strip() for name, value in headers if name == b"content-length"}
+    if any(name == b"transfer-encoding" for name, _ in headers) or len(lengths) > 1:
+        return None
+    if not lengths:
+        return 0
+    value = lengths.pop()
+    return int(value) if value.isdigit() else None
+
+
+def tls_context(certfile: Path, keyfile: Path) -> ssl.SSLContext:
+    """The server side of the TLS port: TLS 1.2 or later, HTTP/2 (``h2``) preferred to
+    HTTP/1.1 by ALPN."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(certfile), str(keyfile))
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    return context
+
+
+class _UpgradeBody:
+    """The body of an upgrade request, ``length`` bytes after its headers, given to the
+    request's reader: an HTTP/2 stream (h2c: what follows the body is the client's HTTP/2
+    preface, for the connection) or uvicorn's HTTP/1.1 cycle (an upgrade not taken: what
+    follows is ignored, the connection closes after the response)."""
+
+    def __init__(self, protocol: GuardedHttpToolsProtocol, length: int,
+                 reader: Http2Stream | RequestResponseCycle,
+                 connection: Http2Connection | None = None) -> None:
+        self.protocol, self.remaining, self.reader = protocol, length, reader
+        self.connection = connection
+        if isinstance(reader, Http2Stream):
+            reader.on_drained = self._drained
+        if length == 0:
+            self._end()
+
+    def feed(self, data: bytes) -> None:
+        if self.remaining:
+            body, data = data[:self.remaining], data[self.remaining:]
+            self.remaining -= len(body)
+            if isinstance(self.reader, Http2Stream):
+                self.reader.feed(body, 0)
+                if self.reader.buffered > UPGRADE_BODY_HIGH_WATER:
+                    self.protocol.transport.pause_reading()
+            elif not self.reader.response_complete:
+                self.reader.body += body
+                if len(self.reader.body) > UPGRADE_BODY_HIGH_WATER:
+                    self.protocol.flow.pause_reading()
+                self.reader.message_event.set()
+            if not self.remaining:
+                self._end()
+        if data and not self.remaining and self.connection is not None:
+            self.connection.data_received(data)  # the client's HTTP/2 preface and on
+
+    def _end(self) -> None:
+        if isinstance(self.reader, Http2Stream):
+            self.reader.end_body()
+        else:
+            self.reader.more_body = False
+            self.reader.message_event.set()
+        if self.connection is not None:  # from now on, bytes go to HTTP/2 directly
+            self.protocol.transport.set_protocol(self.connection)
+
+    def _drained(self) -> None:
+        transport = self.protocol.transport
+        if not transport.is_closing():
+            transport.resume_reading()

@@ -44,7 +44,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from forestream.access_token import COOKIE, TOKEN_HEADER
 from forestream.config import Settings
 
-from .aws.sigv4 import Credentials, SignedRequest, decode_query, verify
+from .aws.protocol import media_type, request_id_headers, xml_error
+from .aws.sigv4 import VERIFIED, Credentials, SignedRequest, decode_query, verify
 from .console import pages as console_pages
 
 MIB = 1024 * 1024
@@ -79,9 +80,11 @@ class RouteClass:
 
 
 def classify(method: str, path: str, headers: dict[str, str],
-             upload_limit: int) -> RouteClass:
-    """The :class:`RouteClass` of a request (method, path and lower-cased headers)."""
-    if path == "/" and method == "POST":
+             upload_limit: int, query: bytes = b"") -> RouteClass:
+    """The :class:`RouteClass` of a request (method, path, lower-cased headers and the
+    raw query string). ``/`` is the AWS APIs' for POST and for AWS clients' requests of
+    other methods (AWS refuses those), the console's for browsers."""
+    if path == "/" and (method == "POST" or aws_style(headers, query)):
         target = headers.get("x-amz-target", "")
         service = "sagemaker" if target.startswith("SageMaker.") else "kinesis"
         return RouteClass("aws", service, AWS_BODY_LIMIT)
@@ -100,6 +103,16 @@ def classify(method: str, path: str, headers: dict[str, str],
     if path == "/metrics":
         return RouteClass("metrics", "forestream", CONSOLE_BODY_LIMIT)
     return RouteClass("console", "forestream", CONSOLE_BODY_LIMIT)
+
+
+def aws_style(headers: dict[str, str], query: bytes = b"") -> bool:
+    """Whether a request comes from an AWS client rather than a browser: it names an
+    operation (``X-Amz-Target``) or carries a Signature V4 (``Authorization: AWS4-...``
+    or ``X-Amz-*`` query parameters). Browsers send none of these on their own, and a
+    page cannot add them without a CORS preflight, which the guard refuses."""
+    return "x-amz-target" in headers or \
+        headers.get("authorization", "").startswith("AWS4") or \
+        b"X-Amz-" in query
 
 
 class Refused(Exception):
@@ -132,13 +145,17 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)
-        route = classify(scope["method"], scope["path"], headers, self.upload_limit)
+        route = classify(scope["method"], scope["path"], headers, self.upload_limit,
+                         scope.get("query_string", b""))
         started = _Started(send)
         try:
             cors = self._check_origin(scope, headers)
             if scope["method"] == "OPTIONS":
-                await self._preflight(cors, headers, started)
+                await self._preflight(cors, headers, started, route)
                 return
+            if route.family == "aws" and scope["method"] != "POST":
+                raise Refused(403, "AccessDeniedException",
+                              "Unable to determine service/operation name to be authorized")
             body = _Body(receive, route.max_body)
             body.check_declared(headers)
             if route.family == "console" and await self._login(scope, body):
@@ -148,7 +165,7 @@ class RequestGuard:
             await self.app(scope, receive, _with_headers(started, cors))
         except Refused as refusal:
             if not started.started:
-                await _render(route, refusal, headers, started, scope["path"])
+                await _render(route, refusal, headers, started, scope)
 
     # ------------------------------------------------------------------ origin
     def _check_origin(self, scope: Scope, headers: dict[str, str]) -> dict[str, str]:
@@ -188,8 +205,11 @@ class RequestGuard:
         return name in LOOPBACK_NAMES or name == self.settings.host.lower()
 
     async def _preflight(self, cors: dict[str, str], headers: dict[str, str],
-                         send: Send) -> None:
+                         send: Send, route: RouteClass) -> None:
         if not cors:  # same origin, or no Origin at all: nothing to allow
+            if route.family == "aws":  # AWS's answer to an OPTIONS that is no preflight
+                raise Refused(403, "AccessDeniedException", "Unable to determine "
+                              "service/operation name to be authorized")
             raise Refused(403, "AccessDeniedException",
                           "OPTIONS is only answered to cross-origin preflights from an "
                           "allowed origin (FORESTREAM_CORS_ORIGINS)")
@@ -197,7 +217,8 @@ class RequestGuard:
                  "access-control-allow-methods": headers.get(
                      "access-control-request-method", "GET, POST, PUT, PATCH, DELETE"),
                  "access-control-allow-headers": headers.get(
-                     "access-control-request-headers", "*")}
+                     "access-control-request-headers", "*"),
+                 "x-amzn-RequestId": str(uuid.uuid4())}
         await send({"type": "http.response.start", "status": 200,
                     "headers": _raw_headers({**allow, "content-length": "0"})})
         await send({"type": "http.response.body", "body": b""})
@@ -214,7 +235,7 @@ class RequestGuard:
             if self.credentials is None:
                 return body
             receive = await self._signature(scope, headers, route, body, self.credentials)
-            scope[AUTHENTICATED] = True
+            scope[AUTHENTICATED] = scope[VERIFIED] = True
             return receive
         # forestream's own routes: the token, or the key pair when configured
         scope[AUTHENTICATED] = True
@@ -453,16 +474,22 @@ def _with_headers(send: Send, extra: dict[str, str]) -> Send:
 
 
 async def _render(route: RouteClass, refusal: Refused, headers: dict[str, str],
-                  send: Send, path: str) -> None:
+                  send: Send, scope: Scope) -> None:
     extra = dict(refusal.headers)
-    if route.family == "aws":
-        request_id = str(uuid.uuid4())
+    path = scope["path"]
+    media: str | None
+    if route.family == "aws" and scope["method"] != "POST":
+        # AWS's front end refuses other methods in XML, without a content type
+        body, media = xml_error(refusal.code, refusal.message), None
+        extra.update(request_id_headers(str(uuid.uuid4())))
+    elif route.family == "aws":
         document = {"__type": refusal.code, "message": refusal.message}
-        if headers.get("content-type", "").startswith(CBOR_TYPE):
+        if media_type(headers.get("content-type")) == CBOR_TYPE:
             body, media = cbor2.dumps(document), CBOR_TYPE
         else:
             body, media = orjson.dumps(document), "application/x-amz-json-1.1"
-        extra.update({"x-amzn-RequestId": request_id, "x-amzn-ErrorType": refusal.code})
+        extra.update({**request_id_headers(str(uuid.uuid4())),
+                      "x-amzn-ErrorType": refusal.code})
     elif route.family == "runtime":
         body = orjson.dumps({"message": refusal.message, "Message": refusal.message})
         media = "application/json"
@@ -480,9 +507,10 @@ async def _render(route: RouteClass, refusal: Refused, headers: dict[str, str],
     else:
         body = f"{refusal.status} {_title(refusal)}: {refusal.message}\n".encode()
         media = "text/plain; charset=utf-8"
+    if media is not None:
+        extra["content-type"] = media
     await send({"type": "http.response.start", "status": refusal.status,
-                "headers": _raw_headers({**extra, "content-type": media,
-                                         "content-length": str(len(body)),
+                "headers": _raw_headers({**extra, "content-length": str(len(body)),
                                          "connection": "close"})})
     await send({"type": "http.response.body", "body": body})
 

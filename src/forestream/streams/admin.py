@@ -18,11 +18,11 @@ from .errors import (
     ResourceNotFoundError,
 )
 from .metadata import ConsumerInfo, StreamInfo, now_ms
+from .tags import MAX_TAGS, check_tags
 from .tokens import decode_token, encode_token
 
 MIN_RETENTION_HOURS = 24
 MAX_RETENTION_HOURS = 8760
-MAX_TAGS = 50
 MAX_CONSUMERS = 20
 METRICS = ["IncomingBytes", "IncomingRecords", "OutgoingBytes", "OutgoingRecords",
            "WriteProvisionedThroughputExceeded", "ReadProvisionedThroughputExceeded",
@@ -40,6 +40,7 @@ class StreamAdmin:
                                          stream_name: str | None = None,
                                          stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        _check_retention(retention_period_hours)
         if retention_period_hours < info.retention_hours:
             raise InvalidArgumentError(
                 f"Requested retention period ({retention_period_hours} hours) for stream "
@@ -51,6 +52,7 @@ class StreamAdmin:
                                          stream_name: str | None = None,
                                          stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        _check_retention(retention_period_hours)
         if retention_period_hours > info.retention_hours:
             raise InvalidArgumentError(
                 f"Requested retention period ({retention_period_hours} hours) for stream "
@@ -113,16 +115,23 @@ class StreamAdmin:
     def add_tags_to_stream(self, tags: Mapping[str, str], stream_name: str | None = None,
                            stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        check_tags([*tags, *tags.values()], f"add tags to stream {info.name} under "
+                                             f"account {self.catalog.settings.account}")
         merged = {**self.catalog.db.tags(info.name), **tags}
         if len(merged) > MAX_TAGS:
-            raise LimitExceededError(f"a stream can have at most {MAX_TAGS} tags; this would "
-                                     f"make {len(merged)}")
+            raise InvalidArgumentError(
+                f"Failed to add tags to stream {info.name} under account "
+                f"{self.catalog.settings.account} because a given stream cannot have more "
+                f"than {MAX_TAGS} tags associated with it.")
         self.catalog.db.set_tags(info.name, tags)
         return {}
 
     def remove_tags_from_stream(self, tag_keys: Iterable[str], stream_name: str | None = None,
                                 stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        tag_keys = list(tag_keys)
+        check_tags(tag_keys, f"remove tags from stream {info.name} under account "
+                             f"{self.catalog.settings.account}")
         self.catalog.db.remove_tags(info.name, tag_keys)
         return {}
 
@@ -194,10 +203,7 @@ class StreamAdmin:
 
     # ------------------------------------------------------------------ helpers
     def _set_retention(self, info: StreamInfo, hours: int) -> dict[str, Any]:
-        if not MIN_RETENTION_HOURS <= hours <= MAX_RETENTION_HOURS:
-            raise InvalidArgumentError(
-                f"Requested retention period ({hours} hours) for stream {info.name} is outside "
-                f"the allowed range [{MIN_RETENTION_HOURS}, {MAX_RETENTION_HOURS}] hours.")
+        _check_retention(hours)
         info.retention_hours = hours
         self.catalog.db.update_stream(info)
         return {}
@@ -236,6 +242,17 @@ class StreamAdmin:
                     consumer_arn == self._describe_consumer(info, consumer)["ConsumerARN"]):
                 return info, consumer
         raise ResourceNotFoundError(f"Consumer {consumer_arn or consumer_name} not found")
+
+
+def _check_retention(hours: int) -> None:
+    if hours < MIN_RETENTION_HOURS:
+        raise InvalidArgumentError(
+            f"Minimum allowed retention period is {MIN_RETENTION_HOURS} hours. Requested "
+            f"retention period ({hours} hours) is too short.")
+    if hours > MAX_RETENTION_HOURS:
+        raise InvalidArgumentError(
+            f"Maximum allowed retention period is {MAX_RETENTION_HOURS} hours. Requested "
+            f"retention period ({hours} hours) is too long.")
 
 
 def _is_position(value: object) -> TypeGuard[str]:

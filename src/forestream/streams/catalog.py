@@ -29,8 +29,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from .crypto import KeyStore
-from .errors import InvalidArgumentError, ResourceInUseError, ResourceNotFoundError
-from .hashing import sequence_number, shard_id, shard_number
+from .errors import (
+    InvalidArgumentError,
+    LimitExceededError,
+    ResourceInUseError,
+    ResourceNotFoundError,
+)
+from .hashing import read_shard_id, sequence_number, shard_id
 from .metadata import MetadataDB, ShardInfo, StreamInfo, now_ms
 from .rwlock import ReadWriteLock
 from .segment_log import SegmentLog
@@ -147,17 +152,53 @@ class StreamCatalog:
         """The stream's shards that retention has not dropped, by shard number."""
         return sorted(info.shards, key=lambda s: s.number)
 
-    def shard(self, info: StreamInfo, value: str) -> ShardInfo:
-        """The shard ``value`` (a shard id) of the stream; ResourceNotFound if none."""
-        number = shard_number(value)
+    def requested_name(self, stream_name: str | None, stream_arn: str | None) -> str:
+        """The stream name a request gives (by name or ARN), for messages."""
+        if stream_name is not None or stream_arn is None:
+            return stream_name or ""
+        return stream_arn.rsplit(":stream/", 1)[-1].split("/")[0]
+
+    def shard_number(self, value: str, stream: str) -> int:
+        """The number of shard id ``value`` (read as Kinesis reads them, see
+        :func:`~.hashing.read_shard_id`); ResourceNotFound for an id that names no shard,
+        whether the stream exists or not (Kinesis looks at the id first)."""
+        number = read_shard_id(value)
+        if number is None:
+            raise ResourceNotFoundError(f"Could not find shard {value} in stream {stream} "
+                                        f"under account {self.settings.account}.")
+        return number
+
+    def shard(self, info: StreamInfo, value: str | int, *, to_change: bool = False
+              ) -> ShardInfo:
+        """The shard ``value`` (a shard id, or its number) of the stream; ResourceNotFound
+        if none, in the words of the operations that read (or, ``to_change``, reshard)."""
+        number = value if isinstance(value, int) else self.shard_number(value, info.name)
         for shard in self.visible_shards(info):
             if shard.number == number:
                 return shard
-        raise ResourceNotFoundError(f"Shard {value} in stream {info.name} under account "
-                                    f"{self.settings.account} does not exist")
+        account = self.settings.account
+        if to_change:
+            raise ResourceNotFoundError(f"Could not find shard {shard_id(number)} in stream "
+                                        f"{info.name} under account {account}.")
+        raise ResourceNotFoundError(f"Shard {shard_id(number)} in stream {info.name} under "
+                                    f"account {account} does not exist")
 
     def open_shard_count(self) -> int:
         return sum(len(s.open_shards()) for s in self._streams.values())
+
+    def check_shard_limit(self, extra: int) -> None:
+        """LimitExceeded (in Kinesis's words) if ``extra`` more open shards would pass
+        the shard limit."""
+        settings, current = self.settings, self.open_shard_count()
+        if current + extra > settings.shard_limit:
+            raise LimitExceededError(
+                f"This request would exceed the shard limit for the account "
+                f"{settings.account} in {settings.region}. Current shard count for the "
+                f"account: {current}. Limit: {settings.shard_limit}. Number of additional "
+                f"shards that would have resulted from this request: {extra}. Refer to the "
+                "AWS Service Limits page "
+                "(http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for "
+                "current limits and how to request higher limits.")
 
     def on_demand_stream_count(self) -> int:
         return sum(s.mode == "ON_DEMAND" for s in self._streams.values())

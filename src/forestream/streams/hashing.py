@@ -7,6 +7,7 @@ import hashlib
 from .errors import InvalidArgumentError
 
 MAX_HASH_KEY = 2**128 - 1
+MAX_SHARD_NUMBER = 2**31 - 1  # shard ids hold a Java int
 
 # Sequence numbers: decimal strings of 56 digits starting "49", as Kinesis's look. The
 # value below the prefix packs (shard number << 64) | offset, so a sequence number names
@@ -22,15 +23,21 @@ def partition_hash(partition_key: str) -> int:
 
 
 def parse_hash_key(value: str, name: str = "ExplicitHashKey") -> int:
-    """A decimal hash key string → int, refusing anything outside [0, 2**128 - 1]."""
-    if not isinstance(value, str) or not value.isdigit():
+    """A decimal hash key string → int, refusing anything outside [0, 2**128 - 1] (in
+    Kinesis's words)."""
+    number = read_decimal(value, name)
+    if number > MAX_HASH_KEY:
+        raise InvalidArgumentError(f"Invalid {name}. {name} must be in the range: "
+                                   f"[0, 2^128-1]. Specified value was {value}")
+    return number
+
+
+def read_decimal(value: str, name: str) -> int:
+    """A string of decimal digits → int (the model's patterns let only such through)."""
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
         raise InvalidArgumentError(f"{name} {value!r} must be a decimal integer string in "
                                    f"[0, {MAX_HASH_KEY}]")
-    number = int(value)
-    if number > MAX_HASH_KEY:
-        raise InvalidArgumentError(f"{name} {value} is outside the hash key range "
-                                   f"[0, {MAX_HASH_KEY}]")
-    return number
+    return int(value)
 
 
 def uniform_ranges(count: int, start: int = 0, end: int = MAX_HASH_KEY) -> list[tuple[int, int]]:
@@ -44,12 +51,31 @@ def shard_id(number: int) -> str:
     return f"shardId-{number:012d}"
 
 
+def read_shard_id(value: str) -> int | None:
+    """The shard number a shard id names, as Kinesis reads one: the digits after its last
+    ``-`` (the whole id if it has none), from 0 to :data:`MAX_SHARD_NUMBER`; None for an
+    id that names no shard.
+
+    >>> [read_shard_id(v) for v in ("shardId-000000000007", "shardId-7", "7", "any-7")]
+    [7, 7, 7, 7]
+    >>> [read_shard_id(v) for v in ("shard", "shardId-", "2.14E4", "2147483648")]
+    [None, None, None, None]
+    """
+    digits = value.rsplit("-", 1)[-1] or value
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    number = int(digits)
+    return number if number <= MAX_SHARD_NUMBER else None
+
+
 def shard_number(value: str) -> int:
-    """``shardId-000000000007`` (or ``7``'s canonical form) → 7."""
-    digits = value[len("shardId-"):] if value.startswith("shardId-") else ""
-    if not digits.isdigit():
-        raise InvalidArgumentError(f"invalid shard id {value!r}: expected shardId-<12 digits>")
-    return int(digits)
+    """The shard number of a shard id (:func:`read_shard_id`); InvalidArgument for an id
+    that names no shard."""
+    number = read_shard_id(value)
+    if number is None:
+        raise InvalidArgumentError(f"invalid shard id {value!r}: expected shardId-<number> "
+                                   f"(a number from 0 to {MAX_SHARD_NUMBER})")
+    return number
 
 
 def sequence_number(shard: int, offset: int) -> str:

@@ -64,12 +64,26 @@ class ShardIterators:
                 mac, hmac.new(self._secret, body, hashlib.sha256).digest()[:MAC_BYTES])
             name, number, position, issued, created = json.loads(body)
         except (ValueError, TypeError) as exc:
-            raise InvalidArgumentError(f"Invalid ShardIterator {token[:64]!r}") from exc
-        if not valid:
-            raise InvalidArgumentError(f"Invalid ShardIterator {token[:64]!r}: not issued here")
-        if int(time.time() * 1000) - issued > ITERATOR_LIFETIME_MS:
+            raise InvalidArgumentError("Invalid ShardIterator.") from exc
+        if not valid:  # not one this store issued (Kinesis says no more either)
+            raise InvalidArgumentError("Invalid ShardIterator.")
+        now = int(time.time() * 1000)
+        if now - issued > ITERATOR_LIFETIME_MS:
             raise ExpiredIteratorError(
-                f"Iterator expired. The iterator was created at time {issued} while right now "
-                f"it is {int(time.time() * 1000)} which is further in the future than the "
-                f"tolerated delay of {ITERATOR_LIFETIME_MS} milliseconds.")
+                f"Iterator expired. The iterator was created at time {_java_date(issued)} "
+                f"while right now it is {_java_date(now)} which is further in the future "
+                f"than the tolerated delay of {ITERATOR_LIFETIME_MS} milliseconds.")
         return IteratorPosition(name, number, position, created)
+
+
+def _java_date(ms: int) -> str:
+    """A time as Kinesis's messages print one (Java's ``Date.toString`` in UTC).
+
+    >>> _java_date(1796558321350)
+    'Sun Dec 06 11:58:41 UTC 2026'
+    """
+    at = time.gmtime(ms / 1000)  # English names whatever the locale, as Java prints them
+    day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[at.tm_wday]
+    month = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+             "Dec")[at.tm_mon - 1]
+    return f"{day} {month} {time.strftime('%d %H:%M:%S', at)} UTC {at.tm_year}"

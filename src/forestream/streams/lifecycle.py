@@ -14,6 +14,7 @@ from .catalog import StreamCatalog
 from .errors import InvalidArgumentError, LimitExceededError, ResourceInUseError
 from .hashing import shard_number, uniform_ranges
 from .metadata import ShardInfo, StreamInfo, now_ms
+from .tags import check_tags
 from .tokens import decode_token, encode_token
 
 ON_DEMAND_SHARDS = 4
@@ -39,14 +40,14 @@ class StreamLifecycle:
         count = shard_count if shard_count is not None else ON_DEMAND_SHARDS
         if count < 1:
             raise InvalidArgumentError(f"ShardCount {count} must be at least 1")
+        if tags:
+            check_tags([*tags, *tags.values()], f"add tags to stream {stream_name} under "
+                                                f"account {settings.account}")
         with catalog.db.transaction():
             if catalog.find(stream_name) is not None:
                 raise ResourceInUseError(f"Stream {stream_name} under account "
                                          f"{settings.account} already exists.")
-            if catalog.open_shard_count() + count > settings.shard_limit:
-                raise LimitExceededError(
-                    f"creating {count} shards would exceed the shard limit of "
-                    f"{settings.shard_limit} (open now: {catalog.open_shard_count()})")
+            catalog.check_shard_limit(count)
             if mode == "ON_DEMAND" and \
                     catalog.on_demand_stream_count() >= settings.on_demand_stream_limit:
                 raise LimitExceededError(f"at most {settings.on_demand_stream_limit} "
@@ -117,15 +118,20 @@ class StreamLifecycle:
                     max_results: int | None = None, stream_creation_timestamp: float | None = None,
                     shard_filter: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if next_token is not None:
-            # The token carries the stream, position and filter; paginators resend the
-            # first call's arguments beside it, which is fine as long as they agree.
+            # The token carries the stream, position and filter: Kinesis refuses what
+            # would name them again (boto3's paginator resends StreamName: page by hand)
+            for member, value in (("StreamName", stream_name), ("StreamARN", stream_arn),
+                                  ("ExclusiveStartShardId", exclusive_start_shard_id),
+                                  ("StreamCreationTimestamp", stream_creation_timestamp)):
+                if value is not None:
+                    raise InvalidArgumentError(
+                        f"NextToken and {member} cannot be provided together.")
             name, after, filter_ = _decode_shards_token(next_token)
             info = self.catalog.resolve(name, None)
-            if (stream_name or stream_arn) and \
-                    self.catalog.resolve(stream_name, stream_arn).name != info.name:
-                raise InvalidArgumentError(f"NextToken belongs to stream {info.name}, not "
-                                           f"{stream_name or stream_arn}")
         else:
+            if stream_name is None and stream_arn is None:
+                raise InvalidArgumentError("Either NextToken or StreamName should be "
+                                           "provided.")
             info = self.catalog.resolve(stream_name, stream_arn)
             after = shard_number(exclusive_start_shard_id) if exclusive_start_shard_id else -1
             filter_ = _parse_shard_filter(shard_filter)

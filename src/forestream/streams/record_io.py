@@ -29,6 +29,7 @@ from .hashing import (
     sequence_number,
     shard_id,
 )
+from .hashing import shard_id as shard_name  # where a parameter is called shard_id
 from .iterators import ShardIterators
 from .metadata import ShardInfo, StreamInfo
 from .throughput import ShardThrottle
@@ -57,7 +58,15 @@ class RecordIO:
         info = self.catalog.resolve(stream_name, stream_arn)
         self._check_size(info, data, partition_key)
         if sequence_number_for_ordering is not None:
-            parse_sequence_number(sequence_number_for_ordering)
+            # the record is to follow that number; each shard's log appends in order, so
+            # records of one partition key always do: only the number's form is checked
+            try:
+                parse_sequence_number(sequence_number_for_ordering)
+            except InvalidArgumentError:
+                raise InvalidArgumentError(
+                    f"ExclusiveMinimumSequenceNumber {sequence_number_for_ordering} used in "
+                    f"PutRecord on stream {info.name} under account "
+                    f"{self.catalog.settings.account} is invalid.") from None
         with self.catalog.stream_lock(info.name).read():
             self.catalog.resolve(info.name, None)  # the stream may have gone while we waited
             shard = RoutingTable.of(info).route(partition_key, explicit_hash_key)
@@ -114,20 +123,29 @@ class RecordIO:
                            stream_name: str | None = None, stream_arn: str | None = None,
                            starting_sequence_number: str | None = None,
                            timestamp: float | None = None) -> dict[str, Any]:
-        info = self.catalog.resolve(stream_name, stream_arn)
-        shard = self.catalog.shard(info, shard_id)
-        log = self.catalog.log(info.name, shard.number)
+        catalog = self.catalog
+        stream = catalog.requested_name(stream_name, stream_arn)
+        number = catalog.shard_number(shard_id, stream)
+        try:
+            info = catalog.resolve(stream_name, stream_arn)
+        except ResourceNotFoundError:  # Kinesis names the shard it looked for
+            raise ResourceNotFoundError(
+                f"Shard {shard_name(number)} in stream {stream} under account "
+                f"{catalog.settings.account} does not exist") from None
+        shard = catalog.shard(info, number)
+        log = catalog.log(info.name, shard.number)
         kind = shard_iterator_type
-        if kind in ("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):
-            if starting_sequence_number is None:
-                raise InvalidArgumentError(f"StartingSequenceNumber is required for {kind}")
-            owner, offset = parse_sequence_number(starting_sequence_number)
-            if owner != shard.number:
+        if starting_sequence_number is not None or kind in ("AT_SEQUENCE_NUMBER",
+                                                            "AFTER_SEQUENCE_NUMBER"):
+            if starting_sequence_number is None or kind not in ("AT_SEQUENCE_NUMBER",
+                                                                "AFTER_SEQUENCE_NUMBER"):
                 raise InvalidArgumentError(
-                    f"StartingSequenceNumber {starting_sequence_number} used in "
-                    f"GetShardIterator on shard {shard_id} in stream {info.name} under account "
-                    f"{self.catalog.settings.account} is invalid because it did not come "
-                    "from this stream.")
+                    "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and "
+                    "StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no "
+                    f"StartingSequenceNumber. Request specified {kind} and "
+                    f"{'no' if starting_sequence_number is None else 'also a'} "
+                    "StartingSequenceNumber.")
+            offset = self._offset_in(info, shard, starting_sequence_number)
             position = offset if kind == "AT_SEQUENCE_NUMBER" else offset + 1
         elif kind == "TRIM_HORIZON":
             position = log.start_offset
@@ -135,10 +153,34 @@ class RecordIO:
             position = log.next_offset
         else:  # AT_TIMESTAMP
             if timestamp is None:
-                raise InvalidArgumentError("Timestamp is required for AT_TIMESTAMP")
-            position = log.offset_at_time(int(timestamp * 1000))
+                raise InvalidArgumentError(
+                    "Must specify timestampInMillis parameter for iterator of type "
+                    "AT_TIMESTAMP. Current request has no timestamp parameter.")
+            at_ms, now = int(timestamp * 1000), int(time.time() * 1000)
+            if at_ms > now:
+                raise InvalidArgumentError(
+                    "The timestampInMillis parameter cannot be greater than the "
+                    f"currentTimestampInMillis. timestampInMillis: {at_ms}, "
+                    f"currentTimestampInMillis: {now}")
+            position = log.offset_at_time(at_ms)
         return {"ShardIterator": self.iterators.encode(info.name, info.created_ms,
                                                        shard.number, position)}
+
+    def _offset_in(self, info: StreamInfo, shard: ShardInfo, sequence: str) -> int:
+        """The offset in ``shard`` that sequence number ``sequence`` names; Kinesis's
+        InvalidArgument for a number of another shard, or none of this service's."""
+        try:
+            owner, offset = parse_sequence_number(sequence)
+        except InvalidArgumentError:
+            raise InvalidArgumentError(
+                f"StartingSequenceNumber {sequence} used in GetShardIterator on shard "
+                f"{shard_name(shard.number)} in stream {info.name} under account "
+                f"{self.catalog.settings.account} is invalid.") from None
+        if owner != shard.number:
+            raise InvalidArgumentError(
+                f"Invalid StartingSequenceNumber. It encodes {shard_name(owner)}, while it was "
+                f"used in a call to a shard with {shard_name(shard.number)}")
+        return offset
 
     def get_records(self, shard_iterator: str, limit: int | None = None,
                     stream_arn: str | None = None) -> dict[str, Any]:
@@ -148,10 +190,9 @@ class RecordIO:
             raise InvalidArgumentError(f"StreamARN {shorten(stream_arn)} is not the stream of "
                                        f"this shard iterator ({self.catalog.stream_arn(name)})")
         info = self.catalog.find(name)
-        if info is None or info.created_ms != created:
-            raise ResourceNotFoundError(f"Stream {name} under account {account} not found.")
-        shard = next((s for s in info.shards if s.number == number), None)
-        if shard is None:
+        shard = next((s for s in info.shards if s.number == number), None) \
+            if info is not None and info.created_ms == created else None
+        if info is None or shard is None:  # the stream (or shard) has gone since
             raise ResourceNotFoundError(f"Shard {shard_id(number)} in stream {name} under "
                                         f"account {account} does not exist")
         log = self.catalog.log(name, number)

@@ -14,8 +14,8 @@ import time
 from typing import Any, NamedTuple
 
 from .catalog import StreamCatalog
-from .errors import InvalidArgumentError, LimitExceededError, ResourceInUseError
-from .hashing import parse_hash_key, uniform_ranges
+from .errors import InvalidArgumentError, ResourceInUseError
+from .hashing import read_decimal, shard_id, uniform_ranges
 from .metadata import ShardInfo, StreamInfo
 
 
@@ -28,16 +28,23 @@ class Resharder:
     def split_shard(self, shard_to_split: str, new_starting_hash_key: str,
                     stream_name: str | None = None,
                     stream_arn: str | None = None) -> dict[str, Any]:
-        info = self.catalog.resolve(stream_name, stream_arn)
-        self.catalog.require_active(info)
-        with self.catalog.stream_lock(info.name).write():
-            parent = self._open_shard(info, shard_to_split)
-            key = parse_hash_key(new_starting_hash_key, "NewStartingHashKey")
-            if not parent.start_hash < key <= parent.end_hash:
-                raise InvalidArgumentError(
-                    f"NewStartingHashKey {key} must be in ({parent.start_hash}, "
-                    f"{parent.end_hash}], inside shard {shard_to_split}'s hash key range")
+        catalog = self.catalog
+        number = catalog.shard_number(shard_to_split,
+                                      catalog.requested_name(stream_name, stream_arn))
+        info = catalog.resolve(stream_name, stream_arn)
+        catalog.require_active(info)
+        with catalog.stream_lock(info.name).write():
+            parent = self._open_shard(info, number)
             self._check_limit(1)
+            key = read_decimal(new_starting_hash_key, "NewStartingHashKey")
+            # both children keep at least two hash keys, as Kinesis requires
+            if not parent.start_hash + 1 < key < parent.end_hash:
+                raise InvalidArgumentError(
+                    f"NewStartingHashKey {new_starting_hash_key} used in SplitShard() on shard "
+                    f"{shard_id(number)} in stream {info.name} under account "
+                    f"{catalog.settings.account} is not both greater than one plus the "
+                    f"shard's StartingHashKey {parent.start_hash} and less than the shard's "
+                    f"EndingHashKey {parent.end_hash}.")
             self._reshard(info, [parent], [ChildShard(parent.start_hash, key - 1, parent.number),
                                            ChildShard(key, parent.end_hash, parent.number)])
         return {}
@@ -45,18 +52,22 @@ class Resharder:
     def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str,
                      stream_name: str | None = None,
                      stream_arn: str | None = None) -> dict[str, Any]:
-        info = self.catalog.resolve(stream_name, stream_arn)
-        self.catalog.require_active(info)
-        with self.catalog.stream_lock(info.name).write():
-            a = self._open_shard(info, shard_to_merge)
-            b = self._open_shard(info, adjacent_shard_to_merge)
-            if a.end_hash + 1 != b.start_hash and b.end_hash + 1 != a.start_hash:
+        catalog = self.catalog
+        stream = catalog.requested_name(stream_name, stream_arn)
+        numbers = [catalog.shard_number(value, stream)
+                   for value in (shard_to_merge, adjacent_shard_to_merge)]
+        info = catalog.resolve(stream_name, stream_arn)
+        catalog.require_active(info)
+        with catalog.stream_lock(info.name).write():
+            a, b = (self._open_shard(info, number) for number in numbers)
+            # the adjacent shard is the one right above, as Kinesis reads the pair
+            if a.end_hash + 1 != b.start_hash:
                 raise InvalidArgumentError(
-                    f"Shards {shard_to_merge} and {adjacent_shard_to_merge} in stream "
-                    f"{info.name} under account {self.catalog.settings.account} are not an "
+                    f"Shards {shard_id(a.number)} and {shard_id(b.number)} in stream "
+                    f"{info.name} under account {catalog.settings.account} are not an "
                     "adjacent pair of shards eligible for merging")
-            lo, hi = min(a.start_hash, b.start_hash), max(a.end_hash, b.end_hash)
-            self._reshard(info, [a, b], [ChildShard(lo, hi, a.number, b.number)])
+            self._reshard(info, [a, b], [ChildShard(a.start_hash, b.end_hash, a.number,
+                                                    b.number)])
         return {}
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str,
@@ -84,20 +95,18 @@ class Resharder:
                 "StreamARN": self.catalog.stream_arn(info.name)}
 
     # ------------------------------------------------------------------ helpers
-    def _open_shard(self, info: StreamInfo, value: str) -> ShardInfo:
-        shard = self.catalog.shard(info, value)
+    def _open_shard(self, info: StreamInfo, number: int) -> ShardInfo:
+        shard = self.catalog.shard(info, number, to_change=True)
         if not shard.is_open:
-            raise ResourceInUseError(f"Shard {value} in stream {info.name} under account "
-                                     f"{self.catalog.settings.account} has already been "
-                                     "merged or split, and thus is not eligible for merging "
-                                     "or splitting")
+            raise ResourceInUseError(f"Shard {shard_id(number)} in stream {info.name} under "
+                                     f"account {self.catalog.settings.account} has already "
+                                     "been merged or split, and thus is not eligible for "
+                                     "merging or splitting")
         return shard
 
     def _check_limit(self, extra: int) -> None:
-        limit = self.catalog.settings.shard_limit
-        if self.catalog.open_shard_count() + extra > limit:
-            raise LimitExceededError(f"this would exceed the shard limit of {limit} "
-                                     f"(open now: {self.catalog.open_shard_count()})")
+        if extra > 0:
+            self.catalog.check_shard_limit(extra)
 
     def _reshard(self, info: StreamInfo, parents: list[ShardInfo],
                  children: list[ChildShard]) -> None:

@@ -18,14 +18,16 @@ from collections.abc import AsyncIterator
 from functools import cache
 
 import anyio
+from starlette.requests import Request
 
 from forestream.streams.errors import ResourceInUseError
 from forestream.streams.store import StreamStore
 
 from ..metrics import Metrics
-from .errors import ServiceErrors
+from .errors import AwsError, ServiceErrors
 from .protocol import JSON_TYPE, JsonProtocol, Operation
 from .shapes import ServiceShapes
+from .sigv4 import VERIFIED, SignedRequest, decode_query, signature_shape
 
 TARGET_PREFIX = "Kinesis_20131202."
 SUBSCRIPTION_SECONDS = 300.0
@@ -52,8 +54,11 @@ def kinesis_shapes() -> ServiceShapes:
 ERRORS = ServiceErrors("kinesis", kinesis_shapes().error_shapes(), {})
 
 
-def kinesis_protocol(store: StreamStore, metrics: Metrics) -> JsonProtocol:
-    """The Kinesis API over ``store``, counting calls in ``metrics``."""
+def kinesis_protocol(store: StreamStore, metrics: Metrics, *,
+                     require_signature: bool = False) -> JsonProtocol:
+    """The Kinesis API over ``store``, counting calls in ``metrics``. With
+    ``require_signature`` a request without a signature of AWS's form is refused even
+    where no credentials verify it (:func:`signature_present`)."""
     shapes = kinesis_shapes()
     operations = {}
     for name in shapes.operations:
@@ -63,7 +68,20 @@ def kinesis_protocol(store: StreamStore, metrics: Metrics) -> JsonProtocol:
     operations["SubscribeToShard"] = Operation(lambda args: _subscribe(store, args),
                                                streaming=True)
     return JsonProtocol(shapes, TARGET_PREFIX, operations, ERRORS, cbor=True,
-                        observe=metrics.observe, failed=metrics.error)
+                        observe=metrics.observe, failed=metrics.error,
+                        check_signature=signature_present if require_signature else None)
+
+
+def signature_present(request: Request) -> AwsError | None:
+    """AWS's refusal of a request that carries no signature of AWS's form (missing,
+    incomplete, or both in the header and the query), or None. A server with credentials
+    has verified the signature itself before (its request guard marks the request)."""
+    if request.scope.get(VERIFIED):
+        return None
+    failure = signature_shape(SignedRequest(
+        request.method, request.url.path, decode_query(request.scope.get("query_string", b"")),
+        request.headers))
+    return None if failure is None else AwsError(failure.message, code=failure.code)
 
 
 def snake_case(name: str) -> str:

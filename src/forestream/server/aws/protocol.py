@@ -5,11 +5,30 @@ JSON object (``application/x-amz-json-1.1``) or, for services that accept it, CB
 (``application/x-amz-cbor-1.1``). :class:`JsonProtocol` decodes it, validates and
 converts it against the operation's input shape in botocore's model
 (:class:`~forestream.server.aws.shapes.ServiceShapes`), runs the operation, and renders
-its result through the output shape — or answers ``{"__type", "message"}`` with the code
+its result through the output shape (an operation without output answers an empty
+body) — or answers ``{"__type", "message"}`` with the code
 :class:`~forestream.server.aws.errors.ServiceErrors` gives (400 for the client's errors,
-500 for faults), every answer carrying ``x-amzn-RequestId``. As botocore keeps one parser
-per protocol (``botocore/parsers.py``), Kinesis and the SageMaker control plane are two
-tables of :class:`Operation` over this one envelope.
+500 for faults), every answer carrying ``x-amzn-RequestId`` and ``x-amz-id-2``. As
+botocore keeps one parser per protocol (``botocore/parsers.py``), Kinesis and the
+SageMaker control plane are two tables of :class:`Operation` over this one envelope.
+
+Requests the envelope cannot read are answered as AWS's front end answers them, in this
+order (the order is observable, so it is AWS's):
+
+1. an empty body: ``SerializationException`` for a known operation, else
+   ``UnknownOperationException`` — bare ``{"__type"}``, in JSON if the request said JSON
+   1.1, else in CBOR;
+2. a content type that is none of JSON 1.1, CBOR or ``application/json``: 403
+   ``AccessDeniedException`` (XML) when the target names no service and operation, else
+   404 ``<UnknownOperationException/>``;
+3. a body that is not an object: ``SerializationException``;
+4. ``application/json`` (AWS JSON 1.0's old envelope): the 1.0 answers,
+   ``{"Output": {"__type": "com.amazon.coral.service#..."}, "Version": "1.0"}``;
+5. an unknown target: ``UnknownOperationException``;
+6. the signature's presence and shape (when the service asks for it; a server with
+   credentials has already verified the signature in its request guard);
+7. a member of the wrong type: ``SerializationException`` with AWS's ``Message``; then
+   the model's constraints: ``ValidationException``.
 
 Synchronous operations run whole (decoding, validation, the call, rendering) on a worker
 thread, so a large body never stalls the event loop and concurrent PutRecords share the
@@ -20,7 +39,9 @@ operations (SubscribeToShard) return an async iterator of event-stream messages.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -34,15 +55,18 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from forestream import errors as kinds
-from forestream.names import cap_message, shorten
+from forestream.names import cap_message
 
 from .errors import AwsError, ServiceErrors
-from .shapes import ServiceShapes, ShapeValidationError
+from .shapes import SerializationError, ServiceShapes, ShapeValidationError
 
 log = logging.getLogger("forestream.server")
 JSON_TYPE = "application/x-amz-json-1.1"
 CBOR_TYPE = "application/x-amz-cbor-1.1"
+JSON_10_TYPE = "application/json"  # AWS JSON 1.0's content type: answered, never served
 EVENT_STREAM_TYPE = "application/vnd.amazon.eventstream"
+#: The longest error message sent (values are repeated whole up to this; see shapes).
+MESSAGE_LIMIT = 2048
 
 
 @dataclass(frozen=True)
@@ -59,16 +83,23 @@ class Operation:
     codes: Mapping[type[kinds.ForestreamError], str] = field(default_factory=dict)
 
 
+#: ``check_signature(request)``: why a request's signature is refused before its members
+#: are looked at (step 6 of the module docstring), or None.
+SignatureCheck = Callable[[Request], AwsError | None]
+
+
 class JsonProtocol:
     """The envelope for one service (see the module docstring). ``observe(operation,
     args, result, seconds)`` and ``failed(operation, code)``, when given, see every
-    call (metrics)."""
+    call (metrics); ``check_signature``, when given, refuses requests whose signature is
+    missing or malformed."""
 
     def __init__(self, shapes: ServiceShapes, target_prefix: str,
                  operations: Mapping[str, Operation], service_errors: ServiceErrors, *,
                  cbor: bool = False,
                  observe: Callable[[str, dict, Any, float], None] | None = None,
-                 failed: Callable[[str, str], None] | None = None) -> None:
+                 failed: Callable[[str, str], None] | None = None,
+                 check_signature: SignatureCheck | None = None) -> None:
         self.shapes = shapes
         self.target_prefix = target_prefix
         self.operations = dict(operations)
@@ -76,91 +107,183 @@ class JsonProtocol:
         self.cbor = cbor
         self.observe = observe
         self.failed = failed
+        self.check_signature = check_signature
 
     async def handle(self, request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        binary = self.cbor and CBOR_TYPE in request.headers.get("content-type", "")
+        wire = _Wire(str(uuid.uuid4()), media_type(request.headers.get("content-type")),
+                     self.cbor)
         target = request.headers.get("x-amz-target", "")
-        name = target[len(self.target_prefix):] if target.startswith(self.target_prefix) \
-            else ""
-        operation = self.operations.get(name)
-        if operation is None:
-            return self._error(self._unknown(target, name), binary, request_id)
         body = await request.body()
-        try:
-            if operation.streaming or asyncio.iscoroutinefunction(operation.run):
-                args = self._parse(name, body, binary)
+        name = target[len(self.target_prefix):] if target.startswith(self.target_prefix) \
+            else None
+        operation = self.operations.get(name) if name is not None else None
+        known = name is not None and name in self.shapes.operations
+        if not body:
+            return wire.bare("SerializationException" if known else
+                             "UnknownOperationException")
+        if wire.media not in (JSON_TYPE, JSON_10_TYPE) and \
+                not (self.cbor and wire.media == CBOR_TYPE):
+            service, _, action = target.partition(".")
+            if not service or not action:
+                return wire.xml("AccessDeniedException", 403,
+                                "Unable to determine service/operation name to be "
+                                "authorized")
+            return wire.xml("UnknownOperationException", 404)
+        refusal = self.check_signature(request) if self.check_signature else None
+        if operation is None or operation.streaming or \
+                asyncio.iscoroutinefunction(operation.run):
+            try:
+                args = self._decode(name, known, operation, body, wire, refusal)
+                if isinstance(args, Response):
+                    return args
+                assert operation is not None and name is not None  # else _decode answered
                 if operation.streaming:
                     messages = operation.run(args)
                     return StreamingResponse(_first_then(await anext(messages), messages),
                                              media_type=EVENT_STREAM_TYPE,
-                                             headers={"x-amzn-RequestId": request_id})
+                                             headers=wire.headers())
                 started = time.perf_counter()
                 result = await operation.run(args)
-                return self._answer(name, args, result, binary, request_id, started)
-        except Exception as exc:  # noqa: BLE001 - every failure gets AWS's error shape
-            return self._failure(name, operation, exc, binary, request_id)
-        return await anyio.to_thread.run_sync(self._call, name, operation, body, binary,
-                                              request_id)
+                return self._answer(name, args, result, wire, started)
+            except Exception as exc:  # noqa: BLE001 - every failure gets AWS's error shape
+                return self._failure(name or "", operation, exc, wire)
+        assert name is not None  # an operation was found by it
+        return await anyio.to_thread.run_sync(self._call, name, operation, body, wire,
+                                              refusal)
 
     # ------------------------------------------------------------------ steps
-    def _call(self, name: str, operation: Operation, body: bytes, binary: bool,
-              request_id: str) -> Response:
+    def _call(self, name: str, operation: Operation, body: bytes, wire: _Wire,
+              refusal: AwsError | None) -> Response:
         started = time.perf_counter()
         try:
-            args = self._parse(name, body, binary)
-            return self._answer(name, args, operation.run(args), binary, request_id, started)
+            args = self._decode(name, True, operation, body, wire, refusal)
+            if isinstance(args, Response):
+                return args
+            return self._answer(name, args, operation.run(args), wire, started)
         except Exception as exc:  # noqa: BLE001 - every failure gets AWS's error shape
-            return self._failure(name, operation, exc, binary, request_id)
+            return self._failure(name, operation, exc, wire)
 
-    def _parse(self, name: str, body: bytes, binary: bool) -> dict:
+    def _decode(self, name: str | None, known: bool, operation: Operation | None,
+                body: bytes, wire: _Wire, refusal: AwsError | None) -> dict | Response:
+        """Steps 3 to 7 of the module docstring: the operation's arguments, or the answer
+        that refuses the request."""
         try:
-            params = cbor2.loads(body) if binary else orjson.loads(body or b"{}")
-        except (ValueError, cbor2.CBORDecodeError) as exc:
-            raise self.errors.SerializationException(
-                f"malformed request body: {shorten(str(exc))}") from None
-        return self.shapes.parse_input(name, params, binary)
+            params = cbor2.loads(body) if wire.media == CBOR_TYPE else orjson.loads(body)
+        except (ValueError, cbor2.CBORDecodeError, RecursionError):
+            params = None
+        if not isinstance(params, dict):
+            if wire.media == JSON_10_TYPE:
+                return wire.json_10("SerializationException", 400)
+            return wire.bare("SerializationException")
+        if wire.media == JSON_10_TYPE:
+            return wire.json_10("UnknownOperationException", 404)
+        if operation is None or name is None:
+            if not known:
+                return wire.bare("UnknownOperationException")
+            raise self.errors.UnknownOperationException(
+                f"{name} is not supported by forestream; supported: "
+                f"{', '.join(sorted(self.operations))}")
+        if refusal is not None:
+            raise refusal
+        try:
+            return self.shapes.parse_input(name, params, wire.binary)
+        except SerializationError as exc:
+            return wire.answer({"__type": "SerializationException",
+                                "Message": cap_message(str(exc), MESSAGE_LIMIT)}, 400,
+                               error="SerializationException")
 
-    def _answer(self, name: str, args: dict, result: Any, binary: bool, request_id: str,
+    def _answer(self, name: str, args: dict, result: Any, wire: _Wire,
                 started: float) -> Response:
         if self.observe is not None:
             self.observe(name, args, result, time.perf_counter() - started)
-        rendered = self.shapes.render_output(name, result, binary)
-        payload = cbor2.dumps(rendered) if binary else orjson.dumps(rendered)
-        return Response(payload, media_type=CBOR_TYPE if binary else JSON_TYPE,
-                        headers={"x-amzn-RequestId": request_id})
+        if not self.shapes.has_output(name):
+            return wire.empty()
+        return wire.answer(self.shapes.render_output(name, result, wire.binary), 200)
 
-    def _failure(self, name: str, operation: Operation, exc: BaseException, binary: bool,
-                 request_id: str) -> Response:
+    def _failure(self, name: str, operation: Operation | None, exc: BaseException,
+                 wire: _Wire) -> Response:
         if isinstance(exc, (TypeError, ShapeValidationError)):
             # breaks the model's constraints, or names a member the operation does not take
             exc = self.errors.ValidationException(str(exc))
-        wire = self.errors.wire(exc, operation.codes)
-        if wire.status >= 500:
-            log.error("internal error in %s (request %s)", name, request_id,
+        error = self.errors.wire(exc, operation.codes if operation else None)
+        if error.status >= 500:
+            log.error("internal error in %s (request %s)", name, wire.request_id,
                       exc_info=(type(exc), exc, exc.__traceback__))
-            wire = AwsError(f"internal error; request id {request_id}",
-                            code="InternalFailure", status=500)
-        if self.failed is not None:
-            self.failed(name, wire.code)
-        return self._error(wire, binary, request_id)
+            error = AwsError(f"internal error; request id {wire.request_id}",
+                             code="InternalFailure", status=500)
+        if self.failed is not None and name:
+            self.failed(name, error.code)
+        return wire.answer({"__type": error.code,
+                            "message": cap_message(error.message, MESSAGE_LIMIT)},
+                           error.status, error=error.code)
 
-    def _unknown(self, target: str, name: str) -> AwsError:
-        if not target.startswith(self.target_prefix) or name not in self.shapes.operations:
-            return self.errors.UnknownOperationException(
-                f"X-Amz-Target {shorten(target)} is not an operation of "
-                f"{self.target_prefix.rstrip('.')}")
-        return self.errors.UnknownOperationException(
-            f"{name} is not supported by forestream; supported: "
-            f"{', '.join(sorted(self.operations))}")
 
-    def _error(self, error: AwsError, binary: bool, request_id: str) -> Response:
-        body = {"__type": error.code, "message": cap_message(error.message)}
-        payload = cbor2.dumps(body) if binary else orjson.dumps(body)
-        return Response(payload, status_code=error.status,
-                        media_type=CBOR_TYPE if binary else JSON_TYPE,
-                        headers={"x-amzn-RequestId": request_id,
-                                 "x-amzn-ErrorType": error.code})
+def media_type(header: str | None) -> str:
+    """A Content-Type header's media type, as AWS compares it (parameters and spaces
+    around it left out): ``'  application/x-amz-json-1.1 ;x'`` → the JSON 1.1 type."""
+    return (header or "").split(";", 1)[0].strip().lower()
+
+
+def request_id_headers(request_id: str) -> dict[str, str]:
+    """The identifiers every AWS answer carries: ``x-amzn-RequestId`` and an
+    ``x-amz-id-2`` (72 random bytes, base64, as AWS's extended request ids are)."""
+    return {"x-amzn-RequestId": request_id,
+            "x-amz-id-2": base64.b64encode(os.urandom(72)).decode("ascii")}
+
+
+class _Wire:
+    """How one request is answered: its request id, and JSON 1.1 or CBOR as it asked."""
+
+    __slots__ = ("request_id", "media", "cbor", "binary")
+
+    def __init__(self, request_id: str, media: str, cbor: bool) -> None:
+        self.request_id = request_id
+        self.media = media
+        self.cbor = cbor  # whether the service speaks CBOR
+        self.binary = cbor and media == CBOR_TYPE
+
+    def headers(self, error: str | None = None) -> dict[str, str]:
+        out = request_id_headers(self.request_id)
+        if error is not None:
+            out["x-amzn-ErrorType"] = error
+        return out
+
+    def answer(self, document: dict, status: int, error: str | None = None) -> Response:
+        payload = cbor2.dumps(document) if self.binary else orjson.dumps(document)
+        return Response(payload, status_code=status,
+                        media_type=CBOR_TYPE if self.binary else JSON_TYPE,
+                        headers=self.headers(error))
+
+    def empty(self) -> Response:
+        return Response(b"", media_type=CBOR_TYPE if self.binary else JSON_TYPE,
+                        headers=self.headers())
+
+    def bare(self, code: str) -> Response:
+        """``{"__type": code}`` with 400, in JSON 1.1 only if the request said JSON 1.1
+        (AWS answers requests it cannot read in CBOR, when the service speaks it)."""
+        payload = {"__type": code}
+        if self.media == JSON_TYPE or not self.cbor:
+            body, media = orjson.dumps(payload), JSON_TYPE
+        else:
+            body, media = cbor2.dumps(payload), CBOR_TYPE
+        return Response(body, status_code=400, media_type=media, headers=self.headers(code))
+
+    def json_10(self, code: str, status: int) -> Response:
+        document = {"Output": {"__type": f"com.amazon.coral.service#{code}"},
+                    "Version": "1.0"}
+        return Response(orjson.dumps(document), status_code=status, media_type=JSON_10_TYPE,
+                        headers=self.headers(code))
+
+    def xml(self, code: str, status: int, message: str | None = None) -> Response:
+        return Response(xml_error(code, message), status_code=status,
+                        headers=self.headers(code))
+
+
+def xml_error(code: str, message: str | None = None) -> bytes:
+    """AWS's front end's XML refusal (sent without a content type, as AWS sends it)."""
+    if message is None:
+        return f"<{code}/>\n".encode()
+    return f"<{code}>\n  <Message>{message}</Message>\n</{code}>\n".encode()
 
 
 async def _first_then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

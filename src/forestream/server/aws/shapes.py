@@ -2,17 +2,28 @@
 
 An AWS API's constraints — required members, lengths, patterns, ranges, enums, types —
 are data in botocore's machine-readable model, so they are read from it rather than
-hand-written per operation. :class:`ServiceShapes` walks an operation's input shape,
-collects every violation in AWS's message format (``1 validation error detected: Value
-'-1.0' at 'productionVariants.1.member.initialVariantWeight' failed to satisfy
-constraint: ...``) and converts wire values into Python ones (blobs from base64 in JSON,
-timestamps from epoch seconds); :meth:`ServiceShapes.render_output` goes back.
+hand-written per operation. :class:`ServiceShapes` walks an operation's input shape as
+AWS's JSON services do, in two kinds of failure:
+
+* a member of the wrong JSON type (a number where a string belongs, a list for a map,
+  base64 that does not decode) cannot be deserialised: :class:`SerializationError`, the
+  first one found, in AWS's words (``class java.lang.Boolean can not be converted to an
+  String``, ``Expected map or null``);
+* well-typed values that break the model's constraints are collected, in the model's
+  member order, and reported together in AWS's format (``2 validation errors detected:
+  Value '' at 'streamName' failed to satisfy constraint: Member must have length greater
+  than or equal to 1; ...``), at most :data:`MAX_REPORTED` of them; collections of plain
+  values are judged as a whole (``Map keys must satisfy constraint: [...]``), as AWS does.
+
+Values are converted to Python ones on the way (blobs from base64 in JSON, timestamps
+from epoch seconds, numbers truncated to the member's integer type as AWS's
+``TruncatingBigNumber`` does); :meth:`ServiceShapes.render_output` goes back.
 
 Used for Kinesis (:mod:`.kinesis`, on the hot path: nothing is formatted unless there is
 an error) and for the SageMaker control plane (:mod:`.sagemaker`), by the one envelope of
-:mod:`.protocol`. Patterns that
-Python's ``re`` cannot compile (Java's ``\\p{L}`` classes) are not checked here; the
-package behind the operation checks those values itself.
+:mod:`.protocol`. Patterns that Python's ``re`` cannot compile (Java's ``\\p{L}``
+classes) are not checked here; the package behind the operation checks those values
+itself.
 """
 
 from __future__ import annotations
@@ -27,13 +38,26 @@ from typing import Any
 
 from botocore.loaders import Loader
 
-from forestream.names import ECHO_LIMIT
-
 MAX_EPOCH_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+#: AWS reports at most this many validation errors (the count says so too).
+MAX_REPORTED = 10
+#: The longest string value a validation message repeats whole (AWS repeats values whole;
+#: the longest Kinesis string, an ARN, is 2048 characters).
+ECHO_LIMIT = 2048
+_INTEGER_RANGES = {"integer": (-2**31, 2**31 - 1), "long": (-2**63, 2**63 - 1)}
+_TYPE_NAMES = {"integer": "an Integer", "long": "an Long", "float": "an Float",
+               "double": "an Double", "string": "an String", "boolean": "an Boolean",
+               "blob": "a Blob", "timestamp": "milliseconds since epoch"}
+_BASE64_BAD = re.compile(r"[^a-zA-Z0-9+/=]|=[^=]")
 
 
 class ShapeValidationError(ValueError):
     """The request broke the service model's constraints; the message is AWS's."""
+
+
+class SerializationError(ValueError):
+    """A member could not be deserialised (wrong JSON type, bad base64): AWS's
+    ``SerializationException``; the message is AWS's."""
 
 
 class ServiceShapes:
@@ -54,23 +78,28 @@ class ServiceShapes:
         """The names of the model's error shapes (its exceptions), sorted."""
         return sorted(name for name, shape in self.shapes.items() if shape.get("exception"))
 
+    def has_output(self, operation: str) -> bool:
+        """Whether ``operation`` answers with a body (AWS's answer to the others is
+        empty)."""
+        return "output" in self.operations[operation]
+
     def parse_input(self, operation: str, params: Any, binary: bool = False) -> dict:
         """``params`` checked against ``operation``'s input shape and converted to Python
         values. ``binary``: CBOR bodies (blobs arrive as bytes) rather than JSON (base64).
-        Raises ``self.error`` listing every violation."""
+        Raises :class:`SerializationError` for the first member of the wrong type, else
+        ``self.error`` listing the violations."""
         op = self.operations[operation]
+        if not isinstance(params, dict):
+            raise SerializationError("Start of list found where not expected"
+                                     if isinstance(params, list) else "Expected null")
         if "input" not in op:
             return {}
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            raise self.error("request body must be a JSON object")
         errors: list[str] = []
-        out = self._convert(params, op["input"]["shape"], None, errors, binary)
+        out = _Walk(self.shapes, binary, errors).structure(params, op["input"]["shape"], None)
         if errors:
-            count = len(errors)
+            count = min(len(errors), MAX_REPORTED)
             raise self.error(f"{count} validation error{'s' if count > 1 else ''} detected: "
-                             + "; ".join(errors))
+                             + "; ".join(errors[:MAX_REPORTED]))
         return out
 
     def render_output(self, operation: str, result: dict | None, binary: bool = False) -> dict:
@@ -80,77 +109,6 @@ class ServiceShapes:
         if "output" not in op or result is None:
             return {}
         return self._render(result, op["output"]["shape"], binary)
-
-    # ------------------------------------------------------------------ input walk
-    def _convert(self, value: Any, shape_name: str, where, errors: list[str],
-                 binary: bool) -> Any:
-        shape = self.shapes[shape_name]
-        kind = shape["type"]
-        if kind == "structure":
-            if not isinstance(value, dict):
-                errors.append(f"Value at '{where}' failed to satisfy constraint: Member must "
-                              "be an object")
-                return {}
-            for member in shape.get("required", ()):
-                if value.get(member) is None:
-                    errors.append(f"Value null at '{_Where(where, member)}' failed to satisfy "
-                                  "constraint: Member must not be null")
-            members = shape["members"]
-            out = {}
-            for key, item in value.items():
-                spec = members.get(key)
-                if spec is None or item is None:
-                    continue  # unknown members are ignored, as AWS does
-                out[key] = self._convert(item, spec["shape"], _Where(where, key), errors,
-                                         binary)
-            return out
-        if kind == "list":
-            if not isinstance(value, list):
-                errors.append(f"Value at '{where}' failed to satisfy constraint: Member must "
-                              "be a list")
-                return []
-            _check_length(len(value), shape, where, errors)
-            member = shape["member"]["shape"]
-            return [self._convert(v, member, _Where(where, index=i), errors, binary)
-                    for i, v in enumerate(value)]
-        if kind == "map":
-            if not isinstance(value, dict):
-                errors.append(f"Value at '{where}' failed to satisfy constraint: Member must "
-                              "be a map")
-                return {}
-            _check_length(len(value), shape, where, errors)
-            return {self._convert(k, shape["key"]["shape"], where, errors, binary):
-                    self._convert(v, shape["value"]["shape"], where, errors, binary)
-                    for k, v in value.items()}
-        if kind == "string":  # inline: the most frequent member kind on the hot path
-            if not isinstance(value, str):
-                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
-                              "Member must be a string")
-                return value
-            _check_length(len(value), shape, where, errors, shown=value)
-            if "enum" in shape and value not in shape["enum"]:
-                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
-                              f"Member must satisfy enum value set: [{', '.join(shape['enum'])}]")
-            pattern = shape.get("pattern")
-            if pattern:
-                compiled = _compiled(pattern)
-                if compiled is not None and compiled.fullmatch(value) is None:
-                    errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy "
-                                  "constraint: Member must satisfy regular expression "
-                                  f"pattern: {pattern}")
-            return value
-        if kind in ("integer", "long", "float", "double"):
-            return _check_number(value, shape, where, errors, kind in ("integer", "long"))
-        if kind == "boolean":
-            if not isinstance(value, bool):
-                errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
-                              "Member must be a boolean")
-            return value
-        if kind == "blob":
-            return _check_blob(value, shape, where, errors, binary)
-        if kind == "timestamp":
-            return _timestamp(value, where, errors)
-        return value
 
     # ------------------------------------------------------------------ output walk
     def _render(self, value: Any, shape_name: str, binary: bool) -> Any:
@@ -173,20 +131,170 @@ class ServiceShapes:
         return value
 
 
+class _Walk:
+    """One request's input walk: converts values, raises the first SerializationError,
+    appends validation messages to ``errors`` (formatted only when there is one)."""
+
+    __slots__ = ("shapes", "binary", "errors")
+
+    def __init__(self, shapes: dict, binary: bool, errors: list[str]) -> None:
+        self.shapes, self.binary, self.errors = shapes, binary, errors
+
+    def value(self, value: Any, shape_name: str, where: Any) -> Any:
+        """``value`` (not None) converted; constraint violations appended."""
+        shape = self.shapes[shape_name]
+        kind = shape["type"]
+        if kind == "string":  # inline: the most frequent member kind on the hot path
+            if not isinstance(value, str):
+                raise SerializationError(_cannot(value, "string"))
+            if _breaks(value, shape):
+                self.errors.extend(f"Value '{_echo(value)}' at '{where}' failed to satisfy "
+                                   f"constraint: {problem}"
+                                   for problem in _violations(value, shape))
+            return value
+        if kind == "structure":
+            return self.structure(value, shape_name, where)
+        if kind == "list":
+            return self._list(value, shape, where)
+        if kind == "map":
+            return self._map(value, shape, where)
+        if kind in ("integer", "long", "float", "double"):
+            number = _number(value, kind)
+            if _breaks(number, shape):
+                self.errors.extend(f"Value '{_java(number)}' at '{where}' failed to satisfy "
+                                   f"constraint: {problem}"
+                                   for problem in _violations(number, shape))
+            return number
+        if kind == "boolean":
+            if not isinstance(value, bool):
+                raise SerializationError(_cannot(value, "boolean"))
+            return value
+        if kind == "blob":
+            data = _blob(value, self.binary)
+            if _breaks(data, shape):
+                self.errors.extend(f"Value {_java(data)} at '{where}' failed to satisfy "
+                                   f"constraint: {problem}"
+                                   for problem in _violations(data, shape))
+            return data
+        if kind == "timestamp":
+            return self._timestamp(value, where)
+        return value
+
+    def structure(self, value: Any, shape_name: str, where: Any) -> dict:
+        if not isinstance(value, dict):
+            raise SerializationError("Start of list found where not expected"
+                                     if isinstance(value, list) else "Expected null")
+        shape = self.shapes[shape_name]
+        required = shape.get("required", ())
+        out = {}
+        for key, spec in shape["members"].items():  # the model's order, as AWS reports
+            item = value.get(key)
+            if item is None:  # absent, or JSON null: the same to AWS
+                if key in required:
+                    self.errors.append(f"Value null at '{_Where(where, key)}' failed to "
+                                       "satisfy constraint: Member must not be null")
+                continue
+            out[key] = self.value(item, spec["shape"], _Where(where, key))
+        return out  # members the model does not name are ignored, as AWS does
+
+    def _list(self, value: Any, shape: dict, where: Any) -> list:
+        if not isinstance(value, list):
+            raise SerializationError("Start of structure or map found where not expected."
+                                     if isinstance(value, dict) else "Expected list or null")
+        member = shape["member"]["shape"]
+        self._length(value, shape, where)
+        if self.shapes[member]["type"] in ("structure", "list", "map"):
+            out = []
+            for i, item in enumerate(value):
+                at = _Where(where, index=i)
+                if item is None:
+                    self.errors.append(f"Value null at '{at}' failed to satisfy constraint: "
+                                       "Member must not be null")
+                else:
+                    out.append(self.value(item, member, at))
+            return out
+        # a list of plain values is judged as a whole: "Member must satisfy constraint:"
+        before = len(self.errors)
+        out = [self.value(item, member, where) if item is not None else None
+               for item in value]
+        if len(self.errors) > before or None in out:
+            del self.errors[before:]
+            self.errors.append(f"Value '{_java(out)}' at '{where}' failed to satisfy "
+                               "constraint: Member must satisfy constraint: "
+                               f"[{', '.join(_constraints(self.shapes[member]))}]")
+        return out
+
+    def _map(self, value: Any, shape: dict, where: Any) -> dict:
+        if not isinstance(value, dict):
+            raise SerializationError("Start of list found where not expected"
+                                     if isinstance(value, list) else "Expected map or null")
+        key_shape, value_shape = shape["key"]["shape"], shape["value"]["shape"]
+        before = len(self.errors)
+        out = {}
+        bad_keys = bad_values = False
+        for key, item in value.items():
+            mark = len(self.errors)
+            key = self.value(key, key_shape, where)
+            bad_keys |= len(self.errors) > mark
+            mark = len(self.errors)
+            if item is None:
+                bad_values = True
+            else:
+                item = self.value(item, value_shape, _Where(where, key=key))
+            bad_values |= len(self.errors) > mark
+            out[key] = item
+        del self.errors[before:]  # judged as a whole, as AWS does
+        self._length(out, shape, where)
+        shown = f"Value '{_java(out)}' at '{where}' failed to satisfy constraint: "
+        if bad_keys:
+            self.errors.append(shown + "Map keys must satisfy constraint: "
+                               f"[{', '.join(_constraints(self.shapes[key_shape]))}]")
+        if bad_values:
+            self.errors.append(shown + "Map value must satisfy constraint: "
+                               f"[{', '.join(_constraints(self.shapes[value_shape]))}]")
+        return out
+
+    def _length(self, value: list | dict, shape: dict, where: Any) -> None:
+        if _breaks(value, shape):
+            self.errors.extend(f"Value '{_java(value)}' at '{where}' failed to satisfy "
+                               f"constraint: {problem}" for problem in _violations(value, shape))
+
+    def _timestamp(self, value: Any, where: Any) -> float | None:
+        if isinstance(value, dt.datetime):  # CBOR's tagged dates
+            try:
+                return value.timestamp()
+            except (OverflowError, ValueError, OSError):
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            # epoch seconds a datetime can hold (years 1-9999); NaN and infinities are not
+            if (isinstance(value, int) or math.isfinite(value)) and \
+                    -MAX_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
+                return float(value)
+        else:
+            raise SerializationError(_cannot(value, "timestamp"))
+        self.errors.append(f"Value '{_java(value)}' at '{where}' failed to satisfy "
+                           "constraint: Member must be a timestamp between years 1 and 9999 "
+                           "in epoch seconds")
+        return None
+
+
 class _Where:
     """A member's path (``records.1.member.data``), formatted only if an error needs it
     (most requests have none)."""
 
-    __slots__ = ("parent", "member", "index")
+    __slots__ = ("parent", "member", "index", "key")
 
-    def __init__(self, parent, member: str | None = None, index: int | None = None) -> None:
-        self.parent, self.member, self.index = parent, member, index
+    def __init__(self, parent: Any, member: str | None = None, index: int | None = None,
+                 key: str | None = None) -> None:
+        self.parent, self.member, self.index, self.key = parent, member, index, key
 
     def __str__(self) -> str:
         parent = str(self.parent) if self.parent is not None else ""
         if self.index is not None:
             return f"{parent}.{self.index + 1}.member"
-        assert self.member is not None  # every _Where names a member or an index
+        if self.key is not None:
+            return f"{parent}.{self.key}"
+        assert self.member is not None  # every _Where names a member, an index or a key
         member = self.member[:1].lower() + self.member[1:]
         return f"{parent}.{member}" if parent else member
 
@@ -194,78 +302,234 @@ class _Where:
         return format(str(self), spec)
 
 
-def _check_number(value: Any, shape: dict, where, errors: list[str], integral: bool) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int if integral else (int, float)):
-        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
-                      f"must be {'an integer' if integral else 'a number'}")
-        return value
-    if "min" in shape and value < shape["min"]:
-        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
-                      f"must have value greater than or equal to {shape['min']}")
-    if "max" in shape and value > shape["max"]:
-        errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member "
-                      f"must have value less than or equal to {shape['max']}")
-    return value
+# ---------------------------------------------------------------------------- types
 
-
-def _check_blob(value: Any, shape: dict, where, errors: list[str], binary: bool) -> bytes:
+def _java_class(value: Any) -> str:
+    """The class AWS's (Java) deserialiser names for a JSON value."""
+    if isinstance(value, bool):
+        return "java.lang.Boolean"
+    if isinstance(value, (int, float)):
+        return "com.amazon.coral.value.json.numbers.TruncatingBigNumber"
+    if isinstance(value, str):
+        return "java.lang.String"
     if isinstance(value, (bytes, bytearray)):
-        data = bytes(value)
-    elif isinstance(value, str) and not binary:
-        try:
-            data = binascii.a2b_base64(value, strict_mode=True)
-        except (binascii.Error, ValueError):
-            errors.append(f"Value at '{where}' failed to satisfy constraint: Member must be "
-                          "base64-encoded")
-            return b""
-    else:
-        errors.append(f"Value at '{where}' failed to satisfy constraint: Member must be a "
-                      "blob")
-        return b""
-    _check_length(len(data), shape, where, errors)
+        return "java.nio.HeapByteBuffer"
+    if isinstance(value, dt.datetime):
+        return "java.util.Date"
+    return type(value).__name__
+
+
+def _cannot(value: Any, kind: str) -> str:
+    """AWS's SerializationException message for ``value`` where a ``kind`` belongs."""
+    if isinstance(value, list):
+        return "Start of list found where not expected"
+    if isinstance(value, dict):
+        return "Start of structure or map found where not expected."
+    if kind == "boolean" and isinstance(value, str):
+        return f"'{_echo(value.upper())}' can not be converted to an Boolean"
+    return f"class {_java_class(value)} can not be converted to {_TYPE_NAMES[kind]}"
+
+
+def _number(value: Any, kind: str) -> int | float:
+    """A JSON number as the member's type: integers truncated (toward negative infinity)
+    and held to the type's range, as AWS's TruncatingBigNumber is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SerializationError(_cannot(value, kind))
+    limits = _INTEGER_RANGES.get(kind)
+    if limits is None:
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise SerializationError(_cannot(value, kind))
+        value = math.floor(value)
+    low, high = limits
+    return low if value < low else high if value > high else value
+
+
+def _blob(value: Any, binary: bool) -> bytes:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if not isinstance(value, str) or binary:
+        raise SerializationError(_cannot(value, "blob"))
+    try:
+        data = binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise SerializationError(_base64_problem(value)) from None
+    # strict mode takes base64 whose last character carries bits that are dropped
+    # ('+/+=' for '+/8='); AWS does not
+    if value and base64.b64encode(binascii.a2b_base64(value[-4:]))[-4:] != \
+            value[-4:].encode("ascii", "replace"):
+        raise SerializationError(_base64_problem(value))
     return data
 
 
-def _timestamp(value: Any, where, errors: list[str]) -> float | None:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        # epoch seconds a datetime can hold (years 1-9999); NaN, infinities and CBOR
-        # bignums are not timestamps
-        if isinstance(value, float) and not math.isfinite(value) or \
-                not -MAX_EPOCH_SECONDS <= value <= MAX_EPOCH_SECONDS:
-            errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: "
-                          "Member must be a timestamp in epoch seconds")
-            return None
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    errors.append(f"Value '{_echo(value)}' at '{where}' failed to satisfy constraint: Member must "
-                  "be a timestamp")
-    return None
+def _base64_problem(value: str) -> str:
+    shown = f"'{_echo(value)}' can not be converted to a Blob: "
+    if len(value) % 4:
+        return (shown + "Base64 encoded length is expected a multiple of 4 bytes but found: "
+                f"{len(value)}")
+    bad = _BASE64_BAD.search(value)
+    if bad:
+        return shown + f"Invalid Base64 character: '{bad.group()[0]}'"
+    return shown + "Invalid last non-pad Base64 character dectected"  # sic, AWS's spelling
 
 
-def _echo(value: Any, limit: int = ECHO_LIMIT) -> str:
-    """A value as an error message repeats it: cut to ``limit`` characters."""
-    text = str(value)
-    return text if len(text) <= limit else f"{text[:limit]}…({len(text)} characters)"
+# ---------------------------------------------------------------------- constraints
 
-
-def _check_length(length: int, shape: dict, where, errors: list[str],
-                  shown: Any = None) -> None:
+def _breaks(value: Any, shape: dict) -> bool:
+    """Whether ``value`` breaks a constraint of ``shape`` (the cheap test)."""
+    if isinstance(value, (str, bytes, list, dict)):
+        length = len(value)
+        low, high = shape.get("min"), shape.get("max")
+        if low is not None and length < low or high is not None and length > high:
+            return True
+        if isinstance(value, str):
+            if "enum" in shape and value not in shape["enum"]:
+                return True
+            pattern = shape.get("pattern")
+            if pattern:
+                compiled = _compiled(pattern)
+                return compiled is not None and compiled.fullmatch(value) is None
+        return False
     low, high = shape.get("min"), shape.get("max")
-    if (low is None or length >= low) and (high is None or length <= high):
-        return  # the common case: nothing to format
-    prefix = f"Value '{_echo(shown)}' at '{where}'" if shown is not None else f"Value at '{where}'"
-    if low is not None and length < low:
-        errors.append(f"{prefix} failed to satisfy constraint: Member must have length "
-                      f"greater than or equal to {low}")
-    if high is not None and length > high:
-        errors.append(f"{prefix} failed to satisfy constraint: Member must have length less "
-                      f"than or equal to {high}")
+    return low is not None and value < low or high is not None and value > high
+
+
+def _violations(value: Any, shape: dict) -> list[str]:
+    """The constraints of ``shape`` that ``value`` breaks, in AWS's words."""
+    out = []
+    low, high = shape.get("min"), shape.get("max")
+    if isinstance(value, (str, bytes, list, dict)):
+        length = len(value)
+        if low is not None and length < low:
+            out.append(f"Member must have length greater than or equal to {low}")
+        if high is not None and length > high:
+            out.append(f"Member must have length less than or equal to {high}")
+        if isinstance(value, str):
+            if "enum" in shape and value not in shape["enum"]:
+                out.append(_enum_rule(shape))
+            pattern = shape.get("pattern")
+            compiled = _compiled(pattern) if pattern else None
+            if pattern and compiled is not None and compiled.fullmatch(value) is None:
+                out.append(_pattern_rule(pattern))
+        return out
+    if low is not None and value < low:
+        out.append(f"Member must have value greater than or equal to {low}")
+    if high is not None and value > high:
+        out.append(f"Member must have value less than or equal to {high}")
+    return out
+
+
+def _constraints(shape: dict) -> list[str]:
+    """Every constraint of a member shape, as AWS lists them for a collection."""
+    out = []
+    numeric = shape["type"] in ("integer", "long", "float", "double")
+    word = "value" if numeric else "length"
+    if "max" in shape:
+        out.append(f"Member must have {word} less than or equal to {shape['max']}")
+    if "min" in shape:
+        out.append(f"Member must have {word} greater than or equal to {shape['min']}")
+    if "pattern" in shape:
+        out.append(_pattern_rule(shape["pattern"]))
+    if "enum" in shape:
+        out.append(_enum_rule(shape))
+    return out
+
+
+def _enum_rule(shape: dict) -> str:
+    return f"Member must satisfy enum value set: [{', '.join(_hash_order(tuple(shape['enum'])))}]"
+
+
+@functools.cache
+def _hash_order(values: tuple[str, ...]) -> list[str]:
+    """Enum values in the order AWS lists them: that of a Java hash table of 16 (or more)
+    buckets indexed by each value's ``String.hashCode()``.
+
+    >>> _hash_order(("AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER", "TRIM_HORIZON",
+    ...              "LATEST", "AT_TIMESTAMP"))
+    ['AFTER_SEQUENCE_NUMBER', 'LATEST', 'AT_TIMESTAMP', 'AT_SEQUENCE_NUMBER', 'TRIM_HORIZON']
+    """
+    buckets = 16
+    while len(values) > buckets * 3 // 4:
+        buckets *= 2
+    return sorted(values, key=lambda value: _java_hash(value) & (buckets - 1))
+
+
+def _java_hash(text: str) -> int:
+    """Java's ``String.hashCode()`` (over UTF-16 code units), as an unsigned 32 bits."""
+    code = 0
+    units = text.encode("utf-16-be")
+    for i in range(0, len(units), 2):
+        code = (31 * code + int.from_bytes(units[i:i + 2], "big")) & 0xFFFFFFFF
+    return code
+
+
+def _pattern_rule(pattern: str) -> str:
+    return f"Member must satisfy regular expression pattern: {_whole_match(pattern)}"
+
+
+@functools.cache
+def _whole_match(pattern: str) -> str:
+    """A pattern as AWS prints it: services match patterns whole, so the anchors that
+    botocore's models (from Smithy, where patterns search) wrap them in are not shown.
+
+    >>> _whole_match(r"^(0|([1-9]\\d{0,38}))$"), _whole_match("[a-zA-Z0-9_.-]+")
+    ('0|([1-9]\\\\d{0,38})', '[a-zA-Z0-9_.-]+')
+    """
+    if not (pattern.startswith("^") and pattern.endswith("$")) or pattern.endswith("\\$"):
+        return pattern
+    inner = pattern[1:-1]
+    if inner.startswith("(") and inner.endswith(")") and _closes_at_end(inner):
+        return inner[1:-1]
+    return inner
+
+
+def _closes_at_end(group: str) -> bool:
+    """Whether the parenthesis opening ``group`` is the one that closes it at its end."""
+    depth, escaped, in_class = 0, False, False
+    for i, char in enumerate(group):
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i == len(group) - 1
+    return False
+
+
+# ---------------------------------------------------------------------------- echoes
+
+def _echo(value: str, limit: int = ECHO_LIMIT) -> str:
+    """A string as an error message repeats it: whole, up to ``limit`` characters."""
+    return value if len(value) <= limit else f"{value[:limit]}…({len(value)} characters)"
+
+
+def _java(value: Any) -> str:
+    """A request value as AWS (Java) prints it in validation messages."""
+    if isinstance(value, str):
+        return _echo(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray)):
+        return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
+    if isinstance(value, list):
+        return _echo("[" + ", ".join(_java(item) for item in value[:100])
+                     + (", ..." if len(value) > 100 else "") + "]")
+    if isinstance(value, dict):
+        items = list(value.items())[:100]
+        return _echo("{" + ", ".join(f"{_java(k)}={_java(v)}" for k, v in items)
+                     + (", ..." if len(value) > 100 else "") + "}")
+    if value is None:
+        return "null"
+    return str(value)
 
 
 @functools.cache

@@ -233,7 +233,8 @@ def _check_time(stamp: dt.datetime, parsed: _Parsed, now: dt.datetime) -> AuthFa
 
 def _check_signed_headers(request: SignedRequest, parsed: _Parsed) -> AuthFailure | None:
     signed = set(parsed.signed_headers)
-    required = ["host"]
+    # HTTP/2 clients (the AWS SDK for JavaScript) sign :authority, HTTP/2's host
+    required = [":authority" if ":authority" in signed else "host"]
     if not parsed.presigned:
         required.append("x-amz-date" if "x-amz-date" in request.headers else "date")
     required += [name for name in ("x-amz-target", "x-amz-content-sha256")
