@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                                  throughput_limits=settings.throughput_limits,
                                  region=settings.region)
     metrics = Metrics()
-    kinesis = kinesis_protocol(store, metrics)
+    kinesis = kinesis_protocol(store, metrics, require_signature=settings.require_signature)
     # Application workers reach this server's Kinesis API through this variable, and
     # its REST API (waiting for records: /api/v1/streams/wait) with the token.
     worker_env = {"FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"}

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+#: Scope key a request guard sets once it has verified a request's signature.
+VERIFIED = "forestream.signature_verified"
 ALGORITHM = "AWS4-HMAC-SHA256"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 MAX_SKEW = dt.timedelta(minutes=5)
@@ -79,8 +81,31 @@ def verify(request: SignedRequest, payload_hash: str | None, credentials: Creden
     the body is streamed: then a signed ``X-Amz-Content-Sha256`` header stands for it, and
     the caller must compare it with the body once read)."""
     now = now or dt.datetime.now(dt.timezone.utc)
+    failure = signature_shape(request)
+    if failure is not None:
+        return failure
     header = request.headers.get("authorization")
-    in_query = any(name == "X-Amz-Algorithm" for name, _ in request.query)
+    parsed = _from_header(request, header) if header is not None else _from_query(request)
+    if isinstance(parsed, AuthFailure):
+        return parsed
+    return _check(request, parsed, payload_hash, credentials, region, service, now)
+
+
+def signature_shape(request: SignedRequest) -> AuthFailure | None:
+    """Why ``request`` carries no signature of AWS's form, or None: exactly one of an
+    ``Authorization`` header and ``X-Amz-Algorithm`` in the query, with every part AWS
+    requires present. AWS checks this before anything else about a signature (so do
+    servers without credentials, which verify nothing more).
+
+    >>> signature_shape(SignedRequest("POST", "/", [], {"authorization": "X"})).message
+    "Authorization header requires 'Credential' parameter. Authorization header requires \
+'Signature' parameter. Authorization header requires 'SignedHeaders' parameter. \
+Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. \
+Authorization=X"
+    """
+    header = request.headers.get("authorization")
+    query = dict(request.query)
+    in_query = "X-Amz-Algorithm" in query
     if header is not None and in_query:
         return AuthFailure("InvalidSignatureException",
                            "Found both 'X-Amz-Algorithm' as a query-string param and "
@@ -88,10 +113,36 @@ def verify(request: SignedRequest, payload_hash: str | None, credentials: Creden
     if header is None and not in_query:
         return AuthFailure("MissingAuthenticationTokenException",
                            "Missing Authentication Token")
-    parsed = _from_header(request, header) if header is not None else _from_query(request)
-    if isinstance(parsed, AuthFailure):
-        return parsed
-    return _check(request, parsed, payload_hash, credentials, region, service, now)
+    if header is not None:
+        params = _header_params(header)
+        missing = [f"Authorization header requires '{name}' parameter. "
+                   for name in ("Credential", "Signature", "SignedHeaders")
+                   if not params.get(name)]
+        if not (request.headers.get("x-amz-date") or request.headers.get("date")):
+            missing.append("Authorization header requires existence of either a "
+                           "'X-Amz-Date' or a 'Date' header. ")
+        if missing:
+            return AuthFailure("IncompleteSignatureException",
+                               "".join(missing) + f"Authorization={_short(header)}")
+        return None
+    missing = [f"AWS query-string parameters must include '{name}'. "
+               for name in ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature",
+                            "X-Amz-SignedHeaders", "X-Amz-Date") if not query.get(name)]
+    if missing:
+        return AuthFailure("IncompleteSignatureException",
+                           "".join(missing) + "Re-examine the query-string parameters.")
+    return None
+
+
+def _header_params(header: str) -> dict[str, str]:
+    """``Name=value`` parts of an Authorization header after its algorithm, split at
+    commas and spaces as AWS splits them."""
+    params: dict[str, str] = {}
+    for part in re.split(r"[,\s]+", header.strip().partition(" ")[2]):
+        name, sep, value = part.partition("=")
+        if sep:
+            params[name] = value
+    return params
 
 
 # --------------------------------------------------------------------------- parsing
@@ -107,38 +158,21 @@ class _Parsed:
 
 
 def _from_header(request: SignedRequest, header: str) -> _Parsed | AuthFailure:
-    algorithm, _, rest = header.strip().partition(" ")
+    """The parts of a header :func:`signature_shape` found complete."""
+    algorithm = header.strip().partition(" ")[0]
     if algorithm != ALGORITHM:
         return AuthFailure("IncompleteSignatureException",
                            f"Unsupported AWS 'algorithm': '{_short(algorithm)}'")
-    params: dict[str, str] = {}
-    for part in re.split(r"[,\s]+", rest):
-        name, sep, value = part.partition("=")
-        if sep:
-            params[name] = value
-    missing = [f"Authorization header requires '{name}' parameter. "
-               for name in ("Credential", "Signature", "SignedHeaders") if not params.get(name)]
+    params = _header_params(header)
     date = request.headers.get("x-amz-date") or request.headers.get("date")
-    if not date:
-        missing.append("Authorization header requires existence of either a 'X-Amz-Date' "
-                       "or a 'Date' header. ")
-    if missing:
-        return AuthFailure("IncompleteSignatureException",
-                           "".join(missing) + f"Authorization={_short(header)}")
     amz_date = request.headers.get("x-amz-date") or _http_date_stamp(date or "")
     return _Parsed(params["Credential"], params["SignedHeaders"].split(";"),
                    params["Signature"], amz_date, presigned=False)
 
 
 def _from_query(request: SignedRequest) -> _Parsed | AuthFailure:
+    """The parts of a presigned query :func:`signature_shape` found complete."""
     query = dict(request.query)
-    required = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Signature",
-                "X-Amz-SignedHeaders", "X-Amz-Date")
-    missing = [f"AWS query-string parameters must include '{name}'. "
-               for name in required if not query.get(name)]
-    if missing:
-        return AuthFailure("IncompleteSignatureException",
-                           "".join(missing) + "Re-examine the query-string parameters.")
     if query["X-Amz-Algorithm"] != ALGORITHM:
         return AuthFailure("IncompleteSignatureException",
                            f"Unsupported AWS 'algorithm': "
