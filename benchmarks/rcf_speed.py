@@ -15,6 +15,10 @@ small forests first), JVM start-up and JIT warm-up (a separate 2,000-point jrcf 
 mode), rrcf's initial fill of 256 points. Per-point loops pay one Python call (and, for
 krcf/jrcf, a binding crossing) per record; the batch path pays one call for all points.
 jrcf runs last: the JVM's lingering thread pools can slow numba's thread wake-ups.
+Table 3 (detector) times forestream's ThresholdedDetector with its defaults (two forests
+of 100 trees, sample 256, shingle 4, the likelihood grader) over the same 1-D series:
+``grade_batch`` (scores and grades) and ``process_batch`` (descriptors, anomalies
+explained), the batch scoring of one series that issue 15 asks to stay >= 10k points/s.
 """
 
 from __future__ import annotations
@@ -117,6 +121,18 @@ def peer_forestream(x, repeats) -> list[Row]:
     return [bench(FS, FS_BATCH, n, repeats, fs_forest, lambda f: f.score_and_update(x)),
             bench(FS, FS_POINT, n, repeats, fs_forest, loop_sau),
             bench(FS, "loop score(v); update(v)", n, repeats, fs_forest, loop_split)]
+
+
+def peer_detector(x, repeats) -> list[Row]:
+    from forestream.rcf import ThresholdedDetector
+
+    def make():
+        return ThresholdedDetector(random_seed=SEED)
+
+    return [bench(FS, "ThresholdedDetector.grade_batch(x)", len(x), repeats, make,
+                  lambda d: d.grade_batch(x)),
+            bench(FS, "ThresholdedDetector.process_batch(x)", len(x), repeats, make,
+                  lambda d: d.process_batch(x))]
 
 
 def krcf_forest(parallel=None, dimensions=1, shingle=SHINGLE):
@@ -344,6 +360,9 @@ def main(argv=None) -> int:
            args.markdown)
     render("RCF score only (fitted forest, no update; 8-D pre-shingled points)", srows,
            srows[0], markdown=args.markdown)
+    drows = peer_detector(x, args.repeats)
+    render("forestream ThresholdedDetector (defaults), one 1-D series in one batch", drows,
+           drows[0], markdown=args.markdown)
     for note in notes:
         say(f"note: {note}")
     for name, why in skipped.items():
