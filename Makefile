@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TFSTAMP := $(VENV)/.installed-tensorflow
+JSCLIENT := tests/clients/js/node_modules/.package-lock.json
 
-.PHONY: quickstart test lint bench nab server clean
+.PHONY: quickstart test lint bench nab server cluster clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +23,16 @@ $(TFSTAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[test,sklearn,plot,tensorflow]'
 	touch $(TFSTAMP)
 
+# The AWS SDK for JavaScript, for tests/clients (a real HTTP/2 client); skipped without npm.
+$(JSCLIENT): tests/clients/js/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd tests/clients/js && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: tests/clients will skip the JavaScript SDK"; fi
+
 quickstart: $(STAMP)
 	$(VENV)/bin/forestream quickstart
 
-test: $(STAMP) $(TFSTAMP)
+test: $(STAMP) $(TFSTAMP) $(JSCLIENT)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
@@ -48,8 +55,12 @@ bench: $(STAMP)  # every benchmark, peers side by side (several minutes; see ben
 server: $(STAMP)  # the forestream server on http://127.0.0.1:4567 (data in ./.forestream)
 	$(VENV)/bin/forestream server
 
+cluster: $(STAMP)  # 3 JetStream nodes + 2 forestream front ends on loopback, until Ctrl-C
+	$(PIP) install --quiet -e '.[nats]'
+	$(PY) -m forestream.streams.jetstream.local_cluster
+
 nab: $(STAMP)
 	$(VENV)/bin/forestream rcf nab --data ../shared/datasets/nab --out .nab-results
 
 clean:
-	rm -rf $(VENV) .nab-results .pytest_cache build src/*.egg-info
+	rm -rf $(VENV) .nab-results .pytest_cache build src/*.egg-info tests/clients/js/node_modules

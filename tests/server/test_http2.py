@@ -7,8 +7,6 @@ real SDKs: tests/clients/.)"""
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
@@ -23,40 +21,13 @@ from botocore.config import Config
 from botocore.eventstream import EventStreamBuffer
 
 from h2_client import RawH2
-from server_support import SCRIPT, active_consumer, free_port
+from server_support import SCRIPT, active_consumer, free_port, self_signed
 
 httpx = pytest.importorskip("httpx")
 pytestmark = [pytest.mark.service]
 
 TARGET = "Kinesis_20131202."
 JSON_11 = "application/x-amz-json-1.1"
-
-
-def self_signed(folder):
-    """A certificate for 127.0.0.1 and localhost, and its key (PEM files)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                 x509.DNSName("localhost")]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def kinesis_headers(operation: str) -> dict[str, str]:
