@@ -232,11 +232,13 @@ def test_help_teaches_with_examples():
 
 def test_cli_choices_are_the_recommenders():
     from forestream.cli import optimizer as cli_optimizer
+    from forestream.cli.optimizer import options
     from forestream.optimizer import findings, policies, recommend, types
 
     assert tuple(map(int, cli_optimizer.LOOKBACK_DAYS)) == recommend.LOOKBACK_DAYS
     assert cli_optimizer.POLICIES == policies.POLICIES
     assert tuple(map(float, cli_optimizer.CPU_PERCENTILES)) == policies.CPU_PERCENTILES
+    assert tuple(map(float, options.SLO_PERCENTILES)) == types.SLO_PERCENTILES
     assert tuple(map(float, cli_optimizer.CPU_HEADROOMS)) == policies.CPU_HEADROOMS
     assert tuple(map(float, cli_optimizer.MEM_HEADROOMS)) == policies.MEM_HEADROOMS
     expected = (*findings.FINDINGS, findings.INSUFFICIENT_DATA, findings.UNSUPPORTED)

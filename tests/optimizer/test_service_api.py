@@ -278,3 +278,7 @@ def test_request_preferences_are_the_recommenders():
     from forestream.optimizer.recommend import Preferences
 
     assert tuple(f.name for f in fields(Preferences)) == PREFERENCE_NAMES
+    from forestream.optimizer.types import SLO_PERCENTILES
+    from forestream.server.rest import schemas
+
+    assert list(SLO_PERCENTILES) == schemas.SLO_PERCENTILES

@@ -38,7 +38,7 @@ from .types import (
 #: The preferences a request may set (the fields of recommend.Preferences).
 PREFERENCE_NAMES = ("policy", "lookback_days", "cpu_percentile", "cpu_headroom",
                     "mem_headroom", "horizon_days", "max_options", "allow_graviton",
-                    "include_burstable", "seed")
+                    "include_burstable", "seed", "slo_percentile", "slo_utilization")
 
 
 class OptimizerError(errors.ForestreamError):

@@ -11,16 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
 
 from ._grid import _row_max, _row_quantile, _window
-from .catalog.view import CatalogView
+from .catalog.view import CatalogView, _Choice
 from .findings import INSUFFICIENT_DATA, UNSUPPORTED, classify_findings
+from .instance_choice import (
+    UNSAFE_RISK,
+    agree_with_options,
+    credit_allowed,
+    expected_saving_cpu,
+    safer_choice,
+)
 from .policies import Demand, Requirements, requirements
-from .risk import VOLATILE_CLASSES, performance_risk, risk_label
+from .risk import VOLATILE_CLASSES, performance_risk, risk_label, slo_risk
 from .types import (
     HOURS_PER_MONTH,
     MIN_DATA_HOURS,
@@ -38,13 +43,7 @@ from .types import (
     insufficient_data_note,
 )
 
-if TYPE_CHECKING:
-    from .catalog.view import _Choice
-
 _CELLS_PER_CHUNK = 6_000_000  # resources x samples per batch: bounds memory
-#: forestream: relative error (one standard deviation) of the lookback's sizing
-#: percentile as a forecast of the next period's
-LEVEL_ERROR = 0.10
 
 
 def size_instances(histories, indices, view: CatalogView, prefs: Preferences, out, errors,
@@ -84,11 +83,19 @@ def _instance_batch(batch: Sequence[UtilizationHistory], types: Sequence[Instanc
     demand, hours, net = _batch_demand(batch, caps, T)
     req = _requirements(demand, prefs)
     net_need = _network_need(net, prefs, len(batch))
-    choice = _select(types, _needs(req, caps, types, view, prefs, net_need), net_need, view,
-                     prefs)
-    finding, reasons = _findings(req, caps, net_need)
+    needs = _needs(req, caps, net_need)
+    allowed = credit_allowed(types, demand, req, view, prefs)
+    if req.cpu_draws is not None and prefs.cpu_headroom is None:
+        needs = (expected_saving_cpu(types, view, prefs, req.cpu_draws, req.slo_utilization,
+                                     needs, np.nan_to_num(net_need), allowed), *needs[1:])
+    choice = _select(types, needs, net_need, view, prefs, allowed)
     classes, periods = _workload(req, len(batch))
-    current, options = _projections(demand, req, caps, view, choice, classes)
+    load = _Load.of(demand, req, classes)
+    current, options = _projections(load, caps, view, choice)
+    if req.cpu_draws is not None:
+        choice, options = _prefer_safe(types, needs, net_need, view, prefs, allowed, load,
+                                       choice, options)
+    finding, reasons = _findings(req, caps, net_need, types, view, choice)
     sizing = _Sizing(req, choice, finding, reasons, classes, periods, current, options)
     return [_recommendation(h, t, r, hours[r], sizing, view, prefs, errors)
             for r, (h, t) in enumerate(zip(batch, types, strict=True))]
@@ -156,9 +163,7 @@ def _share(pct: np.ndarray, capacity: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- needs
 def _requirements(demand: Demand, prefs: Preferences) -> Requirements:
     """What ``prefs.policy`` asks for each resource of ``demand``."""
-    return requirements(prefs.policy, demand, cpu_percentile=prefs.cpu_percentile,
-                        cpu_headroom=prefs.cpu_headroom, mem_headroom=prefs.mem_headroom,
-                        horizon_days=prefs.horizon_days, seed=prefs.seed)
+    return requirements(prefs.policy, demand, **prefs.sizing())
 
 
 def _network_need(net: np.ndarray | None, prefs: Preferences, R: int) -> np.ndarray:
@@ -169,94 +174,78 @@ def _network_need(net: np.ndarray | None, prefs: Preferences, R: int) -> np.ndar
     return _row_quantile(net * 8 / 1e9, prefs.cpu_percentile / 100.0) * 1.2
 
 
-def _needs(req: Requirements, caps: _Capacities, types: Sequence[InstanceType],
-           view: CatalogView, prefs: Preferences, net_need: np.ndarray
+def _needs(req: Requirements, caps: _Capacities, net_need: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The CPU, memory, GPU and GPU-memory needs a candidate must meet, per resource."""
     need_cpu = np.where(np.isfinite(req.cpu), req.cpu, caps.cpu)
     need_mem = np.where(np.isfinite(req.mem), req.mem, caps.mem)
     need_gpu = np.where(np.isfinite(req.gpu), req.gpu, caps.gpus)
     need_gpu_mem = np.where(np.isfinite(req.gpu_mem), req.gpu_mem, caps.gpu_mem)
-    if prefs.policy == "forestream" and prefs.cpu_headroom is None:
-        need_cpu = _expected_saving_cpu(types, view, prefs, req.cpu_level, need_cpu, need_mem,
-                                        need_gpu, need_gpu_mem, np.nan_to_num(net_need))
     return need_cpu, need_mem, need_gpu, need_gpu_mem
-
-
-def _expected_saving_cpu(types, view: CatalogView, prefs: Preferences, level, need_cpu,
-                         need_mem, need_gpu, need_gpu_mem, net) -> np.ndarray:
-    """forestream, when its headroom rule downsizes: the CPU need that maximizes the
-    expected saving.
-
-    The lookback's sizing percentile (``level``, trend included) forecasts the next
-    period's with a relative error of about ``LEVEL_ERROR`` (normal approximation), so
-    a candidate of capacity ``c`` breaks the SLO with probability
-    ``1 - Phi((c / level - 1) / LEVEL_ERROR)``; a recommendation that breaks it is
-    rolled back and saves nothing. Among the candidates cheaper than the current type
-    that meet every other need and hold at least the level (more likely to hold than
-    not), the one with the highest ``P(holds) * (price now - price)`` sets the CPU
-    need: a larger type where it costs little more for much less risk, a smaller one
-    where the step down saves much for little added risk. Without a cheaper candidate
-    meeting the headroom rule (upsizing) the need stays as the policy set it.
-    """
-    out = need_cpu.copy()
-    groups: dict[str, list[int]] = {}
-    for r, t in enumerate(types):
-        groups.setdefault(t.name, []).append(r)
-    tol = 1 + 1e-9
-    for names in groups.values():
-        rows = np.array(names)
-        current = types[rows[0]]
-        cand = np.flatnonzero(view.candidates(current, prefs.allow_graviton,
-                                              prefs.include_burstable))
-        cheaper = view.price[cand] < current.price_per_hour
-        if cand.size == 0 or not cheaper.any():
-            continue
-        cand = cand[cheaper]
-        cap = view.capacity[cand][None, :]
-        other = ((view.memory[cand] * tol >= need_mem[rows, None])
-                 & (view.gpus[cand] * tol >= need_gpu[rows, None])
-                 & (view.gpu_memory[cand] * tol >= need_gpu_mem[rows, None])
-                 & ((view.network[cand] <= 0) | (view.network[cand] * tol >= net[rows, None])))
-        lvl = level[rows, None]
-        usable = np.isfinite(lvl[:, 0]) & (lvl[:, 0] > 0) & (
-            other & (cap * tol >= need_cpu[rows, None])).any(axis=1)
-        if not usable.any():
-            continue
-        rows, other, lvl = rows[usable], other[usable], lvl[usable]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            holds = _normal_cdf((cap / lvl - 1.0) / LEVEL_ERROR)
-        gain = np.where(other & (cap * tol >= lvl),
-                        holds * (current.price_per_hour - view.price[cand])[None, :], -np.inf)
-        out[rows] = cap[0, np.argmax(gain, axis=1)]
-    return out
-
-
-@njit(cache=True)
-def _normal_cdf(z):
-    """Standard normal CDF of a 2-D array (NaN stays NaN)."""
-    out = np.empty(z.shape)
-    for i in range(z.shape[0]):
-        for j in range(z.shape[1]):
-            out[i, j] = 0.5 * (1.0 + math.erf(z[i, j] / math.sqrt(2.0)))
-    return out
 
 
 # --------------------------------------------------------------------------- choice
 def _select(types: Sequence[InstanceType],
             needs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-            net_need: np.ndarray, view: CatalogView, prefs: Preferences) -> _Choice:
+            net_need: np.ndarray, view: CatalogView, prefs: Preferences,
+            allowed: np.ndarray | None) -> _Choice:
     """Up to ``prefs.max_options`` catalog types per resource meeting ``needs``, best first."""
     return view.select(types, *needs, np.nan_to_num(net_need), prefs.max_options,
                        allow_graviton=prefs.allow_graviton,
                        include_burstable=prefs.include_burstable,
                        tolerance=STABLE_PRICE_TOLERANCE if prefs.policy == "forestream"
-                       else 0.0)
+                       else 0.0, allowed=allowed)
 
 
-def _findings(req: Requirements, caps: _Capacities, net_need: np.ndarray
+def _prefer_safe(types, needs, net_need, view: CatalogView, prefs: Preferences, allowed,
+                 load: _Load, choice: _Choice, options: list[_Projection]):
+    """forestream: where the first option is rated high risk or more, the cheapest option
+    rated at most low risk instead, when it costs at most ``RISK_PREMIUM`` more (the
+    needs raised to the 98th percentile of the drawn CPU levels, memory by 10 %)."""
+    risk = np.asarray(options[0].risk) if options else np.zeros(0)
+    rows = np.flatnonzero(choice.valid[:, 0] & (risk >= UNSAFE_RISK))
+    if rows.size == 0:
+        return choice, options
+    cpu, mem, gpu, gpu_mem = (n[rows] for n in needs)
+    assert load.draws is not None
+    safe_cpu = np.fmax(cpu, np.nanquantile(load.draws[rows], 0.98, axis=1) / load.slo)
+    safe = view.select([types[r] for r in rows], safe_cpu, mem * 1.1, gpu, gpu_mem,
+                       np.nan_to_num(net_need[rows]), prefs.max_options,
+                       allow_graviton=prefs.allow_graviton,
+                       include_burstable=prefs.include_burstable,
+                       allowed=None if allowed is None else allowed[rows])
+    first = view.price[choice.index[rows, 0]]
+    swap = safer_choice(risk[rows], first, safe.index[:, 0], safe.fits & safe.valid[:, 0],
+                        view.price[safe.index[:, 0]])
+    if not swap.any():
+        return choice, options
+    index, valid, fits = choice.index.copy(), choice.valid.copy(), choice.fits.copy()
+    index[rows[swap]] = safe.index[swap]
+    valid[rows[swap]] = safe.valid[swap]
+    fits[rows[swap]] = True
+    choice = _Choice(index, valid, fits)
+    return choice, [load.project(view.capacity[cols], view.memory[cols], view.gpus[cols])
+                    for cols in choice.index.T]
+
+
+def _findings(req: Requirements, caps: _Capacities, net_need: np.ndarray,
+              types: Sequence[InstanceType], view: CatalogView, choice: _Choice
               ) -> tuple[np.ndarray, list[list[str]]]:
-    """Each resource's finding and its reason codes."""
+    """Each resource's finding and its reason codes, consistent with its first option."""
+    finding, reasons = _spec_findings(req, caps, net_need)
+    current_price = np.array([t.price_per_hour for t in types])
+    first_price = np.where(choice.valid[:, 0], view.price[choice.index[:, 0]], current_price)
+    first = choice.index[:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = {"CPU": req.cpu / caps.cpu, "Memory": req.mem / caps.mem}
+    reduced = {"CPU": choice.valid[:, 0] & (view.capacity[first] < caps.cpu * (1 - 1e-9)),
+               "Memory": choice.valid[:, 0] & (view.memory[first] < caps.mem * (1 - 1e-9))}
+    return agree_with_options(finding, reasons, current_price, first_price, ratios, reduced)
+
+
+def _spec_findings(req: Requirements, caps: _Capacities, net_need: np.ndarray
+                   ) -> tuple[np.ndarray, list[list[str]]]:
+    """Each resource's finding and reason codes, one specification at a time."""
     has_gpu = caps.gpus > 0
     return classify_findings(
         {"CPU": (req.cpu, caps.cpu), "Memory": (req.mem, caps.mem),
@@ -294,13 +283,16 @@ class _Load:
     mem_level: np.ndarray  # GiB
     gpu_level: np.ndarray  # GPUs busy (NaN: not measured)
     volatile: np.ndarray  # whether the workload class is volatile
+    draws: np.ndarray | None = None  # forestream: (R, draws) bootstrapped CPU levels
+    slo: float = 1.0  # forestream: the service level's utilization (0-1)
 
     @classmethod
     def of(cls, demand: Demand, req: Requirements, classes: np.ndarray) -> _Load:
         """The load behind ``demand``, ``req`` and the workload ``classes``."""
         return cls(_row_max(demand.cpu), req.cpu_level, req.mem_level,
                    np.where(np.isfinite(req.gpu), req.gpu, np.nan),
-                   np.isin(classes.astype(str), VOLATILE_CLASSES))
+                   np.isin(classes.astype(str), VOLATILE_CLASSES), req.cpu_draws,
+                   req.slo_utilization)
 
     def utilization(self, cores: np.ndarray, memory: np.ndarray,
                     gpu_count: np.ndarray) -> dict[str, np.ndarray]:
@@ -312,8 +304,13 @@ class _Load:
                     "gpu_sizing": np.where(gpu_count > 0, 100 * self.gpu_level / np.maximum(
                         gpu_count, 1e-12), np.nan)}
 
-    def risk(self, u: dict[str, np.ndarray]) -> np.ndarray:
-        """The performance risk (0-4) of the projected utilization ``u``."""
+    def risk(self, u: dict[str, np.ndarray], cores: np.ndarray) -> np.ndarray:
+        """The performance risk (0-4) of the projected utilization ``u`` on ``cores``."""
+        if self.draws is not None:  # forestream: the chance of breaking the service level
+            with np.errstate(invalid="ignore"):
+                breaks = (self.draws > self.slo * cores[:, None] * (1 + 1e-9)).mean(axis=1)
+            memory = np.fmax(u["mem_max"], u["gpu_sizing"]) / 100.0
+            return slo_risk(breaks, memory)
         worst = np.fmax(np.fmax(u["cpu_sizing"], u["mem_max"]), u["gpu_sizing"]) / 100.0
         return performance_risk(worst, volatile=self.volatile)
 
@@ -321,15 +318,14 @@ class _Load:
                 labels: bool = False) -> _Projection:
         """The projection onto these capacities (with risk labels if ``labels``)."""
         u = self.utilization(cores, memory, gpu_count)
-        risk = self.risk(u).tolist()
+        risk = self.risk(u, cores).tolist()
         return _Projection(_as_lists(u), risk,
                            risk_label(np.array(risk)).tolist() if labels else [])
 
 
-def _projections(demand: Demand, req: Requirements, caps: _Capacities, view: CatalogView,
-                 choice: _Choice, classes: np.ndarray) -> tuple[_Projection, list[_Projection]]:
+def _projections(load: _Load, caps: _Capacities, view: CatalogView, choice: _Choice
+                 ) -> tuple[_Projection, list[_Projection]]:
     """The projections onto the current types and onto each option column of ``choice``."""
-    load = _Load.of(demand, req, classes)
     current = load.project(caps.cpu, caps.mem, caps.gpus, labels=True)
     options = [load.project(view.capacity[cols], view.memory[cols], view.gpus[cols])
                for cols in choice.index.T]

@@ -39,23 +39,19 @@ done elsewhere, among the same candidates for all of them (the cheapest that fit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from numba import njit, prange
 
+from .requirements import Demand as Demand
+from .requirements import Requirements as Requirements
+from .slo_policy import forestream_requirements
 from .types import CPU_HEADROOMS as CPU_HEADROOMS  # noqa: E402 - the choices live in types
 from .types import CPU_PERCENTILES as CPU_PERCENTILES  # noqa: E402
 from .types import MEM_HEADROOMS as MEM_HEADROOMS  # noqa: E402
 from .types import POLICIES as POLICIES  # noqa: E402
 from .workload import (
-    WorkloadAnalysis,
-    analyze,
-    hourly_stats,
-    nan_quantile_per_row,
     nan_quantiles_masked,
     nanmax_from,
-    pinned_share,
 )
 
 # VPA recommender constants (pkg/recommender: aggregations_config.go, recommender.go,
@@ -74,51 +70,12 @@ VPA_MIN_MEM_GIB = 250 / 1024
 KRR_CPU_PERCENTILE = 0.95
 KRR_MEMORY_BUFFER = 0.15
 
-FORESTREAM_MARGIN = 0.05
-FORESTREAM_MEM_MIN_MARGIN = 0.05
-FORESTREAM_MEM_MAX_MARGIN = 0.30
-SATURATED_PCT = 99.0
-
-
-@dataclass
-class Demand:
-    """Demand matrices of R resources over T samples, and their current capacity."""
-
-    cpu: np.ndarray  # reference cores (cpu_pct / 100 * vCPU * cpu_speed)
-    cpu_pct: np.ndarray  # as measured, for saturation
-    mem: np.ndarray | None  # GiB (all-NaN rows, or None for the batch: not measured)
-    mem_pct: np.ndarray | None
-    gpu: np.ndarray | None  # GPUs busy
-    gpu_mem: np.ndarray | None  # GiB
-    cpu_capacity: np.ndarray
-    mem_capacity: np.ndarray
-    gpu_capacity: np.ndarray
-    gpu_mem_capacity: np.ndarray
-    step_seconds: int = 300
-
-    @property
-    def samples_per_hour(self) -> int:
-        return 3600 // self.step_seconds
-
-
-@dataclass
-class Requirements:
-    """What each resource needs (NaN: not measured, keep the current capacity)."""
-
-    cpu: np.ndarray
-    mem: np.ndarray
-    gpu: np.ndarray
-    gpu_mem: np.ndarray
-    idle: np.ndarray
-    cpu_level: np.ndarray  # the sizing percentile before headroom (for projections)
-    mem_level: np.ndarray
-    analysis: WorkloadAnalysis | None = None
-    notes: list[list[str]] = field(default_factory=list)
 
 
 def requirements(policy: str, demand: Demand, *, cpu_percentile: float = 99.5,
                  cpu_headroom: float | None = None, mem_headroom: float | None = None,
-                 horizon_days: float = 7.0, seed: int = 0) -> Requirements:
+                 horizon_days: float = 14.0, seed: int = 0, slo_percentile: float = 99.0,
+                 slo_utilization: float = 90.0) -> Requirements:
     """The capacity ``policy`` asks for, per resource (see the module docstring).
 
     ``cpu_headroom``/``mem_headroom`` None means the policy's own default (20 % for
@@ -135,8 +92,10 @@ def requirements(policy: str, demand: Demand, *, cpu_percentile: float = 99.5,
     if policy == "krr":
         return _krr(demand)
     if policy == "forestream":
-        return _forestream(demand, cpu_percentile, cpu_headroom, mem_headroom,
-                           horizon_days, seed)
+        return forestream_requirements(demand, slo_percentile=slo_percentile,
+                                       slo_utilization=slo_utilization,
+                                       cpu_headroom=cpu_headroom, mem_headroom=mem_headroom,
+                                       horizon_days=horizon_days, seed=seed)
     raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
 
 
@@ -197,103 +156,6 @@ def _vpa(d: Demand):
     nan = np.full(R, np.nan)
     return Requirements(cpu_target, mem_target, nan, nan.copy(), np.zeros(R, bool), cpu, mem,
                         notes=[[] for _ in range(R)])
-
-
-def _forestream(d: Demand, percentile, cpu_headroom, mem_headroom, horizon_days, seed):
-    q = percentile / 100.0
-    per_hour = d.samples_per_hour
-    a = analyze(d.cpu, capacity=d.cpu_capacity, memory=d.mem, samples_per_hour=per_hour,
-                horizon_days=horizon_days, level_percentile=percentile, seed=seed)
-    R, T = d.cpu.shape
-    level = nan_quantiles_masked(d.cpu, a.regime_start, np.array([q]))[:, 0]
-    spiky = np.flatnonzero(a.spike_hours > 0)
-    if spiky.size:
-        H = a.spike_mask.shape[1]
-        hour_of = np.minimum(np.arange(T) // per_hour, H - 1)
-        cleaned = np.where(a.spike_mask[spiky][:, hour_of], np.nan, d.cpu[spiky])
-        level[spiky] = nan_quantiles_masked(cleaned, a.regime_start[spiky],
-                                            np.array([q]))[:, 0]
-    measured = d.cpu_pct
-    if spiky.size:  # one-off spikes that saturated the resource do not count
-        measured = d.cpu_pct.copy()
-        measured[spiky] = np.where(a.spike_mask[spiky][:, hour_of], np.nan, d.cpu_pct[spiky])
-    saturated = _share_saturated(measured, a.regime_start, R)
-    hidden = saturated > 1 - q  # the percentile itself was not measured
-    if hidden.any():
-        level[hidden] = censored_quantile(d.cpu[hidden], a.regime_start[hidden],
-                                          d.cpu_capacity[hidden], saturated[hidden], q)
-    level = level * a.growth
-    margin = np.full(R, FORESTREAM_MARGIN if cpu_headroom is None else cpu_headroom)
-    cpu = level * (1 + margin)
-    cpu[hidden] = np.minimum(cpu[hidden], 2.0 * d.cpu_capacity[hidden])  # one doubling
-
-    mem_level = _nanmax_from(d.mem, a.mem_regime_start) * a.mem_growth
-    if mem_headroom is None:
-        mem_margin = np.clip(3.0 * _daily_peak_cv(d.mem, a.mem_regime_start, per_hour),
-                             FORESTREAM_MEM_MIN_MARGIN, FORESTREAM_MEM_MAX_MARGIN)
-    else:
-        mem_margin = np.full(R, mem_headroom)
-    mem = mem_level * (1 + mem_margin)
-    mem_saturated = _share_saturated(d.mem_pct, a.mem_regime_start, R)
-    mem = np.where(mem_saturated > 0.001, np.maximum(mem, 1.3 * d.mem_capacity), mem)
-
-    gpu_level = _quantile(d.gpu, q, R)
-    gpu = gpu_level * (1 + margin)
-    gpu_mem = _nanmax(d.gpu_mem, R) * (1 + (FORESTREAM_MEM_MIN_MARGIN if mem_headroom is None
-                                         else mem_headroom))
-    idle = a.workload_class == "idle"
-    return Requirements(cpu, mem, gpu, gpu_mem, idle, level, mem_level, a,
-                        _forestream_notes(a, d, saturated, horizon_days))
-
-
-def _forestream_notes(a: WorkloadAnalysis, d: Demand, saturated, horizon_days):
-    notes: list[list[str]] = [[] for _ in range(len(a.growth))]
-    for r in np.flatnonzero(a.regime_start > 0):
-        notes[r].append(f"CPU level shift {a.regime_start[r] * d.step_seconds / 3600:.0f} h "
-                        "into the lookback; sized on the samples after it")
-    for r in np.flatnonzero(a.mem_regime_start > 0):
-        notes[r].append("memory level shift "
-                        f"{a.mem_regime_start[r] * d.step_seconds / 3600:.0f} h into the "
-                        "lookback; sized on the samples after it")
-    for r in np.flatnonzero(a.spike_hours > 0):
-        notes[r].append(f"{int(a.spike_hours[r])} hour(s) of one-off CPU spikes left out of "
-                        "the percentile (not recurring; anomalous to a Random Cut Forest)")
-    for r in np.flatnonzero(a.growth > 1.0):
-        notes[r].append(f"CPU peaks trending up: +{(a.growth[r] - 1) * 100:.0f}% projected "
-                        f"over {horizon_days:g} days")
-    for r in np.flatnonzero(a.mem_growth > 1.0):
-        notes[r].append(f"memory peaks trending up: +{(a.mem_growth[r] - 1) * 100:.0f}% "
-                        f"projected over {horizon_days:g} days")
-    for r in np.flatnonzero(saturated > 0.005):
-        notes[r].append(f"CPU saturated in {saturated[r] * 100:.1f}% of samples: the true "
-                        "demand is above what was measured")
-    return notes
-
-
-def censored_quantile(demand: np.ndarray, start: np.ndarray, capacity: np.ndarray,
-                      saturated: np.ndarray, q: float) -> np.ndarray:
-    """Quantile ``q`` of demand that was saturated at ``capacity`` in a share
-    ``saturated`` of the samples: a log-normal through capacity at ``1 - saturated``
-    and the measured quantile 20 points below it, extrapolated to ``q``, kept within
-    1.1-2x the capacity: demand above capacity was never measured, so one
-    recommendation moves at most one size up (doubling) and the next one sees more.
-    """
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf
-    low_level = np.clip(1 - saturated - 0.2, 0.05, 0.5)
-    lows = nan_quantile_per_row(np.ascontiguousarray(demand), start, low_level)
-    out = np.empty(len(capacity))
-    for r in range(len(capacity)):
-        low = lows[r]
-        top = 1 - saturated[r]
-        if not (np.isfinite(low) and 0 < low < capacity[r]) or top >= q or top <= low_level[r]:
-            out[r] = 2.0 * capacity[r]
-            continue
-        sigma = (np.log(capacity[r]) - np.log(low)) / (z(top) - z(low_level[r]))
-        value = np.exp(np.log(capacity[r]) + sigma * (z(q) - z(top)))
-        out[r] = np.clip(value, 1.1 * capacity[r], 2.0 * capacity[r])
-    return out
 
 
 # ---------------------------------------------------------------------------- VPA
@@ -374,40 +236,3 @@ def _nanmax(x: np.ndarray | None, R: int | None = None) -> np.ndarray:
         assert R is not None, "R (the row count) is needed when x is None"
         return np.full(R, np.nan)
     return nanmax_from(x, np.zeros(x.shape[0], dtype=np.int64))
-
-
-def _nanmax_from(x: np.ndarray | None, start: np.ndarray) -> np.ndarray:
-    if x is None:
-        return np.full(len(start), np.nan)
-    return nanmax_from(np.ascontiguousarray(x), start)
-
-
-def _share_saturated(x, start: np.ndarray, R: int) -> np.ndarray:
-    """Share of samples pinned at the cap (>= 99 %) of series that never go above it
-    (a container above its request, a stream above its shards' limits: those values
-    are measured demand, not a saturated resource)."""
-    if x is None:
-        return np.zeros(R)
-    return pinned_share(np.ascontiguousarray(x), SATURATED_PCT, 100.5, start)
-
-
-def _daily_peak_cv(x: np.ndarray | None, start: np.ndarray, per_hour: int) -> np.ndarray:
-    """std / mean of the daily maxima of each row (from ``start``), 0 if unmeasured."""
-    if x is None:
-        return np.zeros(len(start))
-    R, T = x.shape
-    per_day = 24 * per_hour
-    D = T // per_day
-    if D < 2:
-        return np.zeros(R)
-    offset = T - D * per_day
-    peak, _ = hourly_stats(np.ascontiguousarray(x[:, offset:]), per_day)
-    day_start = offset + np.arange(D) * per_day
-    peak = np.where(day_start[None, :] >= start[:, None], peak, np.nan)
-    valid = np.isfinite(peak)
-    n = valid.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(valid, peak, 0.0).sum(axis=1) / n
-        var = np.where(valid, (peak - mean[:, None]) ** 2, 0.0).sum(axis=1) / n
-        cv = np.where((n >= 2) & (mean > 0), np.sqrt(var) / mean, 0.0)
-    return cv

@@ -20,6 +20,12 @@ One point is added (up to 4) for a volatile workload (bursty or trending), whose
 peak is harder to predict. The current configuration's label maps 0 to ``VeryLow``, 1 to
 ``Low``, 2 to ``Medium`` and 3-4 to ``High``.
 
+The ``forestream`` policy, which sizes to a service level, scores risk by what it is
+about instead (:func:`slo_risk`): the chance, read from its bootstrapped CPU levels,
+that the next period breaks the service level on that capacity (<= 2 % very low, <= 10 %
+low, <= 25 % medium, <= 50 % high, more very high), or the projected memory peak over
+the memory (<= 80 %, 90 %, 95 %, 100 %, above), whichever is higher.
+
 **Migration effort** of an option: ``VeryLow`` within the current family (a resize),
 ``Low`` to another family of the same architecture (same software; different
 processor or memory ratio), ``Medium`` to another architecture (arm64/Graviton: the
@@ -45,6 +51,10 @@ RISK_LABELS = ("VeryLow", "Low", "Medium", "High")
 MIGRATION_EFFORTS = ("VeryLow", "Low", "Medium", "High")
 RISK_THRESHOLDS = (0.60, 0.75, 0.85, 0.95)
 VOLATILE_CLASSES = ("bursty", "trending")
+#: forestream: chance that the next period breaks the CPU service level, per score
+SLO_RISK_THRESHOLDS = (0.02, 0.10, 0.25, 0.50)
+#: forestream: projected memory peak over capacity, per score
+MEMORY_RISK_THRESHOLDS = (0.80, 0.90, 0.95, 1.0)
 
 
 def performance_risk(utilization: ArrayLike, *, volatile: np.ndarray | bool = False
@@ -53,6 +63,20 @@ def performance_risk(utilization: ArrayLike, *, volatile: np.ndarray | bool = Fa
     u = np.nan_to_num(np.asarray(utilization, dtype=np.float64), nan=0.0)
     score = np.searchsorted(np.array(RISK_THRESHOLDS), u, side="left")
     return np.minimum(score + np.asarray(volatile, dtype=int), 4).astype(np.int64)
+
+
+def slo_risk(break_chance: ArrayLike, memory_fraction: ArrayLike) -> np.ndarray:
+    """forestream's scores 0-4: the higher of the CPU score, from the chance that the next
+    period breaks the service level (<= 2 %, 10 %, 25 %, 50 %, above), and the memory
+    score, from the projected memory peak over capacity (<= 80 %, 90 %, 95 %, 100 %,
+    above; NaN counts as 0)."""
+    cpu = np.searchsorted(np.array(SLO_RISK_THRESHOLDS),
+                          np.nan_to_num(np.asarray(break_chance, dtype=np.float64)),
+                          side="left")
+    memory = np.searchsorted(np.array(MEMORY_RISK_THRESHOLDS),
+                             np.nan_to_num(np.asarray(memory_fraction, dtype=np.float64)),
+                             side="left")
+    return np.maximum(cpu, memory).astype(np.int64)
 
 
 def risk_label(score: np.ndarray) -> np.ndarray:

@@ -94,9 +94,7 @@ def _unit_requirements(units: np.ndarray, capacity: np.ndarray, prefs: Preferenc
         pct = units / capacity[:, None] * 100.0
     demand = Demand(units, pct, nan, nan, nan, nan, capacity, np.full(R, np.nan),
                     np.zeros(R), np.zeros(R), STEP_SECONDS)
-    return requirements(prefs.policy, demand, cpu_percentile=prefs.cpu_percentile,
-                        cpu_headroom=prefs.cpu_headroom, mem_headroom=prefs.mem_headroom,
-                        horizon_days=prefs.horizon_days, seed=prefs.seed)
+    return requirements(prefs.policy, demand, **prefs.sizing())
 
 
 def _classes(req, R):
@@ -117,9 +115,7 @@ def _size_containers(kind, batch, grid, view, prefs, errors):
     nan = np.full((R, T), np.nan)
     demand = Demand(cpu_pct / 100 * cpu_cap[:, None], cpu_pct, mem, mem / mem_cap[:, None] * 100,
                     nan, nan, cpu_cap, mem_cap, np.zeros(R), np.zeros(R), STEP_SECONDS)
-    req = requirements(prefs.policy, demand, cpu_percentile=prefs.cpu_percentile,
-                       cpu_headroom=prefs.cpu_headroom, mem_headroom=prefs.mem_headroom,
-                       horizon_days=prefs.horizon_days, seed=prefs.seed)
+    req = requirements(prefs.policy, demand, **prefs.sizing())
     need_cpu = np.maximum(np.ceil(np.nan_to_num(req.cpu, nan=0) * 100 - 1e-9) / 100, 0.01)
     need_cpu = np.where(np.isfinite(req.cpu), need_cpu, cpu_cap)
     need_mem = np.where(np.isfinite(req.mem),

@@ -106,6 +106,9 @@ class UtilizationHistory:
 #: The recommender's preference choices (see :mod:`.policies` for what each policy does).
 POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
 CPU_PERCENTILES = (90.0, 95.0, 99.5)
+#: forestream's service level: the percentile of 5-minute CPU utilization (90, 95, 99 or
+#: 99.5) that must stay at or below ``slo_utilization`` percent of capacity (50-100)
+SLO_PERCENTILES = (90.0, 95.0, 99.0, 99.5)
 CPU_HEADROOMS = (0.0, 0.2, 0.3)
 MEM_HEADROOMS = (0.1, 0.2, 0.3)
 HOURS_PER_MONTH = 730
@@ -192,11 +195,13 @@ class Preferences:
     cpu_percentile: float = 99.5
     cpu_headroom: float | None = None
     mem_headroom: float | None = None
-    horizon_days: float = 7.0
+    horizon_days: float = 14.0
     max_options: int = 3
     allow_graviton: bool = False
     include_burstable: bool = False
     seed: int = 0
+    slo_percentile: float = 99.0
+    slo_utilization: float = 90.0
 
     def __post_init__(self) -> None:
         _check_choice("policy", self.policy, POLICIES)
@@ -213,6 +218,19 @@ class Preferences:
                 and 0 <= self.horizon_days <= 93):
             raise InvalidParameterError(f"horizon_days must be a number from 0 to 93, got "
                                         f"{self.horizon_days!r}")
+        _check_choice("slo_percentile", self.slo_percentile, SLO_PERCENTILES)
+        if not (isinstance(self.slo_utilization, (int, float))
+                and not isinstance(self.slo_utilization, bool)
+                and 50 <= self.slo_utilization <= 100):
+            raise InvalidParameterError(f"slo_utilization must be a number from 50 to 100 "
+                                        f"(percent), got {self.slo_utilization!r}")
+
+    def sizing(self) -> dict:
+        """The keyword arguments of :func:`~forestream.optimizer.policies.requirements`."""
+        return {"cpu_percentile": self.cpu_percentile, "cpu_headroom": self.cpu_headroom,
+                "mem_headroom": self.mem_headroom, "horizon_days": self.horizon_days,
+                "seed": self.seed, "slo_percentile": self.slo_percentile,
+                "slo_utilization": self.slo_utilization}
 
 
 def insufficient_data_note(hours: float) -> str:

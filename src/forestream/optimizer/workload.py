@@ -78,7 +78,7 @@ def analyze(demand: np.ndarray, *, capacity: np.ndarray, memory: np.ndarray | No
         raise ValueError(f"need at least two hours of samples, got {T}")
     demand = demand[:, : H * samples_per_hour]
     hourly_max, hourly_mean = hourly_stats(demand, samples_per_hour)
-    start_hour = regime_starts(hourly_mean)
+    start_hour = latest_regime_start(hourly_mean)
     hours = np.arange(H)
     in_regime = hours[None, :] >= start_hour[:, None]
     hourly_max = np.where(in_regime, hourly_max, np.nan)
@@ -107,7 +107,7 @@ def analyze(demand: np.ndarray, *, capacity: np.ndarray, memory: np.ndarray | No
     if memory is not None:
         memory = memory[:, : H * samples_per_hour]
         mem_max, mem_mean = hourly_stats(memory, samples_per_hour)
-        mem_start = regime_starts(mem_mean)
+        mem_start = latest_regime_start(mem_mean)
         mem_max = np.where(hours[None, :] >= mem_start[:, None], mem_max, np.nan)
         mem_growth = trend_growth(mem_max, horizon_days)
     trending = (growth >= 1.1) | (mem_growth >= 1.1)
@@ -173,6 +173,26 @@ def regime_starts(hourly_mean: np.ndarray, min_change: float = 0.25,
     guarded = np.where(split + guard_hours <= H - min_hours, split + guard_hours, split)
     out[shifted] = guarded[shifted]
     return out
+
+
+def latest_regime_start(hourly_mean: np.ndarray, passes: int = 3) -> np.ndarray:
+    """First hour of the *latest* regime per row: :func:`regime_starts`, searched again
+    after each shift it finds (a deploy that stepped up, then down again), up to
+    ``passes`` times."""
+    start = regime_starts(hourly_mean)
+    hours = np.arange(hourly_mean.shape[1])
+    for _ in range(passes - 1):
+        shifted = start > 0
+        if not shifted.any():
+            break
+        rows = np.flatnonzero(shifted)
+        later = regime_starts(np.where(hours[None, :] >= start[rows, None],
+                                       hourly_mean[rows], np.nan))
+        moved = later > start[rows]
+        if not moved.any():
+            break
+        start[rows[moved]] = later[moved]
+    return start
 
 
 #: One-sided 95 % quantiles of Student's t by degrees of freedom (index 0 unused).

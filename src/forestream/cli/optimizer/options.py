@@ -22,6 +22,7 @@ err_console = Console(stderr=True)
 LOOKBACK_DAYS = ("14", "32", "93")
 POLICIES = ("forestream", "aws-default", "max-rule", "vpa", "krr")
 CPU_PERCENTILES = ("90", "95", "99.5")
+SLO_PERCENTILES = ("90", "95", "99", "99.5")
 CPU_HEADROOMS = ("0", "0.2", "0.3")
 MEM_HEADROOMS = ("0.1", "0.2", "0.3")
 FINDINGS = ("Overprovisioned", "Underprovisioned", "Optimized", "Idle", "InsufficientData",
@@ -37,25 +38,36 @@ def preference_options(command):
         click.option("--lookback-days", type=click.Choice(LOOKBACK_DAYS), default="14",
                      show_default=True, help="Days of history to size on (the most recent)."),
         click.option("--policy", type=click.Choice(POLICIES), default="forestream",
-                     show_default=True, help="forestream: adaptive headroom, regime shifts "
-                     "and one-off spikes left out; aws-default: AWS Compute Optimizer's "
-                     "P99.5 + 20 %; max-rule, vpa, krr: other baselines."),
+                     show_default=True, help="forestream: sized to the service level "
+                     "(--slo-percentile, --slo-utilization) with the spread of the days, "
+                     "regime shifts, growth, CPU credits and memory restarts; aws-default: "
+                     "AWS Compute Optimizer's P99.5 + 20 %; max-rule, vpa, krr: other "
+                     "baselines."),
+        click.option("--slo-percentile", type=click.Choice(SLO_PERCENTILES), default="99",
+                     show_default=True, help="forestream: this percentile of 5-minute CPU "
+                     "utilization must stay at or below --slo-utilization."),
+        click.option("--slo-utilization", type=click.FloatRange(50, 100), default=90.0,
+                     show_default=True, help="forestream: the percent of capacity the "
+                     "percentile may reach."),
         click.option("--cpu-percentile", type=click.Choice(CPU_PERCENTILES), default="99.5",
-                     show_default=True, help="Percentile of 5-minute CPU maxima to size on."),
+                     show_default=True, help="aws-default: percentile of 5-minute CPU to "
+                     "size on."),
         click.option("--cpu-headroom", type=click.Choice(CPU_HEADROOMS), default=None,
                      help="Spare CPU on top of the percentile [default: the policy's]."),
         click.option("--mem-headroom", type=click.Choice(MEM_HEADROOMS), default=None,
                      help="Spare memory on top of the peak [default: the policy's]."),
-        click.option("--horizon-days", type=click.FloatRange(0, 93), default=7.0,
-                     show_default=True, help="How far ahead a growth trend is projected."),
+        click.option("--horizon-days", type=click.FloatRange(0, 93), default=14.0,
+                     show_default=True, help="The period a recommendation is for: how far "
+                     "ahead growth is projected (forestream: also the length of the drawn "
+                     "periods)."),
         click.option("--max-options", type=click.IntRange(1, 10), default=3,
                      show_default=True, help="Ranked options per resource."),
         click.option("--allow-graviton", is_flag=True,
                      help="Offer arm64 (Graviton) types to x86 workloads (your software must "
                           "have arm64 builds)."),
         click.option("--include-burstable", is_flag=True,
-                     help="Offer T-family (burstable) types; their CPU credits are not "
-                          "modelled."),
+                     help="Offer T-family (burstable) types to other instances too "
+                          "(forestream offers them only while their CPU credits last)."),
         click.option("--region", default="us-east-1", show_default=True,
                      help="Region whose catalog prices and types are used."),
     ]
@@ -94,6 +106,8 @@ def pop_preferences(options: dict) -> tuple[dict, str]:
     preferences = {"lookback_days": int(options.pop("lookback_days")),
                    "policy": options.pop("policy"),
                    "cpu_percentile": float(options.pop("cpu_percentile")),
+                   "slo_percentile": float(options.pop("slo_percentile")),
+                   "slo_utilization": float(options.pop("slo_utilization")),
                    "horizon_days": options.pop("horizon_days"),
                    "max_options": options.pop("max_options"),
                    "allow_graviton": options.pop("allow_graviton"),

@@ -88,8 +88,11 @@ class CatalogView:
 
     def select(self, types: Sequence[InstanceType], cpu, mem, gpu, gpu_mem, net, k: int, *,
                allow_graviton: bool, include_burstable: bool,
-               tolerance: float = 0.0) -> _Choice:
+               tolerance: float = 0.0, allowed: np.ndarray | None = None) -> _Choice:
         """The ``k`` cheapest candidates meeting every need, per resource.
+
+        ``allowed`` (resources x catalog types), when given, rules out candidates per
+        resource (a burstable type whose credits would run out).
 
         With ``tolerance`` > 0 the first option is chosen among the candidates that
         meet every need and cost at most ``1 + tolerance`` times the cheapest of them,
@@ -115,6 +118,8 @@ class CatalogView:
                   & (self.gpus[cand] * tol >= gpu[rows_a, None])
                   & (self.gpu_memory[cand] * tol >= gpu_mem[rows_a, None])
                   & ((self.network[cand] <= 0) | (self.network[cand] * tol >= net[rows_a, None])))
+            if allowed is not None:
+                ok &= allowed[rows_a[:, None], cand[None, :]]
             price = np.where(ok, self.price[cand][None, :], np.inf)
             if tolerance > 0:
                 order = self._stable_order(types[rows[0]], cand, ok, price, tolerance)[:, :k]

@@ -36,6 +36,7 @@ from forestream.processing.app_config import (
 POLICIES = ["forestream", "aws-default", "max-rule", "vpa", "krr"]
 LOOKBACK_DAYS = [14, 32, 93]
 CPU_PERCENTILES = [90.0, 95.0, 99.5]
+SLO_PERCENTILES = [90.0, 95.0, 99.0, 99.5]
 CPU_HEADROOMS = [0.0, 0.2, 0.3]
 MEM_HEADROOMS = [0.1, 0.2, 0.3]
 RISK_LABELS = ["VeryLow", "Low", "Medium", "High"]
@@ -316,11 +317,15 @@ PREFERENCES = obj({
     "cpu_percentile": {"enum": [*CPU_PERCENTILES, None], "default": 99.5},
     "cpu_headroom": {"enum": [*CPU_HEADROOMS, None], "description": "null: the policy's own"},
     "mem_headroom": {"enum": [*MEM_HEADROOMS, None], "description": "null: the policy's own"},
-    "horizon_days": {"type": ["number", "null"], "minimum": 0, "maximum": 93, "default": 7},
+    "horizon_days": {"type": ["number", "null"], "minimum": 0, "maximum": 93, "default": 14},
     "max_options": {"type": ["integer", "null"], "minimum": 1, "maximum": 10, "default": 3},
     "allow_graviton": {"type": ["boolean", "null"], "default": False},
     "include_burstable": {"type": ["boolean", "null"], "default": False},
     "seed": {"type": ["integer", "null"], "default": 0},
+    "slo_percentile": {"enum": [*SLO_PERCENTILES, None], "default": 99.0},
+    "slo_utilization": {"type": ["number", "null"], "minimum": 50, "maximum": 100,
+                        "default": 90, "description": "forestream: the percentile of "
+                        "5-minute CPU utilization stays at or below this percent"},
 }, closed=True, description="null members take their defaults")
 SOURCE = obj({
     "path": {"type": "string", "minLength": 1, "description": "a metrics file or directory "
