@@ -79,6 +79,17 @@ class Settings:
         default_factory=lambda: _list("FORESTREAM_CORS_ORIGINS"))
     require_signature: bool = field(
         default_factory=lambda: _flag("FORESTREAM_REQUIRE_SIGNATURE", False))
+    #: where streams live: None for the data directory, else NATS URLs of a JetStream
+    #: cluster ("nats://h1:4222,nats://h2:4222"; FORESTREAM_STREAMS)
+    streams: str | None = field(default_factory=lambda: os.environ.get("FORESTREAM_STREAMS")
+                                or None)
+    streams_replicas: int = field(default_factory=lambda: int(
+        os.environ.get("FORESTREAM_STREAMS_REPLICAS", "1")))
+    streams_namespace: str = field(default_factory=lambda: os.environ.get(
+        "FORESTREAM_STREAMS_NAMESPACE", "forestream"))
+    streams_key_file: Path | None = field(default_factory=lambda: (
+        Path(os.environ["FORESTREAM_STREAMS_KEY_FILE"])
+        if os.environ.get("FORESTREAM_STREAMS_KEY_FILE") else None))
 
     @property
     def auth_enabled(self) -> bool:

@@ -49,6 +49,18 @@ console = Console()
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="A web origin (https://app.example) whose pages may call this server "
                    "from a browser; repeatable [env FORESTREAM_CORS_ORIGINS].")
+@click.option("--streams", "streams_url", default=None, metavar="nats://HOST:PORT[,...]",
+              help="Keep streams on a NATS JetStream cluster instead of the data directory: "
+                   "its nodes' URLs, comma-separated. Several servers on the same cluster "
+                   "serve the same streams [env FORESTREAM_STREAMS].")
+@click.option("--replicas", "streams_replicas", default=None, type=click.IntRange(1, 5),
+              help="With --streams: copies of every shard and of the metadata kept by the "
+                   "cluster (3 survives a node's loss) [env FORESTREAM_STREAMS_REPLICAS; "
+                   "default 1].")
+@click.option("--streams-key-file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With --streams: a 32-byte master key, the same file on every server, "
+                   "that wraps streams' encryption keys [env FORESTREAM_STREAMS_KEY_FILE].")
 @click.option("--no-token", is_flag=True,
               help="Do not ask for the access token on the REST API, console and metrics "
                    "(anyone who reaches the port may use them) [env FORESTREAM_NO_TOKEN=1].")
@@ -56,7 +68,7 @@ console = Console()
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, tls_cert,
            tls_key, allow_code, import_roots, outbound_hosts, allowed_hosts, cors_origins,
-           no_token, log_level):
+           streams_url, streams_replicas, streams_key_file, no_token, log_level):
     """Run the forestream server: the Kinesis and SageMaker APIs on POST /, SageMaker
     runtime invocations, forestream's REST API (/api/v1), the console (/), /health and
     /metrics.
@@ -92,6 +104,7 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
       aws kinesis list-streams --endpoint-url https://127.0.0.1:4568 --ca-bundle cert.pem
     """
     from forestream.config import Settings
+    from forestream.errors import ForestreamError
     from forestream.server import Server
 
     settings = Settings()
@@ -106,6 +119,9 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
     settings.allowed_hosts = [*settings.allowed_hosts, *allowed_hosts]
     settings.cors_origins = [*settings.cors_origins, *cors_origins]
     settings.require_token = settings.require_token and not no_token
+    settings.streams = streams_url or settings.streams
+    settings.streams_replicas = streams_replicas or settings.streams_replicas
+    settings.streams_key_file = streams_key_file or settings.streams_key_file
     if (tls_port is None) != (tls_cert is None) or (tls_port is None) != (tls_key is None):
         raise click.UsageError("--tls-port, --tls-cert and --tls-key go together")
     if tls_port is not None and tls_port == settings.port:
@@ -116,10 +132,16 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
     except ssl.SSLError as error:
         raise click.UsageError(f"--tls-cert {tls_cert} / --tls-key {tls_key}: {error}") \
             from None
+    except ValueError as error:  # --streams / --replicas / the key file
+        raise click.UsageError(str(error)) from None
+    except ForestreamError as error:  # the JetStream cluster cannot be reached
+        raise click.ClickException(str(error)) from None
     console.print(f"forestream server on [cyan]http://{settings.host}:{settings.port}[/] "
                   "(HTTP/1.1 and HTTP/2, "
                   f"data in {settings.data_dir}, fsync {'on' if settings.fsync else 'off'}, "
-                  f"SigV4 {'required' if settings.auth_enabled else 'off'}, "
+                  + (f"streams on {settings.streams} ×{settings.streams_replicas}, "
+                     if settings.streams else "")
+                  + f"SigV4 {'required' if settings.auth_enabled else 'off'}, "
                   f"code {'allowed' if settings.allow_code else 'refused'})")
     if running.token:
         console.print(f"console: [cyan]{_console_url(settings.host, settings.port)}/?token="

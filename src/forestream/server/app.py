@@ -43,6 +43,8 @@ from .rest.streams import routes as stream_routes
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from forestream.streams.jetstream.backend import JetStreamBackend
+
 RETENTION_SWEEP_SECONDS = 60.0
 #: How long a closing TLS connection waits for the client's close_notify (asyncio waits
 #: 30 s by default: idle pooled clients never answer, and the server's stop waits on them).
@@ -129,6 +131,22 @@ class Server:
             self._runtime = None
 
 
+def stream_backend(settings: Settings) -> JetStreamBackend | None:
+    """The storage backend ``settings.streams`` names (None: the data directory).
+    ValueError, naming the value, for anything but NATS URLs."""
+    if not settings.streams:
+        return None
+    from forestream.streams.jetstream.backend import JetStreamBackend
+
+    urls = [u.strip() for u in settings.streams.split(",") if u.strip()]
+    if not urls or any(not u.startswith(("nats://", "tls://")) for u in urls):
+        raise ValueError(f"--streams must be nats:// (or tls://) URLs of a JetStream "
+                         f"cluster's nodes, comma-separated; got {settings.streams!r}")
+    key = settings.streams_key_file.read_bytes() if settings.streams_key_file else None
+    return JetStreamBackend(urls, replicas=settings.streams_replicas,
+                            namespace=settings.streams_namespace, master_key=key)
+
+
 def create_app(settings: Settings | None = None, store: StreamStore | None = None) -> Starlette:
     """Build the server around a (new or given) stream store."""
     settings = settings or Settings()
@@ -139,7 +157,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
     store = store or StreamStore(settings.data_dir, fsync=settings.fsync,
                                  status_delay=settings.status_delay,
                                  throughput_limits=settings.throughput_limits,
-                                 region=settings.region)
+                                 region=settings.region, backend=stream_backend(settings))
     metrics = Metrics()
     kinesis = kinesis_protocol(store, metrics, require_signature=settings.require_signature)
     # Application workers reach this server's Kinesis API through this variable, and

@@ -19,16 +19,14 @@ metadata database serializes its own statements (``db.transaction()`` groups the
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
+import contextlib
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from .crypto import KeyStore
+from .backend import LocalBackend, ShardLog, StorageBackend
 from .errors import (
     InvalidArgumentError,
     LimitExceededError,
@@ -36,13 +34,11 @@ from .errors import (
     ResourceNotFoundError,
 )
 from .hashing import read_shard_id, sequence_number, shard_id
-from .metadata import MetadataDB, ShardInfo, StreamInfo, now_ms
+from .metadata import ShardInfo, StreamInfo, now_ms
 from .rwlock import ReadWriteLock
-from .segment_log import SegmentLog
 
 DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
-STREAM_DIR_PREFIX = "stream-"
 
 
 @dataclass(frozen=True)
@@ -65,18 +61,20 @@ class StreamCatalog:
     another store holds it) and removes files of streams the metadata no longer has.
     """
 
-    def __init__(self, data_dir: str | Path, settings: StoreSettings | None = None) -> None:
+    def __init__(self, data_dir: str | Path, settings: StoreSettings | None = None,
+                 backend: StorageBackend | None = None) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_file = _lock_directory(self.data_dir)
         self.settings = settings or StoreSettings()
-        self.db = MetadataDB(self.data_dir / "streams.db")
+        self.backend: StorageBackend = backend or LocalBackend(self.data_dir,
+                                                               self.settings.fsync)
+        self.db = self.backend.metadata
         self._streams: dict[str, StreamInfo] = self.db.load_streams()
-        self._logs: dict[tuple[str, int], SegmentLog] = {}
+        self._seen_version = self.db.version
+        self._logs: dict[tuple[str, int], ShardLog] = {}
         self._logs_lock = threading.Lock()
         self._stream_locks: dict[str, ReadWriteLock] = {}
-        self.keys = KeyStore(self.data_dir / "keys")
-        self.iterator_secret = _load_secret(self.data_dir / "iterator.key")
+        self.keys = self.backend.keys
+        self.iterator_secret = self.backend.iterator_secret
         # appends bump this and wake readers waiting for records (RecordIO.wait_for_records)
         self._arrivals = threading.Condition()
         self.arrivals = 0
@@ -90,8 +88,7 @@ class StreamCatalog:
                 log.close()
             self._logs.clear()
         if not self._closed:
-            self.db.close()
-            self._lock_file.close()  # releases the directory lock
+            self.backend.close()
             self._closed = True
 
     # ----------------------------------------------------------------- arrivals
@@ -102,27 +99,45 @@ class StreamCatalog:
             self._arrivals.notify_all()
 
     def wait_for_arrival(self, seen: int, timeout: float) -> None:
-        """Until an append after the one numbered ``seen``, or ``timeout`` seconds."""
+        """Until an append after the one numbered ``seen``, or ``timeout`` seconds (with
+        a backend shared by several front ends, at most its polling interval: appends
+        through another front end are not announced here)."""
+        poll = self.backend.arrival_poll_seconds
+        if poll is not None:
+            timeout = min(timeout, poll)
         with self._arrivals:
             self._arrivals.wait_for(lambda: self.arrivals != seen, timeout)
+
+    def sync(self) -> None:
+        """Reload the streams' metadata if another front end changed it (a backend shared
+        by several front ends; a local one never changes behind the store's back)."""
+        version = self.db.version
+        if version != self._seen_version:
+            with self.db.lock:
+                self._streams = self.db.load_streams()
+                self._seen_version = version
 
     # ----------------------------------------------------------------- finding
     def stream_arn(self, name: str) -> str:
         return f"arn:aws:kinesis:{self.settings.region}:{self.settings.account}:stream/{name}"
 
     def stream_names(self) -> list[str]:
+        self.sync()
         return sorted(self._streams)
 
     def streams(self) -> list[StreamInfo]:
         """Every stream's info (a new list: streams may come and go while it is used)."""
+        self.sync()
         return list(self._streams.values())
 
     def find(self, name: str) -> StreamInfo | None:
         """The stream called ``name`` as it is (its status not settled), or None."""
+        self.sync()
         return self._streams.get(name)
 
     def get(self, name: str) -> StreamInfo:
         """The stream called ``name`` as it is; KeyError if there is none."""
+        self.sync()
         return self._streams[name]
 
     def resolve(self, stream_name: str | None, stream_arn: str | None) -> StreamInfo:
@@ -141,6 +156,7 @@ class StreamCatalog:
             name = stream_name
         else:
             raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
+        self.sync()
         info = self._streams.get(name)
         if info is None:
             raise ResourceNotFoundError(f"Stream {name} under account "
@@ -184,6 +200,7 @@ class StreamCatalog:
                                     f"account {account} does not exist")
 
     def open_shard_count(self) -> int:
+        self.sync()
         return sum(len(s.open_shards()) for s in self._streams.values())
 
     def check_shard_limit(self, extra: int) -> None:
@@ -208,7 +225,9 @@ class StreamCatalog:
         """Turn a CREATING / UPDATING stream ACTIVE once its delay has passed."""
         if info.status != "ACTIVE" and now_ms() >= info.ready_ms:
             info.status = "ACTIVE"
-            self.db.update_stream(info)
+            # another front end may have settled or changed it first
+            with contextlib.suppress(ResourceInUseError):
+                self.db.update_stream(info)
 
     def require_active(self, info: StreamInfo) -> None:
         if info.status != "ACTIVE":
@@ -270,7 +289,7 @@ class StreamCatalog:
         transaction. Files left by a deleted stream of the same name (a crash between
         DeleteStream's commit and its file removal) are removed first."""
         with self.db.transaction():
-            shutil.rmtree(self._stream_dir(info.name), ignore_errors=True)
+            self.backend.forget_stream_storage(info.name)
             self.keys.forget(info.name)
             self.db.insert_stream(info)
             for shard in info.shards:
@@ -290,8 +309,9 @@ class StreamCatalog:
                 for shard in info.shards:
                     log = self._logs.pop((info.name, shard.number), None)
                     if log is None:
-                        log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
-                    log.delete()
+                        self.backend.delete_log(info.name, shard.number)
+                    else:
+                        log.delete()
             self.keys.forget(info.name)
             self._stream_locks.pop(info.name, None)
 
@@ -301,24 +321,29 @@ class StreamCatalog:
         with self._logs_lock:
             log = self._logs.pop((info.name, shard.number), None)
         if log is None:
-            log = SegmentLog(self._shard_dir(info.name, shard.number), fsync=False)
-        log.delete()
+            self.backend.delete_log(info.name, shard.number)
+        else:
+            log.delete()
         self.db.delete_shard(info.name, shard.number)
         info.shards.remove(shard)
 
     # ----------------------------------------------------------------- storage
-    def log(self, stream: str, number: int) -> SegmentLog:
-        """The segment log of shard ``number`` of ``stream``, opened on first use."""
+    def log(self, stream: str, number: int) -> ShardLog:
+        """The log of shard ``number`` of ``stream``, opened on first use."""
         key = (stream, number)
         log = self._logs.get(key)
         if log is None:
             with self._logs_lock:
                 log = self._logs.get(key)
                 if log is None:
-                    log = SegmentLog(self._shard_dir(stream, number),
-                                     fsync=self.settings.fsync)
+                    log = self.backend.open_log(stream, number)
                     self._logs[key] = log
         return log
+
+    def seal_log(self, stream: str, number: int) -> None:
+        """No more appends to a shard being closed (a backend shared by several front
+        ends refuses them from front ends that have not seen the change yet)."""
+        self.backend.seal_log(self.log(stream, number))
 
     def stream_lock(self, name: str) -> ReadWriteLock:
         """The stream's lock: read for appending records, write for changing shards."""
@@ -327,50 +352,6 @@ class StreamCatalog:
             lock = self._stream_locks.setdefault(name, ReadWriteLock())
         return lock
 
-    def _shard_dir(self, stream: str, number: int) -> Path:
-        return self._stream_dir(stream) / shard_id(number)
-
-    def _stream_dir(self, stream: str) -> Path:
-        # A prefix keeps names such as "." or ".." (valid stream names) plain directories.
-        return self.data_dir / "streams" / f"{STREAM_DIR_PREFIX}{stream}"
-
     def _remove_orphans(self) -> None:
-        """Delete log directories and keys of streams the metadata no longer has (a crash
-        between DeleteStream's commit and its file removal leaves them)."""
-        root = self.data_dir / "streams"
-        if root.is_dir():
-            for path in root.iterdir():
-                name = path.name[len(STREAM_DIR_PREFIX):]
-                if path.is_dir() and path.name.startswith(STREAM_DIR_PREFIX) and \
-                        name not in self._streams:
-                    shutil.rmtree(path, ignore_errors=True)
-        keys = self.data_dir / "keys"
-        if keys.is_dir():
-            for path in keys.glob("*.key"):
-                if path.stem not in self._streams:
-                    path.unlink(missing_ok=True)
-
-
-def _lock_directory(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on the data directory: two stores (say, a server and a
-    script) writing the same logs would corrupt them."""
-    import fcntl
-
-    handle = (data_dir / "store.lock").open("a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ResourceInUseError(f"data directory {data_dir} is in use by another process "
-                                 "(is a forestream server running on it?)") from None
-    return handle
-
-
-def _load_secret(path: Path) -> bytes:
-    if path.exists():
-        return path.read_bytes()
-    secret = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(secret)
-    return secret
+        """Remove storage of streams the metadata no longer has (see the backend)."""
+        self.backend.remove_orphans(set(self._streams))

@@ -116,6 +116,9 @@ class ConsumerInfo(NamedTuple):
 class MetadataDB:
     """A thread-safe wrapper over one SQLite connection in WAL mode."""
 
+    #: this store is the only writer of its database: what it loaded stays current
+    version = 0
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)

@@ -117,6 +117,7 @@ class Resharder:
         with db.transaction():
             for parent in parents:
                 parent.closed_ms = now
+                catalog.seal_log(info.name, parent.number)  # its last record is final now
                 parent.ending_offset = catalog.log(info.name, parent.number).next_offset - 1
                 db.close_shard(info.name, parent)
             for lo, hi, parent_number, adjacent in children:

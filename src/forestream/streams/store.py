@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .admin import StreamAdmin
+from .backend import StorageBackend
 from .catalog import DEFAULT_ACCOUNT, DEFAULT_REGION, StoreSettings, StreamCatalog
 from .lifecycle import StreamLifecycle
 from .record_io import RecordIO
@@ -58,12 +59,15 @@ class StreamStore:
     def __init__(self, data_dir: str | Path, *, fsync: bool = True, status_delay: float = 0.3,
                  shard_limit: int = 500, on_demand_stream_limit: int = 50,
                  throughput_limits: bool = False, region: str = DEFAULT_REGION,
-                 account: str = DEFAULT_ACCOUNT) -> None:
+                 account: str = DEFAULT_ACCOUNT, backend: StorageBackend | None = None
+                 ) -> None:
         settings = StoreSettings(
             fsync=fsync, status_delay_ms=int(status_delay * 1000), shard_limit=shard_limit,
             on_demand_stream_limit=on_demand_stream_limit,
             throughput_limits=throughput_limits, region=region, account=account)
-        self._catalog = StreamCatalog(data_dir, settings)
+        # backend: where records and metadata live (default: data_dir on this machine;
+        # see forestream.streams.backend and .jetstream for a NATS JetStream cluster)
+        self._catalog = StreamCatalog(data_dir, settings, backend)
         self._lifecycle = StreamLifecycle(self._catalog)
         self._records = RecordIO(self._catalog)
         self._admin = StreamAdmin(self._catalog)
