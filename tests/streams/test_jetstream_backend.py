@@ -317,3 +317,34 @@ def test_an_application_runs_unchanged_on_the_cluster(server, frontends, tmp_pat
     stop = front.request("/api/v1/applications/totals/stop", json.dumps({}).encode(),
                          "POST", {"Content-Type": "application/json"})
     urllib.request.urlopen(stop, timeout=120).read()
+
+
+def test_when_a_front_end_dies_its_clients_move_to_another(server, frontends):
+    """Front ends hold no state: a producer whose front end is killed goes on through
+    another, and every acknowledged record is there once."""
+    a, b = client(frontends[0], attempts=8), client(frontends[1], attempts=1)
+    a.create_stream(StreamName="moving", ShardCount=1)
+    wait_active(a, "moving")
+    acked: list[str] = []
+    current, n = b, 0
+    killed_at = None
+    while len(acked) < 400:
+        batch = [{"Data": json.dumps({"id": n + i}).encode(), "PartitionKey": str(n + i)}
+                 for i in range(20)]
+        try:
+            out = current.put_records(StreamName="moving", Records=batch)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+            current = a  # this front end is gone: the next one (records resent, new ids)
+            n += 20
+            continue
+        acked += [json.loads(r["Data"])["id"] for r, res in
+                  zip(batch, out["Records"], strict=True) if "SequenceNumber" in res]
+        n += 20
+        if killed_at is None and len(acked) >= 200:
+            frontends[1].kill()
+            killed_at = len(acked)
+    frontends[1].start()  # back for whatever runs next
+    stored = [json.loads(r["Data"])["id"] for r in read_all(a, "moving")]
+    assert killed_at is not None and current is a
+    assert len(stored) == len(set(stored))
+    assert set(acked) <= set(stored)
