@@ -44,6 +44,9 @@ MAX_REPORTED = 10
 #: The longest string value a validation message repeats whole (AWS repeats values whole;
 #: the longest Kinesis string, an ARN, is 2048 characters).
 ECHO_LIMIT = 2048
+#: ... and the longest collection (a map of tags with a 256-character value fits), so
+#: that the other errors still fit in a message.
+COLLECTION_ECHO_LIMIT = 512
 _INTEGER_RANGES = {"integer": (-2**31, 2**31 - 1), "long": (-2**63, 2**63 - 1)}
 _TYPE_NAMES = {"integer": "an Integer", "long": "an Long", "float": "an Float",
                "double": "an Double", "string": "an String", "boolean": "an Boolean",
@@ -522,11 +525,11 @@ def _java(value: Any) -> str:
         return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
     if isinstance(value, list):
         return _echo("[" + ", ".join(_java(item) for item in value[:100])
-                     + (", ..." if len(value) > 100 else "") + "]")
+                     + (", ..." if len(value) > 100 else "") + "]", COLLECTION_ECHO_LIMIT)
     if isinstance(value, dict):
         items = list(value.items())[:100]
         return _echo("{" + ", ".join(f"{_java(k)}={_java(v)}" for k, v in items)
-                     + (", ..." if len(value) > 100 else "") + "}")
+                     + (", ..." if len(value) > 100 else "") + "}", COLLECTION_ECHO_LIMIT)
     if value is None:
         return "null"
     return str(value)
