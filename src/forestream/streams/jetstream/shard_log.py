@@ -41,6 +41,10 @@ _DUPLICATE_IN_BATCH = 10201
 _SEALED = 10109
 
 
+class ClusterConfigError(ClusterUnavailableError):
+    """The cluster is set up in a way that refuses this request (not worth a retry)."""
+
+
 def token(name: str) -> str:
     """A Kinesis stream name as a NATS subject token / stream-name part ('.' is not
     allowed there; Kinesis names use letters, digits, '_', '-' and '.')."""
@@ -236,6 +240,8 @@ class JetStreamShardLog:
                     time.sleep(0.25)
                     continue
                 raise
+            except ClusterConfigError:
+                raise  # waiting would not help
             except ClusterUnavailableError:
                 if time.monotonic() >= deadline:
                     raise
@@ -265,6 +271,11 @@ class JetStreamShardLog:
                 nats.errors.ConnectionClosedError, asyncio.TimeoutError) as exc:
             raise ClusterUnavailableError(f"append to {self.name}: {type(exc).__name__}"
                                           ) from None
+        except nats.errors.MaxPayloadError:
+            raise ClusterConfigError(
+                f"append to {self.name}: a record of {max(map(len, payloads)):,} bytes is "
+                f"above the NATS cluster's max_payload ({nc.max_payload:,} bytes); set "
+                "max_payload: 8MB in every node's config (see docs/streams.md)") from None
         answer = json.loads(msg.data) if msg.data else {}
         if "error" in answer:
             raise JetStreamError("publish", answer["error"])
