@@ -67,6 +67,8 @@ from forestream.optimizer.recommend import (  # noqa: E402
 )
 from forestream.optimizer.types import InstanceType  # noqa: E402
 
+#: the command a user runs (beside this interpreter, as a virtual environment installs it)
+FORESTREAM = str(Path(sys.executable).with_name("forestream"))
 PEERS = ("forestream", "aws-default", "max+20%", "hindsight-seen", "oracle")
 CLI_POLICY = {"forestream": "forestream", "aws-default": "aws-default", "max+20%": "max-rule"}
 SLO_PERCENTILE = 0.99
@@ -167,8 +169,8 @@ def recommend(fleet: Fleet, catalog, in_process: bool) -> dict[str, list[str]]:
                                                             policy=policy)]
             else:
                 done = subprocess.run(
-                    [sys.executable, "-m", "forestream", "optimizer", "recommend",
-                     str(directory), "--policy", policy, "--json", "-"],
+                    [FORESTREAM, "optimizer", "recommend", str(directory), "--policy",
+                     policy, "--json", "-"],
                     check=True, capture_output=True, text=True)
                 recs = json.loads(done.stdout)["recommendations"]
             best = {r["resource_id"]: (r["options"][0]["name"] if r["options"]

@@ -22,19 +22,9 @@ done elsewhere, among the same candidates for all of them (the cheapest that fit
     KRR's ``simple`` strategy: CPU at P95 of the samples, memory at the maximum plus
     15 %. No GPUs.
 ``forestream``
-    The same percentile as ``aws-default``, taken on what is left after
-    :mod:`~forestream.optimizer.workload` drops what no longer describes the resource
-    (the part before a regime shift, rare one-off spikes confirmed by a Random Cut
-    Forest), times the trend growth projected over ``horizon_days``, plus 5 % headroom
-    instead of 20 %: the 20 % exists to absorb shifts, spikes and growth, which are
-    handled explicitly. Memory: the maximum of the current memory regime, projected
-    along its trend, plus three times the spread of the daily memory peaks (5-30 %).
-    When more samples than the percentile's tail sit at the cap (>= 99 % in a series
-    that never goes above 100 %), the percentile was never measured: it is
-    extrapolated from a log-normal through the measured part, at most one doubling
-    of the current capacity per recommendation; memory pinned at the cap asks for
-    1.3x. GPU like CPU (without spike exclusion). Idle when the P99 of hourly CPU
-    peaks stays below 5 %.
+    Capacity for a stated service level (by default the P99 of 5-minute CPU at most
+    90 % of capacity) from the spread of the lookback's days, growth, saturation and
+    memory restart cycles: see :mod:`~forestream.optimizer.slo_policy`.
 """
 
 from __future__ import annotations

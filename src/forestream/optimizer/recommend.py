@@ -7,13 +7,18 @@ and every step runs on the whole matrix). Both take the same preferences:
 - ``lookback_days``: 14 (default), 32 or 93; at least 30 hours of data are required;
 - ``policy``: ``"forestream"`` (default) or one of the baselines ``"aws-default"``,
   ``"max-rule"``, ``"vpa"``, ``"krr"`` (see :mod:`~forestream.optimizer.policies`);
-- ``cpu_percentile``: 90, 95 or 99.5 (default), on 5-minute maxima;
+- ``slo_percentile`` (90, 95, 99 default, 99.5) and ``slo_utilization`` (50-100,
+  default 90): the ``forestream`` policy's service level, that percentile of 5-minute
+  CPU utilization at most that percent of capacity;
+- ``cpu_percentile``: 90, 95 or 99.5 (default), on 5-minute maxima (``aws-default``);
 - ``cpu_headroom`` (0, 0.2, 0.3) and ``mem_headroom`` (0.1, 0.2, 0.3): None keeps the
-  policy's own (20 % for ``aws-default``; adaptive for ``forestream``);
-- ``horizon_days``: how far ahead trend growth is projected (default 7);
+  policy's own (20 % for ``aws-default``; none on top of the SLO for ``forestream``);
+- ``horizon_days``: the period a recommendation is for, how far ahead growth is
+  projected (default 14);
 - ``allow_graviton``: offer arm64 types to x86 workloads (default False: the software
   must have arm64 builds, which metrics cannot tell); ``include_burstable``: offer
-  T-family types (default False: their CPU credits are not modelled);
+  T-family types to non-burstable instances too (default False; ``forestream`` offers a
+  burstable type only while its CPU credits last, see :mod:`.instance_choice`);
 - ``max_options``: ranked options per resource (default 3).
 
 Instances (and Auto Scaling groups, per instance) get instance types from the catalog:
@@ -22,14 +27,15 @@ cores, i.e. vCPUs times the catalog's relative ``cpu_speed``; memory; GPUs withi
 same GPU family; sustained network baseline), among current-generation general
 purpose, compute and memory optimized types of the same architecture (a GPU type only
 within its family; a type with local disks only among types with local disks). The
-``forestream`` policy, when it downsizes with its own headroom, first prices the risk:
-its sizing percentile forecasts the next period's with about 10 % error, a type that
-breaks the SLO is rolled back and saves nothing, so the CPU it asks for is the capacity
-of the cheaper candidate with the highest expected saving (never below the percentile
-itself; see ``instances._expected_saving_cpu``). It then ranks fitting types within 3 %
-of the cheapest by a key that does not depend on the need (the current type, then the
-current family, then the most capacity), so that a need moving a little does not swap
-near-equally priced types; the baselines take the cheapest. Each
+``forestream`` policy (:mod:`.slo_policy`) sizes to its service level with the spread
+of the lookback's days, and picks among cheaper types the one with the highest
+expected saving (chance of keeping the SLO times the saving; at least 80 % chance),
+gives a high-risk first option up for a safe one costing at most 10 % more, and ranks
+fitting types within 3 % of the cheapest by a key that does not depend on the need
+(the current type, then the current family, then the most capacity), so that a need
+moving a little does not swap near-equally priced types; the baselines take the
+cheapest. An instance's finding agrees with its first option: over-provisioned when it
+is at least 10 % cheaper, never optimized then. Each
 option carries its monthly price (730 hours), savings against the current type,
 projected utilization, performance risk (0-4, see :mod:`~forestream.optimizer.risk`)
 and migration effort. Containers get CPU and memory requests, functions a memory size,

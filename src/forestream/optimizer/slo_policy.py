@@ -8,14 +8,16 @@ level shift, see :mod:`~forestream.optimizer.workload`):
 
 1. its days are bootstrapped into periods of ``horizon_days`` days and the
    ``confidence`` quantile (0.9) of the drawn periods' percentiles is taken (never below
-   the lookback's own percentile). A load whose tail repeats every day (a nightly
-   batch, an hourly cron job, a daily peak) draws nearly the same percentile every time;
-   one whose tail comes from a few heavy days or an incident draws widely different
-   ones, and is sized higher. This is how recurring bursts and one-off ones are told
-   apart: not by a rule on what an hour looks like, but by how much the percentile
-   depends on which days come;
-2. a growing load (daily peaks rising week over week, or along a significant line, see
-   :func:`~forestream.optimizer.slo.week_over_week_growth` and
+   the lookback's own percentile, nor above its highest sample). The next period is one
+   more draw around the true level, of which the lookback is one draw too, so the
+   draws' spread around their median is widened by ``SPREAD_INFLATION`` (√2). A load
+   whose tail repeats every day (a nightly batch, an hourly cron job, a daily peak)
+   draws nearly the same percentile every time; one whose tail comes from a few heavy
+   days or a long incident draws widely different ones, and is sized higher. This is
+   how recurring bursts and one-off ones are told apart: not by a rule on what an hour
+   looks like, but by how much the percentile depends on which days come;
+2. a growing load (daily medians rising week over week, or daily peaks along a
+   significant line, see :func:`~forestream.optimizer.slo.week_over_week_growth` and
    :func:`~forestream.optimizer.workload.trend_growth`) is sized on its last week's
    percentile projected over ``horizon_days``;
 3. a resource pinned at its capacity in more than the percentile's tail never showed
@@ -29,10 +31,10 @@ option's chance of breaking the service level (its performance risk) is read.
 **Memory** never may run out (the process is killed), so it is sized on peaks, but on
 the right peaks: when memory drops sharply and repeatedly (a leak cleared by
 restarts: a sawtooth), the peaks *between restarts* are what repeats, so the need is
-the highest of the seen peak and the cycles' mean peak plus three standard deviations,
-plus 5 %; a rise within a cycle is not a trend. Otherwise it is the current memory
+the higher of the seen peak plus 3 % and the cycles' mean peak plus three standard
+deviations; a rise within a cycle is not a trend. Otherwise it is the current memory
 regime's maximum, projected along a significant trend over ``horizon_days``, plus three
-times the spread of the daily peaks (5-30 %). Memory pinned at 100 % asks for 1.3x.
+times the spread of the daily peaks (3-30 %). Memory pinned at 100 % asks for 1.3x.
 """
 
 from __future__ import annotations
