@@ -6,8 +6,8 @@
 variables) when no token is known; it returns the parsed JSON answer and raises
 :class:`RestError` with the problem details of a refusal, or :class:`ServerUnreachable`.
 
->>> RestError(404, "ResourceNotFoundException", "no analysis 'x'").summary()
-'404 ResourceNotFoundException: no analysis \\'x\\''
+>>> print(RestError(404, "ResourceNotFoundException", "no analysis 'x'").summary())
+404 ResourceNotFoundException: no analysis 'x'
 """
 
 from __future__ import annotations
