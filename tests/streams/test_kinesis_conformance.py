@@ -209,6 +209,19 @@ def test_a_record_without_partition_key_is_a_validation_error_not_a_python_one(c
                                    "not be null")
 
 
+def test_a_member_the_store_needs_is_never_missing_in_python_words():
+    from forestream.server.aws.kinesis import _keywords
+
+    def put_record(data, partition_key, stream_name=None):  # a store method's signature
+        raise AssertionError("not called without its partition key")
+
+    with pytest.raises(Exception) as refused:
+        _keywords(put_record)({"Data": b"", "StreamName": "s"})
+    assert (refused.value.code, refused.value.message) == (
+        "ValidationException", "1 validation error detected: Value null at 'partitionKey' "
+        "failed to satisfy constraint: Member must not be null")
+
+
 # ------------------------------------------------------------ the protocol layer itself
 
 @pytest.mark.parametrize("operation,content_type,code,answered_as", [

@@ -97,8 +97,12 @@ def snake_case(name: str) -> str:
 def _keywords(method):
     """The store method called with the request's members as snake_case keywords; a member
     the model has but the store does not take (``StreamId``, ``DryRun``...) is refused by
-    name rather than ignored (a dry run ignored would act for real)."""
-    takes = set(inspect.signature(method).parameters)
+    name rather than ignored (a dry run ignored would act for real); one the store needs
+    but the request lacks is refused as AWS refuses a missing member (never with Python's
+    words: the model's required members and REQUIRED_HERE are meant to cover them)."""
+    parameters = inspect.signature(method).parameters
+    takes = set(parameters)
+    needs = [p for p, spec in parameters.items() if spec.default is inspect.Parameter.empty]
 
     def run(args: dict):
         kwargs = {snake_case(k): v for k, v in args.items()}
@@ -108,6 +112,13 @@ def _keywords(method):
                 f"{', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'} not supported "
                 f"by forestream's {method.__name__} (accepted: "
                 f"{', '.join(_pascal(p) for p in sorted(takes))})")
+        missing = [p for p in needs if p not in kwargs]
+        if missing:
+            count = len(missing)
+            raise ERRORS.ValidationException(
+                f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(
+                    f"Value null at '{_pascal(p)[:1].lower() + _pascal(p)[1:]}' failed to "
+                    "satisfy constraint: Member must not be null" for p in missing))
         return method(**kwargs)
     return run
 
