@@ -11,6 +11,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
 
@@ -72,19 +73,24 @@ class RawH2:
         return stream_id
 
     def send_body(self, stream_id: int, body: bytes, end: bool = True) -> None:
-        """Send ``body`` as the windows allow (reading window updates meanwhile)."""
-        while body:
-            window = min(self.h2.local_flow_control_window(stream_id),
-                         self.h2.max_outbound_frame_size)
-            if window <= 0:
+        """Send ``body`` as the windows allow (reading window updates meanwhile); stop
+        when the server resets the stream (it answered and wants no more)."""
+        try:
+            while body:
+                window = min(self.h2.local_flow_control_window(stream_id),
+                             self.h2.max_outbound_frame_size)
+                if window <= 0:
+                    self.flush()
+                    self.read(1.0)
+                    if self.closed:
+                        return
+                    continue
+                chunk, body = body[:window], body[window:]
+                self.h2.send_data(stream_id, chunk, end_stream=end and not body)
                 self.flush()
-                self.read(1.0)
-                if self.closed:
-                    return
-                continue
-            chunk, body = body[:window], body[window:]
-            self.h2.send_data(stream_id, chunk, end_stream=end and not body)
-            self.flush()
+        except h2.exceptions.StreamClosedError:
+            pass
+        self.flush()
 
     def goaway(self) -> None:
         self.h2.close_connection(ErrorCodes.NO_ERROR)

@@ -1,7 +1,12 @@
 """No request destroys data, acts across origins or runs code it should not, on a real
 server: nasty names on every name-taking route, the access token, cross-origin and
 DNS-rebinding requests, code and server paths behind settings, outbound hosts, body and
-header limits, and the 500s that became 400s."""
+header limits, and the 500s that became 400s.
+
+Every server speaks HTTP/1.1 and HTTP/2 on one port, and the guard must hold the same
+over both: each test that sends requests runs twice (``protocol``: urllib over HTTP/1.1,
+httpx over h2c), and the tests of limits on raw connections check HTTP/2 frames beside
+HTTP/1.1 bytes."""
 
 from __future__ import annotations
 
@@ -25,16 +30,39 @@ from urllib.parse import quote
 import cbor2
 import pytest
 
+from h2_client import RawH2
 from server_support import ServerProcess
 
 boto3 = pytest.importorskip("boto3")
+httpx = pytest.importorskip("httpx")
 from botocore.config import Config  # noqa: E402
 
 pytestmark = pytest.mark.service
+PROTOCOLS = ("http1", "h2c")
+#: Tests that send nothing over HTTP, or check both protocols' framing themselves.
+ONE_PROTOCOL = {"test_names_are_confined_even_through_a_planted_symlink",
+                "test_oversized_bodies_are_refused_before_they_are_read",
+                "test_slow_headers_and_slow_bodies_are_cut_off",
+                "test_huge_headers_are_refused"}
+_protocol = "http1"  # how call() and _open() send: set by the protocol fixture
 SCRIPT = Path(sys.executable).with_name("forestream")
 NASTY = [".", "..", "%2e%2e", "/", "//", "/etc", "/etc/passwd", "../..", "a/../..",
          "..%2f..", "..\\..", "~", "x\x00y", "\x00", "x" * 5000, " ", "-", "_"]
 JOB = "def build(env, properties):\n    env.from_collection([1, 2, 3]).map(str)\n"
+
+
+def pytest_generate_tests(metafunc):
+    if metafunc.function.__name__ not in ONE_PROTOCOL:
+        metafunc.parametrize("protocol", PROTOCOLS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def protocol(request):
+    """The protocol this test's requests go over (see the module docstring)."""
+    global _protocol
+    _protocol = getattr(request, "param", "http1")
+    yield _protocol
+    _protocol = "http1"
 
 
 def kinesis_client(url: str):
@@ -49,6 +77,8 @@ def call(server, method: str, path: str, body=None, *, raw: bytes | None = None,
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None
                                         else None)
     base = {"Content-Type": "application/json", **(server.auth if token else {})}
+    if _protocol == "h2c":
+        return _call_h2(method, server.url + path, data, {**base, **(headers or {})})
     request = urllib.request.Request(server.url + path, data=data, method=method,
                                      headers={**base, **(headers or {})})
     try:
@@ -56,6 +86,40 @@ def call(server, method: str, path: str, body=None, *, raw: bytes | None = None,
             return response.status, response.headers, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.headers, error.read()
+
+
+def _call_h2(method: str, url: str, data: bytes | None,
+             headers: dict) -> tuple[int, object, bytes]:
+    """One request over cleartext HTTP/2 by prior knowledge, its path sent as written
+    (httpx would resolve '..' segments itself; urllib does not); a Host header becomes
+    the :authority pseudo-header."""
+    origin, _, rest = url.partition("://")[2].partition("/")
+    target = "/" + rest
+    if any(not 0x20 < ord(c) < 0x7f for c in target):
+        raise ValueError(f"a control character or space in {target!r}")  # as urllib
+    client = _h2_client()
+    answer = client.request(method, url, content=data, headers=headers,
+                            extensions={"target": target.encode()})
+    client.cookies.clear()  # a browser's jar is not what these tests send
+    assert answer.http_version == "HTTP/2"
+    return answer.status_code, answer.headers, answer.content
+
+
+_H2_CLIENTS: list = []
+
+
+def _h2_client():
+    """One HTTP/2 client for the module (its connections are reused across requests)."""
+    if not _H2_CLIENTS:
+        _H2_CLIENTS.append(httpx.Client(http1=False, http2=True, timeout=60))
+    return _H2_CLIENTS[0]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_h2_client():
+    yield
+    while _H2_CLIENTS:
+        _H2_CLIENTS.pop().close()
 
 
 def aws(server, target: str, body: dict) -> tuple[int, dict]:
@@ -291,12 +355,22 @@ def test_the_console_signs_in_with_the_link_or_the_form(tmp_path):
         server.stop()
 
 
+class _Answer:
+    def __init__(self, status: int, headers) -> None:
+        self.status, self.headers = status, headers
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
 
 
 def _open(opener, request):
+    if _protocol == "h2c":  # no redirects followed: httpx's default
+        request = urllib.request.Request(request) if isinstance(request, str) else request
+        status, headers, _ = _call_h2(request.get_method(), request.full_url, request.data,
+                                      dict(request.header_items()))
+        return _Answer(status, headers)
     try:
         return opener.open(request, timeout=30)
     except urllib.error.HTTPError as error:
@@ -495,6 +569,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_outbound_requests_only_to_configured_hosts(tmp_path):
+    _Recorder.seen.clear()  # what an earlier run (the other protocol) asked
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
     port = upstream.server_address[1]
@@ -568,6 +643,20 @@ def test_oversized_bodies_are_refused_before_they_are_read(plain):
             pass
         answer = sock.recv(65536)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    # the same over HTTP/2: a declared length refused before any DATA frame is read...
+    h2c = RawH2(plain.port)
+    stream = h2c.request("POST", "/", {"content-type": "application/x-amz-json-1.1",
+                                       "x-amz-target": "Kinesis_20131202.ListStreams",
+                                       "content-length": "209715200"}, end=False)
+    status, _, body = h2c.response(stream, timeout=5)
+    assert status == 413 and b"RequestEntityTooLarge" in body
+    # ...and a body without one, counted while it arrives
+    stream = h2c.request("POST", "/api/v1/models/groups", {
+        "authorization": f"Bearer {plain.token}", "content-type": "application/json"},
+        end=False)
+    h2c.send_body(stream, b"x" * (12 * 1024 * 1024 + 1))
+    assert h2c.response(stream)[0] == 413
+    h2c.close()
 
 
 def test_errors_do_not_echo_huge_values(plain):
@@ -578,6 +667,12 @@ def test_errors_do_not_echo_huge_values(plain):
 
 
 def test_slow_headers_and_slow_bodies_are_cut_off(plain):
+    # HTTP/2: connections that send their preface and no request, and a dripping body
+    silent = [RawH2(plain.port) for _ in range(5)]
+    dripping = RawH2(plain.port)
+    drip = dripping.request("POST", "/api/v1/models/groups", {
+        "authorization": f"Bearer {plain.token}", "content-type": "application/json",
+        "content-length": "1000"}, body=b"{", end=False)
     sockets = []
     for _ in range(20):
         sock = socket.create_connection(("127.0.0.1", plain.port))
@@ -614,6 +709,17 @@ def test_slow_headers_and_slow_bodies_are_cut_off(plain):
         time.sleep(1.0)
     assert answer == b"closed" or answer.startswith(b"HTTP/1.1 408")
     body_sock.close()
+    for connection in silent:
+        assert connection.wait_closed(max(deadline - time.monotonic(), 0.1))
+    status = 0
+    while not status:  # a byte now and then is not enough over HTTP/2 either
+        dripping.send_body(drip, b" ", end=False)
+        try:
+            status = dripping.response(drip, timeout=1.0)[0]
+        except TimeoutError:
+            assert time.monotonic() < deadline + 5, "a dripping HTTP/2 body was never cut off"
+    assert status == 408
+    dripping.close()
     assert call(plain, "GET", "/health")[0] == 200  # and the server still answers
 
 
@@ -622,6 +728,10 @@ def test_huge_headers_are_refused(plain):
             b"\r\n\r\n")
     answer = _raw_request(plain, head)
     assert answer.startswith(b"HTTP/1.1 431") or answer == b""
+    h2c = RawH2(plain.port)  # over HTTP/2: past the advertised header list size
+    h2c.request("GET", "/health", {"x-big": "a" * 100_000})
+    assert h2c.wait_closed(10)
+    assert call(plain, "GET", "/health")[0] == 200  # and the server still answers
 
 
 # ------------------------------------------------------------------ 500s that are 400s
@@ -740,17 +850,19 @@ def _send(server, headers: dict, body: bytes) -> tuple[int, dict]:
     return status, json.loads(raw) if raw else {}
 
 
-def test_a_replayed_signature_cannot_carry_another_body(signed_server):
+def test_a_replayed_signature_cannot_carry_another_body(signed_server, protocol):
+    stream = f"r-{protocol}"  # one server for both protocols
     kinesis = boto3.client("kinesis", endpoint_url=signed_server.url, region_name="us-east-1",
                            aws_access_key_id="AKIDTEST", aws_secret_access_key="s3cret")
-    kinesis.create_stream(StreamName="r", ShardCount=1)
-    kinesis.get_waiter("stream_exists").wait(StreamName="r", WaiterConfig={"Delay": 0.1})
-    original = json.dumps({"StreamName": "r", "Data": "b25l", "PartitionKey": "k"}).encode()
+    kinesis.create_stream(StreamName=stream, ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream,
+                                            WaiterConfig={"Delay": 0.1})
+    original = json.dumps({"StreamName": stream, "Data": "b25l", "PartitionKey": "k"}).encode()
     digest = hashlib.sha256(original).hexdigest()
     headers = _signed(signed_server, "Kinesis_20131202.PutRecord", original,
                       headers={"X-Amz-Content-Sha256": digest})
     assert _send(signed_server, headers, original)[0] == 200
-    forged = json.dumps({"StreamName": "r", "Data": "dHdv", "PartitionKey": "k"}).encode()
+    forged = json.dumps({"StreamName": stream, "Data": "dHdv", "PartitionKey": "k"}).encode()
     status, body = _send(signed_server, headers, forged)
     assert status == 400 and body["__type"] == "InvalidSignatureException"
     unsigned_hash = {k: v for k, v in _signed(signed_server, "Kinesis_20131202.PutRecord",
@@ -758,7 +870,7 @@ def test_a_replayed_signature_cannot_carry_another_body(signed_server):
     unsigned_hash["X-Amz-Content-Sha256"] = hashlib.sha256(forged).hexdigest()
     assert _send(signed_server, unsigned_hash, forged)[0] == 400
     records = kinesis.get_records(ShardIterator=kinesis.get_shard_iterator(
-        StreamName="r", ShardId="shardId-000000000000",
+        StreamName=stream, ShardId="shardId-000000000000",
         ShardIteratorType="TRIM_HORIZON")["ShardIterator"])["Records"]
     assert [r["Data"] for r in records] == [b"one"]
 
@@ -775,17 +887,18 @@ def test_signatures_scoped_elsewhere_are_refused(signed_server, service, region)
                                                   "IncompleteSignatureException")
 
 
-def test_a_signature_over_the_date_alone_cannot_be_retargeted(signed_server):
-    body = json.dumps({"StreamName": "victim"}).encode()
+def test_a_signature_over_the_date_alone_cannot_be_retargeted(signed_server, protocol):
+    victim = f"victim-{protocol}"  # one server for both protocols
+    body = json.dumps({"StreamName": victim}).encode()
     kinesis = boto3.client("kinesis", endpoint_url=signed_server.url, region_name="us-east-1",
                            aws_access_key_id="AKIDTEST", aws_secret_access_key="s3cret")
-    kinesis.create_stream(StreamName="victim", ShardCount=1)
+    kinesis.create_stream(StreamName=victim, ShardCount=1)
     headers = _signed(signed_server, "Kinesis_20131202.DescribeStream", body,
                       sign_only=("X-Amz-Date",))
     headers["X-Amz-Target"] = "Kinesis_20131202.DeleteStream"
     status, answer = _send(signed_server, headers, body)
     assert status == 400 and "SignedHeader" in answer["message"]
-    assert "victim" in kinesis.list_streams()["StreamNames"]
+    assert victim in kinesis.list_streams()["StreamNames"]
 
 
 def test_an_old_scope_date_beside_a_current_x_amz_date_is_refused(signed_server):
