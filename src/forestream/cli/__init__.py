@@ -1,7 +1,8 @@
 """The ``forestream`` command line: one module per command group.
 
 ``forestream server`` and ``console-url`` live in :mod:`.server`, ``rcf`` in :mod:`.rcf`,
-``quickstart`` in :mod:`.quickstart`, ``streams``, ``apps``, ``models`` (with its
+``quickstart`` in :mod:`.quickstart`, ``flink`` (a local Flink cluster) in :mod:`.flink`,
+``streams``, ``apps``, ``models`` (with its
 ``endpoints`` sub-group) and ``optimizer`` in modules of those names; options and helpers
 they share (``--endpoint-url``, ``KEY=VALUE`` pairs, the REST call) in :mod:`.options`.
 Heavy libraries (numba kernels, model frameworks) are imported inside the commands that
@@ -24,6 +25,7 @@ def main() -> None:
       forestream server                the Kinesis-compatible server (boto3, AWS CLI, ...)
       forestream streams --help        create, put, get, tail, reshard streams
       forestream apps --help           run your stream processing code on the server
+      forestream flink start           a local Apache Flink cluster for --runtime flink
       forestream rcf score FILE.csv    anomaly scores for a CSV file
       forestream rcf nab --data DIR    the Numenta Anomaly Benchmark score of a detector
     """
@@ -33,6 +35,7 @@ def main() -> None:
 
 def _register_commands() -> None:
     from .apps import apps
+    from .flink import flink
     from .models import models
     from .optimizer import optimizer
     from .quickstart import quickstart
@@ -40,7 +43,8 @@ def _register_commands() -> None:
     from .server import console_url, server
     from .streams import streams
 
-    for command in (server, console_url, quickstart, streams, apps, models, optimizer, rcf):
+    for command in (server, console_url, quickstart, streams, apps, flink, models, optimizer,
+                    rcf):
         main.add_command(command)
 
 
