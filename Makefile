@@ -6,8 +6,9 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 TFSTAMP := $(VENV)/.installed-tensorflow
 JSCLIENT := tests/clients/js/node_modules/.package-lock.json
+FLINKJAR := build/flink/forestream-flink-connector.jar
 
-.PHONY: quickstart test lint bench nab server cluster clean
+.PHONY: quickstart test lint bench nab server cluster flink clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,10 +30,20 @@ $(JSCLIENT): tests/clients/js/package-lock.json
 		cd tests/clients/js && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: tests/clients will skip the JavaScript SDK"; fi
 
+# Apache Flink (--runtime flink): apache-flink in a venv of its own (.venv-flink; its pins
+# of apache-beam/pandas/pyarrow conflict with ours) and forestream's Kinesis-API connector
+# compiled with javac against Flink's jars; skipped without a JDK (the Flink tests skip).
+$(FLINKJAR): $(STAMP) $(wildcard java/flink-connector/src/forestream/flink/*.java)
+	@if command -v javac >/dev/null; then \
+		$(PY) -m forestream.processing.flink && touch $@; \
+	else echo "javac not found: tests/processing/flink will skip Apache Flink"; fi
+
+flink: $(FLINKJAR)
+
 quickstart: $(STAMP)
 	$(VENV)/bin/forestream quickstart
 
-test: $(STAMP) $(TFSTAMP) $(JSCLIENT)
+test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
@@ -63,4 +74,4 @@ nab: $(STAMP)
 	$(VENV)/bin/forestream rcf nab --data ../shared/datasets/nab --out .nab-results
 
 clean:
-	rm -rf $(VENV) .nab-results .pytest_cache build src/*.egg-info tests/clients/js/node_modules
+	rm -rf $(VENV) .venv-flink .nab-results .pytest_cache build src/*.egg-info tests/clients/js/node_modules
