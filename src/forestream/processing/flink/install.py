@@ -116,7 +116,7 @@ def java_sources() -> Path:
 def build_venv(venv: Path) -> None:
     """Create the Flink environment: apache-flink, then forestream itself (editable)."""
     root = project_root()
-    with _locked(venv.parent / f".{venv.name}.lock"):
+    with _locked(venv.parent / f"{venv.name}.lock"):
         if _venv_ready(venv):
             return
         _say(f"creating {venv} with {FLINK_REQUIREMENT} and forestream (once; a few "
