@@ -7,8 +7,10 @@ STAMP  := $(VENV)/.installed
 TFSTAMP := $(VENV)/.installed-tensorflow
 JSCLIENT := tests/clients/js/node_modules/.package-lock.json
 FLINKJAR := build/flink/forestream-flink-connector.jar
+CONSOLE_NPM := src/forestream/server/console/frontend
+CONSOLE_ASSETS := src/forestream/server/console/static/vendor/.built
 
-.PHONY: quickstart test lint bench nab server cluster flink clean
+.PHONY: quickstart test lint bench nab server cluster flink clean console-assets chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,27 @@ $(JSCLIENT): tests/clients/js/package-lock.json
 		cd tests/clients/js && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: tests/clients will skip the JavaScript SDK"; fi
 
+# The web console's htmx and uPlot, from npm (pinned by the lock), copied where the server
+# serves them; without npm the console works without charts and live updates.
+$(CONSOLE_ASSETS): $(CONSOLE_NPM)/package-lock.json $(CONSOLE_NPM)/build.mjs
+	@if command -v npm >/dev/null; then \
+		cd $(CONSOLE_NPM) && npm ci --no-audit --no-fund --loglevel=error && \
+		npm run --silent build && touch ../static/vendor/.built; \
+	else echo "npm not found: the console will have no charts and no live updates"; fi
+
+console-assets: $(CONSOLE_ASSETS)
+
+# Debian's Chromium for the console's browser tests (installed as root when missing;
+# without it those tests skip, saying why).
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			 apt-get install -y -qq --no-install-recommends chromium >/dev/null) || \
+			echo "chromium could not be installed: the console's browser tests will skip"; \
+		else echo "chromium not found (install it as root): browser tests will skip"; fi; \
+	fi
+
 # Apache Flink (--runtime flink): apache-flink in a venv of its own (.venv-flink; its pins
 # of apache-beam/pandas/pyarrow conflict with ours) and forestream's Kinesis-API connector
 # compiled with javac against Flink's jars; skipped without a JDK (the Flink tests skip).
@@ -43,7 +66,7 @@ flink: $(FLINKJAR)
 quickstart: $(STAMP)
 	$(VENV)/bin/forestream quickstart
 
-test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR)
+test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR) $(CONSOLE_ASSETS) chromium
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
@@ -63,7 +86,7 @@ bench: $(STAMP)  # every benchmark, peers side by side (several minutes; see ben
 	$(PY) benchmarks/serving_latency.py
 	$(PY) benchmarks/rightsizing_eval.py
 
-server: $(STAMP)  # the forestream server on http://127.0.0.1:4567 (data in ./.forestream)
+server: $(STAMP) $(CONSOLE_ASSETS)  # the forestream server on http://127.0.0.1:4567 (data in ./.forestream)
 	$(VENV)/bin/forestream server
 
 cluster: $(STAMP)  # 3 JetStream nodes + 2 forestream front ends on loopback, until Ctrl-C
@@ -74,4 +97,5 @@ nab: $(STAMP)
 	$(VENV)/bin/forestream rcf nab --data ../shared/datasets/nab --out .nab-results
 
 clean:
-	rm -rf $(VENV) .venv-flink .nab-results .pytest_cache build src/*.egg-info tests/clients/js/node_modules
+	rm -rf $(VENV) .venv-flink .nab-results .pytest_cache build src/*.egg-info tests/clients/js/node_modules \
+		$(CONSOLE_NPM)/node_modules src/forestream/server/console/static/vendor

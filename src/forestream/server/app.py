@@ -231,7 +231,8 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
         *model_routes(registry, endpoints, settings),
         *optimizer_routes(optimizer, settings),
         *openapi_routes(settings),
-        *console_routes(settings, store, manager, registry, endpoints, optimizer),
+        *console_routes(settings, store, manager, registry, endpoints, optimizer,
+                        metrics),
     ], lifespan=lifespan, middleware=[Middleware(
         RequestGuard, settings=settings, token=token,
         upload_limit=ImportLimits.from_env().max_total_bytes)])

@@ -63,6 +63,15 @@ class Metrics:
                     self.shard_records_out[key] += len(records)
                     self.shard_bytes_out[key] += size
 
+    def shard_totals(self) -> dict[tuple[str, str], tuple[int, int, int, int]]:
+        """(stream, shard) -> (records in, bytes in, records out, bytes out) so far: a
+        consistent copy, for the console's charts of throughput over time."""
+        with self._lock:
+            keys = {*self.shard_records_in, *self.shard_records_out}
+            return {key: (self.shard_records_in.get(key, 0), self.shard_bytes_in.get(key, 0),
+                          self.shard_records_out.get(key, 0), self.shard_bytes_out.get(key, 0))
+                    for key in keys}
+
     def error(self, operation: str, code: str) -> None:
         with self._lock:
             self.errors[(operation, code)] += 1

@@ -1,28 +1,26 @@
-"""The web console: read-only HTML pages over the server's state.
+"""The web console's routes: pages, the parts of pages that htmx fetches again, the
+record browser, and the actions that forms post.
 
-``GET /`` is the overview (streams, applications, model groups, endpoints, recent
-optimizer analyses, and how to connect); ``GET /console/streams/{name}``,
-``/console/applications/{name}``, ``/console/models/{group}``,
-``/console/endpoints/{name}`` and ``/console/optimizer/{id}/report.html`` show one
-resource. ``POST /`` stays the AWS protocol entry: these routes answer GET (and HEAD)
-only, and read through the packages' public read methods, so the console cannot change
-anything. Reads that touch SQLite or files run on a worker thread; the endpoint
-counters, which live on the event loop, are read there.
+Pages: ``/`` (overview), the index pages ``/console/streams``, ``/console/applications``,
+``/console/models``, ``/console/endpoints``, ``/console/optimizer``, and one page per
+resource (``/console/streams/{name}``...). Each page is made of parts; ``?part=live``
+answers only the part that changes (htmx fetches it every few seconds), ``?part=forms``
+the action forms (fetched again after an action). Actions are ``POST`` to a path under
+the resource (``/console/streams/{name}/split``...); ``POST /`` stays the AWS protocol
+entry.
 
-Who may see it is settled before the routes run (:mod:`forestream.server.guard`): the
-server's access token, given once on ``/?token=...`` (the link ``forestream server``
-prints) or in the sign-in form and then kept in an HttpOnly, SameSite=Strict cookie; with
-server credentials configured, also HTTP Basic (access key id as user name, secret as
-password). Serve the console over TLS (a reverse proxy) when it is reached over a
-network.
-
-Pages refresh themselves every ``?refresh=N`` seconds (default 10, 0 turns it off).
+Who may see the console is settled before (:mod:`forestream.server.guard`: the access
+token's link or cookie, or HTTP Basic with server credentials; requests from other
+origins are refused there). Actions also need the page's CSRF token (:mod:`.csrf`).
+Reads that touch SQLite or files run on a worker thread.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio
 from starlette.requests import Request
@@ -30,6 +28,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from forestream.config import Settings
+from forestream.errors import ForestreamError
 from forestream.models.errors import InvalidInput
 from forestream.models.errors import NotFoundError as ModelNotFound
 from forestream.models.hosting.endpoints import EndpointManager
@@ -40,211 +39,300 @@ from forestream.processing.errors import NotFoundError as ApplicationNotFound
 from forestream.streams.errors import ResourceNotFoundError
 from forestream.streams.store import StreamStore
 
+from ..metrics import Metrics
 from ..rest.optimizer import REPORT_POLICY
-from . import pages
+from . import assets, csrf, pages
+from .actions import ApplicationActions, ModelActions, Outcome, StreamActions
+from .anomalies import Choice, chart_data
+from .history import ConsoleHistory
+from .reader import ConsoleReader
+from .records import parse_query, read_page
+from .views import applications as app_view
+from .views import models as model_view
+from .views import overview as index_view
+from .views import streams as stream_view
 
-DEFAULT_REFRESH_SECONDS = 10
-RECENT_ANALYSES = 5
-APPLICATION_LOG_LINES = 100
-ENDPOINT_LOG_FILES = 4  # the newest worker logs of an endpoint
-ENDPOINT_LOG_LINES = 50
-LOG_TAIL_BYTES = 64 * 1024
-PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+               "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+               "base-uri 'none'; frame-ancestors 'none'")
 HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
            "Referrer-Policy": "no-referrer"}
+CHANGED = {"HX-Trigger": "forestream-changed"}
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
 def routes(settings: Settings, store: StreamStore, applications: ApplicationManager,
            registry: ModelRegistry, endpoints: EndpointManager,
-           optimizer: OptimizerService) -> list[Route]:
-    """The console's GET routes over the server's own objects."""
+           optimizer: OptimizerService, metrics: Metrics | None = None) -> list[Route]:
+    """The console's routes over the server's own objects (``metrics``: the Kinesis
+    API's counters, charted per shard; a console built without them counts its own)."""
+    metrics = metrics or Metrics()
     reader = ConsoleReader(store, applications, registry, endpoints, optimizer)
-    guarded = _guard(settings)
+    history = ConsoleHistory(metrics, applications, endpoints)
+    streams = StreamActions(store, metrics)
+    apps = ApplicationActions(applications)
+    models = ModelActions(registry, endpoints)
 
+    def chrome(request: Request) -> pages.Chrome:
+        history.ensure_started()
+        return assets.chrome(csrf.token_for(settings, request.app.state.token))
+
+    # ------------------------------------------------------------------ pages
     async def overview(request: Request) -> Response:
-        data = await anyio.to_thread.run_sync(reader.overview)
-        data.update(base_url=str(request.base_url).rstrip("/"), auth=settings.auth_enabled,
-                    refresh=_refresh(request))
-        return _html(pages.overview(data))
+        data = await run(reader.overview)
+        data.update(base_url=str(request.base_url).rstrip("/"), auth=settings.auth_enabled)
+        return compose(request, "Overview", "overview", {"live": lambda: index_view.overview(
+            data)})
 
-    def detail(kind: str, param: str, read, render, missing: tuple) -> Handler:
-        """A page about one named thing: read it on a worker thread, 404 when unknown."""
-        async def page(request: Request) -> Response:
-            name = request.path_params[param]
-            try:
-                data = await anyio.to_thread.run_sync(read, name)
-            except missing:
-                return _missing(kind, name)
-            return _html(render({**data, "refresh": _refresh(request)}))
-        return page
+    def index(title: str, section: str, read: Callable[[], Any],
+              render: Callable[[Any], str], extra: Callable[[pages.Chrome], str] | None = None
+              ) -> Handler:
+        async def handler(request: Request) -> Response:
+            data = await run(read)
+            parts: dict[str, Callable[[], str]] = {"live": lambda: render(data)}
+            if extra is not None:
+                ch = chrome(request)
+                parts["forms"] = lambda: extra(ch)
+            return compose(request, title, section, parts)
+        return handler
 
-    stream = detail("stream", "name", reader.stream, pages.stream, (ResourceNotFoundError,))
-    application = detail("application", "name", reader.application, pages.application,
-                         (ApplicationNotFound,))
-    # InvalidInput: not even a valid group name
-    model_group = detail("model group", "group", reader.model_group, pages.model_group,
-                         (ModelNotFound, InvalidInput))
-    endpoint = detail("endpoint", "name", reader.endpoint, pages.endpoint, (ModelNotFound,))
+    async def stream(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await run(reader.stream, name)
+        except ResourceNotFoundError:
+            return missing(request, "stream", name)
+        ch = chrome(request)
+        return compose(request, f"Stream {name}", "streams", {
+            "live": lambda: stream_view.live(data, history.stream_rates(
+                name, [s["ShardId"] for s in data["shards"]])),
+            "forms": lambda: stream_view.forms(data, ch)},
+            after=stream_view.browser(data, ch))
+
+    async def records(request: Request) -> Response:
+        name = request.path_params["name"]
+        ch = chrome(request)
+        started = time.perf_counter()
+        try:
+            query = parse_query(request.query_params)
+            page = await run(read_page, store, name, query)
+        except ForestreamError as exc:
+            return fragment_or_page(request, f"Stream {name}", pages.flash(
+                f"{exc.code}: {exc.message}", ok=False), exc.status)
+        # counted as the reads they are (bytes out per shard)
+        metrics.observe("GetRecords", {"StreamName": name},
+                        {"StreamName": name, "Records": page["raw"]},
+                        time.perf_counter() - started)
+        return fragment_or_page(request, f"Stream {name}",
+                                stream_view.records(name, query, page, ch))
+
+    async def application(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await run(reader.application, name)
+        except ApplicationNotFound:
+            return missing(request, "application", name)
+        ch = chrome(request)
+        if request.query_params.get("part") == "anomalies":
+            return await anomalies(request, data)
+        return compose(request, f"Application {name}", "applications", {
+            "live": lambda: app_view.live(data, history.application_series(name)),
+            "forms": lambda: app_view.forms(data, ch)},
+            after=app_view.anomalies_form(data, ch))
+
+    async def anomalies(request: Request, data: dict) -> Response:
+        params = request.query_params
+        try:
+            grade = float(params.get("min_grade") or 0.5)
+        except ValueError:
+            return fragment(pages.flash(f"grade {params.get('min_grade')!r} must be a number",
+                                        ok=False), 400)
+        choice = Choice(input=params.get("input") or None, output=params.get("output") or None,
+                        field=params.get("field") or None, key=params.get("key") or None,
+                        min_grade=grade)
+        try:
+            found = await run(chart_data, store, data["application"], data["stream_names"],
+                              choice)
+        except ForestreamError as exc:
+            return fragment(pages.flash(f"{exc.code}: {exc.message}", ok=False), exc.status)
+        return fragment_or_page(request, "Anomalies", app_view.anomalies(found))
+
+    async def model_group(request: Request) -> Response:
+        name = request.path_params["group"]
+        try:
+            data = await run(reader.model_group, name)
+            if request.query_params.get("part") == "version":
+                raw = request.query_params.get("version", "")
+                if not raw.isdigit():
+                    raise InvalidInput(f"version {raw!r} must be a positive integer")
+                version = await run(reader.version, name, int(raw))
+                return fragment_or_page(request, f"Model group {name}",
+                                        model_view.version_detail(version))
+        except (ModelNotFound, InvalidInput):  # InvalidInput: not even a valid name
+            return missing(request, "model group", name)
+        ch = chrome(request)
+        return compose(request, f"Model group {name}", "models", {
+            "live": lambda: model_view.group_live(data, ch)},
+            after='<div id="version-detail"></div>')
+
+    async def endpoint(request: Request) -> Response:
+        name = request.path_params["name"]
+        try:
+            data = await run(reader.endpoint, name)
+        except ModelNotFound:
+            return missing(request, "endpoint", name)
+        ch = chrome(request)
+        counts = endpoints.metrics.summary(name)
+        return compose(request, f"Endpoint {name}", "endpoints", {
+            "live": lambda: model_view.endpoint_live(data, counts,
+                                                     history.endpoint_series(name)),
+            "forms": lambda: model_view.endpoint_forms(data, ch)})
 
     async def report(request: Request) -> Response:
         analysis_id = request.path_params["analysis_id"]
         try:
-            body = await anyio.to_thread.run_sync(optimizer.report_html, analysis_id)
+            body = await run(optimizer.report_html, analysis_id)
         except OptimizerError:
-            return _missing("optimizer analysis", analysis_id)
+            return missing(request, "optimizer analysis", analysis_id)
+        back = ('<nav style="font:14px system-ui,sans-serif;background:#1d3b2a;padding:.5em '
+                '1.5em"><a style="color:#fff" href="/console/optimizer">← all analyses</a> · '
+                '<a style="color:#d8efe0" href="/">console overview</a></nav>')
+        body = body.replace("<body>", "<body>" + back, 1)
         return HTMLResponse(body, headers={**HEADERS, "Content-Security-Policy": REPORT_POLICY})
 
     async def console_root(request: Request) -> Response:
         return RedirectResponse("/", status_code=307)
 
     async def unknown(request: Request) -> Response:
-        return _missing("console page", request.url.path)
+        return missing(request, "console page", request.url.path)
 
-    table: list[tuple[str, Handler]] = [
-        ("/", overview),
-        ("/console", console_root),
-        ("/console/streams/{name}", stream),
-        ("/console/applications/{name}", application),
-        ("/console/models/{group}", model_group),
-        ("/console/endpoints/{name}", endpoint),
-        ("/console/optimizer/{analysis_id}/report.html", report),
-        ("/console/{rest:path}", unknown),
+    # ------------------------------------------------------------------ helpers
+    def compose(request: Request, title: str, section: str,
+                parts: dict[str, Callable[[], str]], after: str = "") -> Response:
+        """The whole page, or only the part ``?part=`` names (htmx's live updates)."""
+        wanted = request.query_params.get("part")
+        if wanted in parts:
+            return fragment(parts[wanted]())
+        ch = chrome(request)
+        url = request.url.path
+        body = "".join(pages.live_region(f"{url}?part={key}", render(), ch,
+                                         poll=key == "live", region=key)
+                       for key, render in parts.items())
+        return html(pages.page(title, body + after, ch, section))
+
+    def fragment_or_page(request: Request, title: str, inner: str,
+                         status: int = 200) -> Response:
+        if request.headers.get("hx-request"):
+            return fragment(inner, status)
+        return html(pages.page(title, inner, chrome(request)), status)
+
+    def missing(request: Request, kind: str, name: str) -> Response:
+        if request.headers.get("hx-request"):
+            return fragment(pages.flash(f"there is no {kind} named {name}", ok=False), 404)
+        return html(pages.not_found(kind, name, chrome(request)), status=404)
+
+    # ------------------------------------------------------------------ actions
+    def action(do: Callable[..., Any], *params: str, threaded: bool = True) -> Handler:
+        """A POST handler: CSRF check, the form, the action, then the answer."""
+        async def handler(request: Request) -> Response:
+            form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"),
+                                  keep_blank_values=True))
+            expected = csrf.token_for(settings, request.app.state.token)
+            if not csrf.valid(expected, request.headers.get(csrf.HEADER), form.get(csrf.FIELD)):
+                return answer(request, None, 403, "this form is missing the console's token "
+                              "(CSRF): reload the page and send it again")
+            args = [request.path_params[p] for p in params]
+            try:
+                outcome = await run(do, *args, form) if threaded else await do(*args, form)
+            except ForestreamError as exc:
+                return answer(request, None, exc.status, f"{exc.code}: {exc.message}")
+            return answer(request, outcome)
+        return handler
+
+    def answer(request: Request, outcome: Outcome | None, status: int = 200,
+               error: str = "") -> Response:
+        htmx = bool(request.headers.get("hx-request"))
+        back = "/".join(request.url.path.split("/")[:4])  # the resource's page
+        if outcome is None:
+            if htmx:
+                return fragment(pages.flash(error, ok=False), status)
+            body = pages.flash(error, ok=False) + f'<p><a href="{pages.text(back)}">Back</a></p>'
+            return html(pages.page("Not done", body, chrome(request)), status)
+        if outcome.answer is not None:
+            return fragment_or_page(request, "Invocation", model_view.invocation(outcome.answer))
+        if not htmx:
+            return RedirectResponse(outcome.redirect or back, status_code=303)
+        headers = dict(CHANGED)
+        if outcome.redirect:
+            headers["HX-Redirect"] = outcome.redirect
+        return fragment(pages.flash(outcome.message), headers=headers)
+
+    table: list[tuple[str, Handler, str]] = [
+        ("/", overview, "GET"),
+        ("/console", console_root, "GET"),
+        ("/console/static/{path:path}", assets.serve, "GET"),
+        ("/console/streams", index("Streams", "streams", reader.streams,
+                                   index_view.stream_table, index_view.create_stream_form),
+         "GET"),
+        ("/console/streams", action(streams.create), "POST"),
+        ("/console/applications", index("Applications", "applications",
+                                        reader.application_list,
+                                        index_view.application_table), "GET"),
+        ("/console/models", index("Model groups", "models", reader.groups,
+                                  index_view.group_table), "GET"),
+        ("/console/endpoints", index("Endpoints", "endpoints", endpoints.list_endpoints,
+                                     index_view.endpoint_table), "GET"),
+        ("/console/optimizer", index("Optimizer analyses", "optimizer", reader.analyses,
+                                     index_view.analysis_table), "GET"),
+        ("/console/streams/{name}", stream, "GET"),
+        ("/console/streams/{name}/records", records, "GET"),
+        ("/console/streams/{name}/records", action(streams.put, "name"), "POST"),
+        ("/console/streams/{name}/split", action(streams.split, "name"), "POST"),
+        ("/console/streams/{name}/merge", action(streams.merge, "name"), "POST"),
+        ("/console/streams/{name}/delete", action(streams.delete, "name"), "POST"),
+        ("/console/applications/{name}", application, "GET"),
+        ("/console/applications/{name}/start", action(apps.start, "name"), "POST"),
+        ("/console/applications/{name}/stop", action(apps.stop, "name"), "POST"),
+        ("/console/applications/{name}/snapshots", action(apps.snapshot, "name"), "POST"),
+        ("/console/applications/{name}/scale", action(apps.scale, "name"), "POST"),
+        ("/console/models/{group}", model_group, "GET"),
+        ("/console/models/{group}/versions/{version}/approval",
+         action(models.approval, "group", "version"), "POST"),
+        ("/console/endpoints/{name}", endpoint, "GET"),
+        ("/console/endpoints/{name}/invoke", action(models.invoke, "name", threaded=False),
+         "POST"),
+        ("/console/endpoints/{name}/weights", action(models.weights, "name", threaded=False),
+         "POST"),
+        ("/console/optimizer/{analysis_id}/report.html", report, "GET"),
+        ("/console/{rest:path}", unknown, "GET"),
     ]
-    return [Route(path, guarded(handler), methods=["GET"]) for path, handler in table]
+    return [Route(path, with_headers(handler), methods=[method])
+            for path, handler, method in table]
 
 
-class ConsoleReader:
-    """Gathers each page's data through the packages' public read methods (blocking: the
-    route handlers call these on a worker thread)."""
-
-    def __init__(self, store: StreamStore, applications: ApplicationManager,
-                 registry: ModelRegistry, endpoints: EndpointManager,
-                 optimizer: OptimizerService) -> None:
-        self.store = store
-        self.applications = applications
-        self.registry = registry
-        self.endpoints = endpoints
-        self.optimizer = optimizer
-
-    def overview(self) -> dict:
-        streams = []
-        for name in self.store.stream_names():
-            try:
-                streams.append(self.store.describe_stream_summary(
-                    stream_name=name)["StreamDescriptionSummary"])
-            except ResourceNotFoundError:  # deleted meanwhile
-                continue
-        apps = []
-        for doc in self.applications.list_applications():
-            try:
-                apps.append(self.applications.describe_application(doc["name"]))
-            except ApplicationNotFound:
-                continue
-        groups, token = [], None
-        while True:
-            listing = self.registry.list_groups(limit=1000, next_token=token)
-            groups += listing["groups"]
-            token = listing["next_token"]
-            if not token:
-                break
-        return {"data_dir": str(self.store.data_dir.resolve()), "streams": streams,
-                "applications": apps, "groups": groups,
-                "endpoints": self.endpoints.list_endpoints(),
-                "analyses": self.optimizer.list_analyses(limit=RECENT_ANALYSES)["analyses"]}
-
-    def stream(self, name: str) -> dict:
-        summary = self.store.describe_stream_summary(stream_name=name)
-        summary = summary["StreamDescriptionSummary"]
-        shards, token = [], None
-        while True:
-            listing = self.store.list_shards(stream_name=name) if token is None else \
-                self.store.list_shards(next_token=token)
-            shards += listing["Shards"]
-            token = listing.get("NextToken")
-            if not token:
-                break
-        arn = summary["StreamARN"]
-        tags = {t["Key"]: t["Value"] for t in self.store.list_tags_for_resource(arn)["Tags"]}
-        consumers = self.store.list_stream_consumers(stream_arn=arn)["Consumers"]
-        return {"summary": summary, "shards": shards, "tags": tags, "consumers": consumers}
-
-    def application(self, name: str) -> dict:
-        return {"application": self.applications.describe_application(name),
-                "logs": self.applications.logs(name, tail=APPLICATION_LOG_LINES)}
-
-    def model_group(self, name: str) -> dict:
-        group = self.registry.describe_group(name)
-        versions, token = [], None
-        while True:
-            listing = self.registry.list_versions(group=name, limit=1000, next_token=token)
-            versions += listing["versions"]
-            token = listing["next_token"]
-            if not token:
-                break
-        versions.sort(key=lambda v: v["version"], reverse=True)
-        return {"group": group, "versions": versions}
-
-    def endpoint(self, name: str) -> dict:
-        description = self.endpoints.describe_endpoint(name)
-        folder = self.endpoints.log_root / name
-        files = sorted(folder.glob("*.log"), key=_mtime, reverse=True) \
-            if folder.is_dir() else []
-        logs = {path.stem: _tail(path, ENDPOINT_LOG_LINES)
-                for path in files[:ENDPOINT_LOG_FILES]}
-        return {"endpoint": description, "logs": logs,
-                "metrics": self.endpoints.metrics.summary(name)}
+async def run(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on a worker thread (SQLite, files, the stream store)."""
+    return await anyio.to_thread.run_sync(lambda: fn(*args))
 
 
-# ------------------------------------------------------------------------ helpers
-def _guard(settings: Settings) -> Callable[[Handler], Handler]:
-    """Wrap handlers with the headers every console response carries (who may see the
-    console is settled before: :class:`forestream.server.guard.RequestGuard`)."""
-    def wrap(handler: Handler) -> Handler:
-        async def run(request: Request) -> Response:
-            response = await handler(request)
-            for name, value in HEADERS.items():
-                response.headers.setdefault(name, value)
-            return response
-        return run
-    return wrap
+def with_headers(handler: Handler) -> Handler:
+    """Every console answer carries these headers (who may see the console is settled
+    before: :class:`forestream.server.guard.RequestGuard`)."""
+    async def wrapped(request: Request) -> Response:
+        response = await handler(request)
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+    return wrapped
 
 
-def _html(body: str, status: int = 200) -> HTMLResponse:
+def html(body: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status,
                         headers={**HEADERS, "Content-Security-Policy": PAGE_POLICY})
 
 
-def _missing(kind: str, name: str) -> HTMLResponse:
-    return _html(pages.not_found(kind, name), status=404)
-
-
-def _refresh(request: Request) -> int:
-    raw = request.query_params.get("refresh")
-    if raw is None or not raw.isdigit():
-        return DEFAULT_REFRESH_SECONDS
-    return min(int(raw), 3600)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    """The last ``lines`` lines of a file, reading at most its last LOG_TAIL_BYTES."""
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, 2)
-            end = handle.tell()
-            handle.seek(max(0, end - LOG_TAIL_BYTES))
-            data = handle.read()
-    except OSError:
-        return []
-    text = data.decode("utf-8", errors="replace").splitlines()
-    if end > LOG_TAIL_BYTES and text:
-        text = text[1:]  # the first line was cut by the seek
-    return text[-lines:]
+def fragment(body: str, status: int = 200, headers: dict[str, str] | None = None
+             ) -> HTMLResponse:
+    return HTMLResponse(body, status_code=status, headers={
+        **HEADERS, "Content-Security-Policy": PAGE_POLICY, **(headers or {})})

@@ -1,11 +1,14 @@
-"""The web console on a real server: what each page shows, escaping, 404s, read-only
-routes, speed, and HTTP Basic authentication when credentials are configured."""
+"""The web console's pages on a real server: what each page and index shows, the parts
+htmx fetches again, navigation, escaping, 404s, scripts only from the server itself, and
+HTTP Basic authentication when credentials are configured."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -180,7 +183,7 @@ def test_stream_page_shows_shards_hash_ranges_sequences_and_lineage(world):
     assert "team=ml-ops" in body and "24 hours" in body
 
 
-def test_application_page_shows_runtime_operators_lag_and_log(world):
+def test_application_page_shows_runtime_operators_lag_and_log_newest_first(world):
     status, _, body = page(world, "/console/applications/passthrough")
     assert status == 200
     assert '<span class="badge good">RUNNING</span>' in body
@@ -189,6 +192,13 @@ def test_application_page_shows_runtime_operators_lag_and_log(world):
     operators = body.split("<h2>Operators</h2>")[1].split("<h2>")[0]
     assert "<table>" in operators
     assert "application passthrough running (pid" in body  # the worker's log
+    shown = body.split('<pre class="log">')[1].split("</pre>")[0].splitlines()
+    _, _, raw = get(world.url + "/api/v1/applications/passthrough/logs?tail=100000",
+                    token=world.token)
+    lines = [html.escape(line) for line in json.loads(raw)["lines"]]
+    oldest_first = shown[::-1]  # the page shows the newest line first
+    start = lines.index(oldest_first[0])
+    assert lines[start:start + len(shown)] == oldest_first
     workers = body.split("<h2>Workers</h2>")[1].split("<h2>")[0]
     assert "shardId-000000000000" in workers  # which worker reads which shard
     assert "no autoscaling so far" in body.split("<h2>Autoscaling</h2>")[1]
@@ -217,17 +227,70 @@ def test_text_from_users_is_escaped_everywhere(world):
     for path in ("/", "/console/models/demand", "/console/applications/passthrough"):
         _, _, body = page(world, path)
         assert ESCAPED in body, path
-        assert "<script" not in body, path
+        assert HOSTILE not in body and "<script>" not in body, path
 
 
-def test_pages_carry_no_script_and_no_external_asset(world):
-    for path in ("/", "/console/streams/sensors", "/console/endpoints/demand-live"):
+def test_pages_load_scripts_only_from_this_server_and_never_reload_themselves(world):
+    for path in ("/", "/console/streams/sensors", "/console/endpoints/demand-live",
+                 "/console/streams"):
         _, headers, body = page(world, path)
-        assert "<script" not in body and "src=" not in body
-        assert "default-src 'none'" in headers["Content-Security-Policy"]
-        assert '<meta http-equiv="refresh" content="10">' in body
-    _, _, body = page(world, "/?refresh=0")
-    assert 'http-equiv="refresh"' not in body
+        policy = headers["Content-Security-Policy"]
+        assert "default-src 'none'" in policy and "script-src 'self';" in policy
+        assert 'http-equiv="refresh"' not in body
+        sources = re.findall(r'<script[^>]* src="([^"]+)"', body)
+        styles = re.findall(r'<link[^>]* href="([^"]+)"', body)
+        assert all(s.startswith("/console/static/") for s in sources + styles), path
+        assert "<script>" not in body  # no inline script (only JSON data blocks)
+        if sources:  # the assets are built: every one is served, with its type
+            for src in sources + styles:
+                status, asset_headers, _ = page(world, src)
+                assert status == 200 and asset_headers["Content-Type"].startswith(
+                    ("text/javascript", "text/css")), src
+        else:
+            assert "make console-assets" in body
+
+
+def test_static_route_serves_only_the_files_the_pages_name(world):
+    for path in ("/console/static/../../app.py", "/console/static/vendor/",
+                 "/console/static/routes.py", "/console/static/nothing.js"):
+        assert page(world, path)[0] == 404, path
+
+
+def test_every_page_has_the_navigation_and_the_report_a_way_back(world):
+    sections = ["/console/streams", "/console/applications", "/console/models",
+                "/console/endpoints", "/console/optimizer"]
+    for path in ["/", *sections, "/console/streams/sensors", "/console/models/demand"]:
+        status, _, body = page(world, path)
+        assert status == 200, path
+        nav = body.split("<nav>")[1].split("</nav>")[0]
+        assert all(f'href="{s}"' in nav for s in sections), path
+    _, _, body = page(world, "/console/optimizer")
+    report = body.split('<a href="/console/optimizer/')[1].split('"')[0]
+    _, _, report_page = page(world, "/console/optimizer/" + report)
+    assert 'href="/console/optimizer">← all analyses</a>' in report_page
+
+
+def test_index_pages_list_their_resources(world):
+    expected = {"/console/streams": '<a href="/console/streams/sensors">sensors</a>',
+                "/console/applications":
+                    '<a href="/console/applications/passthrough">passthrough</a>',
+                "/console/models": '<a href="/console/models/demand">demand</a>',
+                "/console/endpoints": '<a href="/console/endpoints/demand-live">demand-live</a>',
+                "/console/optimizer": "report.html</a>"}
+    for path, link in expected.items():
+        status, _, body = page(world, path)
+        assert status == 200 and link in body, path
+    assert 'action="/console/streams"' in page(world, "/console/streams")[2]  # create
+
+
+def test_live_parts_answer_fragments_for_htmx(world):
+    status, _, body = page(world, "/console/streams/sensors?part=live")
+    assert status == 200 and not body.startswith("<!DOCTYPE")
+    assert "shardId-000000000003" in body and 'id="chart-records_in"' in body
+    full = page(world, "/console/streams/sensors")[2]
+    assert 'hx-get="/console/streams/sensors?part=live"' in full
+    assert 'hx-trigger="every 5s, forestream-changed from:body"' in full
+    assert "Lag per shard" in page(world, "/console/applications/passthrough?part=live")[2]
 
 
 @pytest.mark.parametrize("path", [
@@ -240,9 +303,10 @@ def test_unknown_names_answer_a_404_page(world, path):
     assert "Not found" in body
 
 
-def test_console_only_reads_and_post_slash_stays_the_aws_entry(world):
+def test_console_answers_only_its_methods_and_post_slash_stays_the_aws_entry(world):
     for method, path in (("POST", "/console/streams/sensors"), ("DELETE", "/"),
-                         ("PUT", "/console/models/demand")):
+                         ("PUT", "/console/models/demand"),
+                         ("DELETE", "/console/streams/sensors")):
         assert page(world, path, method=method)[0] == 405, (method, path)
     kinesis = kinesis_client(world.url)
     assert "sensors" in kinesis.list_streams()["StreamNames"]  # POST / is still Kinesis

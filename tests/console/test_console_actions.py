@@ -1,0 +1,379 @@
+"""The console's actions on a real server, as its forms send them: streams (create, put a
+test record, split, merge, delete with confirmation), the record browser, models
+(approve, reject, metadata), endpoints (invoke, weights), applications (snapshot, start,
+stop, restore, scale); the CSRF token and other origins; the API's own error messages;
+and the per-shard charts counting what went through."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import joblib
+import numpy as np
+import pytest
+
+from server_support import ServerProcess
+
+boto3 = pytest.importorskip("boto3")
+from botocore.config import Config  # noqa: E402
+
+pytestmark = pytest.mark.service
+
+JOB = '''
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    env.from_kinesis("actions-input", kinesis_client()).map(lambda record: record)
+'''
+
+
+class Console:
+    """A browser's view of one server: its cookie, and the CSRF token its pages carry."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.cookie = f"forestream_token_{server.port}={server.token}"
+        _, _, body = self.get("/console/streams")
+        self.csrf = re.search(r'name="forestream-csrf" content="([^"]+)"', body).group(1)
+
+    def request(self, method: str, path: str, form: dict | None = None,
+                headers: dict | None = None, csrf: bool = True):
+        """(status, headers, body) without following redirects."""
+        data = None
+        if form is not None:
+            fields = {**form, **({"csrf": self.csrf} if csrf else {})}
+            data = urllib.parse.urlencode(fields).encode()
+        request = urllib.request.Request(
+            self.server.url + path, data=data, method=method,
+            headers={"Cookie": self.cookie, "Origin": self.server.url,
+                     "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=120) as response:
+                return response.status, response.headers, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.headers, error.read().decode()
+
+    def get(self, path: str, **options):
+        return self.request("GET", path, **options)
+
+    def post(self, path: str, form: dict, **options):
+        return self.request("POST", path, form, **options)
+
+    def htmx(self, path: str, form: dict, **options):
+        return self.post(path, form, headers={"HX-Request": "true"}, **options)
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def rest(server: ServerProcess, method: str, path: str, body: dict | None = None):
+    request = server.request(path, method=method,
+                             data=None if body is None else json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def wait_for(condition, what: str, seconds: float = 90.0):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+    return value
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("console-actions")
+    proc = ServerProcess(root / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def console(server):
+    return Console(server)
+
+
+@pytest.fixture(scope="module")
+def kinesis(server):
+    return boto3.client("kinesis", endpoint_url=server.url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def shards_of(kinesis, name: str) -> list[dict]:
+    return kinesis.list_shards(StreamName=name)["Shards"]
+
+
+def test_creating_a_stream_from_the_form_goes_to_its_page(console, kinesis):
+    status, headers, _ = console.post("/console/streams", {"name": "made-here", "shards": "2",
+                                                           "mode": "PROVISIONED"})
+    assert status == 303 and headers["Location"] == "/console/streams/made-here"
+    assert len(shards_of(kinesis, "made-here")) == 2
+    status, headers, body = console.htmx("/console/streams", {"name": "made-by-htmx",
+                                                              "shards": "1"})
+    assert status == 200 and headers["HX-Redirect"] == "/console/streams/made-by-htmx"
+    assert "stream made-by-htmx created" in body
+    assert headers["HX-Trigger"] == "forestream-changed"
+
+
+def test_bad_input_gets_the_apis_message_and_changes_nothing(console, kinesis):
+    before = kinesis.list_streams()["StreamNames"]
+    status, _, body = console.htmx("/console/streams", {"name": "bad name!", "shards": "1"})
+    assert status == 400 and "ValidationException" in body and "bad name!" in body
+    status, _, body = console.htmx("/console/streams", {"name": "x", "shards": "many"})
+    assert status == 400 and "shards &#x27;many&#x27; must be a whole number" in body
+    status, _, body = console.post("/console/streams", {"name": "made-here", "shards": "1"})
+    assert status == 409 and "ResourceInUseException" in body  # plain form: a page
+    assert "<!DOCTYPE html>" in body
+    assert kinesis.list_streams()["StreamNames"] == before
+
+
+def test_actions_need_the_console_token_and_the_servers_own_origin(console, kinesis):
+    status, _, body = console.post("/console/streams", {"name": "forged", "shards": "1"},
+                                   csrf=False)
+    assert status == 403 and "CSRF" in body
+    status, _, body = console.post("/console/streams", {"name": "forged", "shards": "1",
+                                                        "csrf": "0" * 40}, csrf=False)
+    assert status == 403
+    # a page elsewhere, with the cookie a browser would attach and even a valid token
+    status, _, body = console.post("/console/streams", {"name": "forged", "shards": "1"},
+                                   headers={"Origin": "http://evil.example"})
+    assert status == 403 and "origin" in body
+    status, _, _ = console.post("/console/streams", {"name": "forged", "shards": "1"},
+                                headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"})
+    assert status == 403
+    assert "forged" not in kinesis.list_streams()["StreamNames"]
+
+
+def test_put_record_then_browse_it_as_json_text_and_hex(console, kinesis):
+    kinesis.create_stream(StreamName="browse", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="browse", WaiterConfig={"Delay": 0.2})
+    status, _, body = console.htmx("/console/streams/browse/records", {
+        "partition_key": "k1", "encoding": "text", "data": '{"temperature": 21.5}'})
+    assert status == 200 and "put on shardId-000000000000 (21 bytes)" in body
+    first = re.search(r"record (\d+) put", body).group(1)
+    console.htmx("/console/streams/browse/records", {
+        "partition_key": "k2", "encoding": "hex", "data": "00ff10"})
+    console.htmx("/console/streams/browse/records", {
+        "partition_key": "k3", "encoding": "base64",
+        "data": base64.b64encode(b"plain words").decode()})
+    records = kinesis.get_records(ShardIterator=kinesis.get_shard_iterator(
+        StreamName="browse", ShardId="shardId-000000000000",
+        ShardIteratorType="TRIM_HORIZON")["ShardIterator"])["Records"]
+    assert [r["Data"] for r in records] == [b'{"temperature": 21.5}', b"\x00\xff\x10",
+                                            b"plain words"]
+
+    query = "shard=shardId-000000000000&position=TRIM_HORIZON&decode=auto"
+    status, _, body = console.get(f"/console/streams/browse/records?{query}",
+                                  headers={"HX-Request": "true"})
+    assert status == 200 and "3 record(s)" in body
+    assert "&quot;temperature&quot;: 21.5" in body  # pretty JSON
+    assert "00 ff 10" in body and "plain words" in body and "· json" in body
+    _, _, body = console.get(f"/console/streams/browse/records?{query.replace('auto', 'hex')}")
+    assert "7b 22 74 65" in body and "<!DOCTYPE html>" in body  # a page without htmx
+    status, _, body = console.get("/console/streams/browse/records?shard=shardId-000000000000"
+                                  f"&position=AFTER_SEQUENCE_NUMBER&sequence={first}",
+                                  headers={"HX-Request": "true"})
+    assert "2 record(s)" in body and "temperature" not in body
+    _, _, body = console.get("/console/streams/browse/records?shard=shardId-000000000000"
+                             "&position=LATEST", headers={"HX-Request": "true"})
+    assert "0 record(s)" in body and 'id="next-page"' in body
+    an_hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+    _, _, body = console.get("/console/streams/browse/records?shard=shardId-000000000000"
+                             f"&position=AT_TIMESTAMP&timestamp={an_hour_ago}",
+                             headers={"HX-Request": "true"})
+    assert "3 record(s)" in body
+
+
+def test_record_browser_refuses_bad_positions_with_the_apis_words(console, kinesis):
+    kinesis.create_stream(StreamName="positions", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="positions",
+                                             WaiterConfig={"Delay": 0.2})
+    base = "/console/streams/positions/records?shard=shardId-000000000000"
+    status, _, body = console.get(f"{base}&position=SOMEWHERE",
+                                  headers={"HX-Request": "true"})
+    assert status == 400 and "position &#x27;SOMEWHERE&#x27; must be one of" in body
+    status, _, body = console.get(f"{base}&position=AT_TIMESTAMP&timestamp=32503680000",
+                                  headers={"HX-Request": "true"})
+    assert status == 400 and "InvalidArgumentException" in body
+    with pytest.raises(kinesis.exceptions.InvalidArgumentException) as refused:
+        kinesis.get_shard_iterator(StreamName="positions", ShardId="shardId-000000000000",
+                                   ShardIteratorType="AT_TIMESTAMP",
+                                   Timestamp=32503680000)  # the API says the same
+    words = refused.value.response["Error"]["Message"].split("currentTimestampInMillis:")[0]
+    assert words in body
+    status, _, body = console.get(f"{base}&position=TRIM_HORIZON&limit=0",
+                                  headers={"HX-Request": "true"})
+    assert status == 400 and "from 1 to 500" in body
+    status, _, body = console.get("/console/streams/positions/records?shard=shardId-9"
+                                  "&position=TRIM_HORIZON", headers={"HX-Request": "true"})
+    assert status in (400, 404) and "ResourceNotFoundException" in body
+
+
+def test_split_merge_and_delete_with_confirmation(console, kinesis):
+    kinesis.create_stream(StreamName="reshard", ShardCount=1)
+    kinesis.get_waiter("stream_exists").wait(StreamName="reshard", WaiterConfig={"Delay": 0.2})
+    status, _, body = console.htmx("/console/streams/reshard/split", {
+        "shard": "shardId-000000000000", "new_starting_hash_key": "1"})
+    assert status == 400 and "InvalidArgumentException" in body
+    assert len(shards_of(kinesis, "reshard")) == 1  # nothing changed
+    status, _, body = console.htmx("/console/streams/reshard/split", {
+        "shard": "shardId-000000000000", "new_starting_hash_key": ""})
+    assert status == 200 and f"split at hash key {2**127}" in body
+    shards = shards_of(kinesis, "reshard")
+    assert [s["HashKeyRange"]["StartingHashKey"] for s in shards[1:]] == ["0", str(2**127)]
+    kinesis.get_waiter("stream_exists").wait(StreamName="reshard", WaiterConfig={"Delay": 0.2})
+    status, _, body = console.htmx("/console/streams/reshard/merge", {
+        "shard": "shardId-000000000001", "adjacent": "shardId-000000000002"})
+    assert status == 200 and "merged" in body
+    open_shards = [s for s in shards_of(kinesis, "reshard")
+                   if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+    assert [s["ShardId"] for s in open_shards] == ["shardId-000000000003"]
+
+    status, _, body = console.htmx("/console/streams/reshard/delete", {"confirm": "reshar"})
+    assert status == 400 and "nothing was deleted" in body
+    assert "reshard" in kinesis.list_streams()["StreamNames"]
+    status, headers, _ = console.htmx("/console/streams/reshard/delete", {"confirm": "reshard"})
+    assert status == 200 and headers["HX-Redirect"] == "/console/streams"
+    wait_for(lambda: "reshard" not in kinesis.list_streams()["StreamNames"],
+             "the stream to be deleted", 30)
+
+
+def test_stream_charts_count_records_in_and_out_per_shard(console, kinesis):
+    kinesis.create_stream(StreamName="counted", ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName="counted", WaiterConfig={"Delay": 0.2})
+    console.get("/console/streams/counted")  # starts the sampler (if no page did yet)
+    kinesis.put_records(StreamName="counted", Records=[
+        {"Data": b"x" * 100, "PartitionKey": str(i)} for i in range(50)])
+
+    def chart(name: str) -> dict:
+        body = console.get("/console/streams/counted?part=live")[2]
+        raw = body.split(f'id="chart-{name}"')[1].split(
+            '<script type="application/json">')[1].split("</script>")[0]
+        return json.loads(raw)
+
+    def counted():
+        spec = chart("records_in")
+        totals = {s["label"]: sum(v * 2.0 for v in s["values"] if v) for s in spec["series"]}
+        return totals if sum(totals.values()) >= 49.5 else None
+
+    totals = wait_for(counted, "the chart to count 50 records", 30)
+    assert set(totals) == {"shardId-000000000000", "shardId-000000000001"}
+    bytes_in = chart("bytes_in")
+    assert bytes_in["unit"] == "B/s" and max(max(s["values"] or [0]) for s in
+                                             bytes_in["series"]) > 0
+
+
+@pytest.fixture(scope="module")
+def model(server, tmp_path_factory):
+    from sklearn.linear_model import LinearRegression
+
+    root = tmp_path_factory.mktemp("console-model")
+    X = np.random.default_rng(1).normal(size=(50, 3))
+    joblib.dump(LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), root / "model.joblib")
+    upload = server.request("/api/v1/models/uploads?filename=model.joblib",
+                            data=(root / "model.joblib").read_bytes(), method="POST")
+    source = json.loads(urllib.request.urlopen(upload).read())["source"]
+    rest(server, "POST", "/api/v1/models/groups", {"name": "prices"})
+    for _ in range(2):
+        rest(server, "POST", "/api/v1/models/groups/prices/versions",
+             {"source": source, "trust": True, "customer_metadata": {"owner": "ml-team"}})
+    return "prices"
+
+
+def test_approve_reject_and_read_a_versions_metadata(console, server, model):
+    status, _, body = console.htmx(f"/console/models/{model}/versions/1/approval",
+                                   {"approval_status": "Approved"})
+    assert status == 200 and "prices:1 is now Approved" in body
+    status, _, _ = console.htmx(f"/console/models/{model}/versions/2/approval",
+                                {"approval_status": "Rejected"})
+    assert status == 200
+    versions = rest(server, "GET", f"/api/v1/models/groups/{model}/versions")["versions"]
+    assert {v["version"]: v["approval_status"] for v in versions} == {1: "Approved",
+                                                                     2: "Rejected"}
+    status, _, body = console.htmx(f"/console/models/{model}/versions/1/approval",
+                                   {"approval_status": "Maybe"})
+    assert status == 400 and "Maybe" in body
+    assert rest(server, "GET", f"/api/v1/models/groups/{model}/versions/1")[
+        "approval_status"] == "Approved"
+    status, _, body = console.get(f"/console/models/{model}?part=version&version=1",
+                                  headers={"HX-Request": "true"})
+    assert status == 200 and "ml-team" in body and "Approved" in body
+
+
+def test_invoke_an_endpoint_and_change_its_weights_from_the_page(console, server, model):
+    rest(server, "POST", "/api/v1/endpoints", {"name": "prices-live", "variants": [
+        {"variant_name": "a", "model": f"{model}:1", "weight": 1.0},
+        {"variant_name": "b", "model": f"{model}:1", "weight": 1.0}]})
+    wait_for(lambda: rest(server, "GET", "/api/v1/endpoints/prices-live")["status"]
+             == "InService", "the endpoint to be InService")
+    status, _, body = console.htmx("/console/endpoints/prices-live/invoke", {
+        "content_type": "text/csv", "body": "1,2,3", "variant": "b"})
+    assert status == 200 and "<b>b</b> answered" in body and "14" in body  # 1+4+9
+    status, _, body = console.htmx("/console/endpoints/prices-live/invoke", {
+        "content_type": "text/csv", "body": "1,2,3", "variant": "c"})
+    assert status == 400 and "target variant" in body
+    status, _, body = console.htmx("/console/endpoints/prices-live/weights", {
+        "weight.a": "3", "weight.b": "1", "workers.a": "1", "workers.b": "1"})
+    assert status == 200, body
+    weights = {v["variant_name"]: v["current_weight"] for v in
+               rest(server, "GET", "/api/v1/endpoints/prices-live")["variants"]}
+    assert weights == {"a": 3.0, "b": 1.0}
+    status, _, body = console.htmx("/console/endpoints/prices-live/weights",
+                                   {"weight.a": "heavy"})
+    assert status == 400 and "heavy" in body
+    _, _, page = console.get("/console/endpoints/prices-live?part=live")
+    assert 'id="chart-latency"' in page
+
+
+def test_snapshot_start_stop_restore_and_scale_an_application(console, server, kinesis):
+    kinesis.create_stream(StreamName="actions-input", ShardCount=1)
+    rest(server, "POST", "/api/v1/applications", {
+        "name": "worker", "code": {"filename": "job.py", "text": JOB},
+        "checkpoint_interval": 1.0})
+    base = "/console/applications/worker"
+    status, _, body = console.htmx(f"{base}/snapshots", {"snapshot": "early"})
+    assert status == 409 and "no checkpoint" in body
+    status, _, body = console.htmx(f"{base}/start", {"restore": "LATEST", "snapshot": ""})
+    assert status == 200 and "started from its latest checkpoint" in body
+    status, _, body = console.htmx(f"{base}/start", {"restore": "LATEST"})
+    assert status == 409 and "not READY" in body
+
+    def checkpointed():
+        runtime = rest(server, "GET", "/api/v1/applications/worker").get("runtime") or {}
+        return runtime.get("checkpoints", 0) >= 1
+
+    wait_for(checkpointed, "a checkpoint")
+    status, _, body = console.htmx(f"{base}/snapshots", {"snapshot": "first"})
+    assert status == 200 and "snapshot first of worker taken" in body
+    status, _, body = console.htmx(f"{base}/scale", {"parallelism": "0"})
+    assert status == 400 and "parallelism" in body
+    status, _, body = console.htmx(f"{base}/scale", {"parallelism": "2"})
+    assert status == 200 and rest(server, "GET", "/api/v1/applications/worker")[
+        "parallelism"] == 2
+    status, _, body = console.htmx(f"{base}/stop", {"snapshot": "1"})
+    assert status == 200 and rest(server, "GET", "/api/v1/applications/worker")[
+        "status"] == "READY"
+    status, _, body = console.htmx(f"{base}/start", {"restore": "SNAPSHOT", "snapshot": ""})
+    assert status == 400 and "choose the snapshot" in body
+    status, _, body = console.htmx(f"{base}/start", {"restore": "SNAPSHOT",
+                                                     "snapshot": "first"})
+    assert status == 200 and "from snapshot first" in body
+    _, _, page = console.get(f"{base}?part=live")
+    assert "first" in page and 'id="chart-throughput"' in page
+    console.htmx(f"{base}/stop", {"force": "1"})

@@ -1,0 +1,252 @@
+"""The console walked in a real browser: Debian's Chromium driven by Playwright against a
+real server. Each flow clicks what an operator clicks and checks what appears; a
+screenshot of each step is kept under ``test-artifacts/console/`` (git-ignored).
+
+``make test`` installs Chromium (as root, from Debian) and the console's assets (npm);
+where either is missing these tests skip, saying which command brings it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+
+from server_support import ServerProcess
+
+boto3 = pytest.importorskip("boto3")
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="the playwright package: pip install -e '.[test]'")
+from botocore.config import Config  # noqa: E402
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+VENDOR = ROOT / "src" / "forestream" / "server" / "console" / "static" / "vendor"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync"]
+WAIT_MS = 60_000  # generous: the machine may be loaded; every wait ends on what appears
+RCF_JOB = '''
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("readings", client)
+        .key_by(lambda e: e["sensor"])
+        .thresholded_random_cut_forest(["value"], shingle_size=4)
+        .sink_to_kinesis("graded", client, partition_key=lambda e: e["sensor"]))
+'''
+
+if CHROMIUM is None:
+    pytest.skip("Debian's Chromium is not installed (make test installs it as root: "
+                "apt-get install chromium)", allow_module_level=True)
+if not (VENDOR / "htmx.min.js").is_file():
+    pytest.skip("the console's assets are not built: make console-assets (needs npm)",
+                allow_module_level=True)
+
+
+def rest(server: ServerProcess, method: str, path: str, body: dict | None = None):
+    request = server.request(path, method=method,
+                             data=None if body is None else json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        raw = response.read()
+        return json.loads(raw) if raw else None
+
+
+def wait_for(condition, what: str, seconds: float = 120.0):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+    return value
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    proc = ServerProcess(tmp_path_factory.mktemp("console-browser") / "data").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def kinesis(server):
+    return boto3.client("kinesis", endpoint_url=server.url, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A signed-in tab (the link the server prints sets the console's cookie)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    tab = context.new_page()
+    tab.set_default_timeout(WAIT_MS)
+    errors: list[str] = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    tab.goto(f"{server.url}/?token={server.token}")
+    assert tab.url == f"{server.url}/"
+    yield tab
+    context.close()
+    assert errors == []  # no script failed on any page
+
+
+def shot(tab, name: str) -> None:
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_stream_create_put_browse_chart_split_and_delete(page, server, kinesis):
+    page.click("header nav >> text=Streams")
+    page.wait_for_url("**/console/streams")
+    page.fill('form[action="/console/streams"] input[name="name"]', "clicks")
+    page.fill('form[action="/console/streams"] input[name="shards"]', "2")
+    page.click("text=Create stream")
+    page.wait_for_url("**/console/streams/clicks")
+    assert len(kinesis.list_shards(StreamName="clicks")["Shards"]) == 2
+
+    page.fill('textarea[name="data"]', '{"temperature": 21.5, "room": "lab"}')
+    page.click("text=Put record")
+    page.wait_for_selector("#flash >> text=/put on shardId-00000000000[01]/")
+    shard = page.inner_text("#flash").split(" put on ")[1].split(" ")[0]
+    page.select_option('#browse select[name="shard"]', shard)  # from TRIM_HORIZON
+    page.click("#browse >> text=Read")
+    page.wait_for_selector("#records >> text=temperature")
+    assert "json" in page.inner_text("#records")
+    for _ in range(20):  # traffic for the charts
+        kinesis.put_record(StreamName="clicks", Data=b"tick", PartitionKey="k")
+    page.wait_for_selector('#chart-records_in[data-drawn="chart"] canvas')
+    shot(page, "stream-page")
+
+    page.click("text=Split shard")  # the first open shard, at the middle of its range
+    page.wait_for_selector("#flash >> text=split at hash key")
+    page.wait_for_selector("#live >> text=shardId-000000000003")
+    assert page.locator('#forms form[action$="/split"] option').count() == 3
+
+    page.fill('input[name="confirm"]', "click")  # a typo: refused, nothing deleted
+    page.click("text=Delete stream")
+    page.wait_for_selector("#flash >> text=nothing was deleted")
+    page.fill('input[name="confirm"]', "clicks")
+    page.click("text=Delete stream")
+    page.wait_for_url("**/console/streams")
+    wait_for(lambda: "clicks" not in kinesis.list_streams()["StreamNames"], "the delete")
+    shot(page, "streams-index")
+
+
+def test_model_approval_metadata_and_endpoint_invocation(page, server, tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    X = np.random.default_rng(2).normal(size=(40, 3))
+    joblib.dump(LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), tmp_path / "m.joblib")
+    upload = server.request("/api/v1/models/uploads?filename=m.joblib",
+                            data=(tmp_path / "m.joblib").read_bytes(), method="POST")
+    source = json.loads(urllib.request.urlopen(upload).read())["source"]
+    rest(server, "POST", "/api/v1/models/groups", {"name": "demand"})
+    rest(server, "POST", "/api/v1/models/groups/demand/versions",
+         {"source": source, "trust": True, "customer_metadata": {"owner": "forecasting"}})
+
+    page.click("header nav >> text=Models")
+    page.click("text=demand")
+    page.wait_for_url("**/console/models/demand")
+    page.click("#live >> button:has-text('Approve')")
+    page.wait_for_selector("#flash >> text=demand:1 is now Approved")
+    page.wait_for_selector("#live .badge.good >> text=Approved")
+    page.click("#live td >> a:text-is('1')")
+    page.wait_for_selector("#version-detail >> text=forecasting")
+    shot(page, "model-group")
+
+    rest(server, "POST", "/api/v1/endpoints", {"name": "demand-live", "variants": [
+        {"variant_name": "blue", "model": "demand:1", "weight": 1.0}]})
+    wait_for(lambda: rest(server, "GET", "/api/v1/endpoints/demand-live")["status"]
+             == "InService", "the endpoint")
+    page.click("header nav >> text=Endpoints")
+    page.click("text=demand-live")
+    page.fill('textarea[name="body"]', "1,2,3")
+    page.click("text=Invoke")
+    page.wait_for_selector("#invoke-result >> text=blue answered")
+    assert "14" in page.inner_text("#invoke-result")  # 1*1 + 2*2 + 3*3
+    for _ in range(5):
+        page.click("text=Invoke")
+        time.sleep(0.3)
+    page.wait_for_selector('#chart-latency[data-drawn="chart"] canvas')
+    shot(page, "endpoint")
+
+
+def test_application_actions_and_anomalies_over_input(page, server, kinesis):
+    for name in ("readings", "graded"):
+        kinesis.create_stream(StreamName=name, ShardCount=1)
+    rest(server, "POST", "/api/v1/applications", {
+        "name": "detector", "code": {"filename": "job.py", "text": RCF_JOB},
+        "checkpoint_interval": 2.0})
+    spike = 400
+    values = [10 + math.sin(i / 5) for i in range(500)]
+    values[spike] = 60.0
+    for start in range(0, len(values), 250):
+        kinesis.put_records(StreamName="readings", Records=[
+            {"Data": json.dumps({"sensor": "s1", "i": i, "value": v}).encode(),
+             "PartitionKey": "s1"} for i, v in enumerate(values[start:start + 250], start)])
+
+    page.click("header nav >> text=Applications")
+    page.click("text=detector")
+    page.click("#forms >> text=Start")
+    page.wait_for_selector("#flash >> text=started from its latest checkpoint")
+    page.wait_for_selector("#live .badge.good >> text=RUNNING")
+
+    def graded():
+        iterator = kinesis.get_shard_iterator(StreamName="graded", ShardId="shardId-000000000000",
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        out = []
+        while iterator:
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            out += [json.loads(r["Data"]) for r in answer["Records"]]
+            if not answer["Records"]:
+                break
+            iterator = answer["NextShardIterator"]
+        return out if len(out) == len(values) else None
+
+    records = wait_for(graded, "every reading to be graded", 180)
+    anomalies = [r for r in records if r["ANOMALY_GRADE"] >= 0.5]
+    page.click("#anomaly-form >> text=Plot")
+    page.wait_for_selector("#anomalies >> text=anomalies in the last 15 minutes")
+    shown = page.inner_text("#anomalies")
+    assert f"{len(anomalies)} anomalies in the last 15 minutes" in shown
+    assert "readings" in shown and "graded" in shown
+    page.wait_for_selector('#chart-anomalies[data-drawn="chart"] canvas')
+    spec = json.loads(page.inner_text('#chart-anomalies script[type="application/json"]'))
+    marked = [v for v in spec["series"][1]["values"] if v is not None]
+    assert sorted(marked) == sorted(r["value"] for r in anomalies)
+    assert any(r["i"] == spike for r in anomalies)  # the detector saw the spike
+    page.wait_for_selector('#chart-throughput[data-drawn="chart"] canvas')
+    shot(page, "application-anomalies")
+
+    page.fill('#forms input[name="snapshot"]', "after-spike")
+    page.click("text=Take snapshot")
+    page.wait_for_selector("#flash >> text=snapshot after-spike of detector taken")
+    page.click("#forms >> text=Stop")
+    page.wait_for_selector("#flash >> text=application detector stopped")
+    page.wait_for_selector("#live .badge >> text=READY")
+    assert rest(server, "GET", "/api/v1/applications/detector")["status"] == "READY"
+    shot(page, "application-stopped")
