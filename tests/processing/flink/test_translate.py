@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -208,3 +209,43 @@ def test_dry_run_refuses_with_the_translation_reason_and_reports_build_errors(tm
     with pytest.raises(ApplicationError, match=r"build\(env, properties\) of broken.py "
                                                r"failed: KeyError: 'input'"):
         dry_translate(tmp_path, "broken.py", {})
+
+
+@pytest.mark.slow
+def test_every_translated_step_gives_the_embedded_runtime_s_records_on_pyflink(tmp_path):
+    """One job with process functions (value, list and map state, timers, side outputs),
+    rolling reduce, tumbling windows with lateness and a late side output, sliding and
+    session windows, count windows, flat_map/filter/map/union and both RCF operators, on
+    a collection: PyFlink's local executor and the embedded runtime give the same records
+    (values, event times, keys and ids) at every collect() sink."""
+    import pickle
+    import shutil
+    import subprocess
+
+    from forestream.processing.operators import SinkOperator
+    from forestream.processing.sinks import ListSink
+    from forestream.processing.worker import load_user_module
+
+    if shutil.which("java") is None:
+        pytest.skip("a JDK is needed to run PyFlink")
+    from forestream.processing.flink.install import flink_python
+
+    job = Path(__file__).parent / "app_jobs" / "operators.py"
+    out = tmp_path / "flink.pickle"
+    done = subprocess.run([str(flink_python()), "-m", "forestream.processing.flink.job.local",
+                           str(job), str(out)], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    on_flink = pickle.loads(out.read_bytes())
+    module = load_user_module(job.parent, job.name)
+    env = StreamExecutionEnvironment()
+    module.build(env, {})
+    env.execute()
+    embedded = {node.uid: [(r.value, r.timestamp, r.key, r.rid) for r in node.operator.sink.records]
+                for node in env.nodes if isinstance(node.operator, SinkOperator)
+                and isinstance(node.operator.sink, ListSink)}
+    assert set(on_flink) == set(embedded)
+    for uid, records in embedded.items():
+        assert sorted(on_flink[uid], key=lambda r: r[3]) == sorted(records, key=lambda r: r[3]), \
+            uid
+    assert sum(len(records) for records in embedded.values()) > 900

@@ -278,6 +278,11 @@ def _window_kind(node: Node, op: WindowOperator, notes: list[str]) -> str:
     assigner = op.assigner
     if type(assigner) in (TumblingEventTimeWindows, SlidingEventTimeWindows,
                           EventTimeSessionWindows, TumblingProcessingTimeWindows):
+        if isinstance(assigner, EventTimeSessionWindows) and op.lateness > 0:
+            raise _Refused("session windows with allowed lateness fire again as late "
+                           "records merge into them, and the embedded runtime numbers those "
+                           "firings per merged session, which Flink's merging windows "
+                           "cannot count (no per-window state): drop allowed_lateness")
         if isinstance(assigner, TumblingProcessingTimeWindows):
             notes.append(f"{node.uid}: processing-time windows follow the TaskManagers' "
                          "clocks, not the environment's clock")

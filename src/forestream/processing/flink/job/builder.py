@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pyflink.common import Duration, Types, WatermarkStrategy
+from pyflink.common import Duration, Time, Types, WatermarkStrategy
 from pyflink.common.watermark_strategy import TimestampAssigner
 from pyflink.datastream import DataStream, OutputTag
 from pyflink.datastream.connectors import Sink, Source
@@ -35,7 +35,11 @@ from forestream.processing.watermarks import WatermarkStrategy as ForestreamStra
 from ..translate import FlinkPlan, Step
 from . import functions as fn
 
-PICKLED = Types.PICKLED_BYTE_ARRAY()
+
+def _pickled() -> Any:
+    """Pickled Python values' type, new each time: PyFlink caches the Java type in the
+    object, which then cannot be pickled with the functions that refer to it."""
+    return Types.PICKLED_BYTE_ARRAY()
 
 
 def build_flink_job(env: Any, graph: JobGraph, plan: FlinkPlan, access_token: str = "",
@@ -63,7 +67,7 @@ class _Builder:
             if step.kind == "side_output":
                 assert step.side is not None
                 self.tags.setdefault(step.inputs[0], {})[step.side] = \
-                    OutputTag(step.side, PICKLED)
+                    OutputTag(step.side, _pickled())
 
     def add(self, step: Step) -> None:
         node = self.graph.nodes[step.index]
@@ -92,7 +96,7 @@ class _Builder:
             step.endpoint, source.stream, source.start, self.token or None)
         raw = self.env.from_source(Source(j_source), _flink_strategy(at_source),
                                    step.label or source.stream, type_info=Types.STRING())
-        stream = self._named(raw, step).map(fn.KinesisRecord(), output_type=PICKLED)
+        stream = self._named(raw, step).map(fn.KinesisRecord(), output_type=_pickled())
         stream = self._named(stream, step, "/records")
         if strategy is not None and strategy.timestamp_assigner is not None:
             stream = stream.assign_timestamps_and_watermarks(
@@ -107,7 +111,7 @@ class _Builder:
             else [None] * len(source.values)
         triples = [(i, value, ts) for i, (value, ts) in enumerate(zip(source.values, times,
                                                                       strict=True))]
-        stream = self._named(self.env.from_collection(triples, type_info=PICKLED), step)
+        stream = self._named(self.env.from_collection(triples), step)
         strategy = node.watermark_strategy
         if source.timestamps is not None or (strategy and strategy.timestamp_assigner):
             flink = _flink_strategy(strategy) if strategy else \
@@ -117,13 +121,13 @@ class _Builder:
                 flink.with_timestamp_assigner(_CollectionAssigner(assigner)))
         elif strategy is not None:
             stream = stream.assign_timestamps_and_watermarks(_flink_strategy(strategy))
-        return self._named(stream.map(fn.CollectionRecord(), output_type=PICKLED), step,
+        return self._named(stream.map(fn.CollectionRecord(), output_type=_pickled()), step,
                            "/records")
 
     # ----------------------------------------------------------- element-wise
     def _map(self, step: Step, node: Node) -> DataStream:
         return self._named(self._input(step).map(fn.Map(node.operator.fn),  # type: ignore
-                                                 output_type=PICKLED), step)
+                                                 output_type=_pickled()), step)
 
     def _filter(self, step: Step, node: Node) -> DataStream:
         return self._named(self._input(step).filter(fn.Filter(node.operator.fn)),  # type: ignore
@@ -131,11 +135,11 @@ class _Builder:
 
     def _flat_map(self, step: Step, node: Node) -> DataStream:
         return self._named(self._input(step).flat_map(
-            fn.FlatMap(node.operator.fn), output_type=PICKLED), step)  # type: ignore
+            fn.FlatMap(node.operator.fn), output_type=_pickled()), step)  # type: ignore
 
     def _key_by(self, step: Step, node: Node) -> DataStream:
         return self._named(self._input(step).map(
-            fn.KeyBy(node.operator.selector), output_type=PICKLED), step)  # type: ignore
+            fn.KeyBy(node.operator.selector), output_type=_pickled()), step)  # type: ignore
 
     def _timestamps(self, step: Step, node: Node) -> DataStream:
         strategy = node.operator.strategy  # type: ignore[union-attr]
@@ -145,7 +149,10 @@ class _Builder:
         return self._input(step).assign_timestamps_and_watermarks(flink)
 
     def _union(self, step: Step, node: Node) -> DataStream:
-        first, *others = (self.streams[i] for i in step.inputs)
+        # as the embedded runtime: ids stay unique across the inputs ("<id>|<input>")
+        first, *others = (self._named(self.streams[index].map(
+            fn.UnionInput(i), output_type=_pickled()), step, f"/{i}")
+            for i, index in enumerate(step.inputs))
         return first.union(*others)
 
     def _side_output(self, step: Step, node: Node) -> DataStream:
@@ -156,16 +163,16 @@ class _Builder:
     def _process(self, step: Step, node: Node) -> DataStream:
         function = fn.Process(node.operator.function, step.uid,  # type: ignore
                               self.graph.properties, self.tags.get(step.index, {}))
-        return self._named(self._input(step).process(function, output_type=PICKLED), step)
+        return self._named(self._input(step).process(function, output_type=_pickled()), step)
 
     def _keyed_process(self, step: Step, node: Node) -> DataStream:
         function = fn.KeyedProcess(node.operator.function, step.uid,  # type: ignore
                                    self.graph.properties, self.tags.get(step.index, {}))
-        return self._named(self._keyed(step).process(function, output_type=PICKLED), step)
+        return self._named(self._keyed(step).process(function, output_type=_pickled()), step)
 
     def _random_cut_forest(self, step: Step, node: Node) -> DataStream:
         return self._named(self._keyed(step).process(
-            fn.PerKeyModel(node.operator, step.uid), output_type=PICKLED), step)
+            fn.PerKeyModel(node.operator, step.uid), output_type=_pickled()), step)
 
     _thresholded_rcf = _random_cut_forest
 
@@ -178,14 +185,16 @@ class _Builder:
         late = self.tags.get(step.index, {}).get(op.late_tag.name) if op.late_tag else None
         if late is not None:
             windowed = windowed.side_output_late_data(late)
+        merging = isinstance(op.assigner, fs_windows.EventTimeSessionWindows)
         if op.aggregate is not None:
             result = windowed.aggregate(
                 fn.WindowAggregate(op.aggregate),
-                window_function=fn.WindowResults(step.uid, True, op.window_function),
-                accumulator_type=PICKLED, output_type=PICKLED)
+                window_function=fn.WindowResults(step.uid, True, op.window_function, merging),
+                output_type=_pickled())
         else:
-            result = windowed.process(fn.WindowResults(step.uid, False, op.window_function),
-                                      output_type=PICKLED)
+            result = windowed.process(
+                fn.WindowResults(step.uid, False, op.window_function, merging),
+                output_type=_pickled())
         return self._named(result, step)
 
     def _count_window(self, step: Step, node: Node) -> DataStream:
@@ -193,7 +202,7 @@ class _Builder:
         assert isinstance(op, fs_windows.CountWindowOperator)
         function = fn.CountWindow(step.uid, op.size, op.slide, op.aggregate,
                                   op.window_function)
-        return self._named(self._keyed(step).process(function, output_type=PICKLED), step)
+        return self._named(self._keyed(step).process(function, output_type=_pickled()), step)
 
     # ----------------------------------------------------------------- sinks
     def _kinesis_sink(self, step: Step, node: Node) -> None:
@@ -263,8 +272,8 @@ def _flink_strategy(strategy: ForestreamStrategy | None) -> Any:
 
 
 def _flink_assigner(assigner: Any) -> Any:
-    def ms(value: float) -> Duration:
-        return Duration.of_millis(round(value * 1000))
+    def ms(value: float) -> Time:
+        return Time.milliseconds(round(value * 1000))
 
     if isinstance(assigner, fs_windows.TumblingProcessingTimeWindows):
         return TumblingProcessingTimeWindows.of(ms(assigner.size), ms(assigner.offset))

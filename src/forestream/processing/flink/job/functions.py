@@ -105,6 +105,16 @@ class FlatMap(FlatMapFunction):
             yield (out, value[1], f"{value[2]}/{i}")
 
 
+class UnionInput(MapFunction):
+    """Marks an element with the union input it came by, as the embedded runtime does."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def map(self, value: Element) -> Element:
+        return (value[0], value[1], f"{value[2]}|{self.index}")
+
+
 class KeyBy(MapFunction):
     """Sets the element's forestream key (the partitioning follows, by :class:`FlinkKey`)."""
 
@@ -287,10 +297,11 @@ class WindowResults(FlinkProcessWindowFunction):
     late records within the allowed lateness fire a window again)."""
 
     def __init__(self, uid: str, aggregated: bool,
-                 window_function: ProcessWindowFunction | None) -> None:
+                 window_function: ProcessWindowFunction | None, merging: bool) -> None:
         self.uid = uid
         self.aggregated = aggregated
         self.window_function = window_function
+        self.merging = merging
 
     def process(self, key: str, context: Any, elements: Any) -> Any:
         elements = list(elements)
@@ -302,10 +313,12 @@ class WindowResults(FlinkProcessWindowFunction):
             items = [e[0] for e in elements]
         flink_window = context.window()
         window = TimeWindow(flink_window.start / 1000.0, flink_window.end / 1000.0)
-        fired = context.window_state().get_state(
-            FlinkValueStateDescriptor("forestream.fired", Types.INT()))
-        count = fired.value() or 0
-        fired.update(count + 1)
+        count = 0
+        if not self.merging:  # merging windows fire once (the plan refuses lateness)
+            fired = context.window_state().get_state(
+                FlinkValueStateDescriptor("forestream.fired", Types.INT()))
+            count = fired.value() or 0
+            fired.update(count + 1)
         values = items if self.window_function is None else \
             list(self.window_function.process(forestream_key, window, items) or ())
         base = f"{self.uid}/{forestream_key}/{window.start!r}-{window.end!r}/{count}"
@@ -313,8 +326,9 @@ class WindowResults(FlinkProcessWindowFunction):
             yield (value, forestream_key, f"{base}/{i}")
 
     def clear(self, context: Any) -> None:
-        context.window_state().get_state(
-            FlinkValueStateDescriptor("forestream.fired", Types.INT())).clear()
+        if not self.merging:
+            context.window_state().get_state(
+                FlinkValueStateDescriptor("forestream.fired", Types.INT())).clear()
 
 
 class CountWindow(KeyedProcessFunction):

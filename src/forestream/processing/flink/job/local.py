@@ -37,6 +37,7 @@ def run_local(job_file: str | Path, properties: dict[str, Any] | None = None,
     plan = translate(env.graph, local=True)
     flink = FlinkEnvironment.get_execution_environment()
     flink.set_parallelism(parallelism)
+    flink.set_python_executable(sys.executable)  # the Flink environment's, not PATH's
     with tempfile.TemporaryDirectory(prefix="forestream-flink-local-") as folder:
         collected = build_flink_job(flink, env.graph, plan, collect_dir=Path(folder))
         flink.execute(f"local {path.name}")
