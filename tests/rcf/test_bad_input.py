@@ -233,14 +233,15 @@ def test_bad_input_leaves_the_detector_unchanged():
 # ------------------------------------------------------------------ serialization
 
 
-def _blob() -> bytes:
+def _blob(compress: bool = True) -> bytes:
     f = RandomCutForest(shingle_size=4, num_trees=10, sample_size=32, random_seed=1)
     f.score_and_update(noisy_sine(200, seed=1))
-    return f.to_bytes()
+    return f.to_bytes(compress=compress)
 
 
-def test_garbage_bytes_raise_value_error():
-    blob = _blob()
+@pytest.mark.parametrize("compress", [True, False], ids=["zip", "raw"])
+def test_garbage_bytes_raise_value_error(compress):
+    blob = _blob(compress)
     magic = blob[:6]
     detector_blob = ThresholdedDetector(num_trees=5, sample_size=16, random_seed=1).to_bytes()
     garbage = {
@@ -264,8 +265,9 @@ def test_garbage_bytes_raise_value_error():
         RandomCutForest.from_bytes("not bytes")
 
 
-def test_truncated_or_damaged_bytes_raise_value_error():
-    blob = _blob()
+@pytest.mark.parametrize("compress", [True, False], ids=["zip", "raw"])
+def test_truncated_or_damaged_bytes_raise_value_error(compress):
+    blob = _blob(compress)
     header_end = 6 + 4 + int.from_bytes(blob[6:10], "little")
     damaged = [blob[:n] for n in (header_end, header_end + 10, len(blob) // 2, len(blob) - 1)]
     mid = len(blob) // 2
@@ -274,7 +276,32 @@ def test_truncated_or_damaged_bytes_raise_value_error():
     for bad in damaged:
         with pytest.raises(ValueError):
             RandomCutForest.from_bytes(bad)
-    detector = ThresholdedDetector(num_trees=5, sample_size=16, random_seed=1).to_bytes()
+    detector = ThresholdedDetector(num_trees=5, sample_size=16, random_seed=1).to_bytes(
+        compress=compress)
     for n in (len(detector) // 2, len(detector) - 1):
         with pytest.raises(ValueError):
             ThresholdedDetector.from_bytes(detector[:n])
+
+
+def test_raw_layout_refuses_arrays_it_does_not_know():
+    import json as json_module
+    import zlib
+
+    blob = _blob(compress=False)
+    n = int.from_bytes(blob[6:10], "little")
+    header = json_module.loads(blob[10 : 10 + n])
+    for change in ({"dtype": "|O"}, {"shape": [-1]}, {"shape": [10**9]}):
+        bad = json_module.loads(json_module.dumps(header))
+        entry = bad["arrays"][0]
+        entry[1] = change.get("dtype", entry[1])
+        entry[2] = change.get("shape", entry[2])
+        encoded = json_module.dumps(bad).encode()
+        with pytest.raises(ValueError):
+            RandomCutForest.from_bytes(blob[:6] + len(encoded).to_bytes(4, "little") + encoded
+                                       + blob[10 + n :])
+    extra = blob + b"\0" * 8  # bytes after the last array (checksum made to match)
+    header["crc32"] = zlib.crc32(extra[10 + n :])
+    encoded = json_module.dumps(header).encode()
+    with pytest.raises(ValueError, match="after the last array"):
+        RandomCutForest.from_bytes(extra[:6] + len(encoded).to_bytes(4, "little") + encoded
+                                   + extra[10 + n :])

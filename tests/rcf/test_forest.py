@@ -359,6 +359,20 @@ def test_to_bytes_from_bytes_continues_exactly_per_record_and_multidimensional()
     assert restored.random_seed == -7 and restored.time_decay == 0.0
 
 
+@pytest.mark.parametrize("learned", [0, 1000], ids=["empty", "warm"])
+def test_raw_bytes_continue_exactly_and_read_as_the_compressed_ones(learned):
+    x = noise_with_spikes(learned + 300, seed=9)
+    forest = RandomCutForest(shingle_size=4, num_trees=20, sample_size=64, random_seed=3)
+    if learned:
+        forest.score_and_update(x[:learned])
+    raw, packed = forest.to_bytes(compress=False), forest.to_bytes()
+    assert raw[:6] != packed[:6] and len(raw) > len(packed)
+    assert RandomCutForest.from_bytes(raw).to_bytes() == packed  # the same state
+    restored = RandomCutForest.from_bytes(raw)
+    assert np.array_equal(restored.score_and_update(x[learned:]),
+                          forest.score_and_update(x[learned:]))
+
+
 def test_to_bytes_is_a_pure_function_of_the_state():
     forest = RandomCutForest(shingle_size=2, num_trees=5, sample_size=16, random_seed=1)
     forest.score_and_update(noisy_sine(100, seed=1))

@@ -23,6 +23,11 @@ if TYPE_CHECKING:
     from ._jit import Float64Array, Int32Array, UInt64Array
 
 MAGIC = b"FSRCF\x01"
+#: The raw layout (``compress=False``): a JSON header naming each array's dtype and shape,
+#: then the arrays' bytes back to back — a memcpy each way, for checkpoints, which
+#: compress the whole snapshot themselves.
+MAGIC_RAW = b"FSRCF\x02"
+_RAW_DTYPES = {"<i4": np.int32, "<f8": np.float64, "<u8": np.uint64}
 
 
 @dataclass
@@ -76,15 +81,18 @@ class ForestState:
 
 def pack(config: Mapping[str, object], state: ForestState,
          extra: Mapping[str, npt.NDArray[Any]], compress: bool = True) -> bytes:
-    """Serialize a JSON-able ``config``, the forest arrays and ``extra`` arrays to bytes
-    (``compress=False``: stored, not deflated — ~7x faster, ~2.3x larger)."""
-    buffer = io.BytesIO()
+    """Serialize a JSON-able ``config``, the forest arrays and ``extra`` arrays to bytes:
+    a zip of ``.npy`` members deflated at level 1 (``np.load`` reads it), or with
+    ``compress=False`` the raw layout (:data:`MAGIC_RAW`), ~20x faster to write and read
+    and ~2.5x larger."""
     arrays = {f"state.{f.name}": getattr(state, f.name) for f in fields(state)}
     arrays.update({f"extra.{k}": v for k, v in extra.items()})
-    # np.savez_compressed's zip at deflate level 1: the same format (np.load reads it),
-    # about 3x faster to write, ~10% larger — checkpoints of per-key forests write often
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", compression=method, compresslevel=1 if compress else None
+    if not compress:
+        return _pack_raw(config, arrays)
+    buffer = io.BytesIO()
+    # np.savez_compressed's zip at deflate level 1: the same format, about 3x faster to
+    # write, ~10% larger
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1
                          ) as zf:
         for name, array in arrays.items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
@@ -93,19 +101,57 @@ def pack(config: Mapping[str, object], state: ForestState,
     return MAGIC + len(header).to_bytes(4, "little") + header + buffer.getvalue()
 
 
+def _pack_raw(config: Mapping[str, object], arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
+    contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    layout = [[name, a.dtype.str, list(a.shape)] for name, a in contiguous.items()]
+    data = [a.tobytes() for a in contiguous.values()]
+    crc = 0
+    for part in data:  # a flipped bit is refused on reading, as the zip's CRCs do
+        crc = zlib.crc32(part, crc)
+    header = json.dumps({"config": config, "arrays": layout, "crc32": crc},
+                        sort_keys=True).encode()
+    return b"".join([MAGIC_RAW, len(header).to_bytes(4, "little"), header, *data])
+
+
+def _unpack_raw(blob: bytes) -> tuple[dict[str, Any], dict[str, npt.NDArray[Any]]]:
+    n = int.from_bytes(blob[len(MAGIC_RAW) : len(MAGIC_RAW) + 4], "little")
+    pos = len(MAGIC_RAW) + 4
+    header = json.loads(blob[pos : pos + n])
+    pos += n
+    if zlib.crc32(memoryview(blob)[pos:]) != header["crc32"]:
+        raise ValueError("the arrays' checksum does not match: damaged data")
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    for name, dtype, shape in header["arrays"]:
+        if dtype not in _RAW_DTYPES or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise ValueError(f"array {name!r}: dtype {dtype!r} or shape {shape!r} not allowed")
+        count = int(np.prod(shape, dtype=np.int64))
+        size = count * np.dtype(_RAW_DTYPES[dtype]).itemsize
+        if pos + size > len(blob):
+            raise ValueError(f"array {name!r} runs past the end of the data")
+        # a writable copy: the kernels update the arrays in place
+        arrays[name] = np.frombuffer(blob, _RAW_DTYPES[dtype], count, pos).reshape(shape).copy()
+        pos += size
+    if pos != len(blob):
+        raise ValueError(f"{len(blob) - pos} bytes after the last array")
+    return dict(header["config"]), arrays
+
+
 def unpack(blob: bytes) -> tuple[dict[str, Any], ForestState, dict[str, npt.NDArray[Any]]]:
     """Inverse of :func:`pack`; raises ``ValueError`` on anything that is not a forest."""
     if not isinstance(blob, (bytes, bytearray, memoryview)):
         raise TypeError(f"expected bytes from RandomCutForest.to_bytes(), got {type(blob)!r}")
     blob = bytes(blob)
-    if not blob.startswith(MAGIC):
+    if not blob.startswith((MAGIC, MAGIC_RAW)):
         raise ValueError("not a serialized forestream RandomCutForest (bad magic header)")
-    n = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 4], "little")
-    start = len(MAGIC) + 4
     try:
-        config = json.loads(blob[start : start + n])
-        with np.load(io.BytesIO(blob[start + n :]), allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
+        if blob.startswith(MAGIC_RAW):
+            config, arrays = _unpack_raw(blob)
+        else:
+            n = int.from_bytes(blob[len(MAGIC) : len(MAGIC) + 4], "little")
+            start = len(MAGIC) + 4
+            config = json.loads(blob[start : start + n])
+            with np.load(io.BytesIO(blob[start + n :]), allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
         state = ForestState(**{f.name: arrays[f"state.{f.name}"] for f in fields(ForestState)})
     except (KeyError, ValueError, OSError, EOFError, NotImplementedError, zipfile.BadZipFile,
             zlib.error, TypeError) as exc:
