@@ -27,6 +27,7 @@ from forestream.config import client_credentials, client_region
 from forestream.streams.errors import ResourceInUseError
 from forestream.streams.store import StreamStore
 
+from .kinesis_wire import KinesisWire
 from .records import Record
 from .sources import Source
 
@@ -97,10 +98,15 @@ def kinesis_api(target: Any) -> KinesisApi:
 
 
 class ClientKinesis(KinesisApi):
-    """Through a boto3 Kinesis client (the wire API: PascalCase, pages of shards)."""
+    """Through a boto3 Kinesis client (the wire API: PascalCase, pages of shards).
+
+    GetRecords and PutRecords, the calls a running job makes all the time, go straight on
+    the wire with the client's endpoint, region and credentials where the endpoint is
+    plain HTTP (see :mod:`forestream.processing.kinesis_wire`); the rest through boto3."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.wire = KinesisWire.for_client(client)
         self._waiter: RecordWaiter | None = None
         self._can_wait = True  # until the endpoint proves it cannot
 
@@ -122,9 +128,13 @@ class ClientKinesis(KinesisApi):
         return str(self.client.get_shard_iterator(**args)["ShardIterator"])
 
     def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
+        if self.wire is not None:
+            return self.wire.get_records(iterator, limit)
         return dict(self.client.get_records(ShardIterator=iterator, Limit=limit))
 
     def put_records(self, stream: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.wire is not None:
+            return self.wire.put_records(stream, records)
         return dict(self.client.put_records(StreamName=stream, Records=records))
 
     def stream_names(self) -> list[str]:
