@@ -6,8 +6,10 @@ A Random Cut Forest operator passes its input records on with ``ANOMALY_SCORE`` 
 the recent records of the application's input stream (a numeric field, for one key) as
 a line, and the records of its output stream graded at or above a bar as markers on it.
 Which streams: the ones the application reads (its workers' read positions) and the
-streams named in its runtime properties; by default the first that holds graded records
-is the output, the first it reads the input.
+streams named in its runtime properties, then (its sinks are not in its status) up to
+:data:`MAX_OTHER_STREAMS` others; by default the first of its named streams, the others,
+then the ones it reads, that holds graded records is the output, and the first stream
+it reads the input.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ GRADE = "ANOMALY_GRADE"
 WINDOW_SECONDS = 15 * 60  # records that arrived in the last 15 minutes
 PER_SHARD = 2000
 MAX_POINTS = 1500
+MAX_OTHER_STREAMS = 20
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,9 @@ def candidate_streams(application: dict, stream_names: Iterable[str]) -> tuple[l
     runtime = application.get("runtime") or {}
     reads: list[str] = []
     for worker in runtime.get("workers") or [runtime]:
-        for where in (worker.get("read_positions") or {}):
-            stream = where.rpartition("/")[0]
+        # "<source uid>/<shard>" -> [stream, last sequence number read]
+        for position in (worker.get("read_positions") or {}).values():
+            stream = position[0] if position else None
             if stream in existing and stream not in reads:
                 reads.append(stream)
     named: list[str] = []
@@ -58,10 +62,10 @@ def candidate_streams(application: dict, stream_names: Iterable[str]) -> tuple[l
     return reads, named
 
 
-def recent(store: StreamStore, stream: str, since: float) -> list[tuple[float, dict]]:
-    """(arrival time, JSON object) of the stream's records since ``since``, oldest first
-    (records that are not JSON objects are left out)."""
-    out: list[tuple[float, dict]] = []
+def recent(store: StreamStore, stream: str, since: float) -> list[tuple[float, str, dict]]:
+    """(arrival time, ``shard@sequence``, JSON object) of the stream's records since
+    ``since``, oldest first (records that are not JSON objects are left out)."""
+    out: list[tuple[float, str, dict]] = []
     shards = store.list_shards(stream_name=stream)["Shards"]
     for shard in shards:
         iterator = store.get_shard_iterator(shard["ShardId"], "AT_TIMESTAMP",
@@ -75,7 +79,8 @@ def recent(store: StreamStore, stream: str, since: float) -> list[tuple[float, d
                 except (ValueError, UnicodeDecodeError):
                     continue
                 if isinstance(value, dict):
-                    out.append((float(record["ApproximateArrivalTimestamp"]), value))
+                    out.append((float(record["ApproximateArrivalTimestamp"]),
+                                f'{shard["ShardId"]}@{record["SequenceNumber"]}', value))
             read += len(page["Records"])
             iterator = page.get("NextShardIterator")
             if not page["Records"] and not page.get("MillisBehindLatest"):
@@ -101,12 +106,15 @@ def chart_data(store: StreamStore, application: dict, stream_names: Iterable[str
                choice: Choice) -> dict:
     """``times``, ``series`` (input line, anomaly markers) and what was chosen, or a
     ``note`` saying why there is nothing to plot."""
-    reads, named = candidate_streams(application, stream_names)
+    names = list(stream_names)
+    reads, named = candidate_streams(application, names)
     candidates = reads + named
+    # where its output goes is not in its status: other streams are looked at last
+    others = [s for s in names if s not in candidates][:MAX_OTHER_STREAMS]
     since = time.time() - WINDOW_SECONDS
-    loaded: dict[str, list[tuple[float, dict]]] = {}
+    loaded: dict[str, list[tuple[float, str, dict]]] = {}
 
-    def records(stream: str) -> list[tuple[float, dict]]:
+    def records(stream: str) -> list[tuple[float, str, dict]]:
         if stream not in loaded:
             try:
                 loaded[stream] = recent(store, stream, since)
@@ -114,39 +122,53 @@ def chart_data(store: StreamStore, application: dict, stream_names: Iterable[str
                 loaded[stream] = []
         return loaded[stream]
 
-    output = choice.output or next((s for s in named + reads
-                                    if any(GRADE in v for _, v in records(s))), None)
+    output = choice.output or next((s for s in named + others + reads
+                                    if any(GRADE in v for _, _, v in records(s))), None)
     source = choice.input or next((s for s in reads if s != output), None) or \
         next((s for s in candidates if s != output), None)
+    if output is not None and output not in candidates:
+        candidates.append(output)
     base = {"streams": candidates, "input": source, "output": output, "field": choice.field,
             "key": choice.key or "", "min_grade": choice.min_grade}
     if output is None or source is None:
         return {**base, "note": "no stream with graded records (ANOMALY_GRADE) among the "
                                 "streams this application reads or names in its properties"}
     graded = records(output)
-    anomalies = [(t, v) for t, v in graded if _number(v.get(GRADE)) is not None
+    anomalies = [(t, v) for t, _, v in graded if _number(v.get(GRADE)) is not None
                  and float(v[GRADE]) >= choice.min_grade]
     key = parse_key(choice.key)
     if not key and anomalies:  # the newest anomaly's key: its string-valued fields
         key = {k: v for k, v in anomalies[-1][1].items()
-               if isinstance(v, str) and not k.startswith("ANOMALY")}
-    inputs = [(t, v) for t, v in records(source) if _matches(v, key)]
-    field = choice.field or _first_numeric(v for _, v in inputs)
+               if isinstance(v, str) and not k.startswith(("ANOMALY", "_"))}  # _record_id
+    inputs = [(t, rid, v) for t, rid, v in records(source) if _matches(v, key)][-MAX_POINTS:]
+    explained = [v.get("ANOMALY_EXPLANATION") for _, v in anomalies]
+    named_field = next((e["field"] for e in reversed(explained)
+                        if isinstance(e, dict) and isinstance(e.get("field"), str)), None)
+    field = choice.field or named_field or _first_numeric(v for _, _, v in inputs)
     base.update(field=field, key=",".join(f"{k}={v}" for k, v in key.items()))
     if field is None:
         return {**base, "note": f"no numeric field in the recent records of {source}"}
-    line = [(t, _number(v.get(field))) for t, v in inputs][-MAX_POINTS:]
-    marks = [(t, _number(v.get(field)), float(v[GRADE])) for t, v in anomalies
-             if _matches(v, key)][-MAX_POINTS:]
-    times = sorted({t for t, _ in line} | {t for t, _, _ in marks})
-    where = {t: i for i, t in enumerate(times)}
-    values: list[float | None] = [None] * len(times)
-    marked: list[float | None] = [None] * len(times)
-    for t, value in line:
-        values[where[t]] = value
-    for t, value, _grade in marks:
-        marked[where[t]] = value
-    return {**base, "times": times, "anomaly_count": len(marks), "series": [
+    # one row per input record; an anomaly sits on the input record it graded (the
+    # pipeline's _record_id, "shard@sequence"), else on a row of its own at its arrival
+    rows: list[list] = [[t, _number(v.get(field)), None] for t, _, v in inputs]
+    row_of = {rid: i for i, (_, rid, _) in enumerate(inputs)}
+    count = 0
+    for t, v in anomalies:
+        if not _matches(v, key):
+            continue
+        count += 1
+        index = row_of.get(str(v.get("_record_id")))
+        if index is None:
+            rows.append([t, None, _number(v.get(field))])
+        else:
+            rows[index][2] = _number(v.get(field))
+    rows.sort(key=lambda r: r[0])
+    times: list[float] = []
+    for row in rows:  # records that arrived in the same millisecond keep their order
+        times.append(max(row[0], times[-1] + 1e-6) if times else row[0])
+    values = [r[1] for r in rows]
+    marked = [r[2] for r in rows]
+    return {**base, "times": times, "anomaly_count": count, "series": [
         {"label": f"{source}.{field}", "values": values, "spanGaps": True},
         {"label": f"anomalies (grade ≥ {choice.min_grade:g})", "values": marked,
          "points": True, "color": "#d62d20"}]}
