@@ -1,38 +1,45 @@
-"""Kinesis PutRecords/GetRecords throughput: forestream vs kinesalite vs moto, side by side.
+"""Kinesis PutRecords throughput and server CPU per record: forestream (embedded segment log,
+and on a NATS JetStream cluster with 1 and 3 replicas) vs kinesalite, side by side.
 
-Every peer is started here on 127.0.0.1 (and only there) on a free port, gets one stream with
-4 shards (polled with DescribeStreamSummary until ACTIVE), then:
+Every peer is started here on 127.0.0.1 (and only there) on free ports and gets one stream
+of 4 shards (polled with DescribeStreamSummary until ACTIVE). Then:
 
-* put phase: --writers threads, each with its own boto3 client (no retries), send PutRecords
-  of 500 records x 1 KiB for --seconds. Each payload starts with a 16-byte id (writer, counter)
-  followed by 1008 bytes cut from a seeded random pool; partition keys are unique, so records
-  of all writers interleave on every shard. Reported: acknowledged records/s and MB/s
-  (records with a SequenceNumber; MB = 10^6 bytes of payload), p50/p99 latency of one
-  PutRecords call, records that came back with an ErrorCode, and the CPU used by the server
-  process and by this (client) process during the phase, in % of one core.
-* get phase: one reader walks every shard from TRIM_HORIZON with GetRecords(Limit=10000)
-  until an empty answer with MillisBehindLatest 0. Reported: records/s and MB/s read.
-* check: every acknowledged id must be read exactly once with its exact bytes. "lost" =
-  acknowledged but never read, "dup" = extra copies read, "unacked" = read although its put
-  failed (only allowed when the whole call failed, i.e. ambiguously), "bad" = wrong bytes.
+* load: --clients loader *processes* (benchmarks/_loadgen.py; not boto3, which tops out
+  near 35k records/s on its own), each with one keep-alive HTTP/1.1 connection, send
+  PutRecords back to back (closed loop) for --warmup + --seconds. Each loader builds, before
+  the clock starts, a ring of --ring distinct request bodies of 500 records x 1 KiB (a
+  16-byte id: loader, ring position, record; then bytes cut from a seeded random pool;
+  unique partition keys), signed with AWS Signature V4 (botocore's signer, credentials
+  ``bench``/``bench``), and sends the ring round and round. forestream runs with those
+  credentials configured, so it verifies every signature (and the body's SHA-256);
+  kinesalite checks none.
+* reported, over the measuring window: acknowledged records/s and MB/s (records with a
+  SequenceNumber; MB = 10^6 bytes of payload), p50/p99 of one PutRecords call, and the
+  **server CPU in microseconds per acknowledged record**: user + system CPU of every
+  server process (the front end and its children; for JetStream rows the nats-server
+  nodes as well) over the window, divided by the records acknowledged in it. "loader
+  CPU%" is the loaders' CPU (100 = one core).
+* check: afterwards every shard is read from TRIM_HORIZON (boto3 GetRecords) and every
+  record counted by its id. A record must be read exactly as many times as sends of it
+  were acknowledged (the ring repeats bodies; every repeat is a new record to Kinesis):
+  "lost" = acknowledged copies never read, "dup" = copies read beyond the acknowledged
+  ones and those of sends whose answer never came, "bad" = wrong bytes.
 
-Peers: forestream with fsync (default) and with --no-fsync, each on a fresh data dir;
-kinesalite (npm, installed on demand into ~/.cache/forestream-bench, run with LevelDB on
-disk via its `path` option and 0 ms state delays; its CLI binds every interface, so it is
-started through its module API with listen(port, '127.0.0.1')); moto_server (pip, own venv
-in ~/.cache/forestream-bench/moto-venv). A peer that cannot be installed is skipped with a
-note. The "boto3 only" row answers PutRecords inside the client (a botocore before-send
-hook), so it measures the client-side ceiling: building, validating, serializing, signing
-requests and parsing responses with the same writer threads, no server at all.
-With --repeats N every peer runs N times (fresh server each time, peers interleaved) and the
-table shows the median of each rate, latency and CPU column and the total of the error/loss
-columns. ratio = forestream (fsync) put records/s / the row's put records/s.
+Peers (--peers, in this order; interleaved per repeat): ``fsync`` forestream with its
+default fsync; ``no-fsync``; ``js-r1`` forestream on a one-node JetStream (file storage);
+``js-r3`` forestream on three JetStream nodes with 3 replicas (one front end; all nodes on
+this machine); ``kinesalite`` (npm, installed on demand into ~/.cache/forestream-bench,
+LevelDB on disk, 0 ms state delays, bound to 127.0.0.1 through its module API); ``moto``
+(pip, in memory; its own venv there). A peer that cannot be installed is skipped with a
+note. With --repeats N each peer runs N times (fresh servers each time, peers interleaved)
+and the table shows medians (error and loss columns: totals). "CPU x" = kinesalite's
+server CPU per record / the row's.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import base64
 import json
 import os
 import platform
@@ -44,7 +51,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from importlib import metadata
@@ -52,24 +58,39 @@ from pathlib import Path
 
 import boto3
 import botocore
-from botocore.awsrequest import AWSResponse
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from rich.console import Console
 from rich.table import Table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _loadgen import run_ring_load  # noqa: E402
+
+from forestream.streams.jetstream.local_cluster import (  # noqa: E402
+    JetStreamCluster,
+    nats_server_binary,
+)
+
 REC, BATCH, SHARDS, STREAM, SEED = 1024, 500, 4, "bench", 7
+KEY = "bench"
 CACHE = Path.home() / ".cache" / "forestream-bench"
 POOL = __import__("random").Random(SEED).randbytes(1 << 20)
 HERE = Path(__file__).resolve().parent.parent
-console = Console(width=None if sys.stdout.isatty() else 160)
-COLS = ["put rec/s", "put MB/s", "p50 ms", "p99 ms", "put err", "srv CPU%", "cli CPU%",
-        "get rec/s", "get MB/s", "lost", "dup", "unacked", "bad"]
-SUMMED = {"put err", "lost", "dup", "unacked", "bad"}
+console = Console(width=None if sys.stdout.isatty() else 170)
+PEERS = ["fsync", "no-fsync", "js-r1", "js-r3", "kinesalite", "moto"]
+COLS = ["rec/s", "MB/s", "p50 ms", "p99 ms", "srv CPU us/rec", "srv CPU%", "loader CPU%",
+        "errors", "lost", "dup", "bad"]
+SUMMED = {"errors", "lost", "dup", "bad"}
+KINESALITE_JS = ("const [mod, port, path] = process.argv.slice(1);"
+                 "require(mod)({path, createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0,"
+                 " shardLimit: 100}).listen(+port, '127.0.0.1')")
 
 
-def payload(w: int, i: int) -> bytes:
-    off = (i * 7919 + w * 104729) % (len(POOL) - REC)
-    return struct.pack(">QQ", w, i) + POOL[off:off + REC - 16]
+def payload(client: int, ring: int, i: int) -> bytes:
+    off = (i * 7919 + ring * 104729 + client * 1299709) % (len(POOL) - REC)
+    return struct.pack(">IIQ", client, ring, i) + POOL[off:off + REC - 16]
 
 
 def free_port() -> int:
@@ -78,25 +99,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def client(port: int | None):
-    return boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{port or 9}",
-                        region_name="us-east-1", aws_access_key_id="bench",
-                        aws_secret_access_key="bench",
-                        config=Config(retries={"total_max_attempts": 1}, read_timeout=300,
-                                      connect_timeout=10))
+def boto(port: int):
+    return boto3.client("kinesis", endpoint_url=f"http://127.0.0.1:{port}",
+                        region_name="us-east-1", aws_access_key_id=KEY,
+                        aws_secret_access_key=KEY,
+                        config=Config(retries={"max_attempts": 5}, read_timeout=300))
 
 
-def proc_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError):
-        return 0.0
+def signed_ring(port: int, ring: int):
+    """A loader's requests: ``ring`` PutRecords bodies, each signed (SigV4) once."""
+    signer = SigV4Auth(Credentials(KEY, KEY), "kinesis", "us-east-1")
+
+    def make(client: int) -> list[tuple[bytes, dict[str, str], int]]:
+        out = []
+        for r in range(ring):
+            records = [{"Data": base64.b64encode(payload(client, r, i)).decode(),
+                        "PartitionKey": f"{client}-{r}-{i}"} for i in range(BATCH)]
+            body = json.dumps({"StreamName": STREAM, "Records": records},
+                              separators=(",", ":")).encode()
+            request = AWSRequest("POST", f"http://127.0.0.1:{port}/", data=body, headers={
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "Kinesis_20131202.PutRecords"})
+            signer.add_auth(request)
+            out.append((body, dict(request.headers.items()), BATCH))
+        return out
+    return make
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
+def judge(status: int, answer: bytes) -> tuple[str, list[int] | None]:
+    """A PutRecords answer: all acknowledged, some (their indexes), none, or unknown."""
+    if status >= 500:
+        return "unknown", None
+    if status != 200:
+        return "refused", None
+    if b'"FailedRecordCount":0' in answer:
+        return "ok", None
+    results = json.loads(answer)["Records"]
+    return "partial", [i for i, r in enumerate(results) if "SequenceNumber" in r]
 
 
 def ensure(name: str, target: Path, cmds: list[list[str]]) -> Path | None:
@@ -107,8 +146,8 @@ def ensure(name: str, target: Path, cmds: list[list[str]]) -> Path | None:
         err = ""
         for cmd in cmds:
             try:
-                r = subprocess.run(cmd, capture_output=True, text=True)
-            except OSError as exc:
+                r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except (OSError, subprocess.TimeoutExpired) as exc:
                 r = subprocess.CompletedProcess(cmd, 1, "", str(exc))
             err += r.stderr[-300:]
             if r.returncode:
@@ -119,111 +158,71 @@ def ensure(name: str, target: Path, cmds: list[list[str]]) -> Path | None:
     return target
 
 
-KINESALITE_JS = ("const [mod, port, path] = process.argv.slice(1);"
-                 "require(mod)({path, createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0,"
-                 " shardLimit: 100}).listen(+port, '127.0.0.1')")
+class Peer:
+    """One peer's processes on 127.0.0.1, started fresh; always stopped."""
 
-
-class Server:
-    """One peer process on 127.0.0.1:port with its own temp dir; always killed on exit."""
-
-    def __init__(self, argv, port: int, tmp: str) -> None:
-        with open(Path(tmp) / "server.log", "wb") as log:  # the child keeps its own copy
+    def __init__(self, name: str, tmp: Path, kinesalite: Path | None, moto: Path | None,
+                 baseline: Path | None = None):
+        self.name, self.tmp = name, tmp
+        self.port = free_port()
+        self.cluster: JetStreamCluster | None = None
+        env = {**os.environ, "FORESTREAM_ACCESS_KEY_ID": KEY,
+               "FORESTREAM_SECRET_ACCESS_KEY": KEY, "FORESTREAM_NO_TOKEN": "1"}
+        if name.endswith("@base"):  # the same peer, forestream's code from another tree
+            name = name[:-len("@base")]
+            env["PYTHONPATH"] = str(baseline)
+        fs = [str(Path(sys.executable).parent / "forestream"), "server", "--host",
+              "127.0.0.1", "--port", str(self.port), "--data-dir", str(tmp / "data"),
+              "--log-level", "warning"]
+        if name == "no-fsync":
+            fs.append("--no-fsync")
+        if name.startswith("js-"):
+            replicas = int(name[-1])
+            self.cluster = JetStreamCluster(tmp / "nats", nodes=replicas).start()
+            fs += ["--streams", self.cluster.url, "--replicas", str(replicas)]
+        argv = {"kinesalite": ["node", "-e", KINESALITE_JS, str(kinesalite),
+                               str(self.port), str(tmp / "ldb")],
+                "moto": [str(moto), "-H", "127.0.0.1", "-p", str(self.port)]}.get(name, fs)
+        with open(tmp / "server.log", "wb") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         env=env, start_new_session=True)
         LIVE.add(self)
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                log = (Path(tmp) / "server.log").read_text(errors="replace")[-800:]
-                raise RuntimeError(f"{argv[0]} did not start: {log}")
+                raise RuntimeError(f"{name} did not start: "
+                                   f"{(tmp / 'server.log').read_text(errors='replace')[-800:]}")
             try:
-                client(port).list_streams()
-                return
-            except Exception:
+                boto(self.port).list_streams()
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
                 time.sleep(0.2)
+
+    @property
+    def pids(self) -> list[int]:
+        nodes = [p.pid for p in self.cluster.procs if p is not None] if self.cluster else []
+        return [self.proc.pid, *nodes]
 
     def stop(self) -> None:
         LIVE.discard(self)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.cluster is not None:
+            self.cluster.stop()
 
 
-LIVE: set[Server] = set()
+LIVE: set[Peer] = set()
 
 
-def fake_send(request, **_):
-    """before-send hook: answer PutRecords in the client, as a fast server would."""
-    n = len(json.loads(request.body)["Records"])
-    body = json.dumps({"FailedRecordCount": 0, "Records": [
-        {"SequenceNumber": f"4960{i:052d}", "ShardId": "shardId-000000000000"}
-        for i in range(n)]}).encode()
-
-    class Raw:
-        def stream(self, *a, **k):
-            yield body
-    return AWSResponse(request.url, 200, {"Content-Type": "application/x-amz-json-1.1"}, Raw())
-
-
-def put_phase(port, args, pid):
-    acked, failed_ids, ambiguous, lat, errors = [], [], [], [], Counter()
-    lock, start = threading.Lock(), threading.Barrier(args.writers + 1)
-
-    def writer(w: int) -> None:
-        kin = client(port)
-        if port is None:
-            kin.meta.events.register("before-send.kinesis.PutRecords", fake_send)
-        i, mine, bad, amb, times, errs = 0, [], [], [], [], Counter()
-        start.wait()
-        while time.perf_counter() < deadline:
-            ids = range(i, i + BATCH)
-            recs = [{"Data": payload(w, j), "PartitionKey": f"{w}-{j}"} for j in ids]
-            i += BATCH
-            t0 = time.perf_counter()
-            try:
-                res = kin.put_records(StreamName=STREAM, Records=recs)["Records"]
-            except Exception as exc:
-                errs[type(exc).__name__] += 1
-                amb += [(w, j) for j in ids]
-                continue
-            times.append(time.perf_counter() - t0)
-            for j, r in zip(ids, res, strict=False):
-                (mine if "SequenceNumber" in r else bad).append((w, j))
-                errs.update([r["ErrorCode"]] if "SequenceNumber" not in r else [])
-        with lock:
-            acked.extend(mine)
-            failed_ids.extend(bad)
-            ambiguous.extend(amb)
-            lat.extend(times)
-            errors.update(errs)
-
-    threads = [threading.Thread(target=writer, args=(w,), daemon=True) for w in range(args.writers)]
-    for t in threads:
-        t.start()
-    c0, s0 = time.process_time(), proc_cpu(pid) if pid else 0.0
-    t0 = time.perf_counter()
-    deadline = t0 + args.seconds
-    start.wait()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    srv = (proc_cpu(pid) - s0) / wall * 100 if pid else float("nan")
-    row = {"put rec/s": len(acked) / wall, "put MB/s": len(acked) * REC / wall / 1e6,
-           "p50 ms": pct(lat, 0.5) * 1e3, "p99 ms": pct(lat, 0.99) * 1e3,
-           "put err": len(failed_ids) + len(ambiguous), "srv CPU%": srv,
-           "cli CPU%": (time.process_time() - c0) / wall * 100}
-    return row, acked, failed_ids, ambiguous, errors
-
-
-def get_phase(port, acked, ambiguous):
-    kin, seen, bad, n = client(port), Counter(), 0, 0
-    t0 = time.perf_counter()
+def read_back(port: int) -> Counter:
+    """How many times each (loader, ring, record) id is stored, and bad copies."""
+    kin, seen = boto(port), Counter()
     for shard in kin.list_shards(StreamName=STREAM)["Shards"]:
         it = kin.get_shard_iterator(StreamName=STREAM, ShardId=shard["ShardId"],
                                     ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
@@ -232,50 +231,59 @@ def get_phase(port, acked, ambiguous):
             res = kin.get_records(ShardIterator=it, Limit=10000)
             it = res.get("NextShardIterator")
             for r in res["Records"]:
-                w, j = struct.unpack(">QQ", r["Data"][:16])
-                seen[(w, j)] += 1
-                bad += r["Data"] != payload(w, j)
-            n += len(res["Records"])
+                key = struct.unpack(">IIQ", r["Data"][:16])
+                seen[key] += 1
+                seen["bad"] += r["Data"] != payload(*key)
             if not res["Records"]:
                 empties = 3 if res.get("MillisBehindLatest", 0) == 0 else empties + 1
-    wall = time.perf_counter() - t0
-    acked_set, amb = set(acked), set(ambiguous)
-    digest = hashlib.sha256(repr(sorted(acked_set)).encode()).hexdigest()[:12]
-    read_digest = hashlib.sha256(repr(sorted(seen.keys() & acked_set)).encode()).hexdigest()[:12]
-    return {"get rec/s": n / wall, "get MB/s": n * REC / wall / 1e6,
-            "lost": len(acked_set - seen.keys()),
-            "dup": sum(c - 1 for c in seen.values() if c > 1),
-            "unacked": len(seen.keys() - acked_set - amb), "bad": bad,
-            "_amb_read": len(seen.keys() & amb), "_hash": (digest, read_digest)}
+    return seen
 
 
-def run_peer(name, mode, make_argv, args):
-    tmp = tempfile.mkdtemp(prefix="fs-bench-")
-    server, port, pid = None, None, None
+def check(ledgers, seen: Counter) -> dict[str, int]:
+    lost = dup = 0
+    for client, ledger in enumerate(ledgers):
+        for r, entry in enumerate(ledger):
+            partial = Counter(i for acked in entry.partial for i in acked)
+            for i in range(BATCH):
+                want = entry.acked + partial[i]
+                got = seen.pop((client, r, i), 0)
+                lost += max(0, want - got)
+                dup += max(0, got - want - entry.unknown)
+    bad = seen.pop("bad", 0)
+    return {"lost": lost, "dup": dup + sum(seen.values()), "bad": bad}
+
+
+def run_peer(name: str, args, kinesalite: Path | None, moto: Path | None) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="fs-bench-"))
+    peer = None
     try:
-        if make_argv is not None:
-            port = free_port()
-            server = Server(make_argv(port, tmp), port, tmp)
-            pid = server.proc.pid
-            kin = client(port)
-            kin.create_stream(StreamName=STREAM, ShardCount=SHARDS)
-            while kin.describe_stream_summary(StreamName=STREAM)[
-                    "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-                time.sleep(0.1)
-        row, acked, failed_ids, ambiguous, errors = put_phase(port, args, pid)
-        if port is not None:
-            row |= get_phase(port, acked, ambiguous)
-        extra = f" errors {dict(errors)}" if errors else ""
-        if "_hash" in row:
-            h = row.pop("_hash")
-            extra += f" sha256(acked ids) {h[0]} / read {h[1]}; ambiguous ids read " \
-                     f"{row.pop('_amb_read')} of {len(ambiguous)}"
-        console.print(f"  {name:10} {mode:22} acked {len(acked):,}, "
-                      f"{row['put rec/s']:,.0f} rec/s;{extra}", markup=False)
+        peer = Peer(name, tmp, kinesalite, moto, args.baseline_src)
+        kin = boto(peer.port)
+        kin.create_stream(StreamName=STREAM, ShardCount=SHARDS)
+        while kin.describe_stream_summary(StreamName=STREAM)[
+                "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+            time.sleep(0.1)
+        result = run_ring_load("127.0.0.1", peer.port, "/", signed_ring(peer.port, args.ring),
+                               judge=judge, clients=args.clients, warmup=args.warmup,
+                               seconds=args.seconds, server_pids=peer.pids)
+        sent = sum(e.acked * BATCH + sum(map(len, e.partial))
+                   for ledger in result.ledgers for e in ledger)
+        verdict = check(result.ledgers, read_back(peer.port))
+        row = {"rec/s": result.units_per_s, "MB/s": result.units_per_s * REC / 1e6,
+               "p50 ms": result.percentile_ms(0.5), "p99 ms": result.percentile_ms(0.99),
+               "srv CPU us/rec": result.server_cpu_s / max(result.units, 1) * 1e6,
+               "srv CPU%": result.server_cpu_s / result.seconds * 100,
+               "loader CPU%": result.client_cpu_s / result.seconds * 100,
+               "errors": result.errors, **verdict}
+        console.print(f"  {name:10} {row['rec/s']:>9,.0f} rec/s, {row['srv CPU us/rec']:5.1f}"
+                      f" us/rec; acknowledged {sent:,} in all, lost {verdict['lost']}, dup "
+                      f"{verdict['dup']}, bad {verdict['bad']}; errors {result.errors} "
+                      f"{result.error_samples[:1]}; load {os.getloadavg()[0]:.2f}",
+                      markup=False)
         return row
     finally:
-        if server:
-            server.stop()
+        if peer is not None:
+            peer.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -289,70 +297,73 @@ def version(cmd) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=20, help="put phase length (default 20)")
-    ap.add_argument("--writers", type=int, default=4, help="writer threads (default 4)")
+    ap.add_argument("--seconds", type=float, default=10, help="measuring window (default 10)")
+    ap.add_argument("--warmup", type=float, default=2, help="unmeasured start (default 2)")
+    ap.add_argument("--clients", type=int, default=3, help="loader processes (default 3)")
+    ap.add_argument("--ring", type=int, default=8,
+                    help="distinct pre-signed bodies per loader (default 8)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per peer; medians (default 1)")
-    ap.add_argument("--skip-kinesalite", action="store_true")
-    ap.add_argument("--skip-moto", action="store_true")
+    ap.add_argument("--peers", default="fsync,js-r1,js-r3,kinesalite",
+                    help=f"comma-separated, of {','.join(PEERS)}; NAME@base: NAME with "
+                         "--baseline-src (default fsync,js-r1,js-r3,kinesalite)")
+    ap.add_argument("--baseline-src", type=Path, metavar="DIR",
+                    help="a src/ folder of another forestream tree (e.g. `git archive HEAD "
+                         "src | tar -x -C /tmp/base`): peers named NAME@base run it")
     args = ap.parse_args()
-    def fs(*extra):
-        return lambda p, d: [str(Path(sys.executable).parent / "forestream"), "server",
-                             "--host", "127.0.0.1", "--port", str(p), "--data-dir", d, *extra]
-    peers = [("boto3 only", "no server (client ceiling)", None),
-             ("forestream", "fsync", fs()), ("forestream", "no-fsync", fs("--no-fsync"))]
+    peers = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if unknown := {p.removesuffix("@base") for p in peers} - set(PEERS):
+        ap.error(f"unknown peers {sorted(unknown)}; choose from {', '.join(PEERS)}")
+    if any(p.endswith("@base") for p in peers) and args.baseline_src is None:
+        ap.error("peers NAME@base need --baseline-src")
+    kl = ensure("kinesalite", CACHE / "node_modules" / "kinesalite" / "index.js",
+                [["npm", "install", "--prefix", str(CACHE), "kinesalite"]]) \
+        if "kinesalite" in peers else None
     venv = CACHE / "moto-venv"
-    kl = None if args.skip_kinesalite else ensure(
-        "kinesalite", CACHE / "node_modules" / "kinesalite" / "index.js",
-        [["npm", "install", "--prefix", str(CACHE), "kinesalite"]])
-    kl = kl and kl.parent
-    if kl:
-        peers.append(("kinesalite", "LevelDB on disk (--path)", lambda p, d: [
-            "node", "-e", KINESALITE_JS, str(kl / "index.js"), str(p), str(Path(d) / "ldb")]))
-    moto = None if args.skip_moto else ensure("moto[server]", venv / "bin" / "moto_server", [
+    moto = ensure("moto[server]", venv / "bin" / "moto_server", [
         [sys.executable, "-m", "venv", str(venv)],
-        [str(venv / "bin" / "pip"), "install", "-q", "moto[server]"]])
-    if moto:
-        peers.append(("moto", "in memory", lambda p, d: [str(moto), "-H", "127.0.0.1",
-                                                         "-p", str(p)]))
+        [str(venv / "bin" / "pip"), "install", "-q", "moto[server]"]]) \
+        if "moto" in peers else None
+    peers = [p for p in peers if (p != "kinesalite" or kl) and (p != "moto" or moto)]
     git = version(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"])
-    kv = json.loads((kl / "package.json").read_text())["version"] if kl else "-"
-    mv = version([str(moto.parent / "python"), "-c",
-                  "import moto; print(moto.__version__)"]) if moto else "-"
+    kv = json.loads((kl.parent / "package.json").read_text())["version"] if kl else "-"
+    nats = version([nats_server_binary(), "--version"])
     console.print(f"machine: nproc={os.cpu_count()}, {platform.machine()}, Linux "
                   f"{platform.release()}, load average {os.getloadavg()}\n"
-                  f"python {platform.python_version()}, boto3 {boto3.__version__}, botocore "
-                  f"{botocore.__version__}, forestream {metadata.version('forestream')} (git "
-                  f"{git}), node {version(['node', '--version'])}, kinesalite {kv}, moto {mv}\n"
-                  f"workload: {SHARDS} shards, {args.writers} writer threads x {args.seconds:g}"
-                  f" s, PutRecords of {BATCH} x {REC} B, {args.repeats} repeat(s)", markup=False)
-    runs: dict[tuple[str, str], list[dict]] = {(n, m): [] for n, m, _ in peers}
+                  f"python {platform.python_version()}, botocore {botocore.__version__}, "
+                  f"forestream {metadata.version('forestream')} (git {git}), node "
+                  f"{version(['node', '--version'])}, kinesalite {kv}, {nats}\n"
+                  f"workload: {SHARDS} shards, {args.clients} loader processes, "
+                  f"{args.warmup:g} s warm-up + {args.seconds:g} s measured, PutRecords of "
+                  f"{BATCH} x {REC} B, ring of {args.ring} signed bodies per loader, "
+                  f"{args.repeats} repeat(s)", markup=False)
+    runs: dict[str, list[dict]] = {p: [] for p in peers}
     try:
         for rep in range(args.repeats):
-            console.print(f"repeat {rep + 1}/{args.repeats}")
-            for name, mode, make_argv in peers:
+            console.print(f"repeat {rep + 1}/{args.repeats} (load average "
+                          f"{os.getloadavg()[0]:.2f})", markup=False)
+            for name in peers:
                 try:
-                    runs[name, mode].append(run_peer(name, mode, make_argv, args))
-                except Exception as exc:
-                    console.print(f"[yellow]note: {name} {mode} failed: {exc!r}"[:600])
+                    runs[name].append(run_peer(name, args, kl, moto))
+                except Exception as exc:  # noqa: BLE001 - one peer's failure is a note
+                    console.print(f"note: {name} failed: {exc!r}"[:600], markup=False)
     finally:
-        for s in list(LIVE):
-            s.stop()
+        for peer in list(LIVE):
+            peer.stop()
     med = {k: {c: (sum if c in SUMMED else statistics.median)([r[c] for r in v]) for c in v[0]}
            for k, v in runs.items() if v}
-    base = med.get(("forestream", "fsync"), {}).get("put rec/s")
+    base = med.get("kinesalite", {}).get("srv CPU us/rec")
     what = f"median of {args.repeats} repeats" if args.repeats > 1 else "one run"
-    table = Table(title=f"Kinesis PutRecords / GetRecords over HTTP on 127.0.0.1 ({what})",
-                  caption="ratio = forestream (fsync) put rec/s / this row's; MB = 10^6 B; "
-                          "put err, lost, dup, unacked, bad: totals over all repeats")
-    for c in ["peer", "mode", *COLS, "ratio"]:
-        table.add_column(c, justify="left" if c in ("peer", "mode") else "right")
-    for (name, mode), m in med.items():
-        cells = [f"{m[c]:,.0f}" if c in m and m[c] == m[c] else "-" for c in COLS]
-        cells[1] = f"{m['put MB/s']:.1f}"
-        if "get MB/s" in m:
-            cells[8] = f"{m['get MB/s']:.1f}"
-        ratio = f"{base / m['put rec/s']:.2f}" if base and m["put rec/s"] else "-"
-        table.add_row(name, mode, *cells, ratio)
+    table = Table(title=f"Kinesis PutRecords over HTTP on 127.0.0.1 ({what})",
+                  caption="srv CPU us/rec: all server processes' CPU per acknowledged "
+                          "record; CPU x = kinesalite's us/rec / this row's; errors, lost, "
+                          "dup, bad: totals over all repeats")
+    for c in ["peer", *COLS, "CPU x"]:
+        table.add_column(c, justify="left" if c == "peer" else "right")
+    for name, m in med.items():
+        cells = [f"{m[c]:,.1f}" if c in ("MB/s", "srv CPU us/rec") else f"{m[c]:,.0f}"
+                 for c in COLS]
+        ratio = f"{base / m['srv CPU us/rec']:.1f}" if base and m["srv CPU us/rec"] else "-"
+        table.add_row(name, *cells, ratio)
     console.print(table)
     console.print(f"load average at the end: {os.getloadavg()}", markup=False)
 
@@ -362,6 +373,6 @@ if __name__ == "__main__":
     try:
         main()
     except KeyboardInterrupt:
-        for s in list(LIVE):
-            s.stop()
+        for p in list(LIVE):
+            p.stop()
         sys.exit(130)

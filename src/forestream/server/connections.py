@@ -40,6 +40,7 @@ from .http2 import PREFACE, Http2Connection, Http2Stream, UpgradedRequest
 HEADER_TIMEOUT_SECONDS = 10.0
 MAX_HEADER_BYTES = 64 * 1024
 UPGRADE_BODY_HIGH_WATER = 1024 * 1024  # body bytes held for an upgraded request's reader
+BODY_HIGH_WATER = 1024 * 1024  # body bytes held for an HTTP/1.1 request's application
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -140,8 +141,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._upgrade = _UpgradeBody(self, length, stream, connection)
 
     def on_body(self, body: bytes) -> None:
-        if not self._refused and self._upgrade is None:
-            super().on_body(body)
+        if self._refused or self._upgrade is not None:
+            return
+        cycle = self.cycle
+        if cycle.response_complete or (self.parser.should_upgrade() and
+                                       self._should_upgrade()):
+            return
+        # uvicorn stops reading at 64 KiB buffered until the application takes it: a
+        # PutRecords body (0.7 MB) then costs a dozen pause/resume rounds through the
+        # event loop. The application reads whole bodies on these routes anyway (to check
+        # the signature), so hold up to BODY_HIGH_WATER before pausing.
+        cycle.body += body
+        if len(cycle.body) > BODY_HIGH_WATER:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         # llhttp ends an upgrade request at its headers: _UpgradeBody reads its body

@@ -45,13 +45,19 @@ class Metrics:
                 self.bytes_in += len(args["Data"])
                 self.shard_records_in[(stream, result["ShardId"])] += 1
                 self.shard_bytes_in[(stream, result["ShardId"])] += len(args["Data"])
-            elif operation == "PutRecords":
+            elif operation == "PutRecords":  # 500 records a call: summed per shard first
+                counts: dict[str, int] = {}
+                sizes: dict[str, int] = {}
                 for record, out in zip(args["Records"], result["Records"], strict=True):
-                    if "ShardId" in out:
-                        self.records_in += 1
-                        self.bytes_in += len(record["Data"])
-                        self.shard_records_in[(stream, out["ShardId"])] += 1
-                        self.shard_bytes_in[(stream, out["ShardId"])] += len(record["Data"])
+                    shard = out.get("ShardId")
+                    if shard is not None:
+                        counts[shard] = counts.get(shard, 0) + 1
+                        sizes[shard] = sizes.get(shard, 0) + len(record["Data"])
+                for shard, count in counts.items():
+                    self.records_in += count
+                    self.bytes_in += sizes[shard]
+                    self.shard_records_in[(stream, shard)] += count
+                    self.shard_bytes_in[(stream, shard)] += sizes[shard]
             elif operation == "GetRecords":
                 records = result["Records"]
                 size = sum(len(r["Data"]) for r in records)

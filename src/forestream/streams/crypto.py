@@ -52,11 +52,14 @@ class KeyStore:
         (self.directory / f"{stream}.key").unlink(missing_ok=True)
 
 
+_PLAIN_MARK, _ENCRYPTED_MARK = bytes([PLAIN]), bytes([ENCRYPTED])
+
+
 def seal(data: bytes, cipher: AESGCM | None, associated: bytes) -> bytes:
     if cipher is None:
-        return bytes([PLAIN]) + data
+        return _PLAIN_MARK + data
     nonce = os.urandom(12)
-    return bytes([ENCRYPTED]) + nonce + cipher.encrypt(nonce, data, associated)
+    return _ENCRYPTED_MARK + nonce + cipher.encrypt(nonce, data, associated)
 
 
 def unseal(stored: bytes, cipher_for: Callable[[], AESGCM | None],

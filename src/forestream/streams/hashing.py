@@ -82,6 +82,11 @@ def sequence_number(shard: int, offset: int) -> str:
     return str(_SEQUENCE_BASE + (shard << _OFFSET_BITS) + offset)
 
 
+def sequence_base(shard: int) -> int:
+    """The number ``sequence_number(shard, offset)`` writes is this + offset."""
+    return _SEQUENCE_BASE + (shard << _OFFSET_BITS)
+
+
 def parse_sequence_number(value: str) -> tuple[int, int]:
     """A sequence number → (shard number, offset); InvalidArgument if it is not ours."""
     if not isinstance(value, str) or not value.isdigit():

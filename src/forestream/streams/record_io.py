@@ -12,6 +12,7 @@ group-commits the appends it gets.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from forestream.names import shorten
 
+from .backend import ShardLog
 from .catalog import StreamCatalog
 from .crypto import seal, unseal
 from .errors import InvalidArgumentError, KMSError, ResourceNotFoundError
@@ -26,6 +28,7 @@ from .hashing import (
     parse_hash_key,
     parse_sequence_number,
     partition_hash,
+    sequence_base,
     sequence_number,
     shard_id,
 )
@@ -71,18 +74,28 @@ class RecordIO:
             self.catalog.resolve(info.name, None)  # the stream may have gone while we waited
             shard = RoutingTable.of(info).route(partition_key, explicit_hash_key)
             self._throttle(info, shard.number).take_write(1, len(data) + len(partition_key))
-            first, _ = self._append(info, shard.number, [(partition_key, data)])
+            first, _ = self._append(info, shard.number,
+                                    [(partition_key.encode("utf-8"), data)])
         return {"ShardId": shard_id(shard.number),
                 "SequenceNumber": sequence_number(shard.number, first),
                 "EncryptionType": info.encryption}
 
     def put_records(self, records: Sequence[Mapping[str, Any]], stream_name: str | None = None,
                     stream_arn: str | None = None) -> dict[str, Any]:
+        """PutRecords: up to 500 records a call, so this is the hot path — one pass to
+        check sizes and encode keys, one to route, one write per shard; with fsync the
+        shards are all written before the first is waited for (their syncs overlap)."""
         info = self.catalog.resolve(stream_name, stream_arn)
+        limit = info.max_record_kib * 1024
         total = 0
+        keys: list[bytes] = []
         for i, record in enumerate(records):
-            self._check_size(info, record["Data"], record["PartitionKey"], index=i)
-            total += len(record["Data"]) + len(record["PartitionKey"].encode())
+            key = record["PartitionKey"].encode("utf-8")
+            size = len(record["Data"]) + len(key)
+            if size > limit:
+                self._check_size(info, record["Data"], record["PartitionKey"], index=i)
+            total += size
+            keys.append(key)
         if total > MAX_PUT_RECORDS_BYTES:
             raise InvalidArgumentError(f"PutRecords request size {total} bytes exceeds the "
                                        f"limit of {MAX_PUT_RECORDS_BYTES} bytes")
@@ -90,11 +103,15 @@ class RecordIO:
         failed = 0
         with self.catalog.stream_lock(info.name).read():
             self.catalog.resolve(info.name, None)
-            by_shard: dict[int, list[int]] = {}
             table = RoutingTable.of(info)
-            for i, record in enumerate(records):
-                shard = table.route(record["PartitionKey"], record.get("ExplicitHashKey"))
-                by_shard.setdefault(shard.number, []).append(i)
+            by_shard: dict[int, list[int]] = {}
+            for i, number in enumerate(table.route_keys(records, keys)):
+                indexes = by_shard.get(number)
+                if indexes is None:
+                    by_shard[number] = [i]
+                else:
+                    indexes.append(i)
+            pending = []
             for number, indexes in by_shard.items():
                 accepted = indexes
                 if self.catalog.settings.throughput_limits:
@@ -110,11 +127,16 @@ class RecordIO:
                                             f"{self.catalog.settings.account}."}
                 if not accepted:
                     continue
-                first, _ = self._append(info, number, [(records[i]["PartitionKey"],
-                                                        records[i]["Data"]) for i in accepted])
+                log = self.catalog.log(info.name, number)
+                first, _ = self._append(info, number, [(keys[i], records[i]["Data"])
+                                                       for i in accepted], log, durable=False)
+                pending.append((log, number, first, accepted))
+            for log, _number, first, accepted in pending:
+                log.sync_through(first + len(accepted))
+            for _log, number, first, accepted in pending:
+                shard, base = shard_id(number), sequence_base(number) + first
                 for k, i in enumerate(accepted):
-                    results[i] = {"SequenceNumber": sequence_number(number, first + k),
-                                  "ShardId": shard_id(number)}
+                    results[i] = {"SequenceNumber": str(base + k), "ShardId": shard}
         return {"FailedRecordCount": failed, "Records": results,
                 "EncryptionType": info.encryption}
 
@@ -291,15 +313,15 @@ class RecordIO:
         return dropped
 
     # ------------------------------------------------------------------ helpers
-    def _append(self, info: StreamInfo, number: int,
-                entries: list[tuple[str, bytes]]) -> tuple[int, int]:
-        """Seal (encrypt, if the stream is) and append; (first offset, timestamp_ms)."""
+    def _append(self, info: StreamInfo, number: int, entries: list[tuple[bytes, bytes]],
+                log: ShardLog | None = None, durable: bool = True) -> tuple[int, int]:
+        """Seal (encrypt, if the stream is) and append (keys: UTF-8 bytes); (first offset,
+        timestamp_ms). ``durable=False``: see :meth:`SegmentLog.append`."""
         cipher = self.catalog.keys.key_for(info.name) if info.encryption != "NONE" else None
-        encoded = []
-        for key, data in entries:
-            k = key.encode("utf-8")
-            encoded.append((k, seal(data, cipher, k)))
-        appended = self.catalog.log(info.name, number).append(encoded)
+        encoded = [(key, seal(data, cipher, key)) for key, data in entries]
+        if log is None:
+            log = self.catalog.log(info.name, number)
+        appended = log.append(encoded, durable=durable)
         self.catalog.announce_records()
         return appended
 
@@ -346,6 +368,25 @@ class RoutingTable(NamedTuple):
         if i < 0 or key > shards[i].end_hash:
             raise InvalidArgumentError(f"hash key {key} is not covered by an open shard")
         return shards[i]
+
+    def route_keys(self, records: Sequence[Mapping[str, Any]], keys: list[bytes]
+                   ) -> list[int]:
+        """The shard number of each record (``keys``: their partition keys in UTF-8), as
+        :meth:`route` finds them, in one pass."""
+        shards, starts = self
+        ends = [s.end_hash for s in shards]
+        numbers = [s.number for s in shards]
+        md5, from_bytes, find = hashlib.md5, int.from_bytes, bisect.bisect_right
+        out = []
+        for record, key in zip(records, keys, strict=True):
+            explicit = record.get("ExplicitHashKey")
+            point = parse_hash_key(explicit) if explicit is not None else \
+                from_bytes(md5(key).digest(), "big")
+            i = find(starts, point) - 1
+            if i < 0 or point > ends[i]:
+                raise InvalidArgumentError(f"hash key {point} is not covered by an open shard")
+            out.append(numbers[i])
+        return out
 
 
 def _child_shards(info: StreamInfo, shard: ShardInfo) -> list[dict[str, Any]]:

@@ -129,23 +129,29 @@ class SegmentLog:
         (fn or _fsync)(fd)
 
     # ------------------------------------------------------------------ append
-    def append(self, entries: Sequence[tuple[bytes, bytes]], timestamp_ms: int | None = None
-               ) -> tuple[int, int]:
+    def append(self, entries: Sequence[tuple[bytes, bytes]], timestamp_ms: int | None = None,
+               *, durable: bool = True) -> tuple[int, int]:
         """Append ``(key, value)`` entries in order; returns (first offset, timestamp_ms).
 
         All entries get consecutive offsets and the same timestamp: ``max(timestamp_ms or now,
-        last timestamp)``. With ``fsync=True`` they are on disk when this returns.
+        last timestamp)``. With ``fsync=True`` they are on disk when this returns — unless
+        ``durable`` is False: then the caller must call :meth:`sync_through` with the end
+        of the entries before it tells anyone they are stored (a writer to several logs
+        writes to all, then waits for all, so their fsyncs overlap).
         """
         items = []  # (key length, key + value)
+        max_key, max_value = MAX_KEY_BYTES, MAX_VALUE_BYTES
         for key, value in entries:
-            if not isinstance(key, _BYTES) or not isinstance(value, _BYTES):
+            if type(key) is not bytes:  # the store's keys are bytes already
+                if not isinstance(key, _BYTES):
+                    raise TypeError("keys and values must be bytes")
+                key = bytes(key)
+            if not isinstance(value, _BYTES):
                 raise TypeError("keys and values must be bytes")
-            key = bytes(key)
-            kv = key + value
-            if len(key) > MAX_KEY_BYTES or len(kv) - len(key) > MAX_VALUE_BYTES:
-                raise ValueError(f"key ({len(key)} bytes) or value ({len(kv) - len(key)} "
+            if len(key) > max_key or len(value) > max_value:
+                raise ValueError(f"key ({len(key)} bytes) or value ({len(value)} "
                                  f"bytes) over {MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
-            items.append((len(key), kv))
+            items.append((len(key), key + value))
         ts = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
         if not 0 <= ts < 2**63:
             raise ValueError(f"timestamp_ms {ts} out of range")
@@ -164,9 +170,17 @@ class SegmentLog:
                 self._error = e
                 self._cond.notify_all()
                 raise
-            if self._fsync_on:
+            if self._fsync_on and durable:
                 self._wait_durable(self._next_offset)
             return first, ts
+
+    def sync_through(self, end: int) -> None:
+        """Return once every record below offset ``end`` is on disk (with ``fsync=True``;
+        at once without): the second half of ``append(..., durable=False)``."""
+        if not self._fsync_on:
+            return
+        with self._lock:
+            self._wait_durable(end)
 
     def _write(self, items: list[tuple[int, bytes]], ts: int) -> None:
         i, n, every, crc32 = 0, len(items), self._every, zlib.crc32

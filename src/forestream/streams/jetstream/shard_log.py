@@ -218,10 +218,11 @@ class JetStreamShardLog:
         return self._bytes
 
     # ------------------------------------------------------------------- append
-    def append(self, entries: Sequence[tuple[bytes, bytes]], timestamp_ms: int | None = None
-               ) -> tuple[int, int]:
+    def append(self, entries: Sequence[tuple[bytes, bytes]], timestamp_ms: int | None = None,
+               *, durable: bool = True) -> tuple[int, int]:
         """Store ``(key, value)`` entries in order, all or none; (first offset, the
-        arrival time in ms as this front end saw it)."""
+        arrival time in ms as this front end saw it). Stored is durable here (the cluster
+        acknowledges what its replicas hold), whatever ``durable`` asks."""
         self._check_open()
         if not entries:
             raise ValueError("nothing to append")
@@ -249,6 +250,9 @@ class JetStreamShardLog:
         first = last - len(payloads) + 1
         self._last = max(self._last, last)
         return first - 1, int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+
+    def sync_through(self, end: int) -> None:
+        """Nothing to wait for: an append returns once the cluster has stored it."""
 
     async def _publish(self, payloads: list[bytes], ids: list[str]) -> int:
         import nats.errors
