@@ -61,9 +61,10 @@ def page(title: str, body: str, chrome: Chrome | None = None, section: str = "")
     if chrome is not None:
         head = "".join(f'<link rel="stylesheet" href="{text(s)}">' for s in chrome.styles) + \
             "".join(f'<script src="{text(s)}" defer></script>' for s in chrome.scripts) + \
-            f'<meta name="forestream-csrf" content="{text(chrome.csrf)}">' + \
-            f"<meta name=\"htmx-config\" content='{text(json.dumps(HTMX_CONFIG))}'>"
-        attrs = f" hx-headers='{text(json.dumps({'X-Forestream-CSRF': chrome.csrf}))}'"
+            f'<meta name="forestream-csrf" content="{text(chrome.csrf)}">'
+        if chrome.live:
+            head += f"<meta name=\"htmx-config\" content='{text(json.dumps(HTMX_CONFIG))}'>"
+            attrs = f" hx-headers='{text(json.dumps({'X-Forestream-CSRF': chrome.csrf}))}'"
         if chrome.missing_hint:
             hint = f'<p class="hint" id="assets-hint">{chrome.missing_hint}</p>'
     nav = "".join(f'<a href="{path}"{" class=current" if key == section else ""}>{label}</a>'

@@ -18,11 +18,9 @@ Reads that touch SQLite or files run on a worker thread.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
-import anyio
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -42,24 +40,19 @@ from forestream.streams.store import StreamStore
 from ..metrics import Metrics
 from ..rest.optimizer import REPORT_POLICY
 from . import assets, csrf, pages
-from .actions import ApplicationActions, ModelActions, Outcome, StreamActions
+from .action_routes import action_routes
+from .actions import ApplicationActions, ModelActions, StreamActions
 from .anomalies import Choice, chart_data
 from .history import ConsoleHistory
 from .reader import ConsoleReader
 from .records import parse_query, read_page
+from .responses import HEADERS, PAGE_POLICY, Handler, fragment, html, htmx, run, with_headers
 from .views import applications as app_view
 from .views import models as model_view
 from .views import overview as index_view
 from .views import streams as stream_view
 
-PAGE_POLICY = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-               "img-src 'self' data:; connect-src 'self'; form-action 'self'; "
-               "base-uri 'none'; frame-ancestors 'none'")
-HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
-           "Referrer-Policy": "no-referrer"}
-CHANGED = {"HX-Trigger": "forestream-changed"}
-
-Handler = Callable[[Request], Awaitable[Response]]
+__all__ = ["routes", "PAGE_POLICY"]
 
 
 def routes(settings: Settings, store: StreamStore, applications: ApplicationManager,
@@ -70,9 +63,6 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
     metrics = metrics or Metrics()
     reader = ConsoleReader(store, applications, registry, endpoints, optimizer)
     history = ConsoleHistory(metrics, applications, endpoints)
-    streams = StreamActions(store, metrics)
-    apps = ApplicationActions(applications)
-    models = ModelActions(registry, endpoints)
 
     def chrome(request: Request) -> pages.Chrome:
         history.ensure_started()
@@ -223,116 +213,39 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
 
     def fragment_or_page(request: Request, title: str, inner: str,
                          status: int = 200) -> Response:
-        if request.headers.get("hx-request"):
+        if htmx(request):
             return fragment(inner, status)
         return html(pages.page(title, inner, chrome(request)), status)
 
     def missing(request: Request, kind: str, name: str) -> Response:
-        if request.headers.get("hx-request"):
+        if htmx(request):
             return fragment(pages.flash(f"there is no {kind} named {name}", ok=False), 404)
         return html(pages.not_found(kind, name, chrome(request)), status=404)
 
-    # ------------------------------------------------------------------ actions
-    def action(do: Callable[..., Any], *params: str, threaded: bool = True) -> Handler:
-        """A POST handler: CSRF check, the form, the action, then the answer."""
-        async def handler(request: Request) -> Response:
-            form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"),
-                                  keep_blank_values=True))
-            expected = csrf.token_for(settings, request.app.state.token)
-            if not csrf.valid(expected, request.headers.get(csrf.HEADER), form.get(csrf.FIELD)):
-                return answer(request, None, 403, "this form is missing the console's token "
-                              "(CSRF): reload the page and send it again")
-            args = [request.path_params[p] for p in params]
-            try:
-                outcome = await run(do, *args, form) if threaded else await do(*args, form)
-            except ForestreamError as exc:
-                return answer(request, None, exc.status, f"{exc.code}: {exc.message}")
-            return answer(request, outcome)
-        return handler
-
-    def answer(request: Request, outcome: Outcome | None, status: int = 200,
-               error: str = "") -> Response:
-        htmx = bool(request.headers.get("hx-request"))
-        back = "/".join(request.url.path.split("/")[:4])  # the resource's page
-        if outcome is None:
-            if htmx:
-                return fragment(pages.flash(error, ok=False), status)
-            body = pages.flash(error, ok=False) + f'<p><a href="{pages.text(back)}">Back</a></p>'
-            return html(pages.page("Not done", body, chrome(request)), status)
-        if outcome.answer is not None:
-            return fragment_or_page(request, "Invocation", model_view.invocation(outcome.answer))
-        if not htmx:
-            return RedirectResponse(outcome.redirect or back, status_code=303)
-        headers = dict(CHANGED)
-        if outcome.redirect:
-            headers["HX-Redirect"] = outcome.redirect
-        return fragment(pages.flash(outcome.message), headers=headers)
-
-    table: list[tuple[str, Handler, str]] = [
-        ("/", overview, "GET"),
-        ("/console", console_root, "GET"),
-        ("/console/static/{path:path}", assets.serve, "GET"),
+    table: list[tuple[str, Handler]] = [
+        ("/", overview),
+        ("/console", console_root),
+        ("/console/static/{path:path}", assets.serve),
         ("/console/streams", index("Streams", "streams", reader.streams,
-                                   index_view.stream_table, index_view.create_stream_form),
-         "GET"),
-        ("/console/streams", action(streams.create), "POST"),
+                                   index_view.stream_table, index_view.create_stream_form)),
         ("/console/applications", index("Applications", "applications",
                                         reader.application_list,
-                                        index_view.application_table), "GET"),
+                                        index_view.application_table)),
         ("/console/models", index("Model groups", "models", reader.groups,
-                                  index_view.group_table), "GET"),
+                                  index_view.group_table)),
         ("/console/endpoints", index("Endpoints", "endpoints", endpoints.list_endpoints,
-                                     index_view.endpoint_table), "GET"),
+                                     index_view.endpoint_table)),
         ("/console/optimizer", index("Optimizer analyses", "optimizer", reader.analyses,
-                                     index_view.analysis_table), "GET"),
-        ("/console/streams/{name}", stream, "GET"),
-        ("/console/streams/{name}/records", records, "GET"),
-        ("/console/streams/{name}/records", action(streams.put, "name"), "POST"),
-        ("/console/streams/{name}/split", action(streams.split, "name"), "POST"),
-        ("/console/streams/{name}/merge", action(streams.merge, "name"), "POST"),
-        ("/console/streams/{name}/delete", action(streams.delete, "name"), "POST"),
-        ("/console/applications/{name}", application, "GET"),
-        ("/console/applications/{name}/start", action(apps.start, "name"), "POST"),
-        ("/console/applications/{name}/stop", action(apps.stop, "name"), "POST"),
-        ("/console/applications/{name}/snapshots", action(apps.snapshot, "name"), "POST"),
-        ("/console/applications/{name}/scale", action(apps.scale, "name"), "POST"),
-        ("/console/models/{group}", model_group, "GET"),
-        ("/console/models/{group}/versions/{version}/approval",
-         action(models.approval, "group", "version"), "POST"),
-        ("/console/endpoints/{name}", endpoint, "GET"),
-        ("/console/endpoints/{name}/invoke", action(models.invoke, "name", threaded=False),
-         "POST"),
-        ("/console/endpoints/{name}/weights", action(models.weights, "name", threaded=False),
-         "POST"),
-        ("/console/optimizer/{analysis_id}/report.html", report, "GET"),
-        ("/console/{rest:path}", unknown, "GET"),
+                                     index_view.analysis_table)),
+        ("/console/streams/{name}", stream),
+        ("/console/streams/{name}/records", records),
+        ("/console/applications/{name}", application),
+        ("/console/models/{group}", model_group),
+        ("/console/endpoints/{name}", endpoint),
+        ("/console/optimizer/{analysis_id}/report.html", report),
+        ("/console/{rest:path}", unknown),
     ]
-    return [Route(path, with_headers(handler), methods=[method])
-            for path, handler, method in table]
-
-
-async def run(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)`` on a worker thread (SQLite, files, the stream store)."""
-    return await anyio.to_thread.run_sync(lambda: fn(*args))
-
-
-def with_headers(handler: Handler) -> Handler:
-    """Every console answer carries these headers (who may see the console is settled
-    before: :class:`forestream.server.guard.RequestGuard`)."""
-    async def wrapped(request: Request) -> Response:
-        response = await handler(request)
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
-    return wrapped
-
-
-def html(body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status,
-                        headers={**HEADERS, "Content-Security-Policy": PAGE_POLICY})
-
-
-def fragment(body: str, status: int = 200, headers: dict[str, str] | None = None
-             ) -> HTMLResponse:
-    return HTMLResponse(body, status_code=status, headers={
-        **HEADERS, "Content-Security-Policy": PAGE_POLICY, **(headers or {})})
+    pages_ = [Route(path, with_headers(handler), methods=["GET"]) for path, handler in table]
+    return action_routes(settings, chrome, StreamActions(store, metrics),
+                         ApplicationActions(applications), ModelActions(registry, endpoints)
+                         ) + pages_
