@@ -82,7 +82,7 @@ class LocalFlinkCluster:
         self.pids = {"jobmanager": self._launch("jobmanager", home)}
         self._save()
         for index in range(self.task_managers):
-            self.start_task_manager(index)
+            self.start_task_manager(f"taskmanager-{index}")
         try:
             self._wait_ready(timeout)
         except FlinkClusterError:
@@ -122,17 +122,28 @@ class LocalFlinkCluster:
         return out
 
     # ------------------------------------------------------------------ TaskManagers
-    def start_task_manager(self, index: int | None = None) -> str:
-        """Start a TaskManager (the next free index by default); returns its name."""
-        if index is None:
+    def start_task_manager(self, name: str | None = None) -> str:
+        """Start a TaskManager named ``name`` (``taskmanager-N``; default: the first name
+        without a live process); returns its name."""
+        if name is None:
             index = 0
-            while f"taskmanager-{index}" in self.pids and \
-                    self._alive(self.pids[f"taskmanager-{index}"]):
+            while self._alive(self.pids.get(f"taskmanager-{index}", -1)):
                 index += 1
-        name = f"taskmanager-{index}"
+            name = f"taskmanager-{index}"
+        if self._alive(self.pids.get(name, -1)):
+            raise FlinkClusterError(f"{name} is running already (pid {self.pids[name]})")
         self.pids[name] = self._launch(name, install.flink_home())
         self._save()
         return name
+
+    def task_managers_of(self, job_id: str) -> list[str]:
+        """Names of the TaskManagers running a task of ``job_id`` (each TaskManager's
+        Flink resource id is its name here, plus a start stamp)."""
+        rest = self.rest
+        ids = {str(subtask.get("taskmanager-id", ""))
+               for vertex in rest.job(job_id).get("vertices", [])
+               for subtask in rest.vertex(job_id, vertex["id"]).get("subtasks", [])}
+        return sorted(name for name in self.pids if any(i.startswith(f"{name}@") for i in ids))
 
     def kill_task_manager(self, name: str = "taskmanager-0") -> int:
         """``kill -9`` a TaskManager (for failure tests); returns its pid."""
@@ -176,13 +187,16 @@ class LocalFlinkCluster:
 
     # ------------------------------------------------------------------ plumbing
     def _launch(self, name: str, home: Path) -> int:
-        script = "jobmanager.sh" if name == "jobmanager" else "taskmanager.sh"
+        script, args = "jobmanager.sh", ["start-foreground"]
+        if name != "jobmanager":  # the name shows in Flink's REST API as the resource id
+            script = "taskmanager.sh"
+            args.append(f"-Dtaskmanager.resource-id={name}@{time.time_ns() // 1000000}")
         log_dir = self.log_dir(name)
         log_dir.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "FLINK_CONF_DIR": str(self.conf_dir),
                "FLINK_LOG_DIR": str(log_dir), "FLINK_PID_DIR": str(self.base)}
         with open(log_dir / "console.out", "ab") as console:
-            proc = subprocess.Popen([str(home / "bin" / script), "start-foreground"],
+            proc = subprocess.Popen([str(home / "bin" / script), *args],
                                     env=env, stdout=console, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
                                     cwd=self.base)

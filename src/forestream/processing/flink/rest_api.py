@@ -94,6 +94,10 @@ class FlinkRest:
                                         f"(waiting for {'/'.join(states)})")
             time.sleep(0.5)
 
+    def vertex(self, job_id: str, vertex_id: str) -> dict[str, Any]:
+        """One vertex of a job: its ``subtasks`` with status and TaskManager."""
+        return self._call("GET", f"/jobs/{job_id}/vertices/{vertex_id}")
+
     def cancel(self, job_id: str) -> None:
         """Cancel the job (no savepoint)."""
         self._call("PATCH", f"/jobs/{job_id}?mode=cancel")

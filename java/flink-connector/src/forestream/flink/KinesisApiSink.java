@@ -17,7 +17,8 @@ import org.apache.flink.api.connector.sink2.WriterInitContext;
  * Kinesis sink does), unless the object has one already.
  *
  * <p><b>Delivery: at-least-once.</b> Records are sent in PutRecords batches of at most
- * 500 records and 5 MiB, one batch in flight while the next fills; entries PutRecords
+ * 500 records and 5 MiB, or {@code maxBufferMillis} (default 200) after a batch's first
+ * record, one batch in flight while the next fills; entries PutRecords
  * reports as failed are sent again with backoff. Before a checkpoint completes, everything
  * written before its barrier has been acknowledged by the server ({@code flush}), so a
  * restore never loses output; records written after the last completed checkpoint are
@@ -40,6 +41,7 @@ public final class KinesisApiSink implements Sink<String> {
 
     private final KinesisApiClient.Settings settings;
     private final String streamName;
+    private long maxBufferMillis = 200;
 
     public KinesisApiSink(String endpointUrl, String streamName, String accessToken) {
         this(KinesisApiClient.Settings.fromEnvironment(endpointUrl, accessToken), streamName);
@@ -61,8 +63,19 @@ public final class KinesisApiSink implements Sink<String> {
         this.streamName = streamName;
     }
 
+    /** How long a record may wait for its batch to fill, 1 to 60000 ms (default 200). */
+    public KinesisApiSink withMaxBufferMillis(long millis) {
+        if (millis < 1 || millis > 60000) {
+            throw new IllegalArgumentException("max buffer time must be 1 to 60000 ms, got "
+                    + millis);
+        }
+        this.maxBufferMillis = millis;
+        return this;
+    }
+
     @Override
     public SinkWriter<String> createWriter(WriterInitContext context) {
-        return new KinesisApiSinkWriter(settings, streamName, context.metricGroup());
+        return new KinesisApiSinkWriter(settings, streamName, context.metricGroup(),
+                context.getProcessingTimeService(), maxBufferMillis);
     }
 }

@@ -1,5 +1,6 @@
 package forestream.flink;
 
+import org.apache.flink.api.common.operators.ProcessingTimeService;
 import org.apache.flink.api.connector.sink2.SinkWriter;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.groups.SinkWriterMetricGroup;
@@ -21,7 +22,9 @@ import java.util.concurrent.Future;
  * The writer of {@link KinesisApiSink}: fills a PutRecords batch on the task thread while
  * the previous one is sent on a thread of its own (one batch in flight, so records leave
  * in the order written), and waits for both in {@link #flush}, which Flink calls before
- * every checkpoint barrier and at the end of input.
+ * every checkpoint barrier and at the end of input. A batch leaves when it is full or
+ * {@code maxBufferMillis} after its first record, whichever comes first (a processing-time
+ * timer on the task thread), so a quiet stream's output does not wait for a checkpoint.
  */
 final class KinesisApiSinkWriter implements SinkWriter<String> {
     static final int MAX_RECORDS = 500;
@@ -34,12 +37,18 @@ final class KinesisApiSinkWriter implements SinkWriter<String> {
     private final Counter recordsSent;
     private final Counter bytesSent;
     private final ExecutorService sender;
+    private final ProcessingTimeService timers;
+    private final long maxBufferMillis;
+    private boolean timerSet;
     private List<ObjectNode> batch = new ArrayList<>();
     private long batchBytes;
     private Future<?> inFlight;
 
     KinesisApiSinkWriter(KinesisApiClient.Settings settings, String streamName,
-                         SinkWriterMetricGroup metrics) {
+                         SinkWriterMetricGroup metrics, ProcessingTimeService timers,
+                         long maxBufferMillis) {
+        this.timers = timers;
+        this.maxBufferMillis = maxBufferMillis;
         this.client = new KinesisApiClient(settings);
         this.streamName = streamName;
         this.recordsSent = metrics.getNumRecordsSendCounter();
@@ -62,6 +71,14 @@ final class KinesisApiSinkWriter implements SinkWriter<String> {
         }
         batch.add(entry);
         batchBytes += size;
+        if (!timerSet) {
+            timerSet = true;
+            timers.registerTimer(timers.getCurrentProcessingTime() + maxBufferMillis,
+                    time -> {
+                        timerSet = false;
+                        sendBatch();
+                    });
+        }
     }
 
     @Override
