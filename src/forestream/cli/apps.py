@@ -106,13 +106,30 @@ def apps() -> None:
                    "its keyed state can spread over.")
 @autoscaling_options
 @click.option("--description", default="")
+@click.option("--runtime", type=click.Choice(["embedded", "flink"]), default="embedded",
+              show_default=True,
+              help="embedded: worker processes of the server; flink: a job on a Flink "
+                   "cluster (the code is checked for Flink now; see docs/applications.md).")
+@click.option("--flink", "flink_url", metavar="URL",
+              help="REST URL of the Flink cluster (runtime flink; default: the cluster "
+                   "`forestream flink start` runs for the server's data directory).")
 @endpoint_option
 def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, autoscaling,
-           autoscale, description, endpoint_url):
-    """Create application NAME from CODE (status READY)."""
+           autoscale, description, runtime, flink_url, endpoint_url):
+    """Create application NAME from CODE (status READY).
+
+    \b
+    forestream apps create temps --code job.py -p input.stream=sensor-readings
+    forestream apps create temps --code job.py --runtime flink --flink http://127.0.0.1:8081
+    """
+    if flink_url and runtime != "flink":
+        raise click.UsageError("--flink is for --runtime flink")
     body = {"name": name, "code": code_body(code), "properties": parse_properties(props),
             "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
-            "max_parallelism": max_parallelism, "description": description}
+            "max_parallelism": max_parallelism, "description": description,
+            "runtime": runtime}
+    if flink_url:
+        body["flink_url"] = flink_url
     policy = autoscaling_body(autoscaling, autoscale)
     if policy is not None:
         body["autoscaling"] = policy
@@ -144,6 +161,13 @@ def describe(name, endpoint_url):
     console.print(f"checkpoint every {app['checkpoint_interval']} s, parallelism "
                   f"{app['parallelism']} (key groups {app.get('max_parallelism', 16)}), "
                   f"{app['snapshots']} snapshot(s)")
+    flink = app.get("flink") or {}
+    if app.get("runtime_environment") == "flink":
+        job = (app.get("runtime") or {}).get("flink_job") or flink.get("job_id")
+        console.print(f"runtime flink: {'job ' + job if job else 'no job running'}"
+                      f"{' at ' + flink['url'] if flink.get('url') else ''}")
+        for note in flink.get("notes") or []:
+            console.print(f"  note: {note}")
     policy = app.get("autoscaling") or {}
     if policy.get("enabled"):
         console.print(f"autoscaling {policy['min_parallelism']}-{policy['max_parallelism']}: "

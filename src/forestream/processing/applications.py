@@ -45,6 +45,7 @@ from .app_config import DEFAULT_MAX_PARALLELISM, _check_config
 from .app_files import EXCHANGE_FILE, JOB_PART, AppFiles
 from .autoscaling import Autoscaler, AutoscalingPolicy, UtilizationTracker
 from .errors import ApplicationError, ConflictError, ForbiddenError, NotFoundError
+from .flink.application import RUNTIMES, FlinkApplications
 
 STOP_TIMEOUT_SECONDS = 30.0
 SUPERVISE_SECONDS = 0.5
@@ -88,13 +89,18 @@ class ApplicationManager(AppFiles, Autoscaler):
         self._closed = False
         self._supervisor: threading.Thread | None = None
         self._trackers: dict[str, UtilizationTracker] = {}
+        # applications with runtime "flink" run as Flink jobs (see .flink.application)
+        self.flink = FlinkApplications(self)
 
     def start(self) -> None:
         """Start supervising, and start again the applications that were running when the
         previous manager on this data directory stopped (call once the server listens)."""
         with self._lock:
             for app in self.list_applications():
-                if app["status"] in ("RUNNING", "STARTING", "UPDATING") and \
+                if _on_flink(app):  # its job runs on the cluster, not under this server
+                    if app["status"] != "RUNNING":
+                        self._set_status(app, "READY")
+                elif app["status"] in ("RUNNING", "STARTING", "UPDATING") and \
                         not self.allow_code:
                     app["last_failure"] = {"time": time.time(), "reason": (
                         "not restarted: the server now refuses to run application code "
@@ -115,9 +121,13 @@ class ApplicationManager(AppFiles, Autoscaler):
                            checkpoint_interval: float = 10.0, parallelism: int = 1,
                            description: str = "",
                            max_parallelism: int = DEFAULT_MAX_PARALLELISM,
-                           autoscaling: dict | None = None) -> dict:
+                           autoscaling: dict | None = None, runtime: str = "embedded",
+                           flink_url: str | None = None) -> dict:
         """``code``: a ``.py`` file or a folder with ``main.py`` (a path), or
-        :class:`~.app_code.ApplicationCode` sent with a request."""
+        :class:`~.app_code.ApplicationCode` sent with a request. ``runtime``:
+        ``embedded`` (worker processes of this server) or ``flink`` (a Flink job on the
+        cluster at ``flink_url``; the code is planned for Flink now and refused if some
+        step cannot run there, see :mod:`.flink.application`)."""
         app_dir = self._app_dir(name)  # checked before anything on disk is touched
         self._require_code("creating an application")
         _check_config(checkpoint_interval, parallelism, properties, max_parallelism)
@@ -125,11 +135,29 @@ class ApplicationManager(AppFiles, Autoscaler):
             raise ApplicationError(f"description {description!r:.60} must be a string of at "
                                    "most 1024 characters")
         policy = AutoscalingPolicy.from_dict(autoscaling)
+        if runtime not in RUNTIMES:
+            raise ApplicationError(f"runtime {runtime!r:.40} must be one of {list(RUNTIMES)}")
+        flink_url = self.flink.check_url(flink_url)
+        if runtime != "flink" and flink_url:
+            raise ApplicationError("flink_url is for runtime 'flink' only")
+        if runtime == "flink" and policy.to_dict().get("enabled"):
+            raise ApplicationError("autoscaling is not available for runtime 'flink' yet: "
+                                   "set the parallelism (apps update --parallelism N "
+                                   "rescales from a savepoint)")
         with self._lock:
             if self._get(name, missing_ok=True) is not None:
                 raise ConflictError(f"application {name} already exists")
             shutil.rmtree(app_dir, ignore_errors=True)  # left by a create that failed
             entry = self._install_code(app_dir, code)
+            flink = None
+            if runtime == "flink":
+                try:
+                    planned = self.flink.plan(app_dir / "code", entry, properties or {})
+                except ApplicationError:
+                    shutil.rmtree(app_dir, ignore_errors=True)
+                    raise
+                flink = {"url": flink_url, "plan": planned["plan"],
+                         "notes": planned["notes"], "job_id": None}
             now = time.time()
             doc = {"name": name, "description": description, "status": "READY",
                    "entry": entry, "code_source": _source_of(code),
@@ -137,12 +165,18 @@ class ApplicationManager(AppFiles, Autoscaler):
                    "checkpoint_interval": checkpoint_interval, "parallelism": parallelism,
                    "max_parallelism": max_parallelism, "autoscaling": policy.to_dict(),
                    "autoscaling_events": [], "version": 1, "created": now,
-                   "updated": now, "last_failure": None}
+                   "updated": now, "last_failure": None, "runtime_environment": runtime}
+            if flink is not None:
+                doc["flink"] = flink
             self._put(doc)
             return self.describe_application(name)
 
     def describe_application(self, name: str) -> dict:
         doc = self._get(name)
+        if _on_flink(doc):
+            status = self.flink.status(doc)
+            doc = self._get(name)  # the status may have found the job ended
+            return {**doc, "runtime": status, "snapshots": len(self.list_snapshots(name))}
         status = self._with_lag(self._read_status(name))
         return {**doc, "runtime": status, "snapshots": len(self.list_snapshots(name))}
 
@@ -199,28 +233,60 @@ class ApplicationManager(AppFiles, Autoscaler):
             policy = None if autoscaling is None else AutoscalingPolicy.from_dict(
                 {**(doc.get("autoscaling") or {}), **autoscaling}
                 if isinstance(autoscaling, dict) else autoscaling)
+            on_flink = _on_flink(doc)
+            if on_flink:
+                if policy is not None and policy.to_dict().get("enabled"):
+                    raise ApplicationError("autoscaling is not available for runtime "
+                                           "'flink' yet: set the parallelism")
+                if code is not None or properties is not None:  # refused before any change
+                    self._plan_for_flink(name, code, properties, doc)
             # a new autoscaling policy alone takes effect without restarting the workers
             running = doc["status"] == "RUNNING" and (
                 code, properties, checkpoint_interval, parallelism) != (None,) * 4
-            if running:
+            if running and not on_flink:
                 self._set_status(doc, "UPDATING")
                 self._terminate(name, take_snapshot=False)
-            if code is not None:
-                doc["entry"] = self._install_code(self._app_dir(name), code, replace=True)
-                doc["code_source"] = _source_of(code)
-            if properties is not None:
-                doc["properties"] = properties
-            if checkpoint_interval is not None:
-                doc["checkpoint_interval"] = checkpoint_interval
-            if parallelism is not None:
-                doc["parallelism"] = parallelism
-            if policy is not None:
-                doc["autoscaling"] = policy.to_dict()
-            doc["version"] += 1
-            self._put(doc)
+
+            def apply() -> None:
+                if code is not None:
+                    doc["entry"] = self._install_code(self._app_dir(name), code, replace=True)
+                    doc["code_source"] = _source_of(code)
+                if properties is not None:
+                    doc["properties"] = properties
+                if checkpoint_interval is not None:
+                    doc["checkpoint_interval"] = checkpoint_interval
+                if parallelism is not None:
+                    doc["parallelism"] = parallelism
+                if policy is not None:
+                    doc["autoscaling"] = policy.to_dict()
+                doc["version"] += 1
+                self._put(doc)
+
+            if running and on_flink:  # savepoint, then resubmitted from it
+                self.flink.update(doc, apply)
+                return self.describe_application(name)
+            apply()
             if running:  # continue from the latest checkpoint with the new code/config
                 self._start(doc)
             return self.describe_application(name)
+
+    def _plan_for_flink(self, name: str, code: str | Path | ApplicationCode | None,
+                        properties: dict | None, doc: dict) -> None:
+        """Plan new code or properties for Flink before anything changes (raises the
+        refusal); the plan replaces the application's."""
+        app_dir = self._app_dir(name)
+        trial = app_dir / ".plan"
+        shutil.rmtree(trial, ignore_errors=True)
+        try:
+            if code is not None:
+                entry, code_dir = self._install_code(trial, code), trial / "code"
+            else:
+                entry, code_dir = doc["entry"], app_dir / "code"
+            planned = self.flink.plan(code_dir, entry, doc["properties"] if properties
+                                      is None else properties)
+        finally:
+            shutil.rmtree(trial, ignore_errors=True)
+        doc["flink"].update(plan=planned["plan"], notes=planned["notes"])
 
     def start_application(self, name: str, restore: str = "LATEST",
                           snapshot: str | None = None) -> dict:
@@ -231,6 +297,10 @@ class ApplicationManager(AppFiles, Autoscaler):
             doc = self._get(name)
             if doc["status"] != "READY":
                 raise ConflictError(f"application {name} is {doc['status']}, not READY")
+            if _on_flink(doc):
+                doc["last_failure"] = None
+                self.flink.start(doc, restore, snapshot)
+                return self.describe_application(name)
             checkpoints = self._app_dir(name) / "checkpoints"
             self._exchanges(name)  # note the current exchange before its file may go
             if restore == "SKIP":
@@ -264,6 +334,9 @@ class ApplicationManager(AppFiles, Autoscaler):
             doc = self._get(name)
             if doc["status"] not in ("RUNNING", "STARTING"):
                 raise ConflictError(f"application {name} is {doc['status']}, not RUNNING")
+            if _on_flink(doc):
+                self.flink.stop(doc, force, snapshot)
+                return self.describe_application(name)
             self._set_status(doc, "STOPPING")
             self._terminate(name, take_snapshot=snapshot and not force, force=force)
             self._set_status(doc, "READY")
@@ -280,11 +353,12 @@ class ApplicationManager(AppFiles, Autoscaler):
             shutil.rmtree(self._app_dir(name), ignore_errors=True)
 
     def logs(self, name: str, tail: int = 200) -> list[str]:
-        self._get(name)
+        doc = self._get(name)
         path = self.root / name / "logs" / "worker.log"
-        if not path.exists():
-            return []
-        return path.read_text(errors="replace").splitlines()[-tail:]
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        if _on_flink(doc):
+            lines += self.flink.logs(doc)
+        return lines[-tail:]
 
     def stop_workers(self) -> None:
         """Stop supervising and stop running workers with a checkpoint; the next manager
@@ -306,10 +380,13 @@ class ApplicationManager(AppFiles, Autoscaler):
     # ----------------------------------------------------------------- snapshots
     def create_snapshot(self, name: str, snapshot: str) -> dict:
         with self._lock:
-            self._get(name)
+            doc = self._get(name)
             target = self._child(self._app_dir(name) / "snapshots", snapshot, "snapshot name")
             if target.exists():
                 raise ConflictError(f"snapshot {snapshot} of {name} already exists")
+            if _on_flink(doc):
+                self.flink.create_snapshot(doc, snapshot)
+                return self.describe_snapshot(name, snapshot)
             if not self._latest_checkpoints(name):
                 raise ConflictError(f"application {name} has no checkpoint to snapshot yet")
             self._copy_snapshot(name, snapshot)
@@ -324,6 +401,9 @@ class ApplicationManager(AppFiles, Autoscaler):
 
     def describe_snapshot(self, name: str, snapshot: str) -> dict:
         path = self._snapshot_path(name, snapshot)
+        if (path / "savepoint.json").is_file():  # a Flink savepoint
+            return {"application": name, "name": snapshot, "status": "READY",
+                    **self.flink.describe_snapshot(path)}
         parts = sorted(path.glob("*.pkl"))
         return {"application": name, "name": snapshot, "created": path.stat().st_mtime,
                 "bytes": sum(p.stat().st_size for p in parts),
@@ -505,6 +585,10 @@ class ApplicationManager(AppFiles, Autoscaler):
     def _set_status(self, doc: dict, status: str) -> None:
         doc["status"] = status
         self._put(doc)
+
+
+def _on_flink(doc: dict) -> bool:
+    return doc.get("runtime_environment") == "flink"
 
 
 def _source_of(code: str | Path | ApplicationCode) -> str:

@@ -44,6 +44,19 @@ if TYPE_CHECKING:
         ...
 
 else:
+    def _let_numba_find_print() -> None:
+        """numba's import registers the builtin ``print`` by looking it up again in the
+        module its ``__module__`` names. PyFlink's Python workers (where the RCF
+        operators run on Flink) replace ``builtins.print`` with a method of a module that
+        has no ``print``, and numba's import fails there: give that module the name."""
+        import builtins
+        import sys
+
+        module = sys.modules.get(getattr(builtins.print, "__module__", None) or "")
+        if module is not None and getattr(module, "print", None) is not builtins.print:
+            module.print = builtins.print  # type: ignore[attr-defined]
+
+    _let_numba_find_print()
     from numba import njit, prange
 
 __all__ = ["njit", "prange"]

@@ -3,6 +3,9 @@
 Errors are RFC 9457 problem details (``application/problem+json``). Who may call is
 settled before (:mod:`.guard`: the access token, or SigV4 with credentials configured).
 
+``runtime`` is ``embedded`` (the default) or ``flink`` (with ``flink_url``, a Flink
+cluster's REST API): see :mod:`forestream.processing.flink.application`.
+
 ``code`` is the application's code sent with the request (``{"filename", "text"}`` or
 ``{"zip_base64"}``, see :mod:`forestream.processing.app_code`), or a path on the server
 inside ``Settings.import_roots``. Creating, updating code and starting need
@@ -56,7 +59,8 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
         try:
             data = await body(request)
             args = {k: data[k] for k in ("properties", "checkpoint_interval", "parallelism",
-                                         "max_parallelism", "autoscaling", "description")
+                                         "max_parallelism", "autoscaling", "description",
+                                         "runtime", "flink_url")
                     if k in data}
             name, code = data.get("name"), data.get("code")
             if not name or not code:

@@ -409,7 +409,7 @@ class PerKeyModel(KeyedProcessFunction):
 class KinesisEntry(MapFunction):
     """An element to the Java ``KinesisApiSink``'s JSON: the bytes the forestream sink
     would write (``_record_id`` added to dicts, its serializer), base64 so that they
-    reach the stream unchanged, the partition key it would pick, and the record id."""
+    reach the stream unchanged, and the partition key it would pick."""
 
     def __init__(self, serializer: Any, partition_key: Any, record_ids: bool) -> None:
         self.serializer = serializer
@@ -423,8 +423,9 @@ class KinesisEntry(MapFunction):
         partition = self.partition_key(value[0]) if self.partition_key else \
             (str(key) if key is not None else rid)
         payload = base64.b64encode(self.serializer(data)).decode("ascii")
-        return json.dumps({"data": {"b64": payload}, "partitionKey": str(partition)[:256],
-                           "id": rid})
+        # no "id": the Java sink would add it to the {"b64"} object itself; the id is in
+        # the bytes already (as "_record_id") where the forestream sink puts it
+        return json.dumps({"data": {"b64": payload}, "partitionKey": str(partition)[:256]})
 
 
 class CallSink(ProcessFunction):

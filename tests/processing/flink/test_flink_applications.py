@@ -1,0 +1,290 @@
+"""Applications with ``runtime = "flink"`` on a real local Flink cluster: the same job
+file gives the same outputs as on the embedded runtime; stop-with-savepoint and start
+continue exactly; a rescale from a savepoint keeps the keyed state; a job Flink cannot
+run as forestream runs it is refused at create time with the reason."""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+
+import pytest
+from flink_testkit import new_streams, put_counted, read_all, wait_for
+
+from forestream.processing.app_code import ApplicationCode
+from forestream.quickstart import APP_CODE
+from forestream.rest_client import RestError, call
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+COUNTS_JOB = textwrap.dedent('''
+    """A running count per key, in keyed state (a KeyedProcessFunction)."""
+
+    from forestream.processing import (KeyedProcessFunction, ValueStateDescriptor,
+                                       kinesis_client)
+
+
+    class Count(KeyedProcessFunction):
+        def open(self, runtime_context):
+            self.count = runtime_context.get_state(ValueStateDescriptor("count", 0))
+
+        def process_element(self, event, ctx):
+            n = self.count.value() + 1
+            self.count.update(n)
+            yield {"k": event["k"], "i": event["i"], "n": n}
+
+
+    def build(env, properties):
+        p = properties["job"]
+        client = kinesis_client()
+        (env.from_kinesis(p["input"], client)
+            .key_by(lambda event: event["k"])
+            .process(Count())
+            .sink_to_kinesis(p["output"], client))
+''')
+
+WINDOW_JOB = textwrap.dedent('''
+    """Per sensor and 10 s of event time: readings, sum, min and max."""
+
+    from forestream.processing import (AggregateFunction, ProcessWindowFunction,
+                                       TumblingEventTimeWindows, WatermarkStrategy,
+                                       kinesis_client)
+
+
+    class Stats(AggregateFunction):
+        def create_accumulator(self):
+            return (0, 0.0, None, None)
+
+        def add(self, event, acc):
+            v = event["v"]
+            low = v if acc[2] is None else min(acc[2], v)
+            high = v if acc[3] is None else max(acc[3], v)
+            return (acc[0] + 1, acc[1] + v, low, high)
+
+        def get_result(self, acc):
+            return acc
+
+        def merge(self, a, b):
+            return (a[0] + b[0], a[1] + b[1], min(a[2], b[2]), max(a[3], b[3]))
+
+
+    class Label(ProcessWindowFunction):
+        def process(self, key, window, elements):
+            (count, total, low, high) = elements[0]
+            yield {"sensor": key, "start": window.start, "end": window.end,
+                   "count": count, "sum": round(total, 6), "min": low, "max": high}
+
+
+    def build(env, properties):
+        p = properties["job"]
+        client = kinesis_client()
+        strategy = (WatermarkStrategy.for_bounded_out_of_orderness(60)
+                    .with_timestamp_assigner(lambda event, _: event["t"]))
+        (env.from_kinesis(p["input"], client, watermark_strategy=strategy)
+            .key_by(lambda event: event["sensor"])
+            .window(TumblingEventTimeWindows.of(10))
+            .aggregate(Stats(), Label())
+            .sink_to_kinesis(p["output"], client))
+''')
+
+
+def rest(server, method, path, body=None):
+    return call(server.url, method, f"/api/v1/applications{path}", body, timeout=300,
+                token=server.token)
+
+
+def create(server, name, code, properties, runtime="embedded", flink_url=None,
+           parallelism=1):
+    body = {"name": name, "code": {"filename": "job.py", "text": code},
+            "properties": properties, "checkpoint_interval": 1.0, "runtime": runtime,
+            "parallelism": parallelism}
+    if flink_url:
+        body["flink_url"] = flink_url
+    return rest(server, "POST", "", body)
+
+
+def outputs(kinesis, stream):
+    """The records of an output stream by ``_record_id`` (duplicates of a replay
+    dropped: both runtimes' sinks are at-least-once with ids)."""
+    by_id = {}
+    for record in read_all(kinesis, stream):
+        value = json.loads(record["Data"])
+        by_id.setdefault(value["_record_id"], (record["PartitionKey"], value))
+    return by_id
+
+
+def wait_outputs(kinesis, stream, count, what):
+    return wait_for(lambda: (found := outputs(kinesis, stream)) and len(found) >= count
+                    and found, what, progress=lambda: len(outputs(kinesis, stream)))
+
+
+def stop(server, name, **body):
+    return rest(server, "POST", f"/{name}/stop", body)
+
+
+def test_untranslatable_job_is_refused_at_create_naming_the_step(forestream_server):
+    code = textwrap.dedent('''
+        from forestream.processing import Pattern, kinesis_client
+
+        def build(env, properties):
+            client = kinesis_client()
+            (env.from_kinesis("in", client).key_by(lambda e: e["k"])
+                .pattern(Pattern.begin("a").where(lambda e: e["v"] > 1))
+                .sink_to_kinesis("out", client))
+    ''')
+    with pytest.raises(RestError) as refused:
+        create(forestream_server, "refused-cep", code, {}, runtime="flink",
+               flink_url="http://127.0.0.1:9")
+    assert refused.value.status == 400
+    assert "2-pattern (pattern): complex event patterns have no PyFlink counterpart" in \
+        str(refused.value)
+    with pytest.raises(RestError, match="not found"):
+        rest(forestream_server, "GET", "/refused-cep")  # nothing was kept
+    with pytest.raises(RestError, match="runtime 'spark' must be one of"):
+        create(forestream_server, "bad-runtime", COUNTS_JOB, {}, runtime="spark")
+
+
+def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
+                                                            kinesis_client, flink_cluster):
+    """The quickstart's application code, unchanged, on both runtimes, same input."""
+    streams = new_streams(kinesis_client, readings=2, scores_e=1, alerts_e=1, scores_f=1,
+                          alerts_f=1)
+    readings = []
+    for i in range(320):
+        for machine in ("m1", "m2"):
+            for sensor in ("temperature", "cpu"):
+                value = 50 + 10 * math.sin(i / 12 + len(sensor)) + (i % 7) * 0.3
+                if machine == "m2" and sensor == "cpu" and i == 250:
+                    value += 40  # one incident
+                readings.append({"machine": machine, "sensor": sensor, "i": i,
+                                 "value": round(value, 4)})
+    for begin in range(0, len(readings), 500):
+        kinesis_client.put_records(StreamName=streams["readings"], Records=[
+            {"Data": json.dumps(r).encode(), "PartitionKey": r["machine"]}
+            for r in readings[begin:begin + 500]])
+
+    def properties(side):
+        return {"detector": {"input": streams["readings"], "scores": streams[f"scores_{side}"],
+                             "alerts": streams[f"alerts_{side}"], "alert_grade": 0.5,
+                             "shingle_size": 4}}
+
+    create(forestream_server, "detector-embedded", APP_CODE, properties("e"))
+    app = create(forestream_server, "detector-flink", APP_CODE, properties("f"),
+                 runtime="flink", flink_url=flink_cluster.rest_url)
+    assert app["runtime_environment"] == "flink"
+    assert [row["flink"] for row in app["flink"]["plan"]][:3] == [
+        "kinesis_source", "key_by", "thresholded_rcf"]
+    for name in ("detector-embedded", "detector-flink"):
+        rest(forestream_server, "POST", f"/{name}/start")
+    try:
+        embedded = wait_outputs(kinesis_client, streams["scores_e"], len(readings),
+                                "embedded grades")
+        flink = wait_outputs(kinesis_client, streams["scores_f"], len(readings),
+                             "Flink grades")
+        described = rest(forestream_server, "GET", "/detector-flink")
+        assert described["runtime"]["state"] == "RUNNING"
+    finally:
+        stop(forestream_server, "detector-embedded")
+        stop(forestream_server, "detector-flink", force=True)
+    assert flink == embedded  # same ids, partition keys, scores, grades, explanations
+    alerts_e = outputs(kinesis_client, streams["alerts_e"])
+    assert alerts_e and outputs(kinesis_client, streams["alerts_f"]) == alerts_e
+
+
+def test_windowed_aggregation_gives_the_same_windows_on_both_runtimes(
+        forestream_server, kinesis_client, flink_cluster):
+    streams = new_streams(kinesis_client, events=2, out_e=1, out_f=1)
+    events = [{"sensor": f"s{n % 3}", "t": 1000 + n * 0.7, "v": (n * 37) % 11}
+              for n in range(300)]
+    events.append({"sensor": "s0", "t": 5000, "v": 0})  # moves the watermark on
+    kinesis_client.put_records(StreamName=streams["events"], Records=[
+        {"Data": json.dumps(e).encode(), "PartitionKey": e["sensor"]} for e in events])
+    for runtime, out in (("embedded", "out_e"), ("flink", "out_f")):
+        create(forestream_server, f"windows-{runtime}", WINDOW_JOB,
+               {"job": {"input": streams["events"], "output": streams[out]}}, runtime=runtime,
+               flink_url=flink_cluster.rest_url if runtime == "flink" else None)
+        rest(forestream_server, "POST", f"/windows-{runtime}/start")
+    closed = {(e["sensor"], (e["t"] // 10) * 10) for e in events[:-1]}
+    try:
+        embedded = wait_outputs(kinesis_client, streams["out_e"], len(closed),
+                                "embedded windows")
+        flink = wait_outputs(kinesis_client, streams["out_f"], len(closed), "Flink windows")
+    finally:
+        stop(forestream_server, "windows-embedded")
+        stop(forestream_server, "windows-flink", force=True)
+    assert flink == embedded
+    assert sum(v["count"] for _, v in embedded.values()) == len(events) - 1
+
+
+def test_stop_with_savepoint_then_start_continues_counting_exactly(
+        forestream_server, kinesis_client, flink_cluster):
+    streams = new_streams(kinesis_client, input=2, output=1)
+    create(forestream_server, "counts-flink", COUNTS_JOB,
+           {"job": {"input": streams["input"], "output": streams["output"]}},
+           runtime="flink", flink_url=flink_cluster.rest_url)
+    keys = [f"key-{n}" for n in range(6)]
+    rest(forestream_server, "POST", "/counts-flink/start")
+    totals = put_counted(kinesis_client, streams["input"], keys, 20)
+    wait_outputs(kinesis_client, streams["output"], sum(totals.values()), "first counts")
+    stopped = stop(forestream_server, "counts-flink")
+    assert stopped["status"] == "READY" and stopped["snapshots"] == 1
+    snapshot = rest(forestream_server, "GET", "/counts-flink/snapshots")["snapshots"][0]
+    assert snapshot["savepoint"] and snapshot["bytes"] > 0
+    totals = put_counted(kinesis_client, streams["input"], keys, 15, totals)
+    rest(forestream_server, "POST", "/counts-flink/start")  # from the savepoint
+    try:
+        found = wait_outputs(kinesis_client, streams["output"], sum(totals.values()),
+                             "counts after the restart")
+    finally:
+        stop(forestream_server, "counts-flink", force=True)
+    per_key = {}
+    for _, value in found.values():
+        per_key.setdefault(value["k"], []).append((value["i"], value["n"]))
+    for key in keys:  # every record counted once, in order, across the stop
+        assert sorted(per_key[key]) == [(i, i) for i in range(1, totals[key] + 1)]
+
+
+def test_rescale_from_one_to_two_from_a_savepoint_keeps_keyed_state(
+        forestream_server, kinesis_client, flink_cluster):
+    streams = new_streams(kinesis_client, input=2, output=1)
+    create(forestream_server, "rescale-flink", COUNTS_JOB,
+           {"job": {"input": streams["input"], "output": streams["output"]}},
+           runtime="flink", flink_url=flink_cluster.rest_url)
+    keys = [f"user-{n}" for n in range(8)]
+    rest(forestream_server, "POST", "/rescale-flink/start")
+    try:
+        totals = put_counted(kinesis_client, streams["input"], keys, 10)
+        wait_outputs(kinesis_client, streams["output"], sum(totals.values()), "counts at 1")
+        updated = rest(forestream_server, "PATCH", "/rescale-flink", {"parallelism": 2})
+        assert updated["parallelism"] == 2 and updated["status"] == "RUNNING"
+        job = flink_cluster.rest.job(updated["flink"]["job_id"])
+        assert max(v["parallelism"] for v in job["vertices"]) == 2
+        totals = put_counted(kinesis_client, streams["input"], keys, 10, totals)
+        found = wait_outputs(kinesis_client, streams["output"], sum(totals.values()),
+                             "counts at 2")
+    finally:
+        stop(forestream_server, "rescale-flink", force=True)
+    per_key = {}
+    for _, value in found.values():
+        per_key.setdefault(value["k"], []).append((value["i"], value["n"]))
+    for key in keys:
+        assert sorted(per_key[key]) == [(i, i) for i in range(1, 21)]
+
+
+def test_code_sent_as_zip_with_a_helper_module_runs_on_flink(forestream_server):
+    """The plan is made from the installed code, helper modules included."""
+    code = ApplicationCode({"main.py": b"from helper import pipeline\n"
+                                       b"def build(env, properties):\n"
+                                       b"    pipeline(env)\n",
+                            "helper.py": b"from forestream.processing import kinesis_client\n"
+                                         b"def pipeline(env):\n"
+                                         b"    c = kinesis_client()\n"
+                                         b"    env.from_kinesis('a', c).map(str)"
+                                         b".sink_to_kinesis('b', c)\n"}, "main.py")
+    app = rest(forestream_server, "POST", "", {
+        "name": "zipped-flink", "code": code.to_request(), "runtime": "flink",
+        "flink_url": "http://127.0.0.1:9"})
+    assert [row["flink"] for row in app["flink"]["plan"]] == [
+        "kinesis_source", "map", "kinesis_sink"]
+    rest(forestream_server, "DELETE", "/zipped-flink")
