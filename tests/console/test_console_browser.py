@@ -120,6 +120,7 @@ def shot(tab, name: str) -> None:
 
 
 def test_stream_create_put_browse_chart_split_and_delete(page, server, kinesis):
+    shot(page, "overview")
     page.click("header nav >> text=Streams")
     page.wait_for_url("**/console/streams")
     page.fill('form[action="/console/streams"] input[name="name"]', "clicks")
@@ -251,3 +252,22 @@ def test_application_actions_and_anomalies_over_input(page, server, kinesis):
     page.wait_for_selector("#live .badge >> text=READY")
     assert rest(server, "GET", "/api/v1/applications/detector")["status"] == "READY"
     shot(page, "application-stopped")
+
+
+def test_forms_work_without_scripts(browser, server, kinesis):
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(WAIT_MS)
+        tab.goto(f"{server.url}/console/streams?token={server.token}")
+        tab.fill('form[action="/console/streams"] input[name="name"]', "plain-form")
+        tab.click("button:text-is('Create stream')")
+        tab.wait_for_url("**/console/streams/plain-form")  # the redirect after the post
+        assert "plain-form" in kinesis.list_streams()["StreamNames"]
+        tab.fill('input[name="confirm"]', "plain-form")
+        tab.click("button:text-is('Delete stream')")
+        tab.wait_for_url("**/console/streams")
+        wait_for(lambda: "plain-form" not in kinesis.list_streams()["StreamNames"],
+                 "the delete")
+    finally:
+        context.close()
