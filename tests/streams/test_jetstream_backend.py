@@ -2,7 +2,9 @@
 ``forestream server`` front ends: the Kinesis API through either, the same streams
 through both, and no acknowledged record lost or duplicated when a node is killed.
 
-The Kinesis API tests of test_kinesis_api.py run here again, on the cluster.
+The Kinesis API tests of test_kinesis_api.py run here again, on the cluster (those that
+start servers of their own, or read one front end's metrics, run on the data directory
+only); test_kinesis_conformance.py runs on both backends itself.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import botocore.exceptions
 import pytest
 from botocore.config import Config
 from test_kinesis_api import (  # noqa: F401 - collected again, on the JetStream backend
+    test_cbor_requests_as_the_java_sdk_sends_them,
     test_errors_use_aws_shapes,
+    test_members_forestream_does_not_take_are_refused_by_name,
     test_pagination_walks_every_page,
     test_put_get_round_trip_with_every_iterator_type,
     test_remaining_operations_mode_monitoring_resource_tags_describe_paging,
@@ -74,8 +78,10 @@ def server(frontends):
 
 
 @pytest.fixture
-def kinesis(server):
-    return client(server)
+def kinesis(server, frontends):
+    """boto3 through the second front end: the Kinesis API tests that also send raw
+    requests (to ``server``, the first) go through two front ends of one cluster."""
+    return client(frontends[1])
 
 
 def wait_active(kinesis, name):
@@ -348,3 +354,28 @@ def test_when_a_front_end_dies_its_clients_move_to_another(server, frontends):
     assert killed_at is not None and current is a
     assert len(stored) == len(set(stored))
     assert set(acked) <= set(stored)
+
+
+def test_retention_drops_records_older_than_the_horizon_from_the_cluster(cluster):
+    """What each front end's retention sweep does to a shard: records that arrived before
+    the horizon are purged on every replica, the shard's start moves past them, and a
+    second sweep (another front end's) drops nothing more."""
+    from forestream.streams.jetstream.bridge import NatsBridge
+    from forestream.streams.jetstream.shard_log import JetStreamApi, JetStreamShardLog
+
+    bridge = NatsBridge(cluster.urls)
+    log = JetStreamShardLog(JetStreamApi(bridge), "retention", "aged", 0, replicas=3)
+    try:
+        log.append([(b"k", b"old%d" % i) for i in range(5)])
+        time.sleep(0.1)
+        horizon = int(time.time() * 1000)
+        time.sleep(0.1)
+        log.append([(b"k", b"new%d" % i) for i in range(3)])
+        assert log.delete_before(horizon) == 5
+        assert (log.start_offset, log.next_offset) == (5, 8)
+        assert [r.value for r in log.read(0)] == [b"new0", b"new1", b"new2"]
+        assert log.offset_at_time(horizon) == 5
+        assert log.delete_before(horizon) == 0
+    finally:
+        log.delete()
+        bridge.close()

@@ -19,6 +19,7 @@ import cbor2
 import httpx
 import pytest
 
+from forestream.streams.jetstream.local_cluster import JetStreamCluster
 from server_support import ServerProcess
 
 boto3 = pytest.importorskip("boto3")
@@ -42,20 +43,37 @@ def client(url: str):
                         config=Config(retries={"max_attempts": 1}))
 
 
-@pytest.fixture(scope="module")
-def conf(tmp_path_factory):
-    server = ServerProcess(tmp_path_factory.mktemp("conformance") / "data").start()
-    kinesis = client(server.url)
+@pytest.fixture(scope="module", params=["local", pytest.param("jetstream",
+                                                              marks=pytest.mark.service)])
+def conf(request, tmp_path_factory):
+    """The server the raw requests go to, on each backend: the data directory, or a
+    3-node JetStream cluster (3 replicas) behind two front ends — then ``kinesis``
+    (boto3) talks to the other front end, so every test that uses both goes through
+    two front ends of one cluster."""
+    root = tmp_path_factory.mktemp(f"conformance-{request.param}")
+    cluster = None
+    if request.param == "local":
+        servers = [ServerProcess(root / "data").start()]
+    else:
+        cluster = JetStreamCluster(root / "nats", nodes=3).start()
+        env = {"FORESTREAM_STREAMS": cluster.url, "FORESTREAM_STREAMS_REPLICAS": "3"}
+        servers = [ServerProcess(root / name, env=env).start() for name in ("a", "b")]
+    server = servers[0]
+    server.other = servers[-1]  # type: ignore[attr-defined]
+    kinesis = client(server.other.url)
     kinesis.create_stream(StreamName=STREAM, ShardCount=3)
     kinesis.get_waiter("stream_exists").wait(StreamName=STREAM,
                                              WaiterConfig={"Delay": 0.1})
     yield server
-    server.stop()
+    for each in servers:
+        each.stop()
+    if cluster is not None:
+        cluster.stop()
 
 
 @pytest.fixture
 def kinesis(conf):
-    return client(conf.url)
+    return client(conf.other.url)
 
 
 def post(server, operation: str | None, body: bytes | dict | None, *,
