@@ -62,6 +62,8 @@ def write_conf_dir(conf_dir: Path, flink_home: Path, *, rpc_port: int, rest_port
         if name.startswith("log4j") or name == "logback.xml":
             shutil.copyfile(flink_home / "conf" / name, conf_dir / name)
     settings: dict[str, object] = {
+        # the wheel's --add-opens/--add-exports: Java 17+ refuses Flink's reflection without
+        "env.java.opts.all": _wheel_java_options(flink_home),
         "jobmanager.rpc.address": "127.0.0.1",
         "jobmanager.rpc.port": rpc_port,
         "jobmanager.bind-host": "127.0.0.1",
@@ -97,6 +99,20 @@ def write_conf_dir(conf_dir: Path, flink_home: Path, *, rpc_port: int, rest_port
     lines = [f"{key}: {_yaml(value)}" for key, value in settings.items()]
     (conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
     return conf_dir
+
+
+def _wheel_java_options(flink_home: Path) -> str:
+    """``env.java.opts.all`` of the wheel's own ``conf/config.yaml`` ('' if none)."""
+    import yaml
+
+    try:
+        conf = yaml.safe_load((flink_home / "conf" / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return ""
+    options = conf.get("env.java.opts.all")
+    if options is None:
+        options = conf.get("env", {}).get("java", {}).get("opts", {}).get("all", "")
+    return str(options or "")
 
 
 def _yaml(value: object) -> str:
