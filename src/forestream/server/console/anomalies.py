@@ -63,30 +63,51 @@ def candidate_streams(application: dict, stream_names: Iterable[str]) -> tuple[l
 
 
 def recent(store: StreamStore, stream: str, since: float) -> list[tuple[float, str, dict]]:
-    """(arrival time, ``shard@sequence``, JSON object) of the stream's records since
-    ``since``, oldest first (records that are not JSON objects are left out)."""
+    """(arrival time, ``shard@sequence``, JSON object) of the stream's newest records
+    since ``since`` (at most :data:`PER_SHARD` a shard), oldest first; records that are
+    not JSON objects are left out."""
     out: list[tuple[float, str, dict]] = []
-    shards = store.list_shards(stream_name=stream)["Shards"]
-    for shard in shards:
-        iterator = store.get_shard_iterator(shard["ShardId"], "AT_TIMESTAMP",
-                                            stream_name=stream, timestamp=since)["ShardIterator"]
-        read = 0
-        while iterator and read < PER_SHARD:
-            page = store.get_records(iterator, limit=min(1000, PER_SHARD - read))
-            for record in page["Records"]:
-                try:
-                    value = json.loads(record["Data"])
-                except (ValueError, UnicodeDecodeError):
-                    continue
-                if isinstance(value, dict):
-                    out.append((float(record["ApproximateArrivalTimestamp"]),
-                                f'{shard["ShardId"]}@{record["SequenceNumber"]}', value))
-            read += len(page["Records"])
-            iterator = page.get("NextShardIterator")
-            if not page["Records"] and not page.get("MillisBehindLatest"):
-                break
+    for shard in store.list_shards(stream_name=stream)["Shards"]:
+        records, newest = _read_shard(store, stream, shard["ShardId"], since)
+        if newest is not None and records[-1][0] > records[0][0]:
+            # a busy shard: Kinesis reads forward only, so start again nearer its newest
+            # record, as long before it as PER_SHARD records took at the rate just seen
+            rate = len(records) / (records[-1][0] - records[0][0])
+            records, _ = _read_shard(store, stream, shard["ShardId"],
+                                     max(since, newest - 0.9 * PER_SHARD / rate))
+        out += records
     out.sort(key=lambda item: item[0])
     return out
+
+
+def _read_shard(store: StreamStore, stream: str, shard: str, since: float
+                ) -> tuple[list[tuple[float, str, dict]], float | None]:
+    """The shard's records from ``since`` (at most PER_SHARD), and when more follow, the
+    arrival time of its newest record (else None)."""
+    out: list[tuple[float, str, dict]] = []
+    iterator = store.get_shard_iterator(shard, "AT_TIMESTAMP", stream_name=stream,
+                                        timestamp=since)["ShardIterator"]
+    read, behind, last = 0, 0, since
+    while iterator and read < PER_SHARD:
+        page = store.get_records(iterator, limit=min(1000, PER_SHARD - read))
+        for record in page["Records"]:
+            last = float(record["ApproximateArrivalTimestamp"])
+            try:
+                value = json.loads(record["Data"])
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(value, dict):
+                out.append((last, f'{shard}@{record["SequenceNumber"]}', value))
+        read += len(page["Records"])
+        iterator = page.get("NextShardIterator")
+        behind = page.get("MillisBehindLatest") or 0
+        if not page["Records"] and not behind:
+            break
+    if read < PER_SHARD or not iterator or not out:
+        return out, None
+    if not store.get_records(iterator, limit=1)["Records"]:
+        return out, None
+    return out, last + behind / 1000.0
 
 
 def parse_key(raw: str | None) -> dict[str, str]:
