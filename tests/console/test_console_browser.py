@@ -108,6 +108,11 @@ def page(browser, server):
     tab.set_default_timeout(WAIT_MS)
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # what the browser refused (the Content-Security-Policy included) shows up here;
+    # answers of 4xx are the tests' own bad input, shown on the page
+    tab.on("console", lambda message: errors.append(f"{message.text} {message.location}")
+           if message.type == "error" and "Failed to load resource" not in message.text
+           else None)
     tab.goto(f"{server.url}/?token={server.token}")
     assert tab.url == f"{server.url}/"
     yield tab

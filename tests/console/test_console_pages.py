@@ -238,7 +238,7 @@ def test_pages_load_scripts_only_from_this_server_and_never_reload_themselves(wo
         assert "default-src 'none'" in policy and "script-src 'self';" in policy
         assert 'http-equiv="refresh"' not in body
         sources = re.findall(r'<script[^>]* src="([^"]+)"', body)
-        styles = re.findall(r'<link[^>]* href="([^"]+)"', body)
+        styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', body)
         assert all(s.startswith("/console/static/") for s in sources + styles), path
         assert "<script>" not in body  # no inline script (only JSON data blocks)
         if sources:  # the assets are built: every one is served, with its type

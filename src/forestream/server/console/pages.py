@@ -71,6 +71,7 @@ def page(title: str, body: str, chrome: Chrome | None = None, section: str = "")
                   for path, label, key in SECTIONS)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            '<link rel="icon" href="data:,">'
             f"<title>{text(title)} · forestream</title><style>{STYLE}</style>{head}</head>"
             f"<body{attrs}>"
             f'<header><a class="brand" href="/">forestream console</a><nav>{nav}</nav>'
