@@ -269,11 +269,18 @@ def test_stream_charts_count_records_in_and_out_per_shard(console, kinesis):
 
     def counted():
         spec = chart("records_in")
-        totals = {s["label"]: sum(v * 2.0 for v in s["values"] if v) for s in spec["series"]}
-        return totals if sum(totals.values()) >= 49.5 else None
+        times = spec["x"]
+        if len(times) < 2:
+            return None
+        # rate x the time it was measured over (the first interval: as long as the next)
+        spans = [times[1] - times[0]] + [b - a for a, b in zip(times, times[1:], strict=False)]
+        totals = {s["label"]: sum(v * dt for v, dt in zip(s["values"], spans, strict=True) if v)
+                  for s in spec["series"]}
+        return totals if sum(totals.values()) >= 45 else None
 
-    totals = wait_for(counted, "the chart to count 50 records", 30)
+    totals = wait_for(counted, "the chart to count the 50 records", 60)
     assert set(totals) == {"shardId-000000000000", "shardId-000000000001"}
+    assert 45 <= sum(totals.values()) <= 55  # rates over sampling intervals of ~2 s
     bytes_in = chart("bytes_in")
     assert bytes_in["unit"] == "B/s" and max(max(s["values"] or [0]) for s in
                                              bytes_in["series"]) > 0
