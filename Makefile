@@ -10,7 +10,7 @@ FLINKJAR := build/flink/forestream-flink-connector.jar
 CONSOLE_NPM := src/forestream/server/console/frontend
 CONSOLE_ASSETS := src/forestream/server/console/static/vendor/.built
 
-.PHONY: quickstart test lint bench nab server cluster flink clean console-assets chromium
+.PHONY: quickstart quickstart-flink test lint bench nab server cluster flink clean console-assets chromium
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ flink: $(FLINKJAR)
 
 quickstart: $(STAMP)
 	$(VENV)/bin/forestream quickstart
+
+quickstart-flink: $(STAMP) $(FLINKJAR)  # the same application as a job on a local Apache Flink cluster
+	$(VENV)/bin/forestream quickstart --runtime flink
 
 test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR) $(CONSOLE_ASSETS) chromium
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -73,8 +73,10 @@ START_TIME = 1_767_225_600.0  # simulated clock: 2026-01-01T00:00:00Z
 
 def run_quickstart(console: Console, machines: int = 4, days: int = 8,
                    out_dir: str | Path = "quickstart-output", seed: int = 0,
-                   rate: float = 1000.0) -> dict:
-    """Run the demo; return the summary numbers (also printed)."""
+                   rate: float = 1000.0, runtime: str = "embedded") -> dict:
+    """Run the demo; return the summary numbers (also printed). ``runtime="flink"``: the
+    same application runs as a Flink job on a local Flink cluster started for the demo
+    (1 JobManager + 1 TaskManager; stopped at the end)."""
     out_dir = Path(out_dir)
     data_dir = out_dir / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -93,9 +95,28 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
                                                  WaiterConfig={"Delay": 0.1})
     console.print(f"streams [bold]{INPUT_STREAM}[/] (2 shards), [bold]{SCORES_STREAM}[/] and "
                   f"[bold]{OUTPUT_STREAM}[/] created")
-    code = _deploy_application(server, out_dir)
-    console.print(f"application [bold]{APP_NAME}[/] ({code}) created and RUNNING in its own "
-                  f"worker process\n{machines} machines × {len(SENSORS)} sensors × "
+    cluster = None
+    if runtime == "flink":
+        from forestream.processing.flink.cluster import LocalFlinkCluster
+
+        console.print("starting a local Apache Flink cluster (1 JobManager + 1 TaskManager; "
+                      "about half a minute)…")
+        try:
+            cluster = LocalFlinkCluster(data_dir, task_managers=1, slots=2).start()
+        except BaseException:
+            server.stop()
+            raise
+        console.print(f"Flink cluster up: [cyan]{cluster.rest_url}[/] (REST API and web UI)")
+    try:
+        code = _deploy_application(server, out_dir, cluster.rest_url if cluster else None)
+    except BaseException:
+        server.stop()
+        if cluster is not None:
+            cluster.stop()
+        raise
+    where = "as a job on the Flink cluster" if cluster else "in its own worker process"
+    console.print(f"application [bold]{APP_NAME}[/] ({code}) created and RUNNING {where}"
+                  f"\n{machines} machines × {len(SENSORS)} sensors × "
                   f"{days * DAY:,} readings ({days} days of 5-minute samples) published at "
                   f"~{rate:,.0f} readings/s; alerts at grade ≥ {ALERT_GRADE}\n")
 
@@ -117,6 +138,11 @@ def run_quickstart(console: Console, machines: int = 4, days: int = 8,
         app = _rest(server, "GET", f"/{APP_NAME}")
         summary = _summarise(console, fleet, results, elapsed, out_dir, written, app)
     finally:
+        if cluster is not None:  # the job first (a savepoint), then the cluster
+            try:
+                _rest(server, "POST", f"/{APP_NAME}/stop")
+            finally:
+                cluster.stop()
         server.stop()
     return summary
 
@@ -194,15 +220,18 @@ def _rest(server: EmbeddedServer, method: str, path: str, body: dict | None = No
                 token=server.token)
 
 
-def _deploy_application(server: EmbeddedServer, out_dir: Path) -> Path:
+def _deploy_application(server: EmbeddedServer, out_dir: Path,
+                        flink_url: str | None = None) -> Path:
     """Write the application's code, create it and start it, as a user would (the code
-    travels with the request, as ``forestream apps create --code`` sends it)."""
+    travels with the request, as ``forestream apps create --code`` sends it);
+    ``flink_url``: on that Flink cluster (``--runtime flink``)."""
     from forestream.processing.app_code import ApplicationCode
 
     code = out_dir / "app" / "sensor_anomalies.py"
     code.parent.mkdir(parents=True, exist_ok=True)
     code.write_text(APP_CODE)
-    _rest(server, "POST", "", {
+    on_flink = {"runtime": "flink", "flink_url": flink_url} if flink_url else {}
+    _rest(server, "POST", "", {**on_flink,
         "name": APP_NAME, "code": ApplicationCode.from_path(code).to_request(),
         "checkpoint_interval": 5.0,
         "description": "quickstart: per-sensor thresholded RCF",
@@ -213,7 +242,8 @@ def _deploy_application(server: EmbeddedServer, out_dir: Path) -> Path:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until its worker has leased shards and steps
         workers = _workers(_rest(server, "GET", f"/{APP_NAME}"))
-        if workers and all(w.get("state") == "RUNNING" and w.get("shards") for w in workers):
+        if workers and all(w.get("state") == "RUNNING" and (w.get("shards") or flink_url)
+                           for w in workers):
             return code
         time.sleep(0.2)
     raise RuntimeError(f"application {APP_NAME} did not start: see "
@@ -306,10 +336,14 @@ def _summarise(console, fleet, results: _Results, elapsed, out_dir, written, app
     for data in fleet:
         _plot_machine(out_dir / f"{data.machine}.png", data, results)
     console.print(f"plots and anomalies.jsonl are in [cyan]{out_dir}/[/]")
+    resume = (f"serves the same API (boto3, the AWS CLI) and resumes application {APP_NAME} "
+              "from its checkpoint") if app.get("runtime_environment") != "flink" else (
+        f"serves the same API; with [cyan]forestream flink start --data-dir "
+        f"{out_dir / 'data'}[/] and [cyan]forestream apps start {APP_NAME}[/] the Flink job "
+        "resumes from the savepoint taken when the demo stopped it")
     console.print(
         f"\n[bold]Keep it running[/]: [cyan]forestream server --data-dir {out_dir / 'data'}[/] "
-        f"serves the same API (boto3, the AWS CLI) and resumes application {APP_NAME} from "
-        f"its checkpoint; [cyan]forestream apps describe {APP_NAME}[/] shows its metrics, "
+        f"{resume}; [cyan]forestream apps describe {APP_NAME}[/] shows its metrics, "
         f"[cyan]forestream apps logs {APP_NAME}[/] its log, [cyan]forestream streams tail "
         f"{OUTPUT_STREAM}[/] follows its alerts. Edit {out_dir / 'app'}/sensor_anomalies.py "
         f"and roll it out with [cyan]forestream apps update {APP_NAME} --code FILE[/]."

@@ -21,7 +21,11 @@ console = Console()
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--rate", default=1000.0, show_default=True, type=click.FloatRange(10, 1e6),
               help="Readings per second the generator publishes.")
-def quickstart(machines, days, out_dir, seed, rate):
+@click.option("--runtime", type=click.Choice(["embedded", "flink"]), default="embedded",
+              show_default=True,
+              help="flink: run the application as a job on a local Apache Flink cluster "
+                   "started for the demo (needs a JDK; builds .venv-flink on first use).")
+def quickstart(machines, days, out_dir, seed, rate, runtime):
     """The main job: streaming anomaly detection on generated sensor data.
 
     Starts an embedded server (Kinesis API), creates the streams sensor-readings and
@@ -31,8 +35,12 @@ def quickstart(machines, days, out_dir, seed, rate):
     writes anomalies with explanations to sensor-anomalies, shows them as they are found,
     then precision and recall against the injected incidents, throughput, latency, and
     a PNG plot per machine.
+
+    \b
+    forestream quickstart                     # on the embedded runtime
+    forestream quickstart --runtime flink     # the same application on Apache Flink
     """
     from forestream.quickstart import run_quickstart
 
     run_quickstart(console, machines=machines, days=days, out_dir=out_dir, seed=seed,
-                   rate=rate)
+                   rate=rate, runtime=runtime)

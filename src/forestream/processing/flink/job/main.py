@@ -26,6 +26,7 @@ from typing import Any
 def configure(config: dict[str, Any]) -> Any:
     """The PyFlink environment with the job built on it, from ``config``."""
     import cloudpickle
+    from pyflink.common import Configuration
     from pyflink.datastream import StreamExecutionEnvironment as FlinkEnvironment
 
     # absolute imports: Flink runs this file as a script (flink run --python)
@@ -46,10 +47,16 @@ def configure(config: dict[str, Any]) -> Any:
         where = getattr(loaded, "__file__", None)
         if where and Path(where).resolve().is_relative_to(code_dir):
             cloudpickle.register_pickle_by_value(loaded)
-    flink = FlinkEnvironment.get_execution_environment()
+    interval_ms = round(float(config.get("checkpoint_interval", 10.0)) * 1000)
+    settings = Configuration()
+    # Python operators write their changed keyed state to Flink when a bundle ends; a
+    # per-key forest is megabytes, so bundles end at checkpoints (which end them anyway),
+    # not every second (PyFlink's default)
+    settings.set_string("python.fn-execution.bundle.time", str(max(1000, interval_ms)))
+    flink = FlinkEnvironment.get_execution_environment(settings)
     flink.add_python_file(str(code_dir))
     flink.set_max_parallelism(int(config.get("max_parallelism") or 128))
-    flink.enable_checkpointing(round(float(config.get("checkpoint_interval", 10.0)) * 1000))
+    flink.enable_checkpointing(interval_ms)
     build_flink_job(flink, env.graph, plan, access_token=config.get("access_token") or "")
     return flink
 
