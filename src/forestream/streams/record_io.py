@@ -84,7 +84,8 @@ class RecordIO:
                     stream_arn: str | None = None) -> dict[str, Any]:
         """PutRecords: up to 500 records a call, so this is the hot path — one pass to
         check sizes and encode keys, one to route, one write per shard; with fsync the
-        shards are all written before the first is waited for (their syncs overlap)."""
+        shards are all written before the first is waited for (a sync that another
+        writer makes meanwhile covers these records too)."""
         info = self.catalog.resolve(stream_name, stream_arn)
         limit = info.max_record_kib * 1024
         total = 0

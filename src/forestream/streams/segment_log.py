@@ -137,7 +137,7 @@ class SegmentLog:
         last timestamp)``. With ``fsync=True`` they are on disk when this returns — unless
         ``durable`` is False: then the caller must call :meth:`sync_through` with the end
         of the entries before it tells anyone they are stored (a writer to several logs
-        writes to all, then waits for all, so their fsyncs overlap).
+        writes to all, then waits for each: syncs made meanwhile by others count).
         """
         items = []  # (key length, key + value)
         max_key, max_value = MAX_KEY_BYTES, MAX_VALUE_BYTES
