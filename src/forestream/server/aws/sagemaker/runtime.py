@@ -78,7 +78,7 @@ def routes(endpoints: EndpointManager, settings: Settings) -> list[Route]:
                 return aws_error(424, "ModelError",
                                  f"Received client error (424) from model with message "
                                  f"\"{exc.message}\". See the endpoint's logs "
-                                 f"(forestream models logs {name}).",
+                                 f"(forestream models endpoints logs {name}).",
                                  OriginalStatusCode=424, OriginalMessage=exc.message,
                                  LogStreamArn=f"endpoint-logs/{name}")
             if exc.status == 400:
