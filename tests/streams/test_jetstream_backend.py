@@ -379,3 +379,17 @@ def test_retention_drops_records_older_than_the_horizon_from_the_cluster(cluster
     finally:
         log.delete()
         bridge.close()
+
+
+def test_a_stream_created_through_one_front_end_is_found_at_once_through_another(
+        server, frontends):
+    """The other front end's mirror of the metadata may lag its watch: a request naming
+    a stream it has not seen yet reads the bucket before answering ResourceNotFound."""
+    a, b = client(frontends[0]), client(frontends[1])
+    for i in range(10):
+        a.create_stream(StreamName=f"fresh{i}", ShardCount=1)
+        summary = b.describe_stream_summary(StreamName=f"fresh{i}")
+        assert summary["StreamDescriptionSummary"]["StreamName"] == f"fresh{i}"
+    with pytest.raises(botocore.exceptions.ClientError) as missing:
+        b.describe_stream_summary(StreamName="never-made")
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -133,7 +133,11 @@ class StreamCatalog:
     def find(self, name: str) -> StreamInfo | None:
         """The stream called ``name`` as it is (its status not settled), or None."""
         self.sync()
-        return self._streams.get(name)
+        info = self._streams.get(name)
+        if info is None and self.db.refresh(name):  # just created through another front end
+            self.sync()
+            info = self._streams.get(name)
+        return info
 
     def get(self, name: str) -> StreamInfo:
         """The stream called ``name`` as it is; KeyError if there is none."""
@@ -156,8 +160,7 @@ class StreamCatalog:
             name = stream_name
         else:
             raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
-        self.sync()
-        info = self._streams.get(name)
+        info = self.find(name)
         if info is None:
             raise ResourceNotFoundError(f"Stream {name} under account "
                                         f"{self.settings.account} not found.")

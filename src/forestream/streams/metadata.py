@@ -129,6 +129,10 @@ class MetadataDB:
         self.lock = threading.RLock()
         self.depth = 0  # nested transaction() blocks join the outermost one
 
+    def refresh(self, name: str) -> bool:
+        """Nothing to learn: no one else writes this database (see the backend's)."""
+        return False
+
     def close(self) -> None:
         with self.lock:
             self._conn.close()

@@ -283,6 +283,29 @@ class KvMetadata:
         self._change(stream, edit)
 
     # ------------------------------------------------------- other shared values
+    def refresh(self, name: str) -> bool:
+        """Read stream ``name``'s document from the bucket itself, past the mirror: a
+        stream created through another front end a moment ago may not have come through
+        the watch yet, and a request naming it must not be told it does not exist.
+        Whether the mirror learnt something."""
+        async def get() -> Any:
+            from nats.js.errors import KeyNotFoundError
+            try:
+                return await self.kv.get(_key(name))
+            except KeyNotFoundError:
+                return None
+        entry = self.bridge.call(get())
+        if entry is None or not entry.value:
+            return False
+        with self.lock:
+            self._catch_up()
+            known = self._mirror.get(entry.key)
+            if known is not None and known[0] >= int(entry.revision):
+                return False
+            self._mirror[entry.key] = (int(entry.revision), json.loads(entry.value))
+            self._version += 1
+            return True
+
     def get_value(self, key: str) -> bytes | None:
         """A non-stream value of the bucket (secrets, wrapped keys), or None."""
         async def get() -> bytes | None:
