@@ -10,7 +10,7 @@ FLINKJAR := build/flink/forestream-flink-connector.jar
 CONSOLE_NPM := src/forestream/server/console/frontend
 CONSOLE_ASSETS := src/forestream/server/console/static/vendor/.built
 
-.PHONY: quickstart quickstart-flink test lint bench nab server cluster flink clean console-assets chromium
+.PHONY: quickstart quickstart-flink test lint bench nab server cluster flink clean console-assets chromium iproute2
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,17 @@ chromium:
 		else echo "chromium not found (install it as root): browser tests will skip"; fi; \
 	fi
 
+# iproute2 (`ip netns`) for the JetStream network-partition test (installed as root when
+# missing; without it that test skips, saying why).
+iproute2:
+	@if ! command -v ip >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			 apt-get install -y -qq --no-install-recommends iproute2 >/dev/null) || \
+			echo "iproute2 could not be installed: the partition test will skip"; \
+		else echo "ip not found (install iproute2 as root): the partition test will skip"; fi; \
+	fi
+
 # Apache Flink (--runtime flink): apache-flink in a venv of its own (.venv-flink; its pins
 # of apache-beam/pandas/pyarrow conflict with ours) and forestream's Kinesis-API connector
 # compiled with javac against Flink's jars; skipped without a JDK (the Flink tests skip).
@@ -69,7 +80,7 @@ quickstart: $(STAMP)
 quickstart-flink: $(STAMP) $(FLINKJAR)  # the same application as a job on a local Apache Flink cluster
 	$(VENV)/bin/forestream quickstart --runtime flink
 
-test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR) $(CONSOLE_ASSETS) chromium
+test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR) $(CONSOLE_ASSETS) chromium iproute2
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy

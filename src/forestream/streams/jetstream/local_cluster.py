@@ -49,11 +49,18 @@ def nats_server_binary() -> str:
 class JetStreamCluster:
     """``nodes`` JetStream servers forming one cluster (a single node: no cluster)."""
 
-    def __init__(self, root: Path, nodes: int = 3, name: str = "forestream-test") -> None:
+    def __init__(self, root: Path, nodes: int = 3, name: str = "forestream-test", *,
+                 hosts: list[str] | None = None,
+                 prefixes: list[list[str]] | None = None) -> None:
+        """``hosts``: each node's address (default 127.0.0.1 for all); ``prefixes``: a
+        command each node's ``nats-server`` runs under (``["ip", "netns", "exec", "n1"]``
+        puts a node in a network namespace of its own)."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.count = nodes
+        self.hosts = hosts or ["127.0.0.1"] * nodes
+        self.prefixes = prefixes or [[] for _ in range(nodes)]
         self.client_ports = [free_port() for _ in range(nodes)]
         self.cluster_ports = [free_port() for _ in range(nodes)]
         self.monitor_ports = [free_port() for _ in range(nodes)]
@@ -62,7 +69,8 @@ class JetStreamCluster:
 
     @property
     def urls(self) -> list[str]:
-        return [f"nats://127.0.0.1:{port}" for port in self.client_ports]
+        return [f"nats://{host}:{port}" for host, port in zip(self.hosts, self.client_ports,
+                                                              strict=True)]
 
     @property
     def url(self) -> str:
@@ -73,17 +81,22 @@ class JetStreamCluster:
         """A config file per node (max_payload has no command-line flag)."""
         store = self.root / f"node{i}"
         store.mkdir(parents=True, exist_ok=True)
-        lines = [f"server_name: n{i}", f"listen: 127.0.0.1:{self.client_ports[i]}",
-                 f"http: 127.0.0.1:{self.monitor_ports[i]}", "max_payload: 8MB",
+        host = self.hosts[i]
+        lines = [f"server_name: n{i}", f"listen: {host}:{self.client_ports[i]}",
+                 f"http: {host}:{self.monitor_ports[i]}", "max_payload: 8MB",
                  f"jetstream {{ store_dir: {json.dumps(str(store))} }}"]
         if self.count > 1:
-            routes = ", ".join(f"nats://127.0.0.1:{p}" for j, p in
+            routes = ", ".join(f"nats://{self.hosts[j]}:{p}" for j, p in
                                enumerate(self.cluster_ports) if j != i)
             lines.append(f"cluster {{ name: {self.name}, listen: "
-                         f"127.0.0.1:{self.cluster_ports[i]}, routes: [{routes}] }}")
+                         f"{host}:{self.cluster_ports[i]}, routes: [{routes}] }}")
         config = self.root / f"node{i}.conf"
         config.write_text("\n".join(lines) + "\n")
-        return [self.binary, "-c", str(config)]
+        return [*self.prefixes[i], self.binary, "-c", str(config)]
+
+    def monitor(self, i: int, path: str) -> str:
+        """The URL of ``path`` on node ``i``'s monitoring port."""
+        return f"http://{self.hosts[i]}:{self.monitor_ports[i]}{path}"
 
     def start(self, timeout: float = 60.0) -> JetStreamCluster:
         for i in range(self.count):
@@ -100,7 +113,7 @@ class JetStreamCluster:
         leader and its streams are current."""
         deadline = time.monotonic() + timeout
         for i in nodes if nodes is not None else range(self.count):
-            url = f"http://127.0.0.1:{self.monitor_ports[i]}/healthz?js-enabled-only=true"
+            url = self.monitor(i, "/healthz?js-enabled-only=true")
             while True:
                 proc = self.procs[i]
                 if proc is not None and proc.poll() is not None:
@@ -124,7 +137,7 @@ class JetStreamCluster:
                 if proc is None or proc.poll() is not None:
                     continue
                 try:
-                    url = f"http://127.0.0.1:{self.monitor_ports[i]}/jsz"
+                    url = self.monitor(i, "/jsz")
                     with urllib.request.urlopen(url, timeout=1) as response:
                         meta = json.loads(response.read()).get("meta_cluster") or {}
                     if meta.get("leader"):
@@ -139,8 +152,7 @@ class JetStreamCluster:
         for i, proc in enumerate(self.procs):
             if proc is None or proc.poll() is not None:
                 continue
-            url = (f"http://127.0.0.1:{self.monitor_ports[i]}/jsz?accounts=true"
-                   "&streams=true")
+            url = self.monitor(i, "/jsz?accounts=true&streams=true")
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:
                     jsz = json.loads(response.read())
