@@ -181,9 +181,15 @@ class ApplicationManager(AppFiles, Autoscaler):
         return {**doc, "runtime": status, "snapshots": len(self.list_snapshots(name))}
 
     def runtime_statuses(self) -> dict[str, list[dict]]:
-        """Application name → the latest status of each of its workers (for metrics)."""
+        """Application name → the latest status of each of its workers (for metrics; a
+        Flink application's job counts as one worker)."""
         out = {}
         for doc in self.list_applications():
+            if _on_flink(doc):
+                status = self.flink.status(doc) if doc["status"] == "RUNNING" else None
+                if status is not None:
+                    out[doc["name"]] = [status]
+                continue
             status = self._with_lag(self._read_status(doc["name"]))
             if status is not None:
                 out[doc["name"]] = status.get("workers") or [status]
@@ -239,7 +245,7 @@ class ApplicationManager(AppFiles, Autoscaler):
                     raise ApplicationError("autoscaling is not available for runtime "
                                            "'flink' yet: set the parallelism")
                 if code is not None or properties is not None:  # refused before any change
-                    self._plan_for_flink(name, code, properties, doc)
+                    self.flink.plan_update(doc, code, properties)
             # a new autoscaling policy alone takes effect without restarting the workers
             running = doc["status"] == "RUNNING" and (
                 code, properties, checkpoint_interval, parallelism) != (None,) * 4
@@ -269,24 +275,6 @@ class ApplicationManager(AppFiles, Autoscaler):
             if running:  # continue from the latest checkpoint with the new code/config
                 self._start(doc)
             return self.describe_application(name)
-
-    def _plan_for_flink(self, name: str, code: str | Path | ApplicationCode | None,
-                        properties: dict | None, doc: dict) -> None:
-        """Plan new code or properties for Flink before anything changes (raises the
-        refusal); the plan replaces the application's."""
-        app_dir = self._app_dir(name)
-        trial = app_dir / ".plan"
-        shutil.rmtree(trial, ignore_errors=True)
-        try:
-            if code is not None:
-                entry, code_dir = self._install_code(trial, code), trial / "code"
-            else:
-                entry, code_dir = doc["entry"], app_dir / "code"
-            planned = self.flink.plan(code_dir, entry, doc["properties"] if properties
-                                      is None else properties)
-        finally:
-            shutil.rmtree(trial, ignore_errors=True)
-        doc["flink"].update(plan=planned["plan"], notes=planned["notes"])
 
     def start_application(self, name: str, restore: str = "LATEST",
                           snapshot: str | None = None) -> dict:

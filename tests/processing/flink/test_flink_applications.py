@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import textwrap
+import urllib.request
 
 import pytest
 from flink_testkit import new_streams, put_counted, read_all, wait_for
@@ -184,6 +185,11 @@ def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
                              "Flink grades")
         described = rest(forestream_server, "GET", "/detector-flink")
         assert described["runtime"]["state"] == "RUNNING"
+        assert described["runtime"]["flink_job"] == described["flink"]["job_id"]
+        with urllib.request.urlopen(forestream_server.request("/metrics"), timeout=60) as r:
+            metrics = r.read().decode()
+        assert 'forestream_application_running_workers{application="detector-flink"} 1' \
+            in metrics
     finally:
         stop(forestream_server, "detector-embedded")
         stop(forestream_server, "detector-flink", force=True)

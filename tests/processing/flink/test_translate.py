@@ -176,6 +176,12 @@ def test_every_refused_node_is_named_once_and_its_consumers_are_not(client):
     assert isinstance(caught.value, ApplicationError)  # a 400 on the REST API
 
 
+def test_json_loads_as_deserializer_is_the_default_and_translates(client):
+    env = StreamExecutionEnvironment()
+    env.from_kinesis("a", client, deserializer=json.loads).sink_to_kinesis("b", client)
+    assert [s.kind for s in translate(env.graph).steps] == ["kinesis_source", "kinesis_sink"]
+
+
 def test_collect_is_allowed_only_for_local_runs(client):
     env = StreamExecutionEnvironment()
     env.from_collection([1, 2]).map(str).collect()

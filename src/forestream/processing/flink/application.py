@@ -38,6 +38,7 @@ JOB_CONFIG = "flink-job.json"
 #: Flink job states after which the job runs no more.
 TERMINAL = {"FAILED", "CANCELED", "FINISHED"}
 FLINK_URL_ENV = "FORESTREAM_FLINK_URL"
+REST_TIMEOUT_SECONDS = 10.0
 
 
 class FlinkApplications:
@@ -55,6 +56,23 @@ class FlinkApplications:
 
         return dry_translate(code_dir, entry, properties,
                              endpoint=self.manager.environment.get("FORESTREAM_ENDPOINT_URL"))
+
+    def plan_update(self, doc: dict[str, Any], code: Any, properties: dict | None) -> None:
+        """Plan new code (a path or ApplicationCode) or properties for Flink before
+        anything changes (raises the refusal); the new plan replaces the application's."""
+        app_dir = self.manager._app_dir(doc["name"])
+        trial = app_dir / ".plan"
+        shutil.rmtree(trial, ignore_errors=True)
+        try:
+            if code is not None:
+                entry, code_dir = self.manager._install_code(trial, code), trial / "code"
+            else:
+                entry, code_dir = doc["entry"], app_dir / "code"
+            planned = self.plan(code_dir, entry, doc["properties"] if properties is None
+                                else properties)
+        finally:
+            shutil.rmtree(trial, ignore_errors=True)
+        doc["flink"].update(plan=planned["plan"], notes=planned["notes"])
 
     @staticmethod
     def check_url(url: object) -> str | None:
@@ -119,15 +137,27 @@ class FlinkApplications:
         job_id = (doc.get("flink") or {}).get("job_id")
         self.manager._set_status(doc, "STOPPING")
         rest = self._rest(doc)
+        label = None
         try:
-            if force or not snapshot:
+            if not job_id:
+                pass  # the job ended on the cluster already
+            elif force or not snapshot:
                 rest.cancel(job_id)
                 self._log(name, f"Flink job {job_id} cancelled")
             else:
-                label = f"stop-{time.strftime('%Y%m%d-%H%M%S')}"
+                label = self._new_label(name, f"stop-{time.strftime('%Y%m%d-%H%M%S')}")
                 path = rest.stop_with_savepoint(job_id, str(self._snapshot_dir(name, label)))
                 self._record(name, label, path, job_id)
                 self._log(name, f"Flink job {job_id} stopped with savepoint {path}")
+        except Exception as exc:
+            if label is not None:  # no savepoint in it: not a snapshot
+                shutil.rmtree(self.manager.root / name / "snapshots" / label,
+                              ignore_errors=True)
+            doc["last_failure"] = {"time": time.time(), "reason": f"stopping Flink job "
+                                   f"{job_id} failed: {exc}"}
+            self._log(name, doc["last_failure"]["reason"])
+            raise ConflictError(f"{doc['last_failure']['reason']}; the application is READY "
+                                f"(see the job at {self.url(doc)})") from exc
         finally:
             doc["flink"]["job_id"] = None
             self.manager._set_status(doc, "READY")
@@ -138,8 +168,16 @@ class FlinkApplications:
         name = doc["name"]
         job_id = doc["flink"]["job_id"]
         self.manager._set_status(doc, "UPDATING")
-        label = f"update-{time.strftime('%Y%m%d-%H%M%S')}-v{doc['version']}"
-        path = self._rest(doc).stop_with_savepoint(job_id, str(self._snapshot_dir(name, label)))
+        label = self._new_label(name, f"update-{time.strftime('%Y%m%d-%H%M%S')}-"
+                                      f"v{doc['version']}")
+        try:
+            path = self._rest(doc).stop_with_savepoint(job_id,
+                                                       str(self._snapshot_dir(name, label)))
+        except Exception as exc:  # the job runs on unchanged
+            shutil.rmtree(self.manager.root / name / "snapshots" / label, ignore_errors=True)
+            self.manager._set_status(doc, "RUNNING")
+            raise ConflictError(f"the savepoint before the update of {name} failed, nothing "
+                                f"changed: {exc}") from exc
         self._record(name, label, path, job_id)
         doc["flink"]["job_id"] = None
         apply()
@@ -177,6 +215,15 @@ class FlinkApplications:
             raise NotFoundError(f"snapshot {snapshot} of {name} holds no Flink savepoint "
                                 "(it was taken on the embedded runtime)")
         return str(json.loads(record.read_text())["path"])
+
+    def _new_label(self, name: str, label: str) -> str:
+        """``label``, or ``label-2``, ``-3``…: not yet a snapshot of the application."""
+        folder = self.manager.root / name / "snapshots"
+        found, n = label, 1
+        while (folder / found).exists():
+            n += 1
+            found = f"{label}-{n}"
+        return found
 
     def _snapshot_dir(self, name: str, snapshot: str) -> Path:
         target = self.manager._child(self.manager.root / name / "snapshots", snapshot,
@@ -265,7 +312,9 @@ class FlinkApplications:
             return self._rest_factory(url)
         from .rest_api import FlinkRest
 
-        return FlinkRest(url)
+        # short: describe and /metrics ask too, and an unreachable cluster must not hold
+        # them (savepoints and submissions wait on their own deadlines)
+        return FlinkRest(url, timeout=REST_TIMEOUT_SECONDS)
 
     def _log(self, name: str, line: str) -> None:
         self.manager._log(name, line)
@@ -298,7 +347,3 @@ def _metrics_fields(metrics: dict[str, Any]) -> dict[str, Any]:
                                        metrics["millis_behind_latest"]}
     return out
 
-
-def remove_flink_snapshot(folder: Path) -> None:
-    """Delete a snapshot folder and the savepoint in it."""
-    shutil.rmtree(folder)

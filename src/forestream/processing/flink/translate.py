@@ -36,6 +36,7 @@ Flink a source must be readable from every TaskManager: read a Kinesis stream \
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,8 +246,9 @@ def _endpoint(target: object, role: str) -> str:
 def _source(node: Node, make: Any, notes: list[str]) -> Step:
     source = node.source
     if isinstance(source, KinesisSource):
-        if getattr(source.deserializer, "__qualname__", "") != \
-                "KinesisSource.__init__.<locals>.<lambda>":  # not the default json.loads
+        if source.deserializer is not json.loads and \
+                getattr(source.deserializer, "__qualname__", "") != \
+                "KinesisSource.__init__.<locals>.<lambda>":  # not (the default) json.loads
             raise _Refused("a custom deserializer needs the record's bytes, and the Flink "
                            "source decodes JSON on the Java side: drop the deserializer and "
                            "convert in a map")
