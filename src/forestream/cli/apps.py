@@ -116,11 +116,12 @@ def apps() -> None:
 @endpoint_option
 def create(name, code, props, checkpoint_interval, parallelism, max_parallelism, autoscaling,
            autoscale, description, runtime, flink_url, endpoint_url):
-    """Create application NAME from CODE (status READY).
+    """Create application NAME from CODE (status READY); `apps start` runs it.
 
     \b
-    forestream apps create temps --code job.py -p input.stream=sensor-readings
-    forestream apps create temps --code job.py --runtime flink --flink http://127.0.0.1:8081
+    Examples:
+      forestream apps create temps --code job.py -p input.stream=sensor-readings
+      forestream apps create temps --code job.py --runtime flink --flink http://127.0.0.1:8081
     """
     if flink_url and runtime != "flink":
         raise click.UsageError("--flink is for --runtime flink")
@@ -140,7 +141,12 @@ def create(name, code, props, checkpoint_interval, parallelism, max_parallelism,
 @apps.command("list")
 @endpoint_option
 def list_apps(endpoint_url):
-    """List applications and their status."""
+    """List applications and their status.
+
+    \b
+    Example:
+      forestream apps list
+    """
     table = Table(title="Applications")
     for col in ("name", "status", "version", "code", "updated"):
         table.add_column(col)
@@ -154,7 +160,13 @@ def list_apps(endpoint_url):
 @click.argument("name")
 @endpoint_option
 def describe(name, endpoint_url):
-    """Show an application's configuration, runtime metrics and last failure."""
+    """Show an application's configuration, runtime metrics (records in, checkpoints,
+    MillisBehindLatest per source, operators) and last failure.
+
+    \b
+    Example:
+      forestream apps describe temps
+    """
     app = api(endpoint_url, "GET", f"/{name}")
     console.print(f"[bold]{app['name']}[/]  {_status(app['status'])}  version "
                   f"{app['version']}  code {app['code_source']}")
@@ -228,7 +240,14 @@ def describe(name, endpoint_url):
 def update(name, code, props, checkpoint_interval, parallelism, autoscaling, autoscale,
            endpoint_url):
     """Change code or configuration; a running application restarts from its latest
-    checkpoint with the new version."""
+    checkpoint with the new version.
+
+    \b
+    Examples:
+      forestream apps update temps --code job.py
+      forestream apps update temps --parallelism 4
+      forestream apps update temps --autoscale max_parallelism=8
+    """
     body = {}
     if code:
         body["code"] = code_body(code)
@@ -257,7 +276,15 @@ def update(name, code, props, checkpoint_interval, parallelism, autoscaling, aut
 @click.option("--snapshot", help="Snapshot to restore (with --restore snapshot).")
 @endpoint_option
 def start(name, restore, snapshot, endpoint_url):
-    """Start application NAME."""
+    """Start application NAME: from its latest checkpoint (the default), empty, or from
+    a snapshot.
+
+    \b
+    Examples:
+      forestream apps start temps
+      forestream apps start temps --restore snapshot --snapshot before-upgrade
+      forestream apps start temps --restore skip
+    """
     app = api(endpoint_url, "POST", f"/{name}/start",
               {"restore": restore.upper(), "snapshot": snapshot})
     console.print(f"application [bold]{name}[/] {_status(app['status'])}")
@@ -270,7 +297,13 @@ def start(name, restore, snapshot, endpoint_url):
 @click.option("--no-snapshot", is_flag=True, help="Do not keep a snapshot of the stop.")
 @endpoint_option
 def stop(name, force, no_snapshot, endpoint_url):
-    """Stop application NAME (a final checkpoint, and a snapshot unless --no-snapshot)."""
+    """Stop application NAME (a final checkpoint, and a snapshot unless --no-snapshot).
+
+    \b
+    Examples:
+      forestream apps stop temps
+      forestream apps stop temps --force
+    """
     app = api(endpoint_url, "POST", f"/{name}/stop", {"force": force,
                                                       "snapshot": not no_snapshot})
     console.print(f"application [bold]{name}[/] {_status(app['status'])}")
@@ -282,7 +315,13 @@ def stop(name, force, no_snapshot, endpoint_url):
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @endpoint_option
 def logs(name, tail, follow, endpoint_url):
-    """Print the worker's log (output, tracebacks, restarts)."""
+    """Print the worker's log (output, tracebacks, restarts), oldest line first.
+
+    \b
+    Examples:
+      forestream apps logs temps --tail 20
+      forestream apps logs temps --follow
+    """
     lines = api(endpoint_url, "GET", f"/{name}/logs?tail={tail}")["lines"]
     for line in lines:
         click.echo(line)
@@ -302,14 +341,30 @@ def logs(name, tail, follow, endpoint_url):
 @click.argument("name")
 @endpoint_option
 def delete(name, endpoint_url):
-    """Delete application NAME (it must be READY), with its checkpoints and snapshots."""
+    """Delete application NAME (it must be READY: stop it first), with its checkpoints
+    and snapshots.
+
+    \b
+    Examples:
+      forestream apps stop temps
+      forestream apps delete temps
+    """
     api(endpoint_url, "DELETE", f"/{name}")
     console.print(f"application [bold]{name}[/] deleted")
 
 
 @apps.group()
 def snapshots() -> None:
-    """Named snapshots of an application's state (to start from later)."""
+    """Named snapshots of an application's state, to start from later (with
+    `apps start --restore snapshot`) or to keep before an upgrade.
+
+    \b
+    Examples:
+      forestream apps snapshots create temps before-upgrade
+      forestream apps snapshots list temps
+      forestream apps start temps --restore snapshot --snapshot before-upgrade
+      forestream apps snapshots delete temps before-upgrade
+    """
 
 
 @snapshots.command("create")
@@ -317,7 +372,12 @@ def snapshots() -> None:
 @click.argument("snapshot")
 @endpoint_option
 def snapshot_create(name, snapshot, endpoint_url):
-    """Keep the latest checkpoint of NAME as SNAPSHOT."""
+    """Keep the latest checkpoint of application NAME as SNAPSHOT.
+
+    \b
+    Example:
+      forestream apps snapshots create temps before-upgrade
+    """
     snap = api(endpoint_url, "POST", f"/{name}/snapshots", {"snapshot": snapshot})
     console.print(f"snapshot [bold]{snap['name']}[/] of {name} ({snap['bytes']:,} bytes)")
 
@@ -326,6 +386,12 @@ def snapshot_create(name, snapshot, endpoint_url):
 @click.argument("name")
 @endpoint_option
 def snapshot_list(name, endpoint_url):
+    """List the snapshots of application NAME, with their time and size.
+
+    \b
+    Example:
+      forestream apps snapshots list temps
+    """
     table = Table(title=f"Snapshots of {name}")
     for col in ("snapshot", "created", "bytes"):
         table.add_column(col, justify="right" if col == "bytes" else "left")
@@ -339,6 +405,12 @@ def snapshot_list(name, endpoint_url):
 @click.argument("snapshot")
 @endpoint_option
 def snapshot_delete(name, snapshot, endpoint_url):
+    """Delete SNAPSHOT of application NAME (its checkpoints stay).
+
+    \b
+    Example:
+      forestream apps snapshots delete temps before-upgrade
+    """
     api(endpoint_url, "DELETE", f"/{name}/snapshots/{snapshot}")
     console.print(f"snapshot [bold]{snapshot}[/] of {name} deleted")
 

@@ -18,7 +18,16 @@ from .options import console, endpoint_option, err_console, parse_pairs, rest, s
 @endpoint_option
 @click.pass_context
 def endpoints(ctx, endpoint_url):
-    """List endpoints (and manage them with the sub-commands)."""
+    """List endpoints: status, variants, models, weights and workers (and manage them
+    with the sub-commands). `forestream models deploy` creates them.
+
+    \b
+    forestream models endpoints
+    forestream models endpoints describe churn
+    forestream models endpoints weights churn churn-3=9 churn-4=1
+    forestream models endpoints logs churn --tail 20
+    forestream models endpoints delete churn
+    """
     if ctx.invoked_subcommand is not None:
         return
     table = Table("endpoint", "status", "variant", "model", "weight", "workers", "reason")
@@ -35,7 +44,13 @@ def endpoints(ctx, endpoint_url):
 @click.argument("name")
 @endpoint_option
 def endpoint_describe(name, endpoint_url):
-    """Describe endpoint NAME as JSON."""
+    """Describe endpoint NAME as JSON: variants, current and desired weights and
+    workers, the failure reason if any.
+
+    \b
+    Example:
+      forestream models endpoints describe churn
+    """
     show_json(rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}"))
 
 
@@ -45,7 +60,14 @@ def endpoint_describe(name, endpoint_url):
 @click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N")
 @endpoint_option
 def endpoint_weights(name, settings, worker_settings, endpoint_url):
-    """Change variant weights (and worker counts) live."""
+    """Change variant weights (and worker counts) live, without dropping requests; the
+    variants are named GROUP-VERSION by `models deploy`.
+
+    \b
+    Examples:
+      forestream models endpoints weights churn churn-3=1 churn-4=1
+      forestream models endpoints weights churn churn-4=1 --workers churn-4=4
+    """
     weights = parse_pairs(settings, "VARIANT=WEIGHT", numeric=True)
     workers = {k: int(v) for k, v in (parse_pairs(worker_settings, "--workers", numeric=True)
                                       or {}).items()} or None
@@ -57,7 +79,12 @@ def endpoint_weights(name, settings, worker_settings, endpoint_url):
 @click.argument("name")
 @endpoint_option
 def endpoint_delete(name, endpoint_url):
-    """Delete endpoint NAME (in-flight requests finish first)."""
+    """Delete endpoint NAME (in-flight requests finish first).
+
+    \b
+    Example:
+      forestream models endpoints delete churn
+    """
     rest(endpoint_url, "DELETE", f"/api/v1/endpoints/{name}")
     click.echo(f"deleted {name}")
 
@@ -67,7 +94,13 @@ def endpoint_delete(name, endpoint_url):
 @click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @endpoint_option
 def endpoint_logs(name, tail, endpoint_url):
-    """Print the worker logs of endpoint NAME (what the model code printed)."""
+    """Print the worker logs of endpoint NAME (what the model code printed), per worker.
+
+    \b
+    Examples:
+      forestream models endpoints logs churn
+      forestream models endpoints logs churn --tail 200
+    """
     logs = rest(endpoint_url, "GET", f"/api/v1/endpoints/{name}/logs",
                 query={"tail": tail})["logs"]
     for worker, lines in logs.items():
@@ -92,7 +125,15 @@ def endpoint_logs(name, tail, endpoint_url):
 @endpoint_option
 def transform_cmd(endpoint_name, source, destination, content_type, batch_size, concurrency,
                   join_input, endpoint_url):
-    """Batch transform: score every row of a file or stream through ENDPOINT_NAME."""
+    """Batch transform: score every row of a file or stream through ENDPOINT_NAME.
+
+    \b
+    Examples:
+      forestream models transform churn --input rows.csv --output scores.csv
+      forestream models transform churn --input rows.jsonl --output scores.jsonl --join-input
+      forestream models transform churn --input kinesis://events --output kinesis://scores \\
+          --content-type application/json
+    """
     from forestream.models.errors import ModelsError
     from forestream.models.hosting.batch import endpoint_invoker, transform
 

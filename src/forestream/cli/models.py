@@ -69,6 +69,12 @@ def import_(source, group, framework, trust, sample_input, sample_content_type, 
     SOURCE: a model file, a directory, a SageMaker model.tar.gz, an MLflow model
     directory (with MLmodel), or s3://bucket/key. Local sources are uploaded to the
     server; the server validates by loading the model in a worker process.
+
+    \b
+    Examples:
+      forestream models import model.joblib --group churn --trust --sample-input row.json
+      forestream models import model.onnx --group churn --metric auc=0.91 --metadata commit=4f2a9c1
+      forestream models import s3://models/churn/model.tar.gz --group churn
     """
     body: dict = {"framework": framework, "trust": trust, "description": description,
                   "metadata": parse_pairs(metadata, "--metadata"),
@@ -109,7 +115,13 @@ def import_(source, group, framework, trust, sample_input, sample_content_type, 
 @click.option("--json", "as_json", is_flag=True)
 @endpoint_option
 def list_(as_json, endpoint_url):
-    """List model groups."""
+    """List model groups: versions, the latest and the latest approved version.
+
+    \b
+    Examples:
+      forestream models list
+      forestream models list --json
+    """
     groups, token = [], None
     while True:
         page = rest(endpoint_url, "GET", "/api/v1/models/groups", query={"next_token": token})
@@ -140,7 +152,14 @@ def list_(as_json, endpoint_url):
 @click.option("--json", "as_json", is_flag=True)
 @endpoint_option
 def versions(group, approval_status, status, metadata, search, as_json, endpoint_url):
-    """List model versions (of GROUP, or of every group), newest first."""
+    """List model versions (of GROUP, or of every group), newest first.
+
+    \b
+    Examples:
+      forestream models versions churn
+      forestream models versions --approval-status PendingManualApproval
+      forestream models versions --metadata commit=4f2a9c1 --json
+    """
     query = {"approval_status": approval_status, "status": status, "q": search,
              "group": group}
     for key, value in (parse_pairs(metadata, "--metadata") or {}).items():
@@ -168,7 +187,15 @@ def versions(group, approval_status, status, metadata, search, as_json, endpoint
 @click.argument("name")
 @endpoint_option
 def describe(name, endpoint_url):
-    """Describe a group (NAME) or a version (NAME:VERSION) as JSON."""
+    """Describe a group (NAME) or a version (NAME:VERSION, or NAME:approved for the latest
+    approved one) as JSON.
+
+    \b
+    Examples:
+      forestream models describe churn
+      forestream models describe churn:3
+      forestream models describe churn:approved
+    """
     if ":" in name:
         group, version = _ref(name)
         path = (f"/api/v1/models/groups/{group}/latest-approved" if version == "approved"
@@ -186,7 +213,9 @@ def _approval_command(name: str, status: str) -> None:
     def command(ref, description, endpoint_url):
         _set_approval(ref, status, description, endpoint_url)
 
-    command.help = f"Mark a version {status}."
+    command.help = (f"Mark a version {status} (kept in its approval history).\n\n"
+                    f"\b\nExample:\n  forestream models {name} churn:3 "
+                    f"--description \"reviewed offline metrics\"\n")
 
 
 _approval_command("approve", "Approved")
@@ -201,7 +230,14 @@ _approval_command("reject", "Rejected")
 @click.option("--tag", multiple=True, metavar="KEY=VALUE")
 @endpoint_option
 def update(ref, customer_metadata, remove_customer_metadata, metric, tag, endpoint_url):
-    """Change a version's customer metadata, metrics or tags."""
+    """Change a version's customer metadata, metrics or tags (its immutable metadata and
+    artifact stay).
+
+    \b
+    Examples:
+      forestream models update churn:3 --customer-metadata owner=risk-team
+      forestream models update churn:3 --metric auc=0.93 --remove-customer-metadata draft
+    """
     group, version = _ref(ref)
     body = {"customer_metadata": parse_pairs(customer_metadata, "--customer-metadata"),
             "remove_customer_metadata": list(remove_customer_metadata) or None,
@@ -215,7 +251,13 @@ def update(ref, customer_metadata, remove_customer_metadata, metric, tag, endpoi
 @click.argument("name", metavar="NAME[:VERSION]")
 @endpoint_option
 def delete(name, endpoint_url):
-    """Delete a version, or an empty group."""
+    """Delete a version, or an empty group.
+
+    \b
+    Examples:
+      forestream models delete churn:2
+      forestream models delete churn
+    """
     if ":" in name:
         group, version = _ref(name)
         rest(endpoint_url, "DELETE", f"/api/v1/models/groups/{group}/versions/{version}")
@@ -238,6 +280,11 @@ def deploy(refs, endpoint_name, workers, no_wait, timeout, endpoint_url):
     Several NAME:VERSION=WEIGHT give weighted variants (traffic split in proportion),
     e.g. `deploy churn:3=9 churn:4=1 --endpoint-name churn` (canary: 10% to version 4).
     Deploying to an existing endpoint updates it without dropping requests.
+
+    \b
+    Examples:
+      forestream models deploy churn:3 --endpoint-name churn --workers 2
+      forestream models deploy churn:3=9 churn:4=1 --endpoint-name churn
     """
     variants = []
     for item in refs:
@@ -287,7 +334,15 @@ def deploy(refs, endpoint_name, workers, no_wait, timeout, endpoint_url):
 @endpoint_option
 def invoke(endpoint_name, content_type, body_file, accept, custom_attributes, target_variant,
            output, endpoint_url):
-    """Invoke an endpoint (SageMaker runtime API) and print the response body."""
+    """Invoke an endpoint (SageMaker runtime API) and print the response body.
+
+    \b
+    Examples:
+      forestream models invoke churn --content-type application/json --body row.json
+      echo '5.1,3.5,1.4' | forestream models invoke churn --content-type text/csv --body -
+      forestream models invoke churn --content-type application/json --body row.json \\
+          --custom-attributes method=predict_proba
+    """
     import boto3
     import botocore.exceptions
     from botocore.config import Config

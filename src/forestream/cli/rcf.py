@@ -15,7 +15,18 @@ console = Console()
 
 @click.group()
 def rcf() -> None:
-    """Random Cut Forest anomaly detection: score files, run benchmarks."""
+    """Random Cut Forest anomaly detection: score files, run benchmarks.
+
+    `rcf score` scores every row of a CSV file (streaming, as RANDOM_CUT_FOREST does, or
+    in batch) with grades, causes and expected values; `rcf nab` scores a detector on
+    the Numenta Anomaly Benchmark. Scoring a live stream: an application (`forestream
+    apps --help`), or `forestream quickstart`.
+
+    \b
+    forestream rcf score machine.csv --plot machine.png
+    forestream rcf score machine.csv --mode batch --columns cpu,latency
+    forestream rcf nab --data ../shared/datasets/nab --out nab-results
+    """
 
 
 @rcf.command("score")

@@ -69,9 +69,20 @@ console = Console()
 def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, tls_cert,
            tls_key, allow_code, import_roots, outbound_hosts, allowed_hosts, cors_origins,
            streams_url, streams_replicas, streams_key_file, no_token, log_level):
-    """Run the forestream server: the Kinesis and SageMaker APIs on POST /, SageMaker
-    runtime invocations, forestream's REST API (/api/v1), the console (/), /health and
-    /metrics.
+    """Run the forestream server. One port serves:
+
+    \b
+      POST /       the Kinesis Data Streams API and the SageMaker API (model package
+                   groups and packages, models, endpoint configs, endpoints),
+                   chosen by X-Amz-Target
+      POST /endpoints/NAME/invocations
+                   the SageMaker runtime API (InvokeEndpoint)
+      /api/v1/...  forestream's REST API: streams, applications (stream processing,
+                   embedded or on Flink), models and endpoints, optimizer analyses;
+                   its OpenAPI schema at /api/v1/openapi.json
+      /console     the web console (`forestream console-url` prints a signed-in link)
+      /health      liveness, for load balancers
+      /metrics     Prometheus metrics of streams, applications and endpoints
 
     Any Kinesis or SageMaker client works unchanged (boto3, the AWS CLI, the AWS SDKs for
     JavaScript, Java, Go...); point it at the server's URL. The port speaks HTTP/1.1 and

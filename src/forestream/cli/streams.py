@@ -55,7 +55,14 @@ def streams() -> None:
 @click.option("--no-wait", is_flag=True, help="Return at once instead of waiting for ACTIVE.")
 @endpoint_option
 def create(name, shards, on_demand, no_wait, endpoint_url):
-    """Create stream NAME and wait until it is ACTIVE."""
+    """Create stream NAME and wait until it is ACTIVE: --shards N provisioned shards, or
+    --on-demand.
+
+    \b
+    Examples:
+      forestream streams create sensors --shards 2
+      forestream streams create clicks --on-demand
+    """
     if not on_demand and shards is None:
         raise click.UsageError("give --shards N, or --on-demand")
     k = client(endpoint_url)
@@ -73,7 +80,13 @@ def create(name, shards, on_demand, no_wait, endpoint_url):
 @streams.command("list")
 @endpoint_option
 def list_streams(endpoint_url):
-    """List streams with their status, mode and open shards."""
+    """List streams with their status, mode, open shards, retention and creation time.
+
+    \b
+    Examples:
+      forestream streams list
+      forestream streams list --endpoint-url http://127.0.0.1:4600
+    """
     k = client(endpoint_url)
     table = Table(title="Streams")
     for col in ("name", "status", "mode", "open shards", "retention (h)", "created"):
@@ -93,7 +106,12 @@ def list_streams(endpoint_url):
 @click.argument("name")
 @endpoint_option
 def describe(name, endpoint_url):
-    """Show stream NAME's settings and its shards (lineage, hash ranges, state)."""
+    """Show stream NAME's settings and its shards (lineage, hash ranges, state).
+
+    \b
+    Example:
+      forestream streams describe sensors
+    """
     k = client(endpoint_url)
     s = run(lambda: k.describe_stream_summary(StreamName=name))["StreamDescriptionSummary"]
     console.print(f"[bold]{name}[/]  {s['StreamStatus']}  {s['StreamModeDetails']['StreamMode']}"
@@ -122,7 +140,14 @@ def describe(name, endpoint_url):
 @click.option("--base64", "is_base64", is_flag=True, help="DATA (or stdin lines) is base64.")
 @endpoint_option
 def put(name, data, partition_key, is_base64, endpoint_url):
-    """Put records: each DATA argument, or each line of stdin when none is given."""
+    """Put records: each DATA argument, or each line of stdin when none is given.
+
+    \b
+    Examples:
+      forestream streams put sensors '{"t": 21.5}' '{"t": 21.7}' --partition-key m1
+      forestream streams put sensors < readings.jsonl
+      forestream streams put sensors --base64 eyJ0IjogMjEuNX0=
+    """
     k = client(endpoint_url)
     items = list(data) or [line.rstrip("\n") for line in sys.stdin]
     payloads = [base64.b64decode(x) if is_base64 else x.encode() for x in items]
@@ -154,7 +179,14 @@ def put(name, data, partition_key, is_base64, endpoint_url):
               help="Records per shard.")
 @endpoint_option
 def get(name, shard, start, limit, endpoint_url):
-    """Read records from stream NAME and print them as a table."""
+    """Read records from stream NAME (every shard, or --shard) and print them as a table;
+    --from picks where: trim-horizon, latest, a sequence number or an ISO time.
+
+    \b
+    Examples:
+      forestream streams get sensors --limit 10
+      forestream streams get sensors --shard shardId-000000000001 --from 2026-01-01T12:00:00
+    """
     k = client(endpoint_url)
     table = _record_table()
     for sid in [shard] if shard else _shard_ids(k, name):
@@ -180,7 +212,13 @@ def get(name, shard, start, limit, endpoint_url):
 @endpoint_option
 def tail(name, start, poll, endpoint_url):
     """Follow stream NAME: print records as they arrive, across shards and reshards
-    (Ctrl-C to stop)."""
+    (Ctrl-C to stop).
+
+    \b
+    Examples:
+      forestream streams tail sensors
+      forestream streams tail sensors --from trim-horizon
+    """
     k = client(endpoint_url)
     iterators = {sid: _iterator(k, name, sid, start) for sid in _shard_ids(k, name, open_only=
                                                                              start == "latest")}
@@ -216,7 +254,14 @@ def tail(name, start, poll, endpoint_url):
 @click.option("--merge", nargs=2, help="Merge two adjacent shards.")
 @endpoint_option
 def reshard(name, count, split, at, merge, endpoint_url):
-    """Change stream NAME's shards: --count N, --split SHARD [--at KEY], or --merge A B."""
+    """Change stream NAME's shards: --count N, --split SHARD [--at KEY], or --merge A B.
+
+    \b
+    Examples:
+      forestream streams reshard sensors --count 4
+      forestream streams reshard sensors --split shardId-000000000000
+      forestream streams reshard sensors --merge shardId-000000000002 shardId-000000000003
+    """
     k = client(endpoint_url)
     if sum(x is not None and x != () for x in (count, split, merge)) != 1:
         raise click.UsageError("give exactly one of --count, --split or --merge")
@@ -246,7 +291,13 @@ def reshard(name, count, split, at, merge, endpoint_url):
 @click.option("--force", is_flag=True, help="Also delete its registered consumers.")
 @endpoint_option
 def delete(name, force, endpoint_url):
-    """Delete stream NAME and all its records."""
+    """Delete stream NAME and all its records (--force: its registered consumers too).
+
+    \b
+    Examples:
+      forestream streams delete sensors
+      forestream streams delete sensors --force
+    """
     k = client(endpoint_url)
     run(lambda: k.delete_stream(StreamName=name, EnforceConsumerDeletion=force))
     console.print(f"stream [bold]{name}[/] deleted")

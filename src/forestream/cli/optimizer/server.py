@@ -56,7 +56,16 @@ def analyses() -> None:
 @endpoint_option
 def analyses_create(server_path, prometheus_url, components, days, instance_type, endpoint_url,
                     **options):
-    """Run an analysis on the server and show it (its id is printed last)."""
+    """Run an analysis on the server and show it (its id is printed last): of metric files
+    in a folder the server may read (--path), of what a Prometheus server monitors
+    (--prometheus), or of forestream's own components (--components).
+
+    \b
+    Examples:
+      forestream optimizer analyses create --path /srv/metrics
+      forestream optimizer analyses create --prometheus http://prometheus:9090 --days 7
+      forestream optimizer analyses create --components --html report.html
+    """
     chosen = [s for s in (server_path, prometheus_url, components) if s]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --path, --prometheus, --components")
@@ -83,7 +92,13 @@ def analyses_create(server_path, prometheus_url, components, days, instance_type
 @click.option("--json", "as_json", is_flag=True)
 @endpoint_option
 def analyses_list(limit, as_json, endpoint_url):
-    """The server's analyses, newest first."""
+    """The server's analyses, newest first: id, source, resources, findings, savings.
+
+    \b
+    Examples:
+      forestream optimizer analyses list
+      forestream optimizer analyses list --limit 5 --json
+    """
     page = _api(endpoint_url, "GET", "/analyses", query={"limit": limit})
     if as_json:
         click.echo(json.dumps(page["analyses"], indent=1))
@@ -105,7 +120,13 @@ def analyses_list(limit, as_json, endpoint_url):
 @output_options
 @endpoint_option
 def analyses_show(analysis_id, endpoint_url, **options):
-    """One stored analysis: its table, and optionally its JSON and HTML report."""
+    """One stored analysis: its table, and optionally its JSON and HTML report.
+
+    \b
+    Examples:
+      forestream optimizer analyses show ID --finding Overprovisioned --sort savings
+      forestream optimizer analyses show ID --json analysis.json --html report.html
+    """
     analysis = _api(endpoint_url, "GET", f"/analyses/{_quoted(analysis_id)}",
                     query={"include": "series"})
     show_analysis(analysis, options)
@@ -115,7 +136,12 @@ def analyses_show(analysis_id, endpoint_url, **options):
 @click.argument("analysis_id")
 @endpoint_option
 def analyses_delete(analysis_id, endpoint_url):
-    """Delete a stored analysis."""
+    """Delete a stored analysis (ID as `analyses list` prints it).
+
+    \b
+    Example:
+      forestream optimizer analyses delete ID
+    """
     _api(endpoint_url, "DELETE", f"/analyses/{_quoted(analysis_id)}")
     console.print(f"deleted {analysis_id}")
 
