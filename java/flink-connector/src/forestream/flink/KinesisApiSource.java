@@ -34,7 +34,9 @@ import org.apache.flink.core.io.SimpleVersionedSerializer;
  *
  * <p><b>Resharding</b>: shards are listed every {@code discoveryIntervalMillis} (default
  * 1000); a child shard is read only after its parents are read to their end (see
- * {@link ShardEnumerator}), so a partition key's records keep their order.
+ * {@link ShardEnumerator}), so a reader keeps a partition key's records in order; with
+ * several readers, a parent's last records may still be in flight in another subtask when
+ * the child's first ones are read.
  *
  * <p><b>Authentication</b>: see {@link KinesisApiClient} (Signature V4 with credentials from
  * the environment, placeholders for a forestream server without credentials; the access
