@@ -144,6 +144,16 @@ def test_untranslatable_job_is_refused_at_create_naming_the_step(forestream_serv
         rest(forestream_server, "GET", "/refused-cep")  # nothing was kept
     with pytest.raises(RestError, match="runtime 'spark' must be one of"):
         create(forestream_server, "bad-runtime", COUNTS_JOB, {}, runtime="spark")
+    # an update to code Flink cannot run is refused too, and changes nothing
+    create(forestream_server, "update-refused", COUNTS_JOB,
+           {"job": {"input": "in", "output": "out"}}, runtime="flink",
+           flink_url="http://127.0.0.1:9")
+    with pytest.raises(RestError, match="2-pattern \\(pattern\\)"):
+        rest(forestream_server, "PATCH", "/update-refused",
+             {"code": {"filename": "job.py", "text": code}})
+    kept = rest(forestream_server, "GET", "/update-refused")
+    assert kept["version"] == 1 and kept["flink"]["plan"][2]["flink"] == "keyed_process"
+    rest(forestream_server, "DELETE", "/update-refused")
 
 
 def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
