@@ -144,3 +144,12 @@ def test_a_mistyped_command_suggests_the_closest_existing_one():
     result = CliRunner().invoke(main, ["models", "frobnicate"], prog_name="forestream")
     assert result.exit_code == 2 and "No such command 'frobnicate'." in result.output
     assert "Did you mean" not in result.output
+
+
+@pytest.mark.parametrize("path", [p for p, c in COMMANDS
+                                  if any(isinstance(o, click.Option) for o in c.params)],
+                         ids=lambda p: " ".join(("forestream", *p)))
+def test_every_option_says_what_it_does(path):
+    bare = [o.opts[0] for o in dict(COMMANDS)[path].params
+            if isinstance(o, click.Option) and not o.hidden and not (o.help or "").strip()]
+    assert bare == [], f"forestream {' '.join(path)}: options without help: {bare}"

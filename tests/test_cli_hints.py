@@ -225,3 +225,32 @@ def test_every_command_named_in_help_texts_exists():
     for path, command in ALL_COMMANDS:
         problems += problems_in(help_text(path, command), " ".join(path) + " --help")
     assert problems == [], "\n".join(map(str, problems))
+
+
+# --------------------------------------------------------------------------- doc pages
+
+DOC_PAGE = re.compile(r"(?<![\w/])docs/([\w.-]+\.md)")
+DOC_LINK = re.compile(r"\]\(([\w.-]+\.md)(?:#[^)]*)?\)")
+
+
+def test_every_docs_page_a_message_or_help_names_exists():
+    """``see docs/X.md`` in a message, a --help or a page must point at a page that is
+    there (and a page's relative link at a sibling page)."""
+    named: list[tuple[str, str]] = []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for line, text in _python_strings(path):
+            named += [(f"{path.relative_to(ROOT)}:{line}", page)
+                      for page in DOC_PAGE.findall(text)]
+    for path, command in ALL_COMMANDS:
+        named += [(" ".join(path) + " --help", page)
+                  for page in DOC_PAGE.findall(help_text(path, command))]
+    for page_file in [*(ROOT / "docs").glob("*.md"), ROOT / "README.md"]:
+        text = page_file.read_text()
+        pages = DOC_PAGE.findall(text)
+        if page_file.parent.name == "docs":
+            pages += DOC_LINK.findall(text)
+        named += [(str(page_file.relative_to(ROOT)), page) for page in pages]
+    assert len(named) > 10
+    missing = [f"{where}: docs/{page}" for where, page in named
+               if not (ROOT / "docs" / page).is_file()]
+    assert missing == [], "\n".join(missing)

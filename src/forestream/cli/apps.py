@@ -105,11 +105,11 @@ def apps() -> None:
               help="Key groups of a keyed job (fixed for its state): the most workers "
                    "its keyed state can spread over.")
 @autoscaling_options
-@click.option("--description", default="")
+@click.option("--description", default="", help="Free text shown by `apps describe`.")
 @click.option("--runtime", type=click.Choice(["embedded", "flink"]), default="embedded",
               show_default=True,
               help="embedded: worker processes of the server; flink: a job on a Flink "
-                   "cluster (the code is checked for Flink now; see docs/applications.md).")
+                   "cluster (the code is checked for Flink now; see docs/flink.md).")
 @click.option("--flink", "flink_url", metavar="URL",
               help="REST URL of the Flink cluster (runtime flink; default: the cluster "
                    "`forestream flink start` runs for the server's data directory).")
@@ -230,10 +230,11 @@ def describe(name, endpoint_url):
 
 @apps.command("update")
 @click.argument("name")
-@click.option("--code", type=click.Path(exists=True, path_type=Path))
+@click.option("--code", type=click.Path(exists=True, path_type=Path),
+              help="New code: a .py file, or a folder with main.py.")
 @click.option("--property", "-p", "props", multiple=True,
               help="Replace the runtime properties (GROUP.KEY=VALUE, repeatable).")
-@click.option("--checkpoint-interval", type=float)
+@click.option("--checkpoint-interval", type=float, help="Seconds between checkpoints.")
 @click.option("--parallelism", type=int, help="Workers (at most the key groups).")
 @autoscaling_options
 @endpoint_option
@@ -311,7 +312,7 @@ def stop(name, force, no_snapshot, endpoint_url):
 
 @apps.command("logs")
 @click.argument("name")
-@click.option("--tail", default=100, show_default=True)
+@click.option("--tail", default=100, show_default=True, help="Print the last N lines.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
 @endpoint_option
 def logs(name, tail, follow, endpoint_url):

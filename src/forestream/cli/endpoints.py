@@ -57,7 +57,8 @@ def endpoint_describe(name, endpoint_url):
 @endpoints.command("weights")
 @click.argument("name")
 @click.argument("settings", nargs=-1, required=True, metavar="VARIANT=WEIGHT...")
-@click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N")
+@click.option("--workers", "worker_settings", multiple=True, metavar="VARIANT=N",
+              help="Worker processes of a variant (repeatable).")
 @endpoint_option
 def endpoint_weights(name, settings, worker_settings, endpoint_url):
     """Change variant weights (and worker counts) live, without dropping requests; the
@@ -91,7 +92,8 @@ def endpoint_delete(name, endpoint_url):
 
 @endpoints.command("logs")
 @click.argument("name")
-@click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--tail", type=click.IntRange(1, 100_000), default=50, show_default=True,
+              help="Lines per worker, the newest.")
 @endpoint_option
 def endpoint_logs(name, tail, endpoint_url):
     """Print the worker logs of endpoint NAME (what the model code printed), per worker.

@@ -53,12 +53,14 @@ models.add_command(transform_cmd)
               help="A request body to run through the model as part of validation.")
 @click.option("--sample-content-type", default=None,
               help="Content type of --sample-input (default from its extension).")
-@click.option("--description", default="")
+@click.option("--description", default="", help="Free text kept with the version.")
 @click.option("--metadata", "metadata", multiple=True, metavar="KEY=VALUE",
               help="Immutable metadata: commit, repository, generated_by.")
-@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE")
-@click.option("--metric", multiple=True, metavar="NAME=NUMBER")
-@click.option("--tag", multiple=True, metavar="KEY=VALUE")
+@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE",
+              help="Metadata you may change later (repeatable).")
+@click.option("--metric", multiple=True, metavar="NAME=NUMBER",
+              help="A quality metric, e.g. auc=0.91 (repeatable).")
+@click.option("--tag", multiple=True, metavar="KEY=VALUE", help="A tag (repeatable).")
 @click.option("--s3-endpoint-url", default=None,
               help="S3-compatible endpoint for s3:// sources (default: the server's).")
 @endpoint_option
@@ -112,7 +114,7 @@ def import_(source, group, framework, trust, sample_input, sample_content_type, 
 
 
 @models.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @endpoint_option
 def list_(as_json, endpoint_url):
     """List model groups: versions, the latest and the latest approved version.
@@ -144,12 +146,14 @@ def list_(as_json, endpoint_url):
 @models.command("versions")
 @click.argument("group", required=False)
 @click.option("--approval-status",
-              type=click.Choice(["PendingManualApproval", "Approved", "Rejected"]))
-@click.option("--status", type=click.Choice(["Importing", "Ready", "Failed"]))
+              type=click.Choice(["PendingManualApproval", "Approved", "Rejected"]),
+              help="Only versions in this approval state.")
+@click.option("--status", type=click.Choice(["Importing", "Ready", "Failed"]),
+              help="Only versions in this import state.")
 @click.option("--metadata", multiple=True, metavar="KEY=VALUE",
               help="Only versions whose (customer or immutable) metadata has KEY=VALUE.")
 @click.option("--search", default=None, help="Free text in group names and descriptions.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @endpoint_option
 def versions(group, approval_status, status, metadata, search, as_json, endpoint_url):
     """List model versions (of GROUP, or of every group), newest first.
@@ -224,10 +228,13 @@ _approval_command("reject", "Rejected")
 
 @models.command("update")
 @click.argument("ref", metavar="NAME:VERSION")
-@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE")
-@click.option("--remove-customer-metadata", multiple=True, metavar="KEY")
-@click.option("--metric", multiple=True, metavar="NAME=NUMBER")
-@click.option("--tag", multiple=True, metavar="KEY=VALUE")
+@click.option("--customer-metadata", multiple=True, metavar="KEY=VALUE",
+              help="Set customer metadata KEY (repeatable).")
+@click.option("--remove-customer-metadata", multiple=True, metavar="KEY",
+              help="Remove customer metadata KEY (repeatable).")
+@click.option("--metric", multiple=True, metavar="NAME=NUMBER",
+              help="Set a quality metric, e.g. auc=0.93 (repeatable).")
+@click.option("--tag", multiple=True, metavar="KEY=VALUE", help="Set a tag (repeatable).")
 @endpoint_option
 def update(ref, customer_metadata, remove_customer_metadata, metric, tag, endpoint_url):
     """Change a version's customer metadata, metrics or tags (its immutable metadata and
@@ -272,7 +279,8 @@ def delete(name, endpoint_url):
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes per variant.")
 @click.option("--no-wait", is_flag=True, help="Return without waiting for InService.")
-@click.option("--timeout", type=float, default=600, show_default=True)
+@click.option("--timeout", type=float, default=600, show_default=True,
+              help="Seconds to wait for InService.")
 @endpoint_option
 def deploy(refs, endpoint_name, workers, no_wait, timeout, endpoint_url):
     """Serve model versions on an endpoint and wait until it is InService.
@@ -326,9 +334,10 @@ def deploy(refs, endpoint_name, workers, no_wait, timeout, endpoint_url):
               "application/x-npy")
 @click.option("--body", "body_file", required=True, type=click.Path(allow_dash=True),
               help="Request body file ('-' for stdin).")
-@click.option("--accept", default=None)
+@click.option("--accept", default=None, help="Content type of the answer you want.")
 @click.option("--custom-attributes", default=None, help="e.g. method=predict_proba")
-@click.option("--target-variant", default=None)
+@click.option("--target-variant", default=None,
+              help="Send to this variant instead of by weight.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the response body here instead of stdout.")
 @endpoint_option

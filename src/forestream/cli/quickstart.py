@@ -18,7 +18,8 @@ console = Console()
 @click.option("--out", "out_dir", default="quickstart-output", show_default=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="Where the plots and the anomaly log go.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed of the generated data (same seed, same readings).")
 @click.option("--rate", default=1000.0, show_default=True, type=click.FloatRange(10, 1e6),
               help="Readings per second the generator publishes.")
 @click.option("--runtime", type=click.Choice(["embedded", "flink"]), default="embedded",

@@ -40,8 +40,10 @@ def rcf() -> None:
                    "batch: one forest learns the whole file, then scores every row.")
 @click.option("--shingle-size", default=4, show_default=True, type=click.IntRange(1, 1000),
               help="Consecutive rows per point (pattern length the forest sees).")
-@click.option("--num-trees", default=100, show_default=True, type=click.IntRange(1, 10000))
-@click.option("--sample-size", default=256, show_default=True, type=click.IntRange(2, 1000000))
+@click.option("--num-trees", default=100, show_default=True, type=click.IntRange(1, 10000),
+              help="Trees in the forest (more: steadier scores, slower).")
+@click.option("--sample-size", default=256, show_default=True, type=click.IntRange(2, 1000000),
+              help="Points each tree keeps (its memory of the recent past).")
 @click.option("--seed", default=1, show_default=True, type=int, help="Random seed.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw a PNG of the series, the score and the flagged rows.")

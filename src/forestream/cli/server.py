@@ -65,7 +65,8 @@ console = Console()
               help="Do not ask for the access token on the REST API, console and metrics "
                    "(anyone who reaches the port may use them) [env FORESTREAM_NO_TOKEN=1].")
 @click.option("--log-level", default="warning", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+              help="What the server logs to stderr.")
 def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, tls_cert,
            tls_key, allow_code, import_roots, outbound_hosts, allowed_hosts, cors_origins,
            streams_url, streams_replicas, streams_key_file, no_token, log_level):

@@ -155,17 +155,21 @@ def prometheus(url, preset, days, start, end, queries, headers, resources_file, 
 
 
 @optimizer.command()
-@click.option("--region", default="us-east-1", show_default=True)
+@click.option("--region", default="us-east-1", show_default=True,
+              help="Region whose prices are shown.")
 @click.option("--family", "families", multiple=True,
               help="Only these families, e.g. m7g (repeatable).")
-@click.option("--architecture", type=click.Choice(["x86_64", "arm64"]))
-@click.option("--min-vcpu", type=click.FloatRange(0), default=0.0)
+@click.option("--architecture", type=click.Choice(["x86_64", "arm64"]),
+              help="Only this processor architecture (arm64: Graviton).")
+@click.option("--min-vcpu", type=click.FloatRange(0), default=0.0,
+              help="Only types with at least this many vCPUs.")
 @click.option("--min-memory", "min_memory", type=click.FloatRange(0), default=0.0,
               help="GiB.")
 @click.option("--gpus/--no-gpus", default=None, help="Only GPU types / only types without.")
 @click.option("--catalog", "catalog_file", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="Your own catalog file [default: the shipped one].")
-@click.option("--limit", type=click.IntRange(1), default=40, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=40, show_default=True,
+              help="Show at most N types.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 def catalog(region, families, architecture, min_vcpu, min_memory, gpus, catalog_file, limit,
             as_json):

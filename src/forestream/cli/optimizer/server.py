@@ -88,8 +88,9 @@ def analyses_create(server_path, prometheus_url, components, days, instance_type
 
 
 @analyses.command("list")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True,
+              help="Show at most N analyses.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @endpoint_option
 def analyses_list(limit, as_json, endpoint_url):
     """The server's analyses, newest first: id, source, resources, findings, savings.
