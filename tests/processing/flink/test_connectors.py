@@ -184,3 +184,34 @@ def test_latest_skips_older_records_and_bad_input_is_refused_naming_the_value(
     # the job fails before its batch leaves)
     written = [json.loads(r["Data"]) for r in read_all(kinesis_client, streams["output"])]
     assert all(w == {"ok": 1, "_record_id": "first"} for w in written)
+
+
+def test_connectors_sign_with_sigv4_for_a_server_with_credentials(
+        flink_cluster, server_process, tmp_path):
+    import boto3
+
+    key, secret = "flink-key", "flink-secret-value"
+    server = server_process(tmp_path / "signed", env={
+        "FORESTREAM_ACCESS_KEY_ID": key, "FORESTREAM_SECRET_ACCESS_KEY": secret}).start()
+    kinesis = boto3.client("kinesis", endpoint_url=server.url, region_name="us-east-1",
+                           aws_access_key_id=key, aws_secret_access_key=secret)
+    streams = new_streams(kinesis, input=2, output=1)
+    written = put_counted(kinesis, streams["input"], KEYS, per_key=5)
+    args = [server.url, streams["input"], streams["output"], ""]
+
+    forged = flink_cluster.run_python_job(JOBS / "copy_stream.py",
+                                          [*args, key, "not-the-secret"])
+    rest = flink_cluster.rest
+    failure = wait_for(lambda: rest.exceptions(forged)["root"], "the forged job's failure",
+                       progress=lambda: rest.job(forged)["state"])
+    rest.cancel(forged)
+    assert "InvalidSignatureException" in failure
+
+    job = flink_cluster.run_python_job(JOBS / "copy_stream.py", [*args, key, secret])
+    wait_for(lambda: len(read_all(kinesis, streams["output"])) >= sum(written.values()),
+             "the copied records", progress=lambda: len(read_all(kinesis, streams["output"])))
+    rest.cancel(job)
+    copied = [json.loads(r["Data"]) for r in read_all(kinesis, streams["output"])]
+    assert {(c["k"], c["i"]) for c in copied} == \
+        {(k, i) for k, n in written.items() for i in range(1, n + 1)}
+
