@@ -6,8 +6,9 @@ worst moment. This test reads every place a user reads a command — the strings
 ``src/`` (error messages, hints, docstrings), every command's ``--help``, ``docs/*.md``,
 ``README.md`` and ``examples/`` — finds each ``forestream WORD ...`` it names, and walks
 click's command tree of :data:`forestream.cli.main` along it: each word after a group
-must be one of that group's sub-commands, and each ``--option`` named must be an option
-of the command it follows.
+must be one of that group's sub-commands, each ``--option`` named must be an option
+of the command it follows, and a literal value given to an option with fixed choices
+must be one of them. The ``docs/X.md`` pages they point to must exist too.
 
 Mentions are read at three strengths. Inside backticks and on lines that start with
 ``forestream`` / ``$ forestream`` (examples, code blocks) the mention is a command line:
@@ -37,6 +38,8 @@ MENTION = re.compile(r"(?<![\w.-])forestream(?= +\S)")
 CODE_MENTION = re.compile(r"(?:^|(?:&&|\|\||;|\||\$)\s*)(?:\S*/)?forestream(?= +\S)")
 # Where a command line ends inside a shell line.
 SHELL_END = re.compile(r"\s(?:&&|\|\||\||;|&|#|>|<|2>)\s|\s&$|[;)]$|\s{2,}")
+# A value that stands for one (NAME, ID, {X}, <date>, "...").
+PLACEHOLDER = re.compile(r"[A-Z0-9_:.\[\]=|-]+|.*[{}<>].*|\.\.\.")
 # Inline code: ``rst`` or `markdown`.
 CODE = re.compile(r"``([^`]+)``|`([^`\n]+)`")
 
@@ -51,13 +54,26 @@ class Problem:
         return f"{self.where}: {self.text!r}: {self.why}"
 
 
-def _options(command: click.Command) -> set[str]:
-    names = {"--help", "-h"}
+def _options(command: click.Command) -> dict[str, click.Option | None]:
+    names: dict[str, click.Option | None] = {"--help": None, "-h": None}
     for param in command.params:
         if isinstance(param, click.Option):
-            names.update(param.opts)
-            names.update(param.secondary_opts)
+            names.update(dict.fromkeys([*param.opts, *param.secondary_opts], param))
     return names
+
+
+def _choice_problem(option: click.Option | None, name: str, value: str | None) -> str | None:
+    """Why ``value`` after ``name`` is not one of the option's choices (a literal value
+    only: placeholders such as NAME, ID or {X} pass)."""
+    if option is None or option.is_flag or not isinstance(option.type, click.Choice):
+        return None
+    if value is None or value.startswith("-") or PLACEHOLDER.fullmatch(value):
+        return None
+    choices = [str(c) for c in option.type.choices]
+    fold = (lambda text: text) if option.type.case_sensitive else str.lower
+    if fold(value) not in map(fold, choices):
+        return f"{name} {value}: not one of {', '.join(choices)}"
+    return None
 
 
 def check_command_line(words: list[str], strict: bool) -> str | None:
@@ -83,14 +99,22 @@ def check_command_line(words: list[str], strict: bool) -> str | None:
         command, path = sub, [*path, word]
         rest = rest[1:]
     known = _options(command)
-    for word in rest:
+    for i, word in enumerate(rest):
         if not word.startswith("--"):
             if strict:
                 continue
             break
-        option = word.split("=", 1)[0].rstrip(".,:)")
-        if re.fullmatch(r"--[a-z0-9][a-z0-9-]*", option) and option not in known:
+        option, equals, value = word.partition("=")
+        option = option.rstrip(".,:)")
+        if not re.fullmatch(r"--[a-z0-9][a-z0-9-]*", option):
+            continue
+        if option not in known:
             return f"{' '.join(path)} has no option {option}"
+        if strict:
+            given = value if equals else (rest[i + 1] if i + 1 < len(rest) else None)
+            why = _choice_problem(known[option], option, given)
+            if why is not None:
+                return f"{' '.join(path)}: {why}"
     return None
 
 
@@ -170,6 +194,8 @@ def _walk_to(names: list[str]) -> click.Command:
 
 
 ALL_COMMANDS = list(_walk(main, ["forestream"]))
+# Files besides Python modules that users read (console scripts and pages, READMEs).
+TEXT_FILES = {".js", ".mjs", ".html", ".md", ".txt"}
 
 
 # --------------------------------------------------------------------------- the checker
@@ -192,6 +218,17 @@ def test_the_checker_catches_options_the_command_does_not_have():
         == ["forestream server has no option --stream"]
 
 
+def test_the_checker_catches_a_value_that_is_not_one_of_the_choices():
+    assert [p.why for p in problems_in("`forestream apps start t --restore newest`", "m")] \
+        == ["forestream apps start: --restore newest: not one of latest, skip, snapshot"]
+    assert problems_in("`forestream apps start t --restore snapshot --snapshot S`", "m") == []
+    assert problems_in("`forestream models versions --status STATUS`", "m") == []
+    assert [p.why for p in problems_in(
+        "  forestream models versions --approval-status Pending", "m")] == [
+        "forestream models versions: --approval-status Pending: not one of "
+        "PendingManualApproval, Approved, Rejected"]
+
+
 def test_the_checker_leaves_prose_about_forestream_alone():
     text = ("a forestream server started here; forestream keeps versioned models; "
             "forestream's REST API; import forestream.cli")
@@ -205,6 +242,10 @@ def test_every_command_named_in_the_sources_exists():
     for path in sorted((ROOT / "src").rglob("*.py")):
         for line, text in _python_strings(path):
             problems += problems_in(text, f"{path.relative_to(ROOT)}:{line}")
+    for path in sorted(p for p in (ROOT / "src").rglob("*") if p.suffix in TEXT_FILES
+                       and "vendor" not in p.parts and "node_modules" not in p.parts):
+        for number, text in enumerate(path.read_text().splitlines(), 1):
+            problems += problems_in(text, f"{path.relative_to(ROOT)}:{number}")
     assert problems == [], "\n".join(map(str, problems))
 
 
