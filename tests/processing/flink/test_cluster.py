@@ -38,6 +38,8 @@ def test_the_session_cluster_has_two_taskmanagers_with_two_slots_each(flink_clus
     assert overview["taskmanagers"] >= 2 and overview["slots-total"] >= 4
     managers = flink_cluster.rest.taskmanagers()
     assert all(manager["slotsNumber"] == 2 for manager in managers)
+    assert "TaskExecutor" in flink_cluster.rest.taskmanager_log(managers[0]["id"])
+    assert "StandaloneSessionClusterEntrypoint" in flink_cluster.rest.jobmanager_log()
     assert flink_cluster.status()["processes"]["jobmanager"]["alive"]
 
 

@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from . import install
 
@@ -71,6 +71,10 @@ class FlinkRest:
     def jobmanager_log(self, tail: int = 20_000) -> str:
         """The last ``tail`` characters of the JobManager's log."""
         return self._text("/jobmanager/log")[-tail:]
+
+    def taskmanager_log(self, taskmanager_id: str, tail: int = 20_000) -> str:
+        """The last ``tail`` characters of a TaskManager's log (ids: :meth:`taskmanagers`)."""
+        return self._text(f"/taskmanagers/{quote(taskmanager_id, safe='')}/log")[-tail:]
 
     # ------------------------------------------------------------------ jobs
     def job(self, job_id: str) -> dict[str, Any]:
