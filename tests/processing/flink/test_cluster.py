@@ -46,7 +46,7 @@ def test_the_session_cluster_has_two_taskmanagers_with_two_slots_each(flink_clus
 @pytest.mark.slow
 @pytest.mark.service
 def test_cli_starts_shows_and_stops_a_cluster(tmp_path):
-    if shutil.which("java") is None:
+    if shutil.which("java") is None or shutil.which("javac") is None:
         pytest.skip("a JDK (java and javac, 11 to 21) is needed to run Flink")
     data = tmp_path / "data"
     started = forestream("flink", "start", "--task-managers", "1", "--slots", "1",
