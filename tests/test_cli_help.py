@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,55 @@ def test_every_option_says_what_it_does(path):
     bare = [o.opts[0] for o in dict(COMMANDS)[path].params
             if isinstance(o, click.Option) and not o.hidden and not (o.help or "").strip()]
     assert bare == [], f"forestream {' '.join(path)}: options without help: {bare}"
+
+
+def _examples(text: str):
+    """The ``forestream ...`` command lines of a help text's examples."""
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:\$ )?", "", line)
+        if line.startswith("forestream ") and line.split()[1] in main.commands:
+            yield re.split(r"\s(?:&&|\|\||\||;|&|#|>|<)\s|\s&$|\s{2,}|\s\\$", line)[0]
+
+
+def _parse(args: list[str]) -> None:
+    """Parse ``args`` as the real CLI does, down to the command they name, without
+    running it: unknown options, missing arguments and bad values raise."""
+    ctx = main.make_context("forestream", list(args))
+    command: click.Command = main
+    while isinstance(command, click.Group):
+        rest = [*ctx._protected_args, *ctx.args]
+        if not rest:
+            return  # a group's own example: its listing
+        name, sub, rest = command.resolve_command(ctx, rest)
+        assert name is not None and sub is not None
+        command = sub
+        ctx = command.make_context(name, rest, parent=ctx)
+
+
+def test_every_example_in_help_parses(tmp_path, monkeypatch):
+    """The examples are runnable: click accepts each one (options, argument counts,
+    choices, numbers), given the files and folders it names."""
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    checked = []
+    for path, _ in COMMANDS:
+        for example in _examples(help_of(*path)):
+            words = shlex.split(example)[1:]
+            for word in words:
+                if word.startswith(("-", "/")) or "://" in word or "=" in word:
+                    continue
+                if re.search(r"\.[a-z]{2,7}$", word):  # a file it reads
+                    Path(word).parent.mkdir(parents=True, exist_ok=True)
+                    Path(word).touch()
+                elif "/" in word or word.isupper():  # a folder, or DIR
+                    Path(word).mkdir(parents=True, exist_ok=True)
+            try:
+                _parse(words)
+            except click.exceptions.Exit:
+                pass  # --help, --version
+            except click.ClickException as error:
+                raise AssertionError(f"{example!r} (forestream {' '.join(path)} --help): "
+                                     f"{error.format_message()}") from None
+            checked.append(example)
+    assert len(checked) > len(COMMANDS)
