@@ -11,7 +11,8 @@ from rich.console import Console
 console = Console()
 
 
-@click.command()
+@click.command(short_help="Run the server: the Kinesis and SageMaker APIs, the REST API, "
+                          "the web console and metrics, on one port.")
 @click.option("--host", default=None, help="Interface to listen on [env FORESTREAM_HOST; "
               "default 127.0.0.1].")
 @click.option("--port", default=None, type=click.IntRange(1, 65535),
