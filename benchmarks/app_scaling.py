@@ -14,7 +14,14 @@ first score to the last (the rate once running), CPU seconds per 1,000 events (t
 benchmark's and the server's processes and every worker, user + system), and the ratio
 of each rate to the library's.
 
-    .venv/bin/python benchmarks/app_scaling.py [--events 40000] [--repeats 3]
+With ``--flink``, a local Flink cluster (1 JobManager + 1 TaskManager with 2 slots) runs
+beside them: the same application with ``runtime = "flink"`` at parallelism 1 and 2
+(the job graph translated to PyFlink, see docs/flink.md) and the same work written by
+hand in PyFlink (``benchmarks/flink_rcf_job.py``, parallelism 1), timed the same way
+from start (submission included) to the last score; their CPU adds the cluster's
+processes (JVMs and Python workers).
+
+    .venv/bin/python benchmarks/app_scaling.py [--events 40000] [--repeats 3] [--flink]
 """
 
 from __future__ import annotations
@@ -128,18 +135,21 @@ def load(kinesis, events: int) -> None:
         kinesis.put_records(StreamName="bench-in", Records=batch)
 
 
-def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str) -> dict:
+def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str,
+            cluster=None) -> dict:
+    """The application on the server's workers, or (``cluster``) on that Flink cluster."""
     out = f"bench-out-{tag}"
     kinesis.create_stream(StreamName=out, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
     name = f"bench-{tag}"
+    on_flink = {"runtime": "flink", "flink_url": cluster.rest_url} if cluster else {}
     rest(server, "POST", "", {"name": name, "code": {"filename": code.name,
                                                      "text": code.read_text()},
                               "parallelism": parallelism, "max_parallelism": 4,
-                              "checkpoint_interval": 10.0,
+                              "checkpoint_interval": 10.0, **on_flink,
                               "properties": {"bench": {"input": "bench-in", "output": out}}})
     counter = OutputCounter(kinesis, out)
-    cpu0 = tree_cpu(server.proc.pid) + own_cpu()
+    cpu0 = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster)
     started = time.perf_counter()
     rest(server, "POST", f"/{name}/start")
     while counter.poll() < events:
@@ -150,9 +160,39 @@ def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str
                                f"{time.perf_counter() - started:.0f} s: "
                                f"{app.get('last_failure') or 'not done'}")
     ended = time.perf_counter()
-    cpu = tree_cpu(server.proc.pid) + own_cpu() - cpu0  # workers still alive: counted
+    # workers still alive: counted
+    cpu = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster) - cpu0
     rest(server, "POST", f"/{name}/stop", {"snapshot": False})
     rest(server, "DELETE", f"/{name}")
+    kinesis.delete_stream(StreamName=out)
+    return measured(events, started, counter.first_at, ended, cpu)
+
+
+def cluster_cpu(cluster) -> float:
+    """CPU seconds of a Flink cluster's processes and their children (Python workers)."""
+    if cluster is None:
+        return 0.0
+    return sum(tree_cpu(pid) for pid in cluster.pids.values())
+
+
+def run_handwritten(server, kinesis, cluster, events: int, tag: str) -> dict:
+    """The same work written by hand in PyFlink (flink_rcf_job.py), parallelism 1."""
+    out = f"bench-out-{tag}"
+    kinesis.create_stream(StreamName=out, ShardCount=2)
+    kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
+    counter = OutputCounter(kinesis, out)
+    cpu0 = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster)
+    started = time.perf_counter()
+    job = cluster.rest.submit_python(Path(__file__).with_name("flink_rcf_job.py"),
+                                     [server.url, "bench-in", out, server.token or ""],
+                                     parallelism=1)
+    while counter.poll() < events:
+        time.sleep(0.2)
+        if time.perf_counter() - started > 900:
+            raise RuntimeError(f"hand-written job {job} not done after 900 s")
+    ended = time.perf_counter()
+    cpu = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster) - cpu0
+    cluster.rest.cancel(job)
     kinesis.delete_stream(StreamName=out)
     return measured(events, started, counter.first_at, ended, cpu)
 
@@ -198,11 +238,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=40_000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--flink", action="store_true",
+                    help="also the application on a local Flink cluster (p=1, 2) and the "
+                         "hand-written PyFlink job")
     args = ap.parse_args()
     console = Console(width=120)
     work = Path(tempfile.mkdtemp(prefix="fs-app-scaling-"))
     server = ServerProcess(work / "data", env={"FORESTREAM_STATUS_DELAY": "0.1"}).start()
+    cluster = None
     try:
+        if args.flink:
+            from forestream.processing.flink.cluster import LocalFlinkCluster
+
+            cluster = LocalFlinkCluster(work / "flink", task_managers=1, slots=2).start()
         from forestream.processing.kinesis_io import kinesis_client
 
         kinesis = kinesis_client(server.url)
@@ -217,12 +265,22 @@ def main() -> int:
                       f"{args.repeats} repeat(s)")
         runs: dict[str, list[dict]] = {"library (in-process)": [], "application p=1": [],
                                        "application p=2": []}
+        if cluster is not None:
+            runs.update({"flink application p=1": [], "flink application p=2": [],
+                         "hand-written PyFlink p=1": []})
         for r in range(args.repeats):
             runs["library (in-process)"].append(
                 run_library(server, kinesis, args.events, f"r{r}lib"))
             for p in (1, 2):
                 runs[f"application p={p}"].append(
                     run_app(server, kinesis, code, p, args.events, f"r{r}p{p}"))
+            if cluster is not None:
+                for p in (1, 2):
+                    runs[f"flink application p={p}"].append(
+                        run_app(server, kinesis, code, p, args.events, f"r{r}f{p}",
+                                cluster=cluster))
+                runs["hand-written PyFlink p=1"].append(
+                    run_handwritten(server, kinesis, cluster, args.events, f"r{r}hw"))
             console.print(f"repeat {r + 1}: " + ", ".join(
                 f"{k} {v[-1]['rate']:,.0f} events/s ({v[-1]['running_rate']:,.0f} once "
                 f"running, {v[-1]['cpu_per_1k']:.2f} CPU-s/1k)" for k, v in runs.items()))
@@ -247,10 +305,13 @@ def main() -> int:
         console.print(f"application p=1 / library = {ratio:.0%} of its events/s (target "
                       f">= 90%); load average at the end {os.getloadavg()}")
         console.print("seconds: from start (application: POST start, worker launch "
-                      "included) until every score is in the output stream; once running: "
-                      "from the first score to the last; CPU: this process, the server and "
-                      "its workers")
+                      "included; Flink: submission included) until every score is in the "
+                      "output stream; once running: from the first score to the last; CPU: "
+                      "this process, the server and its workers (and the Flink cluster's "
+                      "processes)")
     finally:
+        if cluster is not None:
+            cluster.stop()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
     return 0
