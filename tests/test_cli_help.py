@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from forestream.cli import main
-from forestream.cli.groups import summary
+from forestream.cli.groups import first_sentence, summary
 
 SCRIPT = Path(sys.executable).with_name("forestream")
 
@@ -72,26 +72,40 @@ def _listing(text: str) -> dict[str, str]:
     return rows
 
 
+def _never_cut_mid_phrase(name: str, command: click.Command, text: str) -> None:
+    """A listing's summary is the command's short help, its help's first sentence, or
+    an opening clause of that sentence (ending before ": ", "; ", " (" or " — ")."""
+    assert not text.endswith("..."), f"{name}: {text!r}"
+    sentence = first_sentence(command)
+    if text != sentence:
+        assert sentence.startswith(text), f"{name}: {text!r} is not from {sentence!r}"
+        assert re.match(r": |; | \(| — ", sentence[len(text):]), \
+            f"{name}: {text!r} ends mid-phrase (of {sentence!r})"
+
+
 @pytest.mark.parametrize("path", [p for p, c in COMMANDS if isinstance(c, click.Group)],
                          ids=lambda p: " ".join(("forestream", *p)))
-def test_group_listings_show_whole_summaries_not_cut_mid_sentence(path):
+def test_group_listings_show_one_line_summaries_never_cut_mid_phrase(path):
     group = dict(COMMANDS)[path]
-    rows = _listing(help_of(*path))
+    assert isinstance(group, click.Group)
+    text = help_of(*path)
+    rows = _listing(text)
     visible = {n for n, c in group.commands.items() if not c.hidden}
     assert set(rows) == visible
-    for name, text in rows.items():
-        assert not text.endswith("..."), f"{name}: {text!r}"
-        assert text == summary(group.commands[name])
-        assert text.endswith((".", ")", "!", "?")), f"{name}: {text!r} is cut"
+    for name, summary_text in rows.items():
+        _never_cut_mid_phrase(name, group.commands[name], summary_text)
+        if summary_text != first_sentence(group.commands[name]):  # shortened to fit
+            line = next(line for line in text.splitlines() if line.startswith(f"  {name} "))
+            assert line.endswith(summary_text), f"{name}: shortened, yet wrapped"
 
 
-def test_top_level_help_as_a_user_runs_it_lists_whole_summaries():
+def test_top_level_help_as_a_user_runs_it_lists_one_line_summaries():
     proc = run_cli("--help")
     assert proc.returncode == 0, proc.stderr
     rows = _listing(proc.stdout)
-    assert rows["apps"].startswith("Stream processing applications: your code, run and "
-                                   "supervised by the server")
-    assert not any(text.endswith("...") for text in rows.values())
+    assert rows["apps"] == "Stream processing applications: your code, run by the server."
+    for name, text in rows.items():
+        _never_cut_mid_phrase(name, main.commands[name], text)
 
 
 def test_server_help_names_every_api_the_server_serves(tmp_path):

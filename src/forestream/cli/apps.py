@@ -74,7 +74,7 @@ def autoscaling_options(fn):
                              "see docs/processing.md.")(fn)
 
 
-@click.group()
+@click.group(short_help="Stream processing applications: your code, run by the server.")
 def apps() -> None:
     """Stream processing applications: your code, run and supervised by the server
     (started with --allow-code: it refuses to run clients' code otherwise).

@@ -111,7 +111,8 @@ def endpoint_logs(name, tail, endpoint_url):
             click.echo(line)
 
 
-@click.command("transform")
+@click.command("transform",
+               short_help="Score every row of a file or stream through an endpoint.")
 @click.argument("endpoint_name")
 @click.option("--input", "source", required=True,
               help="A .csv / .jsonl file, or kinesis://STREAM.")

@@ -1,9 +1,10 @@
 """How every ``forestream`` command group lists its commands and answers a mistyped one.
 
 Click's default listing cuts each summary to the width left on the line and ends it
-with "..." ("Stream processing applications: your code, run and..."), which hides
-the half of the sentence that says what the command is for. :class:`CommandGroup`
-lists the whole first sentence of each command's help, wrapped under its name.
+with "..." ("Stream processing applications: your code, run and..."), mid-phrase.
+:class:`CommandGroup` lists on one line the first sentence of each command's help, or
+where it is too long its longest opening clause that fits ("Stream processing
+applications"); the whole sentence stays in the command's own --help.
 
 Click suggests a command whose name is close to a mistyped one within the same group
 (``streams lst`` → ``list``). The mistake users actually make is a level off:
@@ -24,17 +25,34 @@ import re
 import click
 
 FIRST_SENTENCE = re.compile(r"(.+?[.!?])(?:\s|$)", re.S)
+# Where a sentence may end early and still read as a phrase: before ": ", "; ", " ("
+# or " — " (not ", ": "import, registry" would end inside a list).
+CLAUSE_END = re.compile(r"(?=: |; | \(| — )")
 
 
-def summary(command: click.Command) -> str:
-    """The one-line description a listing shows: the command's ``short_help``, else the
-    first sentence of the first paragraph of its help, whole."""
+def first_sentence(command: click.Command) -> str:
+    """The command's ``short_help``, else the first sentence of its help, whole."""
     if command.short_help:
         return " ".join(command.short_help.split())
     paragraph = (command.help or "").strip().split("\n\n", 1)[0]
     text = " ".join(paragraph.replace("\b", " ").split())
     match = FIRST_SENTENCE.match(text)
     return match.group(1) if match else text
+
+
+def summary(command: click.Command, width: int | None = None) -> str:
+    """The description a listing shows on one line of ``width`` characters: the first
+    sentence if it fits, else its longest opening clause that fits (``Stream processing
+    applications`` of ``Stream processing applications: your code, ...``), else the
+    whole sentence (the listing wraps it; it is never cut mid-phrase)."""
+    text = first_sentence(command)
+    if width is None or len(text) <= width:
+        return text
+    for end in reversed([m.start() for m in CLAUSE_END.finditer(text)]):
+        clause = text[:end]
+        if len(clause) <= width and clause.count("(") == clause.count(")"):
+            return clause
+    return text
 
 
 def _paths(group: click.Group, prefix: tuple[str, ...]):
@@ -51,11 +69,15 @@ class CommandGroup(click.Group):
     one or more levels down."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is not None and not command.hidden:
-                rows.append((name, summary(command)))
+        shown = [(name, command) for name, command in
+                 ((name, self.get_command(ctx, name)) for name in self.list_commands(ctx))
+                 if command is not None and not command.hidden]
+        if not shown:
+            return
+        # the width click's definition list leaves the second column
+        width = formatter.width - formatter.current_indent - 2 - 2 - max(
+            len(name) for name, _ in shown)
+        rows = [(name, summary(command, width)) for name, command in shown]
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)

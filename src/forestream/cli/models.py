@@ -19,7 +19,7 @@ from .endpoints import endpoints, transform_cmd
 from .options import console, endpoint_option, err_console, parse_pairs, rest, show_json
 
 
-@click.group()
+@click.group(short_help="Models: import, registry and approval, endpoints, invocation.")
 def models() -> None:
     """Models trained anywhere: import, registry with approval, endpoints, invocation.
 

@@ -10,7 +10,7 @@ from rich.console import Console
 console = Console()
 
 
-@click.command()
+@click.command(short_help="Streaming anomaly detection on generated data, end to end.")
 @click.option("--machines", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Simulated machines (each has temperature, CPU and latency sensors).")
 @click.option("--days", default=8, show_default=True, type=click.IntRange(3, 365),

@@ -11,8 +11,7 @@ from rich.console import Console
 console = Console()
 
 
-@click.command(short_help="Run the server: the Kinesis and SageMaker APIs, the REST API, "
-                          "the web console and metrics, on one port.")
+@click.command(short_help="Run the server: Kinesis and SageMaker APIs, REST API, console.")
 @click.option("--host", default=None, help="Interface to listen on [env FORESTREAM_HOST; "
               "default 127.0.0.1].")
 @click.option("--port", default=None, type=click.IntRange(1, 65535),

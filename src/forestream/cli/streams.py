@@ -36,7 +36,7 @@ def run(call):
                                    "`forestream server` running?") from None
 
 
-@click.group()
+@click.group(short_help="Durable sharded streams (the Kinesis Data Streams API).")
 def streams() -> None:
     """Durable sharded streams (Kinesis Data Streams API) on a forestream server.
 
@@ -133,7 +133,7 @@ def describe(name, endpoint_url):
     console.print(table)
 
 
-@streams.command("put")
+@streams.command("put", short_help="Put records: DATA arguments, or each line of stdin.")
 @click.argument("name")
 @click.argument("data", nargs=-1)
 @click.option("--partition-key", "-k", help="Partition key [default: a fresh one per record].")
