@@ -132,7 +132,9 @@ class LazyModel:
         self.model = model
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        return (_restore_model, (type(self.model), self.model.to_bytes(compress=False)))
+        # compressed: Flink copies keyed state into every checkpoint and savepoint, and a
+        # forest's arrays (megabytes) shrink several times
+        return (_restore_model, (type(self.model), self.model.to_bytes()))
 
 
 def _restore_model(cls: Any, blob: bytes) -> LazyModel:
