@@ -35,7 +35,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"]
-WAIT_MS = 60_000  # generous: the machine may be loaded; every wait ends on what appears
+#: generous: a loaded CI machine took over 60 s to start an application; each wait ends
+#: as soon as what it waits for appears
+WAIT_MS = 180_000
 RCF_JOB = '''
 from forestream.processing import kinesis_client
 
