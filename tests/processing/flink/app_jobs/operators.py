@@ -18,12 +18,14 @@ from forestream.processing import (
 
 NEGATIVE = OutputTag("negative")
 LATE = OutputTag("late")
+UNREAD = OutputTag("unread")  # written to, never read: dropped on both runtimes
 
 
 class Split(ProcessFunction):
     def process_element(self, value, ctx):
         if value["v"] < 0:
             ctx.output(NEGATIVE, value)
+            ctx.output(UNREAD, value)
         else:
             yield value
 

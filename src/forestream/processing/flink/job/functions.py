@@ -204,16 +204,13 @@ class _ProcessBase:
               rid: str) -> Any:
         ctx._timestamp = timestamp
         ctx.sides = []
-        side_count = 0
-        for i, value in enumerate(_outputs(call())):
-            for name, side_value in ctx.sides:
-                side_count += 1
-                yield self.tags[name], (side_value, key, f"{rid}/s{side_count}")
-            ctx.sides = []
+        outputs = _outputs(call())  # side outputs are gathered while it runs
+        for n, (name, side_value) in enumerate(ctx.sides, start=1):
+            tag = self.tags.get(name)
+            if tag is not None:  # a side output nobody reads is dropped, as embedded
+                yield tag, (side_value, key, f"{rid}/s{n}")
+        for i, value in enumerate(outputs):
             yield (value, key, f"{rid}/{i}")
-        for name, side_value in ctx.sides:
-            side_count += 1
-            yield self.tags[name], (side_value, key, f"{rid}/s{side_count}")
 
 
 class Process(_ProcessBase, ProcessFunction):
