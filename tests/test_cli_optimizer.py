@@ -131,15 +131,20 @@ def test_agent_samples_until_interrupted(tmp_path):
                               "--interval", "0.3", "--probe-seconds", "0.05",
                               "--resource-id", "this-host"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    target = folder / "this-host.csv"
-    deadline = time.monotonic() + 120  # bounded by progress: a loaded machine starts slowly
-    while time.monotonic() < deadline:
-        if target.exists() and len(target.read_text().splitlines()) >= 3:
-            break
-        time.sleep(0.1)
-    assert target.exists(), "the agent wrote no samples in 120 s"
-    agent.send_signal(signal.SIGINT)
-    out, err = agent.communicate(timeout=120)
+    try:
+        target = folder / "this-host.csv"
+        deadline = time.monotonic() + 120  # bounded by progress: a loaded machine is slow
+        while time.monotonic() < deadline:
+            if target.exists() and len(target.read_text().splitlines()) >= 3:
+                break
+            time.sleep(0.1)
+        assert target.exists(), "the agent wrote no samples in 120 s"
+        agent.send_signal(signal.SIGINT)  # only once it samples: Ctrl-C as a user presses it
+        out, err = agent.communicate(timeout=120)
+    finally:
+        if agent.poll() is None:  # never leave it running behind a failed test
+            agent.kill()
+            agent.communicate()
     assert agent.returncode == 0, err
     assert "sampling this-host" in out and "stopped:" in out
     [history] = read_metrics(folder)
