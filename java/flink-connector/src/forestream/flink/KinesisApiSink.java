@@ -14,7 +14,8 @@ import org.apache.flink.api.connector.sink2.WriterInitContext;
  * not JSON). {@code partitionKey} (1 to 256 characters) is required;
  * {@code explicitHashKey} (a decimal 128-bit number) is optional. {@code id}, when given
  * and {@code D} is an object, is added to it as {@code "_record_id"} (as forestream's own
- * Kinesis sink does), unless the object has one already.
+ * Kinesis sink does), unless the object has one already or is the {@code b64} form (opaque
+ * bytes have no place for it: they are written unchanged).
  *
  * <p><b>Delivery: at-least-once.</b> Records are sent in PutRecords batches of at most
  * 500 records and 5 MiB, or {@code maxBufferMillis} (default 200) after a batch's first

@@ -186,7 +186,9 @@ final class KinesisApiSinkWriter implements SinkWriter<String> {
         }
         JsonNode data = node.get("data");
         JsonNode id = node.get("id");
-        if (id != null && !id.isNull() && data.isObject() && !data.has("_record_id")) {
+        // opaque bytes ({"b64": ...}) have no place for an id: they are written as they are
+        if (id != null && !id.isNull() && data.isObject() && !RecordJson.isBytes(data)
+                && !data.has("_record_id")) {
             ((ObjectNode) data).set("_record_id", id);
         }
         byte[] bytes;

@@ -73,10 +73,15 @@ final class RecordJson {
         }
     }
 
+    /** Whether {@code data} is the {@code {"b64": ...}} form of bytes that are not JSON. */
+    static boolean isBytes(JsonNode data) {
+        return data.isObject() && data.size() == 1 && data.has("b64")
+                && data.get("b64").isTextual();
+    }
+
     /** The bytes a sink element's {@code data} stands for (the inverse of the above). */
     static byte[] dataBytes(JsonNode data) throws IOException {
-        if (data.isObject() && data.size() == 1 && data.has("b64")
-                && data.get("b64").isTextual()) {
+        if (isBytes(data)) {
             try {
                 return Base64.getDecoder().decode(data.get("b64").asText());
             } catch (IllegalArgumentException e) {
