@@ -127,10 +127,13 @@ def test_catalog_lists_filtered_types_and_suggests_families():
 
 def test_agent_samples_until_interrupted(tmp_path):
     folder = tmp_path / "metrics"
+    # as from a terminal: a suite started in the background (`make test &`) inherits SIGINT
+    # ignored, and Python keeps an ignored SIGINT ignored in its children
     agent = subprocess.Popen([str(SCRIPT), "optimizer", "agent", "--directory", folder,
                               "--interval", "0.3", "--probe-seconds", "0.05",
                               "--resource-id", "this-host"], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         target = folder / "this-host.csv"
         deadline = time.monotonic() + 120  # bounded by progress: a loaded machine is slow
