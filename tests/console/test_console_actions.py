@@ -17,6 +17,7 @@ import urllib.request
 import joblib
 import numpy as np
 import pytest
+from console_testkit import rest, wait_for
 
 from server_support import ServerProcess
 
@@ -74,23 +75,6 @@ class Console:
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
-
-
-def rest(server: ServerProcess, method: str, path: str, body: dict | None = None):
-    request = server.request(path, method=method,
-                             data=None if body is None else json.dumps(body).encode(),
-                             headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        raw = response.read()
-        return json.loads(raw) if raw else None
-
-
-def wait_for(condition, what: str, seconds: float = 90.0):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-    return value
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from console_testkit import rest, wait_for
 
 from server_support import ServerProcess
 
@@ -56,23 +57,6 @@ if CHROMIUM is None:
 if not (VENDOR / "htmx.min.js").is_file():
     pytest.skip("the console's assets are not built: make console-assets (needs npm)",
                 allow_module_level=True)
-
-
-def rest(server: ServerProcess, method: str, path: str, body: dict | None = None):
-    request = server.request(path, method=method,
-                             data=None if body is None else json.dumps(body).encode(),
-                             headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        raw = response.read()
-        return json.loads(raw) if raw else None
-
-
-def wait_for(condition, what: str, seconds: float = 120.0):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.25)
-    return value
 
 
 @pytest.fixture(scope="module")
