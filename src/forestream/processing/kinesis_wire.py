@@ -28,6 +28,9 @@ import time
 import urllib.parse
 from typing import Any
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
 #: Error codes botocore's standard retry mode retries (throttling and transient errors).
 RETRIED_CODES = frozenset({
     "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
@@ -152,9 +155,6 @@ class KinesisWire:
         credentials = self._client._get_credentials() if self._client is not None else None
         if credentials is None:
             return headers
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-
         request = AWSRequest(method="POST", url=self.url, data=payload, headers=headers)
         SigV4Auth(credentials.get_frozen_credentials(), "kinesis", self.region
                   ).add_auth(request)
