@@ -65,6 +65,8 @@ class LocalFlinkCluster:
         self.task_manager_memory_mb = task_manager_memory_mb
         self.rest_url = ""
         self.pids: dict[str, int] = {}
+        # processes this object started: their exit is known for sure from ``poll()``
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._attach()
 
     # ------------------------------------------------------------------ lifecycle
@@ -79,7 +81,8 @@ class LocalFlinkCluster:
                        slots=self.slots, python=python, state_dir=self.base,
                        task_manager_memory_mb=self.task_manager_memory_mb)
         self.rest_url = f"http://127.0.0.1:{rest_port}"
-        self.pids = {"jobmanager": self._launch("jobmanager", home)}
+        self._children = {"jobmanager": self._launch("jobmanager", home)}
+        self.pids = {"jobmanager": self._children["jobmanager"].pid}
         self._save()
         for index in range(self.task_managers):
             self.start_task_manager(f"taskmanager-{index}")
@@ -100,7 +103,10 @@ class LocalFlinkCluster:
             while self._alive(self.pids[name]) and time.monotonic() < deadline:
                 time.sleep(0.1)
             self._signal(self.pids[name], signal.SIGKILL)
-        self.pids = {}
+        for child in self._children.values():
+            with contextlib.suppress(ChildProcessError):
+                child.poll()  # reap
+        self.pids, self._children = {}, {}
         with contextlib.suppress(FileNotFoundError):
             (self.base / STATE_FILE).unlink()
 
@@ -132,7 +138,8 @@ class LocalFlinkCluster:
             name = f"taskmanager-{index}"
         if self._alive(self.pids.get(name, -1)):
             raise FlinkClusterError(f"{name} is running already (pid {self.pids[name]})")
-        self.pids[name] = self._launch(name, install.flink_home())
+        self._children[name] = self._launch(name, install.flink_home())
+        self.pids[name] = self._children[name].pid
         self._save()
         return name
 
@@ -186,7 +193,7 @@ class LocalFlinkCluster:
         return "\n".join(texts)
 
     # ------------------------------------------------------------------ plumbing
-    def _launch(self, name: str, home: Path) -> int:
+    def _launch(self, name: str, home: Path) -> subprocess.Popen[bytes]:
         script, args = "jobmanager.sh", ["start-foreground"]
         if name != "jobmanager":  # the name shows in Flink's REST API as the resource id
             script = "taskmanager.sh"
@@ -200,17 +207,19 @@ class LocalFlinkCluster:
                                     env=env, stdout=console, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
                                     cwd=self.base)
-        return proc.pid
+        return proc
 
     def _wait_ready(self, timeout: float) -> None:
         wanted = self.task_managers * self.slots
         deadline = time.monotonic() + timeout
         seen = "no answer"
         while time.monotonic() < deadline:
-            dead = [name for name, pid in self.pids.items() if not self._alive(pid)]
+            dead = [(name, code) for name, code in
+                    ((name, self._exit_code(name)) for name in self.pids) if code is not None]
             if dead:
-                raise FlinkClusterError(f"{dead[0]} exited during start:\n"
-                                        f"{self.log_tail(dead[0])}")
+                name, code = dead[0]
+                raise FlinkClusterError(f"{name} exited during start (exit status {code}):\n"
+                                        f"{self.log_tail(name)}")
             try:
                 overview = FlinkRest(self.rest_url, timeout=5).overview()
                 seen = f"{overview['taskmanagers']} TaskManagers, {overview['slots-total']} slots"
@@ -221,6 +230,14 @@ class LocalFlinkCluster:
             time.sleep(0.5)
         raise FlinkClusterError(f"the Flink cluster was not ready after {timeout:.0f} s "
                                 f"({seen}; {wanted} slots wanted); logs in {self.base / 'log'}")
+
+    def _exit_code(self, name: str) -> int | None:
+        """The exit status of a process that has ended, None while it runs. A process
+        started here is asked directly; another is judged from /proc (see :meth:`_alive`)."""
+        child = self._children.get(name)
+        if child is not None:
+            return child.poll()
+        return None if self._alive(self.pids[name]) else -1
 
     def _save(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -245,6 +262,9 @@ class LocalFlinkCluster:
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes()
             stat = Path(f"/proc/{pid}/stat").read_text()
+            if not environ:  # read while the process was in execve (the launch script
+                time.sleep(0.05)  # exec-ing java): its memory was being replaced
+                environ = Path(f"/proc/{pid}/environ").read_bytes()
         except OSError:
             return False
         if stat.rsplit(")", 1)[-1].split()[0] == "Z":
