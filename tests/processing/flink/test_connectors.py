@@ -215,3 +215,67 @@ def test_connectors_sign_with_sigv4_for_a_server_with_credentials(
     assert {(c["k"], c["i"]) for c in copied} == \
         {(k, i) for k, n in written.items() for i in range(1, n + 1)}
 
+
+
+def test_sink_writes_each_elements_bytes_exactly_binary_and_ids_included(
+        flink_cluster, forestream_server, kinesis_client):
+    """What KinesisApiSink wrote, read back byte for byte: ``{"b64"}`` data is those bytes
+    (binary, or JSON text kept with its own spacing; an ``id`` never goes into them), any
+    other data is its compact JSON with ``"_record_id": id`` added to objects only."""
+    import hashlib
+    import random
+
+    streams = new_streams(kinesis_client, input=1, output=2)
+    low_half = int(hashlib.md5(b"hashed").hexdigest(), 16) < 2**127
+    hash_key = 2**128 - 1 if low_half else 0
+    blob = random.Random(7).randbytes(60_000)  # every byte value, across a large record
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode("ascii")
+
+    elements = {  # partition key -> (sink element, the bytes the record must hold)
+        "binary": ({"data": {"b64": b64(b"\x00\xff\xfe\x80 not text\n")}, "id": "id-bin"},
+                   b"\x00\xff\xfe\x80 not text\n"),
+        "large": ({"data": {"b64": b64(blob)}, "id": "id-large"}, blob),
+        "json-bytes": ({"data": {"b64": b64(b'{"k": "m1",  "_record_id": "r/0"}')},
+                        "id": "ignored"}, b'{"k": "m1",  "_record_id": "r/0"}'),
+        "object": ({"data": {"v": 1, "nested": {"a": [1, 2]}, "t": "\u00e9"},
+                    "id": "id-obj"},
+                   '{"v":1,"nested":{"a":[1,2]},"t":"\u00e9","_record_id":"id-obj"}'.encode()),
+        "own-id": ({"data": {"v": 2, "_record_id": "own"}, "id": "other"},
+                   b'{"v":2,"_record_id":"own"}'),
+        "not-bytes": ({"data": {"b64": "AAEC", "x": 1}, "id": "id-2"},
+                      b'{"b64":"AAEC","x":1,"_record_id":"id-2"}'),
+        "array": ({"data": [1, "two", None], "id": "id-arr"}, b'[1,"two",null]'),
+        "no-id": ({"data": {"v": 3}}, b'{"v":3}'),
+        # the hash key sends it to the shard its partition key's MD5 would not pick
+        "hashed": ({"data": {"b64": b64(b"\x01")}, "explicitHashKey": str(hash_key)},
+                   b"\x01"),
+    }
+    kinesis_client.put_records(StreamName=streams["input"], Records=[
+        {"Data": json.dumps({**element, "partitionKey": key}).encode(), "PartitionKey": key}
+        for key, (element, _) in elements.items()])
+    job = flink_cluster.run_python_job(
+        JOBS / "write_elements.py",
+        [forestream_server.url, streams["input"], streams["output"], "TRIM_HORIZON"])
+    rest = flink_cluster.rest
+    try:
+        wait_for(lambda: {r["PartitionKey"] for r in read_all(kinesis_client,
+                                                              streams["output"])}
+                 >= set(elements), "every element's record",
+                 progress=lambda: len(read_all(kinesis_client, streams["output"])))
+    finally:
+        rest.cancel(job)
+    written = {}
+    for record in read_all(kinesis_client, streams["output"]):
+        written.setdefault(record["PartitionKey"], set()).add(bytes(record["Data"]))
+    assert written == {key: {raw} for key, (_, raw) in elements.items()}
+    shards = kinesis_client.list_shards(StreamName=streams["output"])["Shards"]
+    (target,) = [s for s in shards if int(s["HashKeyRange"]["StartingHashKey"]) <= hash_key
+                 <= int(s["HashKeyRange"]["EndingHashKey"])]
+    iterator = kinesis_client.get_shard_iterator(
+        StreamName=streams["output"], ShardId=target["ShardId"],
+        ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    in_target = {r["PartitionKey"] for r in kinesis_client.get_records(
+        ShardIterator=iterator, Limit=10000)["Records"]}
+    assert "hashed" in in_target
