@@ -24,11 +24,12 @@ class Settings:
     """Where state lives, where the server listens, and how it behaves.
 
     ``access_key_id`` / ``secret_access_key``: when both are set, every AWS-protocol
-    request must carry a valid Signature V4 made with them; otherwise any signature (or
-    none) is accepted on the AWS routes, as local development tools do.
-    ``require_signature`` (``FORESTREAM_REQUIRE_SIGNATURE=1``) asks Kinesis requests for
-    a signature of AWS's form even then (not verified without credentials), answering
-    AWS's MissingAuthenticationToken / IncompleteSignature errors as AWS does.
+    request must carry a valid Signature V4 made with them; otherwise any signature is
+    accepted on the AWS routes, as local development tools do. ``require_signature``
+    (on unless ``FORESTREAM_REQUIRE_SIGNATURE=0``) still asks every Kinesis request for a
+    signature of AWS's form (not verified without credentials), answering AWS's
+    MissingAuthenticationToken / IncompleteSignature / InvalidSignature errors as AWS
+    does: every AWS SDK and the CLI sign always, so only hand-made requests notice.
 
     What protects a server on one machine (see docs/security.md):
 
@@ -78,7 +79,7 @@ class Settings:
     cors_origins: list[str] = field(
         default_factory=lambda: _list("FORESTREAM_CORS_ORIGINS"))
     require_signature: bool = field(
-        default_factory=lambda: _flag("FORESTREAM_REQUIRE_SIGNATURE", False))
+        default_factory=lambda: _flag("FORESTREAM_REQUIRE_SIGNATURE", True))
     #: where streams live: None for the data directory, else NATS URLs of a JetStream
     #: cluster ("nats://h1:4222,nats://h2:4222"; FORESTREAM_STREAMS)
     streams: str | None = field(default_factory=lambda: os.environ.get("FORESTREAM_STREAMS")

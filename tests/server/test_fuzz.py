@@ -51,6 +51,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
+from aws_signing import signed_headers
 from forestream.config import Settings
 from forestream.server.aws.kinesis import REQUIRED_HERE as KINESIS_REQUIRED
 from forestream.server.aws.sagemaker import OPERATIONS as SAGEMAKER_SUPPORTED
@@ -583,6 +584,8 @@ class Fuzzed:
     def post_aws(self, target: str, body: bytes, binary: bool) -> None:
         """Send one AWS request and check its answer (status, time, shape)."""
         headers = {"X-Amz-Target": target, "Content-Type": CBOR_TYPE if binary else JSON_TYPE}
+        if target.startswith(KINESIS_TARGET):  # signed as SDKs sign: unsigned is refused
+            headers = signed_headers(self.server.url + "/", body, headers)
         what = f"{target} {'CBOR' if binary else 'JSON'} body {body[:300]!r}"
         started = time.monotonic()
         try:
@@ -724,8 +727,10 @@ def test_put_records_without_a_partition_key_is_a_validation_error(fuzzed):
     models, for AUTO distribution) was a 500 (KeyError in the store)."""
     body = {"StreamName": PLAY_STREAM, "Records": [{"Data": "", "PartitionKey": "a"},
                                                     {"Data": ""}]}
-    answer = fuzzed.http.post("/", json=body, headers={
-        "X-Amz-Target": KINESIS_TARGET + "PutRecords", "Content-Type": JSON_TYPE})
+    data = json.dumps(body).encode()
+    answer = fuzzed.http.post("/", content=data, headers=signed_headers(
+        fuzzed.server.url + "/", data,
+        {"X-Amz-Target": KINESIS_TARGET + "PutRecords", "Content-Type": JSON_TYPE}))
     assert answer.status_code == 400
     assert answer.json()["__type"] == "ValidationException"
     assert "'records.2.member.partitionKey'" in answer.json()["message"]

@@ -20,6 +20,7 @@ import pytest
 from botocore.config import Config
 from botocore.eventstream import EventStreamBuffer
 
+from aws_signing import signed_headers
 from h2_client import RawH2
 from server_support import SCRIPT, active_consumer, free_port, self_signed
 
@@ -30,8 +31,17 @@ TARGET = "Kinesis_20131202."
 JSON_11 = "application/x-amz-json-1.1"
 
 
-def kinesis_headers(operation: str) -> dict[str, str]:
-    return {"X-Amz-Target": TARGET + operation, "Content-Type": JSON_11}
+def kinesis_headers(operation: str, body: bytes | str = b"{}") -> dict[str, str]:
+    """A Kinesis request's headers, signed as SDKs sign (a default server refuses unsigned
+    Kinesis requests; without credentials it checks the signature's form only)."""
+    return signed_headers("http://127.0.0.1/", body,
+                          {"X-Amz-Target": TARGET + operation, "Content-Type": JSON_11})
+
+
+def raw_signature(operation: str, body: bytes) -> str:
+    """The signature header lines of a hand-written HTTP/1.1 request."""
+    headers = kinesis_headers(operation, body)
+    return "".join(f"{name}: {headers[name]}\r\n" for name in ("X-Amz-Date", "Authorization"))
 
 
 def boto(url: str):
@@ -79,6 +89,7 @@ def test_upgrade_to_h2c_serves_the_request_with_its_body_then_more_streams(tls_s
             "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
             "HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
             f"X-Amz-Target: {TARGET}PutRecord\r\nContent-Type: {JSON_11}\r\n"
+            + raw_signature("PutRecord", body) +
             f"Content-Length: {len(body)}\r\n\r\n").encode()
     connection = RawH2(tls_server.port, upgrade=(head, body))
     assert connection.upgrade_response.startswith(b"HTTP/1.1 101 ")
@@ -88,9 +99,10 @@ def test_upgrade_to_h2c_serves_the_request_with_its_body_then_more_streams(tls_s
     assert stream == 3 and json.loads(connection.response(stream)[2])["StreamNames"] == ["s"]
     connection.close()
     if shutil.which("curl"):  # curl --http2 asks for the upgrade the same way
+        curl_headers = [arg for name, value in kinesis_headers("ListStreams").items()
+                        for arg in ("-H", f"{name}: {value}")]
         result = subprocess.run(
-            ["curl", "-s", "--http2", "-H", f"X-Amz-Target: {TARGET}ListStreams", "-H",
-             f"Content-Type: {JSON_11}", "-d", "{}", "-w", "\n%{http_version}",
+            ["curl", "-s", "--http2", *curl_headers, "-d", "{}", "-w", "\n%{http_version}",
              tls_server.url + "/"], capture_output=True, text=True, timeout=30)
         answer, version = result.stdout.rsplit("\n", 1)
         assert version == "2" and json.loads(answer)["StreamNames"] == ["s"]
@@ -100,6 +112,7 @@ def test_other_upgrades_are_answered_over_http11_and_the_connection_closed(tls_s
     body = b"{}"
     head = (f"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
             f"Upgrade: websocket\r\nX-Amz-Target: {TARGET}ListStreams\r\n"
+            + raw_signature("ListStreams", body) +
             f"Content-Type: {JSON_11}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", tls_server.port), timeout=30) as sock:
         sock.sendall(head + body)
@@ -113,8 +126,8 @@ def test_other_upgrades_are_answered_over_http11_and_the_connection_closed(tls_s
 def subscribe(connection: RawH2, consumer: str, position: str = "LATEST") -> int:
     request = {"ConsumerARN": consumer, "ShardId": "shardId-000000000000",
                "StartingPosition": {"Type": position}}
-    return connection.request("POST", "/", kinesis_headers("SubscribeToShard"),
-                              json.dumps(request).encode(),
+    body = json.dumps(request).encode()
+    return connection.request("POST", "/", kinesis_headers("SubscribeToShard", body), body,
                               authority=f"127.0.0.1:{connection.sock.getpeername()[1]}")
 
 
@@ -175,14 +188,14 @@ def test_large_bodies_flow_both_ways_under_flow_control(tls_server):
     body = json.dumps({"StreamName": "big", "Records": records}).encode()
     with httpx.Client(http1=False, http2=True, timeout=60) as client:
         put = client.post(tls_server.url + "/", content=body,
-                          headers=kinesis_headers("PutRecords"))
+                          headers=kinesis_headers("PutRecords", body))
         assert put.http_version == "HTTP/2" and put.json()["FailedRecordCount"] == 0
     # reading it back through a client whose window is small: the server waits for it
     connection = RawH2(tls_server.port, window=65535)
     iterator = kinesis.get_shard_iterator(StreamName="big", ShardId="shardId-000000000000",
                                           ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    stream_id = connection.request("POST", "/", kinesis_headers("GetRecords"),
-                                   json.dumps({"ShardIterator": iterator}).encode())
+    body = json.dumps({"ShardIterator": iterator}).encode()
+    stream_id = connection.request("POST", "/", kinesis_headers("GetRecords", body), body)
     status, _, answer = connection.response(stream_id, timeout=60)
     assert status == 200
     assert [r["Data"] for r in json.loads(answer)["Records"]] == [r["Data"] for r in records]
@@ -200,8 +213,9 @@ def test_tls_port_negotiates_h2_or_http11_by_alpn_and_shuts_down_quietly(tmp_pat
     with httpx.Client(http2=True, verify=context, timeout=30) as client:
         answer = client.post(url, content="{}", headers=kinesis_headers("ListStreams"))
         assert answer.http_version == "HTTP/2" and answer.json()["StreamNames"] == []
-        missing = client.post(url, content=json.dumps({"StreamName": "nope"}),
-                              headers=kinesis_headers("DescribeStreamSummary"))
+        nope = json.dumps({"StreamName": "nope"})
+        missing = client.post(url, content=nope,
+                              headers=kinesis_headers("DescribeStreamSummary", nope))
         assert missing.status_code == 400
         assert missing.json()["__type"] == "ResourceNotFoundException"
     with httpx.Client(verify=context, timeout=30) as client:  # ALPN offers http/1.1 only

@@ -30,6 +30,7 @@ from urllib.parse import quote
 import cbor2
 import pytest
 
+from aws_signing import signed_headers
 from h2_client import RawH2
 from server_support import ServerProcess
 
@@ -124,8 +125,13 @@ def _close_h2_client():
 
 
 def aws(server, target: str, body: dict) -> tuple[int, dict]:
-    status, _, raw = call(server, "POST", "/", body, token=False, headers={
-        "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+    """One Kinesis/SageMaker call, signed as every AWS SDK signs (a default server refuses
+    unsigned Kinesis requests; the signature is not what these tests are about)."""
+    raw_body = json.dumps(body).encode()
+    status, _, raw = call(server, "POST", "/", raw=raw_body, token=False,
+                          headers=signed_headers(server.url + "/", raw_body, {
+                              "X-Amz-Target": target,
+                              "Content-Type": "application/x-amz-json-1.1"}))
     return status, json.loads(raw) if raw else {}
 
 
@@ -739,8 +745,11 @@ def test_huge_headers_are_refused(plain):
 # ------------------------------------------------------------------ 500s that are 400s
 
 def _cbor(server, target: str, body: dict) -> tuple[int, dict]:
-    status, _, raw = call(server, "POST", "/", raw=cbor2.dumps(body), token=False, headers={
-        "X-Amz-Target": target, "Content-Type": "application/x-amz-cbor-1.1"})
+    raw_body = cbor2.dumps(body)
+    status, _, raw = call(server, "POST", "/", raw=raw_body, token=False,
+                          headers=signed_headers(server.url + "/", raw_body, {
+                              "X-Amz-Target": target,
+                              "Content-Type": "application/x-amz-cbor-1.1"}))
     return status, cbor2.loads(raw) if raw else {}
 
 

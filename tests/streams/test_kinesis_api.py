@@ -11,6 +11,7 @@ import cbor2
 import pytest
 from botocore.config import Config
 
+from aws_signing import signed_headers
 from server_support import active_consumer
 
 pytestmark = pytest.mark.service
@@ -134,9 +135,10 @@ def test_errors_use_aws_shapes(kinesis, server):
         assert exc.value.response["Error"]["Message"]
     assert kinesis.describe_stream_summary(StreamName="err")["StreamDescriptionSummary"][
         "RetentionPeriodHours"] == 24
-    request = urllib.request.Request(server.url, data=b"{}", method="POST", headers={
-        "X-Amz-Target": "Kinesis_20131202.NoSuchThing",
-        "Content-Type": "application/x-amz-json-1.1"})
+    request = urllib.request.Request(server.url, data=b"{}", method="POST",
+                                     headers=signed_headers(server.url, b"{}", {
+                                         "X-Amz-Target": "Kinesis_20131202.NoSuchThing",
+                                         "Content-Type": "application/x-amz-json-1.1"}))
     with pytest.raises(urllib.error.HTTPError) as http:
         urllib.request.urlopen(request)
     assert json.loads(http.value.read())["__type"] == "UnknownOperationException"
@@ -171,9 +173,11 @@ def test_cbor_requests_as_the_java_sdk_sends_them(kinesis, server):
     create(kinesis, "cb", 1)
 
     def call(operation, body):
-        request = urllib.request.Request(server.url, data=cbor2.dumps(body), method="POST",
-                                         headers={"X-Amz-Target": f"Kinesis_20131202.{operation}",
-                                                  "Content-Type": "application/x-amz-cbor-1.1"})
+        data = cbor2.dumps(body)
+        request = urllib.request.Request(server.url, data=data, method="POST",
+                                         headers=signed_headers(server.url, data, {
+                                             "X-Amz-Target": f"Kinesis_20131202.{operation}",
+                                             "Content-Type": "application/x-amz-cbor-1.1"}))
         with urllib.request.urlopen(request) as response:
             assert response.headers["Content-Type"] == "application/x-amz-cbor-1.1"
             return cbor2.loads(response.read())
@@ -297,11 +301,12 @@ def test_members_forestream_does_not_take_are_refused_by_name(kinesis, server):
     RecordDistributionStrategy) are named in a ValidationException, never ignored: a
     dry run ignored would act for real."""
     create(kinesis, "members", 1)
-    request = server.request("/", method="POST", headers={
-        "X-Amz-Target": "Kinesis_20131202.PutRecord",
-        "Content-Type": "application/x-amz-json-1.1"},
-        data=json.dumps({"StreamName": "members", "Data": "eA==", "PartitionKey": "k",
-                         "DryRun": True}).encode())
+    data = json.dumps({"StreamName": "members", "Data": "eA==", "PartitionKey": "k",
+                       "DryRun": True}).encode()
+    request = urllib.request.Request(server.url + "/", method="POST", data=data,
+                                     headers=signed_headers(server.url + "/", data, {
+                                         "X-Amz-Target": "Kinesis_20131202.PutRecord",
+                                         "Content-Type": "application/x-amz-json-1.1"}))
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request)
     body = json.loads(refused.value.read())

@@ -78,9 +78,11 @@ def kinesis(conf):
 
 def post(server, operation: str | None, body: bytes | dict | None, *,
          content_type: str | None = JSON, headers: dict | None = None,
-         method: str = "POST", path: str = "/") -> httpx.Response:
-    """One raw request to the Kinesis endpoint (``operation`` None: no X-Amz-Target)."""
-    sent = dict(headers or {})
+         method: str = "POST", path: str = "/", signed: bool = True) -> httpx.Response:
+    """One raw request to the Kinesis endpoint (``operation`` None: no X-Amz-Target),
+    carrying a signature of AWS's form as SDKs' requests do unless ``signed`` is False
+    (a default server refuses Kinesis requests without one)."""
+    sent = {**(SIGNED if signed else {}), **(headers or {})}
     if operation is not None:
         sent["X-Amz-Target"] = TARGET + operation if "." not in operation else operation
     if content_type is not None:
@@ -346,10 +348,10 @@ def test_preflights_are_answered_to_allowed_origins_only(tmp_path):
 # ------------------------------------------------------------------------- signatures
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory):
-    """A server asking for signatures of AWS's form (FORESTREAM_REQUIRE_SIGNATURE=1)."""
-    server = ServerProcess(tmp_path_factory.mktemp("strict") / "data",
-                           {"FORESTREAM_REQUIRE_SIGNATURE": "1"}).start()
+def lax(tmp_path_factory):
+    """A server started with FORESTREAM_REQUIRE_SIGNATURE=0: any signature, or none."""
+    server = ServerProcess(tmp_path_factory.mktemp("lax") / "data",
+                           {"FORESTREAM_REQUIRE_SIGNATURE": "0"}).start()
     yield server
     server.stop()
 
@@ -369,32 +371,51 @@ def strict(tmp_path_factory):
     ("/?X-Amz-Algorithm", {"Authorization": "X"}, "InvalidSignatureException",
      "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP "
      "header."),
+    ("/?X-Amz-Algorithm", {}, "IncompleteSignatureException",
+     "AWS query-string parameters must include 'X-Amz-Algorithm'. AWS query-string "
+     "parameters must include 'X-Amz-Credential'. AWS query-string parameters must include "
+     "'X-Amz-Signature'. AWS query-string parameters must include 'X-Amz-SignedHeaders'. "
+     "AWS query-string parameters must include 'X-Amz-Date'. Re-examine the query-string "
+     "parameters."),
     ("/?X-Amz-Algorithm=a&X-Amz-Credential=b&X-Amz-Signature=c&X-Amz-Date=d", {},
      "IncompleteSignatureException", "AWS query-string parameters must include "
      "'X-Amz-SignedHeaders'. Re-examine the query-string parameters."),
 ])
-def test_a_server_asking_for_signatures_refuses_requests_without_one(strict, path, headers,
-                                                                     code, message):
-    answer = post(strict, "ListStreams", {}, headers=headers, path=path)
+def test_a_default_server_refuses_kinesis_requests_without_a_signature_of_awss_form(
+        conf, path, headers, code, message):
+    """As AWS: no credentials are configured, so nothing verifies the signature, but a
+    request must still carry one of AWS's form (header or query, not both)."""
+    answer = post(conf, "ListStreams", {}, headers=headers, path=path, signed=False)
     assert answer.status_code == 400 and answer.json() == {"__type": code, "message": message}
 
 
-def test_signatures_are_looked_at_after_the_target_and_before_the_members(strict):
+def test_signatures_are_looked_at_after_the_target_and_before_the_members(conf):
     # AWS's order: an unknown operation is that, whoever asks; a wrong type needs a signer
-    assert post(strict, "ListStream", {}).json() == {"__type": "UnknownOperationException"}
-    assert post(strict, "ListStreams", {"Limit": "x"}).json()["__type"] == \
+    assert post(conf, "ListStream", {}, signed=False).json() == {
+        "__type": "UnknownOperationException"}
+    assert post(conf, "ListStreams", {"Limit": "x"}, signed=False).json()["__type"] == \
         "MissingAuthenticationTokenException"
-    assert post(strict, "ListStreams", {}, headers=SIGNED).status_code == 200
+    assert post(conf, "ListStreams", {}, headers=SIGNED, signed=False).status_code == 200
 
 
-def test_sdks_work_unchanged_with_a_server_asking_for_signatures(strict):
-    kinesis = client(strict.url)
+def test_only_the_kinesis_api_asks_for_a_signature(conf):
+    """SageMaker's API, forestream's REST API and the console keep their own rules (the
+    access token), signature or not."""
+    sagemaker = post(conf, "SageMaker.ListModels", {}, signed=False)
+    assert sagemaker.status_code == 200 and "Models" in sagemaker.json()
+    rest = httpx.get(conf.url + "/api/v1/applications", headers=conf.auth, timeout=30)
+    assert rest.status_code == 200
+    no_token = httpx.get(conf.url + "/api/v1/applications", headers=SIGNED, timeout=30)
+    assert no_token.status_code == 401  # a Kinesis-style signature is no access token
+
+
+def test_require_signature_0_takes_unsigned_kinesis_requests(lax):
+    for headers in ({}, {"Authorization": "X"}):
+        answer = post(lax, "ListStreams", {}, headers=headers, signed=False)
+        assert answer.status_code == 200 and "StreamNames" in answer.json()
+    kinesis = client(lax.url)  # and SDKs, which sign, as ever
     kinesis.create_stream(StreamName="signed", ShardCount=1)
     assert "signed" in kinesis.list_streams()["StreamNames"]
-
-
-def test_a_default_server_takes_unsigned_requests(conf):
-    assert post(conf, "ListStreams", {}).status_code == 200
 
 
 # ----------------------------------------------------------------------- shard ids

@@ -100,7 +100,9 @@ def server(host, port, data_dir, no_fsync, throughput_limits, http2, tls_port, t
     The REST API, console and metrics ask for an access token, created at the first
     start (printed below, stored in DATA_DIR/access-token); forestream commands find it
     themselves. Set FORESTREAM_ACCESS_KEY_ID and FORESTREAM_SECRET_ACCESS_KEY to require
-    every request signed (AWS Signature V4) with those credentials.
+    every request signed (AWS Signature V4) with those credentials. Without them a
+    Kinesis request must still carry a signature (any credentials), as AWS asks and as
+    SDKs always send; FORESTREAM_REQUIRE_SIGNATURE=0 accepts unsigned ones.
 
     Applications run your code, so the server refuses them unless you allow it:
 

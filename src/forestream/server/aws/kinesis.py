@@ -55,10 +55,10 @@ ERRORS = ServiceErrors("kinesis", kinesis_shapes().error_shapes(), {})
 
 
 def kinesis_protocol(store: StreamStore, metrics: Metrics, *,
-                     require_signature: bool = False) -> JsonProtocol:
+                     require_signature: bool = True) -> JsonProtocol:
     """The Kinesis API over ``store``, counting calls in ``metrics``. With
-    ``require_signature`` a request without a signature of AWS's form is refused even
-    where no credentials verify it (:func:`signature_present`)."""
+    ``require_signature`` (the default, as on AWS) a request without a signature of AWS's
+    form is refused even where no credentials verify it (:func:`signature_present`)."""
     shapes = kinesis_shapes()
     operations = {}
     for name in shapes.operations:
