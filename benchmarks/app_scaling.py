@@ -100,24 +100,67 @@ class OutputCounter:
         return self.count
 
 
-def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process and its live descendants."""
-    import psutil
+class CpuMeter:
+    """CPU seconds (user + system) used since it was made by this process and all its
+    descendants — the server, its workers, the Flink cluster's JVMs, their Python
+    workers, ``flink run`` clients — sampled every 0.1 s from a thread.
 
-    total = 0.0
-    root = psutil.Process(pid)
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
+    Each process is remembered by (pid, start time) with its last sample, so a process
+    that exits during the run still counts what it used up to its last sample (at most
+    0.1 s of it is missed), and one that was there at the start counts only what it used
+    since. (Summing the live processes at the start and at the end instead — the earlier
+    way — subtracted the whole CPU of a process that exited in between, such as the
+    previous Flink job's Python worker, and undercounted the next peer by seconds.)
+    """
 
+    def __init__(self, skip=None, interval: float = 0.1) -> None:
+        import threading
 
-def own_cpu() -> float:
-    times = os.times()
-    return times.user + times.system
+        import psutil
+
+        self._root = psutil.Process(os.getpid())
+        # a Flink cluster idling beside an embedded peer is not that peer's cost
+        self._skip = set(skip.pids.values()) if skip is not None else set()
+        self._lock = threading.Lock()
+        self._base = self._sample()
+        self._last = dict(self._base)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> dict[tuple[int, float], float]:
+        import psutil
+
+        out = {}
+        skipped = set(self._skip)
+        for pid in self._skip:
+            try:
+                skipped.update(p.pid for p in psutil.Process(pid).children(recursive=True))
+            except psutil.Error:
+                continue
+        for proc in [self._root, *self._root.children(recursive=True)]:
+            if proc.pid in skipped:
+                continue
+            try:
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    out[(proc.pid, proc.create_time())] = times.user + times.system
+            except psutil.Error:
+                continue
+        return out
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            sample = self._sample()
+            with self._lock:
+                self._last.update(sample)
+
+    def used(self) -> float:
+        """CPU seconds used so far; stops the sampling."""
+        self._stop.set()
+        self._thread.join()
+        self._last.update(self._sample())
+        return sum(cpu - self._base.get(proc, 0.0) for proc, cpu in self._last.items())
 
 
 def load(kinesis, events: int) -> None:
@@ -136,8 +179,9 @@ def load(kinesis, events: int) -> None:
 
 
 def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str,
-            cluster=None) -> dict:
-    """The application on the server's workers, or (``cluster``) on that Flink cluster."""
+            cluster=None, cluster_beside=None) -> dict:
+    """The application on the server's workers, or (``cluster``) on that Flink cluster;
+    ``cluster_beside``: a Flink cluster whose CPU is not this run's."""
     out = f"bench-out-{tag}"
     kinesis.create_stream(StreamName=out, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
@@ -149,30 +193,29 @@ def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str
                               "checkpoint_interval": 10.0, **on_flink,
                               "properties": {"bench": {"input": "bench-in", "output": out}}})
     counter = OutputCounter(kinesis, out)
-    cpu0 = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster)
+    meter = CpuMeter(skip=cluster_beside)
     started = time.perf_counter()
     rest(server, "POST", f"/{name}/start")
+    checked = started
     while counter.poll() < events:
         time.sleep(0.2)
+        if time.perf_counter() - checked < 2.0:
+            continue
+        # the status is a guard against a failed application, read every 2 s: each
+        # describe of a Flink application asks Flink's REST API for the job's metrics,
+        # and doing that 5 times a second cost the JobManager ~6 CPU-s per run
+        checked = time.perf_counter()
         app = rest(server, "GET", f"/{name}")
-        if app["status"] != "RUNNING" or time.perf_counter() - started > 900:
+        if app["status"] != "RUNNING" or checked - started > 900:
             raise RuntimeError(f"{name} is {app['status']} after "
-                               f"{time.perf_counter() - started:.0f} s: "
+                               f"{checked - started:.0f} s: "
                                f"{app.get('last_failure') or 'not done'}")
     ended = time.perf_counter()
-    # workers still alive: counted
-    cpu = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster) - cpu0
+    cpu = meter.used()
     rest(server, "POST", f"/{name}/stop", {"snapshot": False})
     rest(server, "DELETE", f"/{name}")
     kinesis.delete_stream(StreamName=out)
     return measured(events, started, counter.first_at, ended, cpu)
-
-
-def cluster_cpu(cluster) -> float:
-    """CPU seconds of a Flink cluster's processes and their children (Python workers)."""
-    if cluster is None:
-        return 0.0
-    return sum(tree_cpu(pid) for pid in cluster.pids.values())
 
 
 def run_handwritten(server, kinesis, cluster, events: int, tag: str) -> dict:
@@ -181,7 +224,7 @@ def run_handwritten(server, kinesis, cluster, events: int, tag: str) -> dict:
     kinesis.create_stream(StreamName=out, ShardCount=2)
     kinesis.get_waiter("stream_exists").wait(StreamName=out, WaiterConfig={"Delay": 0.1})
     counter = OutputCounter(kinesis, out)
-    cpu0 = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster)
+    meter = CpuMeter()
     started = time.perf_counter()
     job = cluster.rest.submit_python(Path(__file__).with_name("flink_rcf_job.py"),
                                      [server.url, "bench-in", out, server.token or ""],
@@ -191,7 +234,7 @@ def run_handwritten(server, kinesis, cluster, events: int, tag: str) -> dict:
         if time.perf_counter() - started > 900:
             raise RuntimeError(f"hand-written job {job} not done after 900 s")
     ended = time.perf_counter()
-    cpu = tree_cpu(server.proc.pid) + own_cpu() + cluster_cpu(cluster) - cpu0
+    cpu = meter.used()
     cluster.rest.cancel(job)
     kinesis.delete_stream(StreamName=out)
     return measured(events, started, counter.first_at, ended, cpu)
@@ -204,7 +247,7 @@ def measured(events: int, started: float, first_at: float | None, ended: float,
             else math.nan, "cpu_per_1k": 1000 * cpu / events}
 
 
-def run_library(server, kinesis, events: int, tag: str) -> dict:
+def run_library(server, kinesis, events: int, tag: str, cluster_beside=None) -> dict:
     """The same job in this process: same source, operators and output stream."""
     from forestream.processing import StreamExecutionEnvironment
 
@@ -225,11 +268,11 @@ def run_library(server, kinesis, events: int, tag: str) -> dict:
         .map(lambda e: {"k": e["k"], "s": e["ANOMALY_SCORE"]})
         .map(counted)
         .sink_to_kinesis(out, kinesis))
-    cpu0 = tree_cpu(server.proc.pid) + own_cpu()
+    meter = CpuMeter(skip=cluster_beside)
     started = time.perf_counter()
     env.execute("bench", until=lambda: seen["n"] >= events, max_seconds=900)
     ended = time.perf_counter()  # the last batch is written when execute() returns
-    cpu = tree_cpu(server.proc.pid) + own_cpu() - cpu0
+    cpu = meter.used()
     kinesis.delete_stream(StreamName=out)
     return measured(events, started, seen["first"], ended, cpu)
 
@@ -270,10 +313,11 @@ def main() -> int:
                          "hand-written PyFlink p=1": []})
         for r in range(args.repeats):
             runs["library (in-process)"].append(
-                run_library(server, kinesis, args.events, f"r{r}lib"))
+                run_library(server, kinesis, args.events, f"r{r}lib", cluster_beside=cluster))
             for p in (1, 2):
                 runs[f"application p={p}"].append(
-                    run_app(server, kinesis, code, p, args.events, f"r{r}p{p}"))
+                    run_app(server, kinesis, code, p, args.events, f"r{r}p{p}",
+                            cluster_beside=cluster))
             if cluster is not None:
                 for p in (1, 2):
                     runs[f"flink application p={p}"].append(
