@@ -226,7 +226,7 @@ class ThresholdedDetector:
 
     def _process_row(self, row: Float64Array, explain_min_grade: float) -> AnomalyDescriptor:
         index = self.forest._inputs_seen
-        level, shape = self._forest_scores(*(f.score(row) for f in self._forests))
+        level, shape = self._forest_scores(*(f._score_checked(row) for f in self._forests))
         rows = row[None, :]
         scores, grades, thresholds, causes = self._grade(
             np.array([level]), np.array([shape]), rows)
@@ -234,7 +234,7 @@ class ThresholdedDetector:
                                     int(causes[0]),
                                     explain=bool(grades[0] >= explain_min_grade))
         for forest in self._forests:
-            forest.update(row)
+            forest._update_checked(row)
         return descriptor
 
     def process_batch(self, X: npt.ArrayLike, explain: bool = True,
