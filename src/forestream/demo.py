@@ -57,18 +57,18 @@ def generate_machine(machine: str, rows: int = 8 * DAY, seed: int = 0) -> Sensor
         sensor = SENSORS[rng.integers(len(SENSORS))]
         series = values[sensor]
         scale = series[: 2 * DAY].std()
+        # an incident placed near the end of a short series is cut at its last reading
+        length = {"spike": 2, "level_shift": DAY // 3, "stuck": DAY // 3}.get(kind, DAY // 2)
+        end = min(start + length, rows - 1)
         if kind == "spike":
-            end = start + 2
             series[start : end + 1] += 6 * scale * rng.choice([-1, 1])
         elif kind == "level_shift":
-            end = start + DAY // 3
             series[start : end + 1] += 2.5 * scale
         elif kind == "stuck":
-            end = start + DAY // 3
             series[start : end + 1] = series[start]
         else:
-            end = start + DAY // 2
-            series[start : end + 1] += np.linspace(0, 4 * scale, end - start + 1)
+            series[start : end + 1] += np.linspace(0, 4 * scale * (end - start) / length,
+                                                   end - start + 1)
         incidents.append(Incident(sensor, kind, int(start), int(end)))
     return SensorData(machine, values, incidents)
 
