@@ -651,56 +651,77 @@ class PutBatcher:
 
     A worker that runs every key group of a job in memory has a sink per key group; each
     would send its few records of a step in a call of its own. Sinks given a batcher
-    leave their entries here instead, and the worker sends them once per step: one call
-    per stream and 500 records, in the order the sinks wrote them. ``flush(wait=False)``
-    sends on a thread of the batcher's own (one at a time, so order holds), while the
-    worker goes on with its next step; :meth:`wait` returns once everything handed over
-    is written — the worker waits before every checkpoint (what a checkpoint covers is
-    written before it completes, as a sink's own flush guarantees) and at the end."""
+    leave their entries here instead, and the worker hands them over between key groups
+    and at the end of each step (:meth:`flush` with ``wait=False``). One sender thread
+    writes them in the order they were handed over: one call per stream and 500 records,
+    everything that queued while the previous call was out going in the next one. The
+    worker never waits for the network on its way to the next step; :meth:`wait` returns
+    once everything handed over is written — the worker waits before every checkpoint
+    (what a checkpoint covers is written before it completes, as a sink's own flush
+    guarantees) and at the end."""
 
     def __init__(self) -> None:
         self._pending: list[tuple[KinesisSink, list[dict[str, Any]]]] = []
-        self._sending: threading.Thread | None = None
+        self._queue: list[tuple[KinesisSink, list[dict[str, Any]]]] = []
+        self._changed = threading.Condition()
+        self._busy = False
+        self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def add(self, sink: KinesisSink, entries: list[dict[str, Any]]) -> None:
         self._pending.append((sink, entries))
 
     def flush(self, wait: bool = True) -> None:
-        """Send what the sinks handed over (``wait``: and everything before it)."""
-        self.wait()
+        """Hand what the sinks left over to the sender (``wait``: and return once it and
+        everything before it is written). Raises what an earlier send raised."""
+        self._raise_failure()
         pending, self._pending = self._pending, []
         if pending:
-            if wait:
-                self._send(pending)
-            else:
-                self._sending = threading.Thread(target=self._send_in_background,
-                                                 args=(pending,), name="sink-puts",
-                                                 daemon=True)
-                self._sending.start()
+            with self._changed:
+                self._queue.extend(pending)
+                self._changed.notify_all()
+            if self._sender is None:
+                self._sender = threading.Thread(target=self._run, name="sink-puts",
+                                                daemon=True)
+                self._sender.start()
+        if wait:
+            self.wait()
 
     def send_if_idle(self) -> None:
-        """Start sending what is pending unless a send is under way (then it waits for
-        the next call): a worker calls this between key groups, so their records go out
-        while it processes the next ones instead of at the end of the step."""
-        if self._pending and (self._sending is None or not self._sending.is_alive()):
+        """Hand over what is pending (a worker calls this between key groups, so their
+        records go out while it processes the next ones, not at the end of the step)."""
+        if self._pending:
             self.flush(wait=False)
 
     def wait(self) -> None:
-        """Until the sends under way are done; raises what they raised."""
-        if self._sending is not None:
-            self._sending.join()
-            self._sending = None
+        """Until everything handed over is written; raises what a send raised."""
+        with self._changed:
+            while (self._queue or self._busy) and self._error is None:
+                self._changed.wait()
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
 
-    def _send_in_background(self, pending: list[tuple[KinesisSink, list[dict[str, Any]]]]
-                            ) -> None:
-        try:
-            self._send(pending)
-        except BaseException as exc:  # raised on the worker's thread by wait()
-            self._error = exc
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._queue:
+                    self._changed.wait()
+                batch, self._queue = self._queue, []
+                self._busy = True
+            try:
+                self._send(batch)
+            except BaseException as exc:  # raised on the worker's thread by wait()/flush()
+                with self._changed:
+                    self._error = exc
+                    self._queue = []  # a failed write ends the worker: nothing after it
+            finally:
+                with self._changed:
+                    self._busy = False
+                    self._changed.notify_all()
 
     def _send(self, pending: list[tuple[KinesisSink, list[dict[str, Any]]]]) -> None:
         by_stream: dict[tuple[int, str], list[tuple[KinesisSink, dict[str, Any]]]] = {}
