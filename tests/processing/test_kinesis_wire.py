@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -119,6 +120,25 @@ def test_a_restarted_server_is_reached_again_on_a_new_connection(tmp_path):
             "FailedRecordCount"] == 0
     finally:
         server.stop()
+
+
+def test_a_kept_alive_connection_the_server_closed_while_idle_is_replaced_at_once(
+        signed_server):
+    # one attempt only: a connection the server closed after its keep-alive timeout (5 s
+    # in uvicorn) is not a failure to retry with back-off, but a new connection to open
+    wire = KinesisWire(signed_server.url, "us-east-1", client(signed_server.url),
+                       max_attempts=1)
+    assert wire.put_records("w", [{"Data": b"before", "PartitionKey": "k"}])[
+        "FailedRecordCount"] == 0
+    time.sleep(6.5)  # past the server's keep-alive timeout: it closes the idle connection
+    assert wire.put_records("w", [{"Data": b"after", "PartitionKey": "k"}])[
+        "FailedRecordCount"] == 0
+
+
+def test_sources_and_sinks_of_one_client_share_its_wire(signed_server):
+    kinesis = client(signed_server.url)
+    assert ClientKinesis(kinesis).wire is ClientKinesis(kinesis).wire is not None
+    assert ClientKinesis(client(signed_server.url)).wire is not ClientKinesis(kinesis).wire
 
 
 def _restart(server: ServerProcess) -> None:

@@ -20,6 +20,7 @@ or a private network): AWS itself and any HTTPS endpoint keep boto3's full behav
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import random
@@ -41,6 +42,8 @@ RETRIED_CODES = frozenset({
     "InternalFailure", "ServiceUnavailable"})
 RETRIED_STATUS = frozenset({500, 502, 503, 504})
 MAX_BACKOFF_SECONDS = 20.0
+#: What sending on a kept-alive connection the server has closed raises.
+STALE_CONNECTION = (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected)
 TARGET_PREFIX = "Kinesis_20131202."
 CONTENT_TYPE = "application/x-amz-json-1.1"
 
@@ -82,13 +85,19 @@ class KinesisWire:
         if meta is None or not endpoint.startswith("http://") or \
                 not hasattr(client, "_get_credentials"):
             return None
+        shared = getattr(client, "_forestream_wire", None)
+        if isinstance(shared, cls):  # one per client: its sources and sinks share each
+            return shared            # thread's kept-alive connection
         config = meta.config
         retries = getattr(config, "retries", None) or {}
         # botocore: total_max_attempts counts the first try, max_attempts only the retries
         attempts = int(retries["total_max_attempts"]) if "total_max_attempts" in retries \
             else int(retries["max_attempts"]) + 1 if "max_attempts" in retries else 3
-        return cls(endpoint, str(meta.region_name or "us-east-1"), client, attempts,
+        wire = cls(endpoint, str(meta.region_name or "us-east-1"), client, attempts,
                    float(config.connect_timeout or 60), float(config.read_timeout or 60))
+        with contextlib.suppress(AttributeError):
+            client._forestream_wire = wire
+        return wire
 
     # ------------------------------------------------------------------------ calls
     def get_records(self, iterator: str, limit: int) -> dict[str, Any]:
@@ -113,7 +122,16 @@ class KinesisWire:
         payload = json.dumps(body, separators=(",", ":")).encode()
         for attempt in range(self.max_attempts):
             try:
-                status, data = self._send(operation, payload)
+                try:
+                    status, data = self._send(operation, payload)
+                except STALE_CONNECTION:
+                    if not getattr(self._local, "reused", False):
+                        raise
+                    # the server closed a kept-alive connection while it sat idle (after
+                    # its keep-alive timeout): at once on a new one, as HTTP clients do,
+                    # not after a back-off as if the server had failed
+                    self._close()
+                    status, data = self._send(operation, payload)
             except (OSError, http.client.HTTPException):
                 self._close()
                 if attempt + 1 == self.max_attempts:
@@ -136,6 +154,7 @@ class KinesisWire:
     # ---------------------------------------------------------------------- helpers
     def _send(self, operation: str, payload: bytes) -> tuple[int, bytes]:
         connection = getattr(self._local, "connection", None)
+        self._local.reused = connection is not None
         if connection is None:
             connection = http.client.HTTPConnection(self.host, self.port,
                                                     timeout=self.connect_timeout)
