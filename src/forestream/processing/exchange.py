@@ -366,7 +366,7 @@ class ExchangeReader(Source):
         self.watermark = MIN_WATERMARK
         self.rejected = 0
         self.duplicates = 0
-        self._listed: set[str] | None = None
+        self._listed: frozenset[str] | None = None
         self._next_list = 0.0
         self._started: float | None = None
         self._next_poll = 0.0
@@ -437,7 +437,7 @@ class ExchangeReader(Source):
         if self._started is None:
             self._started = now
         if self._listed is None or now >= self._next_list:
-            self._listed = {s["ShardId"] for s in self.origin_api.list_shards(self.origin_stream)}
+            self._listed = _origin_shards(self.origin_api, self.origin_stream, now)
             self._next_list = now + ORIGIN_LIST_SECONDS
         expected = [s for s in self._listed if not (s in self.origins and self.origins[s][4])]
         unseen = [s for s in expected if s not in self.origins]
@@ -477,3 +477,24 @@ class ExchangeReader(Source):
             return True
         return bool(self.inner.millis_behind) and \
             max(self.inner.millis_behind.values()) == 0 and self._empty_polls > 0
+
+
+#: (endpoint, stream) -> (listed at, shard ids): the key groups of one worker share a
+#: listing of their source stream (each asked a server for one every few seconds
+#: through boto3: 16 ListShards a round for the same answer)
+_ORIGIN_LISTINGS: dict[tuple[object, str], tuple[float, frozenset[str]]] = {}
+
+
+def _origin_shards(api, stream: str, now: float) -> frozenset[str]:
+    """The shard ids of ``stream`` (on ``api``), listed at most every
+    :data:`ORIGIN_LIST_SECONDS` per worker process."""
+    target = api.target_key()
+    if not (isinstance(target, tuple) and target[0] == "endpoint"):
+        # in process (a StreamStore) a listing is cheap, and a store's id may be reused
+        return frozenset(s["ShardId"] for s in api.list_shards(stream))
+    key = (target, stream)
+    listed = _ORIGIN_LISTINGS.get(key)
+    if listed is None or not 0 <= now - listed[0] < ORIGIN_LIST_SECONDS:
+        listed = (now, frozenset(s["ShardId"] for s in api.list_shards(stream)))
+        _ORIGIN_LISTINGS[key] = listed
+    return listed[1]
