@@ -287,7 +287,8 @@ class KvMetadata:
         """Read stream ``name``'s document from the bucket itself, past the mirror: a
         stream created through another front end a moment ago may not have come through
         the watch yet, and a request naming it must not be told it does not exist.
-        Whether the mirror learnt something."""
+        Whether the bucket holds it (the mirror knows it now: learnt here, or through the
+        watch while the bucket was read, which the caller's view may not have seen)."""
         async def get() -> Any:
             from nats.js.errors import KeyNotFoundError
             try:
@@ -301,7 +302,7 @@ class KvMetadata:
             self._catch_up()
             known = self._mirror.get(entry.key)
             if known is not None and known[0] >= int(entry.revision):
-                return False
+                return True  # the watch brought it meanwhile
             self._mirror[entry.key] = (int(entry.revision), json.loads(entry.value))
             self._version += 1
             return True
