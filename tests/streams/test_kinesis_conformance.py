@@ -418,6 +418,26 @@ def test_require_signature_0_takes_unsigned_kinesis_requests(lax):
     assert "signed" in kinesis.list_streams()["StreamNames"]
 
 
+# ------------------------------------------------------------------ stream statuses
+
+def test_a_creating_stream_is_described_without_shards_until_active(tmp_path):
+    """As AWS answers DescribeStream: the stream's shards are listed once it is ACTIVE."""
+    server = ServerProcess(tmp_path / "data", {"FORESTREAM_STATUS_DELAY": "5"}).start()
+    try:
+        kinesis = client(server.url)
+        kinesis.create_stream(StreamName="young", ShardCount=3)
+        creating = kinesis.describe_stream(StreamName="young")["StreamDescription"]
+        assert creating["StreamStatus"] == "CREATING"
+        assert creating["Shards"] == [] and creating["HasMoreShards"] is False
+        kinesis.get_waiter("stream_exists").wait(StreamName="young", WaiterConfig={
+            "Delay": 0.5, "MaxAttempts": 120})
+        active = kinesis.describe_stream(StreamName="young")["StreamDescription"]
+        assert [s["ShardId"] for s in active["Shards"]] == [
+            f"shardId-00000000000{i}" for i in range(3)]
+    finally:
+        server.stop()
+
+
 # ----------------------------------------------------------------------- shard ids
 
 @pytest.mark.parametrize("shard", ["shardId-000000000001", "shardId-1", "1", "shard-1",

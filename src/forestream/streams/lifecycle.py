@@ -74,7 +74,8 @@ class StreamLifecycle:
                         limit: int | None = None,
                         exclusive_start_shard_id: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
-        shards = self.catalog.visible_shards(info)
+        # Kinesis lists a stream's shards once it is created: none while CREATING
+        shards = [] if info.status == "CREATING" else self.catalog.visible_shards(info)
         if exclusive_start_shard_id is not None:
             after = shard_number(exclusive_start_shard_id)
             shards = [s for s in shards if s.number > after]
