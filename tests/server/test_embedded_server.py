@@ -3,6 +3,7 @@ process by default (ending with the program however it ends) or in a thread."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -83,3 +84,50 @@ def test_a_server_that_cannot_start_says_why_with_its_output(tmp_path):
     assert str(server.log_path) in str(failed.value)
     assert "address already in use" in str(failed.value).lower()
     assert server._process is None
+
+
+JOB = '''
+from forestream.processing import kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    env.from_kinesis("in", client).map(lambda e: {**e, "seen": True}).sink_to_kinesis(
+        "out", client)
+'''
+
+
+@pytest.mark.parametrize("in_thread", [False, True], ids=["process", "thread"])
+def test_stopping_it_stops_its_applications_workers(tmp_path, in_thread):
+    # the server stops its applications' workers before it stops listening; in a thread
+    # it once stopped listening first and left the worker retrying for minutes, orphaned
+    from forestream.processing.app_code import ApplicationCode
+
+    job = tmp_path / "job.py"
+    job.write_text(JOB)
+    server = EmbeddedServer(tmp_path / "data", in_thread=in_thread)
+    server.start()
+    try:
+        kinesis = server.client()
+        for name in ("in", "out"):
+            kinesis.create_stream(StreamName=name, ShardCount=1)
+            kinesis.get_waiter("stream_exists").wait(StreamName=name,
+                                                     WaiterConfig={"Delay": 0.1})
+        call(server.url, "POST", "/api/v1/applications", {
+            "name": "relay", "code": ApplicationCode.from_path(job).to_request()},
+            token=server.token)
+        call(server.url, "POST", "/api/v1/applications/relay/start", token=server.token)
+        status = tmp_path / "data" / "apps" / "relay" / "status.json"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (
+                status.exists() and '"RUNNING"' in status.read_text()):
+            time.sleep(0.2)
+        worker = json.loads(status.read_text())["pid"]
+        kinesis.put_record(StreamName="in", Data=b'{"n": 1}', PartitionKey="k")
+    finally:
+        server.stop()
+    # stopped with the server: a worker left behind stays for its retries' length (~20 s)
+    deadline = time.monotonic() + 5
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _gone(worker), "the application's worker outlived its server"

@@ -32,7 +32,6 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from forestream import access_token
 from forestream.config import Settings
 from forestream.processing.kinesis_io import kinesis_client
 
@@ -63,7 +62,6 @@ class EmbeddedServer:
         self._server: Any = None  # a uvicorn.Server, in a thread
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self._runtime: Path | None = None
 
     @property
     def log_path(self) -> Path:
@@ -93,9 +91,6 @@ class EmbeddedServer:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-        if self._runtime is not None:
-            access_token.unregister(self._runtime)
-            self._runtime = None
         if self._server is not None:
             self._server.should_exit = True
             if self._thread is not None:
@@ -111,27 +106,23 @@ class EmbeddedServer:
 
     # ------------------------------------------------------------------ in a thread
     def _start_thread(self, token: str) -> None:
-        import uvicorn
-
-        from .app import create_app
-        from .connections import GuardedHttpToolsProtocol
+        from .app import Server
 
         settings = Settings(data_dir=self.data_dir, host="127.0.0.1", port=self.port,
                             status_delay=0.1, allow_code=True, token=token)
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port,
-                                log_level="error", access_log=False,
-                                http=GuardedHttpToolsProtocol)
-        self._server = server = uvicorn.Server(config)
-        self._thread = thread = threading.Thread(target=server.run, name="server", daemon=True)
+        # forestream server's own: it stops the applications' workers before it stops
+        # listening (their last checkpoint goes to this server), and registers the token
+        # so local clients (the CLI, a job's record waits) find it
+        running = Server(settings, log_level="error")
+        self._server = server = running.server
+        self._thread = thread = threading.Thread(target=running.run, name="server",
+                                                 daemon=True)
         thread.start()
         deadline = time.monotonic() + START_SECONDS
         while not server.started:
             if time.monotonic() > deadline or not thread.is_alive():
                 raise RuntimeError("the embedded server did not start")
             time.sleep(0.02)
-        # as `forestream server` does: local clients (the CLI, a job's record waits) find
-        # the token of the server at this URL
-        self._runtime = access_token.register(self.url, token, self.data_dir)
 
     # ------------------------------------------------------------------ in a process
     def _start_process(self, token: str) -> None:
