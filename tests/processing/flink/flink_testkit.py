@@ -88,3 +88,16 @@ def wait_for(condition, what: str, stall_seconds: float = 120.0, progress=None):
         assert time.monotonic() - changed < stall_seconds, \
             f"no progress for {stall_seconds:.0f} s waiting for {what} (at {last})"
         time.sleep(0.5)
+
+
+def session_members(session: int) -> list[int]:
+    """Live processes of a session (a LocalFlinkCluster process leads one of its own)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == session:  # state, ..., session id
+            members.append(int(stat.parent.name))
+    return members

@@ -13,7 +13,15 @@ import json
 import time
 
 import pytest
-from flink_testkit import JOBS, counts_written, new_streams, put_counted, read_all, wait_for
+from flink_testkit import (
+    JOBS,
+    counts_written,
+    new_streams,
+    put_counted,
+    read_all,
+    session_members,
+    wait_for,
+)
 
 from forestream.processing.flink.rest_api import FlinkSubmitError
 
@@ -51,7 +59,10 @@ def test_counts_are_exact_after_a_taskmanager_is_killed_mid_run(
             wait_for(lambda: sum(_latest(kinesis_client, streams["output"]).values()) >=
                      len(KEYS) * (100 + 5 * 50), "output of the records put meanwhile",
                      progress=lambda: rest.job(job)["state"])
-            flink_cluster.kill_task_manager(victim)
+            killed = flink_cluster.kill_task_manager(victim)
+            # as a lost machine: the TaskManager's Python workers go with it, none orphaned
+            wait_for(lambda k=killed: not session_members(k), "the killed session's processes",
+                     stall_seconds=10)
         time.sleep(0.1)
     flink_cluster.start_task_manager(victim)  # later tests get 4 slots again
     wait_for(lambda: _latest(kinesis_client, streams["output"]) == expected,

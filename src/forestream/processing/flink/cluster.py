@@ -96,6 +96,7 @@ class LocalFlinkCluster:
     def stop(self, timeout: float = 30.0) -> None:
         """TaskManagers first, then the JobManager: SIGTERM, SIGKILL after ``timeout``."""
         names = sorted(self.pids, key=lambda n: n == "jobmanager")
+        ours = {name for name in names if self._alive(self.pids[name])}  # leading now
         for name in names:
             self._signal(self.pids[name], signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -103,6 +104,8 @@ class LocalFlinkCluster:
             while self._alive(self.pids[name]) and time.monotonic() < deadline:
                 time.sleep(0.1)
             self._signal(self.pids[name], signal.SIGKILL)
+            if name in ours:  # its session is still ours to clear (never a stale id's)
+                self._kill_leftovers(self.pids[name])
         for child in self._children.values():
             with contextlib.suppress(ChildProcessError):
                 child.poll()  # reap
@@ -153,9 +156,13 @@ class LocalFlinkCluster:
         return sorted(name for name in self.pids if any(i.startswith(f"{name}@") for i in ids))
 
     def kill_task_manager(self, name: str = "taskmanager-0") -> int:
-        """``kill -9`` a TaskManager (for failure tests); returns its pid."""
+        """``kill -9`` a TaskManager and the Python workers it started, as the loss of
+        its machine would (for failure tests); returns its pid. (Its Python workers
+        outlive a TaskManager killed alone: orphans that held memory until the end.)"""
         pid = self.pids[name]
-        self._signal(pid, signal.SIGKILL)
+        if self._alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # its session: started with a new one
         deadline = time.monotonic() + 10
         while self._alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -272,6 +279,13 @@ class LocalFlinkCluster:
                 os.waitpid(pid, os.WNOHANG)  # our own child, dead: reap it
             return False
         return f"FLINK_CONF_DIR={self.conf_dir}".encode() in environ.split(b"\0")
+
+    def _kill_leftovers(self, pid: int) -> None:
+        """SIGKILL what is left of the session a process of ours led (each process is
+        started in a session of its own, its id the leader's): the PyFlink workers a
+        TaskManager started, which do not always end with it."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
     def _signal(self, pid: int, signum: int) -> None:
         if self._alive(pid):

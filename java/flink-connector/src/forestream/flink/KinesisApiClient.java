@@ -26,9 +26,9 @@ import javax.crypto.spec.SecretKeySpec;
  * with {@code java.net.http} (no AWS SDK: none is on a Flink cluster's class path).
  *
  * <p>Every call is signed with AWS Signature V4 (service {@code kinesis}): a forestream
- * server without credentials accepts any signature (and one started with
- * {@code FORESTREAM_REQUIRE_SIGNATURE=1} needs one to be present); a server with
- * credentials, and real Kinesis, check it. Credentials come from the process environment
+ * server without credentials asks for a signature of AWS's form but verifies nothing
+ * (unless started with {@code FORESTREAM_REQUIRE_SIGNATURE=0}, when it asks for none); a
+ * server with credentials, and real Kinesis, check it. Credentials come from the process environment
  * as forestream's own clients read them: {@code FORESTREAM_ACCESS_KEY_ID} /
  * {@code FORESTREAM_SECRET_ACCESS_KEY}, else {@code AWS_ACCESS_KEY_ID} /
  * {@code AWS_SECRET_ACCESS_KEY}, else placeholders; region {@code FORESTREAM_REGION}, else
