@@ -9,7 +9,6 @@ import contextlib
 import html
 import json
 import re
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
+from console_testkit import rest, wait_for
 
 from server_support import ServerProcess
 
@@ -57,21 +57,6 @@ def page(server, path: str, **options):
     return get(server.url + path, token=server.token, **options)
 
 
-def post_json(server, path: str, body: dict) -> dict:
-    request = server.request(path, data=json.dumps(body).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
-
-def wait_for(condition, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
-
-
 def kinesis_client(url: str, key: str = "test", secret: str = "test"):
     return boto3.client("kinesis", endpoint_url=url, region_name="us-east-1",
                         aws_access_key_id=key, aws_secret_access_key=secret,
@@ -102,27 +87,27 @@ def world(tmp_path_factory):
                                         "model.joblib", data=(root / "model.joblib")
                                         .read_bytes(), method="POST")
         source = json.loads(urllib.request.urlopen(upload).read())["source"]
-        post_json(server, "/api/v1/models/groups", {"name": "demand", "description": HOSTILE})
-        version = post_json(server, "/api/v1/models/groups/demand/versions",
+        rest(server, "POST", "/api/v1/models/groups", {"name": "demand", "description": HOSTILE})
+        version = rest(server, "POST", "/api/v1/models/groups/demand/versions",
                             {"source": source, "trust": True, "metrics": {"rmse": 0.25}})
         patch = server.request("/api/v1/models/groups/demand/versions/1", method="PATCH",
             data=json.dumps({"approval_status": "Approved"}).encode(),
             headers={"Content-Type": "application/json"})
         urllib.request.urlopen(patch).read()
-        post_json(server, "/api/v1/endpoints", {"name": "demand-live", "variants": [
+        rest(server, "POST", "/api/v1/endpoints", {"name": "demand-live", "variants": [
             {"variant_name": "blue", "model": version["ref"], "weight": 1.0}]})
 
         stamps = [1_700_006_400 + 300 * i for i in range(480)]
-        post_json(server, "/api/v1/optimizer/analyses", {"metrics": [{
+        rest(server, "POST", "/api/v1/optimizer/analyses", {"metrics": [{
             "resource": {"resource_id": "web-1", "kind": "instance",
                          "current": {"instance_type": "m5.2xlarge"}},
             "timestamps": stamps, "metrics": {"cpu_pct": [12.0] * 480,
                                               "mem_pct": [20.0] * 480}}]})
         (root / "job.py").write_text(JOB)
-        post_json(server, "/api/v1/applications", {
+        rest(server, "POST", "/api/v1/applications", {
             "name": "passthrough", "code": {"filename": "job.py", "text": JOB},
             "description": HOSTILE})
-        post_json(server, "/api/v1/applications/passthrough/start", {})
+        rest(server, "POST", "/api/v1/applications/passthrough/start", {})
 
         wait_for(lambda: json.loads(urllib.request.urlopen(server.request(
             "/api/v1/endpoints/demand-live")).read())["status"] == "InService",
@@ -139,7 +124,7 @@ def world(tmp_path_factory):
     finally:
         # a server with a running application takes >10 s to stop: stop the application
         with contextlib.suppress(OSError):
-            post_json(server, "/api/v1/applications/passthrough/stop", {})
+            rest(server, "POST", "/api/v1/applications/passthrough/stop", {})
         server.stop()
 
 
