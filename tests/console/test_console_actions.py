@@ -2,7 +2,8 @@
 test record, split, merge, delete with confirmation), the record browser, models
 (approve, reject, metadata), endpoints (invoke, weights), applications (snapshot, start,
 stop, restore, scale); the CSRF token and other origins; the API's own error messages;
-and the per-shard charts counting what went through."""
+and the per-shard charts counting what went through; creating an application from the
+form (uploaded or pasted code, embedded or Flink, every refusal in the API's words)."""
 
 from __future__ import annotations
 
@@ -51,16 +52,10 @@ class Console:
         if form is not None:
             fields = {**form, **({"csrf": self.csrf} if csrf else {})}
             data = urllib.parse.urlencode(fields).encode()
-        request = urllib.request.Request(
+        return _send(urllib.request.Request(
             self.server.url + path, data=data, method=method,
             headers={"Cookie": self.cookie, "Origin": self.server.url,
-                     "Content-Type": "application/x-www-form-urlencoded", **(headers or {})})
-        opener = urllib.request.build_opener(_NoRedirect)
-        try:
-            with opener.open(request, timeout=120) as response:
-                return response.status, response.headers, response.read().decode()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers, error.read().decode()
+                     "Content-Type": "application/x-www-form-urlencoded", **(headers or {})}))
 
     def get(self, path: str, **options):
         return self.request("GET", path, **options)
@@ -71,10 +66,37 @@ class Console:
     def htmx(self, path: str, form: dict, **options):
         return self.post(path, form, headers={"HX-Request": "true"}, **options)
 
+    def multipart(self, path: str, form: dict, files: dict | None = None,
+                  csrf: bool = True, htmx: bool = True):
+        """A form with files, as a browser sends it (``multipart/form-data``):
+        ``files`` maps a field to (filename, bytes). (status, headers, body)."""
+        boundary = "----forestream-test-boundary"
+        fields = {**form, **({"csrf": self.csrf} if csrf else {})}
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n'
+                 .encode() + v.encode() + b"\r\n" for k, v in fields.items()]
+        parts += [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; '
+                  f'filename="{name}"\r\nContent-Type: text/x-python\r\n\r\n'.encode()
+                  + data + b"\r\n" for k, (name, data) in (files or {}).items()]
+        return _send(urllib.request.Request(
+            self.server.url + path, data=b"".join(parts) + f"--{boundary}--\r\n".encode(),
+            method="POST", headers={
+                "Cookie": self.cookie, "Origin": self.server.url,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                **({"HX-Request": "true"} if htmx else {})}))
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def _send(request: urllib.request.Request):
+    """(status, headers, body) of one request, redirects not followed."""
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=120) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
 
 
 @pytest.fixture(scope="module")
@@ -370,3 +392,132 @@ def test_snapshot_start_stop_restore_and_scale_an_application(console, server, k
     _, _, page = console.get(f"{base}?part=live")
     assert "first" in page and 'id="chart-throughput"' in page
     console.htmx(f"{base}/stop", {"force": "1"})
+
+
+CEP_JOB = '''
+from forestream.processing import Pattern, kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("in", client).key_by(lambda e: e["k"])
+        .pattern(Pattern.begin("a").where(lambda e: e["v"] > 1))
+        .sink_to_kinesis("out", client))
+'''
+
+
+def app_names(server) -> list[str]:
+    return sorted(a["name"] for a in rest(server, "GET", "/api/v1/applications")[
+        "applications"])
+
+
+def test_creating_an_application_from_the_form_uploads_its_code_and_lists_it(console,
+                                                                            server):
+    status, headers, body = console.multipart("/console/applications", {
+        "name": "made-in-console", "code_text": "", "runtime": "embedded",
+        "flink_url": "http://left.in.the.hidden.box:8081", "parallelism": "2",
+        "checkpoint_interval": "2.5", "description": "from the form",
+        "properties": "input.stream=actions-input\n\n# a comment\ninput.start = TRIM_HORIZON"},
+        {"code_file": ("job.py", JOB.encode())})
+    assert status == 200, body
+    assert headers["HX-Redirect"] == "/console/applications/made-in-console"
+    assert "application made-in-console created (embedded runtime)" in body
+    app = rest(server, "GET", "/api/v1/applications/made-in-console")
+    assert (app["status"], app["runtime_environment"], app["parallelism"],
+            app["checkpoint_interval"], app["description"]) == (
+        "READY", "embedded", 2, 2.5, "from the form")
+    assert app["properties"] == {"input": {"stream": "actions-input",
+                                           "start": "TRIM_HORIZON"}}
+    assert app["code_source"] == "uploaded (1 file, entry job.py)"
+    _, _, listing = console.get("/console/applications?part=live")
+    assert 'href="/console/applications/made-in-console"' in listing
+    _, _, page = console.get("/console/applications/made-in-console")
+    assert "from the form" in page and "uploaded (1 file, entry job.py)" in page
+
+    # pasted code (a browser's CRLF lines), started at once; a plain post comes back
+    # to the application's page
+    status, headers, _ = console.multipart("/console/applications", {
+        "name": "pasted-and-started", "code_text": JOB.replace("\n", "\r\n"),
+        "runtime": "embedded", "start": "1"}, htmx=False)
+    assert status == 303 and headers["Location"] == "/console/applications/pasted-and-started"
+    app = rest(server, "GET", "/api/v1/applications/pasted-and-started")
+    assert app["status"] == "RUNNING" and app["entry"] == "job.py"
+    console.htmx("/console/applications/pasted-and-started/stop", {"force": "1"})
+
+
+@pytest.mark.parametrize("form, files, status, words", [
+    ({"name": ""}, {}, 400, "give the application a name (1-128 characters of letters"),
+    ({"name": "bad name!"}, {}, 400,
+     "application name &#x27;bad name!&#x27; must be 1-128 characters of letters"),
+    ({"name": "no-code"}, {}, 400, "give the job&#x27;s code: choose a .py file or paste"),
+    ({"name": "twice", "code_text": JOB}, {"code_file": ("job.py", JOB.encode())}, 400,
+     "give the code once: a file (job.py) was chosen and code was pasted too"),
+    ({"name": "not-python", "code_text": ""}, {"code_file": ("job.txt", JOB.encode())}, 400,
+     "code filename &#x27;job.txt&#x27; must be a plain file name ending in .py"),
+    ({"name": "typo", "code_text": "def build(env, properties)\n    pass\n"}, {}, 400,
+     "code job.py does not compile: expected &#x27;:&#x27; (line 1); nothing was created"),
+    ({"name": "binary"}, {"code_file": ("job.py", b"\xff\xfe\x00")}, 400,
+     "code file &#x27;job.py&#x27; is not UTF-8 text"),
+    ({"name": "p0", "code_text": JOB, "parallelism": "0"}, {}, 400,
+     "parallelism must be an integer in [1, 64], got 0"),
+    ({"name": "p65", "code_text": JOB, "parallelism": "65"}, {}, 400,
+     "parallelism must be an integer in [1, 64], got 65"),
+    ({"name": "pmany", "code_text": JOB, "parallelism": "many"}, {}, 400,
+     "parallelism &#x27;many&#x27; must be a whole number from 1 to 64"),
+    ({"name": "ck", "code_text": JOB, "checkpoint_interval": "soon"}, {}, 400,
+     "checkpoint_interval &#x27;soon&#x27; must be a number of seconds from 0.1 to 86400"),
+    ({"name": "ck0", "code_text": JOB, "checkpoint_interval": "0"}, {}, 400,
+     "checkpoint_interval must be in [0.1, 86400] seconds, got 0.0"),
+    ({"name": "props", "code_text": JOB, "properties": "stream=x"}, {}, 400,
+     "properties line 1 &#x27;stream=x&#x27;: expected GROUP.KEY=VALUE"),
+    ({"name": "spark", "code_text": JOB, "runtime": "spark"}, {}, 400,
+     "runtime &#x27;spark&#x27; must be one of [&#x27;embedded&#x27;, &#x27;flink&#x27;]"),
+    ({"name": "bad-url", "code_text": JOB, "runtime": "flink", "flink_url": "ftp://x"}, {},
+     400, "flink_url &#x27;ftp://x&#x27; must be the http(s) URL of a Flink cluster"),
+    ({"name": "worker", "code_text": JOB}, {}, 409, "application worker already exists"),
+])
+def test_create_form_refuses_bad_input_naming_it_and_stores_nothing(console, server, form,
+                                                                    files, status, words):
+    if form["name"] == "worker" and "worker" not in app_names(server):
+        rest(server, "POST", "/api/v1/applications", {
+            "name": "worker", "code": {"filename": "job.py", "text": JOB}})
+    before = app_names(server)
+    folders = sorted(p.name for p in (server.data_dir / "apps").iterdir())
+    answer, _, body = console.multipart("/console/applications", form, files)
+    assert answer == status and words in body, body
+    assert app_names(server) == before
+    assert sorted(p.name for p in (server.data_dir / "apps").iterdir()) == folders
+
+
+def test_flink_create_refuses_an_untranslatable_job_with_the_apis_reason(console, server):
+    status, _, body = console.multipart("/console/applications", {
+        "name": "cep-on-flink", "code_text": CEP_JOB, "runtime": "flink",
+        "flink_url": "http://127.0.0.1:9"})
+    reason = ("this job cannot run on Flink: 2-pattern (pattern): complex event patterns "
+              "have no PyFlink counterpart")
+    assert status == 400 and reason in body
+    with pytest.raises(urllib.error.HTTPError) as refused:  # the REST API says the same
+        rest(server, "POST", "/api/v1/applications", {
+            "name": "cep-on-flink", "runtime": "flink", "flink_url": "http://127.0.0.1:9",
+            "code": {"filename": "job.py", "text": CEP_JOB}})
+    assert refused.value.code == 400 and reason in json.loads(refused.value.read())["detail"]
+    assert "cep-on-flink" not in app_names(server)
+    assert not (server.data_dir / "apps" / "cep-on-flink").exists()
+
+    # a job Flink can run is planned the same way and kept, no cluster needed to create
+    status, headers, body = console.multipart("/console/applications", {
+        "name": "counts-on-flink", "code_text": JOB, "runtime": "flink",
+        "flink_url": "http://127.0.0.1:9/", "parallelism": "2"})
+    assert status == 200 and "created (flink runtime)" in body, body
+    app = rest(server, "GET", "/api/v1/applications/counts-on-flink")
+    assert app["runtime_environment"] == "flink" and app["parallelism"] == 2
+    assert app["flink"]["url"] == "http://127.0.0.1:9"
+    assert [step["uid"] for step in app["flink"]["plan"]] == ["0-kinesis", "1-map"]
+    rest(server, "DELETE", "/api/v1/applications/counts-on-flink")
+
+
+def test_create_form_needs_the_console_token(console, server):
+    status, _, body = console.multipart("/console/applications", {
+        "name": "forged-app", "code_text": JOB}, csrf=False)
+    assert status == 403 and "CSRF" in body
+    assert "forged-app" not in app_names(server)

@@ -50,6 +50,16 @@ def build(env, properties):
         .thresholded_random_cut_forest(["value"], shingle_size=4)
         .sink_to_kinesis("graded", client, partition_key=lambda e: e["sensor"]))
 '''
+CEP_JOB = '''
+from forestream.processing import Pattern, kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("readings", client).key_by(lambda e: e["sensor"])
+        .pattern(Pattern.begin("high").where(lambda e: e["value"] > 50))
+        .sink_to_kinesis("graded", client))
+'''
 
 if CHROMIUM is None:
     pytest.skip("Debian's Chromium is not installed (make test installs it as root: "
@@ -243,6 +253,46 @@ def test_application_actions_and_anomalies_over_input(page, server, kinesis):
     page.wait_for_selector("#live .badge >> text=READY")
     assert rest(server, "GET", "/api/v1/applications/detector")["status"] == "READY"
     shot(page, "application-stopped")
+
+
+def test_create_an_application_from_the_form_then_see_it_listed_and_described(page, server):
+    job = (b"from forestream.processing import kinesis_client\n\n\n"
+           b"def build(env, properties):\n"
+           b"    env.from_kinesis(properties['input']['stream'], kinesis_client()).print()\n")
+    page.click("header nav >> text=Applications")
+    page.wait_for_url("**/console/applications")
+    form = page.locator('form[action="/console/applications"]')
+    assert not form.locator('input[name="flink_url"]').is_visible()  # embedded by default
+    # Flink: the URL box appears; a job Flink cannot run is refused, saying why
+    form.locator('select[name="runtime"]').select_option("flink")
+    form.locator('input[name="flink_url"]').wait_for(state="visible")
+    form.locator('input[name="name"]').fill("cep-here")
+    form.locator('input[name="flink_url"]').fill("http://127.0.0.1:9")
+    form.locator('textarea[name="code_text"]').fill(CEP_JOB)
+    page.click("button:text-is('Create application')")
+    page.wait_for_selector("#create-result >> text=/cannot run on Flink: .*pattern/")
+    shot(page, "application-create-refused")
+    # embedded, with the code uploaded as a file
+    form.locator('select[name="runtime"]').select_option("embedded")
+    form.locator('textarea[name="code_text"]').fill("")
+    form.locator('input[name="name"]').fill("uploaded")
+    form.locator('input[name="code_file"]').set_input_files(
+        {"name": "printer.py", "mimeType": "text/x-python", "buffer": job})
+    form.locator('input[name="parallelism"]').fill("2")
+    form.locator('input[name="description"]').fill("made in the browser")
+    form.locator('textarea[name="properties"]').fill("input.stream=readings")
+    page.click("button:text-is('Create application')")
+    page.wait_for_url("**/console/applications/uploaded")
+    facts = page.inner_text("#live dl")
+    assert "made in the browser" in facts and "uploaded (1 file, entry printer.py)" in facts
+    assert "readings" in page.inner_text("#live")  # its runtime properties
+    shot(page, "application-created")
+    page.click("header nav >> text=Applications")
+    page.wait_for_selector("#live a:text-is('uploaded')")
+    assert "cep-here" not in page.inner_text("#live")
+    app = rest(server, "GET", "/api/v1/applications/uploaded")
+    assert (app["status"], app["parallelism"], app["properties"]) == (
+        "READY", 2, {"input": {"stream": "readings"}})
 
 
 def test_forms_work_without_scripts(browser, server, kinesis):

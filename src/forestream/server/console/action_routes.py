@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -23,6 +22,7 @@ from forestream.errors import ForestreamError
 
 from . import csrf, pages
 from .actions import ApplicationActions, ModelActions, Outcome, StreamActions
+from .forms import read_form
 from .responses import (
     CHANGED,
     Handler,
@@ -41,15 +41,19 @@ def action_routes(settings: Settings, chrome: Callable[[Request], pages.Chrome],
                   models: ModelActions) -> list[Route]:
     """The POST routes; ``chrome`` gives a request's page frame (for error pages)."""
 
-    def action(do: Callable[..., Any], *params: str, threaded: bool = True) -> Handler:
+    def action(do: Callable[..., Any], *params: str, threaded: bool = True,
+               files: bool = False) -> Handler:
+        """``do(*path_params, form)``: ``form`` is the text fields, or with ``files`` the
+        whole :class:`.forms.Form` (a multipart form's uploads too)."""
         async def handler(request: Request) -> Response:
-            form = dict(parse_qsl((await request.body()).decode("utf-8", errors="replace"),
-                                  keep_blank_values=True))
+            sent = read_form(request.headers.get("content-type"), await request.body())
             expected = csrf.token_for(settings, request.app.state.token)
-            if not csrf.valid(expected, request.headers.get(csrf.HEADER), form.get(csrf.FIELD)):
+            if not csrf.valid(expected, request.headers.get(csrf.HEADER),
+                              sent.fields.get(csrf.FIELD)):
                 return refused(request, 403, "this form is missing the console's token "
                                "(CSRF): reload the page and send it again")
             args = [request.path_params[p] for p in params]
+            form = sent if files else sent.fields
             try:
                 outcome = await run(do, *args, form) if threaded else await do(*args, form)
             except ForestreamError as exc:
@@ -82,6 +86,7 @@ def action_routes(settings: Settings, chrome: Callable[[Request], pages.Chrome],
         ("/console/streams/{name}/split", action(streams.split, "name")),
         ("/console/streams/{name}/merge", action(streams.merge, "name")),
         ("/console/streams/{name}/delete", action(streams.delete, "name")),
+        ("/console/applications", action(apps.create, files=True)),
         ("/console/applications/{name}/start", action(apps.start, "name")),
         ("/console/applications/{name}/stop", action(apps.stop, "name")),
         ("/console/applications/{name}/snapshots", action(apps.snapshot, "name")),

@@ -18,11 +18,14 @@ from forestream.errors import InvalidInputError
 from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 from forestream.processing.applications import ApplicationManager
+from forestream.processing.errors import ApplicationError
 from forestream.streams.errors import ResourceNotFoundError, ValidationError
 from forestream.streams.store import StreamStore
 
 from ..metrics import Metrics
 from . import kinesis
+from .app_create import read_create_form
+from .forms import Form
 from .pages import path_of
 from .records import encode
 
@@ -109,11 +112,27 @@ class StreamActions:
 
 
 class ApplicationActions:
-    """Start, stop, snapshot, restore (start from a snapshot) and scale, as the REST API
-    does them."""
+    """Create, start, stop, snapshot, restore (start from a snapshot) and scale, as the
+    REST API does them."""
 
     def __init__(self, manager: ApplicationManager) -> None:
         self.manager = manager
+
+    def create(self, form: Form) -> Outcome:
+        """``POST /api/v1/applications`` from the form (see :mod:`.app_create`), then
+        the application's page; "start now" starts it as its Start button does."""
+        request = read_create_form(form)
+        app = self.manager.create_application(request.name, request.code,
+                                              **request.options)
+        runtime = app.get("runtime_environment", request.options["runtime"])
+        message = f"application {request.name} created ({runtime} runtime)"
+        if request.start:
+            try:
+                self.manager.start_application(request.name)
+            except ApplicationError as exc:  # created all the same: say why it waits here
+                return Outcome(f"{message}, but not started: {exc.code}: {exc.message}")
+            message += " and started"
+        return Outcome(message, redirect=path_of("applications", request.name))
 
     def start(self, name: str, form: Mapping[str, str]) -> Outcome:
         restore = form.get("restore") or "LATEST"

@@ -93,13 +93,17 @@ def live_region(url: str, inner: str, chrome: Chrome, *, poll: bool = True,
 
 
 def action_form(url: str, fields: str, button: str, chrome: Chrome, *,
-                danger: bool = False, target: str = "#flash", klass: str = "") -> str:
+                danger: bool = False, target: str = "#flash", klass: str = "",
+                files: bool = False) -> str:
     """A POST form for an action: a plain form that works without scripts (the server
-    redirects back), sent by htmx when it is there (the answer lands in ``target``)."""
+    redirects back), sent by htmx when it is there (the answer lands in ``target``).
+    ``files``: the form carries a file input (sent as ``multipart/form-data``, by the
+    browser and by htmx alike)."""
     hx = f' hx-post="{text(url)}" hx-target="{text(target)}" hx-swap="innerHTML"' \
         if chrome.live else ""
     style = " danger" if danger else ""
-    return (f'<form method="post" action="{text(url)}" class="action {klass}"{hx}>'
+    encoding = ' enctype="multipart/form-data"' if files else ""
+    return (f'<form method="post" action="{text(url)}" class="action {klass}"{encoding}{hx}>'
             f'<input type="hidden" name="csrf" value="{text(chrome.csrf)}">{fields}'
             f'<button type="submit" class="btn{style}">{text(button)}</button></form>')
 
@@ -306,4 +310,10 @@ cursor:pointer}.btn.danger{background:#a3261d}
 .flash.error{background:#fbd9d9;color:#6d0d0d}
 .hint{background:#fdf0c4;padding:.5em .8em;border-radius:4px}
 .record{border-bottom:1px solid #eef1f4}.record pre{margin:.2em 0}
+form.create{flex-direction:column;align-items:stretch;max-width:60em}
+form.create .row{display:flex;gap:1em;flex-wrap:wrap;align-items:center}
+form.create textarea{width:100%;box-sizing:border-box}
+form.create input[type=number]{width:6em}form.create .btn{align-self:flex-start}
+form.create .flink-only{display:none}
+form.create:has(select[name=runtime] option[value=flink]:checked) .flink-only{display:flex}
 """

@@ -6,6 +6,7 @@ counters live on the event loop and are read there (:mod:`.routes`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from forestream.models.hosting.endpoints import EndpointManager
@@ -13,6 +14,8 @@ from forestream.models.registry import ModelRegistry
 from forestream.optimizer.service import OptimizerService
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import NotFoundError as ApplicationNotFound
+from forestream.processing.flink import LocalFlinkCluster
+from forestream.processing.flink.application import FLINK_URL_ENV
 from forestream.streams.errors import ResourceNotFoundError
 from forestream.streams.store import StreamStore
 
@@ -60,6 +63,22 @@ class ConsoleReader:
             except ApplicationNotFound:
                 continue
         return out
+
+    def application_index(self) -> dict:
+        """The applications, and where a Flink application created without a URL will
+        be submitted (the create form says so)."""
+        return {"applications": self.application_list(), "flink": self.flink_default()}
+
+    def flink_default(self) -> dict:
+        """The cluster an application with no Flink URL is started on, resolved at each
+        start: ``FORESTREAM_FLINK_URL``, else the local cluster that ``forestream flink
+        start`` runs for the server's data directory (a new port at each start of it,
+        so the form leaves the URL empty rather than pinning today's)."""
+        data_dir = self.applications.root.parent
+        local = LocalFlinkCluster(data_dir)  # attaches to what is recorded; starts nothing
+        return {"env": os.environ.get(FLINK_URL_ENV) or None,
+                "local": local.rest_url if local.running() else None,
+                "data_dir": str(data_dir.resolve())}
 
     def groups(self) -> list[dict]:
         groups, token = [], None

@@ -47,6 +47,7 @@ from .history import ConsoleHistory
 from .reader import ConsoleReader
 from .records import parse_query, read_page
 from .responses import HEADERS, PAGE_POLICY, Handler, fragment, html, htmx, run, with_headers
+from .views import application_create as create_view
 from .views import applications as app_view
 from .views import models as model_view
 from .views import overview as index_view
@@ -86,6 +87,13 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
                 parts["forms"] = lambda: extra(ch)
             return compose(request, title, section, parts)
         return handler
+
+    async def application_index(request: Request) -> Response:
+        data = await run(reader.application_index)
+        ch = chrome(request)
+        return compose(request, "Applications", "applications", {
+            "live": lambda: index_view.application_table(data["applications"]),
+            "forms": lambda: create_view.create_form(data["flink"], ch)})
 
     async def stream(request: Request) -> Response:
         name = request.path_params["name"]
@@ -228,9 +236,7 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
         ("/console/static/{path:path}", assets.serve),
         ("/console/streams", index("Streams", "streams", reader.streams,
                                    index_view.stream_table, index_view.create_stream_form)),
-        ("/console/applications", index("Applications", "applications",
-                                        reader.application_list,
-                                        index_view.application_table)),
+        ("/console/applications", application_index),
         ("/console/models", index("Model groups", "models", reader.groups,
                                   index_view.group_table)),
         ("/console/endpoints", index("Endpoints", "endpoints", endpoints.list_endpoints,

@@ -65,7 +65,8 @@ def application_table(apps: list[dict]) -> str:
           badge((a.get("runtime") or {}).get("state") or "-"), a["parallelism"],
           number((a.get("runtime") or {}).get("records_in")),
           checkpoint(a.get("runtime")), a["version"]] for a in apps],
-        "no applications (forestream apps create NAME CODE.py)")
+        "no applications yet: create one under Applications, or with forestream apps "
+        "create NAME --code job.py")
 
 
 def group_table(groups: list[dict]) -> str:
