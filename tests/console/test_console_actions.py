@@ -474,13 +474,15 @@ def test_creating_an_application_from_the_form_uploads_its_code_and_lists_it(con
      "runtime &#x27;spark&#x27; must be one of [&#x27;embedded&#x27;, &#x27;flink&#x27;]"),
     ({"name": "bad-url", "code_text": JOB, "runtime": "flink", "flink_url": "ftp://x"}, {},
      400, "flink_url &#x27;ftp://x&#x27; must be the http(s) URL of a Flink cluster"),
-    ({"name": "worker", "code_text": JOB}, {}, 409, "application worker already exists"),
+    ({"name": "taken", "code_text": JOB}, {}, 409, "application taken already exists"),
+    ({"name": "huge", "code_text": "#" * 70_000}, {}, 413,
+     "this route accepts at most 65536"),  # the console's body limit (the CLI has more)
 ])
 def test_create_form_refuses_bad_input_naming_it_and_stores_nothing(console, server, form,
                                                                     files, status, words):
-    if form["name"] == "worker" and "worker" not in app_names(server):
+    if form["name"] == "taken":
         rest(server, "POST", "/api/v1/applications", {
-            "name": "worker", "code": {"filename": "job.py", "text": JOB}})
+            "name": "taken", "code": {"filename": "job.py", "text": JOB}})
     before = app_names(server)
     folders = sorted(p.name for p in (server.data_dir / "apps").iterdir())
     answer, _, body = console.multipart("/console/applications", form, files)

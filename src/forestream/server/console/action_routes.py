@@ -1,5 +1,6 @@
-"""The console's ``POST`` routes: each checks the page's CSRF token, reads the form,
-runs an action of :mod:`.actions` and answers.
+"""The console's ``POST`` routes: each reads the form (URL-encoded, or multipart where it
+carries a file: :mod:`.forms`), checks the page's CSRF token, runs an action of
+:mod:`.actions` and answers.
 
 htmx gets a message for the page's message area (or an invocation's answer), with the
 ``forestream-changed`` event on success so the live parts refresh, and ``HX-Redirect``

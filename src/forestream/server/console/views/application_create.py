@@ -27,7 +27,9 @@ def create_form(flink: dict, chrome: Chrome) -> str:
              field("description", "description", placeholder="optional", size_=40)),
         _row('<label>code: a .py file <input type="file" name="code_file" '
              'accept=".py,text/x-python"></label>'
-             '<span class="muted">or paste it below (one of the two)</span>'),
+             '<span class="muted">or paste it below (one of the two; the form carries at '
+             "most 64 KiB: larger code goes with <code>forestream apps create --code</code>)"
+             "</span>"),
         f'<textarea name="code_text" rows="8" placeholder="{text(CODE_PLACEHOLDER)}" '
         'aria-label="the job\'s code"></textarea>',
         _row('<label>runtime <select name="runtime">'
