@@ -413,6 +413,9 @@ def app_names(server) -> list[str]:
 
 def test_creating_an_application_from_the_form_uploads_its_code_and_lists_it(console,
                                                                             server):
+    _, _, index = console.get("/console/applications")
+    assert 'enctype="multipart/form-data"' in index  # no local Flink cluster: it says how
+    assert f"forestream flink start --data-dir {server.data_dir.resolve()}" in index
     status, headers, body = console.multipart("/console/applications", {
         "name": "made-in-console", "code_text": "", "runtime": "embedded",
         "flink_url": "http://left.in.the.hidden.box:8081", "parallelism": "2",
