@@ -9,10 +9,12 @@ properties. Everything else (ranges, the runtime, the Flink URL's form, whether 
 can run on Flink) is the manager's to check, so its refusals read the same from the
 console, the CLI and the REST API.
 
-Two checks are the form's own, because a form sends text where the API takes typed
-JSON: numbers must parse (the message names the value and the accepted range), and the
-code must compile (Python's ``compile``, which runs nothing), so a typo in pasted code
-is refused at once instead of failing when the application starts.
+The form's own checks are about what only a form sends: text where the API takes typed
+JSON (numbers must parse, the message naming the value and the accepted range;
+properties come as ``GROUP.KEY=VALUE`` lines), a file upload and a text box for the
+same code (exactly one of them, UTF-8), and code that must compile (Python's
+``compile``, which runs nothing), so a typo in pasted code is refused at once instead
+of failing when the application starts.
 """
 
 from __future__ import annotations

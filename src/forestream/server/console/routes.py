@@ -89,6 +89,9 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
         return handler
 
     async def application_index(request: Request) -> Response:
+        if request.query_params.get("part") == "live":  # polled: the list alone
+            listing = await run(reader.application_list)
+            return fragment(index_view.application_table(listing))
         data = await run(reader.application_index)
         ch = chrome(request)
         return compose(request, "Applications", "applications", {
