@@ -541,8 +541,15 @@ class Fuzzed:
     def _play_stream(self) -> None:
         kinesis = self.kinesis
         try:
-            kinesis.describe_stream_summary(StreamName=PLAY_STREAM)
+            status = kinesis.describe_stream_summary(StreamName=PLAY_STREAM)[
+                "StreamDescriptionSummary"]["StreamStatus"]
         except kinesis.exceptions.ResourceNotFoundException:
+            status = None
+        if status == "DELETING":  # a fuzzed DeleteStream: the name is free once it is gone
+            kinesis.get_waiter("stream_not_exists").wait(
+                StreamName=PLAY_STREAM, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+            status = None
+        if status is None:
             try:
                 kinesis.create_stream(StreamName=PLAY_STREAM, ShardCount=2)
             except kinesis.exceptions.LimitExceededException:  # fuzzed streams hold them

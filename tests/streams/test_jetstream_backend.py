@@ -75,6 +75,9 @@ def server(frontends):
         with contextlib.suppress(kinesis.exceptions.ResourceNotFoundException):
             # (a retried delete whose first attempt went through finds nothing)
             kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+    for name in kinesis.list_streams()["StreamNames"]:  # DELETING for a moment, then gone
+        kinesis.get_waiter("stream_not_exists").wait(StreamName=name,
+                                                     WaiterConfig={"Delay": 0.1})
 
 
 @pytest.fixture
@@ -141,6 +144,7 @@ def test_two_front_ends_serve_the_same_streams(server, frontends):
     assert len(read_all(b, "orders.eu")) == 80
 
     b.delete_stream(StreamName="orders.eu")
+    a.get_waiter("stream_not_exists").wait(StreamName="orders.eu", WaiterConfig={"Delay": 0.1})
     assert a.list_streams()["StreamNames"] == []
 
 

@@ -77,6 +77,7 @@ def test_pagination_walks_every_page(kinesis):
     assert [n for p in pages for n in p["StreamNames"]] == [f"p{i}" for i in range(5)]
     # ListShards pages by NextToken alone (it names the stream): as on AWS, a StreamName
     # beside it is refused, so boto3's paginator (which resends it) stops at page two
+    kinesis.get_waiter("stream_exists").wait(StreamName="p0", WaiterConfig={"Delay": 0.1})
     first = kinesis.list_shards(StreamName="p0", MaxResults=1)
     second = kinesis.list_shards(NextToken=first["NextToken"], MaxResults=1)
     assert [s["ShardId"] for s in first["Shards"] + second["Shards"]] == \

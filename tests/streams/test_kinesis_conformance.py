@@ -534,6 +534,8 @@ def test_get_records_words_bad_and_orphaned_iterators_as_kinesis(kinesis):
     iterator = kinesis.get_shard_iterator(StreamName="gone", ShardId="0",
                                           ShardIteratorType="LATEST")["ShardIterator"]
     kinesis.delete_stream(StreamName="gone")
+    kinesis.get_waiter("stream_not_exists").wait(StreamName="gone",
+                                                 WaiterConfig={"Delay": 0.1})
     assert error_of(lambda: kinesis.get_records(ShardIterator=iterator)) == (
         "ResourceNotFoundException",
         f"Shard shardId-000000000000 in stream gone under account {ACCOUNT} does not exist")
@@ -595,6 +597,7 @@ def test_split_shard_leaves_each_child_two_hash_keys_at_least(kinesis):
             f"shard's StartingHashKey 0 and less than the shard's EndingHashKey {MAX_HASH}.")
     assert len(kinesis.list_shards(StreamName="split")["Shards"]) == 1  # nothing changed
     kinesis.split_shard(StreamName="split", ShardToSplit="0", NewStartingHashKey="2")
+    kinesis.get_waiter("stream_exists").wait(StreamName="split", WaiterConfig={"Delay": 0.1})
     children = kinesis.list_shards(StreamName="split")["Shards"][1:]
     assert [c["HashKeyRange"] for c in children] == [
         {"StartingHashKey": "0", "EndingHashKey": "1"},
@@ -613,6 +616,7 @@ def test_merge_shards_takes_the_shard_above_as_the_adjacent_one(kinesis):
             "eligible for merging")
     kinesis.merge_shards(StreamName="merge", ShardToMerge="shard-0",
                          AdjacentShardToMerge="merge-1")
+    kinesis.get_waiter("stream_exists").wait(StreamName="merge", WaiterConfig={"Delay": 0.1})
     merged = kinesis.list_shards(StreamName="merge")["Shards"][-1]
     assert (merged["ParentShardId"], merged["AdjacentParentShardId"]) == (
         "shardId-000000000000", "shardId-000000000001")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from forestream.streams import admin, catalog, lifecycle, record_io, resharding
+from forestream.streams import admin, catalog, descriptions, lifecycle, record_io, resharding
 from forestream.streams.store import StreamStore
 
 COMPONENTS = [lifecycle.StreamLifecycle, record_io.RecordIO, admin.StreamAdmin,
@@ -52,7 +52,8 @@ def test_the_store_keeps_its_library_api(tmp_path):
         assert store.enforce_retention() == 0
 
 
-@pytest.mark.parametrize("module", [lifecycle, record_io, admin, resharding, catalog])
+@pytest.mark.parametrize("module", [lifecycle, record_io, admin, resharding, catalog,
+                                    descriptions])
 def test_components_touch_no_private_attribute_but_their_own(module):
     tree = ast.parse(Path(module.__file__).read_text())
     foreign = [f"line {node.lineno}: {ast.unparse(node)}" for node in ast.walk(tree)

@@ -4,8 +4,9 @@
 metadata (``streams.db`` and the :class:`~.metadata.StreamInfo` objects loaded from it),
 one :class:`~.segment_log.SegmentLog` per shard, a readers–writer lock per stream, the
 encryption keys and the secret that signs shard iterators. It finds streams by name or
-ARN, settles their CREATING / UPDATING statuses, describes them in Kinesis's shapes, and
-adds and removes streams and shards together with their files.
+ARN, settles their CREATING / UPDATING / DELETING statuses (a reshard takes effect, a
+deletion ends, when its status delay has passed), and adds and removes streams and shards
+together with their files (:mod:`.descriptions` puts them in Kinesis's shapes).
 
 The components behind :class:`~forestream.streams.store.StreamStore` (stream lifecycle,
 record I/O, administration, resharding) each hold the catalog and use only this public
@@ -24,7 +25,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .backend import LocalBackend, ShardLog, StorageBackend
 from .errors import (
@@ -33,7 +33,7 @@ from .errors import (
     ResourceInUseError,
     ResourceNotFoundError,
 )
-from .hashing import read_shard_id, sequence_number, shard_id
+from .hashing import read_shard_id, shard_id
 from .metadata import ShardInfo, StreamInfo, now_ms
 from .rwlock import ReadWriteLock
 
@@ -80,6 +80,9 @@ class StreamCatalog:
         self.arrivals = 0
         self._closed = False
         self._remove_orphans()
+        for info in self.streams():  # deletions whose time ran out while no store was open
+            if info.status == "DELETING" and now_ms() >= info.ready_ms:
+                self.remove_stream(info)
 
     def close(self) -> None:
         """Close every open log, the database and the directory lock (idempotent)."""
@@ -122,8 +125,11 @@ class StreamCatalog:
         return f"arn:aws:kinesis:{self.settings.region}:{self.settings.account}:stream/{name}"
 
     def stream_names(self) -> list[str]:
+        """The streams that exist for forestream's own use: not those being deleted
+        (ListStreams lists those too, as Kinesis does)."""
         self.sync()
-        return sorted(self._streams)
+        return sorted(name for name, info in self._streams.items()
+                      if info.status != "DELETING")
 
     def streams(self) -> list[StreamInfo]:
         """Every stream's info (a new list: streams may come and go while it is used)."""
@@ -161,15 +167,29 @@ class StreamCatalog:
         else:
             raise InvalidArgumentError("Either StreamName or StreamARN must be provided")
         info = self.find(name)
-        if info is None:
+        if info is None or not self.settle(info):
             raise ResourceNotFoundError(f"Stream {name} under account "
                                         f"{self.settings.account} not found.")
-        self.settle(info)
         return info
 
+    def require_writable(self, info: StreamInfo) -> None:
+        """ResourceNotFound (Kinesis's answer to PutRecord(s) on a stream that is being
+        created or deleted) unless the stream takes records; also when it has gone since
+        ``info`` was found. Never settles: writers call it holding the stream's lock."""
+        current = self.find(info.name)
+        if current is None or current.status in ("CREATING", "DELETING"):
+            raise ResourceNotFoundError(f"Stream {info.name} under account "
+                                        f"{self.settings.account} not found.")
+
     def visible_shards(self, info: StreamInfo) -> list[ShardInfo]:
-        """The stream's shards that retention has not dropped, by shard number."""
-        return sorted(info.shards, key=lambda s: s.number)
+        """The stream's shards that retention has not dropped, by shard number: none
+        while it is CREATING or DELETING, and not the children of a reshard that has not
+        taken effect (Kinesis lists its shards so)."""
+        if info.status in ("CREATING", "DELETING"):
+            return []
+        pending = {s.number for s in info.pending_shards()}
+        return sorted((s for s in info.shards if s.number not in pending),
+                      key=lambda s: s.number)
 
     def requested_name(self, stream_name: str | None, stream_arn: str | None) -> str:
         """The stream name a request gives (by name or ARN), for messages."""
@@ -204,7 +224,8 @@ class StreamCatalog:
 
     def open_shard_count(self) -> int:
         self.sync()
-        return sum(len(s.open_shards()) for s in self._streams.values())
+        return sum(len(s.open_shards()) for s in self._streams.values()
+                   if s.status != "DELETING")
 
     def check_shard_limit(self, extra: int) -> None:
         """LimitExceeded (in Kinesis's words) if ``extra`` more open shards would pass
@@ -224,13 +245,59 @@ class StreamCatalog:
         return sum(s.mode == "ON_DEMAND" for s in self._streams.values())
 
     # ---------------------------------------------------------------- statuses
-    def settle(self, info: StreamInfo) -> None:
-        """Turn a CREATING / UPDATING stream ACTIVE once its delay has passed."""
-        if info.status != "ACTIVE" and now_ms() >= info.ready_ms:
-            info.status = "ACTIVE"
-            # another front end may have settled or changed it first
-            with contextlib.suppress(ResourceInUseError):
+    def settle(self, info: StreamInfo) -> bool:
+        """Once its delay has passed: turn a CREATING / UPDATING stream ACTIVE (a reshard
+        takes effect then), end a DELETING one. Whether the stream is still there.
+        Takes the stream's lock for writing when there is a change of shards to make, so
+        never call it holding that lock."""
+        if info.status == "ACTIVE" or now_ms() < info.ready_ms:
+            return True
+        if info.status == "DELETING":
+            self.remove_stream(info)
+            return False
+        if info.pending_shards():
+            self._finish_reshard(info)
+            return True
+        info.status = "ACTIVE"
+        # another front end may have settled or changed it first
+        with contextlib.suppress(ResourceInUseError):
+            self.db.update_stream(info)
+        return True
+
+    def _finish_reshard(self, info: StreamInfo) -> None:
+        """The reshard takes effect: close its parents at their last record (the
+        children, already stored, become the stream's shards) and turn the stream ACTIVE."""
+        with self.stream_lock(info.name).write():
+            if info.status != "UPDATING":  # another thread finished it meanwhile
+                return
+            children = info.pending_shards()
+            # every open shard a child's range covers (UpdateShardCount names at most two
+            # parents per child, and a child may cover three)
+            parents = {s.number for s in info.open_shards()
+                       if any(c.start_hash <= s.end_hash and s.start_hash <= c.end_hash
+                              for c in children)}
+            now = now_ms()
+            # another front end may have finished it first: its version is read back
+            with contextlib.suppress(ResourceInUseError), self.db.transaction():
+                for shard in info.shards:
+                    if shard.number in parents and shard.is_open:
+                        self.seal_log(info.name, shard.number)  # its last record is final
+                        shard.ending_offset = self.log(info.name, shard.number).next_offset - 1
+                        shard.closed_ms = now
+                        self.db.close_shard(info.name, shard)
+                info.status = "ACTIVE"
                 self.db.update_stream(info)
+
+    def start_deletion(self, info: StreamInfo) -> None:
+        """DeleteStream: the stream is DELETING for the status delay (listed, described,
+        taking no records), then gone with its data; at once without a delay. Writers
+        already in the stream finish first."""
+        if self.settings.status_delay_ms <= 0:
+            self.remove_stream(info)
+            return
+        with self.stream_lock(info.name).write():
+            info.status, info.ready_ms = "DELETING", now_ms() + self.settings.status_delay_ms
+            self.db.update_stream(info)
 
     def require_active(self, info: StreamInfo) -> None:
         if info.status != "ACTIVE":
@@ -243,48 +310,6 @@ class StreamCatalog:
         info.status, info.ready_ms = "UPDATING", now_ms() + self.settings.status_delay_ms
         self.db.update_stream(info)
         self.settle(info)
-
-    # ------------------------------------------------------------ descriptions
-    def summary(self, info: StreamInfo) -> dict[str, Any]:
-        """DescribeStreamSummary's StreamDescriptionSummary of the stream."""
-        out: dict[str, Any] = {
-            "StreamName": info.name, "StreamARN": self.stream_arn(info.name),
-            "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
-            "RetentionPeriodHours": info.retention_hours,
-            "StreamCreationTimestamp": info.created_ms / 1000.0,
-            "EnhancedMonitoring": [{"ShardLevelMetrics": list(info.metrics)}],
-            "EncryptionType": info.encryption,
-            "OpenShardCount": len(info.open_shards()),
-            "ConsumerCount": len(self.db.consumers(info.name)),
-            "MaxRecordSizeInKiB": info.max_record_kib,
-        }
-        if info.key_id:
-            out["KeyId"] = info.key_id
-        return out
-
-    def list_summary(self, info: StreamInfo) -> dict[str, Any]:
-        """ListStreams' StreamSummaries entry of the stream (its status settled)."""
-        self.settle(info)
-        return {"StreamName": info.name, "StreamARN": self.stream_arn(info.name),
-                "StreamStatus": info.status, "StreamModeDetails": {"StreamMode": info.mode},
-                "StreamCreationTimestamp": info.created_ms / 1000.0}
-
-    def describe_shard(self, shard: ShardInfo) -> dict[str, Any]:
-        """The Shard shape of DescribeStream and ListShards."""
-        sequence_range = {"StartingSequenceNumber": sequence_number(shard.number, 0)}
-        out: dict[str, Any] = {
-            "ShardId": shard_id(shard.number),
-            "HashKeyRange": {"StartingHashKey": str(shard.start_hash),
-                             "EndingHashKey": str(shard.end_hash)},
-            "SequenceNumberRange": sequence_range}
-        if shard.parent is not None:
-            out["ParentShardId"] = shard_id(shard.parent)
-        if shard.adjacent_parent is not None:
-            out["AdjacentParentShardId"] = shard_id(shard.adjacent_parent)
-        if not shard.is_open:
-            sequence_range["EndingSequenceNumber"] = sequence_number(
-                shard.number, max(shard.last_offset, 0))
-        return out
 
     # ---------------------------------------------------- adding and removing
     def add_stream(self, info: StreamInfo, tags: Mapping[str, str] | None = None) -> None:
@@ -305,6 +330,8 @@ class StreamCatalog:
         """Delete a stream: wait for its writers, commit the deletion, then remove its
         logs and key. Readers that still hold an iterator get ResourceNotFound."""
         with self.stream_lock(info.name).write():
+            if self._streams.get(info.name) is not info:
+                return  # removed by another thread meanwhile (or replaced: settled later)
             with self.db.transaction():
                 self.db.delete_stream(info.name)
                 del self._streams[info.name]

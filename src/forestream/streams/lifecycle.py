@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeGuard
 
 from .catalog import StreamCatalog
+from .descriptions import describe_shard, list_summary, stream_summary
 from .errors import InvalidArgumentError, LimitExceededError, ResourceInUseError
 from .hashing import shard_number, uniform_ranges
 from .metadata import ShardInfo, StreamInfo, now_ms
@@ -43,6 +44,9 @@ class StreamLifecycle:
         if tags:
             check_tags([*tags, *tags.values()], f"add tags to stream {stream_name} under "
                                                 f"account {settings.account}")
+        previous = catalog.find(stream_name)
+        if previous is not None:
+            catalog.settle(previous)  # a deletion whose time is over frees the name
         with catalog.db.transaction():
             if catalog.find(stream_name) is not None:
                 raise ResourceInUseError(f"Stream {stream_name} under account "
@@ -64,39 +68,43 @@ class StreamLifecycle:
     def delete_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
                       enforce_consumer_deletion: bool = False) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        if info.status == "DELETING":
+            return {}  # under way already
         if self.catalog.db.consumers(info.name) and not enforce_consumer_deletion:
             raise ResourceInUseError(f"Stream {info.name} has registered consumers; pass "
                                      "EnforceConsumerDeletion=true to delete it with them")
-        self.catalog.remove_stream(info)
+        self.catalog.start_deletion(info)
         return {}
 
     def describe_stream(self, stream_name: str | None = None, stream_arn: str | None = None,
                         limit: int | None = None,
                         exclusive_start_shard_id: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
-        # Kinesis lists a stream's shards once it is created: none while CREATING
-        shards = [] if info.status == "CREATING" else self.catalog.visible_shards(info)
+        # as Kinesis lists them: none while CREATING or DELETING, the old ones while UPDATING
+        shards = self.catalog.visible_shards(info)
         if exclusive_start_shard_id is not None:
             after = shard_number(exclusive_start_shard_id)
             shards = [s for s in shards if s.number > after]
         limit = limit or 100
         page = shards[:limit]
-        description = self.catalog.summary(info)
+        description = stream_summary(self.catalog, info)
         description.pop("OpenShardCount")
         description.pop("ConsumerCount", None)
-        description["Shards"] = [self.catalog.describe_shard(s) for s in page]
+        description["Shards"] = [describe_shard(s) for s in page]
         description["HasMoreShards"] = len(shards) > limit
         return {"StreamDescription": description}
 
     def describe_stream_summary(self, stream_name: str | None = None,
                                 stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
-        return {"StreamDescriptionSummary": self.catalog.summary(info)}
+        return {"StreamDescriptionSummary": stream_summary(self.catalog, info)}
 
     def list_streams(self, limit: int | None = None,
                      exclusive_start_stream_name: str | None = None,
                      next_token: str | None = None) -> dict[str, Any]:
-        names = self.catalog.stream_names()
+        # streams being deleted are listed as such until their deletion is over
+        listed = {info.name: info for info in self.catalog.streams() if self.catalog.settle(info)}
+        names = sorted(listed)
         start = exclusive_start_stream_name
         if next_token is not None:
             if start is not None:
@@ -109,7 +117,7 @@ class StreamLifecycle:
         page = names[:limit]
         out: dict[str, Any] = {
             "StreamNames": page, "HasMoreStreams": len(names) > limit,
-            "StreamSummaries": [self.catalog.list_summary(self.catalog.get(n)) for n in page]}
+            "StreamSummaries": [list_summary(self.catalog, listed[n]) for n in page]}
         if len(names) > limit:
             out["NextToken"] = encode_token("streams", page[-1])
         return out
@@ -142,7 +150,7 @@ class StreamLifecycle:
                   if s.number > after]
         limit = max_results or 1000
         page = shards[:limit]
-        out: dict[str, Any] = {"Shards": [self.catalog.describe_shard(s) for s in page]}
+        out: dict[str, Any] = {"Shards": [describe_shard(s) for s in page]}
         if len(shards) > limit:
             out["NextToken"] = encode_token("shards", [info.name, page[-1].number,
                                                        filter_.kind, filter_.argument])

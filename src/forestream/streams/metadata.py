@@ -102,7 +102,19 @@ class StreamInfo:
     shards: list[ShardInfo] = field(default_factory=list)
 
     def open_shards(self) -> list[ShardInfo]:
-        return [s for s in self.shards if s.is_open]
+        """The shards records go to: open ones, less the children of a reshard that has
+        not taken effect yet (:meth:`pending_shards`)."""
+        opened = {s.number for s in self.shards if s.is_open}
+        return [s for s in self.shards if s.is_open and s.parent not in opened
+                and s.adjacent_parent not in opened]
+
+    def pending_shards(self) -> list[ShardInfo]:
+        """Children of a reshard still UPDATING: Kinesis keeps the old shards the
+        stream's shards until the change takes effect, and a reshard closes its parents
+        only then, so a shard whose parent is still open has not begun (this needs no
+        record of its own and survives a restart as it is)."""
+        opened = {s.number for s in self.shards if s.is_open}
+        return [s for s in self.shards if s.parent in opened or s.adjacent_parent in opened]
 
 
 class ConsumerInfo(NamedTuple):

@@ -59,6 +59,7 @@ class RecordIO:
                    stream_arn: str | None = None, explicit_hash_key: str | None = None,
                    sequence_number_for_ordering: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_writable(info)
         self._check_size(info, data, partition_key)
         if sequence_number_for_ordering is not None:
             # the record is to follow that number; each shard's log appends in order, so
@@ -71,7 +72,7 @@ class RecordIO:
                     f"PutRecord on stream {info.name} under account "
                     f"{self.catalog.settings.account} is invalid.") from None
         with self.catalog.stream_lock(info.name).read():
-            self.catalog.resolve(info.name, None)  # the stream may have gone while we waited
+            self.catalog.require_writable(info)  # it may be going since (DeleteStream)
             shard = RoutingTable.of(info).route(partition_key, explicit_hash_key)
             self._throttle(info, shard.number).take_write(1, len(data) + len(partition_key))
             first, _ = self._append(info, shard.number,
@@ -87,6 +88,7 @@ class RecordIO:
         shards are all written before the first is waited for (a sync that another
         writer makes meanwhile covers these records too)."""
         info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_writable(info)
         limit = info.max_record_kib * 1024
         total = 0
         keys: list[bytes] = []
@@ -103,7 +105,7 @@ class RecordIO:
         results: list[dict[str, str] | None] = [None] * len(records)
         failed = 0
         with self.catalog.stream_lock(info.name).read():
-            self.catalog.resolve(info.name, None)
+            self.catalog.require_writable(info)
             table = RoutingTable.of(info)
             by_shard: dict[int, list[int]] = {}
             for i, number in enumerate(table.route_keys(records, keys)):

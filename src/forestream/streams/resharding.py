@@ -1,22 +1,25 @@
 """Resharding: SplitShard, MergeShards and UpdateShardCount.
 
-Parents close with an ending sequence number (their last record) and stay readable until
-retention drops them; children start empty. Readers that reach a closed shard's end get
-its ``ChildShards`` and move on. A component of
-:class:`~forestream.streams.store.StreamStore` over the shared
-:class:`~forestream.streams.catalog.StreamCatalog`; it holds the stream's lock for
-writing while it changes shards, so no record lands in a parent after it closes.
+As on Kinesis, a reshard takes effect when the stream's UPDATING status ends (the store's
+status delay): until then the old shards are the stream's shards and take its records,
+and the children, already stored, are listed nowhere
+(:meth:`~.metadata.StreamInfo.pending_shards`). Then
+(:meth:`~.catalog.StreamCatalog.settle`) the parents close with an ending sequence number
+(their last record) and stay readable until retention drops them; children start empty.
+Readers that reach a closed shard's end get its ``ChildShards`` and move on. A component
+of :class:`~forestream.streams.store.StreamStore` over the shared
+:class:`~forestream.streams.catalog.StreamCatalog`; the stream's lock is held for writing
+while shards change, so no record lands in a parent after it closes.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 from .catalog import StreamCatalog
 from .errors import InvalidArgumentError, ResourceInUseError
 from .hashing import read_decimal, shard_id, uniform_ranges
-from .metadata import ShardInfo, StreamInfo
+from .metadata import ShardInfo, StreamInfo, now_ms
 
 
 class Resharder:
@@ -45,8 +48,9 @@ class Resharder:
                     f"{catalog.settings.account} is not both greater than one plus the "
                     f"shard's StartingHashKey {parent.start_hash} and less than the shard's "
                     f"EndingHashKey {parent.end_hash}.")
-            self._reshard(info, [parent], [ChildShard(parent.start_hash, key - 1, parent.number),
-                                           ChildShard(key, parent.end_hash, parent.number)])
+            self._reshard(info, [ChildShard(parent.start_hash, key - 1, parent.number),
+                                 ChildShard(key, parent.end_hash, parent.number)])
+        catalog.settle(info)  # at once without a status delay
         return {}
 
     def merge_shards(self, shard_to_merge: str, adjacent_shard_to_merge: str,
@@ -66,8 +70,8 @@ class Resharder:
                     f"Shards {shard_id(a.number)} and {shard_id(b.number)} in stream "
                     f"{info.name} under account {catalog.settings.account} are not an "
                     "adjacent pair of shards eligible for merging")
-            self._reshard(info, [a, b], [ChildShard(a.start_hash, b.end_hash, a.number,
-                                                    b.number)])
+            self._reshard(info, [ChildShard(a.start_hash, b.end_hash, a.number, b.number)])
+        catalog.settle(info)
         return {}
 
     def update_shard_count(self, target_shard_count: int, scaling_type: str,
@@ -89,7 +93,8 @@ class Resharder:
                                s.end_hash >= lo]
                 children.append(ChildShard(lo, hi, overlapping[0],
                                            overlapping[1] if len(overlapping) > 1 else None))
-            self._reshard(info, current, children)
+            self._reshard(info, children)
+        self.catalog.settle(info)
         return {"StreamName": info.name, "CurrentShardCount": n,
                 "TargetShardCount": target_shard_count,
                 "StreamARN": self.catalog.stream_arn(info.name)}
@@ -108,26 +113,21 @@ class Resharder:
         if extra > 0:
             self.catalog.check_shard_limit(extra)
 
-    def _reshard(self, info: StreamInfo, parents: list[ShardInfo],
-                 children: list[ChildShard]) -> None:
-        """Close ``parents`` at their last record and add ``children``, in one transaction;
-        the caller holds the stream's lock for writing."""
+    def _reshard(self, info: StreamInfo, children: list[ChildShard]) -> None:
+        """Store ``children`` (their parents still open: the change is pending) and turn
+        the stream UPDATING, in one transaction; the caller holds the stream's lock for
+        writing, and settles the stream after releasing it."""
         catalog, db = self.catalog, self.catalog.db
-        now = int(time.time() * 1000)
+        ready = now_ms() + catalog.settings.status_delay_ms
         with db.transaction():
-            for parent in parents:
-                parent.closed_ms = now
-                catalog.seal_log(info.name, parent.number)  # its last record is final now
-                parent.ending_offset = catalog.log(info.name, parent.number).next_offset - 1
-                db.close_shard(info.name, parent)
             for lo, hi, parent_number, adjacent in children:
-                child = ShardInfo(info.next_shard, parent_number, adjacent, lo, hi, now)
+                # created when the reshard is due to take effect
+                child = ShardInfo(info.next_shard, parent_number, adjacent, lo, hi, ready)
                 info.next_shard += 1
                 info.shards.append(child)
                 db.insert_shard(info.name, child)
-            info.status, info.ready_ms = "UPDATING", now + catalog.settings.status_delay_ms
+            info.status, info.ready_ms = "UPDATING", ready
             db.update_stream(info)
-        catalog.settle(info)
 
 
 class ChildShard(NamedTuple):
