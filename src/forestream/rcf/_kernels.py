@@ -27,14 +27,30 @@ import numpy as np
 from ._jit import njit, prange
 from ._rng import next_uniform
 from ._tree import (
+    CUT_DIM,
     EMPTY,
     HEAP_SIZE,
+    LEFT,
+    NO_PARENT,
+    RIGHT,
+    ROOT,
     attribute_point,
+    delete_begin,
     delete_leaf,
+    delete_step,
     descend,
+    insert_into_empty,
     insert_point,
+    insert_step,
+    score_from_path,
     score_point,
 )
+
+#: Trees walked side by side by the per-record kernel. A walk down one tree is a chain of
+#: dependent memory reads; taking one level of each of several trees in turn lets the
+#: processor wait for all of their reads at once (measured with 12 detectors, cold in
+#: cache: 4 trees 10–20 % slower than 8; 16 and 32 no faster than 8).
+GROUP = 8
 
 if TYPE_CHECKING:
     from ._jit import BoolArray, Float64Array, Int32Array, UInt64Array
@@ -254,14 +270,16 @@ def _heap_replace_top(keys: Float64Array, leaf_ids: Int32Array, t: int, size: in
 @njit(cache=True, nogil=True)
 def step_one(shingle: Float64Array, row: Float64Array, point: Float64Array, want_score: bool,
              want_update: bool, advance_shingle: bool, seq: int, time_decay: float,
-             path: Int32Array, nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
+             paths: Int32Array, nodes: Int32Array, cut_values: Float64Array, boxes: Float64Array,
              leaves: Int32Array, leaf_point: Float64Array, free_nodes: Int32Array,
              free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
              heap_leaves: Int32Array, rng: UInt64Array) -> float:
     """One record on the calling thread: build its shingled point from ``shingle`` (the last
     inputs, oldest first) and ``row``, score it (mean over trees, summed in tree order as
     :func:`mean_over_trees` does), learn it, and shift the shingle. The per-record path:
-    no temporary arrays, no thread start-up."""
+    no thread start-up, and the trees walked GROUP at a time (``paths``: GROUP rows of
+    scratch, one descent each); the scores and the forest afterwards are exactly those
+    of one tree after another."""
     s, d = shingle.shape
     for j in range(s - 1):
         for c in range(d):
@@ -269,19 +287,125 @@ def step_one(shingle: Float64Array, row: Float64Array, point: Float64Array, want
     for c in range(d):
         point[(s - 1) * d + c] = row[c]
     total = 0.0
-    n_trees: int = trees.shape[0]
-    for t in range(n_trees):
-        if want_score:
-            total += score_point(t, point, nodes, cut_values, boxes, leaves, leaf_point, trees,
-                                 path)
-        if want_update:
-            _sample_and_insert(t, point, seq, time_decay, nodes, cut_values, boxes, leaves,
-                               leaf_point, free_nodes, free_leaves, trees, heap_keys,
-                               heap_leaves, rng)
+    if want_score:
+        total = _score_interleaved(point, paths, nodes, cut_values, boxes, leaves, leaf_point,
+                                   trees)
+    if want_update:
+        _learn_interleaved(point, seq, time_decay, nodes, cut_values, boxes, leaves,
+                           leaf_point, free_nodes, free_leaves, trees, heap_keys, heap_leaves,
+                           rng)
     if advance_shingle:
         for j in range(s - 1):
             for c in range(d):
                 shingle[j, c] = shingle[j + 1, c]
         for c in range(d):
             shingle[s - 1, c] = row[c]
+    n_trees: int = trees.shape[0]
     return total / n_trees
+
+
+@njit(cache=True, nogil=True)
+def _score_interleaved(point: Float64Array, paths: Int32Array, nodes: Int32Array,
+                       cut_values: Float64Array, boxes: Float64Array, leaves: Int32Array,
+                       leaf_point: Float64Array, trees: Int32Array) -> float:
+    """The sum over trees of ``point``'s score, the trees' descents run GROUP at a time,
+    one level of each in turn."""
+    n_trees = trees.shape[0]
+    refs = np.empty(GROUP, dtype=np.int64)
+    depths = np.empty(GROUP, dtype=np.int64)
+    total = 0.0
+    for t0 in range(0, n_trees, GROUP):
+        width = min(GROUP, n_trees - t0)
+        for g in range(width):
+            refs[g] = trees[t0 + g, ROOT]
+            depths[g] = 0
+        active = width
+        while active > 0:
+            active = 0
+            for g in range(width):
+                ref = refs[g]
+                if ref >= 0 and ref != EMPTY:
+                    t = t0 + g
+                    paths[g, depths[g]] = ref
+                    depths[g] += 1
+                    if point[nodes[t, ref, CUT_DIM]] <= cut_values[t, ref]:
+                        refs[g] = nodes[t, ref, LEFT]
+                    else:
+                        refs[g] = nodes[t, ref, RIGHT]
+                    active += 1
+        for g in range(width):
+            if refs[g] != EMPTY:  # in tree order, as mean_over_trees sums
+                total += score_from_path(t0 + g, point, -refs[g] - 1, depths[g], nodes, boxes,
+                                         leaves, leaf_point, trees, paths[g])
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _learn_interleaved(point: Float64Array, seq: int, time_decay: float, nodes: Int32Array,
+                       cut_values: Float64Array, boxes: Float64Array, leaves: Int32Array,
+                       leaf_point: Float64Array, free_nodes: Int32Array,
+                       free_leaves: Int32Array, trees: Int32Array, heap_keys: Float64Array,
+                       heap_leaves: Int32Array, rng: UInt64Array) -> None:
+    """:func:`_sample_and_insert` of ``point`` in every tree, the same draws in the same
+    order per tree: first each sampler's decision, then the deletions and insertions of
+    the trees that take the point, GROUP of them side by side one level at a time."""
+    n_trees = trees.shape[0]
+    capacity = heap_keys.shape[1]
+    taken = np.empty(n_trees, dtype=np.int64)
+    keys = np.empty(n_trees, dtype=np.float64)
+    n_taken = 0
+    for t in range(n_trees):
+        u = next_uniform(rng, t)
+        if u <= 0.0:
+            u = 1e-300
+        key = math.log(-math.log(u)) - time_decay * seq
+        if trees[t, HEAP_SIZE] < capacity or key < heap_keys[t, 0]:
+            taken[n_taken] = t
+            keys[n_taken] = key
+            n_taken += 1
+    at = np.empty(GROUP, dtype=np.int64)
+    above = np.empty(GROUP, dtype=np.int64)
+    refresh = np.empty(GROUP, dtype=np.bool_)
+    placed = np.empty(GROUP, dtype=np.int64)
+    for a0 in range(0, n_taken, GROUP):
+        width = min(GROUP, n_taken - a0)
+        active = 0
+        for g in range(width):
+            t = taken[a0 + g]
+            at[g] = NO_PARENT
+            if trees[t, HEAP_SIZE] == capacity:
+                at[g], refresh[g] = delete_begin(t, heap_leaves[t, 0], nodes, leaves,
+                                                 free_nodes, free_leaves, trees)
+                active += at[g] != NO_PARENT
+        while active > 0:
+            active = 0
+            for g in range(width):
+                if at[g] != NO_PARENT:
+                    at[g], refresh[g] = delete_step(taken[a0 + g], at[g], refresh[g], nodes,
+                                                    boxes, leaf_point)
+                    active += at[g] != NO_PARENT
+        for g in range(width):
+            t = taken[a0 + g]
+            placed[g] = -1
+            at[g] = trees[t, ROOT]
+            above[g] = NO_PARENT
+            if at[g] == EMPTY:
+                placed[g] = insert_into_empty(t, point, leaves, leaf_point, free_leaves, trees)
+            else:
+                active += 1
+        while active > 0:
+            active = 0
+            for g in range(width):
+                if placed[g] < 0:
+                    placed[g], at[g], above[g] = insert_step(
+                        taken[a0 + g], point, at[g], above[g], nodes, cut_values, boxes,
+                        leaves, leaf_point, free_nodes, free_leaves, trees, rng)
+                    active += placed[g] < 0
+        for g in range(width):
+            t = taken[a0 + g]
+            size = trees[t, HEAP_SIZE]
+            if size < capacity:
+                _heap_push(heap_keys, heap_leaves, t, size, keys[a0 + g], placed[g])
+                trees[t, HEAP_SIZE] = size + 1
+            else:
+                _heap_replace_top(heap_keys, heap_leaves, t, size, keys[a0 + g], placed[g])

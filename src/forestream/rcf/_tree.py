@@ -121,95 +121,118 @@ def insert_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64
                  rng: UInt64Array) -> int:
     """Insert ``p`` into tree ``t`` and return the leaf that now holds it.
 
-    Walks down from the root. At each subtree with box B a cut is drawn on B ∪ {p}
-    (dimension in proportion to its range, value uniform in it); if it separates p from
-    B, p becomes a new leaf beside that subtree, else the walk continues on p's side of
-    the node's own cut. A point equal to an existing leaf raises that leaf's mass.
+    Walks down from the root one :func:`insert_step` at a time. An empty tree gets ``p``
+    as its only leaf.
     """
-    dims = p.shape[0]
     root: int = trees[t, ROOT]
     if root == EMPTY:
-        leaf = _pop_leaf(free_leaves, trees, t)
-        for d in range(dims):
-            leaf_point[t, leaf, d] = p[d]
-        leaves[t, leaf, LEAF_MASS] = 1
-        leaves[t, leaf, LEAF_PARENT] = NO_PARENT
-        trees[t, ROOT] = _leaf_ref(leaf)
-        return leaf
-
+        return insert_into_empty(t, p, leaves, leaf_point, free_leaves, trees)
     ref = root
-    parent: int | np.int32 = NO_PARENT
+    parent = int(NO_PARENT)
     while True:
-        if ref < 0:
-            leaf = -ref - 1
-            if leaf_equals(leaf_point, t, leaf, p):
-                leaves[t, leaf, LEAF_MASS] += 1
-                return leaf
-            total = 0.0
-            for d in range(dims):
-                total += abs(p[d] - leaf_point[t, leaf, d])
-            r = next_uniform(rng, t) * total
-            cut_dim = dims - 1
-            acc = 0.0
-            for d in range(dims):
-                width = abs(p[d] - leaf_point[t, leaf, d])
-                if width > 0.0 and r < acc + width:
-                    cut_dim = d
-                    break
-                acc += width
-            q = leaf_point[t, leaf, cut_dim]
-            lo = min(q, p[cut_dim])
-            hi = max(q, p[cut_dim])
-            if hi == lo:  # only reachable through rounding at the end of the range
-                for d in range(dims - 1, -1, -1):
-                    if p[d] != leaf_point[t, leaf, d]:
-                        cut_dim = d
-                        break
-                q = leaf_point[t, leaf, cut_dim]
-                lo = min(q, p[cut_dim])
-                hi = max(q, p[cut_dim])
-            cut = lo + (r - acc)
-            if cut >= hi or cut < lo:
-                cut = lo
-            return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
-                                leaves, leaf_point, free_nodes, free_leaves, trees)
+        leaf, ref, parent = insert_step(t, p, ref, parent, nodes, cut_values, boxes, leaves,
+                                        leaf_point, free_nodes, free_leaves, trees, rng)
+        if leaf >= 0:
+            return leaf
 
+
+@njit(cache=True)
+def insert_into_empty(t: int, p: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                      free_leaves: Int32Array, trees: Int32Array) -> int:
+    """Make ``p`` the only leaf of the empty tree ``t``; return that leaf."""
+    leaf = _pop_leaf(free_leaves, trees, t)
+    for d in range(p.shape[0]):
+        leaf_point[t, leaf, d] = p[d]
+    leaves[t, leaf, LEAF_MASS] = 1
+    leaves[t, leaf, LEAF_PARENT] = NO_PARENT
+    trees[t, ROOT] = _leaf_ref(leaf)
+    return leaf
+
+
+@njit(cache=True)
+def insert_step(t: int, p: Float64Array, ref: int, parent: int, nodes: Int32Array,
+                cut_values: Float64Array, boxes: Float64Array, leaves: Int32Array,
+                leaf_point: Float64Array, free_nodes: Int32Array, free_leaves: Int32Array,
+                trees: Int32Array, rng: UInt64Array) -> tuple[int, int, int]:
+    """One level of an insertion into a non-empty tree, at subtree ``ref`` below ``parent``.
+
+    A cut is drawn on the subtree's box B ∪ {p} (dimension in proportion to its range,
+    value uniform in it); if it separates p from B, p becomes a new leaf beside that
+    subtree, else p joins the subtree and the walk goes on at p's side of the node's own
+    cut. A point equal to an existing leaf raises that leaf's mass. Returns ``(leaf, ref,
+    parent)``: the leaf now holding ``p`` (``-1`` while the walk goes on) and where the
+    next step starts. One level at a time, so a caller can advance the insertions of
+    several trees side by side and overlap their memory waits.
+    """
+    dims = p.shape[0]
+    if ref < 0:
+        leaf = -ref - 1
+        if leaf_equals(leaf_point, t, leaf, p):
+            leaves[t, leaf, LEAF_MASS] += 1
+            return leaf, ref, parent
         total = 0.0
         for d in range(dims):
-            total += max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+            total += abs(p[d] - leaf_point[t, leaf, d])
         r = next_uniform(rng, t) * total
-        cut_dim = -1
+        cut_dim = dims - 1
         acc = 0.0
         for d in range(dims):
-            width = max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+            width = abs(p[d] - leaf_point[t, leaf, d])
             if width > 0.0 and r < acc + width:
                 cut_dim = d
                 break
             acc += width
-        if cut_dim >= 0:
-            low = boxes[t, ref, LOW, cut_dim]
-            high = boxes[t, ref, HIGH, cut_dim]
-            cut = min(low, p[cut_dim]) + (r - acc)
-            if p[cut_dim] < low and cut < low:
-                return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
-                                    leaves, leaf_point, free_nodes, free_leaves, trees)
-            if p[cut_dim] > high and cut >= high:
-                if cut >= p[cut_dim]:
-                    cut = high
-                return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
-                                    leaves, leaf_point, free_nodes, free_leaves, trees)
-        # the cut falls inside the box: p joins this subtree
-        for d in range(dims):
-            if p[d] < boxes[t, ref, LOW, d]:
-                boxes[t, ref, LOW, d] = p[d]
-            if p[d] > boxes[t, ref, HIGH, d]:
-                boxes[t, ref, HIGH, d] = p[d]
-        nodes[t, ref, MASS] += 1
-        parent = ref
-        if p[nodes[t, ref, CUT_DIM]] <= cut_values[t, ref]:
-            ref = nodes[t, ref, LEFT]
-        else:
-            ref = nodes[t, ref, RIGHT]
+        q = leaf_point[t, leaf, cut_dim]
+        lo = min(q, p[cut_dim])
+        hi = max(q, p[cut_dim])
+        if hi == lo:  # only reachable through rounding at the end of the range
+            for d in range(dims - 1, -1, -1):
+                if p[d] != leaf_point[t, leaf, d]:
+                    cut_dim = d
+                    break
+            q = leaf_point[t, leaf, cut_dim]
+            lo = min(q, p[cut_dim])
+            hi = max(q, p[cut_dim])
+        cut = lo + (r - acc)
+        if cut >= hi or cut < lo:
+            cut = lo
+        return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                            leaves, leaf_point, free_nodes, free_leaves, trees), ref, parent
+
+    total = 0.0
+    for d in range(dims):
+        total += max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+    r = next_uniform(rng, t) * total
+    cut_dim = -1
+    acc = 0.0
+    for d in range(dims):
+        width = max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+        if width > 0.0 and r < acc + width:
+            cut_dim = d
+            break
+        acc += width
+    if cut_dim >= 0:
+        low = boxes[t, ref, LOW, cut_dim]
+        high = boxes[t, ref, HIGH, cut_dim]
+        cut = min(low, p[cut_dim]) + (r - acc)
+        if p[cut_dim] < low and cut < low:
+            return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                                leaves, leaf_point, free_nodes, free_leaves, trees), ref, parent
+        if p[cut_dim] > high and cut >= high:
+            if cut >= p[cut_dim]:
+                cut = high
+            return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                                leaves, leaf_point, free_nodes, free_leaves, trees), ref, parent
+    # the cut falls inside the box: p joins this subtree
+    for d in range(dims):
+        if p[d] < boxes[t, ref, LOW, d]:
+            boxes[t, ref, LOW, d] = p[d]
+        if p[d] > boxes[t, ref, HIGH, d]:
+            boxes[t, ref, HIGH, d] = p[d]
+    nodes[t, ref, MASS] += 1
+    if p[nodes[t, ref, CUT_DIM]] <= cut_values[t, ref]:
+        return -1, nodes[t, ref, LEFT], ref
+    return -1, nodes[t, ref, RIGHT], ref
 
 
 @njit(cache=True)
@@ -254,34 +277,48 @@ def delete_leaf(t: int, leaf: int, nodes: Int32Array, cut_values: Float64Array,
                 boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
                 free_nodes: Int32Array, free_leaves: Int32Array, trees: Int32Array) -> None:
     """Remove one copy of ``leaf``'s point from tree ``t``; lift its sibling if it goes."""
-    dims = leaf_point.shape[2]
+    n, refresh = delete_begin(t, leaf, nodes, leaves, free_nodes, free_leaves, trees)
+    while n != NO_PARENT:
+        n, refresh = delete_step(t, n, refresh, nodes, boxes, leaf_point)
+
+
+@njit(cache=True)
+def delete_begin(t: int, leaf: int, nodes: Int32Array, leaves: Int32Array,
+                 free_nodes: Int32Array, free_leaves: Int32Array,
+                 trees: Int32Array) -> tuple[int, bool]:
+    """The local part of :func:`delete_leaf`: drop one copy of the leaf's point, and the
+    leaf and its parent node when it was the last. Returns the first ancestor whose mass
+    (and, with the second value, box) :func:`delete_step` must then update."""
     if leaves[t, leaf, LEAF_MASS] > 1:
         leaves[t, leaf, LEAF_MASS] -= 1
-        n = leaves[t, leaf, LEAF_PARENT]
-        while n != NO_PARENT:
-            nodes[t, n, MASS] -= 1
-            n = nodes[t, n, PARENT]
-        return
+        above: int = leaves[t, leaf, LEAF_PARENT]
+        return above, False
     parent = leaves[t, leaf, LEAF_PARENT]
     leaves[t, leaf, LEAF_MASS] = 0
     _push_leaf(free_leaves, trees, t, leaf)
     if parent == NO_PARENT:
         trees[t, ROOT] = EMPTY
-        return
+        return int(NO_PARENT), False
     ref = _leaf_ref(leaf)
     sibling = nodes[t, parent, RIGHT] if nodes[t, parent, LEFT] == ref else nodes[t, parent, LEFT]
-    grand = nodes[t, parent, PARENT]
+    grand: int = nodes[t, parent, PARENT]
     _set_parent(nodes, leaves, t, sibling, grand)
     _replace_child(nodes, trees, t, grand, parent, sibling)
     _push_node(free_nodes, trees, t, parent)
+    return grand, True
 
-    refresh_boxes = True
-    n = grand
-    while n != NO_PARENT:
-        nodes[t, n, MASS] -= 1
-        if refresh_boxes:
-            refresh_boxes = _refresh_box(t, n, nodes, boxes, leaf_point, dims)
-        n = nodes[t, n, PARENT]
+
+@njit(cache=True)
+def delete_step(t: int, n: int, refresh: bool, nodes: Int32Array, boxes: Float64Array,
+                leaf_point: Float64Array) -> tuple[int, bool]:
+    """One ancestor of a deletion: one point less below ``n``, and its box recomputed
+    while the boxes below changed. Returns the next ancestor and whether its box may
+    change."""
+    nodes[t, n, MASS] -= 1
+    if refresh:
+        refresh = _refresh_box(t, n, nodes, boxes, leaf_point, leaf_point.shape[2])
+    above: int = nodes[t, n, PARENT]
+    return above, refresh
 
 
 @njit(cache=True)
@@ -330,14 +367,13 @@ def descend(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array
 
 
 @njit(cache=True)
-def score_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
-                boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
-                trees: Int32Array, path: Int32Array) -> float:
-    """Anomaly score of ``p`` in tree ``t``, normalised by log2(tree mass + 1)."""
-    if trees[t, ROOT] == EMPTY:
-        return 0.0
+def score_from_path(t: int, p: Float64Array, leaf: int, depth: int, nodes: Int32Array,
+                    boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                    trees: Int32Array, path: Int32Array) -> float:
+    """:func:`score_point` once the descent to ``leaf`` is known: ``path[:depth]`` holds
+    the internal nodes from the root down. The score walks back up the path while ``p``
+    lies outside the nodes' boxes."""
     total_mass = tree_mass(nodes, leaves, trees, t)
-    leaf, depth = descend(t, p, nodes, cut_values, trees, path)
     if leaf_equals(leaf_point, t, leaf, p):
         m = leaves[t, leaf, LEAF_MASS]
         damp = 1.0 - m / (2.0 * total_mass)
@@ -362,10 +398,21 @@ def score_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64A
             else:
                 spread += high - low
         if outside == 0.0:
-            break  # p lies inside this box, hence inside every ancestor's box too
+            break
         q = outside / spread
         score = q / (k + 1.0) + (1.0 - q) * score
     return score * math.log2(total_mass + 1.0)
+
+
+@njit(cache=True)
+def score_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64Array,
+                boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
+                trees: Int32Array, path: Int32Array) -> float:
+    """Anomaly score of ``p`` in tree ``t``, normalised by log2(tree mass + 1)."""
+    if trees[t, ROOT] == EMPTY:
+        return 0.0
+    leaf, depth = descend(t, p, nodes, cut_values, trees, path)
+    return score_from_path(t, p, leaf, depth, nodes, boxes, leaves, leaf_point, trees, path)
 
 
 @njit(cache=True)

@@ -421,7 +421,7 @@ class RandomCutForest:
         complete = self._inputs_seen + 1 >= self.shingle_size
         score = _kernels.step_one(self._shingle, row, self._point, want_score and complete,
                                   learn and complete, learn, self._points_seen,
-                                  self.time_decay, self._path, *self._kernel_args)
+                                  self.time_decay, self._paths, *self._kernel_args)
         if learn:
             self._inputs_seen += 1
             self._points_seen += complete
@@ -453,7 +453,8 @@ class RandomCutForest:
         self.__state = state
         self._kernel_args = state.kernel_args()
         self._point = np.zeros(self.dimensions * self.shingle_size)
-        self._path = np.zeros(self.sample_size + 1, dtype=np.int32)
+        # the per-record kernel's scratch: the descents of a group of trees
+        self._paths = np.zeros((_kernels.GROUP, self.sample_size + 1), dtype=np.int32)
 
     def _impute_per_tree(self, x: npt.ArrayLike, max_leaves: int
                          ) -> tuple[Float64Array, BoolArray, int]:
