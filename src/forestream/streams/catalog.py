@@ -183,9 +183,9 @@ class StreamCatalog:
 
     def visible_shards(self, info: StreamInfo) -> list[ShardInfo]:
         """The stream's shards that retention has not dropped, by shard number: none
-        while it is CREATING or DELETING, and not the children of a reshard that has not
-        taken effect (Kinesis lists its shards so)."""
-        if info.status in ("CREATING", "DELETING"):
+        while it is DELETING, and not the children of a reshard that has not taken effect
+        (Kinesis lists its shards so)."""
+        if info.status == "DELETING":
             return []
         pending = {s.number for s in info.pending_shards()}
         return sorted((s for s in info.shards if s.number not in pending),
@@ -212,7 +212,8 @@ class StreamCatalog:
         """The shard ``value`` (a shard id, or its number) of the stream; ResourceNotFound
         if none, in the words of the operations that read (or, ``to_change``, reshard)."""
         number = value if isinstance(value, int) else self.shard_number(value, info.name)
-        for shard in self.visible_shards(info):
+        # none can be read or changed while the stream is CREATING (Kinesis: not found)
+        for shard in self.visible_shards(info) if info.status != "CREATING" else []:
             if shard.number == number:
                 return shard
         account = self.settings.account

@@ -81,7 +81,7 @@ class StreamLifecycle:
                         exclusive_start_shard_id: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
         # as Kinesis lists them: none while CREATING or DELETING, the old ones while UPDATING
-        shards = self.catalog.visible_shards(info)
+        shards = [] if info.status == "CREATING" else self.catalog.visible_shards(info)
         if exclusive_start_shard_id is not None:
             after = shard_number(exclusive_start_shard_id)
             shards = [s for s in shards if s.number > after]
