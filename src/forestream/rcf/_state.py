@@ -69,15 +69,17 @@ class ForestState:
                 or self.boxes.shape != (t, s, 2, d):
             raise ValueError(f"node arrays' shapes disagree: nodes {self.nodes.shape}, "
                              f"cut values {self.cut_values.shape}, boxes {self.boxes.shape}")
-        words = _RECORD_HEAD + 4 * d  # int32 words per record
-        records = np.zeros((t, s, words), dtype=np.int32)
-        wide = records.view(np.float64)  # [t, s, words // 2]
-        records[:, :, :NODE_FIELDS] = self.nodes
-        wide[:, :, _CUT_AT] = self.cut_values
-        wide[:, :, _BOX_AT:] = self.boxes.reshape(t, s, 2 * d)
-        self.nodes = records[:, :, :NODE_FIELDS]
-        self.cut_values = wide[:, :, _CUT_AT]
-        self.boxes = wide[:, :, _BOX_AT:].reshape(t, s, 2, d)
+        records = self.nodes.base
+        if isinstance(records, np.ndarray) and records.dtype == np.int32 \
+                and records.shape == (t, s, _RECORD_HEAD + 4 * d) \
+                and self.cut_values.base is records and self.boxes.base is records:
+            return  # views into one buffer already (see copy)
+        records = np.zeros((t, s, _RECORD_HEAD + 4 * d), dtype=np.int32)
+        nodes, cut_values, boxes = _record_views(records)
+        nodes[...] = self.nodes
+        cut_values[...] = self.cut_values
+        boxes[...] = self.boxes
+        self.nodes, self.cut_values, self.boxes = nodes, cut_values, boxes
 
     @classmethod
     def empty(cls, num_trees: int, sample_size: int, point_dims: int, seed: int) -> ForestState:
@@ -106,7 +108,19 @@ class ForestState:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def copy(self) -> ForestState:
-        return ForestState(*(a.copy() for a in self.kernel_args()))
+        """A deep copy: the node records in one memcpy, then every other array."""
+        nodes, cut_values, boxes = _record_views(self.nodes.base.copy())
+        rest = (getattr(self, f.name).copy() for f in fields(self)[3:])
+        return ForestState(nodes, cut_values, boxes, *rest)
+
+
+def _record_views(records: Int32Array) -> tuple[Int32Array, Float64Array, Float64Array]:
+    """The nodes, cut values and boxes inside a buffer of node records (int32[T, S, 8 + 4·D])."""
+    t, s, words = records.shape
+    d = (words - _RECORD_HEAD) // 4
+    wide = records.view(np.float64)  # [T, S, words / 2]
+    return (records[:, :, :NODE_FIELDS], wide[:, :, _CUT_AT],
+            wide[:, :, _BOX_AT:].reshape(t, s, 2, d))
 
 
 def pack(config: Mapping[str, object], state: ForestState,
@@ -134,7 +148,7 @@ def pack(config: Mapping[str, object], state: ForestState,
 def _pack_raw(config: Mapping[str, object], arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     layout = [[name, a.dtype.str, list(a.shape)] for name, a in contiguous.items()]
-    data = [a.tobytes() for a in contiguous.values()]
+    data = [memoryview(a).cast("B") for a in contiguous.values()]  # no copy of each
     crc = 0
     for part in data:  # a flipped bit is refused on reading, as the zip's CRCs do
         crc = zlib.crc32(part, crc)
