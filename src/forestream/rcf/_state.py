@@ -109,7 +109,9 @@ class ForestState:
 
     def copy(self) -> ForestState:
         """A deep copy: the node records in one memcpy, then every other array."""
-        nodes, cut_values, boxes = _record_views(self.nodes.base.copy())
+        records = self.nodes.base
+        assert isinstance(records, np.ndarray)  # __post_init__ made it so
+        nodes, cut_values, boxes = _record_views(records.copy())
         rest = (getattr(self, f.name).copy() for f in fields(self)[3:])
         return ForestState(nodes, cut_values, boxes, *rest)
 
@@ -148,7 +150,7 @@ def pack(config: Mapping[str, object], state: ForestState,
 def _pack_raw(config: Mapping[str, object], arrays: Mapping[str, npt.NDArray[Any]]) -> bytes:
     contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
     layout = [[name, a.dtype.str, list(a.shape)] for name, a in contiguous.items()]
-    data = [memoryview(a).cast("B") for a in contiguous.values()]  # no copy of each
+    data = [a.data.cast("B") for a in contiguous.values()]  # no copy of each
     crc = 0
     for part in data:  # a flipped bit is refused on reading, as the zip's CRCs do
         crc = zlib.crc32(part, crc)
