@@ -420,20 +420,38 @@ def test_require_signature_0_takes_unsigned_kinesis_requests(lax):
 
 # ------------------------------------------------------------------ stream statuses
 
-def test_a_creating_stream_is_described_without_shards_until_active(tmp_path):
-    """As AWS answers DescribeStream: the stream's shards are listed once it is ACTIVE."""
-    server = ServerProcess(tmp_path / "data", {"FORESTREAM_STATUS_DELAY": "5"}).start()
+def test_a_stream_is_described_as_aws_describes_it_in_each_transient_status(tmp_path):
+    """As AWS answers DescribeStream: no shards while CREATING, the old shards (still open)
+    while a reshard is UPDATING, and DELETING with no shards until the stream is gone."""
+    server = ServerProcess(tmp_path / "data", {"FORESTREAM_STATUS_DELAY": "2"}).start()
+    waiting = {"Delay": 0.2, "MaxAttempts": 300}
     try:
         kinesis = client(server.url)
         kinesis.create_stream(StreamName="young", ShardCount=3)
         creating = kinesis.describe_stream(StreamName="young")["StreamDescription"]
         assert creating["StreamStatus"] == "CREATING"
         assert creating["Shards"] == [] and creating["HasMoreShards"] is False
-        kinesis.get_waiter("stream_exists").wait(StreamName="young", WaiterConfig={
-            "Delay": 0.5, "MaxAttempts": 120})
+        kinesis.get_waiter("stream_exists").wait(StreamName="young", WaiterConfig=waiting)
         active = kinesis.describe_stream(StreamName="young")["StreamDescription"]
         assert [s["ShardId"] for s in active["Shards"]] == [
             f"shardId-00000000000{i}" for i in range(3)]
+
+        kinesis.merge_shards(StreamName="young", ShardToMerge="0", AdjacentShardToMerge="1")
+        updating = kinesis.describe_stream(StreamName="young")["StreamDescription"]
+        assert updating["StreamStatus"] == "UPDATING"
+        assert updating["Shards"] == active["Shards"]  # unchanged until UPDATING ends
+        kinesis.get_waiter("stream_exists").wait(StreamName="young", WaiterConfig=waiting)
+        merged = kinesis.describe_stream(StreamName="young")["StreamDescription"]["Shards"]
+        assert [s["ShardId"] for s in merged] == [f"shardId-00000000000{i}" for i in range(4)]
+        assert [("EndingSequenceNumber" in s["SequenceNumberRange"]) for s in merged] == [
+            True, True, False, False]
+
+        kinesis.delete_stream(StreamName="young")
+        deleting = kinesis.describe_stream(StreamName="young")["StreamDescription"]
+        assert (deleting["StreamStatus"], deleting["Shards"]) == ("DELETING", [])
+        assert kinesis.list_streams()["StreamSummaries"][0]["StreamStatus"] == "DELETING"
+        kinesis.get_waiter("stream_not_exists").wait(StreamName="young", WaiterConfig=waiting)
+        assert kinesis.list_streams()["StreamNames"] == []
     finally:
         server.stop()
 
