@@ -114,6 +114,18 @@ def test_forestream_sizes_after_a_regime_shift():
     assert fs.analysis.regime_start[0] > 0
 
 
+def test_a_deploy_step_up_is_a_regime_not_growth():
+    # down on day 3, up on day 8 (higher than before): week over week every day's median
+    # is higher, which once read as a trend doubling the load; it is a level shift
+    days = np.arange(T) / 288
+    cpu = np.select([days < 3, days < 8], [1.2, 0.7], 1.5) * (
+        1 + 0.03 * np.random.default_rng(7).standard_normal(T))
+    fs = requirements("forestream", _demand(cpu), horizon_days=14.0)
+    assert fs.analysis.regime_start[0] >= 8 * 288
+    assert fs.cpu_level[0] < 1.5 * 1.1
+    assert not any("growing" in note for note in fs.notes[0])
+
+
 def test_forestream_projects_a_memory_leak_over_the_horizon():
     days = np.arange(T) / 288
     mem = 4.0 * (1 + 0.03 * days)
@@ -140,6 +152,8 @@ def test_forestream_asks_for_at_most_double_a_saturated_cpu():
     assert aws.cpu[0] == pytest.approx(4.8)
     assert 4.4 <= fs.cpu[0] <= 8.0
     assert any("saturated" in note for note in fs.notes[0])
+    # the level is raised by the demand never measured, not by which days come
+    assert not any("which days come" in note for note in fs.notes[0])
 
 
 def test_unknown_policy_is_rejected_naming_the_choices():

@@ -70,6 +70,43 @@ def test_a_lasting_step_is_a_regime_shift_and_a_weekend_dip_is_not():
     assert starts[1] == 0
 
 
+def test_a_step_up_after_an_earlier_step_down_is_the_latest_regime():
+    # a deploy that halved the load on day 3 and doubled it again on day 8: the left side
+    # of the last step is uneven as a whole, but the two days before it are flat
+    level = np.select([HOURS < 3 * 24, HOURS < 8 * 24], [1.4, 0.7], 1.5)
+    x = level * (1 + 0.3 * np.sin(np.pi * (HOURS % 24) / 24) ** 2) * _noise(12)
+    hourly_mean = hourly_stats(x[None, :], PER_HOUR)[1]
+    assert 8 * 24 <= regime_starts(hourly_mean)[0] <= 8 * 24 + 10
+
+
+def test_a_local_step_down_before_quiet_days_is_not_taken_for_a_regime():
+    # busy for two days, quiet for the last five, after an uneven start: a step down
+    # judged only against the two days before it could be a weekly cycle's busy
+    # weekend, so it stays the whole lookback (sizing on the quiet days alone would be
+    # unsafe)
+    level = np.select([HOURS < 4 * 24, HOURS < 7 * 24, HOURS < 9 * 24], [0.8, 1.2, 2.4], 1.0)
+    x = level * _noise(13)
+    hourly_mean = hourly_stats(x[None, :], PER_HOUR)[1]
+    assert regime_starts(hourly_mean)[0] == 0
+
+
+def test_a_quiet_weekend_before_busy_weekdays_of_a_growing_load_is_not_a_step():
+    # 14 days ending on a Thursday: the last weekend is quiet, the three weekdays after
+    # it busy, the weekdays before it as busy: a weekly cycle, and the growth must stay
+    # measured over both weeks
+    day = HOURS // 24
+    weekend = ((day + 3) % 7) >= 5  # day 0 is a Thursday
+    x = np.where(weekend, 0.4, 1.0) * (1 + 0.02 * day) * _noise(14)
+    hourly_mean = hourly_stats(x[None, :], PER_HOUR)[1]
+    assert regime_starts(hourly_mean)[0] == 0
+
+
+def test_a_trend_is_not_a_step_up_from_the_days_before_it():
+    trending = _shapes()["trending"]
+    hourly_mean = hourly_stats(trending[None, :], PER_HOUR)[1]
+    assert regime_starts(hourly_mean)[0] == 0
+
+
 def test_a_step_in_a_lookback_shorter_than_the_window_is_still_a_regime_shift():
     # 12 days of a diurnal load stepping up 5 days in, laid on a 14-day window (the
     # first two days unmeasured): the unmeasured days must not look like a third level

@@ -112,7 +112,7 @@ def forestream_requirements(d, *, slo_percentile: float, slo_utilization: float,
     requirements = Requirements(need, mem, gpu_level / u, gpu_mem, a.workload_class == "idle",
                                 level, mem_level, a,
                                 _notes(a, d, saturated, growth, cycles, horizon_days,
-                                       level, seen_level), draws, u)
+                                       level, seen_level, hidden), draws, u)
     return requirements
 
 
@@ -264,7 +264,7 @@ def _daily_peak_cv(x: np.ndarray, start: np.ndarray, per_day: int) -> np.ndarray
 
 
 def _notes(a: WorkloadAnalysis, d, saturated, growth, cycles, horizon_days, level,
-           seen_level) -> list[list[str]]:
+           seen_level, hidden) -> list[list[str]]:
     notes: list[list[str]] = [[] for _ in range(len(growth))]
     hours = d.step_seconds / 3600
     for r in np.flatnonzero(a.regime_start > 0):
@@ -275,7 +275,8 @@ def _notes(a: WorkloadAnalysis, d, saturated, growth, cycles, horizon_days, leve
                         "lookback; sized on the samples after it")
     with np.errstate(invalid="ignore", divide="ignore"):
         spread = level / seen_level - 1
-    for r in np.flatnonzero((spread > 0.1) & (growth <= 1.0)):
+    # a saturated resource's level is raised by what was never measured, not by its days
+    for r in np.flatnonzero((spread > 0.1) & (growth <= 1.0) & ~hidden):
         notes[r].append(f"the CPU percentile depends on which days come (bursts on some "
                         f"days only): sized {spread[r] * 100:.0f}% above the lookback's")
     for r in np.flatnonzero(growth > 1.0):

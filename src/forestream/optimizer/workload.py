@@ -46,6 +46,8 @@ from ._stats import pinned_share as pinned_share
 
 WORKLOAD_CLASSES = ("idle", "steady", "diurnal", "bursty", "trending")
 MIN_REGIME_HOURS = 30  # as AWS asks of any lookback: at least 30 hours of data
+#: a step up is judged against this many hours before it when the whole past is uneven
+LOCAL_HOURS = 48
 IDLE_PCT = 5.0  # P99 of hourly peaks below 5 % of the current capacity
 
 
@@ -139,7 +141,9 @@ def regime_starts(hourly_mean: np.ndarray, min_change: float = 0.25,
     days with at least 18 measured hours count; unmeasured hours are filled in, see
     :func:`_fill_nan_rows`). The new regime starts ``guard_hours`` after the split (when
     that leaves ``min_hours``), as the split of noisy hourly means can miss the true
-    step by a few hours.
+    step by a few hours. A step *up* also counts when the left side as a whole is
+    uneven but the ``LOCAL_HOURS`` before the split are flat (see
+    :func:`_step_up_after_uneven_past`).
     """
     R, H = hourly_mean.shape
     out = np.zeros(R, dtype=np.int64)
@@ -170,9 +174,52 @@ def regime_starts(hourly_mean: np.ndarray, min_change: float = 0.25,
     spread_right = _masked_range(rolling, right)
     flat = (spread_left < 0.5 * step) & (spread_right < 0.5 * step)
     shifted = (ratio >= 1.0 + min_change) & flat & (mu1 + mu2 > 0)
+    shifted |= _step_up_after_uneven_past(csum, rolling, measured, split, mu2, spread_right,
+                                          min_change)
     guarded = np.where(split + guard_hours <= H - min_hours, split + guard_hours, split)
     out[shifted] = guarded[shifted]
     return out
+
+
+def _step_up_after_uneven_past(csum: np.ndarray, rolling: np.ndarray, measured: np.ndarray,
+                               split: np.ndarray, after: np.ndarray, spread_right: np.ndarray,
+                               min_change: float) -> np.ndarray:
+    """Rows whose split is a step *up* from the ``LOCAL_HOURS`` just before it, though
+    the whole left side is uneven (an earlier step, or a drift, before this one).
+
+    Without this, a deploy that stepped down and later up again (or up twice) is no
+    shift at all, and the week-over-week growth of its daily medians across the step
+    is read as a trend that doubles the load (sized +100 %). Only steps up are taken
+    this way (a local step down could be the top of a weekly cycle: a busy weekend
+    before quiet weekdays). The right side must be flat compared with the step and at
+    least ``LOCAL_HOURS`` long (one busy day is not a new level), and so must the local
+    window before it be (two whole days, so a trend, whose halves differ as much as its
+    ends, does not pass); and the level must be new, above the two days
+    before the local window as well: quiet weekends between busy weekdays are a weekly
+    cycle, not a step, and taking them for one would cut off the weeks a growing
+    load's trend is measured on.
+    """
+    R, H = csum.shape[0], csum.shape[1] - 1
+    rows = np.arange(R)
+    lo = split - LOCAL_HOURS
+    earlier = split - 2 * LOCAL_HOURS
+    # as much evidence after the step as before it: one busy day is not a new level
+    ok = (earlier >= 0) & (H - split >= LOCAL_HOURS)
+    lo = np.maximum(lo, 0)
+    earlier = np.maximum(earlier, 0)
+    before = (csum[rows, split] - csum[rows, lo]) / np.maximum(split - lo, 1)
+    # the level is new: the days before the local window were lower too (after a quiet
+    # weekend, the weekdays before it were as busy as the ones after)
+    before_that = (csum[rows, lo] - csum[rows, earlier]) / np.maximum(lo - earlier, 1)
+    step = after - before
+    j = np.arange(rolling.shape[1])
+    local = (j[None, :] >= lo[:, None]) & (j[None, :] + 24 <= split[:, None]) & measured
+    spread_local = _masked_range(rolling, local)
+    with np.errstate(invalid="ignore"):
+        return (ok & (before > 0) & (after >= (1.0 + min_change) * before)
+                & (after >= (1.0 + min_change) * before_that)
+                & (local.sum(axis=1) >= 12) & (spread_local < 0.5 * step)
+                & (spread_right < 0.5 * step))
 
 
 def latest_regime_start(hourly_mean: np.ndarray, passes: int = 3) -> np.ndarray:
