@@ -80,11 +80,11 @@ def test_a_step_up_after_an_earlier_step_down_is_the_latest_regime():
 
 
 def test_a_local_step_down_before_quiet_days_is_not_taken_for_a_regime():
-    # busy for two days, quiet for the last five, after an uneven start: a step down
-    # judged only against the two days before it could be a weekly cycle's busy
-    # weekend, so it stays the whole lookback (sizing on the quiet days alone would be
-    # unsafe)
-    level = np.select([HOURS < 4 * 24, HOURS < 7 * 24, HOURS < 9 * 24], [0.8, 1.2, 2.4], 1.0)
+    # busy for four days, quiet for the last five, after an uneven start: a step down
+    # judged only against the days before it could be a weekly cycle's busy weekend, so
+    # the sizing keeps the whole lookback (sizing on the quiet days alone could be unsafe);
+    # the same rule taken both ways would start the regime on day 9
+    level = np.select([HOURS < 5 * 24, HOURS < 9 * 24], [1.7, 2.6], 1.0)
     x = level * _noise(13)
     hourly_mean = hourly_stats(x[None, :], PER_HOUR)[1]
     assert regime_starts(hourly_mean)[0] == 0
