@@ -129,6 +129,8 @@ def test_creating_a_stream_from_the_form_goes_to_its_page(console, kinesis):
     status, headers, _ = console.post("/console/streams", {"name": "made-here", "shards": "2",
                                                            "mode": "PROVISIONED"})
     assert status == 303 and headers["Location"] == "/console/streams/made-here"
+    kinesis.get_waiter("stream_exists").wait(StreamName="made-here",
+                                             WaiterConfig={"Delay": 0.2})
     assert len(shards_of(kinesis, "made-here")) == 2
     status, headers, body = console.htmx("/console/streams", {"name": "made-by-htmx",
                                                               "shards": "1"})
@@ -241,12 +243,14 @@ def test_split_merge_and_delete_with_confirmation(console, kinesis):
     status, _, body = console.htmx("/console/streams/reshard/split", {
         "shard": "shardId-000000000000", "new_starting_hash_key": ""})
     assert status == 200 and f"split at hash key {2**127}" in body
+    # the split takes effect when the stream's UPDATING ends, as on AWS
+    kinesis.get_waiter("stream_exists").wait(StreamName="reshard", WaiterConfig={"Delay": 0.2})
     shards = shards_of(kinesis, "reshard")
     assert [s["HashKeyRange"]["StartingHashKey"] for s in shards[1:]] == ["0", str(2**127)]
-    kinesis.get_waiter("stream_exists").wait(StreamName="reshard", WaiterConfig={"Delay": 0.2})
     status, _, body = console.htmx("/console/streams/reshard/merge", {
         "shard": "shardId-000000000001", "adjacent": "shardId-000000000002"})
     assert status == 200 and "merged" in body
+    kinesis.get_waiter("stream_exists").wait(StreamName="reshard", WaiterConfig={"Delay": 0.2})
     open_shards = [s for s in shards_of(kinesis, "reshard")
                    if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
     assert [s["ShardId"] for s in open_shards] == ["shardId-000000000003"]

@@ -27,6 +27,8 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the playwright package: pip install -e '.[test]'")
 from botocore.config import Config  # noqa: E402
 
+expect = sync_api.expect
+
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,6 +130,10 @@ def test_stream_create_put_browse_chart_split_and_delete(page, server, kinesis):
     page.fill('form[action="/console/streams"] input[name="shards"]', "2")
     page.click("button:text-is('Create stream')")
     page.wait_for_url("**/console/streams/clicks")
+    # CREATING for a moment, as on AWS: the page shows ACTIVE, and forms without the note
+    # that it takes no records yet, by itself (each answer is written to be waited for)
+    expect(page.locator("#live dl dd").first).to_have_text("ACTIVE", timeout=WAIT_MS)
+    expect(page.locator("#settling")).to_have_count(0, timeout=WAIT_MS)
     assert len(kinesis.list_shards(StreamName="clicks")["Shards"]) == 2
 
     page.fill('textarea[name="data"]', '{"temperature": 21.5, "room": "lab"}')
@@ -145,8 +151,13 @@ def test_stream_create_put_browse_chart_split_and_delete(page, server, kinesis):
 
     page.click("button:text-is('Split shard')")  # the first open shard, at its middle
     page.wait_for_selector("#flash >> text=split at hash key")
+    # the split takes effect when the stream's UPDATING ends: the page then shows the new
+    # shards, and the forms offer the three open ones, without a reload
     page.wait_for_selector("#live >> text=shardId-000000000003")
-    assert page.locator('#forms form[action$="/split"] option').count() == 3
+    expect(page.locator('#forms form[action$="/split"] option')).to_have_count(
+        3, timeout=WAIT_MS)
+    expect(page.locator("#live dl dd").first).to_have_text("ACTIVE", timeout=WAIT_MS)
+    expect(page.locator("#settling")).to_have_count(0, timeout=WAIT_MS)
 
     page.fill('input[name="confirm"]', "click")  # a typo: refused, nothing deleted
     page.click("button:text-is('Delete stream')")
@@ -201,6 +212,8 @@ def test_model_approval_metadata_and_endpoint_invocation(page, server, tmp_path)
 def test_application_actions_and_anomalies_over_input(page, server, kinesis):
     for name in ("readings", "graded"):
         kinesis.create_stream(StreamName=name, ShardCount=1)
+    for name in ("readings", "graded"):  # CREATING takes no records, as on AWS
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.2})
     rest(server, "POST", "/api/v1/applications", {
         "name": "detector", "code": {"filename": "job.py", "text": RCF_JOB},
         "checkpoint_interval": 2.0})

@@ -19,7 +19,12 @@ from forestream.models.hosting.endpoints import EndpointManager
 from forestream.models.registry import ModelRegistry
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
-from forestream.streams.errors import ResourceNotFoundError, ValidationError
+from forestream.streams.errors import (
+    ResourceInUseError,
+    ResourceNotFoundError,
+    StreamError,
+    ValidationError,
+)
 from forestream.streams.store import StreamStore
 
 from ..metrics import Metrics
@@ -73,8 +78,8 @@ class StreamActions:
         key = form.get("partition_key") or ""
         explicit = (form.get("explicit_hash_key") or "").strip() or None
         started = time.perf_counter()
-        result = kinesis.call(self.store, "PutRecord", StreamName=stream, Data=data,
-                              PartitionKey=key, ExplicitHashKey=explicit)
+        result = self.call(stream, "PutRecord", StreamName=stream, Data=data,
+                           PartitionKey=key, ExplicitHashKey=explicit)
         self.metrics.observe("PutRecord", {"StreamName": stream, "Data": data}, result,
                              time.perf_counter() - started)
         return Outcome(f"record {result['SequenceNumber']} put on {result['ShardId']} "
@@ -92,15 +97,40 @@ class StreamActions:
             lo = int(found[0]["HashKeyRange"]["StartingHashKey"])
             hi = int(found[0]["HashKeyRange"]["EndingHashKey"])
             key = str((lo + hi + 1) // 2)
-        kinesis.call(self.store, "SplitShard", StreamName=stream, ShardToSplit=shard,
-                     NewStartingHashKey=key)
+        self.call(stream, "SplitShard", StreamName=stream, ShardToSplit=shard,
+                  NewStartingHashKey=key)
         return Outcome(f"{shard} split at hash key {key}")
 
     def merge(self, stream: str, form: Mapping[str, str]) -> Outcome:
         shard, adjacent = form.get("shard") or "", form.get("adjacent") or ""
-        kinesis.call(self.store, "MergeShards", StreamName=stream, ShardToMerge=shard,
-                     AdjacentShardToMerge=adjacent)
+        self.call(stream, "MergeShards", StreamName=stream, ShardToMerge=shard,
+                  AdjacentShardToMerge=adjacent)
         return Outcome(f"{shard} and {adjacent} merged")
+
+    def call(self, stream: str, operation: str, **members: object) -> dict:
+        """``operation`` on ``stream`` as the API runs it; refused because the stream is
+        not ACTIVE, the API's words gain what the page's user needs: AWS answers a
+        PutRecord to a CREATING or DELETING stream 'not found' (while the page shows it)
+        and a reshard while UPDATING 'not ACTIVE', neither saying when to try again."""
+        try:
+            return kinesis.call(self.store, operation, **members)
+        except (ResourceNotFoundError, ResourceInUseError) as exc:
+            raise self._settling(stream, exc) from None
+
+    def _settling(self, stream: str, error: StreamError) -> StreamError:
+        try:
+            status = self.store.describe_stream_summary(stream_name=stream)[
+                "StreamDescriptionSummary"]["StreamStatus"]
+        except ResourceNotFoundError:
+            return error  # gone, as the API says
+        if status in ("CREATING", "UPDATING"):
+            hint = (f"stream {stream} is {status}: send this again once it is ACTIVE, in a "
+                    "moment; its status is on this page")
+        elif status == "DELETING":
+            hint = f"stream {stream} is DELETING: it takes nothing more"
+        else:
+            return error
+        return type(error)(f"{error.message} ({hint})")
 
     def delete(self, stream: str, form: Mapping[str, str]) -> Outcome:
         confirm = (form.get("confirm") or "").strip()

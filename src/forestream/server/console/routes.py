@@ -107,7 +107,7 @@ def routes(settings: Settings, store: StreamStore, applications: ApplicationMana
         ch = chrome(request)
         return compose(request, f"Stream {name}", "streams", {
             "live": lambda: stream_view.live(data, history.stream_rates(
-                name, [s["ShardId"] for s in data["shards"]])),
+                name, [s["ShardId"] for s in data["shards"]]), ch),
             "forms": lambda: stream_view.forms(data, ch)},
             after=stream_view.browser(data, ch))
 

@@ -1,5 +1,10 @@
 """A stream's page: live facts, throughput charts and shards; the record browser; and
-the forms that put a test record, split, merge and delete."""
+the forms that put a test record, split, merge and delete.
+
+As on AWS, a new stream is CREATING and a reshard leaves it UPDATING for a moment (the
+split or merge takes effect when that ends); meanwhile the page says so and fetches its
+parts again each second, so the new shards and the forms over them appear once it is
+ACTIVE rather than at the next slow poll or action."""
 
 from __future__ import annotations
 
@@ -23,14 +28,42 @@ from ..pages import (
 )
 from ..records import DECODINGS, ENCODINGS, POSITIONS
 
+#: statuses that end by themselves, soon (DELETING ends in the stream being gone)
+SETTLING = ("CREATING", "UPDATING")
+SETTLE_TRIGGER = "load delay:1s"  # one fetch a second after each answer, until ACTIVE
 CHARTS = (("records_in", "Records in per shard", "rec/s"),
           ("records_out", "Records out per shard", "rec/s"),
           ("bytes_in", "Bytes in per shard", "B/s"),
           ("bytes_out", "Bytes out per shard", "B/s"))
 
 
-def live(data: dict, rates: dict[str, Series]) -> str:
-    """Facts, charts, shards and consumers (fetched again every few seconds)."""
+def settling(data: dict, region: str, chrome: Chrome) -> str:
+    """While the stream is CREATING or UPDATING: an element that fetches the page's part
+    ``region`` again in a second (its answer carries another until the status ends)."""
+    s = data["summary"]
+    if s["StreamStatus"] not in SETTLING or not chrome.live:
+        return ""
+    url = f'{path_of("streams", s["StreamName"])}?part={region}'
+    return (f'<span hidden hx-get="{text(url)}" hx-trigger="{SETTLE_TRIGGER}" '
+            f'hx-target="#{region}" hx-swap="innerHTML"></span>')
+
+
+def settling_note(summary: dict) -> str:
+    """What a CREATING or UPDATING stream does not do yet, and when it will."""
+    status, name = summary["StreamStatus"], summary["StreamName"]
+    if status == "CREATING":
+        return (f'<p class="hint" id="settling">stream {text(name)} is CREATING: it takes '
+                "records once it is ACTIVE, in a moment.</p>")
+    if status == "UPDATING":
+        return (f'<p class="hint" id="settling">stream {text(name)} is UPDATING: a split or '
+                "merge takes effect when it turns ACTIVE, in a moment; until then its shards "
+                "are the old ones, and it cannot be split or merged again.</p>")
+    return ""
+
+
+def live(data: dict, rates: dict[str, Series], chrome: Chrome) -> str:
+    """Facts, charts, shards and consumers (fetched again every few seconds, and each
+    second while the stream is CREATING or UPDATING)."""
     s = data["summary"]
     facts = fields([("status", badge(s["StreamStatus"])),
                     ("ARN", f'<code>{text(s["StreamARN"])}</code>'),
@@ -47,7 +80,8 @@ def live(data: dict, rates: dict[str, Series]) -> str:
                            rates[key].as_chart(),
                            "no traffic counted yet (the server samples every 2 s)")
                      for key, title, unit in CHARTS)
-    return "".join([facts, "<h2>Throughput</h2>", f'<div class="charts">{charts}</div>',
+    return "".join([settling(data, "live", chrome), facts, "<h2>Throughput</h2>",
+                    f'<div class="charts">{charts}</div>',
                     "<h2>Shards</h2>", shard_table(data["shards"]),
                     "<h2>Registered consumers</h2>", table(
                         ["consumer", "status", "created"],
@@ -84,7 +118,8 @@ def shard_table(shards: list[dict]) -> str:
 
 def forms(data: dict, chrome: Chrome) -> str:
     """Put a test record, split, merge, delete (fetched again after each action: the
-    shard lists change)."""
+    shard lists change; and each second while the stream is CREATING or UPDATING, so
+    the lists show the new shards once a reshard has taken effect)."""
     name = data["summary"]["StreamName"]
     base = path_of("streams", name)
     open_shards = [s["ShardId"] for s in data["shards"]
@@ -114,7 +149,8 @@ def forms(data: dict, chrome: Chrome) -> str:
         field("confirm", f"type {name} to delete this stream and its records", size_=20,
               required=True, extra=' autocomplete="off"'),
         "Delete stream", chrome, danger=True)
-    return f'<h2>Actions</h2><div class="actions">{put}{split}{merge}{delete}</div>'
+    return (f'<h2>Actions</h2>{settling_note(data["summary"])}{settling(data, "forms", chrome)}'
+            f'<div class="actions">{put}{split}{merge}{delete}</div>')
 
 
 def browser(data: dict, chrome: Chrome) -> str:
