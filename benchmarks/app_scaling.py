@@ -215,7 +215,7 @@ def run_app(server, kinesis, code: Path, parallelism: int, events: int, tag: str
     cpu = meter.used()
     rest(server, "POST", f"/{name}/stop", {"snapshot": False})
     rest(server, "DELETE", f"/{name}")
-    kinesis.delete_stream(StreamName=out)
+    delete_stream(kinesis, out)
     return measured(events, started, counter.first_at, ended, cpu)
 
 
@@ -237,12 +237,21 @@ def run_handwritten(server, kinesis, cluster, events: int, tag: str) -> dict:
     ended = time.perf_counter()
     cpu = meter.used()
     cluster.rest.cancel(job)
-    kinesis.delete_stream(StreamName=out)
+    delete_stream(kinesis, out)
     return measured(events, started, counter.first_at, ended, cpu)
 
 
 #: The shortest first-to-last-score span a rate once running is given for.
 MIN_RUNNING_SECONDS = 1.0
+
+
+def delete_stream(kinesis, name: str) -> None:
+    """Delete a run's output stream and wait until it is gone (it is DELETING for the
+    server's status delay, as on AWS, and its name is not free until then), so the next
+    run starts with nothing of this one's left, even under the same name."""
+    kinesis.delete_stream(StreamName=name)
+    kinesis.get_waiter("stream_not_exists").wait(
+        StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 600})
 
 
 def measured(events: int, started: float, first_at: float | None, ended: float,
@@ -281,7 +290,7 @@ def run_library(server, kinesis, events: int, tag: str, cluster_beside=None) -> 
     env.execute("bench", until=lambda: seen["n"] >= events, max_seconds=900)
     ended = time.perf_counter()  # the last batch is written when execute() returns
     cpu = meter.used()
-    kinesis.delete_stream(StreamName=out)
+    delete_stream(kinesis, out)
     return measured(events, started, seen["first"], ended, cpu)
 
 

@@ -260,9 +260,8 @@ def run_peer(name: str, args, kinesalite: Path | None, moto: Path | None) -> dic
         peer = Peer(name, tmp, kinesalite, moto, args.baseline_src)
         kin = boto(peer.port)
         kin.create_stream(StreamName=STREAM, ShardCount=SHARDS)
-        while kin.describe_stream_summary(StreamName=STREAM)[
-                "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
-            time.sleep(0.1)
+        kin.get_waiter("stream_exists").wait(  # every peer: CREATING until ACTIVE
+            StreamName=STREAM, WaiterConfig={"Delay": 0.1, "MaxAttempts": 600})
         result = run_ring_load("127.0.0.1", peer.port, "/", signed_ring(peer.port, args.ring),
                                judge=judge, clients=args.clients, warmup=args.warmup,
                                seconds=args.seconds, server_pids=peer.pids)
