@@ -30,11 +30,14 @@ def test_streams_commands_end_to_end(server):
     out = cli(server, "get", "cli-s").stdout
     for word in ("hello world", "a", "b", "c"):
         assert word in out
+    # reshard and delete return once the change has taken effect (UPDATING, DELETING end)
     out = cli(server, "reshard", "cli-s", "--split", "shardId-000000000000").stdout
     assert "split shardId-000000000000" in out
     described = cli(server, "describe", "cli-s").stdout
     assert "shardId-000000000002" in described and "closed" in described
+    assert "ACTIVE" in described
     assert "deleted" in cli(server, "delete", "cli-s").stdout
+    assert "cli-s" not in cli(server, "list").stdout
 
 
 def test_streams_errors_are_clear(server, tmp_path):

@@ -252,9 +252,12 @@ def tail(name, start, poll, endpoint_url):
 @click.option("--split", "split", help="Split this shard (with --at).")
 @click.option("--at", "at", help="Hash key where the second half starts [default: middle].")
 @click.option("--merge", nargs=2, help="Merge two adjacent shards.")
+@click.option("--no-wait", is_flag=True,
+              help="Return at once instead of waiting for the change to take effect.")
 @endpoint_option
-def reshard(name, count, split, at, merge, endpoint_url):
-    """Change stream NAME's shards: --count N, --split SHARD [--at KEY], or --merge A B.
+def reshard(name, count, split, at, merge, no_wait, endpoint_url):
+    """Change stream NAME's shards: --count N, --split SHARD [--at KEY], or --merge A B;
+    waits until it takes effect (the stream is UPDATING until then, as on AWS).
 
     \b
     Examples:
@@ -284,14 +287,20 @@ def reshard(name, count, split, at, merge, endpoint_url):
         run(lambda: k.merge_shards(StreamName=name, ShardToMerge=merge[0],
                                    AdjacentShardToMerge=merge[1]))
         console.print(f"merged {merge[0]} and {merge[1]}")
+    if not no_wait:
+        run(lambda: k.get_waiter("stream_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}))
 
 
 @streams.command("delete")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Also delete its registered consumers.")
+@click.option("--no-wait", is_flag=True,
+              help="Return at once instead of waiting until the stream is gone.")
 @endpoint_option
-def delete(name, force, endpoint_url):
-    """Delete stream NAME and all its records (--force: its registered consumers too).
+def delete(name, force, no_wait, endpoint_url):
+    """Delete stream NAME and all its records (--force: its registered consumers too);
+    waits until it is gone (it is DELETING until then, its name not free, as on AWS).
 
     \b
     Examples:
@@ -300,6 +309,9 @@ def delete(name, force, endpoint_url):
     """
     k = client(endpoint_url)
     run(lambda: k.delete_stream(StreamName=name, EnforceConsumerDeletion=force))
+    if not no_wait:
+        run(lambda: k.get_waiter("stream_not_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 0.2, "MaxAttempts": 300}))
     console.print(f"stream [bold]{name}[/] deleted")
 
 
