@@ -91,6 +91,9 @@ def test_totals_stay_exact_through_killed_workers_a_split_and_a_killed_server(
     sent += 120
     kinesis.split_shard(StreamName="xin", ShardToSplit=shard["ShardId"],
                         NewStartingHashKey=str((low + high) // 2))
+    # the split takes effect when UPDATING ends (as on AWS): the next records go to the
+    # children, read after their parent's last
+    kinesis.get_waiter("stream_exists").wait(StreamName="xin", WaiterConfig={"Delay": 0.1})
     put(kinesis, sent, 240)
     sent += 240
     expect(kinesis, sent, "totals after the split")

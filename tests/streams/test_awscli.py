@@ -108,6 +108,17 @@ def records_of(aws: AwsCli, stream: str, shard: str, *position: str) -> list[dic
     return out["Records"]
 
 
+def wait_active(aws: AwsCli, stream: str, seconds: float = 60.0) -> None:
+    """Poll ``describe-stream-summary`` until ``stream`` is ACTIVE, bounded by ``seconds``:
+    for where the CLI's own waiter (tested above) is not the subject, since it sleeps 10 s
+    after any poll that finds the stream not ACTIVE yet."""
+    deadline = time.monotonic() + seconds
+    while aws("describe-stream-summary", "--stream-name", stream)[
+            "StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, f"{stream} still not ACTIVE after {seconds} s"
+        time.sleep(0.1)
+
+
 def test_cli_version_is_what_this_file_assumes(aws):
     done = subprocess.run([str(AWS), "--version"], env=aws.env, capture_output=True,
                           text=True, timeout=60)
@@ -219,7 +230,7 @@ def test_resharding_split_merge_update_list_shards(aws):
     assert aws("merge-shards", "--stream-name", "cli-rs", "--shard-to-merge",
                "shardId-000000000001", "--adjacent-shard-to-merge",
                "shardId-000000000002") == {}
-    time.sleep(0.3)  # UPDATING for FORESTREAM_STATUS_DELAY (0.2 s); the waiter is tested above
+    wait_active(aws, "cli-rs")  # UPDATING until the merge takes effect
     out = aws("update-shard-count", "--stream-name", "cli-rs", "--target-shard-count", "2",
               "--scaling-type", "UNIFORM_SCALING")
     assert out["CurrentShardCount"] == 1 and out["TargetShardCount"] == 2
