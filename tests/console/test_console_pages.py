@@ -75,11 +75,15 @@ def world(tmp_path_factory):
         kinesis = kinesis_client(server.url)
         kinesis.create_stream(StreamName="sensors", ShardCount=2)
         kinesis.create_stream(StreamName="console-input", ShardCount=1)
-        kinesis.get_waiter("stream_exists").wait(StreamName="sensors",
-                                                 WaiterConfig={"Delay": 0.2})
+        for name in ("sensors", "console-input"):  # CREATING for a moment, as on AWS
+            kinesis.get_waiter("stream_exists").wait(StreamName=name,
+                                                     WaiterConfig={"Delay": 0.2})
         kinesis.add_tags_to_stream(StreamName="sensors", Tags={"team": "ml-ops"})
         kinesis.split_shard(StreamName="sensors", ShardToSplit="shardId-000000000000",
                             NewStartingHashKey=str(2**126))
+        # the split takes effect when UPDATING ends: the pages show its children after
+        kinesis.get_waiter("stream_exists").wait(StreamName="sensors",
+                                                 WaiterConfig={"Delay": 0.2})
 
         X = np.random.default_rng(1).normal(size=(50, 3))
         joblib.dump(LinearRegression().fit(X, X @ [1.0, 2.0, 3.0]), root / "model.joblib")
