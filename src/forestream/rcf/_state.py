@@ -54,14 +54,14 @@ class ForestState:
     rng: UInt64Array  # uint64[T]: one generator state per tree
 
     def __post_init__(self) -> None:
-        """Lay each internal node's fields, cut value and box side by side in memory.
+        """Move every array into one arena, each internal node's fields, cut value and box
+        side by side.
 
-        The fields stay separate arrays to the kernels and to serialization, but as views
-        into one buffer of node records: ``[left, right, parent, cut dim, mass, -, cut
-        value (2 words), box (2·D float64)]``, 32 + 16·D bytes. A walk down a tree then
-        reads one cache line per node where three separate arrays cost three: the
-        forests of a job with many keys do not fit in a core's cache, so those reads
-        are most of the time a record takes.
+        The fields stay separate arrays to the kernels and to serialization, but as views:
+        the node records are ``[left, right, parent, cut dim, mass, -, cut value (2
+        words), box (2·D float64)]``, 32 + 16·D bytes, so a walk down a tree reads one
+        cache line per node where three separate arrays cost three; a copy (a checkpoint's
+        snapshot, a rewind) is one memcpy of the arena.
         """
         t, s = self.nodes.shape[:2]
         d = self.boxes.shape[-1]
@@ -69,17 +69,16 @@ class ForestState:
                 or self.boxes.shape != (t, s, 2, d):
             raise ValueError(f"node arrays' shapes disagree: nodes {self.nodes.shape}, "
                              f"cut values {self.cut_values.shape}, boxes {self.boxes.shape}")
-        records = self.nodes.base
-        if isinstance(records, np.ndarray) and records.dtype == np.int32 \
-                and records.shape == (t, s, _RECORD_HEAD + 4 * d) \
-                and self.cut_values.base is records and self.boxes.base is records:
-            return  # views into one buffer already (see copy)
-        records = np.zeros((t, s, _RECORD_HEAD + 4 * d), dtype=np.int32)
-        nodes, cut_values, boxes = _record_views(records)
+        layout = _arena_layout(t, s, d)
+        views = _arena_views(np.zeros(layout[-1][0], dtype=np.uint8), layout)
+        nodes, cut_values, boxes = _record_views(views["records"])
         nodes[...] = self.nodes
         cut_values[...] = self.cut_values
         boxes[...] = self.boxes
         self.nodes, self.cut_values, self.boxes = nodes, cut_values, boxes
+        for name in _OTHER_ARRAYS:
+            views[name][...] = getattr(self, name)
+            setattr(self, name, views[name])
 
     @classmethod
     def empty(cls, num_trees: int, sample_size: int, point_dims: int, seed: int) -> ForestState:
@@ -108,12 +107,54 @@ class ForestState:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def copy(self) -> ForestState:
-        """A deep copy: the node records in one memcpy, then every other array."""
-        records = self.nodes.base
-        assert isinstance(records, np.ndarray)  # __post_init__ made it so
-        nodes, cut_values, boxes = _record_views(records.copy())
-        rest = (getattr(self, f.name).copy() for f in fields(self)[3:])
-        return ForestState(nodes, cut_values, boxes, *rest)
+        """A deep copy: the arena in one memcpy."""
+        arena = self.nodes.base
+        assert isinstance(arena, np.ndarray)  # __post_init__ made it so
+        t, s = self.nodes.shape[:2]
+        layout = _arena_layout(t, s, self.boxes.shape[-1])
+        copied = arena.copy()
+        views = _arena_views(copied, layout)
+        twin = object.__new__(ForestState)  # not through __post_init__: laid out already
+        twin.nodes, twin.cut_values, twin.boxes = _record_views(views["records"])
+        for name in _OTHER_ARRAYS:
+            setattr(twin, name, views[name])
+        return twin
+
+
+#: the arrays after the node records, in arena order (as ForestState's fields)
+_OTHER_ARRAYS = ("leaves", "leaf_point", "free_nodes", "free_leaves", "trees", "heap_keys",
+                 "heap_leaves", "rng")
+_ALIGN = 64  # each array starts on a cache line's offset
+
+
+def _arena_layout(t: int, s: int, d: int) -> list[tuple[int, str, tuple[int, ...], Any]]:
+    """(offset, name, shape, dtype) of each array in a forest's arena; the last entry is
+    the end ``(size, "", (), None)``."""
+    shapes: list[tuple[str, tuple[int, ...], Any]] = [
+        ("records", (t, s, _RECORD_HEAD + 4 * d), np.int32),
+        ("leaves", (t, s, LEAF_FIELDS), np.int32), ("leaf_point", (t, s, d), np.float64),
+        ("free_nodes", (t, s), np.int32), ("free_leaves", (t, s), np.int32),
+        ("trees", (t, TREE_FIELDS), np.int32), ("heap_keys", (t, s), np.float64),
+        ("heap_leaves", (t, s), np.int32), ("rng", (t,), np.uint64)]
+    layout = []
+    offset = 0
+    for name, shape, dtype in shapes:
+        layout.append((offset, name, shape, dtype))
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        offset += -(-size // _ALIGN) * _ALIGN
+    layout.append((offset, "", (), None))
+    return layout
+
+
+def _arena_views(arena: npt.NDArray[np.uint8],
+                 layout: list[tuple[int, str, tuple[int, ...], Any]]
+                 ) -> dict[str, npt.NDArray[Any]]:
+    views = {}
+    for (offset, name, shape, dtype), (end, *_) in zip(layout, layout[1:], strict=False):
+        size = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+        views[name] = arena[offset : offset + size].view(dtype).reshape(shape)
+        assert offset + size <= end
+    return views
 
 
 def _record_views(records: Int32Array) -> tuple[Int32Array, Float64Array, Float64Array]:
