@@ -84,7 +84,7 @@ test: $(STAMP) $(TFSTAMP) $(JSCLIENT) $(FLINKJAR) $(CONSOLE_ASSETS) chromium ipr
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -n 2 --dist loadfile src tests
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25 src tests  # the slowest tests listed: CI must stay under 25 minutes
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
