@@ -27,3 +27,16 @@ def wait_for(condition, what: str, seconds: float = 120.0):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
     return value
+
+
+#: a job Flink cannot run (a complex event pattern, step 2): refused at create time
+CEP_JOB = '''
+from forestream.processing import Pattern, kinesis_client
+
+
+def build(env, properties):
+    client = kinesis_client()
+    (env.from_kinesis("readings", client).key_by(lambda e: e["sensor"])
+        .pattern(Pattern.begin("high").where(lambda e: e["value"] > 50))
+        .sink_to_kinesis("graded", client))
+'''

@@ -18,7 +18,7 @@ import urllib.request
 import joblib
 import numpy as np
 import pytest
-from console_testkit import rest, wait_for
+from console_testkit import CEP_JOB, rest, wait_for
 
 from server_support import ServerProcess
 
@@ -398,16 +398,6 @@ def test_snapshot_start_stop_restore_and_scale_an_application(console, server, k
     console.htmx(f"{base}/stop", {"force": "1"})
 
 
-CEP_JOB = '''
-from forestream.processing import Pattern, kinesis_client
-
-
-def build(env, properties):
-    client = kinesis_client()
-    (env.from_kinesis("in", client).key_by(lambda e: e["k"])
-        .pattern(Pattern.begin("a").where(lambda e: e["v"] > 1))
-        .sink_to_kinesis("out", client))
-'''
 
 
 def app_names(server) -> list[str]:

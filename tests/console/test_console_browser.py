@@ -18,7 +18,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pytest
-from console_testkit import rest, wait_for
+from console_testkit import CEP_JOB, rest, wait_for
 
 from server_support import ServerProcess
 
@@ -51,16 +51,6 @@ def build(env, properties):
         .key_by(lambda e: e["sensor"])
         .thresholded_random_cut_forest(["value"], shingle_size=4)
         .sink_to_kinesis("graded", client, partition_key=lambda e: e["sensor"]))
-'''
-CEP_JOB = '''
-from forestream.processing import Pattern, kinesis_client
-
-
-def build(env, properties):
-    client = kinesis_client()
-    (env.from_kinesis("readings", client).key_by(lambda e: e["sensor"])
-        .pattern(Pattern.begin("high").where(lambda e: e["value"] > 50))
-        .sink_to_kinesis("graded", client))
 '''
 
 if CHROMIUM is None:

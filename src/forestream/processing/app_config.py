@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from forestream.names import SAFE_NAME
+from forestream.names import SAFE_NAME, UnsafeName, check_name
 
 from .errors import ApplicationError
 
@@ -14,6 +14,16 @@ NAME = re.compile(f"^{SAFE_NAME.pattern}$")  # applications and snapshots (folde
 MAX_PARALLELISM = 64
 DEFAULT_MAX_PARALLELISM = 16  # key groups of a keyed job: the most workers its state spreads over
 MAX_KEY_GROUPS = 128
+
+
+def check_application_name(name: object) -> str:
+    """``name`` if it is a safe application name, else :class:`ApplicationError` naming it
+    (the manager checks it too; the REST API and the console check it before they read
+    the code, so a bad name is what the user hears of first)."""
+    try:
+        return check_name(name, "application name")
+    except UnsafeName as exc:
+        raise ApplicationError(str(exc)) from None
 
 
 def _check_config(checkpoint_interval, parallelism, properties,

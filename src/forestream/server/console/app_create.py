@@ -22,9 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from forestream.names import SAFE_NAME_RULE, UnsafeName, check_name
+from forestream.names import SAFE_NAME_RULE
 from forestream.processing.app_code import ApplicationCode
-from forestream.processing.app_config import MAX_PARALLELISM
+from forestream.processing.app_config import MAX_PARALLELISM, check_application_name
 from forestream.processing.errors import ApplicationError
 
 from .forms import Form
@@ -52,10 +52,7 @@ def read_create_form(form: Form) -> CreateRequest:
     if not name:
         raise ApplicationError(f"give the application a name ({SAFE_NAME_RULE}); nothing "
                                "was created")
-    try:
-        check_name(name, "application name")
-    except UnsafeName as exc:
-        raise ApplicationError(str(exc)) from None
+    check_application_name(name)
     code = _code(form)
     runtime = fields.get("runtime") or "embedded"
     options: dict[str, Any] = {

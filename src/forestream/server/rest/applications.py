@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from forestream.config import Settings
-from forestream.names import UnsafeName, check_name
 from forestream.processing.app_code import ApplicationCode
+from forestream.processing.app_config import check_application_name
 from forestream.processing.applications import ApplicationManager
 from forestream.processing.errors import ApplicationError
 
@@ -67,10 +67,7 @@ def routes(manager: ApplicationManager, settings: Settings) -> list[Route]:
                 raise ApplicationError("'name' and 'code' are required; code is "
                                        '{"filename", "text"}, {"zip_base64"} or a path on '
                                        "the server")
-            try:
-                check_name(name, "application name")
-            except UnsafeName as exc:
-                raise ApplicationError(str(exc)) from None
+            check_application_name(name)
             code = code_of(code)
         except (ApplicationError, PolicyRefusal) as exc:
             return problem(exc.status, exc.code, str(exc), request.url.path)
