@@ -205,3 +205,33 @@ def test_aws_and_https_endpoints_keep_boto3():
     assert KinesisWire.for_client(https) is None
     with pytest.raises(ValueError, match="plain HTTP only"):
         KinesisWire("https://example.com", "us-east-1")
+
+
+@pytest.mark.parametrize("token", [None, "FQoGZXIvYXdzEJr//session"])
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:4567", "http://kinesis.local",
+                                      "http://[::1]:4567"])
+def test_the_signature_is_the_one_botocore_computes(monkeypatch, endpoint, token):
+    """The wire's own Signature V4 gives botocore's headers byte for byte (same instant,
+    credentials, region, target and body), with and without a session token."""
+    import datetime as dt
+
+    import botocore.auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    instant = dt.datetime(2026, 12, 6, 23, 59, 58, tzinfo=dt.timezone.utc)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime",
+                        lambda: instant.replace(tzinfo=None))
+    body = json.dumps({"ShardIterator": "AAAA/+=", "Limit": 10}).encode()
+    target = "Kinesis_20131202.GetRecords"
+    request = AWSRequest(method="POST", url=endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+    botocore.auth.SigV4Auth(Credentials("AKIDWIRE", "wire-secret", token), "kinesis",
+                            "eu-west-1").add_auth(request)
+    wire = KinesisWire(endpoint, "eu-west-1")
+    ours = wire.signer.headers(target, body, "AKIDWIRE", "wire-secret", token, now=instant)
+    assert ours == dict(request.headers.items())
+    # the signing key is kept per day: a second call the next day signs with that day's
+    later = wire.signer.headers(target, body, "AKIDWIRE", "wire-secret", token,
+                                now=instant + dt.timedelta(seconds=3))
+    assert "20261207/eu-west-1/kinesis/aws4_request" in later["Authorization"]
