@@ -160,3 +160,33 @@ def test_unknown_policy_is_rejected_naming_the_choices():
     with pytest.raises(ValueError, match="policy must be one of"):
         requirements("magic", _demand(np.ones(T)))
     assert set(POLICIES) == {"forestream", "aws-default", "max-rule", "vpa", "krr"}
+
+
+def _mem_need(mem: np.ndarray) -> float:
+    return float(requirements("forestream", _demand(np.full(T, 1.0), mem)).mem[0])
+
+
+def test_a_flat_memory_is_sized_about_one_percent_above_its_peak_not_three():
+    # daily peaks within a few tenths of a percent: the next period's peak cannot go far
+    mem = 10.0 * np.exp(0.002 * np.random.default_rng(11).standard_normal(T))
+    need = _mem_need(mem)
+    assert mem.max() * 1.01 - 1e-9 <= need < mem.max() * 1.02
+
+
+def test_memory_whose_daily_peaks_wander_is_sized_more_than_three_spreads_above():
+    rng = np.random.default_rng(12)
+    day_peak = 10.0 * (1 + 0.02 * rng.standard_normal(14))  # peaks wander by 2 %
+    profile = 0.8 + 0.2 * np.sin(np.linspace(0, np.pi, 288))
+    mem = (day_peak[:, None] * profile[None, :]).ravel()
+    spread = day_peak.std(ddof=1)
+    need = _mem_need(mem)
+    assert need > mem.max() + 5.0 * spread  # 1-in-1000 rise of the highest of the peaks
+    assert need < mem.max() + 6.0 * spread
+
+
+def test_a_growing_memory_margin_is_its_spread_about_the_trend_not_the_trend():
+    days = np.arange(T) / 288
+    mem = 4.0 * (1 + 0.01 * days) * np.exp(0.001 * np.random.default_rng(13).standard_normal(T))
+    fs = requirements("forestream", _demand(np.full(T, 1.0), mem), horizon_days=14.0)
+    assert fs.mem_level[0] > mem.max() * 1.1  # the trend is projected
+    assert fs.mem[0] < fs.mem_level[0] * 1.02  # and not counted again as spread

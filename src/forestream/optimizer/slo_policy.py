@@ -33,11 +33,20 @@ the right peaks: when memory drops sharply and repeatedly (a leak cleared by
 restarts: a sawtooth), the peaks *between restarts* are what repeats, so the need is
 the higher of the seen peak plus 3 % and the cycles' mean peak plus three standard
 deviations; a rise within a cycle is not a trend. Otherwise it is the current memory
-regime's maximum, projected along a significant trend over ``horizon_days``, plus three
-times the spread of the daily peaks (3-30 %). Memory pinned at 100 % asks for 1.3x.
+regime's maximum, projected along a significant trend over ``horizon_days``, plus how
+far the next period's peak may rise above the seen one: the highest of ``n`` daily
+peaks of spread ``σ`` (about their trend line where a trend is projected) moves from
+one period to the next by a logistic amount of scale ``σ·√6/π`` (the difference of two
+Gumbel maxima), so the margin is its 1-in-1000 quantile, ``MEM_PEAK_SIGMAS`` (5.4)
+``σ`` over the peak, kept within 1-30 %. A flat memory (daily peaks within a few
+tenths of a percent of each other) gets about 1 %, not a fixed 3 % that moves it past
+a type it fits; a memory whose peaks wander gets more than three spreads did. Memory
+pinned at 100 % asks for 1.3x.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba import njit, prange
@@ -47,7 +56,12 @@ from .requirements import Requirements
 from .slo import BOOTSTRAP_DRAWS, CONFIDENCE, bootstrap_percentile, week_over_week_growth
 from .workload import WorkloadAnalysis, analyze, hourly_stats
 
-MEM_MIN_MARGIN = 0.03
+MEM_MIN_MARGIN = 0.03  # a sawtooth's peak and a GPU's memory: the highest seen plus 3 %
+#: the chance the next period's memory peak rises above the sized margin, and that
+#: margin in standard deviations of the daily peaks (the logistic quantile, see above)
+MEM_PEAK_RISK = 0.001
+MEM_PEAK_SIGMAS = math.sqrt(6) / math.pi * math.log((1 - MEM_PEAK_RISK) / MEM_PEAK_RISK)
+MEM_PEAK_MIN_MARGIN = 0.01
 MEM_MAX_MARGIN = 0.30
 MEM_CYCLE_SIGMAS = 3.0
 RESTART_DROP = 0.25  # a drop of a quarter of the memory's range in one sample is a restart,
@@ -131,8 +145,10 @@ def _memory_need(d, a: WorkloadAnalysis, mem_headroom: float | None, per_day: in
     growth = np.where(sawtooth, 1.0, a.mem_growth)
     level = peak * growth
     if mem_headroom is None:
-        margin = np.clip(3.0 * _daily_peak_cv(mem, start, per_day), MEM_MIN_MARGIN,
-                         MEM_MAX_MARGIN)
+        spread = _daily_peak_spread(mem, start, per_day, detrend=growth > 1.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            margin = np.clip(np.nan_to_num(MEM_PEAK_SIGMAS * spread / peak),
+                             MEM_PEAK_MIN_MARGIN, MEM_MAX_MARGIN)
     else:
         margin = np.full(R, mem_headroom)
     need = level * (1 + margin)
@@ -245,8 +261,11 @@ def _share_pinned(x: np.ndarray | None, start: np.ndarray, R: int) -> np.ndarray
     return pinned_share(np.ascontiguousarray(x), SATURATED_PCT, 100.5, start)
 
 
-def _daily_peak_cv(x: np.ndarray, start: np.ndarray, per_day: int) -> np.ndarray:
-    """std / mean of the daily maxima of each row (from ``start``), 0 if unmeasured."""
+def _daily_peak_spread(x: np.ndarray, start: np.ndarray, per_day: int,
+                       detrend: np.ndarray) -> np.ndarray:
+    """Standard deviation of the daily maxima of each row (from ``start``; 0 if fewer
+    than two days are measured), about their least-squares line where ``detrend``: a
+    trend that is projected anyway is no spread of the peaks around it."""
     R, T = x.shape
     D = T // per_day
     if D < 2:
@@ -257,10 +276,17 @@ def _daily_peak_cv(x: np.ndarray, start: np.ndarray, per_day: int) -> np.ndarray
     peak = np.where(day_start[None, :] >= start[:, None], peak, np.nan)
     valid = np.isfinite(peak)
     n = valid.sum(axis=1)
+    day = np.arange(D, dtype=float)[None, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(valid, peak, 0.0).sum(axis=1) / n
-        var = np.where(valid, (peak - mean[:, None]) ** 2, 0.0).sum(axis=1) / n
-        return np.where((n >= 2) & (mean > 0), np.sqrt(var) / mean, 0.0)
+        day_mean = np.where(valid, day, 0.0).sum(axis=1) / n
+        dx = np.where(valid, day - day_mean[:, None], 0.0)
+        dy = np.where(valid, peak - mean[:, None], 0.0)
+        slope = np.where(detrend, (dx * dy).sum(axis=1) / (dx * dx).sum(axis=1), 0.0)
+        residual = np.where(valid, dy - np.nan_to_num(slope)[:, None] * dx, 0.0)
+        dof = np.maximum(n - np.where(detrend, 2, 1), 1)
+        std = np.sqrt((residual ** 2).sum(axis=1) / dof)
+        return np.where(n >= 2, std, 0.0)
 
 
 def _notes(a: WorkloadAnalysis, d, saturated, growth, cycles, horizon_days, level,
