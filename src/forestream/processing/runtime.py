@@ -24,11 +24,11 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import zstandard
 
-from forestream.durable import write_atomically
+from forestream.durable import write_atomically_with
 
 from .graph import JobGraph, Node
 from .kinesis_io import wait_for_input
@@ -416,18 +416,27 @@ class JobRunner:
 
     def _write_now(self, path: Path, blob: bytes, deferred: dict[str, Deferred],
                    started: float) -> None:
-        later = pickle.dumps({uid: d.produce() for uid, d in deferred.items()},
-                             protocol=pickle.HIGHEST_PROTOCOL)
-        frame = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
-        data = b"".join((CHECKPOINT_MAGIC, frame.compress(len(blob).to_bytes(8, "little")),
-                         frame.compress(blob), frame.compress(later), frame.flush()))
-        del later
-        write_atomically(path, data)
+        produced = {uid: d.produce() for uid, d in deferred.items()}
+        size = 0
+
+        def write(out: BinaryIO) -> None:
+            # streamed: the pickle's large parts (a forest's bytes) go to the compressor
+            # as they are, and its output to the file, with no whole copy in between
+            nonlocal size
+            out.write(CHECKPOINT_MAGIC)
+            with zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(
+                    out, closefd=False) as frame:
+                frame.write(len(blob).to_bytes(8, "little"))
+                frame.write(blob)
+                pickle.dump(produced, frame, protocol=pickle.HIGHEST_PROTOCOL)
+            size = out.tell()
+
+        write_atomically_with(path, write)
         for old in checkpoint_files(path.parent)[:-KEEP_CHECKPOINTS]:
             old.unlink(missing_ok=True)
         self.result.checkpoints += 1
         self.result.last_checkpoint_seconds = time.monotonic() - started
-        self.result.last_checkpoint_bytes = len(data)
+        self.result.last_checkpoint_bytes = size
 
     def _restore(self, checkpoint_id: int | None) -> None:
         directory = self.graph.checkpoint_dir
