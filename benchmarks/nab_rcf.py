@@ -7,6 +7,7 @@ Peers (all streaming: each row scored before it is learned):
 - krcf: AWS's own open-source RCF (Rust core) in that same configuration, score / 8.
 
 Usage: python benchmarks/nab_rcf.py [--data ../shared/datasets/nab] [--seeds 1 2 3] [--loco]
+       [--synthetic] [--skip-nab]
 Prints one row per detector and seed (standard, reward_low_FP_rate, reward_low_FN_rate
 normalised scores), the median over seeds, and forestream's margin over each peer.
 
@@ -15,6 +16,11 @@ each category, the detector's parameters are chosen from a small grid (LOCO_GRID
 their standard score on the *other* categories; the held-out category is then scored
 with them (NAB's threshold optimised over the whole corpus, as NAB does, and also the
 threshold chosen on the other categories alone), beside the all-files score.
+
+``--synthetic`` adds a held-out check on files of the kinds the development corpus lacks
+(:mod:`forestream.eval.synthetic`: tweet counts, hourly ad-exchange prices with gaps,
+quantised road traffic; 4 files of each kind, generator seed 0): the same NAB scoring over
+all of them and over each kind alone. ``--skip-nab`` runs only that.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from rich.console import Console
 from rich.table import Table
 
 from forestream.eval import DETECTORS, PROFILES, load_corpus, run_detector, score_corpus
+from forestream.eval.synthetic import KINDS, synthetic_corpus
 from forestream.rcf import ThresholdedDetector
 
 NAMES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
@@ -63,8 +70,16 @@ def main() -> int:
     parser.add_argument("--skip-krcf", action="store_true")
     parser.add_argument("--loco", action="store_true",
                         help="leave-one-category-out check of the detector's parameters")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="also score synthetic files of the kinds NAB's missing files are")
+    parser.add_argument("--skip-nab", action="store_true",
+                        help="skip the NAB corpus (with --synthetic: only the synthetic check)")
     args = parser.parse_args()
     console = Console(width=None if sys.stdout.isatty() else 160)
+    if args.synthetic:
+        synthetic_check(args.seeds, console)
+    if args.skip_nab:
+        return 0
     if not (args.data / "labels" / "combined_windows.json").is_file():
         console.print(f"[yellow]no NAB corpus at {args.data}; nothing to measure[/]")
         return 0
@@ -152,6 +167,36 @@ def leave_one_category_out(corpus, seed: int, console: Console) -> None:
             f"{whole[i]['standard'].normalised:.1f}"
             for i in range(len(results))) + f"; best {LOCO_GRID[best]} "
         f"({time.perf_counter() - started:.0f} s; profiles: {', '.join(PROFILES)})")
+
+
+def synthetic_check(seeds: list[int], console: Console) -> None:
+    """NAB scores on synthetic files of the kinds the development corpus lacks."""
+    corpus = synthetic_corpus(seed=0, per_kind=4)
+    kinds = [f"synthetic_{k}" for k in KINDS]
+    table = Table(title=f"synthetic held-out files ({len(corpus)} files, "
+                        f"{sum(f.n_rows for f in corpus):,} rows, "
+                        f"{sum(len(f.windows) for f in corpus)} windows)")
+    for col in ("detector", "seed", *NAMES, *(f"{k.removeprefix('synthetic_')} std"
+                                              for k in kinds), "seconds"):
+        table.add_column(col, justify="left" if col == "detector" else "right")
+    for name in ("forestream", "rcf_kinesis"):
+        runs = []
+        for seed in seeds:
+            started = time.perf_counter()
+            results = run_detector(lambda f, seed=seed, name=name: DETECTORS[name](f, seed),
+                                   corpus, progress=False)
+            report = score_corpus(results, corpus)
+            per_kind = [score_corpus(results, [f for f in corpus if f.category == k])
+                        for k in kinds]
+            runs.append([report[p].normalised for p in NAMES] +
+                        [r["standard"].normalised for r in per_kind])
+            table.add_row(name, str(seed), *(f"{v:.1f}" for v in runs[-1]),
+                          f"{time.perf_counter() - started:.1f}")
+        medians = [statistics.median(r[i] for r in runs) for i in range(len(runs[0]))]
+        table.add_row(f"[bold]{name}[/]", "median", *(f"[bold]{v:.1f}[/]" for v in medians),
+                      "", end_section=True)
+    console.print(table)
+    console.print("(each kind's column: that kind's files alone, their own threshold)")
 
 
 def _shown(report) -> str:
