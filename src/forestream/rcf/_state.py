@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._memory import zeroed
 from ._rng import seed_states
 from ._tree import EMPTY, LEAF_FIELDS, NODE_FIELDS, ROOT, TREE_FIELDS
 
@@ -70,7 +71,7 @@ class ForestState:
             raise ValueError(f"node arrays' shapes disagree: nodes {self.nodes.shape}, "
                              f"cut values {self.cut_values.shape}, boxes {self.boxes.shape}")
         layout = _arena_layout(t, s, d)
-        views = _arena_views(np.zeros(layout[-1][0], dtype=np.uint8), layout)
+        views = _arena_views(zeroed(layout[-1][0]), layout)  # huge pages: see _memory
         nodes, cut_values, boxes = _record_views(views["records"])
         nodes[...] = self.nodes
         cut_values[...] = self.cut_values
@@ -107,12 +108,14 @@ class ForestState:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def copy(self) -> ForestState:
-        """A deep copy: the arena in one memcpy."""
+        """A deep copy: the arena in one memcpy (into memory like the original's, as a
+        copy may become the live forest again: a rewind)."""
         arena = self.nodes.base
         assert isinstance(arena, np.ndarray)  # __post_init__ made it so
         t, s = self.nodes.shape[:2]
         layout = _arena_layout(t, s, self.boxes.shape[-1])
-        copied = arena.copy()
+        copied = zeroed(arena.size)
+        np.copyto(copied, arena)
         views = _arena_views(copied, layout)
         twin = object.__new__(ForestState)  # not through __post_init__: laid out already
         twin.nodes, twin.cut_values, twin.boxes = _record_views(views["records"])

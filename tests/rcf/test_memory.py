@@ -1,0 +1,80 @@
+"""Forest arenas in transparent huge pages (forestream.rcf._memory): default-sized forests
+start on a 2 MiB boundary in memory advised for huge pages, small ones are not padded,
+copies (rewinds, checkpoint snapshots) are laid out like the original, and contents and
+scores do not depend on any of it."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from forestream.rcf import RandomCutForest
+from forestream.rcf._memory import HUGE_PAGE, MAX_WASTE, zeroed
+
+THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _arena_address(forest: RandomCutForest) -> int:
+    return forest._state.nodes.ctypes.data  # the node records open the arena
+
+
+def _smaps_entry(address: int) -> str:
+    """This process's /proc/self/smaps block of the mapping holding ``address``."""
+    for block in re.split(r"\n(?=[0-9a-f]+-[0-9a-f]+ )", Path("/proc/self/smaps").read_text()):
+        low, high = (int(x, 16) for x in block.split(" ", 1)[0].split("-"))
+        if low <= address < high:
+            return block
+    raise AssertionError(f"no mapping holds {address:#x}")
+
+
+def test_a_default_forest_starts_on_a_huge_page_boundary_and_its_copy_too():
+    forest = RandomCutForest(1, 4, 100, 256, random_seed=1)
+    forest.update_many(np.arange(40.0)[:, None])
+    twin = forest._state.copy()
+    for state in (forest._state, twin):
+        assert state.nodes.ctypes.data % HUGE_PAGE == 0
+    assert all(np.array_equal(getattr(forest._state, name), getattr(twin, name))
+               for name in ("nodes", "cut_values", "boxes", "leaves", "heap_keys", "rng"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not THP.exists()
+                    or "[never]" in THP.read_text(),
+                    reason="transparent huge pages are a Linux feature, off here")
+def test_the_arena_is_advised_for_huge_pages_where_the_system_offers_them():
+    forest = RandomCutForest(1, 1, 100, 256, random_seed=2)  # 2.05 MiB: its whole page
+    block = _smaps_entry(_arena_address(forest))
+    assert re.search(r"THPeligible:\s+1", block), block
+
+
+@pytest.mark.parametrize("size", [1, 4096, HUGE_PAGE - 64, 3 * HUGE_PAGE + 1])
+def test_zeroed_gives_exactly_the_size_asked_and_zeros(size):
+    buffer = zeroed(size)
+    assert buffer.shape == (size,) and buffer.dtype == np.uint8 and not buffer.any()
+    buffer[:] = 7  # writable to the last byte
+    assert int(buffer[-1]) == 7
+
+
+def test_small_forests_are_not_padded_to_a_huge_page():
+    small = RandomCutForest(1, 4, 10, 32, random_seed=3)
+    records = small._state.nodes.base
+    assert records is not None and records.nbytes < HUGE_PAGE  # the arena, no padding
+    assert MAX_WASTE < 1  # nor is a 2.05 MiB one rounded to 4 MiB: its tail stays small
+
+
+def test_scores_and_bytes_do_not_depend_on_where_the_arena_lives(monkeypatch):
+    """The same forest with its arenas in ordinary numpy memory scores and serializes
+    identically, to the bit."""
+    import forestream.rcf._state as state_module
+
+    rng = np.random.default_rng(4)
+    data = np.sin(np.arange(2000) / 15.0)[:, None] + rng.normal(0, 0.05, (2000, 1))
+    advised = RandomCutForest(1, 4, 100, 256, random_seed=5)
+    scores = advised.score_and_update(data)
+    monkeypatch.setattr(state_module, "zeroed", lambda size: np.zeros(size, np.uint8))
+    plain = RandomCutForest(1, 4, 100, 256, random_seed=5)
+    assert np.array_equal(plain.score_and_update(data), scores)
+    assert plain.to_bytes(compress=False) == advised.to_bytes(compress=False)
