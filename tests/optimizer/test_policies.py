@@ -190,3 +190,10 @@ def test_a_growing_memory_margin_is_its_spread_about_the_trend_not_the_trend():
     fs = requirements("forestream", _demand(np.full(T, 1.0), mem), horizon_days=14.0)
     assert fs.mem_level[0] > mem.max() * 1.1  # the trend is projected
     assert fs.mem[0] < fs.mem_level[0] * 1.02  # and not counted again as spread
+
+
+def test_a_flat_memory_seen_for_under_a_week_keeps_at_least_three_percent():
+    days = 5
+    mem = 10.0 * np.exp(0.002 * np.random.default_rng(14).standard_normal(days * 288))
+    fs = requirements("forestream", _demand(np.full(days * 288, 1.0), mem))
+    assert fs.mem[0] >= mem.max() * 1.03 - 1e-9

@@ -40,8 +40,9 @@ one period to the next by a logistic amount of scale ``σ·√6/π`` (the differ
 Gumbel maxima), so the margin is its 1-in-1000 quantile, ``MEM_PEAK_SIGMAS`` (5.4)
 ``σ`` over the peak, kept within 1-30 %. A flat memory (daily peaks within a few
 tenths of a percent of each other) gets about 1 %, not a fixed 3 % that moves it past
-a type it fits; a memory whose peaks wander gets more than three spreads did. Memory
-pinned at 100 % asks for 1.3x.
+a type it fits; a memory whose peaks wander gets more than three spreads did; under a
+week of daily peaks (``MEM_PEAK_MIN_DAYS``) says too little about their spread, and
+gets at least 3 %. Memory pinned at 100 % asks for 1.3x.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ MEM_MIN_MARGIN = 0.03  # a sawtooth's peak and a GPU's memory: the highest seen 
 MEM_PEAK_RISK = 0.001
 MEM_PEAK_SIGMAS = math.sqrt(6) / math.pi * math.log((1 - MEM_PEAK_RISK) / MEM_PEAK_RISK)
 MEM_PEAK_MIN_MARGIN = 0.01
+#: fewer measured days than this say too little about the peaks' spread: at least 3 %
+MEM_PEAK_MIN_DAYS = 7
 MEM_MAX_MARGIN = 0.30
 MEM_CYCLE_SIGMAS = 3.0
 RESTART_DROP = 0.25  # a drop of a quarter of the memory's range in one sample is a restart,
@@ -145,10 +148,11 @@ def _memory_need(d, a: WorkloadAnalysis, mem_headroom: float | None, per_day: in
     growth = np.where(sawtooth, 1.0, a.mem_growth)
     level = peak * growth
     if mem_headroom is None:
-        spread = _daily_peak_spread(mem, start, per_day, detrend=growth > 1.0)
+        spread, days = _daily_peak_spread(mem, start, per_day, detrend=growth > 1.0)
+        floor = np.where(days >= MEM_PEAK_MIN_DAYS, MEM_PEAK_MIN_MARGIN, MEM_MIN_MARGIN)
         with np.errstate(invalid="ignore", divide="ignore"):
-            margin = np.clip(np.nan_to_num(MEM_PEAK_SIGMAS * spread / peak),
-                             MEM_PEAK_MIN_MARGIN, MEM_MAX_MARGIN)
+            margin = np.clip(np.nan_to_num(MEM_PEAK_SIGMAS * spread / peak), floor,
+                             MEM_MAX_MARGIN)
     else:
         margin = np.full(R, mem_headroom)
     need = level * (1 + margin)
@@ -262,14 +266,15 @@ def _share_pinned(x: np.ndarray | None, start: np.ndarray, R: int) -> np.ndarray
 
 
 def _daily_peak_spread(x: np.ndarray, start: np.ndarray, per_day: int,
-                       detrend: np.ndarray) -> np.ndarray:
+                       detrend: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Standard deviation of the daily maxima of each row (from ``start``; 0 if fewer
     than two days are measured), about their least-squares line where ``detrend``: a
-    trend that is projected anyway is no spread of the peaks around it."""
+    trend that is projected anyway is no spread of the peaks around it; and the number
+    of measured days."""
     R, T = x.shape
     D = T // per_day
     if D < 2:
-        return np.zeros(R)
+        return np.zeros(R), np.zeros(R, dtype=np.int64)
     offset = T - D * per_day
     peak, _ = hourly_stats(np.ascontiguousarray(x[:, offset:]), per_day)
     day_start = offset + np.arange(D) * per_day
@@ -286,7 +291,7 @@ def _daily_peak_spread(x: np.ndarray, start: np.ndarray, per_day: int,
         residual = np.where(valid, dy - np.nan_to_num(slope)[:, None] * dx, 0.0)
         dof = np.maximum(n - np.where(detrend, 2, 1), 1)
         std = np.sqrt((residual ** 2).sum(axis=1) / dof)
-        return np.where(n >= 2, std, 0.0)
+        return np.where(n >= 2, std, 0.0), n
 
 
 def _notes(a: WorkloadAnalysis, d, saturated, growth, cycles, horizon_days, level,
