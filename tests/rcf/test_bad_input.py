@@ -209,6 +209,8 @@ def test_numpy_float32_time_decay_is_accepted():
     (dict(repeat_factor=float("inf")), "repeat_factor"),
     (dict(shape_weight=-0.5), "shape_weight"),
     (dict(stuck_after=0), "stuck_after"),
+    (dict(clip=-1.0), "clip"),
+    (dict(clip=float("nan")), "clip"),
     (dict(num_trees=0), "num_trees"),
     (dict(shingle_size=0), "shingle_size"),
 ], ids=lambda v: str(v))

@@ -75,6 +75,29 @@ def test_only_one_column_needs_to_stick():
     assert [(d.index, d.dimension) for d in found] == [(2005, 1)]
 
 
+def test_an_incident_does_not_raise_the_bar_for_the_next_one():
+    """The distribution of scores is that of ordinary inputs: an incident's extreme
+    scores are learned only up to ``clip`` deviations, so the score needed to alert
+    afterwards stays where it was (a second, smaller incident is not hidden)."""
+    for seed in range(3):
+        x = _daily(3000, seed)
+        x[2000:2020] -= 15.0  # a deep 20-reading incident
+        before_after = {}
+        for clip in (6.0, 0.0):
+            _, grades, bar = ThresholdedDetector(random_seed=seed, clip=clip,
+                                                 **_SMALL).grade_batch(x)
+            assert grades[2000] > 0
+            before_after[clip] = bar[2100] / bar[1990]
+        assert before_after[6.0] < 1.04
+        assert before_after[0.0] > 1.08  # unclipped, the incident widens the distribution
+
+
+def test_clip_is_kept_in_a_checkpoint():
+    detector = ThresholdedDetector(num_trees=5, sample_size=16, random_seed=1, clip=2.5)
+    assert ThresholdedDetector.from_bytes(detector.to_bytes()).clip == 2.5
+    assert ThresholdedDetector(num_trees=5, sample_size=16).clip == 6.0
+
+
 def test_grades_are_causal():
     """Each input is graded before it is learned: what comes later changes nothing."""
     x = _daily(2000, 5)

@@ -10,7 +10,11 @@ Per forest ("stream"), an anomaly *likelihood* in the manner of Numenta's HTM de
 the distribution of such averages seen so far on this series — an exponentially
 weighted mean and deviation over ``horizon`` averages, the deviation floored at
 ``min_deviation_ratio`` times the mean so that a very regular series is not flagged for
-a wobble — and turned into a Gaussian tail probability ``p``. Its *surprise* is
+a wobble — and turned into a Gaussian tail probability ``p``. An average more than
+``clip`` deviations above the mean is learned as if it were ``clip`` deviations above
+(winsorised): the distribution is that of *ordinary* scores, so one incident's run of
+extreme averages does not widen it for the next ``horizon`` inputs and hide a second,
+smaller incident (a second jam on a road, a second fault on a machine). Its *surprise* is
 ``-log10(p)``; a forest's surprise is multiplied by its weight (the shape forest counts
 less: on its own it flags every change of pattern).
 
@@ -52,7 +56,8 @@ STUCK_AFTER = 7
 LEVEL_WEIGHT = 8
 SHAPE_WEIGHT = 9
 ALERT_Z = 10  # the z-score of the alert grade's tail probability (reported thresholds)
-PARAM_SIZE = 11
+CLIP = 11  # deviations above the mean at which an average is learned (winsorised)
+PARAM_SIZE = 12
 
 # global state slots
 INPUTS = 0
@@ -159,15 +164,17 @@ def _stream_surprise(raw: float, state: Float64Array, base: int, params: Float64
     recent = state[base + SUM] / averaging
     mean = state[base + MEAN]
     surprise = 0.0
+    delta = recent - mean
     if state[base + COUNT] >= params[WARMUP]:
         deviation = max(math.sqrt(max(state[base + VAR], 0.0)),
                         params[MIN_DEVIATION_RATIO] * abs(mean), _DEVIATION_FLOOR)
-        z = (recent - mean) / deviation
+        z = delta / deviation
         tail = 0.5 * math.erfc(z / math.sqrt(2.0))
         surprise = -math.log10(max(tail, 1e-300))
+        if params[CLIP] > 0.0:  # an incident's averages must not widen the distribution
+            delta = min(delta, params[CLIP] * deviation)
     state[base + COUNT] += 1.0
     weight = max(params[ALPHA], 1.0 / state[base + COUNT])
-    delta = recent - mean
     state[base + MEAN] = mean + weight * delta
     state[base + VAR] = (1.0 - weight) * (state[base + VAR] + weight * delta * delta)
     return surprise

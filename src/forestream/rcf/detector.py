@@ -136,6 +136,10 @@ class ThresholdedDetector:
         it for grading (it still explains which input of the shingle caused an anomaly).
     stuck_after
         Fewest repeats of one value that can make a stuck column.
+    clip
+        Recent averages more than this many deviations above the mean are learned as
+        if they were that far (0: as they are), so an incident does not widen the
+        distribution of ordinary scores and hide the next one.
 
     Examples
     --------
@@ -178,6 +182,7 @@ class ThresholdedDetector:
         repeat_factor: float = 2.0,
         shape_weight: float = 0.3,
         stuck_after: int = 5,
+        clip: float = 6.0,
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
                                       time_decay, output_after, random_seed)
@@ -195,6 +200,7 @@ class ThresholdedDetector:
         self.repeat_factor = _nonnegative("repeat_factor", repeat_factor)
         self.shape_weight = _nonnegative("shape_weight", shape_weight)
         self.stuck_after = _count("stuck_after", stuck_after, 1)
+        self.clip = _nonnegative("clip", clip)
         params = np.zeros(_threshold.PARAM_SIZE)
         params[_threshold.AVERAGING] = self.averaging
         params[_threshold.ALPHA] = 1.0 / self.horizon
@@ -206,6 +212,7 @@ class ThresholdedDetector:
         params[_threshold.STUCK_AFTER] = self.stuck_after
         params[_threshold.LEVEL_WEIGHT] = 1.0
         params[_threshold.SHAPE_WEIGHT] = self.shape_weight
+        params[_threshold.CLIP] = self.clip
         tail = 10.0 ** (-self.alert_grade * _threshold.SURPRISE_SCALE)
         params[_threshold.ALERT_Z] = -NormalDist().inv_cdf(tail)
         self._params = params
@@ -369,7 +376,8 @@ class ThresholdedDetector:
                 "horizon": self.horizon, "warmup": self.warmup,
                 "min_deviation_ratio": self.min_deviation_ratio,
                 "refractory": self.refractory, "repeat_factor": self.repeat_factor,
-                "shape_weight": self.shape_weight, "stuck_after": self.stuck_after}
+                "shape_weight": self.shape_weight, "stuck_after": self.stuck_after,
+                "clip": self.clip}
 
     @property
     def _forests(self) -> list[RandomCutForest]:
