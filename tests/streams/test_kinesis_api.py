@@ -1,9 +1,11 @@
 """boto3 against a real ``forestream server`` process: the Kinesis API unchanged."""
 
+import base64
 import json
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import boto3
 import botocore.exceptions
@@ -129,13 +131,25 @@ def test_errors_use_aws_shapes(kinesis, server):
                                                          RetentionPeriodHours=9000),
          "InvalidArgumentException"),
     ]
+    answers = []
     for call, code in cases:
         with pytest.raises(botocore.exceptions.ClientError) as exc:
             call()
         assert error_code(exc) == code, exc.value
         assert exc.value.response["Error"]["Message"]
-    assert kinesis.describe_stream_summary(StreamName="err")["StreamDescriptionSummary"][
-        "RetentionPeriodHours"] == 24
+        answers.append(exc.value.response["ResponseMetadata"])
+    summary = kinesis.describe_stream_summary(StreamName="err")
+    assert summary["StreamDescriptionSummary"]["RetentionPeriodHours"] == 24
+    # every answer, error or not, carries its own request id (a UUID 4, as AWS's) and an
+    # extended id of 72 random bytes
+    answers.append(summary["ResponseMetadata"])
+    ids = [a["RequestId"] for a in answers]
+    assert len(set(ids)) == len(ids)
+    for answer in answers:
+        assert uuid.UUID(answer["RequestId"]).version == 4
+        assert str(uuid.UUID(answer["RequestId"])) == answer["RequestId"]
+        assert len(base64.b64decode(answer["HTTPHeaders"]["x-amz-id-2"],
+                                    validate=True)) == 72
     request = urllib.request.Request(server.url, data=b"{}", method="POST",
                                      headers=signed_headers(server.url, b"{}", {
                                          "X-Amz-Target": "Kinesis_20131202.NoSuchThing",

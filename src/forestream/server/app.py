@@ -29,6 +29,7 @@ from .aws.kinesis import kinesis_protocol
 from .aws.sagemaker import TARGET_PREFIX as SAGEMAKER_TARGET
 from .aws.sagemaker import SageMakerControlPlane
 from .aws.sagemaker.runtime import routes as sagemaker_routes
+from .aws.workers import WorkerPool
 from .connections import HEADER_TIMEOUT_SECONDS, GuardedHttpToolsProtocol, tls_context
 from .console.routes import routes as console_routes
 from .guard import AUTHENTICATED, RequestGuard
@@ -159,7 +160,9 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                                  throughput_limits=settings.throughput_limits,
                                  region=settings.region, backend=stream_backend(settings))
     metrics = Metrics()
-    kinesis = kinesis_protocol(store, metrics, require_signature=settings.require_signature)
+    calls = WorkerPool(name="kinesis-call")  # Kinesis calls' threads (one cheap hand-off)
+    kinesis = kinesis_protocol(store, metrics, require_signature=settings.require_signature,
+                               pool=calls)
     # Application workers reach this server's Kinesis API through this variable, and
     # its REST API (waiting for records: /api/v1/streams/wait) with the token.
     worker_env = {"FORESTREAM_ENDPOINT_URL": f"http://{settings.host}:{settings.port}"}
@@ -198,6 +201,7 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
             await endpoints.close()
             sagemaker.close()
             manager.close()
+            calls.close()
             store.close()
 
     async def aws_entry(request: Request):
@@ -235,7 +239,8 @@ def create_app(settings: Settings | None = None, store: StreamStore | None = Non
                         metrics),
     ], lifespan=lifespan, middleware=[Middleware(
         RequestGuard, settings=settings, token=token,
-        upload_limit=ImportLimits.from_env().max_total_bytes)])
+        upload_limit=ImportLimits.from_env().max_total_bytes,
+        direct=kinesis.serve)])  # Kinesis straight from the guard; the "/" route: SageMaker
     app.state.token = token
     app.state.store = store
     app.state.applications = manager

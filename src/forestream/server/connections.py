@@ -107,12 +107,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
         if not self._refused:
-            super().on_url(url)
+            self.url += url  # as uvicorn's on_url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        if not self._refused:
-            super().on_header(name, value)
+        # uvicorn's on_header inlined (one Python call per header, not three)
+        self._header_bytes += len(name) + len(value) + 4
+        if self._header_bytes > self.max_header_bytes:
+            self._count(0)
+        if self._refused:
+            return
+        name = name.lower()
+        value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace (RFC 9110 5.5)
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()

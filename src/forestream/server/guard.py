@@ -33,6 +33,7 @@ import hmac
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -61,6 +62,7 @@ LOOPBACK_BINDS = ("127.0.0.1", "localhost", "::1")
 AWS_CONTENT_TYPES = ("application/x-amz-json-1.0", "application/x-amz-json-1.1",
                      "application/x-amz-cbor-1.1", "application/json")
 CBOR_TYPE = "application/x-amz-cbor-1.1"
+HOST_CACHE_SIZE = 256  # Host headers whose check is kept (a client sends the same each time)
 _INVOCATIONS = re.compile(r"^/endpoints/[^/]+/invocations$")
 #: Scope key set True once the guard has seen valid credentials (routes open to all, such
 #: as ``/health``, show more to the authorised).
@@ -125,17 +127,27 @@ class Refused(Exception):
         self.headers = headers or {}
 
 
+#: ``direct(scope, headers, receive, send)``: answers a Kinesis request (``POST /``, any
+#: target but SageMaker's) once the guard has passed it, instead of the routes behind the
+#: guard: the data plane's small calls skip the router and its request and response
+#: objects (``headers`` as the guard read them: lower-case names).
+DirectRoute = Callable[[Scope, dict[str, str], Receive, Send], Awaitable[None]]
+
+
 class RequestGuard:
     """The ASGI middleware; see the module docstring. ``token`` is the access token (None
-    when the server runs without one)."""
+    when the server runs without one); ``direct``, when given, serves Kinesis requests
+    (:data:`DirectRoute`)."""
 
     def __init__(self, app: ASGIApp, settings: Settings, token: str | None,
-                 upload_limit: int) -> None:
+                 upload_limit: int, direct: DirectRoute | None = None) -> None:
         self.app = app
+        self.direct = direct
         self.settings = settings
         self.token = token
         self.upload_limit = upload_limit
         self.cookie = f"{COOKIE}_{settings.port}"  # cookies are per host, not per port
+        self._hosts: dict[str, bool] = {}  # Host header -> allowed (see _host_allowed)
         self.credentials = Credentials(settings.access_key_id or "",
                                        settings.secret_access_key or "") \
             if settings.auth_enabled else None
@@ -162,6 +174,10 @@ class RequestGuard:
                 await self._redirect_after_login(scope, started)
                 return
             receive = await self._authenticate(scope, headers, route, body)
+            if self.direct is not None and route.family == "aws" and \
+                    route.service == "kinesis":
+                await self.direct(scope, headers, receive, _with_headers(started, cors))
+                return
             await self.app(scope, receive, _with_headers(started, cors))
         except Refused as refusal:
             if not started.started:
@@ -196,6 +212,15 @@ class RequestGuard:
                       "origin with FORESTREAM_CORS_ORIGINS")
 
     def _host_allowed(self, host_header: str) -> bool:
+        known = self._hosts.get(host_header)
+        if known is None:  # parsing the header is most of the check: answers are kept
+            known = self._check_host(host_header)
+            if len(self._hosts) >= HOST_CACHE_SIZE:
+                self._hosts.clear()
+            self._hosts[host_header] = known
+        return known
+
+    def _check_host(self, host_header: str) -> bool:
         name = _host_name(host_header)
         extra = [h.lower() for h in self.settings.allowed_hosts]
         if name in extra or "*" in extra:
@@ -397,8 +422,8 @@ class _Body:
         remaining = self.started + BODY_GRACE_SECONDS + \
             self.received / BODY_MIN_BYTES_PER_SECOND - time.monotonic()
         try:
-            message = await asyncio.wait_for(self.receive(), timeout=max(remaining, 0.001))
-        except asyncio.TimeoutError:
+            message = await _within(self.receive, max(remaining, 0.001))
+        except (TimeoutError, asyncio.TimeoutError):
             raise Refused(408, "RequestTimeout",
                           f"the body arrived too slowly ({self.received} bytes in "
                           f"{time.monotonic() - self.started:.0f} s)") from None
@@ -430,6 +455,18 @@ class _Body:
             parts.append(message.get("body", b""))
             if not message.get("more_body", False):
                 return b"".join(parts)
+
+
+_TIMEOUT = getattr(asyncio, "timeout", None)  # Python 3.11 and later
+
+
+async def _within(receive: Receive, seconds: float) -> Message:
+    """``receive()`` within ``seconds``: a timer on the running task (``wait_for`` makes a
+    task per call, and a body comes in many messages, on every request)."""
+    if _TIMEOUT is None:
+        return await asyncio.wait_for(receive(), timeout=seconds)
+    async with _TIMEOUT(seconds):
+        return await receive()
 
 
 def _replay(data: bytes, receive: Receive) -> Receive:

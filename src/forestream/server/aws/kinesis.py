@@ -14,11 +14,11 @@ import json
 import re
 import time
 import zlib
-from collections.abc import AsyncIterator
-from functools import cache
+from collections.abc import AsyncIterator, Mapping
+from functools import cache, lru_cache
 
 import anyio
-from starlette.requests import Request
+from starlette.types import Scope
 
 from forestream.streams.errors import ResourceInUseError
 from forestream.streams.store import StreamStore
@@ -28,6 +28,7 @@ from .errors import AwsError, ServiceErrors
 from .protocol import JSON_TYPE, JsonProtocol, Operation
 from .shapes import ServiceShapes
 from .sigv4 import VERIFIED, SignedRequest, decode_query, signature_shape
+from .workers import WorkerPool
 
 TARGET_PREFIX = "Kinesis_20131202."
 SUBSCRIPTION_SECONDS = 300.0
@@ -55,10 +56,12 @@ ERRORS = ServiceErrors("kinesis", kinesis_shapes().error_shapes(), {})
 
 
 def kinesis_protocol(store: StreamStore, metrics: Metrics, *,
-                     require_signature: bool = True) -> JsonProtocol:
-    """The Kinesis API over ``store``, counting calls in ``metrics``. With
-    ``require_signature`` (the default, as on AWS) a request without a signature of AWS's
-    form is refused even where no credentials verify it (:func:`signature_present`)."""
+                     require_signature: bool = True,
+                     pool: WorkerPool | None = None) -> JsonProtocol:
+    """The Kinesis API over ``store``, counting calls in ``metrics``, its calls run on
+    ``pool``'s threads. With ``require_signature`` (the default, as on AWS) a request
+    without a signature of AWS's form is refused even where no credentials verify it
+    (:func:`signature_present`)."""
     shapes = kinesis_shapes()
     operations = {}
     for name in shapes.operations:
@@ -69,21 +72,23 @@ def kinesis_protocol(store: StreamStore, metrics: Metrics, *,
                                                streaming=True)
     return JsonProtocol(shapes, TARGET_PREFIX, operations, ERRORS, cbor=True,
                         observe=metrics.observe, failed=metrics.error,
-                        check_signature=signature_present if require_signature else None)
+                        check_signature=signature_present if require_signature else None,
+                        pool=pool)
 
 
-def signature_present(request: Request) -> AwsError | None:
+def signature_present(scope: Scope, headers: Mapping[str, str]) -> AwsError | None:
     """AWS's refusal of a request that carries no signature of AWS's form (missing,
     incomplete, or both in the header and the query), or None. A server with credentials
     has verified the signature itself before (its request guard marks the request)."""
-    if request.scope.get(VERIFIED):
+    if scope.get(VERIFIED):
         return None
     failure = signature_shape(SignedRequest(
-        request.method, request.url.path, decode_query(request.scope.get("query_string", b"")),
-        request.headers))
+        scope["method"], scope["path"], decode_query(scope.get("query_string", b"")),
+        headers))
     return None if failure is None else AwsError(failure.message, code=failure.code)
 
 
+@lru_cache(maxsize=4096)  # every call converts its members' names: 4 regex runs each
 def snake_case(name: str) -> str:
     """``GetShardIterator`` → ``get_shard_iterator`` (the store's method names).
 
