@@ -156,11 +156,7 @@ def test_untranslatable_job_is_refused_at_create_naming_the_step(forestream_serv
     rest(forestream_server, "DELETE", "/update-refused")
 
 
-def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
-                                                            kinesis_client, flink_cluster):
-    """The quickstart's application code, unchanged, on both runtimes, same input."""
-    streams = new_streams(kinesis_client, readings=2, scores_e=1, alerts_e=1, scores_f=1,
-                          alerts_f=1)
+def _detector_readings():
     readings = []
     for i in range(320):
         for machine in ("m1", "m2"):
@@ -170,24 +166,76 @@ def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
                     value += 40  # one incident
                 readings.append({"machine": machine, "sensor": sensor, "i": i,
                                  "value": round(value, 4)})
+    return readings
+
+
+def _window_events():
+    return [{"sensor": f"s{n % 3}", "t": 1000 + n * 0.7, "v": (n * 37) % 11}
+            for n in range(300)]
+
+
+@pytest.fixture(scope="module")
+def alike_apps(forestream_server, kinesis_client, flink_cluster):
+    """The detector and the windowed aggregation, each as an embedded and a Flink
+    application on the same input, all four created and started at once (their jobs
+    start and run side by side: 2 of the cluster's 4 slots); each test stops its own
+    pair. Returns the streams, the readings, the events and the detector's answer."""
+    streams = new_streams(kinesis_client, readings=2, scores_e=1, alerts_e=1, scores_f=1,
+                          alerts_f=1, events=2, out_e=1, out_f=1)
+    readings = _detector_readings()
     for begin in range(0, len(readings), 500):
         kinesis_client.put_records(StreamName=streams["readings"], Records=[
             {"Data": json.dumps(r).encode(), "PartitionKey": r["machine"]}
             for r in readings[begin:begin + 500]])
+    events = _window_events()
+    kinesis_client.put_records(StreamName=streams["events"], Records=[
+        {"Data": json.dumps(e).encode(), "PartitionKey": e["sensor"]} for e in events])
+    # then, on each shard, an event far later that moves the watermark past every window
+    # (out-of-orderness 300 s covers any drift between the shards: the Python timestamp
+    # assigner runs after Flink's source, per subtask, not per shard; see the plan's note)
+    kinesis_client.put_records(StreamName=streams["events"], Records=[
+        {"Data": json.dumps({"sensor": "flush", "t": 5000, "v": 0}).encode(),
+         "PartitionKey": "flush", "ExplicitHashKey": str(hash_key)}
+        for hash_key in (0, 2**127 + 1)])
 
     def properties(side):
         return {"detector": {"input": streams["readings"], "scores": streams[f"scores_{side}"],
                              "alerts": streams[f"alerts_{side}"], "alert_grade": 0.5,
                              "shingle_size": 4}}
 
-    create(forestream_server, "detector-embedded", APP_CODE, properties("e"))
-    app = create(forestream_server, "detector-flink", APP_CODE, properties("f"),
-                 runtime="flink", flink_url=flink_cluster.rest_url)
+    names = ["detector-embedded", "detector-flink", "windows-embedded", "windows-flink"]
+    created = {}
+    try:
+        create(forestream_server, "detector-embedded", APP_CODE, properties("e"))
+        created["detector-flink"] = create(forestream_server, "detector-flink", APP_CODE,
+                                           properties("f"), runtime="flink",
+                                           flink_url=flink_cluster.rest_url)
+        for runtime, out in (("embedded", "out_e"), ("flink", "out_f")):
+            create(forestream_server, f"windows-{runtime}", WINDOW_JOB,
+                   {"job": {"input": streams["events"], "output": streams[out]}},
+                   runtime=runtime,
+                   flink_url=flink_cluster.rest_url if runtime == "flink" else None)
+        for name in names:
+            rest(forestream_server, "POST", f"/{name}/start")
+        yield {"streams": streams, "readings": readings, "events": events,
+               "detector_flink": created["detector-flink"]}
+    finally:
+        for name in names:  # those a test did not get to stop
+            try:
+                if rest(forestream_server, "GET", f"/{name}")["status"] == "RUNNING":
+                    stop(forestream_server, name, force=True)
+            except RestError:
+                pass
+
+
+def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
+                                                            kinesis_client, alike_apps):
+    """The quickstart's application code, unchanged, on both runtimes, same input."""
+    streams, readings = alike_apps["streams"], alike_apps["readings"]
+    app = alike_apps["detector_flink"]
     assert app["runtime_environment"] == "flink"
     assert [row["flink"] for row in app["flink"]["plan"]][:3] == [
         "kinesis_source", "key_by", "thresholded_rcf"]
-    for name in ("detector-embedded", "detector-flink"):
-        rest(forestream_server, "POST", f"/{name}/start")
     try:
         embedded = wait_outputs(kinesis_client, streams["scores_e"], len(readings),
                                 "embedded grades")
@@ -209,24 +257,8 @@ def test_detector_job_grades_alike_on_embedded_and_on_flink(forestream_server,
 
 
 def test_windowed_aggregation_gives_the_same_windows_on_both_runtimes(
-        forestream_server, kinesis_client, flink_cluster):
-    streams = new_streams(kinesis_client, events=2, out_e=1, out_f=1)
-    events = [{"sensor": f"s{n % 3}", "t": 1000 + n * 0.7, "v": (n * 37) % 11}
-              for n in range(300)]
-    kinesis_client.put_records(StreamName=streams["events"], Records=[
-        {"Data": json.dumps(e).encode(), "PartitionKey": e["sensor"]} for e in events])
-    # then, on each shard, an event far later that moves the watermark past every window
-    # (out-of-orderness 300 s covers any drift between the shards: the Python timestamp
-    # assigner runs after Flink's source, per subtask, not per shard; see the plan's note)
-    kinesis_client.put_records(StreamName=streams["events"], Records=[
-        {"Data": json.dumps({"sensor": "flush", "t": 5000, "v": 0}).encode(),
-         "PartitionKey": "flush", "ExplicitHashKey": str(hash_key)}
-        for hash_key in (0, 2**127 + 1)])
-    for runtime, out in (("embedded", "out_e"), ("flink", "out_f")):
-        create(forestream_server, f"windows-{runtime}", WINDOW_JOB,
-               {"job": {"input": streams["events"], "output": streams[out]}}, runtime=runtime,
-               flink_url=flink_cluster.rest_url if runtime == "flink" else None)
-        rest(forestream_server, "POST", f"/windows-{runtime}/start")
+        forestream_server, kinesis_client, alike_apps):
+    streams, events = alike_apps["streams"], alike_apps["events"]
     closed = {(e["sensor"], (e["t"] // 10) * 10) for e in events}
     try:
         embedded = wait_outputs(kinesis_client, streams["out_e"], len(closed),
@@ -240,46 +272,36 @@ def test_windowed_aggregation_gives_the_same_windows_on_both_runtimes(
     assert sum(v["count"] for _, v in embedded.values()) == len(events)
 
 
-def test_stop_with_savepoint_then_start_continues_counting_exactly(
+def test_stop_with_savepoint_start_and_a_rescale_to_two_continue_counting_exactly(
         forestream_server, kinesis_client, flink_cluster):
+    """One counting application (one job at a time, not two applications): stopped with
+    a savepoint and started from it, then rescaled from 1 to 2 (Flink restores the
+    keyed state from a savepoint at the new parallelism); every record counted once, in
+    order, across both."""
     streams = new_streams(kinesis_client, input=2, output=1)
     create(forestream_server, "counts-flink", COUNTS_JOB,
            {"job": {"input": streams["input"], "output": streams["output"]}},
            runtime="flink", flink_url=flink_cluster.rest_url)
-    keys = [f"key-{n}" for n in range(6)]
+    keys = [f"key-{n}" for n in range(8)]
     rest(forestream_server, "POST", "/counts-flink/start")
-    totals = put_counted(kinesis_client, streams["input"], keys, 20)
-    wait_outputs(kinesis_client, streams["output"], sum(totals.values()), "first counts")
-    stopped = stop(forestream_server, "counts-flink")
-    assert stopped["status"] == "READY" and stopped["snapshots"] == 1
-    snapshot = rest(forestream_server, "GET", "/counts-flink/snapshots")["snapshots"][0]
-    assert snapshot["savepoint"] and snapshot["bytes"] > 0
-    totals = put_counted(kinesis_client, streams["input"], keys, 15, totals)
-    rest(forestream_server, "POST", "/counts-flink/start")  # from the savepoint
     try:
+        totals = put_counted(kinesis_client, streams["input"], keys, 20)
+        wait_outputs(kinesis_client, streams["output"], sum(totals.values()), "first counts")
+        stopped = stop(forestream_server, "counts-flink")
+        assert stopped["status"] == "READY" and stopped["snapshots"] == 1
+        snapshot = rest(forestream_server, "GET", "/counts-flink/snapshots")["snapshots"][0]
+        assert snapshot["savepoint"] and snapshot["bytes"] > 0
+        totals = put_counted(kinesis_client, streams["input"], keys, 15, totals)
+        rest(forestream_server, "POST", "/counts-flink/start")  # from the savepoint
         found = wait_outputs(kinesis_client, streams["output"], sum(totals.values()),
                              "counts after the restart")
-    finally:
-        stop(forestream_server, "counts-flink", force=True)
-    per_key = {}
-    for _, value in found.values():
-        per_key.setdefault(value["k"], []).append((value["i"], value["n"]))
-    for key in keys:  # every record counted once, in order, across the stop
-        assert sorted(per_key[key]) == [(i, i) for i in range(1, totals[key] + 1)]
+        per_key = {}
+        for _, value in found.values():
+            per_key.setdefault(value["k"], []).append((value["i"], value["n"]))
+        for key in keys:  # every record counted once, in order, across the stop
+            assert sorted(per_key[key]) == [(i, i) for i in range(1, totals[key] + 1)]
 
-
-def test_rescale_from_one_to_two_from_a_savepoint_keeps_keyed_state(
-        forestream_server, kinesis_client, flink_cluster):
-    streams = new_streams(kinesis_client, input=2, output=1)
-    create(forestream_server, "rescale-flink", COUNTS_JOB,
-           {"job": {"input": streams["input"], "output": streams["output"]}},
-           runtime="flink", flink_url=flink_cluster.rest_url)
-    keys = [f"user-{n}" for n in range(8)]
-    rest(forestream_server, "POST", "/rescale-flink/start")
-    try:
-        totals = put_counted(kinesis_client, streams["input"], keys, 10)
-        wait_outputs(kinesis_client, streams["output"], sum(totals.values()), "counts at 1")
-        updated = rest(forestream_server, "PATCH", "/rescale-flink", {"parallelism": 2})
+        updated = rest(forestream_server, "PATCH", "/counts-flink", {"parallelism": 2})
         assert updated["parallelism"] == 2 and updated["status"] == "RUNNING"
         job = flink_cluster.rest.job(updated["flink"]["job_id"])
         assert max(v["parallelism"] for v in job["vertices"]) == 2
@@ -287,12 +309,12 @@ def test_rescale_from_one_to_two_from_a_savepoint_keeps_keyed_state(
         found = wait_outputs(kinesis_client, streams["output"], sum(totals.values()),
                              "counts at 2")
     finally:
-        stop(forestream_server, "rescale-flink", force=True)
+        stop(forestream_server, "counts-flink", force=True)
     per_key = {}
     for _, value in found.values():
         per_key.setdefault(value["k"], []).append((value["i"], value["n"]))
-    for key in keys:
-        assert sorted(per_key[key]) == [(i, i) for i in range(1, 21)]
+    for key in keys:  # and across the rescale
+        assert sorted(per_key[key]) == [(i, i) for i in range(1, totals[key] + 1)]
 
 
 def test_code_sent_as_zip_with_a_helper_module_runs_on_flink(forestream_server):
