@@ -121,19 +121,100 @@ def insert_point(t: int, p: Float64Array, nodes: Int32Array, cut_values: Float64
                  rng: UInt64Array) -> int:
     """Insert ``p`` into tree ``t`` and return the leaf that now holds it.
 
-    Walks down from the root one :func:`insert_step` at a time. An empty tree gets ``p``
-    as its only leaf.
+    Walks down from the root. At each subtree with box B a cut is drawn on B ∪ {p}
+    (dimension in proportion to its range, value uniform in it); if it separates p from
+    B, p becomes a new leaf beside that subtree, else the walk continues on p's side of
+    the node's own cut. A point equal to an existing leaf raises that leaf's mass.
+
+    The batch kernels' form, one loop; :func:`insert_step` takes the same decisions one
+    level per call for the per-record kernel, which interleaves trees. Written through
+    the steps this loop ran 35 % slower (serial batch scoring: 5.6k vs 7.5-8.2k points/s
+    of a 1-D series), so both forms stay; tests check they build identical trees.
     """
+    dims = p.shape[0]
     root: int = trees[t, ROOT]
     if root == EMPTY:
-        return insert_into_empty(t, p, leaves, leaf_point, free_leaves, trees)
+        leaf = _pop_leaf(free_leaves, trees, t)
+        for d in range(dims):
+            leaf_point[t, leaf, d] = p[d]
+        leaves[t, leaf, LEAF_MASS] = 1
+        leaves[t, leaf, LEAF_PARENT] = NO_PARENT
+        trees[t, ROOT] = _leaf_ref(leaf)
+        return leaf
+
     ref = root
-    parent = int(NO_PARENT)
+    parent: int | np.int32 = NO_PARENT
     while True:
-        leaf, ref, parent = insert_step(t, p, ref, parent, nodes, cut_values, boxes, leaves,
-                                        leaf_point, free_nodes, free_leaves, trees, rng)
-        if leaf >= 0:
-            return leaf
+        if ref < 0:
+            leaf = -ref - 1
+            if leaf_equals(leaf_point, t, leaf, p):
+                leaves[t, leaf, LEAF_MASS] += 1
+                return leaf
+            total = 0.0
+            for d in range(dims):
+                total += abs(p[d] - leaf_point[t, leaf, d])
+            r = next_uniform(rng, t) * total
+            cut_dim = dims - 1
+            acc = 0.0
+            for d in range(dims):
+                width = abs(p[d] - leaf_point[t, leaf, d])
+                if width > 0.0 and r < acc + width:
+                    cut_dim = d
+                    break
+                acc += width
+            q = leaf_point[t, leaf, cut_dim]
+            lo = min(q, p[cut_dim])
+            hi = max(q, p[cut_dim])
+            if hi == lo:  # only reachable through rounding at the end of the range
+                for d in range(dims - 1, -1, -1):
+                    if p[d] != leaf_point[t, leaf, d]:
+                        cut_dim = d
+                        break
+                q = leaf_point[t, leaf, cut_dim]
+                lo = min(q, p[cut_dim])
+                hi = max(q, p[cut_dim])
+            cut = lo + (r - acc)
+            if cut >= hi or cut < lo:
+                cut = lo
+            return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                                leaves, leaf_point, free_nodes, free_leaves, trees)
+
+        total = 0.0
+        for d in range(dims):
+            total += max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+        r = next_uniform(rng, t) * total
+        cut_dim = -1
+        acc = 0.0
+        for d in range(dims):
+            width = max(boxes[t, ref, HIGH, d], p[d]) - min(boxes[t, ref, LOW, d], p[d])
+            if width > 0.0 and r < acc + width:
+                cut_dim = d
+                break
+            acc += width
+        if cut_dim >= 0:
+            low = boxes[t, ref, LOW, cut_dim]
+            high = boxes[t, ref, HIGH, cut_dim]
+            cut = min(low, p[cut_dim]) + (r - acc)
+            if p[cut_dim] < low and cut < low:
+                return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                                    leaves, leaf_point, free_nodes, free_leaves, trees)
+            if p[cut_dim] > high and cut >= high:
+                if cut >= p[cut_dim]:
+                    cut = high
+                return _split_above(t, p, ref, parent, cut_dim, cut, nodes, cut_values, boxes,
+                                    leaves, leaf_point, free_nodes, free_leaves, trees)
+        # the cut falls inside the box: p joins this subtree
+        for d in range(dims):
+            if p[d] < boxes[t, ref, LOW, d]:
+                boxes[t, ref, LOW, d] = p[d]
+            if p[d] > boxes[t, ref, HIGH, d]:
+                boxes[t, ref, HIGH, d] = p[d]
+        nodes[t, ref, MASS] += 1
+        parent = ref
+        if p[nodes[t, ref, CUT_DIM]] <= cut_values[t, ref]:
+            ref = nodes[t, ref, LEFT]
+        else:
+            ref = nodes[t, ref, RIGHT]
 
 
 @njit(cache=True)
@@ -277,9 +358,34 @@ def delete_leaf(t: int, leaf: int, nodes: Int32Array, cut_values: Float64Array,
                 boxes: Float64Array, leaves: Int32Array, leaf_point: Float64Array,
                 free_nodes: Int32Array, free_leaves: Int32Array, trees: Int32Array) -> None:
     """Remove one copy of ``leaf``'s point from tree ``t``; lift its sibling if it goes."""
-    n, refresh = delete_begin(t, leaf, nodes, leaves, free_nodes, free_leaves, trees)
+    dims = leaf_point.shape[2]
+    if leaves[t, leaf, LEAF_MASS] > 1:
+        leaves[t, leaf, LEAF_MASS] -= 1
+        n = leaves[t, leaf, LEAF_PARENT]
+        while n != NO_PARENT:
+            nodes[t, n, MASS] -= 1
+            n = nodes[t, n, PARENT]
+        return
+    parent = leaves[t, leaf, LEAF_PARENT]
+    leaves[t, leaf, LEAF_MASS] = 0
+    _push_leaf(free_leaves, trees, t, leaf)
+    if parent == NO_PARENT:
+        trees[t, ROOT] = EMPTY
+        return
+    ref = _leaf_ref(leaf)
+    sibling = nodes[t, parent, RIGHT] if nodes[t, parent, LEFT] == ref else nodes[t, parent, LEFT]
+    grand = nodes[t, parent, PARENT]
+    _set_parent(nodes, leaves, t, sibling, grand)
+    _replace_child(nodes, trees, t, grand, parent, sibling)
+    _push_node(free_nodes, trees, t, parent)
+
+    refresh_boxes = True
+    n = grand
     while n != NO_PARENT:
-        n, refresh = delete_step(t, n, refresh, nodes, boxes, leaf_point)
+        nodes[t, n, MASS] -= 1
+        if refresh_boxes:
+            refresh_boxes = _refresh_box(t, n, nodes, boxes, leaf_point, dims)
+        n = nodes[t, n, PARENT]
 
 
 @njit(cache=True)
