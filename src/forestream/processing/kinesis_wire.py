@@ -20,8 +20,9 @@ The signature is computed here rather than by botocore's ``SigV4Auth``, which bu
 ``AWSRequest``, copies and re-parses its headers and derives the signing key (four
 HMACs) on every call: about a third of the client's CPU per small call. The request
 signed is always the same shape (``POST``, four headers), so its canonical form is
-written directly and the signing key is kept per day; :class:`Signer` gives the exact
-signature botocore gives (tests compare the two).
+written directly and the signing key is derived once a day (:mod:`forestream.signing`,
+shared with the server's check); :class:`Signer` gives the exact signature botocore
+gives (tests compare the two).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ import threading
 import time
 import urllib.parse
 from typing import Any
+
+from forestream.signing import signing_key
 
 #: Error codes botocore's standard retry mode retries (throttling and transient errors).
 RETRIED_CODES = frozenset({
@@ -66,7 +69,6 @@ class Signer:
                  path: str = "/") -> None:
         self.host, self.region, self.service = host, region, service
         self.path = urllib.parse.quote(path or "/", safe="/~")
-        self._keys: dict[tuple[str, str], bytes] = {}  # (secret, day) -> signing key
 
     def headers(self, target: str, payload: bytes, access_key: str, secret_key: str,
                 token: str | None = None, now: dt.datetime | None = None) -> dict[str, str]:
@@ -87,7 +89,8 @@ class Signer:
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = "\n".join((ALGORITHM, stamp, scope,
                              hashlib.sha256(canonical.encode()).hexdigest()))
-        signature = hmac.new(self._key(secret_key, day), to_sign.encode(),
+        signature = hmac.new(signing_key(secret_key, day, self.region, self.service),
+                             to_sign.encode(),
                              hashlib.sha256).hexdigest()
         headers = {"Content-Type": CONTENT_TYPE, "X-Amz-Target": target, "X-Amz-Date": stamp,
                    "Authorization": f"{ALGORITHM} Credential={access_key}/{scope}, "
@@ -95,17 +98,6 @@ class Signer:
         if token:
             headers["X-Amz-Security-Token"] = token
         return headers
-
-    def _key(self, secret: str, day: str) -> bytes:
-        key = self._keys.get((secret, day))
-        if key is None:
-            key = hmac.new(("AWS4" + secret).encode(), day.encode(), hashlib.sha256).digest()
-            for part in (self.region, self.service, "aws4_request"):
-                key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-            if len(self._keys) > 8:  # old days, rotated secrets
-                self._keys.clear()
-            self._keys[(secret, day)] = key
-        return key
 
 
 class KinesisCallError(Exception):

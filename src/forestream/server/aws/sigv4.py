@@ -29,8 +29,9 @@ import hmac
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import quote, unquote
+
+from forestream.signing import signing_key
 
 #: Scope key a request guard sets once it has verified a request's signature.
 VERIFIED = "forestream.signature_verified"
@@ -348,14 +349,6 @@ def _timestamp(amz_date: str) -> dt.datetime:
         return dt.datetime.strptime(amz_date, _STAMP).replace(tzinfo=dt.timezone.utc)
     year, month, day, hour, minute, second = map(int, match.groups())
     return dt.datetime(year, month, day, hour, minute, second, tzinfo=dt.timezone.utc)
-
-
-@lru_cache(maxsize=64)  # one key per secret, day, region and service: derived once a day
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = hmac.new(("AWS4" + secret).encode(), date.encode(), hashlib.sha256).digest()
-    for part in (region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
 
 
 def _encode(text: str) -> str:
