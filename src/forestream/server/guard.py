@@ -518,14 +518,14 @@ async def _render(route: RouteClass, refusal: Refused, headers: dict[str, str],
     if route.family == "aws" and scope["method"] != "POST":
         # AWS's front end refuses other methods in XML, without a content type
         body, media = xml_error(refusal.code, refusal.message), None
-        extra.update(request_id_headers(str(uuid.uuid4())))
+        extra.update(request_id_headers())
     elif route.family == "aws":
         document = {"__type": refusal.code, "message": refusal.message}
         if media_type(headers.get("content-type")) == CBOR_TYPE:
             body, media = cbor2.dumps(document), CBOR_TYPE
         else:
             body, media = orjson.dumps(document), "application/x-amz-json-1.1"
-        extra.update({**request_id_headers(str(uuid.uuid4())),
+        extra.update({**request_id_headers(),
                       "x-amzn-ErrorType": refusal.code})
     elif route.family == "runtime":
         body = orjson.dumps({"message": refusal.message, "Message": refusal.message})

@@ -258,11 +258,12 @@ def media_type(header: str | None) -> str:
     return (header or "").split(";", 1)[0].strip().lower()
 
 
-def request_id_headers(request_id: str) -> dict[str, str]:
+def request_id_headers(ids: tuple[str, str] | None = None) -> dict[str, str]:
     """The identifiers every AWS answer carries: ``x-amzn-RequestId`` and an
-    ``x-amz-id-2`` (72 random bytes, base64, as AWS's extended request ids are)."""
-    return {"x-amzn-RequestId": request_id,
-            "x-amz-id-2": base64.b64encode(os.urandom(72)).decode("ascii")}
+    ``x-amz-id-2`` (72 random bytes, base64, as AWS's extended request ids are); ``ids``
+    as :func:`new_request_ids` made them, or new ones."""
+    request_id, extended_id = ids or new_request_ids()
+    return {"x-amzn-RequestId": request_id, "x-amz-id-2": extended_id}
 
 
 def new_request_ids() -> tuple[str, str]:
@@ -319,7 +320,7 @@ class _Wire:
         self.binary = cbor and media == CBOR_TYPE
 
     def headers(self, error: str | None = None) -> dict[str, str]:
-        out = {"x-amzn-RequestId": self.request_id, "x-amz-id-2": self.extended_id}
+        out = request_id_headers((self.request_id, self.extended_id))
         if error is not None:
             out["x-amzn-ErrorType"] = error
         return out
