@@ -440,6 +440,24 @@ def test_detector_small_batches_explained_row_by_row_equal_one_batch():
     assert all(d.attribution is None for d in pieces if 0 < d.grade < 0.2)
 
 
+def test_detectors_sharing_reused_rewind_arenas_score_as_if_alone():
+    """Rewind points reuse arenas handed back by earlier batches, across detectors of the
+    same shape: several detectors taking turns on batches of 64 (rewinding at each
+    anomaly) give exactly the descriptors each gives on its own, row by row."""
+    series = [noise_with_spikes(640, seed=s, every=90) for s in (5, 6, 7)]
+    turns = [ThresholdedDetector(**_DETECTOR) for _ in series]
+    got: list[list] = [[] for _ in series]
+    for start in range(0, 640, 64):
+        for k, detector in enumerate(turns):
+            got[k] += detector.process_batch(series[k][start:start + 64])
+    for k, x in enumerate(series):
+        alone = ThresholdedDetector(**_DETECTOR)
+        with one_numba_thread():
+            expected = [alone.process(v) for v in x]
+        assert sum(d.is_anomaly for d in expected) >= 3  # rewinds happened
+        _assert_same_descriptors(got[k], expected)
+
+
 def test_detector_process_batch_equals_process_for_multidimensional_input():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((700, 2))

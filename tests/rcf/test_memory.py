@@ -78,3 +78,24 @@ def test_scores_and_bytes_do_not_depend_on_where_the_arena_lives(monkeypatch):
     plain = RandomCutForest(1, 4, 100, 256, random_seed=5)
     assert np.array_equal(plain.score_and_update(data), scores)
     assert plain.to_bytes(compress=False) == advised.to_bytes(compress=False)
+
+
+def test_a_copy_is_exact_when_the_arena_starts_inside_a_larger_mapping(monkeypatch):
+    """zeroed() carves an aligned arena out of a larger mapping, at an offset that depends
+    on where the kernel put it; copies (checkpoints, rewind points) must copy the arena,
+    not the mapping from its start."""
+    import forestream.rcf._state as state_module
+
+    def offset_zeroed(size):  # the arena 4 KiB into a larger buffer, as mmap may place it
+        return np.zeros(size + 3 * 4096, np.uint8)[4096 : 4096 + size]
+
+    monkeypatch.setattr(state_module, "zeroed", offset_zeroed)
+    forest = RandomCutForest(1, 4, 20, 64, random_seed=8)
+    forest.score_and_update(np.sin(np.arange(500) / 7.0)[:, None])
+    twin = forest.copy()
+    assert twin.to_bytes(compress=False) == forest.to_bytes(compress=False)
+    again = twin.copy()  # a copy of a copy: same size, same bytes
+    assert again._state._arena().size == forest._state._arena().size
+    assert again.to_bytes(compress=False) == forest.to_bytes(compress=False)
+    data = np.cos(np.arange(300) / 5.0)[:, None]
+    assert np.array_equal(again.score_and_update(data), forest.score_and_update(data))

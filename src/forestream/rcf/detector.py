@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _threshold
+from ._state import keep_spare
 from .forest import RandomCutForest
 from .results import Attribution
 
@@ -261,14 +262,20 @@ class ThresholdedDetector:
             return [self._process_row(row, explain_min_grade) for row in rows]
         while start < len(rows):
             chunk = rows[start : start + _CHUNK] if explain else rows[start:]
-            saved = self._snapshot() if explain else None
+            saved = self._snapshot(spare=True) if explain else None
             first_index = self.forest._inputs_seen
             scores, grades, thresholds, causes = self._grade(*self._score_and_update(chunk),
                                                              chunk)
             flagged = np.flatnonzero((grades > 0.0) & (grades >= explain_min_grade))
+            if saved is not None and not len(flagged):  # the rewind point was not needed
+                for snapshot in saved[0]:
+                    keep_spare(snapshot[0])
             if saved is not None and len(flagged):  # a snapshot exactly when explaining
                 j = int(flagged[0])
+                replaced = [f._state for f in self._forests]
                 self._restore(saved)
+                for state in replaced:
+                    keep_spare(state)
                 if j:
                     self._grade(*self._score_and_update(chunk[:j]), chunk[:j])
                 out.extend(self._describe(first_index + i, chunk[i], scores[i], grades[i],
@@ -395,8 +402,8 @@ class ThresholdedDetector:
     def _score_and_update(self, rows: Float64Array) -> tuple[Float64Array, Float64Array]:
         return self._forest_scores(*(f.score_and_update(rows) for f in self._forests))
 
-    def _snapshot(self) -> DetectorSnapshot:
-        return tuple(f._snapshot() for f in self._forests), self._state.copy()
+    def _snapshot(self, spare: bool = False) -> DetectorSnapshot:
+        return tuple(f._snapshot(spare) for f in self._forests), self._state.copy()
 
     def _restore(self, saved: DetectorSnapshot) -> None:
         for forest, snapshot in zip(self._forests, saved[0], strict=True):

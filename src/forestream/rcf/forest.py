@@ -337,9 +337,11 @@ class RandomCutForest:
         twin._restore(self._snapshot())
         return twin
 
-    def _snapshot(self) -> ForestSnapshot:
-        """Everything that learning changes, for an exact in-memory rewind."""
-        return (self._state.copy(), self._shingle.copy(), self._inputs_seen, self._points_seen)
+    def _snapshot(self, spare: bool = False) -> ForestSnapshot:
+        """Everything that learning changes, for an exact in-memory rewind (``spare``:
+        into a reused arena, see :meth:`ForestState.copy`)."""
+        return (self._state.copy(spare=spare), self._shingle.copy(), self._inputs_seen,
+                self._points_seen)
 
     def _restore(self, snapshot: ForestSnapshot) -> None:
         state, shingle, inputs_seen, points_seen = snapshot
