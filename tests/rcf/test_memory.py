@@ -99,3 +99,23 @@ def test_a_copy_is_exact_when_the_arena_starts_inside_a_larger_mapping(monkeypat
     assert again.to_bytes(compress=False) == forest.to_bytes(compress=False)
     data = np.cos(np.arange(300) / 5.0)[:, None]
     assert np.array_equal(again.score_and_update(data), forest.score_and_update(data))
+
+
+def test_a_discarded_copy_hands_its_memory_to_the_next_copy():
+    """Checkpoints copy every forest each round: a copy discarded once serialized lends
+    its arena to the next round's copy (no new mapping), which holds exactly the forest's
+    state; the discarded copy refuses further use instead of reading reused memory."""
+    forest = RandomCutForest(1, 3, 7, 40, random_seed=11)  # a shape no other test uses
+    forest.score_and_update(np.sin(np.arange(400) / 6.0)[:, None])
+    first = forest.copy(spare=True)
+    assert first.to_bytes(compress=False) == forest.to_bytes(compress=False)
+    where = first._state._arena().ctypes.data
+    first.discard()
+    with pytest.raises(AttributeError):
+        first.score_and_update(np.zeros((1, 1)))
+    forest.score_and_update(np.cos(np.arange(100) / 4.0)[:, None])  # the job goes on
+    second = forest.copy(spare=True)
+    assert second._state._arena().ctypes.data == where
+    assert second.to_bytes(compress=False) == forest.to_bytes(compress=False)
+    data = np.sin(np.arange(200) / 3.0)[:, None]
+    assert np.array_equal(second.score_and_update(data), forest.score_and_update(data))

@@ -203,9 +203,17 @@ class RandomCutForestOperator(_PerKeyModelOperator):
                           "DIRECTION": "HIGH" if high[j] >= low[j] else "LOW"}
         return out
 
-    def snapshot(self) -> dict[Any, bytes]:
-        # uncompressed: the checkpoint writer compresses the whole snapshot in the background
-        return {k: f.to_bytes(compress=False) for k, f in self.forests.items()}
+    def snapshot(self) -> Deferred:
+        # copies now, bytes (uncompressed: the checkpoint writer compresses the whole
+        # snapshot) on the checkpoint writer's thread, as the thresholded operator does
+        copies = {k: f.copy(spare=True) for k, f in self.forests.items()}
+
+        def produce() -> dict[Any, bytes]:
+            state = {k: f.to_bytes(compress=False) for k, f in copies.items()}
+            for forest in copies.values():
+                forest.discard()
+            return state
+        return Deferred(produce)
 
     def restore(self, state: dict[Any, bytes | RandomCutForest]) -> None:
         self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
@@ -302,9 +310,16 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self) -> Deferred:
-        # copies now (a memcpy each), bytes on the checkpoint writer's thread
-        copies = {k: d.copy() for k, d in self.detectors.items()}
-        return Deferred(lambda: {k: d.to_bytes(compress=False) for k, d in copies.items()})
+        # copies now (a memcpy each, into the arenas the last round's copies handed
+        # back), bytes on the checkpoint writer's thread
+        copies = {k: d.copy(spare=True) for k, d in self.detectors.items()}
+
+        def produce() -> dict[Any, bytes]:
+            state = {k: d.to_bytes(compress=False) for k, d in copies.items()}
+            for detector in copies.values():
+                detector.discard()
+            return state
+        return Deferred(produce)
 
     def restore(self, state: dict[Any, bytes]) -> None:
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}

@@ -297,16 +297,23 @@ class ThresholdedDetector:
         return scores, grades, thresholds
 
     # --------------------------------------------------------------- serialization
-    def copy(self) -> ThresholdedDetector:
+    def copy(self, spare: bool = False) -> ThresholdedDetector:
         """An independent detector in the same state (forests and grader copied): what
-        a checkpoint serializes off the processing thread while this one goes on."""
+        a checkpoint serializes off the processing thread while this one goes on.
+        ``spare``: into memory an earlier copy's :meth:`discard` handed back."""
         twin = object.__new__(type(self))  # not copy.copy: that pickles
         twin.__dict__.update(self.__dict__)
-        twin.forest = self.forest.copy()
+        twin.forest = self.forest.copy(spare)
         if self.level_forest is not None:
-            twin.level_forest = self.level_forest.copy()
+            twin.level_forest = self.level_forest.copy(spare)
         twin._state = self._state.copy()
         return twin
+
+    def discard(self) -> None:
+        """Hand the forests' memory back for later copies (:meth:`copy` with ``spare``);
+        this detector must not be used afterwards."""
+        for forest in self._forests:
+            forest.discard()
 
     def to_bytes(self, compress: bool = True) -> bytes:
         """Complete state (forests and grader) as bytes (see

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._state import ForestState, pack, unpack
+from ._state import ForestState, keep_spare, pack, unpack
 from .results import Attribution, Forecast, Neighbour
 
 if TYPE_CHECKING:
@@ -329,13 +329,22 @@ class RandomCutForest:
                 f"{self.sample_size}, time_decay={self.time_decay:g}, output_after="
                 f"{self.output_after}, points_seen={self._points_seen})")
 
-    def copy(self) -> RandomCutForest:
+    def copy(self, spare: bool = False) -> RandomCutForest:
         """An independent forest in the same state: learning in one leaves the other as it
-        was (a copy of the arrays, ~20x faster than a round trip through bytes)."""
+        was (a copy of the arrays, ~20x faster than a round trip through bytes).
+
+        ``spare``: into memory a :meth:`discard` handed back, when there is some — for
+        copies taken again and again, such as a checkpoint's."""
         twin = object.__new__(type(self))  # not copy.copy: that pickles
         twin.__dict__.update(self.__dict__)
-        twin._restore(self._snapshot())
+        twin._restore(self._snapshot(spare))
         return twin
+
+    def discard(self) -> None:
+        """Hand this forest's memory back for later copies to reuse; the forest must not
+        be used afterwards (a copy that has been serialized, say)."""
+        keep_spare(self._state)
+        del self.__state, self._kernel_args  # a later use fails at once, reads no reused memory
 
     def _snapshot(self, spare: bool = False) -> ForestSnapshot:
         """Everything that learning changes, for an exact in-memory rewind (``spare``:
