@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from forestream.eval import probation_length, score_corpus
-from forestream.eval.synthetic import KINDS, synthetic_corpus, synthetic_file
+from forestream.eval.synthetic import INCIDENTS, KINDS, synthetic_corpus, synthetic_file
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,8 @@ def test_windows_follow_nab_rules(corpus):
     assert {f.category for f in corpus} == {f"synthetic_{k}" for k in KINDS}
     for f in corpus:
         rows = f.window_rows  # raises on overlap
-        assert 1 <= len(rows) <= 3
+        low, high = INCIDENTS[f.category.removeprefix("synthetic_")]
+        assert low <= len(rows) < high, f.name
         covered = sum(last - first + 1 for first, last in rows)
         assert 0.08 * f.n_rows <= covered <= 0.11 * f.n_rows, f.name
         assert rows[0][0] >= probation_length(f.n_rows), f.name
@@ -47,6 +48,15 @@ def test_each_kind_has_the_character_of_the_files_we_lack(corpus):
         minutes = np.diff(f.timestamps) / np.timedelta64(1, "m")
         assert minutes.min() >= 5 and minutes.max() > 5
         assert len(np.unique(f.values)) < f.n_rows / 4
+
+
+def test_incidents_per_file_are_as_many_as_nab_labels_in_files_of_that_kind():
+    """NAB's public labels: 2-5 anomalies per realTweets file, 1-4 per realAdExchange
+    and realTraffic file; the synthetic kinds weigh as those do."""
+    assert INCIDENTS == {"tweets": (2, 6), "ad_exchange": (1, 5), "traffic": (1, 5)}
+    counts = {k: {len(synthetic_file(k, seed).windows) for seed in range(12)} for k in KINDS}
+    assert counts["tweets"] <= {2, 3, 4, 5} and max(counts["tweets"]) >= 4
+    assert counts["ad_exchange"] <= {1, 2, 3, 4} and counts["traffic"] <= {1, 2, 3, 4}
 
 
 def test_the_scorer_reads_the_files_as_nab():

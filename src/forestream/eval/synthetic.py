@@ -14,8 +14,10 @@ of the file spread over its incidents, each window centred on its incident), so 
 generators are our own (Poisson/negative-binomial counts on daily cycles, log-normal
 bursts, random gaps) and deterministic for a seed; nothing here comes from the missing
 files, so a score on them is a held-out check, not a fit. Each file has a handful of
-incidents (NAB's real files have 1-4) that a person watching the series would call
-incidents — a burst several times the usual peak lasting hours, an outage to zero, a
+incidents, as many as NAB's own labels give the files of that kind (its public
+``labels/combined_labels.json``: 2-5 per realTweets file, 33 in its 10 files; 1-4 per
+realAdExchange file and per realTraffic file), that a person watching the series would
+call incidents — a burst several times the usual peak lasting hours, an outage to zero, a
 price jump, a traffic jam at an odd hour — beside ordinary bursts and noise that are
 not incidents.
 """
@@ -28,11 +30,15 @@ import numpy as np
 
 from .corpus import NabFile
 
-__all__ = ["KINDS", "synthetic_corpus", "synthetic_file"]
+__all__ = ["INCIDENTS", "KINDS", "synthetic_corpus", "synthetic_file"]
 
 _FIVE_MIN = np.timedelta64(5, "m")
 _HOUR = np.timedelta64(1, "h")
 _START = np.datetime64("2015-03-01T00:00:00", "ns")
+INCIDENTS = {"tweets": (2, 6), "ad_exchange": (1, 5), "traffic": (1, 5)}
+"""Incidents per file of each kind, ``[low, high)``: the range of labelled anomalies per
+file of that kind in NAB's public labels (realTweets 2-5, realAdExchange and realTraffic
+1-4), so that the kinds weigh in the synthetic corpus about as they weigh in NAB's."""
 
 
 def synthetic_corpus(seed: int = 0, per_kind: int = 3) -> list[NabFile]:
@@ -58,7 +64,7 @@ def synthetic_file(kind: str, seed: int) -> NabFile:
 def _tweets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """5-minute tweet counts: a daily cycle from near zero at night to a few dozen by
     day, negative-binomial noise, ordinary short bursts (a retweet storm: log-normal
-    size, tens of minutes) and 1-3 incidents — a surge several times the day's peak for
+    size, tens of minutes) and 2-5 incidents — a surge several times the day's peak for
     hours, or the mentions all but vanishing for most of a day."""
     n = int(rng.integers(12_000, 16_000))
     t = np.arange(n)
@@ -69,7 +75,7 @@ def _tweets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]
     rate = cycle * np.exp(0.15 * rng.standard_normal(n))
     for start in rng.integers(0, n - 12, int(n / 700)):  # ordinary bursts
         rate[start : start + rng.integers(2, 10)] *= rng.lognormal(0.8, 0.5)
-    incidents = _incident_rows(rng, n, int(rng.integers(1, 4)))
+    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["tweets"])))
     for row in incidents:
         length = int(rng.integers(24, 120))
         if rng.random() < 0.75:
@@ -83,7 +89,7 @@ def _tweets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]
 
 def _ad_exchange(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Hourly cost per click or per mille: a daily and weekly cycle, prices rounded to
-    a tenth of a cent, hours missing here and there (the rows simply absent), and 1-3
+    a tenth of a cent, hours missing here and there (the rows simply absent), and 1-4
     incidents — the price jumping to several times its level for some hours, or
     collapsing towards zero."""
     n = int(rng.integers(1_500, 1_700))
@@ -91,7 +97,7 @@ def _ad_exchange(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list
     base = rng.uniform(0.1, 2.0)
     level = base * (1 + 0.25 * np.sin(2 * np.pi * t / 24) + 0.1 * np.sin(2 * np.pi * t / 168))
     values = level * rng.lognormal(0.0, 0.12, n)
-    incidents = _incident_rows(rng, n, int(rng.integers(1, 4)))
+    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["ad_exchange"])))
     for row in incidents:
         length = int(rng.integers(3, 12))
         values[row : row + length] *= rng.uniform(2.5, 5.0) if rng.random() < 0.6 \
@@ -107,7 +113,7 @@ def _ad_exchange(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list
 def _traffic(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Road sensors every ~5 minutes (irregular): integer speeds (mph) dipping in the rush
     hours, or travel times in whole seconds that stand still for long quiet stretches,
-    or occupancy quantised to 0.1 %; 1-3 incidents — a jam at an odd hour (speed
+    or occupancy quantised to 0.1 %; 1-4 incidents — a jam at an odd hour (speed
     collapsing, travel time multiplied) for half an hour to two hours."""
     n = int(rng.integers(2_200, 2_600))
     t = np.arange(n)
@@ -115,7 +121,7 @@ def _traffic(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int
     hour = (t % day) / 12.0
     rush = np.exp(-((hour - 8.0) ** 2) / 2.0) + np.exp(-((hour - 17.5) ** 2) / 3.0)
     metric = rng.choice(["speed", "travel_time", "occupancy"])
-    incidents = _incident_rows(rng, n, int(rng.integers(1, 4)))
+    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["traffic"])))
     jam = np.zeros(n)
     for row in incidents:
         length = int(rng.integers(6, 24))
