@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forestream.rcf import RandomCutForest
+from forestream.rcf import RandomCutForest, ThresholdedDetector
 from forestream.rcf._memory import HUGE_PAGE, MAX_WASTE, zeroed
 
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
@@ -119,3 +119,25 @@ def test_a_discarded_copy_hands_its_memory_to_the_next_copy():
     assert second.to_bytes(compress=False) == forest.to_bytes(compress=False)
     data = np.sin(np.arange(200) / 3.0)[:, None]
     assert np.array_equal(second.score_and_update(data), forest.score_and_update(data))
+
+
+def test_memory_prepared_ahead_serves_a_copy_without_mapping_any(monkeypatch):
+    """A job that checkpoints prepares its forests' copy memory in the background as keys
+    appear, so that the first round's copies map nothing on the processing thread."""
+    import time
+
+    import forestream.rcf._state as state_module
+
+    detector = ThresholdedDetector(shingle_size=3, num_trees=9, sample_size=48,
+                                   random_seed=2)  # a shape no other test uses
+    detector.process_batch(np.sin(np.arange(300) / 5.0), explain=False)
+    detector.prepare_copy()
+    deadline = time.monotonic() + 60
+    while any(not state_module._SPARES.get(f._state._shape()) for f in detector._forests):
+        assert time.monotonic() < deadline, "the spare arenas were never made"
+        time.sleep(0.01)
+    mapped = []
+    monkeypatch.setattr(state_module, "zeroed", lambda size: mapped.append(size))
+    twin = detector.copy(spare=True)
+    assert mapped == []
+    assert twin.to_bytes(compress=False) == detector.to_bytes(compress=False)

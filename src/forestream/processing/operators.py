@@ -60,6 +60,10 @@ class Operator:
         self.clock: Callable[[], float] = time.time
         self.records_in = 0
         self.records_out = 0
+        #: set by the runtime before :meth:`open`: whether the job checkpoints this
+        #: operator's state (an operator that copies large state at each checkpoint may
+        #: prepare memory for the copies ahead of the first)
+        self.checkpointed = False
 
     def open(self) -> None:
         pass

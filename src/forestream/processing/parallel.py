@@ -235,11 +235,15 @@ class ParallelWorker:
         self.puts.wait()  # what the round covers is written first
         round_id = self.rounds.next_round()
         writers = []
-        for runner in self.runners.values():
-            runner.checkpoint(wait=False, checkpoint_id=round_id)
-            writer = runner.pending_write()
-            if writer is not None:
-                writers.append(writer)
+        try:
+            for runner in self.runners.values():
+                runner.checkpoint(wait=False, checkpoint_id=round_id, start_writer=False)
+                writer = runner.pending_write()
+                if writer is not None:
+                    writers.append(writer)
+        finally:  # once every snapshot is taken (see JobRunner.checkpoint), or one failed
+            for writer in writers:
+                writer.start()
         self.rounds.commit_when_written(round_id, writers, wait=wait)
         self._round_at = time.monotonic()
         return round_id

@@ -173,6 +173,8 @@ class RandomCutForestOperator(_PerKeyModelOperator):
                                          self.random_seed, key),
                                      **self.forest_args)
             self.forests[key] = forest
+            if self.checkpointed:  # memory for its checkpoint copies, made meanwhile
+                forest.prepare_copy()
         return forest
 
     def _score_key(self, key: Any, points: npt.NDArray[np.float64], values: list[dict[str, Any]]
@@ -218,6 +220,9 @@ class RandomCutForestOperator(_PerKeyModelOperator):
     def restore(self, state: dict[Any, bytes | RandomCutForest]) -> None:
         self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
                         for k, f in state.items()}
+        if self.checkpointed:
+            for forest in self.forests.values():
+                forest.prepare_copy()
 
 
 class ThresholdedRCFOperator(_PerKeyModelOperator):
@@ -295,6 +300,8 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
                                            random_seed=_seed(self.random_seed, key),
                                            **self.detector_args)
             self.detectors[key] = detector
+            if self.checkpointed:  # memory for its checkpoint copies, made meanwhile
+                detector.prepare_copy()
         out: list[dict[str, Any]] = []
         descriptors = detector.process_batch(points, explain_min_grade=self.explain_min_grade)
         for value, d in zip(values, descriptors, strict=True):
@@ -323,3 +330,6 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
 
     def restore(self, state: dict[Any, bytes]) -> None:
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}
+        if self.checkpointed:
+            for detector in self.detectors.values():
+                detector.prepare_copy()

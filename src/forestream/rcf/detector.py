@@ -309,6 +309,12 @@ class ThresholdedDetector:
         twin._state = self._state.copy()
         return twin
 
+    def prepare_copy(self) -> None:
+        """Have memory for one :meth:`copy` with ``spare`` made in the background (see
+        :meth:`RandomCutForest.prepare_copy`)."""
+        for forest in self._forests:
+            forest.prepare_copy()
+
     def discard(self) -> None:
         """Hand the forests' memory back for later copies (:meth:`copy` with ``spare``);
         this detector must not be used afterwards."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._state import ForestState, keep_spare, pack, unpack
+from ._state import ForestState, keep_spare, pack, prepare_spare, unpack
 from .results import Attribution, Forecast, Neighbour
 
 if TYPE_CHECKING:
@@ -339,6 +339,11 @@ class RandomCutForest:
         twin.__dict__.update(self.__dict__)
         twin._restore(self._snapshot(spare))
         return twin
+
+    def prepare_copy(self) -> None:
+        """Have memory for one :meth:`copy` with ``spare`` made in the background (a job
+        that checkpoints does so for each new forest, ahead of its first round)."""
+        prepare_spare(self._state)
 
     def discard(self) -> None:
         """Hand this forest's memory back for later copies to reuse; the forest must not
