@@ -128,6 +128,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if not self.parser.should_upgrade():
             super().on_headers_complete()
+            if self.cycle is not None:
+                _collect_parts(self.cycle)
             return
         length = _content_length(self.headers)
         if length is None:
@@ -159,8 +161,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # PutRecords body (0.7 MB) then costs a dozen pause/resume rounds through the
         # event loop. The application reads whole bodies on these routes anyway (to check
         # the signature), so hold up to BODY_HIGH_WATER before pausing.
-        cycle.body += body
-        if len(cycle.body) > BODY_HIGH_WATER:
+        parts: _Parts | None = getattr(cycle, "_parts", None)
+        if parts is None:
+            cycle.body += body
+            held = len(cycle.body)
+        else:
+            parts.append(body)
+            held = parts.size = parts.size + len(body)
+        if held > BODY_HIGH_WATER:
             self.flow.pause_reading()
         cycle.message_event.set()
 
@@ -316,3 +324,34 @@ class _UpgradeBody:
         transport = self.protocol.transport
         if not transport.is_closing():
             transport.resume_reading()
+
+
+class _Parts(list[bytes]):
+    """A request's body chunks as they came, held until the application asks."""
+
+    size = 0
+
+
+def _collect_parts(cycle: RequestResponseCycle) -> None:
+    """Make ``cycle`` keep its body's chunks as a list and hand them over joined once
+    (uvicorn appends each chunk to a ``bytearray`` and copies it into ``bytes`` for each
+    message: three copies of a 0.7 MB PutRecords body on the event loop, where a
+    message with the whole body needs none)."""
+    parts = cycle._parts = _Parts()  # type: ignore[attr-defined]
+
+    async def receive() -> dict:
+        if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
+            cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            cycle.waiting_for_100_continue = False
+        if not cycle.disconnected and not cycle.response_complete:
+            cycle.flow.resume_reading()
+            await cycle.message_event.wait()
+            cycle.message_event.clear()
+        if cycle.disconnected or cycle.response_complete:
+            return {"type": "http.disconnect"}
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        parts.size = 0
+        return {"type": "http.request", "body": body, "more_body": cycle.more_body}
+
+    cycle.receive = receive  # type: ignore[method-assign,assignment]

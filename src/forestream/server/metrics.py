@@ -6,6 +6,7 @@ import threading
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
+from forestream.streams.batch import BatchResult, RecordBatch
 from forestream.streams.hashing import parse_sequence_number, shard_id
 
 if TYPE_CHECKING:
@@ -23,6 +24,8 @@ class Metrics:
         self.latency_buckets: dict[str, list[int]] = defaultdict(
             lambda: [0] * len(LATENCY_BUCKETS))
         self.records_in = 0
+        #: PutRecords calls stored by the fast path (forestream.server.aws.fast_put_records)
+        self.put_records_batched = 0
         self.bytes_in = 0
         self.records_out = 0
         self.bytes_out = 0
@@ -48,11 +51,20 @@ class Metrics:
             elif operation == "PutRecords":  # 500 records a call: summed per shard first
                 counts: dict[str, int] = {}
                 sizes: dict[str, int] = {}
-                for record, out in zip(args["Records"], result["Records"], strict=True):
-                    shard = out.get("ShardId")
-                    if shard is not None:
-                        counts[shard] = counts.get(shard, 0) + 1
-                        sizes[shard] = sizes.get(shard, 0) + len(record["Data"])
+                records = args["Records"]
+                if isinstance(result, BatchResult):  # the fast path's: totals at once
+                    self.put_records_batched += 1
+                    for shard, (count, size) in result.shard_totals(records).items():
+                        counts[shard], sizes[shard] = count, size
+                else:
+                    lengths = (records.data_len + records.tail_len).tolist() \
+                        if isinstance(records, RecordBatch) else \
+                        [len(r["Data"]) for r in records]
+                    for length, out in zip(lengths, result["Records"], strict=True):
+                        shard = out.get("ShardId")
+                        if shard is not None:
+                            counts[shard] = counts.get(shard, 0) + 1
+                            sizes[shard] = sizes.get(shard, 0) + length
                 for shard, count in counts.items():
                     self.records_in += count
                     self.bytes_in += sizes[shard]
@@ -106,6 +118,8 @@ class Metrics:
                       f"forestream_records_in_total {self.records_in}",
                       "# TYPE forestream_bytes_in_total counter",
                       f"forestream_bytes_in_total {self.bytes_in}",
+                      "# TYPE forestream_put_records_batched_total counter",
+                      f"forestream_put_records_batched_total {self.put_records_batched}",
                       "# TYPE forestream_records_out_total counter",
                       f"forestream_records_out_total {self.records_out}",
                       "# TYPE forestream_bytes_out_total counter",

@@ -60,6 +60,13 @@ class SparseIndex:
         self.timestamps.append(timestamp_ms)
         return encode_entry(offset, position, timestamp_ms)
 
+    def extend(self, offsets: bytes, positions: bytes, timestamp_ms: int) -> None:
+        """Record entries at once: ``offsets`` and ``positions`` as native int64s (a
+        batch's frames, all with one timestamp)."""
+        self.offsets.frombytes(offsets)
+        self.positions.frombytes(positions)
+        self.timestamps.extend([timestamp_ms] * (len(offsets) // 8))
+
     def floor_offset(self, offset: int) -> tuple[int, int]:
         """(offset, position) of the last entry with entry offset <= ``offset``."""
         i = max(bisect_right(self.offsets, offset) - 1, 0)

@@ -18,9 +18,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+
 from forestream.names import shorten
 
 from .backend import ShardLog
+from .batch import BatchResult, route_batch
 from .catalog import StreamCatalog
 from .crypto import seal, unseal
 from .errors import InvalidArgumentError, KMSError, ResourceNotFoundError
@@ -35,14 +38,19 @@ from .hashing import (
 from .hashing import shard_id as shard_name  # where a parameter is called shard_id
 from .iterators import ShardIterators
 from .metadata import ShardInfo, StreamInfo
+from .segment_log import SegmentLog
 from .throughput import ShardThrottle
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    from .batch import RecordBatch
+
 MAX_GET_RECORDS = 10_000
 MAX_GET_BYTES = 10 * 2**20
 MAX_PUT_RECORDS_BYTES = 10 * 2**20
+#: what :func:`.crypto.seal` puts before a record's data on a stream without encryption
+_PLAIN = seal(b"", None, b"")
 
 
 class RecordIO:
@@ -142,6 +150,52 @@ class RecordIO:
                     results[i] = {"SequenceNumber": str(base + k), "ShardId": shard}
         return {"FailedRecordCount": failed, "Records": results,
                 "EncryptionType": info.encryption}
+
+    def put_batch(self, batch: RecordBatch, stream_name: str | None = None,
+                  stream_arn: str | None = None) -> BatchResult:
+        """:meth:`put_records` of a :class:`~.batch.RecordBatch`: the same checks in the
+        same order, the same records stored, the same answer (:meth:`BatchResult.answer
+        <.batch.BatchResult.answer>`); routing and framing done for the whole batch at
+        once (:mod:`.batch`). Encrypted streams and throughput limits take the records
+        one by one, through :meth:`put_records`."""
+        info = self.catalog.resolve(stream_name, stream_arn)
+        self.catalog.require_writable(info)
+        if info.encryption != "NONE" or self.catalog.settings.throughput_limits:
+            return BatchResult(info.encryption, [], None, {},
+                               self.put_records(batch.records(), stream_name, stream_arn))
+        sizes = batch.sizes()
+        over = np.flatnonzero(sizes > info.max_record_kib * 1024)
+        if over.size:
+            i = int(over[0])
+            self._check_size(info, batch.data_of(i), batch.key_of(i).decode("utf-8"),
+                             index=i)
+        total = int(sizes.sum())
+        if total > MAX_PUT_RECORDS_BYTES:
+            raise InvalidArgumentError(f"PutRecords request size {total} bytes exceeds the "
+                                       f"limit of {MAX_PUT_RECORDS_BYTES} bytes")
+        with self.catalog.stream_lock(info.name).read():
+            self.catalog.require_writable(info)
+            table = RoutingTable.of(info)
+            routed = route_batch(batch, table.shards)
+            present, first_seen = np.unique(routed, return_index=True)
+            pending = []
+            firsts: dict[int, int] = {}
+            for k in present[np.argsort(first_seen)].tolist():  # shards by first record
+                number = table.shards[k].number
+                indexes = np.flatnonzero(routed == k)
+                log = self.catalog.log(info.name, number)
+                if isinstance(log, SegmentLog):
+                    first, _ = log.append_batch(batch, indexes, durable=False,
+                                                value_prefix=_PLAIN)
+                else:
+                    first, _ = log.append([(batch.key_of(i), seal(batch.data_of(i), None, b""))
+                                           for i in indexes.tolist()], durable=False)
+                self.catalog.announce_records()
+                pending.append((log, first + len(indexes)))
+                firsts[k] = first
+            for log, end in pending:
+                log.sync_through(end)
+        return BatchResult(info.encryption, [s.number for s in table.shards], routed, firsts)
 
     # ------------------------------------------------------------------ reading
     def get_shard_iterator(self, shard_id: str, shard_iterator_type: str,

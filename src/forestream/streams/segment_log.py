@@ -40,6 +40,9 @@ from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ._segment_index import (
     CRC,
@@ -54,6 +57,11 @@ from ._segment_index import (
     Segment,
     iter_frames,
 )
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .batch import RecordBatch
 
 __all__ = ["CorruptLogError", "LogRecord", "SegmentLog", "MAX_KEY_BYTES", "MAX_VALUE_BYTES"]
 
@@ -173,6 +181,81 @@ class SegmentLog:
             if self._fsync_on and durable:
                 self._wait_durable(self._next_offset)
             return first, ts
+
+    def append_batch(self, batch: RecordBatch, indexes: npt.NDArray[np.int64],
+                     timestamp_ms: int | None = None, *, durable: bool = True,
+                     value_prefix: bytes = b"") -> tuple[int, int]:
+        """:meth:`append` of records ``indexes`` of ``batch`` (in that order; each
+        value ``value_prefix`` + the record's data), with the same offsets, timestamp,
+        frames, index entries and durability, framed and CRC-ed by numba into one
+        buffer per segment written (:mod:`._batch_kernels`)."""
+        sizes = batch.data_len[indexes] + batch.tail_len[indexes] + len(value_prefix)
+        too_big = (batch.key_len[indexes] > MAX_KEY_BYTES) | (sizes > MAX_VALUE_BYTES)
+        if too_big.any():
+            i = int(indexes[int(np.argmax(too_big))])
+            raise ValueError(f"key ({int(batch.key_len[i])} bytes) or value "
+                             f"({int(sizes[int(np.argmax(too_big))])} bytes) over "
+                             f"{MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
+        ts = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
+        if not 0 <= ts < 2**63:
+            raise ValueError(f"timestamp_ms {ts} out of range")
+        with self._lock:
+            self._check_open()
+            if self._error is not None:
+                raise OSError("log failed earlier; reopen it to recover") from self._error
+            if self._last_ts is not None:
+                ts = max(ts, self._last_ts)
+            first = self._next_offset
+            if not len(indexes):
+                return first, ts
+            try:
+                self._write_batch(batch, indexes, int(sizes.sum()), ts, value_prefix)
+            except BaseException as e:
+                self._error = e
+                self._cond.notify_all()
+                raise
+            if self._fsync_on and durable:
+                self._wait_durable(self._next_offset)
+            return first, ts
+
+    def _write_batch(self, batch: RecordBatch, order: npt.NDArray[np.int64], values: int,
+                     ts: int, value_prefix: bytes) -> None:
+        """:meth:`_write` of a batch's records (lock held)."""
+        from ._batch_kernels import frame_records  # numba: only where batches come
+
+        n = len(order)
+        out = np.empty(values + int(batch.key_len[order].sum()) + HEADER_SIZE * n,
+                       dtype=np.uint8)
+        entries = np.empty((n, 2), dtype=np.int64)  # at most one index entry a frame
+        encoded = np.empty(ENTRY.size * n, dtype=np.uint8)
+        prefix = np.frombuffer(value_prefix, dtype=np.uint8)
+        k = 0
+        while k < n:
+            seg = self._active
+            pos, off = seg.size, self._next_offset
+            idx_at = len(seg.index) * ENTRY.size
+            next_idx = seg.index.positions[-1] + self._every if len(seg.index) else 0
+            done, used, count, _ = frame_records(
+                out, pos, self._segment_max, next_idx, self._every, off, ts, order, k,
+                batch.keys, batch.key_start, batch.key_len, prefix, batch.data,
+                batch.data_start,
+                batch.data_len, batch.tails, batch.tail_len, entries, encoded)
+            if done:
+                written, fd, data = 0, seg.open_fd(), out.data[:used]
+                while written < used:
+                    written += os.pwrite(fd, data[written:], pos + written)
+                if count:
+                    seg.index.extend(entries[:count, 0].tobytes(),
+                                     entries[:count, 1].tobytes(), ts)
+                    os.pwrite(seg.open_idx_fd(), encoded[:ENTRY.size * count].tobytes(), idx_at)
+                pos, off = pos + used, off + done
+                seg.size, seg.next_offset, seg.last_ts = pos, off, ts
+                self._next_offset, self._last_ts = off, ts
+                if not self._fsync_on:
+                    seg.committed_end, self._committed = pos, off
+            k += done
+            if k < n:
+                self._roll()
 
     def sync_through(self, end: int) -> None:
         """Return once every record below offset ``end`` is on disk (with ``fsync=True``;

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .admin import StreamAdmin
 from .backend import StorageBackend
@@ -33,6 +33,9 @@ from .catalog import DEFAULT_ACCOUNT, DEFAULT_REGION, StoreSettings, StreamCatal
 from .lifecycle import StreamLifecycle
 from .record_io import RecordIO
 from .resharding import Resharder
+
+if TYPE_CHECKING:
+    from .batch import BatchResult, RecordBatch
 
 __all__ = ["StreamStore", "DEFAULT_ACCOUNT", "DEFAULT_REGION"]
 
@@ -173,6 +176,13 @@ class StreamStore:
     def put_records(self, records: Sequence[Mapping[str, Any]], stream_name: str | None = None,
                     stream_arn: str | None = None) -> dict[str, Any]:
         return self._records.put_records(records, stream_name, stream_arn)
+
+    def put_records_batch(self, batch: RecordBatch, stream_name: str | None = None,
+                          stream_arn: str | None = None) -> BatchResult:
+        """:meth:`put_records` of records held as a :class:`~.batch.RecordBatch` (the
+        Kinesis front end's fast path): the same checks and records; the same answer
+        from :meth:`BatchResult.answer <.batch.BatchResult.answer>`."""
+        return self._records.put_batch(batch, stream_name, stream_arn)
 
     def get_shard_iterator(self, shard_id: str, shard_iterator_type: str,
                            stream_name: str | None = None, stream_arn: str | None = None,
