@@ -14,7 +14,19 @@ a wobble — and turned into a Gaussian tail probability ``p``. An average more 
 ``clip`` deviations above the mean is learned as if it were ``clip`` deviations above
 (winsorised): the distribution is that of *ordinary* scores, so one incident's run of
 extreme averages does not widen it for the next ``horizon`` inputs and hide a second,
-smaller incident (a second jam on a road, a second fault on a machine). Its *surprise* is
+smaller incident (a second jam on a road, a second fault on a machine). In a *count*
+series — every input so far a non-negative integer, zero among them: tweets or events
+per interval, whose level goes low enough that their noise is large beside it — the
+largest of the ``averaging`` recent raw scores counts only ``1 - burst_discount`` as
+much as the others: such counts are bursty and heavy-tailed, one interval's burst is
+ordinary noise there, and what marks an incident is a rise that lasts (on synthetic
+tweet counts a burst of one interval was the main source of false alarms; see
+benchmarks/RESULTS.md, nab_rcf). Integer *measurements* that never reach zero (speeds
+in mph, travel times in seconds, large request counts) are not counts: there the first
+high score of a step is often its only one, and discounting it missed incidents. Whether
+a series is a count is learned from its inputs, causally: one fraction, or one negative
+value, and it never is again.
+Its *surprise* is
 ``-log10(p)``; a forest's surprise is multiplied by its weight (the shape forest counts
 less: on its own it flags every change of pattern).
 
@@ -57,7 +69,8 @@ LEVEL_WEIGHT = 8
 SHAPE_WEIGHT = 9
 ALERT_Z = 10  # the z-score of the alert grade's tail probability (reported thresholds)
 CLIP = 11  # deviations above the mean at which an average is learned (winsorised)
-PARAM_SIZE = 12
+BURST_DISCOUNT = 12  # in count series, the share of the largest recent score left out
+PARAM_SIZE = 13
 
 # global state slots
 INPUTS = 0
@@ -78,6 +91,11 @@ CHANGES = 2
 LAST_VALUE = 3
 REPORTED = 4  # 1 once the current run was reported
 COLUMN_SIZE = 5
+# after the columns, the last slot: whether the series is a count so far
+COUNT_LIKE_SIZE = 1
+NOT_COUNTS = 0.0  # an input was negative or had a fraction
+INTEGRAL = 1.0  # every input a non-negative integer, none zero yet
+COUNTS = 2.0  # every input a non-negative integer, and a zero among them
 
 STREAMS = 2  # level, shape
 # causes reported per input
@@ -91,12 +109,28 @@ _DEVIATION_FLOOR = 0.01  # absolute floor on a stream's deviation (scores are ~1
 
 
 def state_size(averaging: int, dimensions: int) -> int:
-    return GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging) + COLUMN_SIZE * dimensions
+    return GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging) + COLUMN_SIZE * dimensions + \
+        COUNT_LIKE_SIZE
 
 
 def initial_state(averaging: int, dimensions: int) -> Float64Array:
     state = np.zeros(state_size(averaging, dimensions))
     state[SINCE_ALERT] = np.inf
+    state[-1] = INTEGRAL  # no input yet contradicts a count series
+    return state
+
+
+def is_count_series(state: Float64Array) -> bool:
+    """Whether the inputs graded so far make a count series (see the module's doc)."""
+    return bool(state[-1] == COUNTS)
+
+
+def upgraded_state(state: Float64Array, averaging: int, dimensions: int) -> Float64Array:
+    """A grader state written before series were told apart as counts (one number
+    short), completed so that the detector goes on grading exactly as it did: not a
+    count series. Any other state is returned as it is."""
+    if state.ndim == 1 and len(state) == state_size(averaging, dimensions) - COUNT_LIKE_SIZE:
+        return np.append(state, NOT_COUNTS)
     return state
 
 
@@ -116,13 +150,22 @@ def grade_scores(level: Float64Array, shape: Float64Array, values: Float64Array,
     weights = (params[LEVEL_WEIGHT], params[SHAPE_WEIGHT])
     columns = GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging)
     dims = values.shape[1]
+    count_like = columns + COLUMN_SIZE * dims
     for i in range(level.shape[0]):
         surprise = 0.0
         cause = NO_CAUSE
+        for q in range(dims):
+            value = values[i, q]
+            if not (value >= 0.0 and value == math.floor(value)):  # NaN included
+                state[count_like] = NOT_COUNTS
+            elif value == 0.0 and state[count_like] == INTEGRAL:
+                state[count_like] = COUNTS
+        discount = params[BURST_DISCOUNT] if state[count_like] == COUNTS else 0.0
         for stream in range(STREAMS):
             raw = level[i] if stream == LEVEL else shape[i]
             base = GLOBAL_SIZE + stream * (STREAM_HEAD + averaging)
-            s = weights[stream] * _stream_surprise(raw, state, base, params, averaging)
+            s = weights[stream] * _stream_surprise(raw, state, base, params, averaging,
+                                                   discount)
             if s > surprise:
                 surprise, cause = s, stream
         inputs = state[INPUTS]
@@ -150,9 +193,10 @@ def grade_scores(level: Float64Array, shape: Float64Array, values: Float64Array,
 
 @njit(cache=True, nogil=True)
 def _stream_surprise(raw: float, state: Float64Array, base: int, params: Float64Array,
-                     averaging: int) -> float:
+                     averaging: int, discount: float) -> float:
     """Learn one raw score of a stream; the surprise of the recent average (0 while the
-    stream learns, or when the forest reports no score yet)."""
+    stream learns, or when the forest reports no score yet). With ``discount`` > 0 the
+    largest recent score weighs ``1 - discount`` in the average."""
     if raw <= 0.0:
         return 0.0
     slot = base + STREAM_HEAD + int(state[base + FILLED]) % averaging
@@ -162,6 +206,11 @@ def _stream_surprise(raw: float, state: Float64Array, base: int, params: Float64
     if state[base + FILLED] < averaging:
         return 0.0
     recent = state[base + SUM] / averaging
+    if discount > 0.0:  # a count series: one interval's burst is not an incident
+        top = state[base + STREAM_HEAD]
+        for k in range(1, averaging):
+            top = max(top, state[base + STREAM_HEAD + k])
+        recent = (state[base + SUM] - discount * top) / (averaging - discount)
     mean = state[base + MEAN]
     surprise = 0.0
     delta = recent - mean

@@ -141,6 +141,12 @@ class ThresholdedDetector:
         Recent averages more than this many deviations above the mean are learned as
         if they were that far (0: as they are), so an incident does not widen the
         distribution of ordinary scores and hide the next one.
+    burst_discount
+        In a count series (every input so far a non-negative integer: tweets, requests,
+        events per interval), the largest of the ``averaging`` recent raw scores counts
+        only ``1 - burst_discount`` as much as the others: one interval's burst is
+        ordinary noise of a count, a rise that lasts is not (0: no difference; must be
+        below 1). Whether a series is a count is learned from its inputs.
 
     Examples
     --------
@@ -184,6 +190,7 @@ class ThresholdedDetector:
         shape_weight: float = 0.3,
         stuck_after: int = 5,
         clip: float = 6.0,
+        burst_discount: float = 0.4,
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
                                       time_decay, output_after, random_seed)
@@ -202,6 +209,7 @@ class ThresholdedDetector:
         self.shape_weight = _nonnegative("shape_weight", shape_weight)
         self.stuck_after = _count("stuck_after", stuck_after, 1)
         self.clip = _nonnegative("clip", clip)
+        self.burst_discount = _share("burst_discount", burst_discount)
         params = np.zeros(_threshold.PARAM_SIZE)
         params[_threshold.AVERAGING] = self.averaging
         params[_threshold.ALPHA] = 1.0 / self.horizon
@@ -214,6 +222,7 @@ class ThresholdedDetector:
         params[_threshold.LEVEL_WEIGHT] = 1.0
         params[_threshold.SHAPE_WEIGHT] = self.shape_weight
         params[_threshold.CLIP] = self.clip
+        params[_threshold.BURST_DISCOUNT] = self.burst_discount
         tail = 10.0 ** (-self.alert_grade * _threshold.SURPRISE_SCALE)
         params[_threshold.ALERT_Z] = -NormalDist().inv_cdf(tail)
         self._params = params
@@ -383,7 +392,10 @@ class ThresholdedDetector:
             detector.level_forest = None
         if legacy:
             detector._state = _legacy_state(state, detector)
-        elif state.shape != detector._state.shape:
+            return detector
+        # written before count series were told apart: completed, grading as it did
+        state = _threshold.upgraded_state(state, detector.averaging, detector.dimensions)
+        if state.shape != detector._state.shape:
             raise ValueError(f"corrupt serialized ThresholdedDetector: grader state of "
                              f"{state.shape} numbers, expected {detector._state.shape}")
         else:
@@ -397,7 +409,7 @@ class ThresholdedDetector:
                 "min_deviation_ratio": self.min_deviation_ratio,
                 "refractory": self.refractory, "repeat_factor": self.repeat_factor,
                 "shape_weight": self.shape_weight, "stuck_after": self.stuck_after,
-                "clip": self.clip}
+                "clip": self.clip, "burst_discount": self.burst_discount}
 
     @property
     def _forests(self) -> list[RandomCutForest]:
@@ -505,6 +517,7 @@ def _legacy_state(old: Float64Array, detector: ThresholdedDetector) -> Float64Ar
         state[base + _threshold.MEAN] = mean
         state[base + _threshold.VAR] = var
     state[_threshold.INPUTS] = detector.forest._inputs_seen
+    state[-1] = 0.0  # not graded as a count series, as it was not before
     state[_threshold.SINCE_ALERT] = since
     state[_threshold.LAST_GRADE] = 1.0 if np.isfinite(since) else 0.0
     return state
@@ -514,6 +527,13 @@ def _fraction(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
             not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _share(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0.0 <= value < 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
 
 
