@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 #: the smallest body taken by the fast path (see the module docstring)
 MIN_BODY_BYTES = 16 * 1024
+_NO_WORDS = np.frombuffer(b"", dtype=np.uint64)
 
 
 class FastPutRecords:
@@ -100,8 +101,14 @@ class FastPutRecords:
                 return
             sample = (b'{"StreamName": "s", "Records": [{"Data": "QUJD", "PartitionKey": '
                       b'"k", "ExplicitHashKey": "1"}, {"PartitionKey": "k", "Data": "QQ=="}]}')
-            if self.parse(sample) is None:
+            parsed = self.parse(sample)
+            if parsed is None:
                 raise RuntimeError("the fast path refused a plain PutRecords body")
+            from forestream.streams.batch import BatchResult
+
+            routed = np.zeros(parsed[0].count, dtype=np.int64)
+            if render(BatchResult("NONE", [0], routed, {0: 0})) is None:
+                raise RuntimeError("the fast path could not write an answer")
             self._ready.set()
         except Exception:  # noqa: BLE001 - the general path serves on; say why once
             log.warning("PutRecords' fast path is off", exc_info=True)
@@ -135,7 +142,12 @@ class FastPutRecords:
         view = np.frombuffer(body, dtype=np.uint8)
         spans = np.empty((MAX_ENTRIES, 6), dtype=np.int64)
         top = np.empty(4, dtype=np.int64)
-        count = scan(view, view[:len(body) // 8 * 8].view(np.uint64), spans, top)
+        # 64-bit words for the scan where the body is aligned for them (bytes objects
+        # are); else none (a byte at a time): one array type, so numba never compiles a
+        # second variant in the middle of a call
+        words = view[:len(body) // 8 * 8].view(np.uint64) if view.ctypes.data % 8 == 0 \
+            else _NO_WORDS
+        count = scan(view, words, spans, top)
         if count < 0:
             return None
         name = arn = None
