@@ -145,11 +145,12 @@ class ThresholdedDetector:
         if they were that far (0: as they are), so an incident does not widen the
         distribution of ordinary scores and hide the next one.
     burst_discount
-        In a count series (every input so far a non-negative integer: tweets, requests,
-        events per interval), the largest of the ``averaging`` recent raw scores counts
-        only ``1 - burst_discount`` as much as the others: one interval's burst is
-        ordinary noise of a count, a rise that lasts is not (0: no difference; must be
-        below 1). Whether a series is a count is learned from its inputs.
+        In a count series (every input so far a non-negative integer, and zero among
+        them: tweets or events per interval), the largest of the ``averaging`` recent
+        raw scores counts only ``1 - burst_discount`` as much as the others: one
+        interval's burst is ordinary noise of such counts, a rise that lasts is not (0:
+        no difference; must be below 1). Whether a series is a count is learned from its
+        inputs; integer measurements that never reach zero are not counts.
 
     Examples
     --------
