@@ -255,7 +255,8 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         ``num_trees`` (100), ``sample_size`` (256), ``time_decay``, ``output_after``,
         ``alert_grade`` (0.5), ``averaging``, ``horizon``, ``warmup`` (150 scores before
         grading), ``min_deviation_ratio``, ``refractory``, ``repeat_factor``,
-        ``shape_weight``, ``stuck_after``.
+        ``shape_weight``, ``stuck_after``, ``clip``, ``burst_discount`` (see its
+        docstring for what each does and accepts).
 
     Examples
     --------
