@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,6 +36,22 @@ def _seed(random_seed: int, key: Any) -> int:
     """A key's model seed: from the key itself, so a key gets the same model whichever
     worker or key group it lands on and in whatever order keys first appear."""
     return (random_seed * 1_000_003 + key_hash(key)) % 2**62
+
+
+def _copied_models(models: Mapping[Any, RandomCutForest] | Mapping[Any, ThresholdedDetector]
+                   ) -> Deferred:
+    """A checkpoint of per-key models: copies now (a memcpy each, into memory the last
+    round's copies handed back), their bytes on the checkpoint writer's thread
+    (uncompressed: the writer compresses the whole snapshot), after which the copies'
+    memory goes back for the next round."""
+    copies = {k: m.copy(spare=True) for k, m in models.items()}
+
+    def produce() -> dict[Any, bytes]:
+        state = {k: m.to_bytes(compress=False) for k, m in copies.items()}
+        for model in copies.values():
+            model.discard()
+        return state
+    return Deferred(produce)
 
 
 _warm = threading.Event()
@@ -206,16 +223,7 @@ class RandomCutForestOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self) -> Deferred:
-        # copies now, bytes (uncompressed: the checkpoint writer compresses the whole
-        # snapshot) on the checkpoint writer's thread, as the thresholded operator does
-        copies = {k: f.copy(spare=True) for k, f in self.forests.items()}
-
-        def produce() -> dict[Any, bytes]:
-            state = {k: f.to_bytes(compress=False) for k, f in copies.items()}
-            for forest in copies.values():
-                forest.discard()
-            return state
-        return Deferred(produce)
+        return _copied_models(self.forests)
 
     def restore(self, state: dict[Any, bytes | RandomCutForest]) -> None:
         self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
@@ -318,16 +326,7 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         return out
 
     def snapshot(self) -> Deferred:
-        # copies now (a memcpy each, into the arenas the last round's copies handed
-        # back), bytes on the checkpoint writer's thread
-        copies = {k: d.copy(spare=True) for k, d in self.detectors.items()}
-
-        def produce() -> dict[Any, bytes]:
-            state = {k: d.to_bytes(compress=False) for k, d in copies.items()}
-            for detector in copies.values():
-                detector.discard()
-            return state
-        return Deferred(produce)
+        return _copied_models(self.detectors)
 
     def restore(self, state: dict[Any, bytes]) -> None:
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}
