@@ -60,9 +60,9 @@ def test_integer_measurements_that_never_reach_zero_are_not_counts():
     assert np.array_equal(_alerts(x, 8), _alerts(x, 8, burst_discount=0.0))
     detector = ThresholdedDetector(random_seed=8, **_SMALL)
     detector.grade_batch(x)
-    assert not _threshold.is_count_series(detector._state)
+    assert not _threshold.is_count_series(detector._state, 3, 1)
     detector.grade_batch(np.array([0.0]))
-    assert _threshold.is_count_series(detector._state)
+    assert _threshold.is_count_series(detector._state, 3, 1)
 
 
 def test_series_with_fractions_or_negatives_are_not_counts():
@@ -75,9 +75,9 @@ def test_series_with_fractions_or_negatives_are_not_counts():
     late[1000] += 0.25  # a count until row 1000, then never again
     detector = ThresholdedDetector(random_seed=7, **_SMALL)
     detector.grade_batch(late[:1000])
-    assert _threshold.is_count_series(detector._state)
+    assert _threshold.is_count_series(detector._state, 3, 1)
     detector.grade_batch(late[1000:])
-    assert not _threshold.is_count_series(detector._state)
+    assert not _threshold.is_count_series(detector._state, 3, 1)
 
 
 def test_the_count_rule_survives_a_checkpoint():
@@ -98,7 +98,7 @@ def test_a_checkpoint_from_before_the_count_rule_grades_on_as_before():
     state one number short, no ``burst_discount`` in its header) goes on exactly as it
     did: not a count series."""
     x = _counts(4000, 4)
-    old = ThresholdedDetector(random_seed=4, **_SMALL, burst_discount=0.0)
+    old = ThresholdedDetector(random_seed=4, **_SMALL, burst_discount=0.0, recurrence=0.0)
     old.grade_batch(x[:2000])
     blob = _without_count_rule(old.to_bytes())
     restored = ThresholdedDetector.from_bytes(blob)
@@ -114,7 +114,8 @@ def test_a_bad_burst_discount_is_refused_with_its_range(value):
 
 def _without_count_rule(blob: bytes) -> bytes:
     """The same detector as written before the count rule: header without
-    ``burst_discount``, grader state without its last number."""
+    ``burst_discount`` (nor ``recurrence``, which came later), grader state ending
+    before the count slot."""
     magic, pos = blob[:6], 6
     n = int.from_bytes(blob[pos : pos + 4], "little")
     header = json.loads(blob[pos + 4 : pos + 4 + n])
@@ -126,9 +127,9 @@ def _without_count_rule(blob: bytes) -> bytes:
         pos += 8 + m
     state = np.load(io.BytesIO(blob[pos:]), allow_pickle=False)
     assert len(state) == _threshold.state_size(3, 1)
-    del header["burst_discount"]
+    del header["burst_discount"], header["recurrence"]
     text = json.dumps(header).encode()
     buffer = io.BytesIO()
-    np.save(buffer, state[:-1], allow_pickle=False)
+    np.save(buffer, state[: _threshold.count_offset(3, 1)], allow_pickle=False)
     return b"".join([magic, len(text).to_bytes(4, "little"), text, *forests,
                      buffer.getvalue()])

@@ -41,7 +41,10 @@ The detector's surprise is the largest of these; its grade is ``min(1, surprise/
 (HTM's log-likelihood scale: a probability of 1e-10 is grade 1). An input is an
 anomaly when its grade reaches ``alert_grade``, except that within ``refractory`` inputs
 of a reported anomaly only a grade ``repeat_factor`` times higher reports again: one
-incident, one report.
+incident, one report. And an excursion (a run of inputs at or above the alert grade)
+that keeps the series' own rhythm — the fifth of evenly spaced excursions to the same
+values, a daily spike — is not reported at all (:mod:`forestream.rcf._recurrence`;
+``recurrence`` is the tolerance on the spacing, 0 switches it off).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _recurrence
 from ._jit import njit
 
 if TYPE_CHECKING:
@@ -70,7 +74,8 @@ SHAPE_WEIGHT = 9
 ALERT_Z = 10  # the z-score of the alert grade's tail probability (reported thresholds)
 CLIP = 11  # deviations above the mean at which an average is learned (winsorised)
 BURST_DISCOUNT = 12  # in count series, the share of the largest recent score left out
-PARAM_SIZE = 13
+RECURRENCE = 13  # relative tolerance on the period of recurring excursions (0: off)
+PARAM_SIZE = 14
 
 # global state slots
 INPUTS = 0
@@ -91,8 +96,14 @@ CHANGES = 2
 LAST_VALUE = 3
 REPORTED = 4  # 1 once the current run was reported
 COLUMN_SIZE = 5
-# after the columns, the last slot: whether the series is a count so far
+# after the columns: whether the series is a count so far
 COUNT_LIKE_SIZE = 1
+# then whether the last input was at or above the alert grade (ABOVE, or RECURRING when
+# its excursion keeps the series' rhythm), then the ring of excursion starts
+BELOW = 0.0
+ABOVE = 1.0
+RECURRING = 2.0
+EXCURSION_SIZE = 1
 NOT_COUNTS = 0.0  # an input was negative or had a fraction
 INTEGRAL = 1.0  # every input a non-negative integer, none zero yet
 COUNTS = 2.0  # every input a non-negative integer, and a zero among them
@@ -108,30 +119,44 @@ SURPRISE_SCALE = 10.0  # -log10 of the probability that makes grade 1
 _DEVIATION_FLOOR = 0.01  # absolute floor on a stream's deviation (scores are ~1)
 
 
+def count_offset(averaging: int, dimensions: int) -> int:
+    """Where the count-series slot is (after the streams and the columns)."""
+    return GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging) + COLUMN_SIZE * dimensions
+
+
 def state_size(averaging: int, dimensions: int) -> int:
-    return GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging) + COLUMN_SIZE * dimensions + \
-        COUNT_LIKE_SIZE
+    return count_offset(averaging, dimensions) + COUNT_LIKE_SIZE + EXCURSION_SIZE + \
+        _recurrence.size(dimensions)
 
 
 def initial_state(averaging: int, dimensions: int) -> Float64Array:
     state = np.zeros(state_size(averaging, dimensions))
     state[SINCE_ALERT] = np.inf
-    state[-1] = INTEGRAL  # no input yet contradicts a count series
+    counts = count_offset(averaging, dimensions)
+    state[counts] = INTEGRAL  # no input yet contradicts a count series
+    ring = counts + COUNT_LIKE_SIZE + EXCURSION_SIZE
+    state[ring : ring + _recurrence.RING] = _recurrence.EMPTY
     return state
 
 
-def is_count_series(state: Float64Array) -> bool:
+def is_count_series(state: Float64Array, averaging: int, dimensions: int) -> bool:
     """Whether the inputs graded so far make a count series (see the module's doc)."""
-    return bool(state[-1] == COUNTS)
+    return bool(state[count_offset(averaging, dimensions)] == COUNTS)
 
 
 def upgraded_state(state: Float64Array, averaging: int, dimensions: int) -> Float64Array:
-    """A grader state written before series were told apart as counts (one number
-    short), completed so that the detector goes on grading exactly as it did: not a
-    count series. Any other state is returned as it is."""
-    if state.ndim == 1 and len(state) == state_size(averaging, dimensions) - COUNT_LIKE_SIZE:
-        return np.append(state, NOT_COUNTS)
-    return state
+    """A grader state written by an earlier forestream, completed so that the detector
+    goes on grading exactly as it did: written before series were told apart as counts
+    (without the count slot), not a count series; written before recurring excursions
+    were remembered (without the excursion slots), none remembered (the detector that
+    reads it is made with ``recurrence=0``). Any other state is returned as it is."""
+    counts = count_offset(averaging, dimensions)
+    if state.ndim != 1 or len(state) not in (counts, counts + COUNT_LIKE_SIZE):
+        return state
+    fresh = initial_state(averaging, dimensions)
+    fresh[:counts] = state[:counts]
+    fresh[counts] = state[counts] if len(state) > counts else NOT_COUNTS
+    return fresh
 
 
 def stream_offset(stream: int, averaging: int) -> int:
@@ -151,6 +176,9 @@ def grade_scores(level: Float64Array, shape: Float64Array, values: Float64Array,
     columns = GLOBAL_SIZE + STREAMS * (STREAM_HEAD + averaging)
     dims = values.shape[1]
     count_like = columns + COLUMN_SIZE * dims
+    excursion = count_like + COUNT_LIKE_SIZE
+    ring = excursion + EXCURSION_SIZE
+    min_period = max(params[REFRACTORY], 1.0)
     for i in range(level.shape[0]):
         surprise = 0.0
         cause = NO_CAUSE
@@ -179,7 +207,15 @@ def grade_scores(level: Float64Array, shape: Float64Array, values: Float64Array,
         grades[i] = 0.0
         causes[i] = NO_CAUSE
         state[SINCE_ALERT] += 1.0
-        if grade >= alert and grade > 0.0:
+        above = grade >= alert and grade > 0.0
+        # the rest of an excursion that keeps the series' rhythm is not reported either
+        recurring = above and state[excursion] == RECURRING
+        if above and state[excursion] == BELOW and cause < STUCK and \
+                params[RECURRENCE] > 0.0:
+            recurring = _recurrence.recurs(state, ring, inputs, values[i], min_period,
+                                           params[RECURRENCE])
+        state[excursion] = (RECURRING if recurring else ABOVE) if above else BELOW
+        if above and not (recurring and cause < STUCK):
             repeat = state[SINCE_ALERT] <= params[REFRACTORY] and \
                 grade <= state[LAST_GRADE] * params[REPEAT_FACTOR]
             if not repeat:

@@ -109,7 +109,9 @@ class ThresholdedDetector:
     probability of 1e-10 is grade 1), and an input is an anomaly when its grade reaches
     ``alert_grade`` (0.5: a probability of 1e-5). One incident is reported once: within
     ``refractory`` inputs of a report only a grade ``repeat_factor`` times higher
-    reports again. Each anomaly comes with its attribution, the input and column that
+    reports again; and a spike that keeps the series' own rhythm (the fifth of evenly
+    spaced excursions to the same values: a daily backup's CPU spike) is not reported
+    at all. Each anomaly comes with its attribution, the input and column that
     caused it, the value the forests expected there, and its ``kind`` (``"level"``,
     ``"shape"`` or ``"stuck"``). Everything is causal (each input graded before it is
     learned, one pass) and bounded: two forests and a few dozen numbers per series.
@@ -151,6 +153,14 @@ class ThresholdedDetector:
         interval's burst is ordinary noise of such counts, a rise that lasts is not (0:
         no difference; must be below 1). Whether a series is a count is learned from its
         inputs; integer measurements that never reach zero are not counts.
+    recurrence
+        Relative tolerance on the spacing of recurring excursions: an excursion (inputs
+        graded at or above ``alert_grade``) that starts one period after an earlier
+        one, itself one period after another, four in a row (each spacing within
+        ``recurrence`` of the period, the period at least ``refractory`` inputs), all
+        at values within 10 % of its own, is the series' rhythm and not reported. 0
+        switches this off; must be below 1. Detectors saved before it existed are read
+        with 0 and grade on as they did.
 
     Examples
     --------
@@ -195,6 +205,7 @@ class ThresholdedDetector:
         stuck_after: int = 5,
         clip: float = 6.0,
         burst_discount: float = 0.4,
+        recurrence: float = 0.05,
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
                                       time_decay, output_after, random_seed)
@@ -214,6 +225,7 @@ class ThresholdedDetector:
         self.stuck_after = _count("stuck_after", stuck_after, 1)
         self.clip = _nonnegative("clip", clip)
         self.burst_discount = _share("burst_discount", burst_discount)
+        self.recurrence = _share("recurrence", recurrence)
         params = np.zeros(_threshold.PARAM_SIZE)
         params[_threshold.AVERAGING] = self.averaging
         params[_threshold.ALPHA] = 1.0 / self.horizon
@@ -227,6 +239,7 @@ class ThresholdedDetector:
         params[_threshold.SHAPE_WEIGHT] = self.shape_weight
         params[_threshold.CLIP] = self.clip
         params[_threshold.BURST_DISCOUNT] = self.burst_discount
+        params[_threshold.RECURRENCE] = self.recurrence
         tail = 10.0 ** (-self.alert_grade * _threshold.SURPRISE_SCALE)
         params[_threshold.ALERT_Z] = -NormalDist().inv_cdf(tail)
         self._params = params
@@ -381,6 +394,8 @@ class ThresholdedDetector:
         shape = forests[0]
         if legacy:  # format 1: threshold parameters of the old grader
             config = {"refractory": min(int(config.get("refractory", 100)), 100)}
+        # written before recurring excursions were told apart: grades on as it did
+        config.setdefault("recurrence", 0.0)
         detector = cls(shape.dimensions, shape.shingle_size, 1, shape.sample_size,
                        shape.time_decay, shape.output_after, shape.random_seed, **config)
         detector.forest = shape
@@ -397,7 +412,7 @@ class ThresholdedDetector:
         if legacy:
             detector._state = _legacy_state(state, detector)
             return detector
-        # written before count series were told apart: completed, grading as it did
+        # written before count series or recurring excursions: completed, grading as it did
         state = _threshold.upgraded_state(state, detector.averaging, detector.dimensions)
         if state.shape != detector._state.shape:
             raise ValueError(f"corrupt serialized ThresholdedDetector: grader state of "
@@ -413,7 +428,8 @@ class ThresholdedDetector:
                 "min_deviation_ratio": self.min_deviation_ratio,
                 "refractory": self.refractory, "repeat_factor": self.repeat_factor,
                 "shape_weight": self.shape_weight, "stuck_after": self.stuck_after,
-                "clip": self.clip, "burst_discount": self.burst_discount}
+                "clip": self.clip, "burst_discount": self.burst_discount,
+                "recurrence": self.recurrence}
 
     @property
     def _forests(self) -> list[RandomCutForest]:
@@ -521,7 +537,9 @@ def _legacy_state(old: Float64Array, detector: ThresholdedDetector) -> Float64Ar
         state[base + _threshold.MEAN] = mean
         state[base + _threshold.VAR] = var
     state[_threshold.INPUTS] = detector.forest._inputs_seen
-    state[-1] = 0.0  # not graded as a count series, as it was not before
+    # not graded as a count series, as it was not before
+    state[_threshold.count_offset(detector.averaging, detector.dimensions)] = \
+        _threshold.NOT_COUNTS
     state[_threshold.SINCE_ALERT] = since
     state[_threshold.LAST_GRADE] = 1.0 if np.isfinite(since) else 0.0
     return state
