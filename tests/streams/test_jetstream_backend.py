@@ -397,3 +397,30 @@ def test_a_stream_created_through_one_front_end_is_found_at_once_through_another
     with pytest.raises(botocore.exceptions.ClientError) as missing:
         b.describe_stream_summary(StreamName="never-made")
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_large_put_records_through_the_fast_path_are_stored_on_the_cluster(server, frontends):
+    """A PutRecords of 500 x 1 KiB takes the front end's fast path (its metric counts
+    the call) and every record, with its key and sequence number, reads back whole
+    through the other front end."""
+    writer, reader = client(frontends[1], attempts=5), client(frontends[0], attempts=5)
+    writer.create_stream(StreamName="batched", ShardCount=2)
+    wait_active(writer, "batched")
+    records = [{"Data": secrets.token_bytes(1024), "PartitionKey": f"k{i}"}
+               for i in range(500)]
+    answers, deadline = [], time.monotonic() + 120  # the first call loads the kernels
+    while True:
+        answers.append(writer.put_records(StreamName="batched", Records=records))
+        metrics = urllib.request.urlopen(frontends[1].request("/metrics")).read().decode()
+        if "forestream_put_records_batched_total 0" not in metrics:
+            break
+        assert time.monotonic() < deadline, "the fast path never took a call"
+        time.sleep(0.5)
+    stored = {r["SequenceNumber"]: (r["PartitionKey"], r["Data"])
+              for r in read_all(reader, "batched")}
+    assert len(stored) == 500 * len(answers)
+    for answer in answers:
+        assert answer["FailedRecordCount"] == 0
+        for record, result in zip(records, answer["Records"], strict=True):
+            assert stored[result["SequenceNumber"]] == (record["PartitionKey"],
+                                                        record["Data"])
