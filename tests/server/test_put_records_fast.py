@@ -108,6 +108,10 @@ UNUSUAL = {
                    b'"PartitionKey": "\\u0041"}]}',
     "escaped slash in data": b'{"StreamName": "s", "Records": [{"Data": "a\\/8=", '
                              b'"PartitionKey": "k"}]}',
+    "escaped quote in data": b'{"StreamName": "s", "Records": [{"Data": "QUJ\\", '
+                             b'\\"PartitionKey\\": \\"k\\"", "PartitionKey": "k"}]}',
+    "raw tab in data": b'{"StreamName": "s", "Records": [{"Data": "QU\tJD", '
+                       b'"PartitionKey": "k"}]}',
     "unicode key": body([{"Data": "QQ==", "PartitionKey": "cl\u00e9"}]),
     "non-canonical base64": body([{"Data": "QR==", "PartitionKey": "k"}]),
     "bad base64 character": body([{"Data": "Q!==", "PartitionKey": "k"}]),

@@ -29,12 +29,18 @@ if TYPE_CHECKING:
     def memcpy(dest: int, src: int, size: int) -> int:
         """The C library's ``memcpy``, callable from the kernels."""
         ...
+
+    def memchr(start: int, byte: int, size: int) -> int:
+        """The C library's ``memchr`` (the address found, 0 for none)."""
+        ...
 else:
     from numba import njit, types
 
     #: the C library's memcpy (numba's slice assignment copied at ~1/14 of its speed);
     #: pointers as integers (the same registers on every 64-bit ABI numba supports)
     memcpy = types.ExternalFunction("memcpy", types.intp(types.intp, types.intp,
+                                                         types.uintp))
+    memchr = types.ExternalFunction("memchr", types.intp(types.intp, types.intc,
                                                          types.uintp))
 
 MAX_ENTRIES = 500  # the model's limit; a longer list goes the general way (and is refused)
@@ -61,40 +67,25 @@ def _skip(body: Any, i: int) -> int:
     return i
 
 
-_ONES = np.uint64(0x0101010101010101)
-_HIGHS = np.uint64(0x8080808080808080)
-_QUOTES = np.uint64(0x2222222222222222)
-_SLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
-_SPACES = np.uint64(0x2020202020202020)
-
-
 @njit(cache=True, nogil=True)
-def _string_end(body: Any, words: Any, i: int, printable: bool) -> int:
-    """The index of the quote closing the string whose first character is at ``i``;
-    -1 for an escape, a control character, or (``printable``) any byte outside
-    printable ASCII, or no closing quote. ``words``: the body as little-endian 64-bit
-    words, for skipping 8 plain bytes at a time (a long Data string)."""
+def _string_end(body: Any, i: int, printable: bool) -> int:
+    """The index of the quote closing the string whose first character is at ``i``, or
+    -1 for no closing quote. With ``printable``, also -1 for an escape or any byte
+    outside printable ASCII. Without (a Data string: 1.4 KB of base64 each), the first
+    quote is found by the C library's ``memchr``: an escape or control character before
+    it is not base64, which the decoding after the scan refuses (and the general path
+    then reads the body)."""
     n = body.shape[0]
     if not printable:
-        while i < n and i & 7:
-            c = body[i]
-            if c == 34 or c == 92 or c < 32:
-                break
-            i += 1
-        if i < n and i & 7 == 0:
-            j, words_end = i >> 3, words.shape[0]
-            while j < words_end:
-                w = words[j]
-                q, s = w ^ _QUOTES, w ^ _SLASHES
-                if (((q - _ONES) & ~q) | ((s - _ONES) & ~s) | ((w - _SPACES) & ~w)) & _HIGHS:
-                    break
-                j += 1
-            i = j << 3
+        if i >= n:
+            return -1
+        at = memchr(body.ctypes.data + i, 34, n - i)
+        return -1 if at == 0 else at - body.ctypes.data
     while i < n:
         c = body[i]
         if c == 34:
             return i
-        if c == 92 or c < 32 or (printable and c > 126):
+        if c == 92 or c < 32 or c > 126:
             return -1
         i += 1
     return -1
@@ -118,13 +109,13 @@ def _word(body: Any, start: int, end: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _member(body: Any, words: Any, i: int) -> tuple[int, int]:
+def _member(body: Any, i: int) -> tuple[int, int]:
     """A member name at ``i`` (after whitespace) and its colon: (word, index after the
     colon and whitespace), or (-1, -1)."""
     i = _skip(body, i)
     if i >= body.shape[0] or body[i] != 34:
         return -1, -1
-    end = _string_end(body, words, i + 1, True)
+    end = _string_end(body, i + 1, True)
     if end < 0:
         return -1, -1
     word = _word(body, i + 1, end)
@@ -135,11 +126,10 @@ def _member(body: Any, words: Any, i: int) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def scan(body: Any, words: Any, spans: Any, top: Any) -> int:
+def scan(body: Any, spans: Any, top: Any) -> int:
     """The number of entries of a plain PutRecords body (their string spans, without
     the quotes, in ``spans``; StreamName / StreamARN in ``top``), or -1 (see the module
-    docstring). ``words``: the body's first ``len // 8 * 8`` bytes as ``uint64``;
-    ``spans`` has at least MAX_ENTRIES rows of 6."""
+    docstring). ``spans`` has at least MAX_ENTRIES rows of 6."""
     n = body.shape[0]
     top[:] = -1
     count = -1
@@ -147,7 +137,7 @@ def scan(body: Any, words: Any, spans: Any, top: Any) -> int:
     if i >= n or body[i] != 123:
         return -1
     while True:
-        word, i = _member(body, words, i + 1)
+        word, i = _member(body, i + 1)
         if word < 0:
             return -1
         if word == 0:  # Records
@@ -161,13 +151,13 @@ def scan(body: Any, words: Any, spans: Any, top: Any) -> int:
                 row = spans[count]
                 row[:] = -1
                 while True:
-                    field, i = _member(body, words, i + 1)
+                    field, i = _member(body, i + 1)
                     if field < 3 or i >= n or body[i] != 34:
                         return -1
                     col = 2 * (field - 3)
                     if row[col] >= 0:
                         return -1  # a member twice
-                    end = _string_end(body, words, i + 1, field != 3)
+                    end = _string_end(body, i + 1, field != 3)
                     if end < 0:
                         return -1
                     row[col], row[col + 1] = i + 1, end
@@ -193,7 +183,7 @@ def scan(body: Any, words: Any, spans: Any, top: Any) -> int:
             col = 2 * (word - 1)
             if top[col] >= 0 or i >= n or body[i] != 34:
                 return -1
-            end = _string_end(body, words, i + 1, True)
+            end = _string_end(body, i + 1, True)
             if end < 0:
                 return -1
             top[col], top[col + 1] = i + 1, end

@@ -49,7 +49,6 @@ log = logging.getLogger(__name__)
 
 #: the smallest body taken by the fast path (see the module docstring)
 MIN_BODY_BYTES = 16 * 1024
-_NO_WORDS = np.frombuffer(b"", dtype=np.uint64)
 
 
 class FastPutRecords:
@@ -142,12 +141,7 @@ class FastPutRecords:
         view = np.frombuffer(body, dtype=np.uint8)
         spans = np.empty((MAX_ENTRIES, 6), dtype=np.int64)
         top = np.empty(4, dtype=np.int64)
-        # 64-bit words for the scan where the body is aligned for them (bytes objects
-        # are); else none (a byte at a time): one array type, so numba never compiles a
-        # second variant in the middle of a call
-        words = view[:len(body) // 8 * 8].view(np.uint64) if view.ctypes.data % 8 == 0 \
-            else _NO_WORDS
-        count = scan(view, words, spans, top)
+        count = scan(view, spans, top)
         if count < 0:
             return None
         name = arn = None
