@@ -141,3 +141,23 @@ def test_memory_prepared_ahead_serves_a_copy_without_mapping_any(monkeypatch):
     twin = detector.copy(spare=True)
     assert mapped == []
     assert twin.to_bytes(compress=False) == detector.to_bytes(compress=False)
+
+
+def test_the_memory_kept_for_copies_follows_the_forests_a_job_checkpoints():
+    """As many arenas of a shape are kept as checkpointed forests of that shape live, plus
+    a few for rewind points, however many copies are handed back; when the job's
+    forests go, so does their memory."""
+    import forestream.rcf._state as state_module
+
+    forests = [RandomCutForest(1, 2, 6, 24, random_seed=s) for s in range(3)]  # own shape
+    shape = forests[0]._state._shape()
+    for forest in forests:
+        forest.prepare_copy()
+    copies = [f.copy() for f in forests for _ in range(5)]  # more than will be kept
+    for copy in copies:
+        copy.discard()
+    kept = state_module._SPARES[shape]
+    assert len(kept) == 3 + state_module.REWIND_SPARES
+    for forest in forests:
+        forest.forget_copy()
+    assert len(state_module._SPARES[shape]) == state_module.REWIND_SPARES

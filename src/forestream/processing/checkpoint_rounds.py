@@ -75,12 +75,20 @@ class CheckpointRounds:
         return self.current
 
     def commit_when_written(self, round_id: int, writers: list[threading.Thread],
-                            wait: bool = False) -> None:
+                            wait: bool = False,
+                            succeeded: Callable[[], bool] = lambda: True) -> None:
         """Commit ``round_id`` once its runners' background writes (``writers``) are done
-        (on a thread of its own unless ``wait``)."""
+        (on a thread of its own unless ``wait``), and only if ``succeeded()`` says every
+        one of them wrote its file: a round committed without one runner's checkpoint
+        would restore that runner from an older state, or from nothing, while the sources
+        resume from the round's positions."""
         def commit() -> None:
             for writer in writers:
                 writer.join()
+            if not succeeded():  # surfaced to the processing thread by wait()
+                self._error = OSError(f"checkpoint round {round_id} not committed: a "
+                                      "checkpoint file of it was not written")
+                return
             try:
                 write_committed(self.checkpoints, round_id)
             except BaseException as exc:  # surfaced to the processing thread by wait()

@@ -235,16 +235,21 @@ class ParallelWorker:
         self.puts.wait()  # what the round covers is written first
         round_id = self.rounds.next_round()
         writers = []
+        written: list[tuple[JobRunner, Path]] = []
         try:
             for runner in self.runners.values():
-                runner.checkpoint(wait=False, checkpoint_id=round_id, start_writer=False)
+                path = runner.checkpoint(wait=False, checkpoint_id=round_id,
+                                         start_writer=False)
+                written.append((runner, path))
                 writer = runner.pending_write()
                 if writer is not None:
                     writers.append(writer)
         finally:  # once every snapshot is taken (see JobRunner.checkpoint), or one failed
             for writer in writers:
                 writer.start()
-        self.rounds.commit_when_written(round_id, writers, wait=wait)
+        self.rounds.commit_when_written(
+            round_id, writers, wait=wait,
+            succeeded=lambda: all(path not in r.failed_writes for r, path in written))
         self._round_at = time.monotonic()
         return round_id
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -72,6 +72,25 @@ class _PerKeyModelOperator(Operator):
         if not fields:
             raise ValueError(f"{self.name} needs at least one numeric field")
         self.fields = list(fields)
+        self._prepared: list[RandomCutForest | ThresholdedDetector] = []
+
+    def close(self) -> None:
+        self._forget_copies()
+
+    def _prepare_copies(self, models: Iterable[RandomCutForest | ThresholdedDetector]
+                        ) -> None:
+        """New models of a checkpointed job: memory for their checkpoint copies, made
+        meanwhile (see :func:`_copied_models`)."""
+        if self.checkpointed:
+            for model in models:
+                model.prepare_copy()
+                self._prepared.append(model)
+
+    def _forget_copies(self) -> None:
+        """The models prepared for are gone (closed, or replaced by a restore)."""
+        for model in self._prepared:
+            model.forget_copy()
+        self._prepared = []
 
     def _point(self, value: dict[str, Any]) -> list[float]:
         try:
@@ -190,8 +209,7 @@ class RandomCutForestOperator(_PerKeyModelOperator):
                                          self.random_seed, key),
                                      **self.forest_args)
             self.forests[key] = forest
-            if self.checkpointed:  # memory for its checkpoint copies, made meanwhile
-                forest.prepare_copy()
+            self._prepare_copies([forest])
         return forest
 
     def _score_key(self, key: Any, points: npt.NDArray[np.float64], values: list[dict[str, Any]]
@@ -226,11 +244,10 @@ class RandomCutForestOperator(_PerKeyModelOperator):
         return _copied_models(self.forests)
 
     def restore(self, state: dict[Any, bytes | RandomCutForest]) -> None:
+        self._forget_copies()
         self.forests = {k: RandomCutForest.from_bytes(f) if isinstance(f, bytes) else f
                         for k, f in state.items()}
-        if self.checkpointed:
-            for forest in self.forests.values():
-                forest.prepare_copy()
+        self._prepare_copies(self.forests.values())
 
 
 class ThresholdedRCFOperator(_PerKeyModelOperator):
@@ -263,8 +280,8 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         ``num_trees`` (100), ``sample_size`` (256), ``time_decay``, ``output_after``,
         ``alert_grade`` (0.5), ``averaging``, ``horizon``, ``warmup`` (150 scores before
         grading), ``min_deviation_ratio``, ``refractory``, ``repeat_factor``,
-        ``shape_weight``, ``stuck_after``, ``clip``, ``burst_discount`` (see its
-        docstring for what each does and accepts).
+        ``shape_weight``, ``stuck_after``, ``clip``, ``burst_discount``, ``recurrence``
+        (see its docstring for what each does and accepts).
 
     Examples
     --------
@@ -309,8 +326,7 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
                                            random_seed=_seed(self.random_seed, key),
                                            **self.detector_args)
             self.detectors[key] = detector
-            if self.checkpointed:  # memory for its checkpoint copies, made meanwhile
-                detector.prepare_copy()
+            self._prepare_copies([detector])
         out: list[dict[str, Any]] = []
         descriptors = detector.process_batch(points, explain_min_grade=self.explain_min_grade)
         for value, d in zip(values, descriptors, strict=True):
@@ -329,7 +345,6 @@ class ThresholdedRCFOperator(_PerKeyModelOperator):
         return _copied_models(self.detectors)
 
     def restore(self, state: dict[Any, bytes]) -> None:
+        self._forget_copies()
         self.detectors = {k: ThresholdedDetector.from_bytes(b) for k, b in state.items()}
-        if self.checkpointed:
-            for detector in self.detectors.values():
-                detector.prepare_copy()
+        self._prepare_copies(self.detectors.values())

@@ -14,12 +14,10 @@ before that restores the previous one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import pickle
 import resource
-import sys
 import threading
 import time
 import zlib
@@ -31,10 +29,11 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 import zstandard
 
 from forestream.durable import write_atomically_with
+from forestream.priority import lower_this_thread
 
 from .graph import JobGraph, Node
 from .kinesis_io import wait_for_input
-from .operators import MIN_WATERMARK, Deferred, TwoInputOperator
+from .operators import MIN_WATERMARK, Deferred, Operator, TwoInputOperator
 from .records import Collector, Record
 
 if TYPE_CHECKING:
@@ -71,13 +70,8 @@ WRITER_NICENESS = 5
 
 
 def _yield_to_processing() -> None:
-    """Lower the calling thread's scheduling priority (best effort: elsewhere than Linux
-    ``setpriority`` sets the whole process's, so nothing is done there)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid)
-                           + WRITER_NICENESS)
+    """Run the calling writer thread :data:`WRITER_NICENESS` nicer (Linux)."""
+    lower_this_thread(WRITER_NICENESS)
 
 
 class StateMemoryError(MemoryError):
@@ -199,6 +193,9 @@ class JobRunner:
         self._last_checkpoint = 0.0
         self._writer: threading.Thread | None = None
         self._writer_error: BaseException | None = None
+        #: checkpoint files whose background write failed (a round containing one is
+        #: not committed; see CheckpointRounds.commit_when_written)
+        self.failed_writes: set[Path] = set()
         self._last_memory_check = 0.0
 
     def stop(self) -> None:
@@ -290,8 +287,9 @@ class JobRunner:
         used = resident_mb()
         if used <= self.graph.memory_limit_mb:
             return
-        stateful = [n.uid for n in self.nodes
-                    if n.operator is not None and n.operator.snapshot() is not None]
+        # (which operators keep state by their class: a snapshot now would copy it all)
+        stateful = [n.uid for n in self.nodes if n.operator is not None
+                    and type(n.operator).snapshot is not Operator.snapshot]
         raise StateMemoryError(
             f"job {self.job_name!r} uses {used:,.0f} MiB, over its memory limit of "
             f"{self.graph.memory_limit_mb:,.0f} MiB. forestream keeps all state in memory (there "
@@ -422,6 +420,8 @@ class JobRunner:
     def wait_for_checkpoint(self) -> None:
         """Until the checkpoint being written (if any) is in place."""
         if self._writer is not None:
+            if self._writer.ident is None:  # left for a round to start, which did not
+                self._writer.start()
             self._writer.join()
             self._writer = None
         if self._writer_error is not None:
@@ -437,6 +437,7 @@ class JobRunner:
             with _ONE_WRITE_AT_A_TIME:
                 self._write_now(path, blob, deferred, started)
         except BaseException as exc:  # raised on the processing thread at the next wait
+            self.failed_writes.add(path)
             self._writer_error = exc
 
     def _write_now(self, path: Path, blob: bytes, deferred: dict[str, Deferred],

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
 import threading
 import zipfile
 import zlib
@@ -13,6 +11,8 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from forestream.priority import lower_this_thread
 
 from ._memory import zeroed
 from ._rng import seed_states
@@ -157,57 +157,87 @@ class ForestState:
 #: batch. Mapping, faulting in and unmapping megabytes for each is what made those
 #: copies slow (12 default detectors: 180-330 ms on the processing thread against 15 ms
 #: into reused arenas), so the arenas are kept for the next round. Keeping them does not
-#: raise the process's peak memory — each round needs them again — only holds it, up to
-#: this many bytes in all.
+#: raise the process's peak memory — each round needs them again — only holds it: as
+#: many of a shape as checkpointed forests of that shape live (:func:`prepare_spare`,
+#: :func:`forget_spare`) plus :data:`REWIND_SPARES`, and this many bytes in all.
 SPARE_BYTES = 1 << 30
+#: Spares kept of each shape for rewind points alone (one per thread scoring a batch).
+REWIND_SPARES = 4
 _SPARES: dict[tuple[int, int, int], list[ForestState]] = {}
+_CHECKPOINTED: dict[tuple[int, int, int], int] = {}  # live forests whose copies are kept
 _SPARES_LOCK = threading.Lock()
 _spare_bytes = 0
+_wanted: list[tuple[int, int, int]] = []
+_maker: threading.Thread | None = None
+
+
+def _cap(shape: tuple[int, int, int]) -> int:
+    return _CHECKPOINTED.get(shape, 0) + REWIND_SPARES
 
 
 def keep_spare(state: ForestState) -> None:
     """Hand back a state nothing refers to any more (a discarded rewind point, the live
     state a rewind replaced, a checkpoint's copy once serialized) for
-    :meth:`ForestState.copy` to reuse."""
+    :meth:`ForestState.copy` to reuse; beyond what is kept it is left to be freed."""
     global _spare_bytes
     size = state._arena().size
+    shape = state._shape()
     with _SPARES_LOCK:
-        kept = _SPARES.setdefault(state._shape(), [])
-        if _spare_bytes + size <= SPARE_BYTES and all(k is not state for k in kept):
+        kept = _SPARES.setdefault(shape, [])
+        if len(kept) < _cap(shape) and _spare_bytes + size <= SPARE_BYTES:
             kept.append(state)
             _spare_bytes += size
 
 
 def prepare_spare(state: ForestState) -> None:
-    """Have one more arena of ``state``'s shape made and faulted in, off the calling
-    thread, for a later :meth:`ForestState.copy` with ``spare`` (a checkpoint's first
-    round would otherwise map and fault in every forest's copy on the processing
-    thread: 12 default detectors, 180-330 ms there)."""
+    """A forest whose every checkpoint will copy it: keep one more arena of its shape
+    from now on, and have it made and faulted in off the calling thread (a checkpoint's
+    first round would otherwise map every forest's copy on the processing thread: 12
+    default detectors, 180-330 ms there). :func:`forget_spare` when the forest goes."""
     global _maker
+    shape = state._shape()
     with _SPARES_LOCK:
-        _wanted.append(state._shape())
+        _CHECKPOINTED[shape] = _CHECKPOINTED.get(shape, 0) + 1
+        _wanted.append(shape)
         if _maker is None:  # the maker clears it, under the lock, as it stops
             _maker = threading.Thread(target=_make_spares, name="forest-spares", daemon=True)
             _maker.start()
 
 
-_wanted: list[tuple[int, int, int]] = []
-_maker: threading.Thread | None = None
+def forget_spare(state: ForestState) -> None:
+    """A forest :func:`prepare_spare` counted is gone (its operator closed, or replaced
+    its models on a restore): one arena of its shape fewer is kept."""
+    global _spare_bytes
+    shape = state._shape()
+    with _SPARES_LOCK:
+        left = _CHECKPOINTED.get(shape, 0) - 1
+        if left > 0:
+            _CHECKPOINTED[shape] = left
+        else:
+            _CHECKPOINTED.pop(shape, None)
+        kept = _SPARES.get(shape, [])
+        while len(kept) > _cap(shape):
+            _spare_bytes -= kept.pop()._arena().size
 
 
 def _make_spares() -> None:
     global _maker
-    with contextlib.suppress(OSError, AttributeError):  # at a lower priority (Linux)
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + 5)
-    while True:
+    lower_this_thread(5)  # behind the threads that process records
+    try:
+        while True:
+            with _SPARES_LOCK:
+                if not _wanted or _spare_bytes >= SPARE_BYTES:
+                    _wanted.clear()
+                    _maker = None
+                    return
+                shape = _wanted.pop()
+                if len(_SPARES.get(shape, ())) >= _cap(shape):
+                    continue  # copies handed back since fill it already
+            keep_spare(ForestState.empty(*shape, seed=0))  # every array written: faulted in
+    finally:  # stopped by an error (out of memory, say): the next request starts another
         with _SPARES_LOCK:
-            if not _wanted or _spare_bytes >= SPARE_BYTES:
-                _wanted.clear()
+            if _maker is threading.current_thread():
                 _maker = None
-                return
-            t, s, d = _wanted.pop()
-        keep_spare(ForestState.empty(t, s, d, seed=0))  # every array written: faulted in
 
 
 def _take_spare(shape: tuple[int, int, int]) -> ForestState | None:

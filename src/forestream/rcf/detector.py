@@ -341,6 +341,11 @@ class ThresholdedDetector:
         for forest in self._forests:
             forest.prepare_copy()
 
+    def forget_copy(self) -> None:
+        """Undo :meth:`prepare_copy` (see :meth:`RandomCutForest.forget_copy`)."""
+        for forest in self._forests:
+            forest.forget_copy()
+
     def discard(self) -> None:
         """Hand the forests' memory back for later copies (:meth:`copy` with ``spare``);
         this detector must not be used afterwards."""

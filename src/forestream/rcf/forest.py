@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _kernels
-from ._state import ForestState, keep_spare, pack, prepare_spare, unpack
+from ._state import ForestState, forget_spare, keep_spare, pack, prepare_spare, unpack
 from .results import Attribution, Forecast, Neighbour
 
 if TYPE_CHECKING:
@@ -344,6 +344,11 @@ class RandomCutForest:
         """Have memory for one :meth:`copy` with ``spare`` made in the background (a job
         that checkpoints does so for each new forest, ahead of its first round)."""
         prepare_spare(self._state)
+
+    def forget_copy(self) -> None:
+        """Undo :meth:`prepare_copy`: this forest's checkpoints are over (its job closed
+        or replaced it), so one arena of its shape fewer is kept."""
+        forget_spare(self._state)
 
     def discard(self) -> None:
         """Hand this forest's memory back for later copies to reuse; the forest must not
