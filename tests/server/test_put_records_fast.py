@@ -349,3 +349,11 @@ def test_real_clients_through_a_server(kinesis, server):
 
 def _metrics(server) -> str:
     return urllib.request.urlopen(server.request("/metrics")).read().decode()
+
+
+def test_make_warms_the_fast_path_kernels_without_a_store():
+    """``make`` compiles the kernels after installing (as the RCF kernels): warm_up loads
+    or compiles them all, and says how long that took."""
+    from forestream.server.aws.fast_put_records import warm_up
+
+    assert warm_up() >= 0.0
