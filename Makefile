@@ -19,7 +19,7 @@ $(VENV)/bin/python:
 $(STAMP): $(VENV)/bin/python pyproject.toml
 	$(PIP) install --quiet -e '.[test,sklearn,plot]'
 	$(PY) -m forestream.rcf.warmup  # compile the RCF kernels into numba's cache, once
-	$(PY) -c 'from forestream.server.aws.fast_put_records import warm_up; warm_up()'  # and PutRecords'
+	$(PY) -c 'from forestream.server.aws.kinesis import warm_up_put_records as w; w()'  # and PutRecords'
 	touch $(STAMP)
 
 # TensorFlow (~1.6 GB) only for the test suite, not the quickstart.

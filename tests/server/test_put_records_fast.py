@@ -354,6 +354,6 @@ def _metrics(server) -> str:
 def test_make_warms_the_fast_path_kernels_without_a_store():
     """``make`` compiles the kernels after installing (as the RCF kernels): warm_up loads
     or compiles them all, and says how long that took."""
-    from forestream.server.aws.fast_put_records import warm_up
+    from forestream.server.aws.kinesis import warm_up_put_records
 
-    assert warm_up() >= 0.0
+    assert warm_up_put_records() >= 0.0

@@ -29,8 +29,7 @@ from __future__ import annotations
 import binascii
 import logging
 import threading
-import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -215,19 +214,3 @@ def render(stored: BatchResult) -> bytes | None:
                          sequences.reshape(len(starts), -1).copy(),
                          shard_ids.reshape(len(ids), -1))
     return out[:used].tobytes() if used >= 0 else None
-
-
-def warm_up() -> float:
-    """Compile the fast path's kernels into numba's cache, as ``make`` does for the RCF
-    kernels after installing, so that a new server's first large PutRecords loads them
-    in well under a second instead of compiling them for ~9 s of CPU; the seconds it
-    took (raises where the fast path cannot run here)."""
-    from .kinesis import kinesis_shapes
-
-    started = time.perf_counter()
-    fast = FastPutRecords(cast("StreamStore", None), kinesis_shapes())  # no store needed
-    fast._load()
-    if not fast._ready.is_set():
-        raise RuntimeError("PutRecords' fast path cannot run here (see the log above); "
-                           "the server serves every PutRecords the general way")
-    return time.perf_counter() - started
