@@ -357,3 +357,54 @@ def test_make_warms_the_fast_path_kernels_without_a_store():
     from forestream.server.aws.kinesis import warm_up_put_records
 
     assert warm_up_put_records() >= 0.0
+
+
+def test_a_put_racing_start_stream_encryption_is_sealed_exactly_when_its_answer_says_so(
+        fronts):
+    """A PutRecords held up (behind a reshard, say) while StartStreamEncryption runs:
+    its answer's EncryptionType and how its records are stored agree, whichever of the two
+    goes first once the stream is free (the fast path once decided before waiting)."""
+    import threading
+    import time
+
+    for front in fronts:
+        front.store.create_stream("racing", 1)
+        catalog = front.store._records.catalog
+        lock = catalog.stream_lock("racing")
+        answers: list = []
+        with lock.write():  # the stream busy: the put and the encryption both wait
+            put = threading.Thread(target=lambda f=front: answers.append(
+                f.call(body(entries(30, seed=21), stream="racing"))))
+            put.start()
+            time.sleep(0.2)  # the put has passed its checks and waits for the stream
+            seal = threading.Thread(target=lambda f=front: f.store.start_stream_encryption(
+                "KMS", "alias/aws/kinesis", stream_name="racing"))
+            seal.start()
+            time.sleep(0.2)
+        put.join(30)
+        seal.join(30)
+        status, answer, _ = answers[0]
+        assert status == 200
+        said = json.loads(answer)["EncryptionType"]
+        iterator = front.store.get_shard_iterator("shardId-000000000000", "TRIM_HORIZON",
+                                                  stream_name="racing")["ShardIterator"]
+        stored = front.store.get_records(iterator, 100)["Records"]
+        assert len(stored) == 30
+        assert {r["EncryptionType"] for r in stored} == {said}
+
+
+def test_a_batch_whose_answer_the_kernel_cannot_write_is_answered_from_the_result(
+        fronts, monkeypatch):
+    """Records once stored are acknowledged: where the answer kernel declines (it writes
+    fixed-width columns), the answer is built from the stored result instead of failing
+    after the records were written."""
+    import forestream.server.aws.fast_put_records as module
+
+    fast, general = fronts
+    monkeypatch.setattr(module, "render", lambda stored: None)
+    request = body(entries(20, seed=22), stream="one")
+    status, answer, _ = fast.call(request)
+    assert status == 200
+    got = json.loads(answer)
+    assert got["FailedRecordCount"] == 0 and len(got["Records"]) == 20
+    assert all(r["SequenceNumber"] and r["ShardId"] for r in got["Records"])

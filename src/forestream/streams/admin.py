@@ -98,8 +98,9 @@ class StreamAdmin:
         info = self.catalog.resolve(stream_name, stream_arn)
         self.catalog.require_active(info)
         self.catalog.keys.key_for(info.name, create=True)
-        info.encryption, info.key_id = encryption_type, key_id
-        self.catalog.mark_updating(info)
+        with self.catalog.stream_lock(info.name).write():  # no put half before, half after
+            info.encryption, info.key_id = encryption_type, key_id
+            self.catalog.mark_updating(info)
         return {}
 
     def stop_stream_encryption(self, encryption_type: str, key_id: str,
@@ -107,8 +108,9 @@ class StreamAdmin:
                                stream_arn: str | None = None) -> dict[str, Any]:
         info = self.catalog.resolve(stream_name, stream_arn)
         self.catalog.require_active(info)
-        info.encryption, info.key_id = "NONE", None
-        self.catalog.mark_updating(info)
+        with self.catalog.stream_lock(info.name).write():
+            info.encryption, info.key_id = "NONE", None
+            self.catalog.mark_updating(info)
         return {}
 
     # ------------------------------------------------------------------------ tags

@@ -42,6 +42,7 @@ from .segment_log import SegmentLog
 from .throughput import ShardThrottle
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
     from .batch import RecordBatch
@@ -114,6 +115,7 @@ class RecordIO:
         failed = 0
         with self.catalog.stream_lock(info.name).read():
             self.catalog.require_writable(info)
+            encryption = info.encryption  # as the records are sealed (see _append)
             table = RoutingTable.of(info)
             by_shard: dict[int, list[int]] = {}
             for i, number in enumerate(table.route_keys(records, keys)):
@@ -149,7 +151,7 @@ class RecordIO:
                 for k, i in enumerate(accepted):
                     results[i] = {"SequenceNumber": str(base + k), "ShardId": shard}
         return {"FailedRecordCount": failed, "Records": results,
-                "EncryptionType": info.encryption}
+                "EncryptionType": encryption}
 
     def put_batch(self, batch: RecordBatch, stream_name: str | None = None,
                   stream_arn: str | None = None) -> BatchResult:
@@ -160,7 +162,7 @@ class RecordIO:
         one by one, through :meth:`put_records`."""
         info = self.catalog.resolve(stream_name, stream_arn)
         self.catalog.require_writable(info)
-        if info.encryption != "NONE" or self.catalog.settings.throughput_limits:
+        if self.catalog.settings.throughput_limits:
             return BatchResult(info.encryption, [], None, {},
                                self.put_records(batch.records(), stream_name, stream_arn))
         sizes = batch.sizes()
@@ -175,27 +177,40 @@ class RecordIO:
                                        f"limit of {MAX_PUT_RECORDS_BYTES} bytes")
         with self.catalog.stream_lock(info.name).read():
             self.catalog.require_writable(info)
-            table = RoutingTable.of(info)
-            routed = route_batch(batch, table.shards)
-            present, first_seen = np.unique(routed, return_index=True)
-            pending = []
-            firsts: dict[int, int] = {}
-            for k in present[np.argsort(first_seen)].tolist():  # shards by first record
-                number = table.shards[k].number
-                indexes = np.flatnonzero(routed == k)
-                log = self.catalog.log(info.name, number)
-                if isinstance(log, SegmentLog):
-                    first, _ = log.append_batch(batch, indexes, durable=False,
-                                                value_prefix=_PLAIN)
-                else:
-                    first, _ = log.append([(batch.key_of(i), seal(batch.data_of(i), None, b""))
-                                           for i in indexes.tolist()], durable=False)
-                self.catalog.announce_records()
-                pending.append((log, first + len(indexes)))
-                firsts[k] = first
-            for log, end in pending:
-                log.sync_through(end)
-        return BatchResult(info.encryption, [s.number for s in table.shards], routed, firsts)
+            # read under the lock, which Start/StopStreamEncryption take to change it
+            encryption = info.encryption
+            if encryption == "NONE":
+                table = RoutingTable.of(info)
+                routed = route_batch(batch, table.shards)
+                firsts = self._append_batch(info, batch, table, routed)
+        if encryption != "NONE":  # sealed record by record (their keys and nonces)
+            return BatchResult(encryption, [], None, {},
+                               self.put_records(batch.records(), stream_name, stream_arn))
+        return BatchResult(encryption, [s.number for s in table.shards], routed, firsts)
+
+    def _append_batch(self, info: StreamInfo, batch: RecordBatch, table: RoutingTable,
+                      routed: npt.NDArray[np.int64]) -> dict[int, int]:
+        """Append a routed batch to its shards and wait for them to be durable (stream
+        lock held); the first offset written in each shard, by shard index."""
+        present, first_seen = np.unique(routed, return_index=True)
+        pending = []
+        firsts: dict[int, int] = {}
+        for k in present[np.argsort(first_seen)].tolist():  # shards by first record
+            number = table.shards[k].number
+            indexes = np.flatnonzero(routed == k)
+            log = self.catalog.log(info.name, number)
+            if isinstance(log, SegmentLog):
+                first, _ = log.append_batch(batch, indexes, durable=False,
+                                            value_prefix=_PLAIN)
+            else:
+                first, _ = log.append([(batch.key_of(i), seal(batch.data_of(i), None, b""))
+                                       for i in indexes.tolist()], durable=False)
+            self.catalog.announce_records()
+            pending.append((log, first + len(indexes)))
+            firsts[k] = first
+        for log, end in pending:
+            log.sync_through(end)
+        return firsts
 
     # ------------------------------------------------------------------ reading
     def get_shard_iterator(self, shard_id: str, shard_iterator_type: str,

@@ -128,9 +128,10 @@ class FastPutRecords:
         if arn is not None:
             args["StreamARN"] = arn
         stored = self.store.put_records_batch(batch, name, arn)
-        if stored.routed is None:
+        rendered = None if stored.routed is None else render(stored)
+        if rendered is None:  # stored either way: the answer from the result instead
             return args, stored.answer(), None
-        return args, stored, render(stored)
+        return args, stored, rendered
 
     def parse(self, body: bytes) -> tuple[RecordBatch, str | None, str | None] | None:
         """The body as a batch, with its StreamName and StreamARN, or None."""
