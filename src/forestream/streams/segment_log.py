@@ -160,27 +160,8 @@ class SegmentLog:
                 raise ValueError(f"key ({len(key)} bytes) or value ({len(value)} "
                                  f"bytes) over {MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
             items.append((len(key), key + value))
-        ts = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
-        if not 0 <= ts < 2**63:
-            raise ValueError(f"timestamp_ms {ts} out of range")
-        with self._lock:
-            self._check_open()
-            if self._error is not None:
-                raise OSError("log failed earlier; reopen it to recover") from self._error
-            if self._last_ts is not None:
-                ts = max(ts, self._last_ts)
-            first = self._next_offset
-            if not items:
-                return first, ts
-            try:
-                self._write(items, ts)
-            except BaseException as e:
-                self._error = e
-                self._cond.notify_all()
-                raise
-            if self._fsync_on and durable:
-                self._wait_durable(self._next_offset)
-            return first, ts
+        return self._append_with(lambda ts: self._write(items, ts), not items, timestamp_ms,
+                                 durable)
 
     def append_batch(self, batch: RecordBatch, indexes: npt.NDArray[np.int64],
                      timestamp_ms: int | None = None, *, durable: bool = True,
@@ -196,6 +177,15 @@ class SegmentLog:
             raise ValueError(f"key ({int(batch.key_len[i])} bytes) or value "
                              f"({int(sizes[int(np.argmax(too_big))])} bytes) over "
                              f"{MAX_KEY_BYTES} / {MAX_VALUE_BYTES} bytes")
+        return self._append_with(
+            lambda ts: self._write_batch(batch, indexes, int(sizes.sum()), ts, value_prefix),
+            not len(indexes), timestamp_ms, durable)
+
+    def _append_with(self, write: Callable[[int], None], empty: bool,
+                     timestamp_ms: int | None, durable: bool) -> tuple[int, int]:
+        """What :meth:`append` and :meth:`append_batch` share around their ``write(ts)``
+        (lock held): the timestamp (never behind the last), a log that failed stays
+        failed, and with ``durable`` the wait for the fsync; (first offset, timestamp)."""
         ts = time.time_ns() // 1_000_000 if timestamp_ms is None else int(timestamp_ms)
         if not 0 <= ts < 2**63:
             raise ValueError(f"timestamp_ms {ts} out of range")
@@ -206,10 +196,10 @@ class SegmentLog:
             if self._last_ts is not None:
                 ts = max(ts, self._last_ts)
             first = self._next_offset
-            if not len(indexes):
+            if empty:
                 return first, ts
             try:
-                self._write_batch(batch, indexes, int(sizes.sum()), ts, value_prefix)
+                write(ts)
             except BaseException as e:
                 self._error = e
                 self._cond.notify_all()
