@@ -373,7 +373,7 @@ def test_a_put_racing_start_stream_encryption_is_sealed_exactly_when_its_answer_
         lock = catalog.stream_lock("racing")
         answers: list = []
         with lock.write():  # the stream busy: the put and the encryption both wait
-            put = threading.Thread(target=lambda f=front: answers.append(
+            put = threading.Thread(target=lambda f=front, out=answers: out.append(
                 f.call(body(entries(30, seed=21), stream="racing"))))
             put.start()
             time.sleep(0.2)  # the put has passed its checks and waits for the stream
