@@ -224,3 +224,31 @@ def check_tree_invariants(state, t: int) -> dict:
 def check_forest_invariants(forest: RandomCutForest) -> list[dict]:
     state = forest._state
     return [check_tree_invariants(state, t) for t in range(forest.num_trees)]
+
+
+def detector_as_written_before(blob: bytes, dropped: tuple[str, ...], state_len: int
+                               ) -> bytes:
+    """A serialized ThresholdedDetector (format 2) as an older forestream wrote it: its
+    header without the ``dropped`` parameters, its grader state cut to ``state_len``
+    numbers (the slots later versions appended)."""
+    import io
+    import json
+
+    magic, pos = blob[:6], 6
+    n = int.from_bytes(blob[pos : pos + 4], "little")
+    header = json.loads(blob[pos + 4 : pos + 4 + n])
+    pos += 4 + n
+    forests = []
+    for _ in range(header["forests"]):
+        m = int.from_bytes(blob[pos : pos + 8], "little")
+        forests.append(blob[pos : pos + 8 + m])
+        pos += 8 + m
+    state = np.load(io.BytesIO(blob[pos:]), allow_pickle=False)
+    assert state_len < len(state)  # the slots added since are there to cut
+    for name in dropped:
+        del header[name]
+    text = json.dumps(header).encode()
+    buffer = io.BytesIO()
+    np.save(buffer, state[:state_len], allow_pickle=False)
+    return b"".join([magic, len(text).to_bytes(4, "little"), text, *forests,
+                     buffer.getvalue()])

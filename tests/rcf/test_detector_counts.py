@@ -4,11 +4,9 @@ series is a count is learned from its inputs."""
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pytest
+from rcf_testkit import detector_as_written_before
 
 from forestream.rcf import ThresholdedDetector, _threshold
 
@@ -116,20 +114,5 @@ def _without_count_rule(blob: bytes) -> bytes:
     """The same detector as written before the count rule: header without
     ``burst_discount`` (nor ``recurrence``, which came later), grader state ending
     before the count slot."""
-    magic, pos = blob[:6], 6
-    n = int.from_bytes(blob[pos : pos + 4], "little")
-    header = json.loads(blob[pos + 4 : pos + 4 + n])
-    pos += 4 + n
-    forests = []
-    for _ in range(header["forests"]):
-        m = int.from_bytes(blob[pos : pos + 8], "little")
-        forests.append(blob[pos : pos + 8 + m])
-        pos += 8 + m
-    state = np.load(io.BytesIO(blob[pos:]), allow_pickle=False)
-    assert len(state) == _threshold.state_size(3, 1)
-    del header["burst_discount"], header["recurrence"]
-    text = json.dumps(header).encode()
-    buffer = io.BytesIO()
-    np.save(buffer, state[: _threshold.count_offset(3, 1)], allow_pickle=False)
-    return b"".join([magic, len(text).to_bytes(4, "little"), text, *forests,
-                     buffer.getvalue()])
+    return detector_as_written_before(blob, ("burst_discount", "recurrence"),
+                                      _threshold.count_offset(3, 1))

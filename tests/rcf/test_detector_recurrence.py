@@ -4,11 +4,9 @@ rhythm — off schedule, or on schedule at another height — is still reported.
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pytest
+from rcf_testkit import detector_as_written_before
 
 from forestream.rcf import ThresholdedDetector, _threshold
 
@@ -100,20 +98,4 @@ def test_a_bad_recurrence_is_refused_with_its_range(value):
 def _before_recurrence(blob: bytes) -> bytes:
     """The same detector as written before the rule: header without ``recurrence``,
     grader state ending with the count slot."""
-    magic, pos = blob[:6], 6
-    n = int.from_bytes(blob[pos : pos + 4], "little")
-    header = json.loads(blob[pos + 4 : pos + 4 + n])
-    pos += 4 + n
-    forests = []
-    for _ in range(header["forests"]):
-        m = int.from_bytes(blob[pos : pos + 8], "little")
-        forests.append(blob[pos : pos + 8 + m])
-        pos += 8 + m
-    state = np.load(io.BytesIO(blob[pos:]), allow_pickle=False)
-    assert len(state) == _threshold.state_size(3, 1)
-    del header["recurrence"]
-    text = json.dumps(header).encode()
-    buffer = io.BytesIO()
-    np.save(buffer, state[: _threshold.count_offset(3, 1) + 1], allow_pickle=False)
-    return b"".join([magic, len(text).to_bytes(4, "little"), text, *forests,
-                     buffer.getvalue()])
+    return detector_as_written_before(blob, ("recurrence",), _threshold.count_offset(3, 1) + 1)
