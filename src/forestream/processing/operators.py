@@ -52,6 +52,9 @@ class Operator:
     """Base class. ``name`` is for humans; ``uid`` (set by the job graph) keys its state."""
 
     name = "operator"
+    #: whether :meth:`snapshot` copies large state (per-key models): it has state, and
+    #: is not snapshotted just to find that out (the memory-limit error names it)
+    snapshot_is_costly = False
 
     def __init__(self) -> None:
         self.uid = ""

@@ -60,6 +60,8 @@ _warm = threading.Event()
 class _PerKeyModelOperator(Operator):
     """Shared plumbing: numeric fields → points, records grouped by key (in order)."""
 
+    snapshot_is_costly = True  # a copy of every key's model
+
     def open(self) -> None:
         # the kernels compiled (or loaded from numba's cache) before the first record,
         # not while the input piles up (once per process)

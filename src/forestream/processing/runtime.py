@@ -33,7 +33,7 @@ from forestream.priority import lower_this_thread
 
 from .graph import JobGraph, Node
 from .kinesis_io import wait_for_input
-from .operators import MIN_WATERMARK, Deferred, Operator, TwoInputOperator
+from .operators import MIN_WATERMARK, Deferred, TwoInputOperator
 from .records import Collector, Record
 
 if TYPE_CHECKING:
@@ -287,9 +287,8 @@ class JobRunner:
         used = resident_mb()
         if used <= self.graph.memory_limit_mb:
             return
-        # (which operators keep state by their class: a snapshot now would copy it all)
-        stateful = [n.uid for n in self.nodes if n.operator is not None
-                    and type(n.operator).snapshot is not Operator.snapshot]
+        stateful = [n.uid for n in self.nodes if n.operator is not None and (
+                    n.operator.snapshot_is_costly or n.operator.snapshot() is not None)]
         raise StateMemoryError(
             f"job {self.job_name!r} uses {used:,.0f} MiB, over its memory limit of "
             f"{self.graph.memory_limit_mb:,.0f} MiB. forestream keeps all state in memory (there "
