@@ -69,11 +69,6 @@ _ONE_WRITE_AT_A_TIME = threading.Lock()
 WRITER_NICENESS = 5
 
 
-def _yield_to_processing() -> None:
-    """Run the calling writer thread :data:`WRITER_NICENESS` nicer (Linux)."""
-    lower_this_thread(WRITER_NICENESS)
-
-
 class StateMemoryError(MemoryError):
     """The job's state outgrew the memory limit: state lives in memory (no spilling
     backend), so the job stops, naming the limitation, before the system kills it."""
@@ -432,7 +427,7 @@ class JobRunner:
         """Produce the deferred states, compress, write durably (temp file, fsync, rename,
         fsync the folder), prune."""
         try:
-            _yield_to_processing()
+            lower_this_thread(WRITER_NICENESS)
             with _ONE_WRITE_AT_A_TIME:
                 self._write_now(path, blob, deferred, started)
         except BaseException as exc:  # raised on the processing thread at the next wait
