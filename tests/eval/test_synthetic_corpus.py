@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from forestream.eval import probation_length, score_corpus
-from forestream.eval.synthetic import INCIDENTS, KINDS, synthetic_corpus, synthetic_file
+from forestream.eval.synthetic import (
+    INCIDENTS,
+    KINDS,
+    STAND_IN,
+    stand_in_corpus,
+    synthetic_corpus,
+    synthetic_file,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +47,11 @@ def test_each_kind_has_the_character_of_the_files_we_lack(corpus):
         v = f.values
         assert np.all(v == np.round(v)) and v.min() >= 0
         assert np.mean(v == 0) > 0.01 and v.max() > 5 * np.median(v)
+    for f in by_kind["tweets_busy"]:  # counts in the hundreds at the peak, seldom zero
+        v = f.values
+        assert np.all(v == np.round(v)) and v.min() >= 0
+        assert np.mean(v == 0) < 0.01 and np.percentile(v, 95) > 100
+        assert v.max() > 5 * np.median(v)
     for f in by_kind["ad_exchange"]:  # hourly prices to a tenth of a cent, hours missing
         steps = np.diff(f.timestamps) / np.timedelta64(1, "h")
         assert np.median(steps) == 1 and steps.max() >= 2
@@ -53,10 +65,27 @@ def test_each_kind_has_the_character_of_the_files_we_lack(corpus):
 def test_incidents_per_file_are_as_many_as_nab_labels_in_files_of_that_kind():
     """NAB's public labels: 2-5 anomalies per realTweets file, 1-4 per realAdExchange
     and realTraffic file; the synthetic kinds weigh as those do."""
-    assert INCIDENTS == {"tweets": (2, 6), "ad_exchange": (1, 5), "traffic": (1, 5)}
+    assert INCIDENTS == {"tweets": (2, 6), "tweets_busy": (2, 6), "ad_exchange": (1, 5),
+                         "traffic": (1, 5)}
     counts = {k: {len(synthetic_file(k, seed).windows) for seed in range(12)} for k in KINDS}
-    assert counts["tweets"] <= {2, 3, 4, 5} and max(counts["tweets"]) >= 4
+    for tweets in ("tweets", "tweets_busy"):
+        assert counts[tweets] <= {2, 3, 4, 5} and max(counts[tweets]) >= 4
     assert counts["ad_exchange"] <= {1, 2, 3, 4} and counts["traffic"] <= {1, 2, 3, 4}
+
+
+def test_the_stand_in_has_as_many_files_of_each_kind_as_nab_lacks():
+    """realTweets 10, realAdExchange 6, realTraffic 7: 23 files, the same for a seed,
+    the files of synthetic_corpus for the same seed among them."""
+    files = stand_in_corpus(3)
+    assert sum(STAND_IN.values()) == 23 == len(files) == len({f.name for f in files})
+    kinds = [f.category.removeprefix("synthetic_") for f in files]
+    assert {k: kinds.count(k) for k in STAND_IN} == STAND_IN
+    assert STAND_IN["tweets"] + STAND_IN["tweets_busy"] == 10
+    again = {f.name: f for f in stand_in_corpus(3)}
+    assert all(np.array_equal(f.values, again[f.name].values) for f in files)
+    shared = {f.name: f for f in synthetic_corpus(seed=3, per_kind=2)}
+    assert all(np.array_equal(f.values, shared[f.name].values) for f in files
+               if f.name in shared) and len(shared.keys() & again.keys()) == 8
 
 
 def test_the_scorer_reads_the_files_as_nab():
@@ -77,3 +106,5 @@ def test_bad_arguments_name_the_value():
         synthetic_file("sales", 1)
     with pytest.raises(ValueError, match="per_kind must be an integer >= 1, got 0"):
         synthetic_corpus(per_kind=0)
+    with pytest.raises(ValueError, match="seed must be an integer, got '1'"):
+        stand_in_corpus("1")  # type: ignore[arg-type]
