@@ -181,7 +181,7 @@ def stand_in_check(corpus, dev_results: dict[str, dict[int, dict[str, np.ndarray
     base = medians["forestream"]
     for name, row in medians.items():
         if name != "forestream":
-            diffs = ", ".join(f"{p} {b - v:+.1f}" for p, b, v in zip(NAMES, base, row[:3],
+            diffs = ", ".join(f"{p} {b - v:+.1f}" for p, b, v in zip(NAMES, base[:3], row[:3],
                                                                        strict=True))
             console.print(f"estimate, forestream − {name}: {diffs} points")
     console.print("(kind columns: the stand-in files of that kind at the 58 files' "
