@@ -88,7 +88,7 @@ def test_the_count_rule_survives_a_checkpoint():
     restored = ThresholdedDetector.from_bytes(first.to_bytes())
     assert restored.burst_discount == 0.25
     assert np.array_equal(restored.grade_batch(x[2000:])[1], expected[2000:])
-    assert whole.burst_discount == 0.4
+    assert whole.burst_discount == 0.8
 
 
 def test_a_checkpoint_from_before_the_count_rule_grades_on_as_before():

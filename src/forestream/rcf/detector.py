@@ -204,7 +204,7 @@ class ThresholdedDetector:
         shape_weight: float = 0.3,
         stuck_after: int = 5,
         clip: float = 6.0,
-        burst_discount: float = 0.4,
+        burst_discount: float = 0.8,
         recurrence: float = 0.05,
     ) -> None:
         self.forest = RandomCutForest(dimensions, shingle_size, num_trees, sample_size,
