@@ -85,41 +85,30 @@ def _tweets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]
     day, negative-binomial noise, ordinary short bursts (a retweet storm: log-normal
     size, tens of minutes) and 2-5 incidents — a surge several times the day's peak for
     hours, or the mentions all but vanishing for most of a day."""
-    n = int(rng.integers(12_000, 16_000))
-    t = np.arange(n)
-    day = 288
-    peak = rng.uniform(8.0, 40.0)
-    cycle = peak * (0.08 + 0.92 * np.clip(np.sin(2 * np.pi * (t % day) / day - 1.2), 0, 1)
-                    ** 1.5)
-    rate = cycle * np.exp(0.15 * rng.standard_normal(n))
-    for start in rng.integers(0, n - 12, int(n / 700)):  # ordinary bursts
-        rate[start : start + rng.integers(2, 10)] *= rng.lognormal(0.8, 0.5)
-    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["tweets"])))
-    for row in incidents:
-        length = int(rng.integers(24, 120))
-        if rng.random() < 0.75:
-            rate[row : row + length] += peak * rng.uniform(3.0, 8.0) * \
-                np.exp(-np.arange(len(rate[row : row + length])) / (length / 2))
-        else:
-            rate[row : row + 200] *= 0.05
-    counts = rng.negative_binomial(3.0, 3.0 / (3.0 + np.maximum(rate, 1e-3)))
-    return _times(n, _FIVE_MIN, rng, jitter=0.0), counts.astype(float), incidents
+    return _mentions(rng, peaks=(8.0, 40.0), night=0.08)
 
 
 def _tweets_busy(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """5-minute counts of a much-mentioned name: the day's peak 60-600 mentions, nights
     at 15 % of it (so a zero is rare: an outage, a quiet night of a smaller name), with
     the same negative-binomial noise, ordinary bursts and incidents as :func:`_tweets`."""
+    return _mentions(rng, peaks=(60.0, 600.0), night=0.15)
+
+
+def _mentions(rng: np.random.Generator, peaks: tuple[float, float], night: float
+              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Counts per 5 minutes on a daily cycle whose peak is drawn from ``peaks`` and whose
+    night is ``night`` of the peak, with the bursts and incidents of tweet counts."""
     n = int(rng.integers(12_000, 16_000))
     t = np.arange(n)
     day = 288
-    peak = rng.uniform(60.0, 600.0)
-    cycle = peak * (0.15 + 0.85 * np.clip(np.sin(2 * np.pi * (t % day) / day - 1.2), 0, 1)
-                    ** 1.5)
+    peak = rng.uniform(*peaks)
+    cycle = peak * (night + (1.0 - night) *
+                    np.clip(np.sin(2 * np.pi * (t % day) / day - 1.2), 0, 1) ** 1.5)
     rate = cycle * np.exp(0.15 * rng.standard_normal(n))
     for start in rng.integers(0, n - 12, int(n / 700)):  # ordinary bursts
         rate[start : start + rng.integers(2, 10)] *= rng.lognormal(0.8, 0.5)
-    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["tweets_busy"])))
+    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["tweets"])))
     for row in incidents:
         length = int(rng.integers(24, 120))
         if rng.random() < 0.75:
