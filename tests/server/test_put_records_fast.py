@@ -359,6 +359,21 @@ def test_make_warms_the_fast_path_kernels_without_a_store():
     assert warm_up_put_records() >= 0.0
 
 
+def test_a_fast_path_that_cannot_load_says_so_at_once(monkeypatch):
+    """Where the kernels cannot load (no zlib or libcrypto found, say) wait_ready answers
+    False as soon as loading ended, not after its timeout, and make's warm-up names it."""
+    import forestream.streams.batch as batch
+    from forestream.server.aws.kinesis import warm_up_put_records
+
+    monkeypatch.setattr(batch, "warm", lambda: False)
+    fast = FastPutRecords(None, kinesis_shapes())  # type: ignore[arg-type]
+    started = time.monotonic()
+    assert fast.wait_ready(timeout=60.0) is False
+    assert time.monotonic() - started < 30.0
+    with pytest.raises(RuntimeError, match="fast path cannot run here"):
+        warm_up_put_records()
+
+
 def test_a_put_racing_start_stream_encryption_is_sealed_exactly_when_its_answer_says_so(
         fronts):
     """A PutRecords held up (behind a reshard, say) while StartStreamEncryption runs:

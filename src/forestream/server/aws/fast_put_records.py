@@ -71,6 +71,7 @@ class FastPutRecords:
         self._usable = entries.get("min") == 1 and entries.get("max") == MAX_ENTRIES and \
             "pattern" not in self._key
         self._ready = threading.Event()
+        self._tried = threading.Event()  # loading ended, the kernels loaded or not
         self._loading = False
         self._lock = threading.Lock()
 
@@ -87,9 +88,15 @@ class FastPutRecords:
         return False
 
     def wait_ready(self, timeout: float = 300.0) -> bool:
-        """Load the kernels now (tests; a server warms them on its first PutRecords)."""
-        self.ready()
-        return self._ready.wait(timeout)
+        """Load the kernels now and wait until they are loaded, or failed to load (then
+        False at once, not after ``timeout``): tests and ``make``'s warm-up; a server
+        warms them on its first PutRecords."""
+        if self.ready():
+            return True
+        if not self._usable:
+            return False
+        self._tried.wait(timeout)
+        return self._ready.is_set()
 
     def _load(self) -> None:
         try:
@@ -111,6 +118,8 @@ class FastPutRecords:
             self._ready.set()
         except Exception:  # noqa: BLE001 - the general path serves on; say why once
             log.warning("PutRecords' fast path is off", exc_info=True)
+        finally:
+            self._tried.set()
 
     # ------------------------------------------------------------------ the call
     def __call__(self, body: bytes) -> tuple[dict[str, Any], Any, bytes | None] | None:

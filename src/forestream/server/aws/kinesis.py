@@ -199,8 +199,7 @@ def warm_up_put_records() -> float:
     it took (raises where the fast path cannot run here)."""
     started = time.perf_counter()
     fast = FastPutRecords(cast("StreamStore", None), kinesis_shapes())  # no store needed
-    fast._load()
-    if not fast._ready.is_set():
+    if not fast.wait_ready():
         raise RuntimeError("PutRecords' fast path cannot run here (see the log above); "
                            "the server serves every PutRecords the general way")
     return time.perf_counter() - started
