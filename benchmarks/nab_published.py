@@ -84,23 +84,23 @@ def main() -> int:
     for profile in NAMES:
         table.add_column(f"{profile}\nall / 35 / 23", justify="right")
     table.add_column("23 − 35\n(standard)", justify="right")
-    rows = []
+    scores = {(d, p): read_scores(args.nab_results, d, p) for d in detectors for p in NAMES}
+    splits: dict[str, dict[str, tuple[float, float, float]]] = {}
     for detector in detectors:
-        cells, gap = [], 0.0
+        splits[detector] = {}
         for profile in NAMES:
-            scores = read_scores(args.nab_results, detector, profile)
-            total = sum(scores.values())
-            dev = sum(s for f, s in scores.items() if f in ours)
-            split = (normalised(total, all_windows, profile),
-                     normalised(dev, dev_windows, profile),
-                     normalised(total - dev, all_windows - dev_windows, profile))
-            cells.append(" / ".join(f"{v:.1f}" for v in split))
-            if profile == "standard":
-                gap = split[2] - split[1]
-                first = split[0]
-        rows.append((first, detector, cells, gap))
-    for _, detector, cells, gap in sorted(rows, reverse=True):
-        table.add_row(detector, *cells, f"{gap:+.1f}")
+            per_file = scores[detector, profile]
+            total = sum(per_file.values())
+            dev = sum(s for f, s in per_file.items() if f in ours)
+            splits[detector][profile] = (
+                normalised(total, all_windows, profile),
+                normalised(dev, dev_windows, profile),
+                normalised(total - dev, all_windows - dev_windows, profile))
+    ranked = sorted(detectors, key=lambda d: splits[d]["standard"][0], reverse=True)
+    for detector in ranked:
+        standard = splits[detector]["standard"]
+        table.add_row(detector, *(" / ".join(f"{v:.1f}" for v in splits[detector][p])
+                                  for p in NAMES), f"{standard[2] - standard[1]:+.1f}")
     console.print(table)
     categories = sorted({f.split("/")[0] for f in windows if windows[f] > 0})
     by_category = Table(title="published standard scores by category (at NAB's threshold "
@@ -111,10 +111,9 @@ def main() -> int:
         count = sum(w for f, w in windows.items() if f.startswith(category + "/"))
         by_category.add_column(f"{category.removeprefix('real')}{mark}\n"
                                f"{count:.0f} windows", justify="right")
-    for _, detector, _, _ in sorted(rows, reverse=True):
-        scores = read_scores(args.nab_results, detector, "standard")
-        by_category.add_row(detector, *(f"{_category(scores, windows, c):.1f}"
-                                        for c in categories))
+    for detector in ranked:
+        by_category.add_row(detector, *(
+            f"{_category(scores[detector, 'standard'], windows, c):.1f}" for c in categories))
     console.print(by_category)
     return 0
 

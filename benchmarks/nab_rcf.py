@@ -155,10 +155,10 @@ def stand_in_check(corpus, dev_results: dict[str, dict[int, dict[str, np.ndarray
                 *(f"{k} std" for k in kinds), "seconds"):
         table.add_column(col, justify="left" if col == "detector" else "right")
     medians: dict[str, list[float]] = {}
+    stand_ins = {generator: stand_in_corpus(generator) for generator in generator_seeds}
     for name, by_seed in dev_results.items():
         runs = []
-        for generator in generator_seeds:
-            stand_in = stand_in_corpus(generator)
+        for generator, stand_in in stand_ins.items():
             for seed, dev in by_seed.items():
                 started = time.perf_counter()
                 results = run_detector(

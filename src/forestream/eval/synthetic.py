@@ -85,20 +85,22 @@ def _tweets(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]
     day, negative-binomial noise, ordinary short bursts (a retweet storm: log-normal
     size, tens of minutes) and 2-5 incidents — a surge several times the day's peak for
     hours, or the mentions all but vanishing for most of a day."""
-    return _mentions(rng, peaks=(8.0, 40.0), night=0.08)
+    return _mentions(rng, peaks=(8.0, 40.0), night=0.08, incidents=INCIDENTS["tweets"])
 
 
 def _tweets_busy(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """5-minute counts of a much-mentioned name: the day's peak 60-600 mentions, nights
     at 15 % of it (so a zero is rare: an outage, a quiet night of a smaller name), with
     the same negative-binomial noise, ordinary bursts and incidents as :func:`_tweets`."""
-    return _mentions(rng, peaks=(60.0, 600.0), night=0.15)
+    return _mentions(rng, peaks=(60.0, 600.0), night=0.15,
+                     incidents=INCIDENTS["tweets_busy"])
 
 
-def _mentions(rng: np.random.Generator, peaks: tuple[float, float], night: float
-              ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def _mentions(rng: np.random.Generator, peaks: tuple[float, float], night: float,
+              incidents: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Counts per 5 minutes on a daily cycle whose peak is drawn from ``peaks`` and whose
-    night is ``night`` of the peak, with the bursts and incidents of tweet counts."""
+    night is ``night`` of the peak, with the bursts of tweet counts and ``[low, high)``
+    ``incidents``."""
     n = int(rng.integers(12_000, 16_000))
     t = np.arange(n)
     day = 288
@@ -108,8 +110,8 @@ def _mentions(rng: np.random.Generator, peaks: tuple[float, float], night: float
     rate = cycle * np.exp(0.15 * rng.standard_normal(n))
     for start in rng.integers(0, n - 12, int(n / 700)):  # ordinary bursts
         rate[start : start + rng.integers(2, 10)] *= rng.lognormal(0.8, 0.5)
-    incidents = _incident_rows(rng, n, int(rng.integers(*INCIDENTS["tweets"])))
-    for row in incidents:
+    rows = _incident_rows(rng, n, int(rng.integers(*incidents)))
+    for row in rows:
         length = int(rng.integers(24, 120))
         if rng.random() < 0.75:
             rate[row : row + length] += peak * rng.uniform(3.0, 8.0) * \
@@ -117,7 +119,7 @@ def _mentions(rng: np.random.Generator, peaks: tuple[float, float], night: float
         else:
             rate[row : row + 200] *= 0.05
     counts = rng.negative_binomial(3.0, 3.0 / (3.0 + np.maximum(rate, 1e-3)))
-    return _times(n, _FIVE_MIN, rng, jitter=0.0), counts.astype(float), incidents
+    return _times(n, _FIVE_MIN, rng, jitter=0.0), counts.astype(float), rows
 
 
 def _ad_exchange(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[int]]:
