@@ -163,8 +163,7 @@ class RecordIO:
         info = self.catalog.resolve(stream_name, stream_arn)
         self.catalog.require_writable(info)
         if self.catalog.settings.throughput_limits:
-            return BatchResult(info.encryption, [], None, {},
-                               self.put_records(batch.records(), stream_name, stream_arn))
+            return self._one_by_one(batch, info.encryption, stream_name, stream_arn)
         sizes = batch.sizes()
         over = np.flatnonzero(sizes > info.max_record_kib * 1024)
         if over.size:
@@ -184,9 +183,15 @@ class RecordIO:
                 routed = route_batch(batch, table.shards)
                 firsts = self._append_batch(info, batch, table, routed)
         if encryption != "NONE":  # sealed record by record (their keys and nonces)
-            return BatchResult(encryption, [], None, {},
-                               self.put_records(batch.records(), stream_name, stream_arn))
+            return self._one_by_one(batch, encryption, stream_name, stream_arn)
         return BatchResult(encryption, [s.number for s in table.shards], routed, firsts)
+
+    def _one_by_one(self, batch: RecordBatch, encryption: str, stream_name: str | None,
+                    stream_arn: str | None) -> BatchResult:
+        """The batch stored through :meth:`put_records` (throughput limits, encrypted
+        streams), its answer kept as the result's ``fallback``."""
+        return BatchResult(encryption, [], None, {},
+                           self.put_records(batch.records(), stream_name, stream_arn))
 
     def _append_batch(self, info: StreamInfo, batch: RecordBatch, table: RoutingTable,
                       routed: npt.NDArray[np.int64]) -> dict[int, int]:
